@@ -1,0 +1,295 @@
+"""The `lab` command: a thin layer over the Python API (store, launch, pages). Imports no torch at start-up."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from datetime import date
+from pathlib import Path
+
+from lab.config import ConfigError
+from lab.store import NOTE_FIELDS, LabError, Store
+
+EXAMPLES = {
+    "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
+    "new-run": 'lab new-run dia_009 --hypothesis "MusicGen delay needs the full-size decoder" --group musicgen_delay',
+    "launch": 'lab launch dia_009 --note "batch 4, grad accum 1" -- python my_train.py --lr 2e-4',
+    "note": 'lab note dia_009 --findings "..." --conclusion "..."   |   lab note --insight "..."',
+    "runs": "lab runs --family neural_decoder --status finished --since 2026-11-01",
+    "show": "lab show dia_009 --json",
+    "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
+    "log": "lab log 2026-11-22   |   lab log --all",
+    "sync": "lab sync",
+}
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise LabError(f"invalid date {text!r}: use YYYY-MM-DD") from None
+
+
+# -- commands --------------------------------------------------------------------------------------------
+
+
+def cmd_init(args) -> int:
+    prefixes = dict(item.split("=", 1) for item in args.prefix if "=" in item)
+    if len(prefixes) != len(args.prefix):
+        raise LabError("--prefix takes PREFIX=FAMILY, for example nsd=neural_decoder")
+    if prefixes:
+        from lab import families
+
+        for family in prefixes.values():
+            families.config_module(family)
+    wandb = {"entity": args.wandb_entity, "project": args.wandb_project, "mode": args.wandb_mode}
+    if args.no_wandb:
+        wandb["enabled"] = False
+    elif args.wandb_project:
+        wandb["enabled"] = True
+    store = Store.init(Path.cwd(), wandb=wandb, prefixes=prefixes)
+    ignore = Path.cwd() / ".gitignore"
+    lines = ignore.read_text().splitlines() if ignore.exists() else []
+    missing = [entry for entry in (f"{store.settings['artefacts']}/", ".env") if entry not in lines]
+    if missing:
+        with open(ignore, "a") as stream:
+            stream.write("".join(f"{entry}\n" for entry in missing))
+    print(f"lab ready at {store.root} (records in {store.logs_dir.relative_to(store.root)}/)")
+    return 0
+
+
+def cmd_new_run(args) -> int:
+    from lab import runs
+
+    store = Store.find()
+    record = runs.new_run(
+        store,
+        args.id,
+        next_free=args.next,
+        hypothesis=args.hypothesis,
+        family=args.family,
+        preset=args.preset,
+        title=args.title,
+        group=args.group,
+        tags=args.tag,
+        parent=args.parent,
+        config_file=args.config,
+        overrides=args.set,
+    )
+    print(f"created {record['id']} ({record['slug']})")
+    for line in record.get("summary_lines", []):
+        print(f"  {line}")
+    return 0
+
+
+def cmd_launch(args) -> int:
+    from lab.launch import launch
+
+    store = Store.find()
+    invocation = shlex.join(["lab", *args.argv])
+    return launch(
+        store,
+        args.id,
+        args.command,
+        overrides=args.set,
+        note=args.note,
+        commit=not args.no_commit,
+        processes=args.processes,
+        resume=args.resume,
+        invocation=invocation,
+    )
+
+
+def cmd_note(args) -> int:
+    store = Store.find()
+    journal = {"insight": args.insight, "overview": args.overview}
+    fields = {field: getattr(args, field) for field in NOTE_FIELDS}
+    if args.id is None:
+        if not any(journal.values()):
+            raise LabError("give a run id with --findings/--observations/--conclusion/--next/--result, or --insight/--overview")
+        if any(fields.values()):
+            raise LabError("run notes (--findings, ...) need a run id: lab note ID --findings ...")
+        for kind, text in journal.items():
+            if text:
+                store.add_journal(kind, text)
+        return 0
+    if any(journal.values()):
+        raise LabError("--insight and --overview are day notes: give them without a run id")
+    if not any(fields.values()):
+        raise LabError(f"nothing to note: give one of {', '.join('--' + f for f in NOTE_FIELDS)}")
+    store.load_run(args.id)
+    if args.attempt is not None:
+        store.load_attempt(args.id, args.attempt)
+    for field, text in fields.items():
+        if text:
+            store.add_event(args.id, "note", field=field, text=text, attempt=args.attempt)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from lab import runs
+
+    store = Store.find()
+    rows = runs.list_runs(
+        store,
+        family=args.family,
+        status=args.status,
+        group=args.group,
+        since=parse_day(args.since) if args.since else None,
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        print(runs.table(rows))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from lab import runs
+
+    store = Store.find()
+    details = runs.details(store, args.id)
+    if args.json:
+        print(json.dumps(details, indent=2, sort_keys=True))
+    else:
+        print(runs.describe(details))
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from lab import runs
+
+    print(runs.diff_text(Store.find(), args.a, args.b))
+    return 0
+
+
+def cmd_log(args) -> int:
+    from lab import pages
+
+    store = Store.find()
+    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else date.today()]
+    for day in days:
+        print(pages.daily_log(store, day))
+    return 0
+
+
+def cmd_sync(args) -> int:
+    from lab import wandb_links
+
+    store = Store.find()
+    pending = 0
+    for run_id in store.run_ids():
+        for attempt in store.attempts(run_id):
+            wandb = attempt.get("wandb")
+            if not wandb or wandb.get("synced"):
+                continue
+            ok, message = wandb_links.sync_attempt(store, store.attempt_dir(run_id, attempt["number"]), wandb)
+            print(f"{run_id} test {attempt['number']}: {message}")
+            pending += not ok
+    if pending:
+        print(f"lab: {pending} attempt(s) still pending sync", file=sys.stderr)
+        return 1
+    print("nothing pending")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lab",
+        description="A research lab notebook: runs, attempts, configs, git and W&B capture, rendered pages.",
+    )
+    commands = parser.add_subparsers(dest="name", metavar="COMMAND", required=True)
+
+    def command(name: str, handler, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=summary, description=summary, epilog=f"example: {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    sub = command("init", cmd_init, "Make the current repository a lab (lab.json, logs/, .gitignore entries).")
+    sub.add_argument("--wandb-entity")
+    sub.add_argument("--wandb-project")
+    sub.add_argument("--wandb-mode", choices=["offline", "online"])
+    sub.add_argument("--no-wandb", action="store_true", help="record no W&B links")
+    sub.add_argument("--prefix", action="append", default=[], metavar="PREFIX=FAMILY",
+                     help="map a run-id prefix to a family (repeatable)")
+
+    sub = command("new-run", cmd_new_run, "Create a run: hypothesis, family, config, baseline, group.")
+    sub.add_argument("id", help="run id like dia_009, or a prefix with --next")
+    sub.add_argument("--next", action="store_true", help="ID is a prefix: take its next free number")
+    sub.add_argument("--hypothesis", required=True)
+    sub.add_argument("--family", help="model family with a built-in trainer")
+    sub.add_argument("--preset", help="family preset (default: baseline)")
+    sub.add_argument("--title", help="short title for the slug (default: from the hypothesis)")
+    sub.add_argument("--group", help="W&B group / ablation group")
+    sub.add_argument("--tag", action="append", default=[])
+    sub.add_argument("--from", dest="parent", metavar="RUN", help="copy config, family and baseline of RUN")
+    sub.add_argument("--config", help="JSON config file")
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override (repeatable)")
+
+    sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
+    sub.add_argument("id")
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
+    sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
+    sub.add_argument("--no-commit", action="store_true", help="record the dirty diff instead of committing")
+    sub.add_argument("--processes", type=int, default=1, help="processes for the built-in trainer (accelerate)")
+    sub.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+
+    sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
+    sub.add_argument("id", nargs="?")
+    for field in NOTE_FIELDS:
+        sub.add_argument(f"--{field}")
+    sub.add_argument("--attempt", type=int, help="attach the note to attempt N (Test N)")
+    sub.add_argument("--insight", help="a key insight of the day")
+    sub.add_argument("--overview", help="the day's overview paragraph")
+
+    sub = command("runs", cmd_runs, "List runs as a table.")
+    sub.add_argument("--family")
+    sub.add_argument("--status", choices=["created", "running", "finished", "failed", "killed", "crashed"])
+    sub.add_argument("--group")
+    sub.add_argument("--since", metavar="YYYY-MM-DD")
+    sub.add_argument("--json", action="store_true")
+
+    sub = command("show", cmd_show, "Show one run with its attempts and notes.")
+    sub.add_argument("id")
+    sub.add_argument("--json", action="store_true")
+
+    sub = command("diff", cmd_diff, "Config differences: a run against its baseline, or two runs.")
+    sub.add_argument("a")
+    sub.add_argument("b", nargs="?")
+
+    sub = command("log", cmd_log, "Render the daily research log (logs/daily/DATE.md) and print its path.")
+    sub.add_argument("date", nargs="?", help="YYYY-MM-DD (default: today)")
+    sub.add_argument("--all", action="store_true", help="every day with activity")
+
+    command("sync", cmd_sync, "Sync offline W&B runs (wandb sync); links stay pending when it fails.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    trailing: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, trailing = argv[:split], argv[split + 1:]
+    args = build_parser().parse_args(argv)
+    if args.name == "launch":
+        args.command, args.argv = trailing, argv + (["--", *trailing] if trailing else [])
+    elif trailing:
+        print(f"lab: error: unexpected arguments after --: {shlex.join(trailing)}", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except (LabError, ConfigError, FileNotFoundError) as error:
+        print(f"lab: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,171 @@
+"""Config machinery shared by the notebook and the trainers: dataclass <-> dict, dotted overrides, diffs.
+
+Nothing here imports torch, so record-only commands stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A config or override the user gave is malformed; the message is one line meant for the user."""
+
+
+def to_dict(config: Any) -> dict:
+    """A config dataclass as plain nested dicts (JSON-serialisable)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict, _prefix: str = "") -> Any:
+    """Build the dataclass `cls` from nested dicts, refusing unknown keys and nested shape mistakes."""
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {_prefix + unknown[0]!r}; valid keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {_prefix + name!r} must be a section (object), got {value!r}")
+            kwargs[name] = from_dict(hint, value, f"{_prefix}{name}.")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one flat dict with dotted keys: {'optim': {'lr': 1}} -> {'optim.lr': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def parse_value(key: str, text: str, current: Any) -> Any:
+    """Parse the override text for `key` to the type of its current value, or raise ConfigError."""
+    def fail(kind: str) -> ConfigError:
+        return ConfigError(f"override {key}={text!r}: expected {kind} (current value {current!r})")
+
+    if isinstance(current, bool):
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise fail("a boolean (true/false)")
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise fail("an integer") from None
+    if isinstance(current, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise fail("a number") from None
+    if isinstance(current, str):
+        return text
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        if current is None:
+            return text
+        raise fail("a JSON value") from None
+    if current is not None and type(parsed) is not type(current):
+        raise fail(type(current).__name__)
+    return parsed
+
+
+def apply_overrides(values: dict, assignments: list[str]) -> dict:
+    """Return a copy of nested `values` with `key=value` assignments applied, type-checked.
+
+    An unknown key raises ConfigError naming the valid keys.
+    """
+    result = json.loads(json.dumps(values))
+    valid = flatten(result)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {assignment!r} is not of the form key=value")
+        if key not in valid:
+            listing = ", ".join(sorted(valid)) or "(this run has no config)"
+            raise ConfigError(f"unknown override key {key!r}; valid keys: {listing}")
+        value = parse_value(key, text, valid[key])
+        node = result
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+        valid[key] = value
+    return result
+
+
+COMPONENT_KEYWORDS = [
+    ("schedule", ("lr", "schedule", "warmup", "lr_end", "plateau", "cosine", "decay_steps")),
+    ("clipping", ("clip",)),
+    ("precision", ("precision", "amp", "fp16", "bf16", "dtype")),
+    ("augmentation", ("noise", "offset", "mask", "augment", "shuffle_tags", "tag_dropout")),
+    ("regularisation", ("dropout", "weight_decay", "l2", "label_smoothing")),
+    ("optimizer", ("optim", "beta", "eps", "momentum")),
+]
+
+
+def component_of(key: str) -> str:
+    """The component a dotted config key belongs to, for grouping diffs and changelogs."""
+    leaf = key.rsplit(".", 1)[-1]
+    for component, words in COMPONENT_KEYWORDS:
+        if any(word in leaf for word in words):
+            return component
+    section = key.split(".", 1)[0]
+    if section in ("model", "data"):
+        return section
+    if section == "optim":
+        return "optimizer"
+    return "training"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One key-level difference between two configs."""
+
+    key: str
+    before: Any
+    after: Any
+
+    @property
+    def component(self) -> str:
+        return component_of(self.key)
+
+    def describe(self) -> str:
+        return f"{self.key}: {format_value(self.before)} -> {format_value(self.after)}"
+
+
+MISSING = "(absent)"
+
+
+def diff(before: dict, after: dict) -> list[Change]:
+    """Key-level differences from `before` to `after` (nested dicts), sorted by component then key."""
+    flat_before, flat_after = flatten(before), flatten(after)
+    changes = [
+        Change(key, flat_before.get(key, MISSING), flat_after.get(key, MISSING))
+        for key in sorted(set(flat_before) | set(flat_after))
+        if flat_before.get(key, MISSING) != flat_after.get(key, MISSING)
+    ]
+    return sorted(changes, key=lambda change: (change.component, change.key))
+
+
+def format_value(value: Any) -> str:
+    """A config value as researchers write it in notes: compact JSON for containers, plain otherwise."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)

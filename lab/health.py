@@ -1,0 +1,472 @@
+"""Health rules over a training run's metric stream, a live monitor running them, and config smells.
+
+A metric stream is the list of rows of an attempt's metrics.jsonl, `{"step": int, "time": float, ...}`, with
+training keys (`train/loss`, `train/grad_norm`, `train/skipped_steps`) and evaluation keys (`val/<name>`).
+Non-finite floats arrive as the strings "nan", "inf" and "-inf". Each rule returns at most one finding that
+summarises its evidence. Plain Python only: record-only CLI commands import this and must start fast.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+# Every rule waits for enough history before judging, so that a healthy noisy run stays silent.
+GRAD_EXPLOSION_FACTOR = 10.0  # a grad norm above 10x the median of all earlier norms is an explosion
+GRAD_MIN_HISTORY = 20  # earlier finite grad norms needed before their median is trusted
+LOSS_MIN_ROWS = 30  # finite train losses needed before judging whether the loss decreases
+LOSS_WINDOW_FRACTION = 0.2  # compare the means of the first and the last 20% of the losses
+LOSS_MIN_DROP = 0.05  # the last window must be 5% (of the first window's magnitude) below the first
+DIVERGENCE_MIN_ROWS = 20  # finite train losses needed before looking for a divergence
+DIVERGENCE_SMOOTHING = 5  # trailing moving average, in rows, before taking the loss minimum
+DIVERGENCE_WARMUP_FRACTION = 0.1  # stands in for optim.warmup_steps when that covers under 4 rows
+DIVERGENCE_TAIL_FRACTION = 0.1  # the last 10% of the rows must stay up
+DIVERGENCE_RISE = 0.3  # rise above the minimum, as a fraction of max(progress made, |minimum|)
+GAP_MIN_EVALS = 4  # evaluations (with a train loss before them) needed to judge the gap
+GAP_VAL_RISE = 0.01  # the last val loss is 1% (of its minimum) above the minimum ...
+GAP_GROWTH = 0.1  # ... and the val - train gap grew by 10% of the minimum val loss since then
+METRIC_WORSE = 0.05  # 5% (of the best value's magnitude) worse than the best counts as degraded ...
+METRIC_STAY_EVALS = 2  # ... at each of the last 2 evaluations
+BLANK_FRAC_LIMIT = 0.9  # an evaluation decoding over 90% of its utterances to all blanks has collapsed
+BLANK_EVALS_AFTER_LEARNING = 2  # collapsed evaluations in a row after a healthy one
+BLANK_EVALS_FROM_START = 5  # collapsed since the first evaluation: leave room for CTC's early blank phase
+SMALLER_THAN_BASELINE = 4  # a model with under 1/4 of its baseline's parameters was probably mis-sized
+HIGH_LR_WITHOUT_CLIP = 0.01  # a peak LR above this without gradient clipping is a smell
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One health problem: which rule, how bad, at which step, the numbers behind it, and what to try."""
+
+    rule: str
+    severity: str  # "warning" | "error"
+    step: int
+    message: str
+    evidence: dict = field(default_factory=dict)
+    suggestion: str = ""
+
+    def to_dict(self) -> dict:
+        """The finding as a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Finding:
+        """The finding written by `to_dict`."""
+        return cls(
+            rule=data["rule"], severity=data["severity"], step=int(data["step"]), message=data["message"],
+            evidence=dict(data.get("evidence", {})), suggestion=data.get("suggestion", ""),
+        )
+
+
+def _number(value: Any) -> float | None:
+    """A metric value as a float ("nan" and "inf" strings included), or None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _series(rows: list[Row], key: str) -> list[tuple[int, float]]:
+    """(step, value) of every row with a finite `key`."""
+    points = []
+    for row in rows:
+        value = _finite(row.get(key))
+        if value is not None:
+            points.append((int(row.get("step", 0)), value))
+    return points
+
+
+def _setting(config: Any, dotted: str, default: Any = None) -> Any:
+    """`config["a"]["b"]` for "a.b", or `default` when any level is missing or not a dict."""
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or node.get(part) is None:
+            return default
+        node = node[part]
+    return node
+
+
+def _sorted_median(values: list[float]) -> float:
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def _moving_average(values: list[float], width: int) -> list[float]:
+    """Trailing moving average; the first entries average what is there."""
+    averages, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value - (values[index - width] if index >= width else 0.0)
+        averages.append(total / min(index + 1, width))
+    return averages
+
+
+def _g(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def non_finite(rows: list[Row], config: dict) -> list[Finding]:
+    """Non-finite train loss or grad norm, or updates skipped for non-finite values."""
+    bad_steps, skipped = [], 0.0
+    for row in rows:
+        values = (_number(row.get("train/loss")), _number(row.get("train/grad_norm")))
+        now_skipped = _finite(row.get("train/skipped_steps"))
+        if any(v is not None and not math.isfinite(v) for v in values) or (now_skipped or 0.0) > skipped:
+            bad_steps.append(int(row.get("step", 0)))
+        skipped = max(skipped, now_skipped or 0.0)
+    if not bad_steps:
+        return []
+    return [Finding(
+        "non_finite", "error", bad_steps[0],
+        f"non-finite loss or grad norm at {len(bad_steps)} logged steps, first at step {bad_steps[0]}; "
+        f"{int(skipped)} updates skipped",
+        {"first_step": bad_steps[0], "count": len(bad_steps), "skipped_steps": int(skipped)},
+        "Lower the LR or lengthen warmup, enable clipping (train.grad_clip), prefer bf16 to fp16, "
+        "and look for log(0) or division by zero in the loss.",
+    )]
+
+
+def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
+    """A grad norm far above the median of all earlier ones."""
+    norms = _series(rows, "train/grad_norm")
+    history: list[float] = []  # earlier norms, kept sorted
+    spikes = []
+    for step, value in norms:
+        if len(history) >= GRAD_MIN_HISTORY:
+            median = _sorted_median(history)
+            if median > 0 and value > GRAD_EXPLOSION_FACTOR * median:
+                spikes.append((step, value, median))
+        bisect.insort(history, value)
+    if not spikes:
+        return []
+    step, value, median = spikes[0]
+    largest = max(v for _, v in norms)
+    return [Finding(
+        "grad_explosion", "warning", step,
+        f"grad norm {_g(value)} at step {step} is {_g(value / median)}x the median {_g(median)} of earlier steps "
+        f"({len(spikes)} such spikes, max {_g(largest)})",
+        {"step": step, "value": value, "median": median, "max": largest, "count": len(spikes)},
+        "Enable or tighten gradient clipping (train.grad_clip), lower the LR, or lengthen warmup.",
+    )]
+
+
+def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
+    """The train loss at the end of the run is not clearly below the loss at its start."""
+    losses = _series(rows, "train/loss")
+    warmup = _finite(_setting(config, "optim.warmup_steps")) or 0.0
+    if len(losses) < LOSS_MIN_ROWS or losses[-1][0] <= warmup:
+        return []
+    window = int(len(losses) * LOSS_WINDOW_FRACTION)
+    first = statistics.fmean(v for _, v in losses[:window])
+    last = statistics.fmean(v for _, v in losses[-window:])
+    if first - last >= LOSS_MIN_DROP * abs(first):
+        return []
+    step = losses[-1][0]
+    return [Finding(
+        "loss_not_decreasing", "warning", step,
+        f"train loss averages {_g(last)} over the last {window} logged steps vs {_g(first)} over the first "
+        f"{window} (up to step {step})",
+        {"first_mean": first, "last_mean": last, "window": window, "rows": len(losses), "step": step},
+        "Check the LR (too small or too large), that targets match inputs, and that gradients reach the "
+        "parameters (frozen groups, detached tensors).",
+    )]
+
+
+def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
+    """The loss went down during warmup, then rose well above its minimum and stayed up."""
+    losses = _series(rows, "train/loss")
+    if len(losses) < DIVERGENCE_MIN_ROWS:
+        return []
+    values = [v for _, v in losses]
+    warmup_steps = _finite(_setting(config, "optim.warmup_steps")) or 0.0
+    warmup_rows = sum(1 for step, _ in losses if step <= warmup_steps)
+    if warmup_rows < 4:
+        warmup_rows = max(4, int(len(losses) * DIVERGENCE_WARMUP_FRACTION))
+    half = warmup_rows // 2
+    start = statistics.fmean(values[:half])
+    if statistics.fmean(values[half:warmup_rows]) >= start:
+        return []
+    smooth = _moving_average(values, DIVERGENCE_SMOOTHING)
+    lowest = min(range(len(smooth)), key=smooth.__getitem__)
+    minimum = smooth[lowest]
+    tail = max(DIVERGENCE_SMOOTHING, int(len(values) * DIVERGENCE_TAIL_FRACTION))
+    final = statistics.fmean(values[-tail:])
+    limit = minimum + DIVERGENCE_RISE * max(start - minimum, abs(minimum))
+    if lowest >= len(values) - tail or final <= limit:
+        return []
+    rise_step = next((losses[i][0] for i in range(lowest, len(smooth)) if smooth[i] > limit), losses[-tail][0])
+    return [Finding(
+        "divergence_after_warmup", "error", rise_step,
+        f"train loss fell from {_g(start)} to {_g(minimum)} (step {losses[lowest][0]}), rose past {_g(limit)} "
+        f"at step {rise_step} and ends at {_g(final)}",
+        {"start": start, "min": minimum, "min_step": losses[lowest][0], "rise_step": rise_step, "final": final,
+         "warmup_steps": warmup_steps},
+        "The peak LR is probably too high: lower optim.lr, lengthen warmup, or enable clipping.",
+    )]
+
+
+def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
+    """Val loss rises from its minimum while the val - train loss gap widens: overfitting."""
+    evaluations, train_loss = [], None  # (step, val loss, val loss - latest train loss)
+    for row in rows:
+        latest = _finite(row.get("train/loss"))
+        train_loss = train_loss if latest is None else latest
+        val_loss = _finite(row.get("val/loss"))
+        if val_loss is not None and train_loss is not None:
+            evaluations.append((int(row.get("step", 0)), val_loss, val_loss - train_loss))
+    if len(evaluations) < GAP_MIN_EVALS:
+        return []
+    best = min(range(len(evaluations)), key=lambda i: evaluations[i][1])
+    best_step, best_val, best_gap = evaluations[best]
+    last_step, last_val, last_gap = evaluations[-1]
+    if (best == len(evaluations) - 1 or last_val - best_val <= GAP_VAL_RISE * abs(best_val)
+            or last_gap - best_gap <= GAP_GROWTH * abs(best_val)):
+        return []
+    onset = evaluations[best + 1][0]
+    return [Finding(
+        "gap_widening", "warning", onset,
+        f"val loss rose from {_g(best_val)} (step {best_step}) to {_g(last_val)} (step {last_step}) while the "
+        f"val - train gap widened from {_g(best_gap)} to {_g(last_gap)}",
+        {"best_step": best_step, "best_val": best_val, "best_gap": best_gap, "last_step": last_step,
+         "last_val": last_val, "last_gap": last_gap},
+        "The model is overfitting: add regularisation (dropout, weight decay, augmentation), stop earlier, "
+        "or use more data.",
+    )]
+
+
+def metric_degrading(rows: list[Row], config: dict) -> list[Finding]:
+    """The best metric (train.best_metric, train.best_mode) got clearly worse after its best and stayed worse."""
+    metric = _setting(config, "train.best_metric", "val/loss")
+    metric = metric if isinstance(metric, str) else "val/loss"
+    sign = -1.0 if _setting(config, "train.best_mode") == "max" else 1.0
+    values = _series(rows, metric)
+    if len(values) <= METRIC_STAY_EVALS:
+        return []
+    best = min(range(len(values)), key=lambda i: sign * values[i][1])
+    best_step, best_value = values[best]
+    worse = [sign * (value - best_value) > METRIC_WORSE * abs(best_value) for _, value in values]
+    if not all(worse[-METRIC_STAY_EVALS:]):
+        return []
+    onset = len(worse) - METRIC_STAY_EVALS
+    while worse[onset - 1]:
+        onset -= 1
+    final_step, final_value = values[-1]
+    return [Finding(
+        "metric_degrading", "warning", values[onset][0],
+        f"{metric} worsened from its best {_g(best_value)} (step {best_step}) from step {values[onset][0]} on, "
+        f"ending at {_g(final_value)} (step {final_step})",
+        {"metric": metric, "best": best_value, "best_step": best_step, "final": final_value,
+         "final_step": final_step},
+        "Keep the best checkpoint on this metric, stop earlier (train.early_stop_patience), or decay the LR.",
+    )]
+
+
+def ctc_blank_collapse(rows: list[Row], config: dict) -> list[Finding]:
+    """The latest evaluations decode (nearly) every utterance to all blanks."""
+    fractions = _series(rows, "val/blank_frac")
+    collapsed = 0
+    while collapsed < len(fractions) and fractions[-1 - collapsed][1] > BLANK_FRAC_LIMIT:
+        collapsed += 1
+    after_learning = collapsed < len(fractions)
+    if collapsed == 0 or collapsed < (BLANK_EVALS_AFTER_LEARNING if after_learning else BLANK_EVALS_FROM_START):
+        return []
+    step, latest = fractions[-collapsed][0], fractions[-1][1]
+    history = "after earlier evaluations decoded fine" if after_learning else "since the first evaluation"
+    return [Finding(
+        "ctc_blank_collapse", "warning", step,
+        f"val/blank_frac above {BLANK_FRAC_LIMIT} for the last {collapsed} evaluations from step {step} "
+        f"({history}), latest {_g(latest)}",
+        {"step": step, "latest": latest, "evaluations": collapsed, "after_learning": after_learning},
+        "Lower the LR, check input normalisation and that output lengths exceed label lengths; if the run "
+        "is young, CTC often emits only blanks for a while.",
+    )]
+
+
+Rule = Callable[[list[Row], dict], list[Finding]]
+RULES: dict[str, Rule] = {
+    "non_finite": non_finite,
+    "grad_explosion": grad_explosion,
+    "loss_not_decreasing": loss_not_decreasing,
+    "divergence_after_warmup": divergence_after_warmup,
+    "gap_widening": gap_widening,
+    "metric_degrading": metric_degrading,
+    "ctc_blank_collapse": ctc_blank_collapse,
+}
+EVALUATION_RULES = frozenset({"gap_widening", "metric_degrading", "ctc_blank_collapse"})
+
+
+def check(rows: Iterable[Row], config: dict | None = None) -> list[Finding]:
+    """Every rule over a whole metric stream, sorted by step then rule id."""
+    rows, config = list(rows), config or {}
+    findings = [finding for rule in RULES.values() for finding in rule(rows, config)]
+    return sorted(findings, key=lambda finding: (finding.step, finding.rule))
+
+
+class LiveMonitor:
+    """Runs the rules during training: feed every logged row to `observe`; each rule reports at most once.
+
+    Evaluation rules run on rows with `val/` keys; all rules run every `every` rows (or every 1% of the rows
+    seen, if that is more, so the cost per row stays flat on long runs); a row with a non-finite value or
+    newly skipped updates runs `non_finite` at once, so that `stop_on=["non_finite"]` stops a run promptly.
+    """
+
+    def __init__(self, config: dict | None = None, stop_on: Iterable[str] = (), every: int = 50):
+        unknown = sorted(set(stop_on) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown health rules {unknown}; known rules: {', '.join(RULES)}")
+        self.config = config or {}
+        self.stop_on = frozenset(stop_on)
+        self.every = every
+        self.findings: list[Finding] = []
+        self._rows: list[Row] = []
+        self._rows_since_check = 0
+        self._skipped = 0.0
+
+    @property
+    def should_stop(self) -> bool:
+        """True once a rule named in `stop_on` has fired."""
+        return any(finding.rule in self.stop_on for finding in self.findings)
+
+    def observe(self, row: Row) -> list[Finding]:
+        """Add one metrics row; return the findings it made new."""
+        self._rows.append(row)
+        self._rows_since_check += 1
+        if self._rows_since_check >= max(self.every, len(self._rows) // 100):
+            self._rows_since_check = 0
+            due = set(RULES)
+        elif any(key.startswith("val/") for key in row):
+            due = set(EVALUATION_RULES)
+        else:
+            due = set()
+        if self._alarming(row):
+            due.add("non_finite")
+        fired = {finding.rule for finding in self.findings}
+        new = [finding for rule_id, rule in RULES.items() if rule_id in due - fired
+               for finding in rule(self._rows, self.config)]
+        self.findings.extend(new)
+        return new
+
+    def _alarming(self, row: Row) -> bool:
+        values = (_number(row.get("train/loss")), _number(row.get("train/grad_norm")))
+        skipped = _finite(row.get("train/skipped_steps")) or 0.0
+        newly_skipped, self._skipped = skipped > self._skipped, max(self._skipped, skipped)
+        return newly_skipped or any(v is not None and not math.isfinite(v) for v in values)
+
+
+_HEADS_NAMES = ("num_attention_heads", "query_heads", "num_heads", "n_heads", "n_head", "nhead", "heads")
+_HEAD_DIM_NAMES = ("head_dim", "head_size", "dim_head", "d_head", "kv_channels")
+_WIDTH_NAMES = ("d_model", "hidden_size", "n_embd", "embed_dim", "model_dim", "dim")
+_LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "ppl", "eer"}
+_HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq"}
+
+
+def _named(key: str, names: tuple[str, ...]) -> str | None:
+    """The prefix of `key` when it is one of `names`, alone or after a prefix ("gqa_head_dim" -> "gqa_")."""
+    for name in names:
+        if key == name or key.endswith("_" + name):
+            return key[: len(key) - len(name)]
+    return None
+
+
+def _roles(sizes: dict[str, int], names: tuple[str, ...]) -> dict[str, str]:
+    """{prefix: key} of the keys in `sizes` that are one of `names`."""
+    return {prefix: key for key in sizes if (prefix := _named(key, names)) is not None}
+
+
+def _sections(node: dict, path: str) -> Iterable[tuple[str, dict]]:
+    yield path, node
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _sections(value, f"{path}.{key}")
+
+
+def _attention_findings(config: dict) -> list[Finding]:
+    """Attention width (heads x head dim) below the model width, or a width that heads do not divide."""
+    model = config.get("model")
+    findings = []
+    for path, section in _sections(model, "model") if isinstance(model, dict) else _sections(config, "config"):
+        sizes = {k: v for k, v in section.items() if isinstance(v, int) and not isinstance(v, bool) and v > 0}
+        width_key = next((name for name in _WIDTH_NAMES if name in sizes), None)
+        if width_key is None:
+            continue
+        width = sizes[width_key]
+        heads = {prefix: key for prefix, key in _roles(sizes, _HEADS_NAMES).items() if "kv" not in key}
+        head_dims = _roles(sizes, _HEAD_DIM_NAMES)
+        for prefix, heads_key in heads.items():
+            if prefix in head_dims:
+                dim_key = head_dims[prefix]
+                attention = sizes[heads_key] * sizes[dim_key]
+                if attention < width:
+                    findings.append(Finding(
+                        "attention_width", "warning", 0,
+                        f"{path}: {heads_key} x {dim_key} = {sizes[heads_key]} x {sizes[dim_key]} = {attention} "
+                        f"is smaller than {width_key} = {width}",
+                        {"section": path, "heads": sizes[heads_key], "head_dim": sizes[dim_key],
+                         "attention_width": attention, "model_width": width},
+                        f"Set {dim_key} = {width_key} / {heads_key} unless the bottleneck is intended.",
+                    ))
+            elif not head_dims and width % sizes[heads_key]:
+                findings.append(Finding(
+                    "heads_split", "warning", 0,
+                    f"{path}: {width_key} = {width} is not divisible by {heads_key} = {sizes[heads_key]}",
+                    {"section": path, "heads": sizes[heads_key], "model_width": width},
+                    f"Choose {heads_key} dividing {width_key}, or set the head dimension explicitly.",
+                ))
+    return findings
+
+
+def structural_findings(
+    config: dict, param_count: int | None = None, baseline_param_count: int | None = None
+) -> list[Finding]:
+    """Smells in a config (and model size) visible before training: all at step 0, as warnings."""
+    config = config if isinstance(config, dict) else {}
+    findings = _attention_findings(config)
+    if param_count and baseline_param_count and param_count * SMALLER_THAN_BASELINE < baseline_param_count:
+        findings.append(Finding(
+            "model_too_small", "warning", 0,
+            f"the model has {param_count:,} parameters, {_g(baseline_param_count / param_count)}x fewer than "
+            f"its baseline's {baseline_param_count:,}",
+            {"param_count": param_count, "baseline_param_count": baseline_param_count},
+            "Compare the model section with the baseline's (width, layers, heads) for a mis-scaled size.",
+        ))
+    clip, lr = _number(_setting(config, "train.grad_clip")), _finite(_setting(config, "optim.lr"))
+    if clip is not None and clip <= 0 and lr is not None and lr > HIGH_LR_WITHOUT_CLIP:
+        findings.append(Finding(
+            "no_clipping_high_lr", "warning", 0, f"no gradient clipping at a high LR ({_g(lr)})",
+            {"lr": lr, "grad_clip": clip},
+            "Set train.grad_clip (1.0 is a common start) or lower optim.lr.",
+        ))
+    warmup, max_steps = _finite(_setting(config, "optim.warmup_steps")), _finite(_setting(config, "train.max_steps"))
+    if warmup and max_steps and warmup >= max_steps:
+        findings.append(Finding(
+            "warmup_covers_run", "warning", 0, f"warmup ({int(warmup)} steps) covers the whole run ({int(max_steps)})",
+            {"warmup_steps": warmup, "max_steps": max_steps},
+            "Shorten optim.warmup_steps or raise train.max_steps.",
+        ))
+    metric, mode = _setting(config, "train.best_metric"), _setting(config, "train.best_mode")
+    words = set(re.split(r"[/_.\-]", metric.lower())) if isinstance(metric, str) else set()
+    if (mode == "max" and words & _LOWER_IS_BETTER) or (mode == "min" and words & _HIGHER_IS_BETTER):
+        findings.append(Finding(
+            "best_mode_mismatch", "warning", 0,
+            f"best checkpoint keeps the {mode} of {metric}, which looks {'lower' if mode == 'max' else 'higher'} "
+            "is better",
+            {"best_metric": metric, "best_mode": mode},
+            f"Set train.best_mode to {'min' if mode == 'max' else 'max'}.",
+        ))
+    return findings

@@ -1,0 +1,159 @@
+"""Rendering pages from the records only, through jinja2 templates in templates/.
+
+A lab may override any template by putting a file of the same name in its own `templates/` folder.
+Rendering the same records twice gives the same bytes: pages carry no generation time.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import date, datetime
+from pathlib import Path
+
+from lab import config as config_tools
+from lab import metrics, vcs
+from lab.store import NOTE_FIELDS, Store
+
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def environment(store: Store):
+    """The jinja2 environment: the lab's own templates first, then the project's."""
+    import jinja2
+
+    loader = jinja2.FileSystemLoader([str(store.root / "templates"), str(PACKAGE_TEMPLATES)])
+    env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = metrics.format_number
+    return env
+
+
+def render(store: Store, template: str, path: Path, **context) -> Path:
+    """Render `template` with `context` to `path` (written only when the bytes changed)."""
+    text = environment(store).get_template(template).render(**context)
+    text = text.rstrip("\n") + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def day_of(timestamp: str) -> date:
+    return datetime.fromisoformat(timestamp).date()
+
+
+def display_title(run: dict) -> str:
+    return run.get("title_text") or run["title"].replace("_", " ").capitalize()
+
+
+def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:
+    """What a run's setup is described against: its parent's config, else its baseline's, else None."""
+    if run.get("parent") and store.exists(run["parent"]):
+        return run["parent"], store.run_config(run["parent"])
+    snapshot = store.baseline(run["baseline"]) if run.get("baseline") else None
+    if snapshot:
+        return run["baseline"], snapshot["config"]
+    return None
+
+
+def setup_changes(store: Store, run: dict) -> tuple[str | None, list[config_tools.Change]]:
+    """(what it is compared with, key-level changes) for a run's setup section."""
+    reference = reference_config(store, run)
+    if reference is None:
+        return None, []
+    name, base = reference
+    return name, config_tools.diff(base, store.run_config(run["id"]))
+
+
+def duration_text(started: str | None, ended: str | None) -> str | None:
+    """'3m 12s' between two ISO timestamps, or None while running."""
+    if not started or not ended:
+        return None
+    seconds = int((datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def command_text(attempt: dict) -> str:
+    """The command a researcher would type to repeat the attempt."""
+    if attempt.get("invocation"):
+        return attempt["invocation"]
+    return shlex.join(attempt.get("command", []))
+
+
+def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
+    """What the pages show of one attempt."""
+    number = attempt["number"]
+    folder = store.attempt_dir(run["id"], number)
+    train = store.run_config(run["id"]).get("train", {})
+    results = [e["text"] for e in events if e["kind"] == "note" and e.get("field") == "result" and e.get("attempt") == number]
+    findings = [e for e in events if e["kind"] == "health" and e.get("attempt") == number]
+    return {
+        "number": number,
+        "note": attempt.get("note"),
+        "command": command_text(attempt),
+        "status": attempt.get("status"),
+        "exit_code": attempt.get("exit_code"),
+        "started": attempt.get("started"),
+        "ended": attempt.get("ended"),
+        "duration": duration_text(attempt.get("started"), attempt.get("ended")),
+        "wandb": attempt.get("wandb"),
+        "git": attempt.get("git") or {},
+        "results": results,
+        "findings": findings,
+        "metrics": metrics.final_and_best(folder, train.get("best_metric"), train.get("best_mode")),
+    }
+
+
+def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
+    """What the pages show of one run; with `day`, only the attempts and notes of that day."""
+    run = store.load_run(run_id)
+    events = store.events(run_id)
+    in_view = [e for e in events if day is None or day_of(e["time"]) == day]
+    attempts = [
+        attempt_view(store, run, attempt, events)
+        for attempt in store.attempts(run_id)
+        if day is None or day_of(attempt["started"]) == day or (attempt.get("ended") and day_of(attempt["ended"]) == day)
+    ]
+    notes = {field: [e["text"] for e in in_view if e["kind"] == "note" and e.get("field") == field and not e.get("attempt")]
+             for field in NOTE_FIELDS}
+    reference, changes = setup_changes(store, run)
+    latest_wandb = next((a["wandb"] for a in reversed(attempts) if a.get("wandb")), None)
+    return {
+        "run": run,
+        "title": display_title(run),
+        "continued": day is not None and any(day_of(e["time"]) < day for e in events),
+        "wandb": latest_wandb,
+        "reference": reference,
+        "changes": changes,
+        "attempts": attempts,
+        "notes": notes,
+        "run_findings": [e for e in in_view if e["kind"] == "health" and not e.get("attempt")],
+        "metrics": attempts[-1]["metrics"] if attempts else [],
+    }
+
+
+def active_days(store: Store) -> list[date]:
+    """Every day with an event on any run or in the journal, oldest first."""
+    days = {day_of(e["time"]) for run_id in store.run_ids() for e in store.events(run_id)}
+    days |= {day_of(e["time"]) for e in store.journal()}
+    return sorted(days)
+
+
+def daily_log(store: Store, day: date) -> Path:
+    """Write logs/daily/<day>.md from the records and return its path."""
+    run_ids = [rid for rid in store.run_ids() if any(day_of(e["time"]) == day for e in store.events(rid))]
+    first_event = {rid: min(e["time"] for e in store.events(rid) if day_of(e["time"]) == day) for rid in run_ids}
+    experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
+    journal = [e for e in store.journal() if day_of(e["time"]) == day]
+    commits = vcs.commits_on(store.root, day)
+    return render(
+        store,
+        "daily.md.j2",
+        store.logs_dir / "daily" / f"{day.isoformat()}.md",
+        day=day.isoformat(),
+        overview=[e["text"] for e in journal if e["kind"] == "overview"],
+        insights=[e["text"] for e in journal if e["kind"] == "insight"],
+        experiments=experiments,
+        commits=commits,
+    )

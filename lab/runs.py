@@ -1,0 +1,189 @@
+"""Run-level operations behind the CLI: creating runs with resolved configs, listing, showing, diffing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from lab import config as config_tools
+from lab import families
+from lab.store import LabError, Store, check_run_id
+
+
+def resolve_config(
+    store: Store, *, family: str | None, preset: str | None, parent: dict | None,
+    config_file: str | None, overrides: list[str],
+) -> dict:
+    """The run's config: the parent's, else the family preset, else a JSON file; then the overrides."""
+    if parent is not None:
+        values = store.run_config(parent["id"])
+    elif family:
+        values = families.preset(family, preset or "baseline")
+    else:
+        values = {}
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise LabError(f"config file {config_file} does not exist")
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise LabError(f"config file {config_file} is not valid JSON: {error.msg} at line {error.lineno}") from None
+        if not isinstance(loaded, dict):
+            raise LabError(f"config file {config_file} must hold a JSON object")
+        values = loaded if not family else {**values, **loaded}
+    values = config_tools.apply_overrides(values, overrides)
+    if family:
+        config_tools.from_dict(families.config_module(family).Config, values)
+    return values
+
+
+def new_run(
+    store: Store, run_id: str, *, next_free: bool = False, hypothesis: str, family: str | None = None,
+    preset: str | None = None, title: str | None = None, group: str | None = None, tags: list[str] = (),
+    parent: str | None = None, config_file: str | None = None, overrides: list[str] = (),
+) -> dict:
+    """Create a run with its resolved config and baseline snapshot; returns run.json."""
+    prefix = run_id if next_free else check_run_id(run_id).rsplit("_", 1)[0]
+    if not next_free and store.exists(run_id):
+        raise LabError(f"run {run_id} already exists")
+    parent_record = store.load_run(parent) if parent else None
+    if parent_record is not None:
+        if family and family != parent_record.get("family"):
+            raise LabError(f"--family {family} differs from {parent}'s family {parent_record.get('family')}")
+        family = parent_record.get("family")
+        preset = preset or parent_record.get("preset")
+    family = family or store.settings.get("prefixes", {}).get(prefix)
+    if preset and not family:
+        raise LabError("--preset needs a family (--family NAME)")
+    values = resolve_config(
+        store, family=family, preset=preset, parent=parent_record, config_file=config_file, overrides=list(overrides)
+    )
+    baseline = parent_record.get("baseline") if parent_record else None
+    if family and not baseline:
+        module = families.config_module(family)
+        baseline = module.PROVENANCE["baseline"]
+        store.save_baseline(baseline, module.PROVENANCE, families.preset(family, "baseline"))
+    return store.create_run(
+        None if next_free else run_id,
+        prefix=prefix,
+        hypothesis=hypothesis,
+        title_text=title,
+        family=family,
+        preset=(preset or "baseline") if family and not parent_record else preset,
+        baseline=baseline,
+        parent=parent,
+        group=group,
+        tags=list(tags),
+        config_source=config_file,
+        config=values,
+    )
+
+
+def list_runs(
+    store: Store, *, family: str | None = None, status: str | None = None, group: str | None = None,
+    since: date | None = None,
+) -> list[dict]:
+    """One row per run matching the filters: id, status, family, group, attempts, created, title, slug."""
+    rows = []
+    for run_id in store.run_ids():
+        run = store.load_run(run_id)
+        row = {
+            "id": run_id,
+            "status": store.run_status(run_id),
+            "family": run.get("family"),
+            "group": run.get("group"),
+            "attempts": len(store.attempt_numbers(run_id)),
+            "created": run["created"],
+            "title": run["title"],
+            "slug": run["slug"],
+            "hypothesis": run.get("hypothesis"),
+        }
+        if family and row["family"] != family or status and row["status"] != status:
+            continue
+        if group and row["group"] != group or since and date.fromisoformat(row["created"][:10]) < since:
+            continue
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """A plain-text table of `list_runs` rows."""
+    if not rows:
+        return "no runs"
+    columns = ["id", "status", "family", "group", "attempts", "created", "title"]
+    cells = [[str(row[c] if row[c] is not None else "-") for c in columns] for row in rows]
+    for row in cells:
+        row[5] = row[5][:16].replace("T", " ")
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def details(store: Store, run_id: str) -> dict:
+    """Everything recorded about a run: run.json, config, attempts (with summaries), events."""
+    from lab.records import read_json
+
+    attempts = []
+    for attempt in store.attempts(run_id):
+        folder = store.attempt_dir(run_id, attempt["number"])
+        attempts.append({**attempt, "summary": read_json(folder / "summary.json", {})})
+    return {
+        "run": store.load_run(run_id),
+        "status": store.run_status(run_id),
+        "config": store.run_config(run_id),
+        "attempts": attempts,
+        "events": store.events(run_id),
+    }
+
+
+def describe(info: dict) -> str:
+    """A readable account of `details`."""
+    run = info["run"]
+    lines = [
+        f"{run['id']}  {run['slug']}  [{info['status']}]",
+        f"hypothesis: {run.get('hypothesis')}",
+        f"family: {run.get('family') or '-'}  preset: {run.get('preset') or '-'}  baseline: {run.get('baseline') or '-'}"
+        f"  parent: {run.get('parent') or '-'}  group: {run.get('group') or '-'}",
+    ]
+    for attempt in info["attempts"]:
+        link = (attempt.get("wandb") or {}).get("url", "")
+        pending = "" if not link or attempt["wandb"].get("synced") else " (pending sync)"
+        sha = ((attempt.get("git") or {}).get("sha") or "")[:7]
+        lines.append(
+            f"  test {attempt['number']}: {attempt['status']}"
+            f"{'' if attempt.get('exit_code') is None else ' exit ' + str(attempt['exit_code'])}"
+            f"  {sha}  {attempt.get('note') or ''}  {link}{pending}".rstrip()
+        )
+    for event in info["events"]:
+        if event["kind"] == "note":
+            where = f" (test {event['attempt']})" if event.get("attempt") else ""
+            lines.append(f"  {event['field']}{where}: {event['text']}")
+    return "\n".join(lines)
+
+
+def diff_text(store: Store, first: str, second: str | None = None) -> str:
+    """`lab diff`: a run against its baseline (or parent when it has none), or two runs, grouped by component."""
+    run = store.load_run(first)
+    if second is not None:
+        store.load_run(second)
+        name, before, after = f"{second} vs {first}", store.run_config(first), store.run_config(second)
+    elif run.get("baseline") and store.baseline(run["baseline"]):
+        name, before, after = f"{first} vs {run['baseline']} (baseline)", store.baseline(run["baseline"])["config"], store.run_config(first)
+    elif run.get("parent"):
+        name, before, after = f"{first} vs {run['parent']} (parent)", store.run_config(run["parent"]), store.run_config(first)
+    else:
+        raise LabError(f"run {first} has no baseline or parent: give a second run, lab diff {first} OTHER")
+    changes = config_tools.diff(before, after)
+    if not changes:
+        return f"{name}: no differences"
+    lines = [name]
+    component = None
+    for change in changes:
+        if change.component != component:
+            component = change.component
+            lines.append(f"[{component}]")
+        lines.append(f"  {change.describe()}")
+    return "\n".join(lines)

@@ -1,0 +1,306 @@
+"""The run store: one folder per run under logs/runs/, JSON records written atomically, append-only events.
+
+    logs/runs/<id>/run.json           identity and notebook fields
+    logs/runs/<id>/config.json        resolved config of the run
+    logs/runs/<id>/events.jsonl       every action on the run, timestamped
+    logs/runs/<id>/attempts/<n>/      attempt.json, config.json, metrics.jsonl, summary.json, stdout.log
+    logs/baselines/<name>.json        a baseline's config and provenance, snapshotted on first use
+    logs/journal.jsonl                day-level notes (overview, insights)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+from lab.records import append_jsonl, read_json, read_jsonl, write_json
+
+RUN_ID = re.compile(r"^[a-z][a-z0-9_]*_[0-9]{3}$")
+PREFIX = re.compile(r"^[a-z][a-z0-9_]*$")
+SETTINGS_FILE = "lab.json"
+TITLE_STOPWORDS = {
+    "a", "an", "the", "to", "of", "and", "or", "is", "are", "be", "will", "for", "on", "in", "with", "that",
+    "this", "it", "we", "i", "if", "by", "at", "as", "than", "from", "does", "do", "can", "should",
+}
+NOTE_FIELDS = ("findings", "observations", "conclusion", "next", "result")
+FINAL_STATUSES = ("finished", "failed", "killed", "crashed")
+
+
+class LabError(Exception):
+    """A user-facing error: printed as one line by the CLI, which then exits non-zero."""
+
+
+def now_iso() -> str:
+    """The current local time as ISO 8601 with its UTC offset, to the second."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def slugify(text: str, max_words: int = 5) -> str:
+    """A short snake_case title from free text, without filler words."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    kept = [word for word in words if word not in TITLE_STOPWORDS] or words
+    return "_".join(kept[:max_words]) or "untitled"
+
+
+def check_run_id(run_id: str) -> str:
+    """Return `run_id` if it is a valid id (prefix + 3 digits, no path characters), else raise LabError."""
+    if not RUN_ID.match(run_id or ""):
+        raise LabError(
+            f"invalid run id {run_id!r}: use a lowercase prefix and three digits, like dia_009 or nsd_011"
+        )
+    return run_id
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Store:
+    """A lab rooted at `root` (the folder holding lab.json); every record lives under root/logs."""
+
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> "Store":
+        """The lab containing `start` (default: the working directory), searching parent folders."""
+        start = Path(start or Path.cwd()).resolve()
+        for folder in (start, *start.parents):
+            if (folder / SETTINGS_FILE).is_file():
+                return cls(folder)
+        raise LabError(f"no lab found at {start} or above: run `lab init` in your repository first")
+
+    @classmethod
+    def for_attempt(cls, attempt_dir: Path) -> "Store":
+        """The lab an attempt folder belongs to."""
+        return cls.find(Path(attempt_dir))
+
+    @classmethod
+    def init(cls, root: Path, **settings: Any) -> "Store":
+        """Create (or update) a lab at `root` with the given settings; returns it."""
+        root = Path(root).resolve()
+        path = root / SETTINGS_FILE
+        current = read_json(path, {"logs": "logs", "artefacts": "artefacts", "prefixes": {}, "wandb": {}})
+        for key, value in settings.items():
+            if isinstance(value, dict):
+                current.setdefault(key, {}).update({k: v for k, v in value.items() if v is not None})
+            elif value is not None:
+                current[key] = value
+        write_json(path, current)
+        store = cls(root)
+        store.runs_dir.mkdir(parents=True, exist_ok=True)
+        return store
+
+    # -- locations -------------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> dict:
+        return read_json(self.root / SETTINGS_FILE, {})
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / self.settings.get("logs", "logs")
+
+    @property
+    def artefacts_root(self) -> Path:
+        return self.root / self.settings.get("artefacts", "artefacts")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.logs_dir / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / check_run_id(run_id)
+
+    def attempt_dir(self, run_id: str, number: int) -> Path:
+        return self.run_dir(run_id) / "attempts" / str(number)
+
+    @contextlib.contextmanager
+    def lock(self, name: str = "store") -> Iterator[None]:
+        """An exclusive lock across processes (new ids, attempt numbers)."""
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.runs_dir / f".{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- runs ------------------------------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir() if RUN_ID.match(p.name) and (p / "run.json").exists())
+
+    def exists(self, run_id: str) -> bool:
+        return (self.run_dir(run_id) / "run.json").is_file()
+
+    def next_id(self, prefix: str) -> str:
+        """The next free id for `prefix` (call under `lock()`)."""
+        if not PREFIX.match(prefix):
+            raise LabError(f"invalid run prefix {prefix!r}: lowercase letters, digits and underscores")
+        numbers = [int(rid.rsplit("_", 1)[1]) for rid in self.run_ids() if rid.rsplit("_", 1)[0] == prefix]
+        taken = {p.name for p in self.runs_dir.iterdir()} if self.runs_dir.is_dir() else set()
+        number = max(numbers, default=0) + 1
+        while f"{prefix}_{number:03d}" in taken:
+            number += 1
+        if number > 999:
+            raise LabError(f"prefix {prefix!r} has used all 999 run numbers")
+        return f"{prefix}_{number:03d}"
+
+    def create_run(self, run_id: str | None, *, prefix: str | None = None, **fields: Any) -> dict:
+        """Create a run folder with run.json and its config; `prefix` instead of an id takes the next free one."""
+        config = fields.pop("config", None)
+        with self.lock():
+            if run_id is None:
+                run_id = self.next_id(prefix or "")
+            check_run_id(run_id)
+            folder = self.run_dir(run_id)
+            if folder.exists():
+                raise LabError(f"run {run_id} already exists ({folder})")
+            created = now_iso()
+            title = slugify(fields.get("title_text") or fields.get("hypothesis") or run_id)
+            record = {
+                **fields,
+                "id": run_id,
+                "slug": f"{created[:10].replace('-', '')}_{run_id}_{title}",
+                "title": title,
+                "created": created,
+            }
+            folder.mkdir(parents=True)
+            write_json(folder / "config.json", config or {})
+            write_json(folder / "run.json", record)
+        self.add_event(run_id, "created", hypothesis=record.get("hypothesis"))
+        return record
+
+    def load_run(self, run_id: str) -> dict:
+        """run.json of `run_id`, or LabError when there is no such run."""
+        record = read_json(self.run_dir(run_id) / "run.json")
+        if record is None:
+            raise LabError(f"no run {run_id} in {self.runs_dir}")
+        return record
+
+    def update_run(self, run_id: str, **fields: Any) -> dict:
+        record = {**self.load_run(run_id), **fields}
+        write_json(self.run_dir(run_id) / "run.json", record)
+        return record
+
+    def run_config(self, run_id: str) -> dict:
+        return read_json(self.run_dir(run_id) / "config.json", {})
+
+    # -- events and notes ------------------------------------------------------------------------------
+
+    def add_event(self, run_id: str, kind: str, **data: Any) -> dict:
+        event = {"time": now_iso(), "kind": kind, **{k: v for k, v in data.items() if v is not None}}
+        append_jsonl(self.run_dir(run_id) / "events.jsonl", event)
+        return event
+
+    def events(self, run_id: str) -> list[dict]:
+        return list(read_jsonl(self.run_dir(run_id) / "events.jsonl"))
+
+    def add_journal(self, kind: str, text: str) -> dict:
+        """A day-level note (`overview` or `insight`) not tied to a run."""
+        event = {"time": now_iso(), "kind": kind, "text": text}
+        append_jsonl(self.logs_dir / "journal.jsonl", event)
+        return event
+
+    def journal(self) -> list[dict]:
+        return list(read_jsonl(self.logs_dir / "journal.jsonl"))
+
+    # -- attempts --------------------------------------------------------------------------------------
+
+    def attempt_numbers(self, run_id: str) -> list[int]:
+        folder = self.run_dir(run_id) / "attempts"
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+    def begin_attempt(self, run_id: str, *, command: list[str], pid: int, **fields: Any) -> Path:
+        """Number and open a new attempt of `run_id`; returns its folder (status `running`)."""
+        self.load_run(run_id)
+        with self.lock(f"attempt_{run_id}"):
+            number = max(self.attempt_numbers(run_id), default=0) + 1
+            folder = self.attempt_dir(run_id, number)
+            folder.mkdir(parents=True)
+            artefacts = self.artefacts_root / run_id / str(number)
+            record = {
+                "run": run_id,
+                "number": number,
+                "command": command,
+                "status": "running",
+                "started": now_iso(),
+                "host": socket.gethostname(),
+                "pid": pid,
+                "artefacts": str(artefacts),
+                **fields,
+            }
+            write_json(folder / "attempt.json", record)
+        self.add_event(run_id, "attempt_started", attempt=number, note=fields.get("note"))
+        return folder
+
+    def update_attempt(self, attempt_dir: Path, **fields: Any) -> dict:
+        path = Path(attempt_dir) / "attempt.json"
+        record = {**read_json(path, {}), **fields}
+        write_json(path, record)
+        return record
+
+    def end_attempt(self, attempt_dir: Path, *, exit_code: int | None, status: str) -> dict:
+        """Mark an attempt ended with `status` (finished, failed, killed, crashed) and record the event."""
+        record = self.update_attempt(attempt_dir, status=status, ended=now_iso(), exit_code=exit_code)
+        self.add_event(record["run"], f"attempt_{status}", attempt=record["number"], exit_code=exit_code)
+        return record
+
+    def load_attempt(self, run_id: str, number: int) -> dict:
+        """attempt.json of one attempt, with a vanished process turned into `crashed`."""
+        folder = self.attempt_dir(run_id, number)
+        record = read_json(folder / "attempt.json")
+        if record is None:
+            raise LabError(f"run {run_id} has no attempt {number}")
+        if (
+            record.get("status") == "running"
+            and record.get("host") == socket.gethostname()
+            and not process_alive(record.get("pid"))
+        ):
+            record = self.end_attempt(folder, exit_code=None, status="crashed")
+        return record
+
+    def attempts(self, run_id: str) -> list[dict]:
+        return [self.load_attempt(run_id, number) for number in self.attempt_numbers(run_id)]
+
+    def run_status(self, run_id: str) -> str:
+        """`created` before any attempt, else the status of the latest attempt."""
+        numbers = self.attempt_numbers(run_id)
+        return self.load_attempt(run_id, numbers[-1])["status"] if numbers else "created"
+
+    # -- baselines -------------------------------------------------------------------------------------
+
+    def baseline(self, name: str) -> dict | None:
+        """The snapshot `{"name", "provenance", "config"}` of a baseline, or None."""
+        return read_json(self.logs_dir / "baselines" / f"{name}.json")
+
+    def save_baseline(self, name: str, provenance: dict, config: dict) -> dict:
+        """Snapshot a baseline the first time a run uses it; later runs diff against the same snapshot."""
+        existing = self.baseline(name)
+        if existing is not None:
+            return existing
+        snapshot = {"name": name, "provenance": provenance, "config": config}
+        write_json(self.logs_dir / "baselines" / f"{name}.json", snapshot)
+        return snapshot
+

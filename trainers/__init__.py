@@ -1,0 +1,1 @@
+"""Trainers: one shared engine and one family module per model family."""
