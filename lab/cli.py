@@ -107,10 +107,10 @@ def cmd_note(args) -> int:
     journal = {"insight": args.insight, "overview": args.overview}
     fields = {field: getattr(args, field) for field in NOTE_FIELDS}
     if args.id is None:
-        if not any(journal.values()):
-            raise LabError("give a run id with --findings/--observations/--conclusion/--next/--result, or --insight/--overview")
         if any(fields.values()):
             raise LabError("run notes (--findings, ...) need a run id: lab note ID --findings ...")
+        if not any(journal.values()):
+            raise LabError("give a run id with --findings/--observations/--conclusion/--next/--result, or --insight/--overview")
         for kind, text in journal.items():
             if text:
                 store.add_journal(kind, text)

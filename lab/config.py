@@ -110,21 +110,24 @@ def apply_overrides(values: dict, assignments: list[str]) -> dict:
     return result
 
 
-COMPONENT_KEYWORDS = [
-    ("schedule", ("lr", "schedule", "warmup", "lr_end", "plateau", "cosine", "decay_steps")),
-    ("clipping", ("clip",)),
-    ("precision", ("precision", "amp", "fp16", "bf16", "dtype")),
-    ("augmentation", ("noise", "offset", "mask", "augment", "shuffle_tags", "tag_dropout")),
-    ("regularisation", ("dropout", "weight_decay", "l2", "label_smoothing")),
-    ("optimizer", ("optim", "beta", "eps", "momentum")),
+COMPONENT_WORDS = [
+    ("schedule", {"lr", "schedule", "warmup", "plateau", "cosine"}),
+    ("clipping", {"clip"}),
+    ("precision", {"precision", "amp", "fp16", "bf16", "dtype"}),
+    ("augmentation", {"noise", "offset", "mask", "augment", "shuffle", "tag"}),
+    ("regularisation", {"dropout", "decay", "l2", "smoothing"}),
+    ("optimizer", {"optim", "optimizer", "betas", "beta1", "beta2", "eps", "momentum"}),
 ]
 
 
 def component_of(key: str) -> str:
-    """The component a dotted config key belongs to, for grouping diffs and changelogs."""
-    leaf = key.rsplit(".", 1)[-1]
-    for component, words in COMPONENT_KEYWORDS:
-        if any(word in leaf for word in words):
+    """The component a dotted config key belongs to, for grouping diffs and changelogs.
+
+    Matches whole words of the key's last part (`train.grad_clip` -> clipping), then falls back to its section.
+    """
+    words = set(key.rsplit(".", 1)[-1].lower().split("_"))
+    for component, vocabulary in COMPONENT_WORDS:
+        if words & vocabulary:
             return component
     section = key.split(".", 1)[0]
     if section in ("model", "data"):

@@ -222,14 +222,22 @@ def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
 
 
 def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
-    """Val loss rises from its minimum while the val - train loss gap widens: overfitting."""
-    evaluations, train_loss = [], None  # (step, val loss, val loss - latest train loss)
+    """Val loss rises from its minimum while the val - train loss gap widens: overfitting.
+
+    The train loss at an evaluation is the mean of those logged since the previous evaluation (the latest one
+    when none was), so that one noisy batch does not make a gap.
+    """
+    evaluations, recent, train_loss = [], [], None  # evaluations: (step, val loss, val loss - train loss)
     for row in rows:
         latest = _finite(row.get("train/loss"))
-        train_loss = train_loss if latest is None else latest
+        if latest is not None:
+            recent.append(latest)
         val_loss = _finite(row.get("val/loss"))
-        if val_loss is not None and train_loss is not None:
-            evaluations.append((int(row.get("step", 0)), val_loss, val_loss - train_loss))
+        if val_loss is not None:
+            train_loss = statistics.fmean(recent) if recent else train_loss
+            recent = []
+            if train_loss is not None:
+                evaluations.append((int(row.get("step", 0)), val_loss, val_loss - train_loss))
     if len(evaluations) < GAP_MIN_EVALS:
         return []
     best = min(range(len(evaluations)), key=lambda i: evaluations[i][1])

@@ -1,0 +1,68 @@
+"""Fixtures for notebook tests: a real temporary git repository made into a lab, and a `lab` runner."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def lab_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "WANDB_"))}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", **extra)
+    return env
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """An empty git repository with a committer identity."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    git(folder, "init", "-q", "-b", "main")
+    git(folder, "config", "user.email", "researcher@example.org")
+    git(folder, "config", "user.name", "Researcher")
+    return folder
+
+
+@pytest.fixture
+def lab(repo: Path):
+    """Run `lab ARGS...` in a lab made of `repo`; returns CompletedProcess (text). `check=False` allows failure."""
+
+    def run(*args: str, check: bool = True, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
+        result = subprocess.run(
+            [sys.executable, "-m", "lab", *args], cwd=cwd or repo, capture_output=True, text=True,
+            env=env or lab_env(), timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"lab {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    run.repo = repo
+    run("init", "--wandb-entity", "my-team", "--wandb-project", "dia-music-finetuning", "--prefix", "nsd=neural_decoder")
+    return run
+
+
+@pytest.fixture
+def train_script(repo: Path) -> Path:
+    """A wrapped training script that logs through the tracker client and exits with --exit."""
+    script = repo / "my_train.py"
+    script.write_text(
+        "import argparse, sys\n"
+        "from lab import tracker\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--lr', type=float, default=1e-3)\n"
+        "parser.add_argument('--exit', type=int, default=0)\n"
+        "args = parser.parse_args()\n"
+        "for step in range(1, 11):\n"
+        "    tracker.log(step, **{'train/loss': 2.0 / step, 'train/lr': args.lr})\n"
+        "tracker.log(10, **{'val/loss': 0.5})\n"
+        "tracker.summary(final_loss=0.2)\n"
+        "print('trained with lr', args.lr)\n"
+        "sys.exit(args.exit)\n"
+    )
+    return script

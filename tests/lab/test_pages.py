@@ -1,0 +1,91 @@
+import json
+import re
+import sys
+from datetime import date, datetime, timedelta
+
+from lab.records import write_json
+from lab.store import Store
+
+
+def shift_run_to_yesterday(repo, run_id):
+    """Rewrite a run's creation events to yesterday, as if it had started the day before."""
+    path = repo / "logs" / "runs" / run_id / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    yesterday = (datetime.now().astimezone() - timedelta(days=1)).isoformat(timespec="seconds")
+    events[0]["time"] = yesterday
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_daily_log_has_the_reference_shape(lab, repo, train_script):
+    lab("new-run", "dia_009", "--hypothesis", "MusicGen delay needs the full-size decoder",
+        "--title", "MusicGen delay scaled", "--group", "musicgen_delay_scaled")
+    lab("launch", "dia_009", "--note", "batch 4, grad accum 1", "--", sys.executable, "my_train.py", "--lr", "2e-4")
+    lab("launch", "dia_009", "--note", "batch 2, grad accum 16", "--", sys.executable, "my_train.py", "--exit", "1",
+        check=False)
+    lab("note", "dia_009", "--findings", "Loss falls fast", "--observations", "Val follows", "--conclusion", "Keep",
+        "--next", "Scale up")
+    lab("note", "dia_009", "--attempt", "1", "--result", "val loss 0.5")
+    lab("note", "--overview", "Scaled the decoder back up.")
+    lab("note", "--insight", "Gradient explosions start only when training from scratch")
+    lab("new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "Baseline reproduces")
+    lab("new-run", "nsd_002", "--from", "nsd_001", "--hypothesis", "Lower LR", "--set", "optim.lr=0.0015")
+    shift_run_to_yesterday(repo, "nsd_001")
+
+    today = date.today().isoformat()
+    path = lab("log", today).stdout.strip()
+    assert path == str(repo / "logs" / "daily" / f"{today}.md")
+    page = open(path).read()
+    first_bytes = open(path, "rb").read()
+
+    headings = [line for line in page.splitlines() if line.startswith("#")]
+    assert headings == [
+        f"# Research Log: {today}", "## Overview", "## Experiments", "### dia_009: MusicGen delay scaled",
+        "### nsd_002: Lower lr", "## Key Insights", "## Commits",
+    ]
+    assert "Scaled the decoder back up." in page
+    block = page.split("### dia_009")[1].split("\n---")[0]
+    assert re.search(r"\*\*W&B:\*\* https://wandb.ai/my-team/dia-music-finetuning/runs/\w{8} \(pending sync\)", block)
+    assert "**W&B Group:** https://wandb.ai/my-team/dia-music-finetuning/groups/musicgen_delay_scaled/workspace" in block
+    assert "**Hypothesis:** MusicGen delay needs the full-size decoder" in block
+    assert "**Test 1:** batch 4, grad accum 1 (finished, exit 0" in block
+    assert "**Test 2:** batch 2, grad accum 16 (failed, exit 1" in block
+    assert f"```bash\nlab launch dia_009 --note 'batch 4, grad accum 1' -- {sys.executable} my_train.py --lr 2e-4\n```" in block
+    assert "**Result:** val loss 0.5" in block
+    for text in ("**Findings:** Loss falls fast", "**Observations:** Val follows", "**Conclusion:** Keep",
+                 "**Next steps:** Scale up"):
+        assert text in block
+    assert "| train/loss | 0.2 | 0.2 | 10 |" in block
+    assert "- `optim.lr`: 0.02 → 0.0015" in page.split("### nsd_002")[1]
+    assert "- Gradient explosions start only when training from scratch" in page
+    commits = [line for line in page.split("## Commits")[1].splitlines() if line.startswith("- ")]
+    assert len(commits) == 2
+    slug = json.loads((repo / "logs/runs/dia_009/run.json").read_text())["slug"]
+    for line in commits:
+        assert re.fullmatch(rf"- `\d\d:\d\d` \[`[0-9a-f]{{7}}`\] \*\*main\*\*: {slug} \(\d+ files?\)", line), line
+
+    lab("log", today)
+    assert open(path, "rb").read() == first_bytes, "rendering the same records twice gives the same bytes"
+
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    paths = lab("log", "--all").stdout.split()
+    assert paths == [str(repo / "logs/daily" / f"{yesterday}.md"), path]
+    assert "### nsd_001: Baseline reproduces" in open(paths[0]).read()
+    assert "### nsd_001" not in page
+
+
+def test_continued_runs_are_marked(tmp_path):
+    store = Store.init(tmp_path)
+    store.create_run("nsd_001", hypothesis="Spans two days")
+    events_path = store.run_dir("nsd_001") / "events.jsonl"
+    created = json.loads(events_path.read_text())
+    created["time"] = "2026-01-01T23:50:00+00:00"
+    events_path.write_text(json.dumps(created) + "\n" + json.dumps(
+        {"time": "2026-01-02T00:10:00+00:00", "kind": "note", "field": "findings", "text": "After midnight"}) + "\n")
+    from lab import pages
+
+    first = pages.daily_log(store, date(2026, 1, 1)).read_text()
+    second = pages.daily_log(store, date(2026, 1, 2)).read_text()
+    assert "### nsd_001: Spans two days\n" in first and "(continued)" not in first
+    assert "### nsd_001: Spans two days (continued)" in second and "**Findings:** After midnight" in second
+    assert "After midnight" not in first
+    write_json(store.logs_dir / "unused.json", {})

@@ -1,0 +1,86 @@
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lab.records import append_jsonl, read_jsonl, write_json
+from lab.store import LabError, Store, slugify
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store.init(tmp_path)
+
+
+@pytest.mark.parametrize("run_id", ["DIA_009", "dia_9", "dia009", "../dia_009", "dia_009/../../x_001", "", "9ia_001",
+                                    "dia_0091", "dia-009"])
+def test_invalid_and_escaping_ids_are_refused(store, run_id):
+    with pytest.raises(LabError, match="invalid run id"):
+        store.create_run(run_id, hypothesis="h")
+    assert not any(store.runs_dir.parent.parent.glob("x_001"))
+
+
+def test_existing_id_is_refused_and_nothing_is_lost(store):
+    store.create_run("dia_009", hypothesis="first")
+    with pytest.raises(LabError, match="already exists"):
+        store.create_run("dia_009", hypothesis="second")
+    assert store.load_run("dia_009")["hypothesis"] == "first"
+
+
+def test_slug_has_date_id_and_short_title(store):
+    record = store.create_run("dia_009", hypothesis="MusicGen delay needs the full-size decoder")
+    assert record["slug"].endswith("_dia_009_musicgen_delay_needs_full_size")
+    assert record["slug"][:8].isdigit()
+    assert store.create_run("dia_010", hypothesis="x", title_text="Bottleneck fix")["slug"].endswith("bottleneck_fix")
+    assert slugify("The  a of") == "the_a_of"
+
+
+def _create_next(root):
+    return Store(root).create_run(None, prefix="nsd", hypothesis="parallel")["id"]
+
+
+def test_next_ids_are_unique_under_concurrency(store):
+    store.create_run("nsd_007", hypothesis="existing")
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        ids = pool.map(_create_next, [store.root] * 12)
+    assert sorted(ids) == [f"nsd_{n:03d}" for n in range(8, 20)]
+
+
+def test_attempts_are_numbered_and_a_vanished_process_reads_as_crashed(store):
+    store.create_run("nsd_001", hypothesis="h")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    first = store.begin_attempt("nsd_001", command=["x"], pid=dead.pid)
+    second = store.begin_attempt("nsd_001", command=["y"], pid=os.getpid())
+    assert (first.name, second.name) == ("1", "2")
+    assert store.load_attempt("nsd_001", 1)["status"] == "crashed"
+    assert store.load_attempt("nsd_001", 2)["status"] == "running"
+    kinds = [event["kind"] for event in store.events("nsd_001")]
+    assert kinds == ["created", "attempt_started", "attempt_started", "attempt_crashed"]
+
+
+def test_atomic_json_leaves_no_temp_files_and_torn_jsonl_lines_are_skipped(tmp_path):
+    write_json(tmp_path / "a.json", {"x": 1})
+    write_json(tmp_path / "a.json", {"x": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 2}
+    append_jsonl(tmp_path / "e.jsonl", {"n": 1})
+    with open(tmp_path / "e.jsonl", "a") as stream:
+        stream.write('{"n": 2, "trunc')
+    assert list(read_jsonl(tmp_path / "e.jsonl")) == [{"n": 1}]
+
+
+def test_baseline_snapshot_is_taken_once(store):
+    store.save_baseline("cffan_baseline", {"repository": "r"}, {"optim": {"lr": 0.02}})
+    store.save_baseline("cffan_baseline", {"repository": "r"}, {"optim": {"lr": 0.5}})
+    assert store.baseline("cffan_baseline")["config"] == {"optim": {"lr": 0.02}}
+
+
+def test_store_is_found_from_a_subfolder_and_missing_lab_is_an_error(store, tmp_path):
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    assert Store.find(tmp_path / "deep" / "er").root == store.root
+    with pytest.raises(LabError, match="lab init"):
+        Store.find(tmp_path.parent / "elsewhere-does-not-exist")

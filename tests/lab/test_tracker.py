@@ -1,0 +1,82 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import lab_env
+from lab import tracker
+from lab.store import Store
+
+
+@pytest.fixture
+def fresh_tracker(monkeypatch):
+    for key in [k for k in os.environ if k.startswith(("LAB_", "WANDB_")) or k in ("RANK", "LOCAL_RANK")]:
+        monkeypatch.delenv(key)
+    tracker.finish()
+    tracker._resolved, tracker._attempt_dir = False, None
+    yield
+    tracker.finish()
+    tracker._resolved, tracker._attempt_dir = False, None
+
+
+def test_outside_a_launch_every_call_is_a_no_op(fresh_tracker, tmp_path):
+    tracker.log(1, loss=1.0)
+    tracker.summary(best=1)
+    tracker.event("health", rule="x")
+    assert not tracker.active() and tracker.attempt_dir() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path, monkeypatch):
+    store = Store.init(tmp_path)
+    store.create_run("nsd_001", hypothesis="h")
+    attempt = store.begin_attempt("nsd_001", command=["x"], pid=os.getpid())
+    monkeypatch.setenv("LAB_ATTEMPT_DIR", str(attempt))
+    tracker.log(1, **{"train/loss": 2.5, "train/grad_norm": float("nan")})
+    tracker.log(2, **{"train/loss": 2.0})
+    tracker.summary(best_value=2.0)
+    tracker.summary(steps=2)
+    tracker.checkpoint("best", tmp_path / "best.pt", 2, metric="train/loss", value=2.0)
+    tracker.event("health", rule="non_finite", step=1)
+    tracker.finish()
+    rows = [json.loads(line) for line in (attempt / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["train/loss"]) for r in rows] == [(1, 2.5), (2, 2.0)]
+    assert rows[0]["train/grad_norm"] == "nan"
+    assert json.loads((attempt / "summary.json").read_text()) == {"best_value": 2.0, "steps": 2}
+    record = json.loads((attempt / "attempt.json").read_text())
+    assert record["checkpoints"]["best"]["step"] == 2
+    assert store.events("nsd_001")[-1] | {"time": None} == {
+        "time": None, "kind": "health", "attempt": 1, "rule": "non_finite", "step": 1}
+
+
+def test_only_the_main_process_writes(fresh_tracker, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_ATTEMPT_DIR", str(tmp_path))
+    monkeypatch.setenv("RANK", "1")
+    tracker.log(1, loss=1.0)
+    assert not tracker.active() and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_init_opens_an_attempt_outside_a_launch(fresh_tracker, tmp_path):
+    store = Store.init(tmp_path)
+    store.create_run("nsd_002", hypothesis="h")
+    folder = tracker.init("nsd_002", root=tmp_path)
+    tracker.log(1, loss=0.5)
+    tracker.finish()
+    assert folder == store.attempt_dir("nsd_002", 1)
+    assert store.load_attempt("nsd_002", 1)["status"] == "finished"
+    assert (folder / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
+    store = Store.init(tmp_path)
+    store.create_run("dia_001", hypothesis="h")
+    attempt = store.begin_attempt("dia_001", command=["x"], pid=os.getpid())
+    env = lab_env(LAB_ATTEMPT_DIR=str(attempt), LAB_WANDB="1", WANDB_RUN_ID="abcd1234", WANDB_PROJECT="proj",
+                  WANDB_DIR=str(tmp_path / "wb"))
+    script = "from lab import tracker\ntracker.log(1, loss=0.5)\ntracker.summary(best=0.5)\ntracker.finish()\n"
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    folders = list((tmp_path / "wb" / "wandb").glob("offline-run-*-abcd1234"))
+    assert len(folders) == 1 and list(folders[0].glob("*.wandb"))
+    assert (attempt / "metrics.jsonl").exists()
