@@ -22,6 +22,11 @@ EXAMPLES = {
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
     "log": "lab log 2026-11-22   |   lab log --all",
     "sync": "lab sync",
+    "changelog": "lab changelog cffan_baseline   |   lab changelog cffan_baseline --status 'train.grad_clip=✅ critical fix'",
+    "compare": "lab compare nsd_004 nsd_005 nsd_006   |   lab compare --group lr_ablation",
+    "report": "lab report nsd_006",
+    "doctor": "lab doctor nsd_006",
+    "render": "lab render",
 }
 
 
@@ -195,6 +200,58 @@ def cmd_sync(args) -> int:
     return 0
 
 
+def cmd_changelog(args) -> int:
+    from lab import reports
+
+    store = Store.find()
+    names = [args.baseline] if args.baseline else reports.baselines_in_use(store)
+    if not names:
+        raise LabError("no run uses a baseline yet: create one with lab new-run ID --family FAMILY")
+    for assignment in args.status:
+        reports.set_status_override(store, names[0], assignment)
+    for name in names:
+        print(reports.changelog(store, name))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from lab import reports
+
+    store = Store.find()
+    if args.group and args.ids:
+        raise LabError("give run ids or --group, not both")
+    ids = reports.group_runs(store, args.group) if args.group else args.ids
+    print(reports.compare(store, ids, args.name or args.group))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from lab import reports
+
+    print(reports.report(Store.find(), args.id, args.attempt))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from lab import reports
+
+    findings = reports.doctor(Store.find(), args.id, args.attempt, record=not args.dry_run)
+    for finding in findings:
+        print(f"[{finding.severity}] {finding.rule} at step {finding.step}: {finding.message}")
+        print(f"    suggestion: {finding.suggestion}")
+    if not findings:
+        print(f"{args.id}: no health rule fired")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from lab import reports
+
+    for path in reports.render_all(Store.find()):
+        print(path)
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------------
 
 
@@ -270,6 +327,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--all", action="store_true", help="every day with activity")
 
     command("sync", cmd_sync, "Sync offline W&B runs (wandb sync); links stay pending when it fails.")
+
+    sub = command("changelog", cmd_changelog, "Render the baseline-diff changelog (logs/changelogs/BASELINE.md).")
+    sub.add_argument("baseline", nargs="?", help="baseline name (default: every baseline in use)")
+    sub.add_argument("--status", action="append", default=[], metavar="KEY=TEXT",
+                     help="your own status for a row of the comparison table (repeatable)")
+
+    sub = command("compare", cmd_compare, "Render an ablation comparison (logs/ablations/NAME.md) with plots.")
+    sub.add_argument("ids", nargs="*", help="runs to compare, the first is the reference")
+    sub.add_argument("--group", help="compare every run of this group")
+    sub.add_argument("--name", help="page name (default: the group, or the ids joined by _vs_)")
+
+    sub = command("report", cmd_report, "Render a training report (logs/reports/ID.md) with plots.")
+    sub.add_argument("id")
+    sub.add_argument("--attempt", type=int, help="attempt number (default: the latest with metrics)")
+
+    sub = command("doctor", cmd_doctor, "Run the health checks on a run and record what they find.")
+    sub.add_argument("id")
+    sub.add_argument("--attempt", type=int, help="attempt number (default: the latest with metrics)")
+    sub.add_argument("--dry-run", action="store_true", help="print findings without recording them")
+
+    command("render", cmd_render, "Rebuild every page from the records.")
     return parser
 
 

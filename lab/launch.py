@@ -135,7 +135,17 @@ def launch(
     env = child_environment(store, run, attempt, attempt_dir)
     if resume_from:
         env["LAB_RESUME_FROM"] = resume_from
-    return _run_and_record(store, attempt_dir, command, env)
+    exit_code = _run_and_record(store, attempt_dir, command, env)
+    report_health(store, run_id, attempt["number"])
+    return exit_code
+
+
+def report_health(store: Store, run_id: str, number: int) -> None:
+    """End-of-attempt health check: record new findings as events and name them on stderr."""
+    from lab.reports import doctor
+
+    for finding in doctor(store, run_id, number):
+        print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr)
 
 
 def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from lab.records import read_jsonl
@@ -55,3 +56,51 @@ def format_number(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.4g}"
+
+
+def judged_metric(config: dict, logged: list[str]) -> tuple[str, str]:
+    """(metric, mode) a run is judged on: its config's train.best_metric, else val/loss, else train/loss."""
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    metric = train.get("best_metric") or ("val/loss" if "val/loss" in logged else "train/loss")
+    return metric, direction(metric, metric, train.get("best_mode"))
+
+
+def attempt_result(attempt_dir: Path, config: dict) -> dict | None:
+    """{metric, mode, best, best_step, final} of one attempt on the metric its run is judged on, or None."""
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    rows = final_and_best(attempt_dir, train.get("best_metric"), train.get("best_mode"))
+    metric, mode = judged_metric(config, [row["metric"] for row in rows])
+    row = next((row for row in rows if row["metric"] == metric), None)
+    if row is None:
+        return None
+    return {"metric": metric, "mode": mode, "best": row["best"], "best_step": row["best_step"], "final": row["final"]}
+
+
+def is_better(value: float, than: float, mode: str) -> bool:
+    return value < than if mode == "min" else value > than
+
+
+def run_result(store, run_id: str) -> dict | None:
+    """The run's best attempt on its judged metric: attempt_result plus the attempt number; None if none logged."""
+    config = store.run_config(run_id)
+    best = None
+    for number in store.attempt_numbers(run_id):
+        result = attempt_result(store.attempt_dir(run_id, number), config)
+        if result and (best is None or is_better(result["best"], best["best"], result["mode"])):
+            best = {**result, "attempt": number}
+    return best
+
+
+def improvement(before: dict | None, after: dict | None) -> float | None:
+    """Relative improvement of `after` over `before` on the same metric (positive = better), or None."""
+    if not before or not after or before["metric"] != after["metric"] or before["best"] == 0:
+        return None
+    change = (before["best"] - after["best"]) / abs(before["best"])
+    return change if after["mode"] == "min" else -change
+
+
+def finite(value) -> float | None:
+    """`value` as a float when it is a finite number (records store NaN as the string 'nan'), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None

@@ -24,6 +24,7 @@ def environment(store: Store):
     loader = jinja2.FileSystemLoader([str(store.root / "templates"), str(PACKAGE_TEMPLATES)])
     env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = metrics.format_number
+    env.filters["value"] = config_tools.format_value
     return env
 
 

@@ -1,0 +1,46 @@
+"""Tracker cost per call (W&B off), and start-up time of `lab --help` and a record-only command."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+
+def tracker_cost_us(calls: int = 20000) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["LAB_ATTEMPT_DIR"] = folder
+        from lab import tracker
+
+        metrics = {"train/loss": 0.123, "train/grad_norm": 1.5, "train/lr": 1e-3, "train/samples_per_s": 812.0}
+        tracker.log(0, **metrics)
+        seconds = min(timeit.repeat(lambda: tracker.log(1, **metrics), number=calls, repeat=3))
+        tracker.finish()
+        del os.environ["LAB_ATTEMPT_DIR"]
+    return seconds / calls * 1e6
+
+
+def command_seconds(args: list[str], cwd: Path, repeats: int = 5) -> float:
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "lab", *args], cwd=cwd, check=True, capture_output=True)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def main() -> None:
+    print(f"tracker.log (4 metrics, W&B off): {tracker_cost_us():.1f} us per call")
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, "-m", "lab", "init"], cwd=folder, check=True, capture_output=True)
+        print(f"lab --help: {command_seconds(['--help'], Path(folder)) * 1000:.0f} ms (median of 5)")
+        print(f"lab runs:   {command_seconds(['runs'], Path(folder)) * 1000:.0f} ms (median of 5)")
+
+
+if __name__ == "__main__":
+    main()

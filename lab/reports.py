@@ -1,0 +1,338 @@
+"""Pages beyond the daily log, all from the records: baseline changelog, ablation comparison, training report,
+and the health doctor that turns a metric stream into findings."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from lab import config as config_tools
+from lab import health, metrics, plots
+from lab.pages import active_days, daily_log, display_title, render
+from lab.records import read_json, read_jsonl, write_json
+from lab.store import LabError, Store
+
+COMPONENT_ORDER = ["schedule", "optimizer", "clipping", "precision", "augmentation", "regularisation", "model",
+                   "data", "training"]
+STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "untested": "❔"}
+
+
+def metric_file(metric: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", metric.lower()).strip("_") + ".png"
+
+
+def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
+    return [e for e in store.events(run_id) if e["kind"] == "health" and (attempt is None or e.get("attempt") == attempt)]
+
+
+def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
+    numbers = [n for n in store.attempt_numbers(run_id) if (store.attempt_dir(run_id, n) / "metrics.jsonl").exists()]
+    return numbers[-1] if numbers else None
+
+
+def verdict(before: dict | None, after: dict | None) -> str:
+    """improved / worse / unchanged against the reference result, or untested when either is missing."""
+    change = metrics.improvement(before, after)
+    if change is None:
+        return "untested"
+    return "improved" if change > 1e-9 else "worse" if change < -1e-9 else "unchanged"
+
+
+def result_text(result: dict | None) -> str:
+    if not result:
+        return "no result yet"
+    return f"best {result['metric']} {metrics.format_number(result['best'])} at step {result['best_step']}"
+
+
+# -- baseline changelog ------------------------------------------------------------------------------------
+
+
+def baselines_in_use(store: Store) -> list[str]:
+    return sorted({store.load_run(rid).get("baseline") for rid in store.run_ids()} - {None})
+
+
+def set_status_override(store: Store, baseline: str, assignment: str) -> None:
+    """Record a researcher's own status for a changelog row: KEY=TEXT."""
+    key, sep, text = assignment.partition("=")
+    snapshot = store.baseline(baseline)
+    if not sep or not key or snapshot is None:
+        raise LabError(f"--status takes KEY=TEXT for an existing baseline, got {assignment!r}")
+    snapshot.setdefault("status_overrides", {})[key.strip()] = text.strip()
+    write_json(store.logs_dir / "baselines" / f"{baseline}.json", snapshot)
+
+
+def changelog(store: Store, baseline: str) -> Path:
+    """Write logs/changelogs/<baseline>.md: what every run changed from the baseline, and how it went."""
+    snapshot = store.baseline(baseline)
+    if snapshot is None:
+        raise LabError(f"no baseline {baseline!r}; baselines in use: {', '.join(baselines_in_use(store)) or 'none'}")
+    base_config = snapshot["config"]
+    runs = sorted((store.load_run(rid) for rid in store.run_ids()), key=lambda run: (run["created"], run["id"]))
+    runs = [run for run in runs if run.get("baseline") == baseline]
+    number = {run["id"]: index for index, run in enumerate(runs, start=1)}
+    results = {run["id"]: metrics.run_result(store, run["id"]) for run in runs}
+    baseline_result = next((results[r["id"]] for r in runs
+                            if results[r["id"]] and not config_tools.diff(base_config, store.run_config(r["id"]))), None)
+
+    entries = []
+    for run in runs:
+        parent = run.get("parent") if run.get("parent") in number else None
+        reference_config = store.run_config(parent) if parent else base_config
+        reference_result = results[parent] if parent else baseline_result
+        entries.append({
+            "number": number[run["id"]],
+            "run": run,
+            "title": display_title(run),
+            "against": f"Run #{number[parent]} ({parent})" if parent else "the baseline",
+            "changes": config_tools.diff(reference_config, store.run_config(run["id"])),
+            "result": results[run["id"]],
+            "reference_result": reference_result,
+            "verdict": verdict(reference_result, results[run["id"]]),
+            "notes": {e["field"]: e["text"] for e in store.events(run["id"]) if e["kind"] == "note" and not e.get("attempt")},
+            "findings": health_events(store, run["id"]),
+        })
+
+    components = []
+    for component in COMPONENT_ORDER:
+        touched = [(entry, [c for c in entry["changes"] if c.component == component]) for entry in entries]
+        touched = [(entry, changes) for entry, changes in touched if changes]
+        if not touched:
+            continue
+        keys = sorted({c.key for _, changes in touched for c in changes})
+        flat_base = config_tools.flatten(base_config)
+        components.append({
+            "name": component,
+            "baseline": [(key, config_tools.format_value(flat_base.get(key, config_tools.MISSING))) for key in keys],
+            "entries": touched,
+        })
+
+    with_results = [run for run in runs if results[run["id"]]]
+    current = with_results[-1] if with_results else (runs[-1] if runs else None)
+    table = []
+    if current is not None:
+        overrides = snapshot.get("status_overrides", {})
+        for change in config_tools.diff(base_config, store.run_config(current["id"])):
+            introduced = next((e for e in entries for c in e["changes"] if c.key == change.key and c.after == change.after),
+                              None)
+            status = introduced["verdict"] if introduced else "untested"
+            table.append({
+                "change": change,
+                "status": overrides.get(change.key)
+                or f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else ""),
+            })
+    best_entry = None
+    for entry in entries:
+        result = entry["result"]
+        if result and (best_entry is None or metrics.is_better(result["best"], best_entry["result"]["best"], result["mode"])):
+            best_entry = entry
+    return render(
+        store,
+        "changelog.md.j2",
+        store.logs_dir / "changelogs" / f"{baseline}.md",
+        baseline=baseline,
+        provenance=snapshot.get("provenance", {}),
+        entries=entries,
+        components=components,
+        table=table,
+        current=current,
+        current_number=number.get(current["id"]) if current else None,
+        current_result=results.get(current["id"]) if current else None,
+        best=best_entry,
+        baseline_result=baseline_result,
+        vs_baseline=metrics.improvement(baseline_result, best_entry["result"]) if best_entry else None,
+        works=[e for e in entries if e["verdict"] == "improved" and e["changes"]],
+        fails=[e for e in entries if e["verdict"] == "worse" and e["changes"]],
+    )
+
+
+# -- ablation comparison -----------------------------------------------------------------------------------
+
+
+def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
+    """Write logs/ablations/<name>.md comparing runs: differing keys, best/final metrics, overlaid curves."""
+    if len(run_ids) < 2:
+        raise LabError("compare needs at least two runs")
+    runs = [store.load_run(rid) for rid in run_ids]
+    name = name or "_vs_".join(run_ids)
+    flat = {rid: config_tools.flatten(store.run_config(rid)) for rid in run_ids}
+    keys = sorted({k for values in flat.values() for k in values})
+    differing = [
+        {"key": key, "values": [config_tools.format_value(flat[rid].get(key, config_tools.MISSING)) for rid in run_ids]}
+        for key in keys
+        if len({repr(flat[rid].get(key, config_tools.MISSING)) for rid in run_ids}) > 1
+    ]
+    attempts = {rid: latest_attempt_with_metrics(store, rid) for rid in run_ids}
+    tables = {rid: {row["metric"]: row for row in metrics.final_and_best(store.attempt_dir(rid, n))} if n else {}
+              for rid, n in attempts.items()}
+    names = sorted({metric for table in tables.values() for metric in table})
+    shown = [m for m in names if m.startswith("val/")] + [m for m in names if m in ("train/loss", "train/grad_norm")]
+    first = run_ids[0]
+    metric_tables = []
+    for metric in shown:
+        rows = []
+        for rid in run_ids:
+            row = tables[rid].get(metric)
+            base = tables[first].get(metric)
+            rows.append({"run": rid, "row": row,
+                         "delta": None if not row or not base or rid == first else row["best"] - base["best"]})
+        metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
+    folder = store.logs_dir / "ablations"
+    for table in metric_tables:
+        series = {}
+        for rid in run_ids:
+            if attempts[rid]:
+                frame = metrics.load(store.attempt_dir(rid, attempts[rid]))
+                if table["metric"] in frame:
+                    points = frame[["step", table["metric"]]].dropna()
+                    series[rid] = (points["step"].tolist(), points[table["metric"]].tolist())
+        plots.line_plot(folder / table["plot"], table["metric"], series, table["metric"])
+    return render(
+        store,
+        "ablation.md.j2",
+        folder / f"{name}.md",
+        name=name,
+        runs=[{"run": run, "title": display_title(run), "attempt": attempts[run["id"]],
+               "conclusions": [e["text"] for e in store.events(run["id"]) if e["kind"] == "note" and e.get("field") == "conclusion"],
+               "result": metrics.run_result(store, run["id"])} for run in runs],
+        run_ids=run_ids,
+        differing=differing,
+        metric_tables=metric_tables,
+    )
+
+
+def group_runs(store: Store, group: str) -> list[str]:
+    ids = [rid for rid in store.run_ids() if store.load_run(rid).get("group") == group]
+    if not ids:
+        raise LabError(f"no runs in group {group!r}")
+    return ids
+
+
+# -- training report ---------------------------------------------------------------------------------------
+
+
+def evaluation_table(rows: list[dict], metric: str, mode: str) -> list[dict]:
+    """Per-evaluation rows: step, train loss before it, val loss, gap, judged metric and a status word."""
+    table, train_loss = [], None
+    best = min_val_loss = previous_gap = None
+    for row in rows:
+        loss = metrics.finite(row.get("train/loss"))
+        if loss is not None:
+            train_loss = loss
+        if not any(key.startswith("val/") for key in row):
+            continue
+        val_loss = metrics.finite(row.get("val/loss"))
+        value = metrics.finite(row.get(metric))
+        gap = val_loss - train_loss if val_loss is not None and train_loss is not None else None
+        status = []
+        if value is not None and (best is None or metrics.is_better(value, best, mode)):
+            best = value
+            status.append("best so far")
+        elif value is not None and abs(value - best) > health.METRIC_WORSE * abs(best):
+            status.append("degrading")
+        if val_loss is not None:
+            if gap is not None and previous_gap is not None and gap > previous_gap and min_val_loss is not None \
+                    and val_loss > min_val_loss:
+                status.append("gap widening")
+            min_val_loss = val_loss if min_val_loss is None else min(min_val_loss, val_loss)
+        previous_gap = gap if gap is not None else previous_gap
+        table.append({"step": row["step"], "train_loss": train_loss, "val_loss": val_loss, "gap": gap,
+                      "value": value, "status": ", ".join(status) or "-"})
+    return table
+
+
+def reproduce_command(run: dict, attempt: dict) -> str:
+    if attempt.get("builtin_trainer"):
+        sets = "".join(f" --set {shlex.quote(o)}" for o in attempt.get("overrides", []))
+        return f"lab launch {run['id']}{sets}"
+    return shlex.join(attempt.get("command", []))
+
+
+def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
+    """Write logs/reports/<id>.md: setup, per-evaluation table, plots, resources, environment, health."""
+    run = store.load_run(run_id)
+    number = attempt_number or latest_attempt_with_metrics(store, run_id)
+    if number is None:
+        raise LabError(f"run {run_id} has no attempt with metrics to report on")
+    attempt = store.load_attempt(run_id, number)
+    folder = store.attempt_dir(run_id, number)
+    config = read_json(folder / "config.json", store.run_config(run_id))
+    rows = list(read_jsonl(folder / "metrics.jsonl"))
+    frame = metrics.load(folder)
+    metric, mode = metrics.judged_metric(config, list(frame.columns))
+    summary = read_json(folder / "summary.json", {})
+    plot_dir = store.logs_dir / "reports" / run_id
+    figures = []
+    for title, names in (("Loss", ["train/loss", "val/loss"]), (metric, [metric]), ("Gradient norm (pre-clip)",
+                         ["train/grad_norm"]), ("Learning rate", ["train/lr"])):
+        series = {}
+        for column in names:
+            if column in frame:
+                points = frame[["step", column]].dropna()
+                if not points.empty:
+                    series[column] = (points["step"].tolist(), points[column].tolist())
+        if series and (title != metric or metric not in ("train/loss", "val/loss")):
+            path = plots.line_plot(plot_dir / metric_file(title), title, series, title)
+            figures.append({"title": title, "path": f"{run_id}/{path.name}"})
+    eval_rows = [r for r in rows if any(k.startswith("val/") for k in r)]
+    eval_seconds = [b["time"] - a["time"] for a, b in zip(eval_rows, eval_rows[1:]) if "time" in a and "time" in b]
+    flat = config_tools.flatten(config)
+    return render(
+        store,
+        "report.md.j2",
+        plot_dir.with_suffix(".md"),
+        run=run,
+        title=display_title(run),
+        attempt=attempt,
+        summary=summary,
+        hyper=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] in ("optim", "train")],
+        model=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "model"],
+        data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
+        metric=metric,
+        evaluations=evaluation_table(rows, metric, mode),
+        figures=figures,
+        result=metrics.attempt_result(folder, config),
+        seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
+        reproduce=reproduce_command(run, attempt),
+        findings=health_events(store, run_id, number),
+        metric_rows=metrics.final_and_best(folder, metric, mode),
+    )
+
+
+# -- doctor and render -------------------------------------------------------------------------------------
+
+
+def doctor(store: Store, run_id: str, attempt_number: int | None = None, record: bool = True) -> list[health.Finding]:
+    """Run the health rules over an attempt's metrics (default: latest) and its config; record new findings."""
+    store.load_run(run_id)
+    number = attempt_number or latest_attempt_with_metrics(store, run_id)
+    config = store.run_config(run_id)
+    findings = []
+    if number is not None:
+        folder = store.attempt_dir(run_id, number)
+        config = read_json(folder / "config.json", config)
+        findings = health.check(list(read_jsonl(folder / "metrics.jsonl")), config)
+        summary = read_json(folder / "summary.json", {})
+        findings += health.structural_findings(config, summary.get("param_count"), summary.get("baseline_param_count"))
+    else:
+        findings = health.structural_findings(config)
+    if record:
+        seen = {(e.get("rule"), e.get("attempt")) for e in health_events(store, run_id)}
+        for finding in findings:
+            if (finding.rule, number) not in seen:
+                store.add_event(run_id, "health", attempt=number, **finding.to_dict())
+    return findings
+
+
+def render_all(store: Store) -> list[Path]:
+    """Rebuild every page from the records: daily logs, changelogs, group ablations, reports."""
+    written = [daily_log(store, day) for day in active_days(store)]
+    written += [changelog(store, name) for name in baselines_in_use(store)]
+    groups: dict[str, list[str]] = {}
+    for rid in store.run_ids():
+        group = store.load_run(rid).get("group")
+        if group:
+            groups.setdefault(group, []).append(rid)
+    written += [compare(store, ids, group) for group, ids in sorted(groups.items()) if len(ids) > 1]
+    written += [report(store, rid) for rid in store.run_ids() if latest_attempt_with_metrics(store, rid)]
+    return written

@@ -1,0 +1,141 @@
+"""Pages beyond the daily log, built from records of known situations (no training needed)."""
+
+import json
+import math
+import os
+import re
+
+import pytest
+
+from lab import reports
+from lab.config import apply_overrides
+from lab.records import append_jsonl, write_json
+from lab.store import Store
+from trainers.neural_decoder.config import baseline
+from lab.config import to_dict
+
+
+def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None, train_key="train/loss"):
+    """Metric rows: train loss decaying from start to end, an evaluation every `eval_every` steps."""
+    rows = []
+    for step in range(1, steps + 1):
+        loss = end + (start - end) * math.exp(-3 * step / steps)
+        rows.append({"step": step, "time": 1000.0 + step, train_key: loss, "train/grad_norm": 1.0, "train/lr": 1e-3})
+        if step % eval_every == 0:
+            val = loss + val_offset + (0.02 * (step - val_rise_after) if val_rise_after and step > val_rise_after else 0)
+            rows.append({"step": step, "time": 1000.5 + step, "val/loss": val, "val/per": val / 4})
+    return rows
+
+
+def add_run(store, run_id, overrides=(), rows=None, parent=None, group=None, conclusion=None, base=None):
+    config = apply_overrides(store.run_config(parent) if parent else base or to_dict(baseline()), list(overrides))
+    store.create_run(run_id, hypothesis=f"hypothesis of {run_id}", family="neural_decoder", preset="baseline",
+                     baseline="cffan_baseline", parent=parent, group=group, config=config)
+    if rows is not None:
+        folder = store.begin_attempt(run_id, command=["python", "-m", "trainers"], pid=os.getpid(), builtin_trainer=True,
+                                     overrides=[], git={"sha": "0123456789abcdef", "branch": "main", "committed": True})
+        write_json(folder / "config.json", config)
+        for row in rows:
+            append_jsonl(folder / "metrics.jsonl", row)
+        write_json(folder / "summary.json", {"param_count": 12345, "steps": rows[-1]["step"], "samples_per_s": 100.0,
+                                             "wall_s": 60.0, "peak_mem_mb": 512.0})
+        store.end_attempt(folder, exit_code=0, status="finished")
+    if conclusion:
+        store.add_event(run_id, "note", field="conclusion", text=conclusion)
+
+
+@pytest.fixture
+def story(tmp_path):
+    """nsd_001 reproduces the baseline, nsd_002 lowers the LR (better), nsd_003 adds noise (worse)."""
+    store = Store.init(tmp_path)
+    store.save_baseline("cffan_baseline", {"repository": "https://github.com/cffan/neural_seq_decoder",
+                                           "config_file": "config.yaml"}, to_dict(baseline()))
+    add_run(store, "nsd_001", rows=curve(100, 3.0, 1.2))
+    add_run(store, "nsd_002", ["optim.lr=0.0015", "train.grad_clip=1.0"], curve(100, 3.0, 0.6), parent="nsd_001",
+            group="noise", conclusion="Lower LR trains better")
+    add_run(store, "nsd_003", ["data.white_noise_sd=1.5"], curve(100, 3.0, 0.9), parent="nsd_002", group="noise",
+            conclusion="More noise hurts")
+    return store
+
+
+def test_changelog_tracks_changes_results_and_status(story):
+    page = reports.changelog(story, "cffan_baseline").read_text()
+    assert page.startswith("# Changelog: Modifications from cffan_baseline")
+    assert "**Baseline Repository**: https://github.com/cffan/neural_seq_decoder (`config.yaml`)" in page
+    assert re.search(r"\*\*Best val/per\*\*: 0\.2[0-9]* at step 100 \(nsd_002, Run #2\)", page)
+    assert "Against the baseline's own result" in page and "better" in page
+    sections = re.findall(r"^## \d+\. (\w+)", page, re.M)
+    assert sections == ["Schedule", "Clipping", "Augmentation"]
+    schedule = page.split("## 1. Schedule")[1].split("## 2.")[0]
+    assert "- `optim.lr`: 0.02" in schedule
+    assert "**Run #2 (nsd_002)**: `optim.lr`: 0.02 → 0.0015" in schedule and "improved against Run #1" in schedule
+    assert re.findall(r"^### Run #(\d): (nsd_\d+)", page, re.M) == [("1", "nsd_001"), ("2", "nsd_002"), ("3", "nsd_003")]
+    table = page.split("## Baseline Comparison Table")[1]
+    assert "| `optim.lr` | 0.02 | 0.0015 | ✅ improved (Run #2) |" in table
+    assert "| `data.white_noise_sd` | 0.8 | 1.5 | ❌ worse (Run #3) |" in table
+    works = page.split("## What Works")[1].split("## What Doesn't Work")[0]
+    fails = page.split("## What Doesn't Work")[1].split("---")[0]
+    assert "`train.grad_clip`: 0.0 → 1.0" in works and "white_noise_sd" not in works
+    assert "`data.white_noise_sd`: 0.8 → 1.5" in fails
+
+    reports.set_status_override(story, "cffan_baseline", "train.grad_clip=✅ critical fix")
+    table = reports.changelog(story, "cffan_baseline").read_text().split("## Baseline Comparison Table")[1]
+    assert "| `train.grad_clip` | 0.0 | 1.0 | ✅ critical fix |" in table
+
+
+def test_ablation_compares_only_differing_keys_with_deltas_and_plots(story):
+    path = reports.compare(story, ["nsd_002", "nsd_003"], "noise")
+    page = path.read_text()
+    config_table = page.split("## Config Differences")[1].split("## Results")[0]
+    assert "| `data.white_noise_sd` | 0.8 | 1.5 |" in config_table
+    assert config_table.count("| `") == 1, "only the keys that differ"
+    per = page.split("### val/per")[1].split("###")[0]
+    assert re.search(r"\| nsd_003 \| [0-9.]+ \| 100 \| [0-9.]+ \| \+0\.0[0-9]+ \|", per)
+    assert "![val/per](noise/val_per.png)" in per
+    assert (path.parent / "noise" / "val_per.png").read_bytes()[:4] == b"\x89PNG"
+    assert "- **nsd_003**: More noise hurts" in page
+    with pytest.raises(reports.LabError, match="at least two"):
+        reports.compare(story, ["nsd_002"])
+
+
+def test_report_has_evaluation_table_plots_resources_and_reproduce(story):
+    add_run(story, "nsd_004", ["model.dropout=0.0"], curve(100, 3.0, 0.2, val_offset=0.05, val_rise_after=40),
+            parent="nsd_002")
+    reports.doctor(story, "nsd_004")
+    path = reports.report(story, "nsd_004")
+    page = path.read_text()
+    assert page.startswith("# Training Report: nsd_004")
+    assert "- **Parameters**: 12,345" in page
+    table = page.split("## Training Metrics")[1].split("##")[0]
+    lines = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(lines) == 10
+    assert lines[0].endswith("| best so far |")
+    assert any("gap widening" in line for line in lines[5:])
+    assert (path.parent / "nsd_004" / "loss.png").exists()
+    assert "lab launch nsd_004 --resume" in page and "git checkout 0123456" in page
+    health = page.split("## Health Findings")[1]
+    assert "`gap_widening`" in health
+
+
+def test_doctor_records_each_finding_once_and_render_is_byte_stable(story):
+    rows = curve(100, 3.0, 1.0)
+    rows[60]["train/loss"] = "nan"
+    nan_step = rows[60]["step"]
+    add_run(story, "nsd_005", rows=rows, parent="nsd_001")
+    first = reports.doctor(story, "nsd_005")
+    assert "non_finite" in {f.rule for f in first}
+    reports.doctor(story, "nsd_005")
+    events = [e for e in story.events("nsd_005") if e["kind"] == "health"]
+    assert sorted(e["rule"] for e in events) == sorted(f.rule for f in first)
+    assert reports.doctor(story, "nsd_002", record=False) == []
+
+    paths = reports.render_all(story)
+    names = {p.relative_to(story.logs_dir).as_posix() for p in paths}
+    assert {"changelogs/cffan_baseline.md", "ablations/noise.md", "reports/nsd_005.md"} <= names
+    assert any(name.startswith("daily/") for name in names)
+    before = {p: p.read_bytes() for p in story.logs_dir.rglob("*") if p.suffix in (".md", ".png")}
+    reports.render_all(story)
+    after = {p: p.read_bytes() for p in story.logs_dir.rglob("*") if p.suffix in (".md", ".png")}
+    assert before == after
+    daily = next(p for p in paths if "daily" in str(p)).read_text()
+    assert f"`non_finite` at step {nan_step}" in daily.split("### nsd_005")[1]
