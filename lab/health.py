@@ -13,13 +13,13 @@ import math
 import re
 import statistics
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 # Every rule waits for enough history before judging, so that a healthy noisy run stays silent.
 GRAD_EXPLOSION_FACTOR = 10.0  # a grad norm above 10x the median of all earlier norms is an explosion
 GRAD_MIN_HISTORY = 20  # earlier finite grad norms needed before their median is trusted
 LOSS_MIN_ROWS = 30  # finite train losses needed before judging whether the loss decreases
-LOSS_WINDOW_FRACTION = 0.2  # compare the means of the first and the last 20% of the losses
+LOSS_WINDOW_ROWS = 20  # compare the mean of the first and of the last 20 losses (fewer: a fifth of them)
 LOSS_MIN_DROP = 0.05  # the last window must be 5% (of the first window's magnitude) below the first
 DIVERGENCE_MIN_ROWS = 20  # finite train losses needed before looking for a divergence
 DIVERGENCE_SMOOTHING = 5  # trailing moving average, in rows, before taking the loss minimum
@@ -30,7 +30,8 @@ GAP_MIN_EVALS = 4  # evaluations (with a train loss before them) needed to judge
 GAP_VAL_RISE = 0.01  # the last val loss is 1% (of its minimum) above the minimum ...
 GAP_GROWTH = 0.1  # ... and the val - train gap grew by 10% of the minimum val loss since then
 METRIC_WORSE = 0.05  # 5% (of the best value's magnitude) worse than the best counts as degraded ...
-METRIC_STAY_EVALS = 2  # ... at each of the last 2 evaluations
+METRIC_STAY_FRACTION = 0.1  # ... at each of the last 10% of the evaluations ...
+METRIC_STAY_EVALS = 2  # ... and at least the last 2
 BLANK_FRAC_LIMIT = 0.9  # an evaluation decoding over 90% of its utterances to all blanks has collapsed
 BLANK_EVALS_AFTER_LEARNING = 2  # collapsed evaluations in a row after a healthy one
 BLANK_EVALS_FROM_START = 5  # collapsed since the first evaluation: leave room for CTC's early blank phase
@@ -66,11 +67,7 @@ class Finding:
 
 def _number(value: Any) -> float | None:
     """A metric value as a float ("nan" and "inf" strings included), or None when it is not a number."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
             return float(value)
         except ValueError:
@@ -81,6 +78,12 @@ def _number(value: Any) -> float | None:
 def _finite(value: Any) -> float | None:
     number = _number(value)
     return number if number is not None and math.isfinite(number) else None
+
+
+def _has_non_finite(row: Row) -> bool:
+    """Whether the row's train loss or grad norm is non-finite."""
+    numbers = (_number(row.get("train/loss")), _number(row.get("train/grad_norm")))
+    return any(number is not None and not math.isfinite(number) for number in numbers)
 
 
 def _series(rows: list[Row], key: str) -> list[tuple[int, float]]:
@@ -125,17 +128,16 @@ def non_finite(rows: list[Row], config: dict) -> list[Finding]:
     """Non-finite train loss or grad norm, or updates skipped for non-finite values."""
     bad_steps, skipped = [], 0.0
     for row in rows:
-        values = (_number(row.get("train/loss")), _number(row.get("train/grad_norm")))
-        now_skipped = _finite(row.get("train/skipped_steps"))
-        if any(v is not None and not math.isfinite(v) for v in values) or (now_skipped or 0.0) > skipped:
+        now_skipped = _finite(row.get("train/skipped_steps")) or 0.0
+        if _has_non_finite(row) or now_skipped > skipped:
             bad_steps.append(int(row.get("step", 0)))
-        skipped = max(skipped, now_skipped or 0.0)
+        skipped = max(skipped, now_skipped)
     if not bad_steps:
         return []
     return [Finding(
         "non_finite", "error", bad_steps[0],
-        f"non-finite loss or grad norm at {len(bad_steps)} logged steps, first at step {bad_steps[0]}; "
-        f"{int(skipped)} updates skipped",
+        f"non-finite loss or grad norm, or skipped updates, at {len(bad_steps)} logged step(s) from step "
+        f"{bad_steps[0]}; {int(skipped)} updates skipped in all",
         {"first_step": bad_steps[0], "count": len(bad_steps), "skipped_steps": int(skipped)},
         "Lower the LR or lengthen warmup, enable clipping (train.grad_clip), prefer bf16 to fp16, "
         "and look for log(0) or division by zero in the loss.",
@@ -167,12 +169,12 @@ def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
 
 
 def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
-    """The train loss at the end of the run is not clearly below the loss at its start."""
+    """The train loss at the end of the run is not clearly below its starting values."""
     losses = _series(rows, "train/loss")
     warmup = _finite(_setting(config, "optim.warmup_steps")) or 0.0
     if len(losses) < LOSS_MIN_ROWS or losses[-1][0] <= warmup:
         return []
-    window = int(len(losses) * LOSS_WINDOW_FRACTION)
+    window = min(LOSS_WINDOW_ROWS, len(losses) // 5)
     first = statistics.fmean(v for _, v in losses[:window])
     last = statistics.fmean(v for _, v in losses[-window:])
     if first - last >= LOSS_MIN_DROP * abs(first):
@@ -264,14 +266,15 @@ def metric_degrading(rows: list[Row], config: dict) -> list[Finding]:
     metric = metric if isinstance(metric, str) else "val/loss"
     sign = -1.0 if _setting(config, "train.best_mode") == "max" else 1.0
     values = _series(rows, metric)
-    if len(values) <= METRIC_STAY_EVALS:
+    stay = max(METRIC_STAY_EVALS, int(len(values) * METRIC_STAY_FRACTION))
+    if len(values) <= stay:
         return []
     best = min(range(len(values)), key=lambda i: sign * values[i][1])
     best_step, best_value = values[best]
     worse = [sign * (value - best_value) > METRIC_WORSE * abs(best_value) for _, value in values]
-    if not all(worse[-METRIC_STAY_EVALS:]):
+    if not all(worse[-stay:]):
         return []
-    onset = len(worse) - METRIC_STAY_EVALS
+    onset = len(worse) - stay
     while worse[onset - 1]:
         onset -= 1
     final_step, final_value = values[-1]
@@ -329,8 +332,9 @@ def check(rows: Iterable[Row], config: dict | None = None) -> list[Finding]:
 class LiveMonitor:
     """Runs the rules during training: feed every logged row to `observe`; each rule reports at most once.
 
-    Evaluation rules run on rows with `val/` keys; all rules run every `every` rows (or every 1% of the rows
-    seen, if that is more, so the cost per row stays flat on long runs); a row with a non-finite value or
+    Evaluation rules run on each row with `val/` keys, over the evaluation rows alone (each carrying the mean
+    train loss since the previous one); all rules run over all rows every `every` rows, or every 1% of the
+    rows seen if that is more, so the cost per row stays flat on long runs. A row with a non-finite value or
     newly skipped updates runs `non_finite` at once, so that `stop_on=["non_finite"]` stops a run promptly.
     """
 
@@ -343,6 +347,8 @@ class LiveMonitor:
         self.every = every
         self.findings: list[Finding] = []
         self._rows: list[Row] = []
+        self._evaluations: list[Row] = []
+        self._recent_losses: list[float] = []  # train losses since the latest evaluation
         self._rows_since_check = 0
         self._skipped = 0.0
 
@@ -355,26 +361,32 @@ class LiveMonitor:
         """Add one metrics row; return the findings it made new."""
         self._rows.append(row)
         self._rows_since_check += 1
+        loss = _finite(row.get("train/loss"))
+        if loss is not None:
+            self._recent_losses.append(loss)
+        due: dict[str, list[Row]] = {}  # rule id -> the rows it runs over
+        if any(key.startswith("val/") for key in row):
+            evaluation = {key: value for key, value in row.items() if key != "train/loss"}
+            if self._recent_losses:
+                evaluation["train/loss"] = statistics.fmean(self._recent_losses)
+            self._evaluations.append(evaluation)
+            self._recent_losses = []
+            due = dict.fromkeys(EVALUATION_RULES, self._evaluations)
+        if self._alarming(row):
+            due["non_finite"] = self._rows
         if self._rows_since_check >= max(self.every, len(self._rows) // 100):
             self._rows_since_check = 0
-            due = set(RULES)
-        elif any(key.startswith("val/") for key in row):
-            due = set(EVALUATION_RULES)
-        else:
-            due = set()
-        if self._alarming(row):
-            due.add("non_finite")
+            due = dict.fromkeys(RULES, self._rows)
         fired = {finding.rule for finding in self.findings}
-        new = [finding for rule_id, rule in RULES.items() if rule_id in due - fired
-               for finding in rule(self._rows, self.config)]
+        new = [finding for rule_id, rule in RULES.items() if rule_id in due and rule_id not in fired
+               for finding in rule(due[rule_id], self.config)]
         self.findings.extend(new)
         return new
 
     def _alarming(self, row: Row) -> bool:
-        values = (_number(row.get("train/loss")), _number(row.get("train/grad_norm")))
         skipped = _finite(row.get("train/skipped_steps")) or 0.0
         newly_skipped, self._skipped = skipped > self._skipped, max(self._skipped, skipped)
-        return newly_skipped or any(v is not None and not math.isfinite(v) for v in values)
+        return newly_skipped or _has_non_finite(row)
 
 
 _HEADS_NAMES = ("num_attention_heads", "query_heads", "num_heads", "n_heads", "n_head", "nhead", "heads")
@@ -397,7 +409,8 @@ def _roles(sizes: dict[str, int], names: tuple[str, ...]) -> dict[str, str]:
     return {prefix: key for key in sizes if (prefix := _named(key, names)) is not None}
 
 
-def _sections(node: dict, path: str) -> Iterable[tuple[str, dict]]:
+def _sections(node: dict, path: str) -> Iterator[tuple[str, dict]]:
+    """(dotted path, dict) of `node` and of every dict nested in it."""
     yield path, node
     for key, value in node.items():
         if isinstance(value, dict):
@@ -405,7 +418,7 @@ def _sections(node: dict, path: str) -> Iterable[tuple[str, dict]]:
 
 
 def _attention_findings(config: dict) -> list[Finding]:
-    """Attention width (heads x head dim) below the model width, or a width that heads do not divide."""
+    """Attention width (heads x head dim) below the model width, in any section of the model config."""
     model = config.get("model")
     findings = []
     for path, section in _sections(model, "model") if isinstance(model, dict) else _sections(config, "config"):
@@ -416,25 +429,17 @@ def _attention_findings(config: dict) -> list[Finding]:
         width = sizes[width_key]
         heads = {prefix: key for prefix, key in _roles(sizes, _HEADS_NAMES).items() if "kv" not in key}
         head_dims = _roles(sizes, _HEAD_DIM_NAMES)
-        for prefix, heads_key in heads.items():
-            if prefix in head_dims:
-                dim_key = head_dims[prefix]
-                attention = sizes[heads_key] * sizes[dim_key]
-                if attention < width:
-                    findings.append(Finding(
-                        "attention_width", "warning", 0,
-                        f"{path}: {heads_key} x {dim_key} = {sizes[heads_key]} x {sizes[dim_key]} = {attention} "
-                        f"is smaller than {width_key} = {width}",
-                        {"section": path, "heads": sizes[heads_key], "head_dim": sizes[dim_key],
-                         "attention_width": attention, "model_width": width},
-                        f"Set {dim_key} = {width_key} / {heads_key} unless the bottleneck is intended.",
-                    ))
-            elif not head_dims and width % sizes[heads_key]:
+        for prefix in sorted(heads.keys() & head_dims.keys()):
+            heads_key, dim_key = heads[prefix], head_dims[prefix]
+            attention = sizes[heads_key] * sizes[dim_key]
+            if attention < width:
                 findings.append(Finding(
-                    "heads_split", "warning", 0,
-                    f"{path}: {width_key} = {width} is not divisible by {heads_key} = {sizes[heads_key]}",
-                    {"section": path, "heads": sizes[heads_key], "model_width": width},
-                    f"Choose {heads_key} dividing {width_key}, or set the head dimension explicitly.",
+                    "attention_width", "warning", 0,
+                    f"{path}: {heads_key} x {dim_key} = {sizes[heads_key]} x {sizes[dim_key]} = {attention} "
+                    f"is smaller than {width_key} = {width}",
+                    {"section": path, "heads": sizes[heads_key], "head_dim": sizes[dim_key],
+                     "attention_width": attention, "model_width": width},
+                    f"Set {dim_key} = {width_key} / {heads_key} unless the bottleneck is intended.",
                 ))
     return findings
 
@@ -472,8 +477,8 @@ def structural_findings(
     if (mode == "max" and words & _LOWER_IS_BETTER) or (mode == "min" and words & _HIGHER_IS_BETTER):
         findings.append(Finding(
             "best_mode_mismatch", "warning", 0,
-            f"best checkpoint keeps the {mode} of {metric}, which looks {'lower' if mode == 'max' else 'higher'} "
-            "is better",
+            f"train.best_mode is {mode} but {metric} looks like a "
+            f"{'lower' if mode == 'max' else 'higher'}-is-better metric",
             {"best_metric": metric, "best_mode": mode},
             f"Set train.best_mode to {'min' if mode == 'max' else 'max'}.",
         ))
