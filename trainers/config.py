@@ -7,6 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lab.config import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "adamw8bit")
+SCHEDULES = ("constant", "linear", "cosine", "plateau")
+DEVICES = ("auto", "cpu", "cuda", "xla")
+PRECISIONS = ("no", "bf16", "fp16")
+BEST_MODES = ("min", "max")
+
 
 @dataclass
 class OptimConfig:
@@ -31,12 +39,12 @@ class TrainConfig:
 
     device: str = "auto"  # auto | cpu | cuda | xla
     precision: str = "no"  # no | bf16 | fp16
-    batch_size: int = 32
-    grad_accum: int = 1
+    batch_size: int = 32  # per process and micro-batch; one update sees batch_size * grad_accum * processes
+    grad_accum: int = 1  # micro-batches per optimizer update
     max_steps: int = 1000
     grad_clip: float = 0.0  # max global grad norm; 0 disables clipping (the norm is still logged)
     eval_every: int = 100
-    log_every: int = 10
+    log_every: int = 10  # steps between throughput and memory figures (loss, grad norm and lr are logged every step)
     best_metric: str = "val/loss"
     best_mode: str = "min"  # min | max
     early_stop_patience: int = 0  # evaluations without improvement; 0 disables
@@ -45,3 +53,39 @@ class TrainConfig:
     stop_on: list[str] = field(default_factory=list)  # health rules that stop the run when they fire
     seed: int = 0
     num_workers: int = 0
+
+
+def validate(optim: OptimConfig, train: TrainConfig) -> None:
+    """Raise ConfigError (one line naming the key) for a value the engine cannot run with."""
+    for key, value, choices in (
+        ("optim.name", optim.name, OPTIMIZERS),
+        ("optim.schedule", optim.schedule, SCHEDULES),
+        ("train.device", train.device, DEVICES),
+        ("train.precision", train.precision, PRECISIONS),
+        ("train.best_mode", train.best_mode, BEST_MODES),
+    ):
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
+    for key, value, least in (
+        ("train.batch_size", train.batch_size, 1),
+        ("train.grad_accum", train.grad_accum, 1),
+        ("train.max_steps", train.max_steps, 1),
+        ("train.eval_every", train.eval_every, 1),
+        ("train.log_every", train.log_every, 1),
+        ("train.num_workers", train.num_workers, 0),
+        ("train.unfreeze_step", train.unfreeze_step, 0),
+        ("train.early_stop_patience", train.early_stop_patience, 0),
+        ("train.grad_clip", train.grad_clip, 0),
+        ("optim.warmup_steps", optim.warmup_steps, 0),
+        ("optim.lr_end", optim.lr_end, 0),
+        ("optim.weight_decay", optim.weight_decay, 0),
+        ("optim.plateau_patience", optim.plateau_patience, 0),
+    ):
+        if value < least:
+            raise ConfigError(f"{key}={value!r} must be at least {least}")
+    if not optim.lr > 0:
+        raise ConfigError(f"optim.lr={optim.lr!r} must be positive")
+    if not 0 < optim.plateau_factor < 1:
+        raise ConfigError(f"optim.plateau_factor={optim.plateau_factor!r} must lie between 0 and 1")
+    if len(optim.betas) != 2:
+        raise ConfigError(f"optim.betas={optim.betas!r} must hold two numbers")

@@ -1,0 +1,76 @@
+"""Train a family from the command line.
+
+    python -m trainers neural_decoder --preset tiny --set train.max_steps=200 --set optim.lr=1e-3
+    python -m trainers neural_decoder --config logs/runs/nsd_001/config.json --resume artefacts/.../last.pt
+
+Bad input (unknown family, preset or key, a bad value, a missing file) ends with one line on stderr and exit
+status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lab import families
+from lab.config import ConfigError, apply_overrides, from_dict, to_dict
+from trainers.launch import launch_command
+
+__all__ = ["launch_command", "load_config", "main"]
+
+
+def load_config(family: str, preset: str | None, config_file: str | None, overrides: list[str]):
+    """The family's Config dataclass from a preset (default baseline) or a JSON file, with overrides applied."""
+    module = families.config_module(family)
+    if config_file is not None:
+        try:
+            values = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {config_file}") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"config file {config_file} is not JSON: {error}") from None
+        values = to_dict(from_dict(module.Config, values))  # unknown keys are rejected here
+    else:
+        values = families.preset(family, preset or "baseline")
+    return from_dict(module.Config, apply_overrides(values, overrides))
+
+
+def parser() -> argparse.ArgumentParser:
+    command = argparse.ArgumentParser(
+        prog="python -m trainers",
+        description="Train a model family on the shared engine.",
+        epilog="example: python -m trainers neural_decoder --preset tiny --set train.max_steps=100",
+    )
+    command.add_argument("family", help=f"model family ({', '.join(families.known())})")
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="named preset of the family (default: baseline)")
+    source.add_argument("--config", metavar="FILE.json", help="resolved config written by the lab")
+    command.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)",
+    )
+    command.add_argument("--resume", metavar="PATH", help="checkpoint to continue from exactly")
+    command.add_argument(
+        "--out", metavar="DIR", help="where checkpoints go outside the lab (default artefacts/standalone/FAMILY)"
+    )
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        config = load_config(args.family, args.preset, args.config, args.overrides)
+        from trainers.engine import train
+
+        train(args.family, config, resume=args.resume, out_dir=args.out)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

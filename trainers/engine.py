@@ -1,0 +1,559 @@
+"""The training loop every family shares.
+
+    summary = train("neural_decoder", config)            # config: the family's Config dataclass
+
+A family module provides the model, the data, the loss and the evaluation (see trainers/family.py); the engine
+owns everything else: devices and processes (accelerate, or XLA), mixed precision, gradient accumulation,
+optimizer and parameter groups, learning-rate schedule, gradient clipping, skipping non-finite updates,
+staged freezing, evaluation, best and last checkpoints, early stopping, exact resume, and the metrics sent to
+the lab tracker.
+
+Metrics, from the main process only: every step `train/loss` (mean over the update's micro-batches and
+processes), `train/grad_norm` (global norm before clipping), `train/lr`, `train/skipped_steps` (cumulative) and
+the family's training metrics (`train/<name>`); every `train.log_every` steps also `train/samples_per_s` and
+`train/peak_mem_mb`; every evaluation the family's `val/...` metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from lab import families, tracker
+from lab.config import ConfigError, to_dict
+from trainers import checkpoint
+from trainers.config import TrainConfig, validate
+from trainers.device import (
+    any_process,
+    create_accelerator,
+    finish_step,
+    peak_memory_mb,
+    seed_everything,
+    skip_update,
+)
+from trainers.family import DataBundle
+from trainers.optim import LearningRateSchedule, build_optimizer
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Progress:
+    """Where training stands: what an exact resume needs besides weights, optimizer, schedule and generators."""
+
+    step: int = 0  # updates attempted, applied or skipped
+    epoch: int = 0
+    position: int = 0  # micro-batches of `epoch` this process has consumed
+    skipped_steps: int = 0
+    best_value: float | None = None
+    best_step: int | None = None
+    evaluations_since_best: int = 0
+    last_loss: float | None = None  # the latest finite training loss
+
+
+@dataclass
+class Run:
+    """The pieces of one training run that the loop's functions share."""
+
+    family_name: str
+    family: ModuleType
+    config: Any
+    accelerator: Any
+    model: nn.Module  # as prepared by accelerate: wrapped for multi-process runs
+    optimizer: Any
+    schedule: LearningRateSchedule
+    data: DataBundle
+    frozen: list[nn.Parameter]
+    checkpoints: Path
+    on_row: Callable[[dict], bool] | None
+    progress: Progress = field(default_factory=Progress)
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    stop_requested: bool = False
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return self.config.train
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+
+@dataclass
+class StepResult:
+    """One optimizer update as seen from the host."""
+
+    loss: float  # mean over micro-batches and processes
+    grad_norm: float  # global norm before clipping
+    lr: float
+    applied: bool  # False when the loss or the gradients were not finite
+    metrics: dict[str, float]  # the family's training metrics, averaged over micro-batches
+
+
+@dataclass
+class Throughput:
+    """Time spent in training steps (evaluation and checkpoints excluded), overall and since the last report."""
+
+    samples_per_step: int
+    seconds: float = 0.0
+    steps: int = 0
+    window_seconds: float = 0.0
+    window_steps: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.steps += 1
+        self.window_seconds += seconds
+        self.window_steps += 1
+
+    def overall(self) -> float:
+        """Samples per second over the whole run."""
+        return self.steps * self.samples_per_step / self.seconds if self.seconds else 0.0
+
+    def take_window(self) -> float:
+        """Samples per second since the previous call."""
+        rate = self.window_steps * self.samples_per_step / self.window_seconds if self.window_seconds else 0.0
+        self.window_seconds, self.window_steps = 0.0, 0
+        return rate
+
+
+def train(
+    family_name: str,
+    config: Any,
+    *,
+    resume: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    on_row: Callable[[dict], bool] | None = None,
+) -> dict:
+    """Train family `family_name` with `config` (its Config dataclass); returns the summary.
+
+    `resume` continues exactly from a checkpoint written by this engine. Checkpoints go to the lab attempt's
+    artefacts, else to `out_dir/checkpoints` (default artefacts/standalone/<family>). `on_row` receives every
+    logged row `{"step": ..., **metrics}` on the main process and returns True to stop the run.
+    Raises ConfigError (one line) for a config, data file or checkpoint the engine cannot use.
+    """
+    started = time.perf_counter()
+    validate(config.optim, config.train)
+    accelerator = create_accelerator(config.train)
+    run = assemble(family_name, config, accelerator, out_dir, on_row)
+    if resume is not None:
+        restore(run, checkpoint.load(resume))
+    else:
+        seed_everything(config.train.seed, per_process=True)
+    throughput, stop_reason = loop(run)
+    summary = summarise(run, throughput, stop_reason, time.perf_counter() - started)
+    if run.is_main:
+        tracker.summary(**summary)
+    accelerator.end_training()
+    return summary
+
+
+def assemble(family_name: str, config: Any, accelerator, out_dir, on_row) -> Run:
+    """Build the family's model and data, the optimizer and the schedule, and place them with accelerate."""
+    family = families.trainer_module(family_name)
+    seed_everything(config.train.seed)  # the same initial weights (and generated data) on every process
+    try:
+        model = family.build_model(config)
+        data = family.build_data(config)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{family_name}: {' '.join(str(error).split())}") from error
+    train_config = config.train
+    per_epoch = batches_per_epoch(len(data.train), train_config.batch_size, accelerator.num_processes)
+    if per_epoch == 0:
+        raise ConfigError(
+            f"the training set has {len(data.train)} items, fewer than one batch of train.batch_size="
+            f"{train_config.batch_size} for each of {accelerator.num_processes} process(es)"
+        )
+    frozen = frozen_parameters(model, train_config.frozen)
+    optimizer = build_optimizer(model, config.optim)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return Run(
+        family_name=family_name,
+        family=family,
+        config=config,
+        accelerator=accelerator,
+        model=model,
+        optimizer=optimizer,
+        schedule=LearningRateSchedule(config.optim, train_config.max_steps),
+        data=data,
+        frozen=frozen,
+        checkpoints=checkpoint.checkpoint_dir(family_name, out_dir),
+        on_row=on_row,
+    )
+
+
+def frozen_parameters(model: nn.Module, prefixes: list[str]) -> list[nn.Parameter]:
+    """The parameters whose names start with one of `prefixes`; a prefix matching nothing is a ConfigError."""
+    named = list(model.named_parameters())
+    for prefix in prefixes:
+        if not any(name.startswith(prefix) for name, _ in named):
+            tops = sorted({name.split(".")[0] for name, _ in named})
+            raise ConfigError(
+                f"train.frozen prefix {prefix!r} matches no parameter; top-level names: {', '.join(tops)}"
+            )
+    return [parameter for name, parameter in named if name.startswith(tuple(prefixes))]
+
+
+# Data order ---------------------------------------------------------------------------------------------------
+
+
+def batches_per_epoch(items: int, batch_size: int, processes: int) -> int:
+    """Full micro-batches each process gets in an epoch (the remainder of the permutation is dropped)."""
+    return items // (batch_size * processes)
+
+
+class EpochOrder(Sampler):
+    """One process's index batches for one epoch, from batch `start` on.
+
+    The permutation is a function of (seed, epoch) only, so a resumed run replays it; it is dealt out to the
+    processes in turn and cut into full batches.
+    """
+
+    def __init__(self, items: int, batch_size: int, seed: int, epoch: int, rank: int, processes: int, start: int):
+        self.batch_size = batch_size
+        self.start = start
+        self.count = batches_per_epoch(items, batch_size, processes)
+        permutation = np.random.default_rng([seed, epoch]).permutation(items)  # (items,)
+        self.indices = permutation[: self.count * batch_size * processes][rank::processes]  # (count * batch_size,)
+
+    def __len__(self) -> int:
+        return max(0, self.count - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in range(self.start, self.count):
+            yield self.indices[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """`batch` with every tensor inside (nested dicts, lists, tuples) moved to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
+
+
+def micro_batches(run: Run) -> Iterator[Any]:
+    """Training micro-batches on the device, epoch after epoch, keeping `run.progress.epoch/position` current."""
+    progress, train_config, accelerator = run.progress, run.train_config, run.accelerator
+    while True:
+        order = EpochOrder(
+            len(run.data.train), train_config.batch_size, train_config.seed, progress.epoch,
+            accelerator.process_index, accelerator.num_processes, start=progress.position,
+        )
+        # A private generator: creating the loader's iterator must not draw from torch's global RNG.
+        entropy = [train_config.seed, progress.epoch, accelerator.process_index]
+        generator = torch.Generator().manual_seed(int(np.random.default_rng(entropy).integers(2**62)))
+        loader = DataLoader(
+            run.data.train, batch_sampler=order, collate_fn=run.data.collate,
+            num_workers=train_config.num_workers, generator=generator,
+        )
+        for batch in loader:
+            progress.position += 1
+            yield to_device(batch, accelerator.device)
+        progress.epoch += 1
+        progress.position = 0
+
+
+def validation_batches(run: Run) -> Iterator[Any]:
+    """The validation set in its stored order, batched like training, on the device."""
+    train_config = run.train_config
+    loader = DataLoader(
+        run.data.val, batch_size=train_config.batch_size, shuffle=False, collate_fn=run.data.collate,
+        num_workers=train_config.num_workers, generator=torch.Generator().manual_seed(train_config.seed),
+    )
+    return (to_device(batch, run.accelerator.device) for batch in loader)
+
+
+# One update ---------------------------------------------------------------------------------------------------
+
+
+def train_step(run: Run, batches: Iterator[Any]) -> StepResult:
+    """Accumulate gradients over `train.grad_accum` micro-batches, clip, and update unless anything is non-finite."""
+    accelerator, model, optimizer, train_config = run.accelerator, run.model, run.optimizer, run.train_config
+    losses, metrics = [], []
+    for _ in range(train_config.grad_accum):
+        batch = next(batches)
+        with accelerator.accumulate(model):
+            with accelerator.autocast():
+                loss, batch_metrics = run.family.training_loss(model, batch, run.config)
+            accelerator.backward(loss)
+        losses.append(loss.detach().float())
+        metrics.append(batch_metrics)
+    if frozen_now(run):
+        # Frozen parameters keep requires_grad (DDP fixes its gradient hooks when it wraps the model, so releasing
+        # them later would leave them unsynchronised); dropping their gradients keeps the optimizer off them.
+        for parameter in run.frozen:
+            parameter.grad = None
+    max_norm = train_config.grad_clip if train_config.grad_clip > 0 else math.inf
+    grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_norm)  # the norm before clipping
+    loss = torch.stack(losses).mean()
+    if accelerator.num_processes > 1:
+        loss = accelerator.reduce(loss, reduction="mean")
+    loss_value, norm_value = torch.stack([loss, grad_norm.float().to(loss.device)]).tolist()  # one transfer to the host
+    applied = math.isfinite(loss_value) and math.isfinite(norm_value)
+    lr = run.schedule.apply(optimizer)
+    if applied:
+        optimizer.step()
+        run.schedule.advance()
+    else:
+        skip_update(accelerator)
+    optimizer.zero_grad(set_to_none=True)
+    finish_step(accelerator)
+    return StepResult(loss_value, norm_value, lr, applied, mean_metrics(metrics))
+
+
+def frozen_now(run: Run) -> bool:
+    """Whether `train.frozen` parameters are held still at the current step."""
+    unfreeze_step = run.train_config.unfreeze_step
+    return bool(run.frozen) and (unfreeze_step == 0 or run.progress.step < unfreeze_step)
+
+
+def mean_metrics(rows: list[dict]) -> dict[str, float]:
+    """The family's per-micro-batch training metrics averaged, named `train/<name>`."""
+    names = rows[0].keys() if rows else []
+    return {
+        (name if "/" in name else f"train/{name}"): sum(float(row[name]) for row in rows) / len(rows)
+        for name in names
+    }
+
+
+# The loop -----------------------------------------------------------------------------------------------------
+
+
+def loop(run: Run) -> tuple[Throughput, str]:
+    """Train until max_steps, early stopping or a stop from `on_row`; returns the throughput and the reason."""
+    train_config, progress, accelerator = run.train_config, run.progress, run.accelerator
+    throughput = Throughput(train_config.batch_size * train_config.grad_accum * accelerator.num_processes)
+    batches = micro_batches(run)
+    bar = tqdm(
+        total=train_config.max_steps, initial=progress.step, desc=run.family_name, unit="step",
+        disable=not (run.is_main and sys.stderr.isatty()), dynamic_ncols=True,
+    )
+    run.model.train()
+    stop_reason, evaluated_step = "max_steps", None
+    while progress.step < train_config.max_steps:
+        began = time.perf_counter()
+        result = train_step(run, batches)
+        progress.step += 1
+        row = step_row(run, result)
+        throughput.add(time.perf_counter() - began)
+        if progress.step % train_config.log_every == 0 or progress.step == train_config.max_steps:
+            row["train/samples_per_s"] = throughput.take_window()
+            row["train/peak_mem_mb"] = peak_memory_mb(accelerator)
+            bar.set_postfix(loss=f"{result.loss:.4g}", lr=f"{result.lr:.3g}", refresh=False)
+        report(run, row)
+        bar.update(1)
+        if progress.step % train_config.eval_every == 0:
+            evaluated_step = progress.step
+            if evaluate_and_checkpoint(run):
+                stop_reason = "early_stop"
+                break
+        if any_process(accelerator, run.stop_requested):
+            stop_reason = "on_row"
+            break
+    if evaluated_step != progress.step:
+        evaluate_and_checkpoint(run)
+    bar.close()
+    return throughput, stop_reason
+
+
+def step_row(run: Run, result: StepResult) -> dict:
+    """The metrics row of the step just taken, counting it when it was skipped."""
+    progress = run.progress
+    if result.applied:
+        progress.last_loss = result.loss
+    else:
+        progress.skipped_steps += 1
+    return {
+        "step": progress.step,
+        "train/loss": result.loss,
+        "train/grad_norm": result.grad_norm,
+        "train/lr": result.lr,
+        "train/skipped_steps": progress.skipped_steps,
+        **result.metrics,
+    }
+
+
+def report(run: Run, row: dict) -> None:
+    """Log `row` to the tracker and hand it to `on_row` (main process only)."""
+    if not run.is_main:
+        return
+    tracker.log(row["step"], **{key: value for key, value in row.items() if key != "step"})
+    if run.on_row is not None and run.on_row(row):
+        run.stop_requested = True
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    """The family's validation metrics, computed on the main process and shared with the others."""
+    accelerator = run.accelerator
+    metrics = None
+    if run.is_main:
+        model = accelerator.unwrap_model(run.model)
+        model.eval()
+        try:
+            with torch.no_grad(), accelerator.autocast():
+                metrics = run.family.evaluate(model, validation_batches(run), run.config)
+        finally:
+            model.train()
+        metrics = {name: float(value) for name, value in metrics.items()}
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        metrics = broadcast_object_list([metrics])[0]
+    return metrics
+
+
+def evaluate_and_checkpoint(run: Run) -> bool:
+    """Evaluate, track the best metric, write the best and last checkpoints; True when early stopping is due."""
+    metrics = evaluate(run)
+    run.last_metrics = metrics
+    report(run, {"step": run.progress.step, **metrics})
+    improved = track_best(run, metrics)
+    run.schedule.observe(improved)
+    payload = checkpoint_payload(run)
+    if run.is_main:
+        write_checkpoints(run, payload, improved)
+        print_progress(run, metrics)
+    patience = run.train_config.early_stop_patience
+    return patience > 0 and run.progress.evaluations_since_best >= patience
+
+
+def track_best(run: Run, metrics: dict[str, float]) -> bool:
+    """Compare the actual value of `train.best_metric` with the best so far; True when it improved."""
+    name, mode = run.train_config.best_metric, run.train_config.best_mode
+    if name not in metrics:
+        raise ConfigError(
+            f"train.best_metric {name!r} is not an evaluation metric; the family reports: {', '.join(sorted(metrics))}"
+        )
+    value, progress = metrics[name], run.progress
+    best = progress.best_value
+    improved = math.isfinite(value) and (best is None or (value < best if mode == "min" else value > best))
+    if improved:
+        progress.best_value, progress.best_step, progress.evaluations_since_best = value, progress.step, 0
+    else:
+        progress.evaluations_since_best += 1
+    return improved
+
+
+def print_progress(run: Run, metrics: dict[str, float]) -> None:
+    """One console line per evaluation (so stdout.log shows progress without a terminal)."""
+    progress, train_config = run.progress, run.train_config
+    parts = [f"step {progress.step}/{train_config.max_steps}"]
+    if progress.last_loss is not None:
+        parts.append(f"train/loss={progress.last_loss:.4g}")
+    parts += [f"{name}={value:.4g}" for name, value in metrics.items()]
+    if progress.best_value is not None:
+        parts.append(f"best {train_config.best_metric}={progress.best_value:.4g}@{progress.best_step}")
+    parts.append(f"skipped={progress.skipped_steps}")
+    tqdm.write(" ".join(parts))
+    sys.stdout.flush()
+
+
+# Checkpoints --------------------------------------------------------------------------------------------------
+
+
+def checkpoint_payload(run: Run) -> dict:
+    """Everything an exact resume needs; every process takes part (its generator states are gathered)."""
+    accelerator = run.accelerator
+    rng = [checkpoint.rng_state(accelerator.device)]
+    if accelerator.num_processes > 1 and accelerator.device.type != "xla":
+        from accelerate.utils import gather_object
+
+        rng = gather_object(rng)
+    scaler = accelerator.scaler
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "family": run.family_name,
+        "config": to_dict(run.config),
+        "processes": accelerator.num_processes,
+        "model": checkpoint.to_cpu(accelerator.unwrap_model(run.model).state_dict()),
+        "optimizer": checkpoint.to_cpu(run.optimizer.state_dict()),
+        "schedule": run.schedule.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "progress": asdict(run.progress),
+        "rng": rng,
+    }
+
+
+def write_checkpoints(run: Run, payload: dict, improved: bool) -> None:
+    """Write last.pt, and best.pt when the best metric improved, and record them with the tracker."""
+    progress, name = run.progress, run.train_config.best_metric
+    if improved:
+        best = run.checkpoints / f"{checkpoint.BEST}.pt"
+        checkpoint.save_atomic(payload, best)
+        tracker.checkpoint(checkpoint.BEST, best, progress.step, metric=name, value=progress.best_value)
+    last = run.checkpoints / f"{checkpoint.LAST}.pt"
+    checkpoint.save_atomic(payload, last)
+    tracker.checkpoint(checkpoint.LAST, last, progress.step, metric=name, value=run.last_metrics.get(name))
+
+
+def restore(run: Run, state: dict) -> None:
+    """Continue from a checkpoint: weights, optimizer, schedule, loss scale, progress and generator states."""
+    accelerator, train_config = run.accelerator, run.train_config
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("family") != run.family_name:
+        raise ConfigError(
+            f"the checkpoint is not a {run.family_name} checkpoint of this engine (family {state.get('family')!r})"
+        )
+    saved_batch_size = state["config"]["train"]["batch_size"]
+    if (state["processes"], saved_batch_size) != (accelerator.num_processes, train_config.batch_size):
+        raise ConfigError(
+            f"the checkpoint was written by {state['processes']} process(es) with train.batch_size="
+            f"{saved_batch_size}; resume with the same to replay the data order"
+        )
+    accelerator.unwrap_model(run.model).load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    for group in run.optimizer.param_groups:
+        group["initial_lr"] = run.config.optim.lr  # a resumed run may change the peak rate
+    run.schedule.load_state_dict(state["schedule"])
+    if accelerator.scaler is not None and state["scaler"] is not None:
+        accelerator.scaler.load_state_dict(state["scaler"])
+    run.progress = Progress(**state["progress"])
+    rank = accelerator.process_index
+    if rank < len(state["rng"]):
+        checkpoint.set_rng_state(state["rng"][rank], accelerator.device)
+    else:  # more processes than the checkpoint has states for (XLA does not gather them)
+        seed_everything(train_config.seed + run.progress.step, per_process=True)
+
+
+# Summary ------------------------------------------------------------------------------------------------------
+
+
+def summarise(run: Run, throughput: Throughput, stop_reason: str, wall_s: float) -> dict:
+    """The figures of the run for summary.json: size, speed, memory, best and final values."""
+    progress, accelerator = run.progress, run.accelerator
+    parameters = list(accelerator.unwrap_model(run.model).parameters())
+    summary = {
+        "steps": progress.step,
+        "wall_s": round(wall_s, 3),
+        "train_s": round(throughput.seconds, 3),
+        "param_count": sum(parameter.numel() for parameter in parameters),
+        "trainable_param_count": sum(parameter.numel() for parameter in parameters if parameter.requires_grad),
+        "samples_per_s": throughput.overall(),
+        "peak_mem_mb": peak_memory_mb(accelerator),
+        "skipped_steps": progress.skipped_steps,
+        "best_metric": run.train_config.best_metric,
+        "best_value": progress.best_value,
+        "best_step": progress.best_step,
+        "stopped_early": stop_reason != "max_steps",
+        "stop_reason": stop_reason,
+        "device": str(accelerator.device),
+        "processes": accelerator.num_processes,
+        "data": run.data.info,
+        "final/train/loss": progress.last_loss,
+    }
+    summary.update({f"final/{name}": value for name, value in run.last_metrics.items()})
+    return summary
