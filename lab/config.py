@@ -120,6 +120,10 @@ COMPONENT_WORDS = [
 ]
 
 
+COMPONENT_ORDER = ["schedule", "optimizer", "clipping", "precision", "augmentation", "regularisation", "model",
+                   "data", "training"]
+
+
 def component_of(key: str) -> str:
     """The component a dotted config key belongs to, for grouping diffs and changelogs.
 
@@ -157,14 +161,14 @@ MISSING = "(absent)"
 
 
 def diff(before: dict, after: dict) -> list[Change]:
-    """Key-level differences from `before` to `after` (nested dicts), sorted by component then key."""
+    """Key-level differences from `before` to `after` (nested dicts), in COMPONENT_ORDER, then by key."""
     flat_before, flat_after = flatten(before), flatten(after)
     changes = [
         Change(key, flat_before.get(key, MISSING), flat_after.get(key, MISSING))
         for key in sorted(set(flat_before) | set(flat_after))
         if flat_before.get(key, MISSING) != flat_after.get(key, MISSING)
     ]
-    return sorted(changes, key=lambda change: (change.component, change.key))
+    return sorted(changes, key=lambda change: (COMPONENT_ORDER.index(change.component), change.key))
 
 
 def format_value(value: Any) -> str:

@@ -58,7 +58,10 @@ def last_checkpoint(store: Store, run_id: str) -> str:
 def trainer_command(family: str, config_path: Path, processes: int, resume: str | None) -> list[str]:
     from trainers.launch import launch_command
 
-    return launch_command(family, str(config_path), processes=processes, resume=resume)
+    try:
+        return launch_command(family, str(config_path), processes=processes, resume=resume)
+    except ValueError as error:
+        raise LabError(str(error)) from None
 
 
 def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path) -> dict:
@@ -141,10 +144,10 @@ def launch(
 
 
 def report_health(store: Store, run_id: str, number: int) -> None:
-    """End-of-attempt health check: record new findings as events and name them on stderr."""
-    from lab.reports import doctor
+    """End-of-attempt health check: record findings the live checks did not, and name them on stderr."""
+    from lab.reports import diagnose, record_findings
 
-    for finding in doctor(store, run_id, number):
+    for finding in record_findings(store, run_id, number, diagnose(store, run_id, number)[1]):
         print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr)
 
 

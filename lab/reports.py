@@ -13,8 +13,6 @@ from lab.pages import active_days, daily_log, display_title, render
 from lab.records import read_json, read_jsonl, write_json
 from lab.store import LabError, Store
 
-COMPONENT_ORDER = ["schedule", "optimizer", "clipping", "precision", "augmentation", "regularisation", "model",
-                   "data", "training"]
 STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "untested": "❔"}
 
 
@@ -72,8 +70,10 @@ def changelog(store: Store, baseline: str) -> Path:
     runs = [run for run in runs if run.get("baseline") == baseline]
     number = {run["id"]: index for index, run in enumerate(runs, start=1)}
     results = {run["id"]: metrics.run_result(store, run["id"]) for run in runs}
-    baseline_result = next((results[r["id"]] for r in runs
-                            if results[r["id"]] and not config_tools.diff(base_config, store.run_config(r["id"]))), None)
+    reproductions = [r for r in runs if results[r["id"]] and not config_tools.diff(base_config, store.run_config(r["id"]))]
+    first_with_result = next((r for r in runs if results[r["id"]]), None)
+    reference_run = reproductions[0] if reproductions else first_with_result
+    baseline_result = results[reference_run["id"]] if reproductions else None
 
     entries = []
     for run in runs:
@@ -94,7 +94,7 @@ def changelog(store: Store, baseline: str) -> Path:
         })
 
     components = []
-    for component in COMPONENT_ORDER:
+    for component in config_tools.COMPONENT_ORDER:
         touched = [(entry, [c for c in entry["changes"] if c.component == component]) for entry in entries]
         touched = [(entry, changes) for entry, changes in touched if changes]
         if not touched:
@@ -139,8 +139,10 @@ def changelog(store: Store, baseline: str) -> Path:
         current_number=number.get(current["id"]) if current else None,
         current_result=results.get(current["id"]) if current else None,
         best=best_entry,
-        baseline_result=baseline_result,
-        vs_baseline=metrics.improvement(baseline_result, best_entry["result"]) if best_entry else None,
+        reference_run=reference_run,
+        reference_is_baseline=bool(reproductions),
+        reference_result=results[reference_run["id"]] if reference_run else None,
+        vs_reference=metrics.improvement(results[reference_run["id"]], best_entry["result"]) if best_entry else None,
         works=[e for e in entries if e["verdict"] == "improved" and e["changes"]],
         fails=[e for e in entries if e["verdict"] == "worse" and e["changes"]],
     )
@@ -166,7 +168,7 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
     tables = {rid: {row["metric"]: row for row in metrics.final_and_best(store.attempt_dir(rid, n))} if n else {}
               for rid, n in attempts.items()}
     names = sorted({metric for table in tables.values() for metric in table})
-    shown = [m for m in names if m.startswith("val/")] + [m for m in names if m in ("train/loss", "train/grad_norm")]
+    shown = [m for m in names if m.startswith("val/")] + [m for m in names if m == "train/loss"]
     first = run_ids[0]
     metric_tables = []
     for metric in shown:
@@ -302,25 +304,34 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
 # -- doctor and render -------------------------------------------------------------------------------------
 
 
-def doctor(store: Store, run_id: str, attempt_number: int | None = None, record: bool = True) -> list[health.Finding]:
-    """Run the health rules over an attempt's metrics (default: latest) and its config; record new findings."""
+def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tuple[int | None, list[health.Finding]]:
+    """The health findings of an attempt (default: the latest with metrics) and of its config."""
     store.load_run(run_id)
     number = attempt_number or latest_attempt_with_metrics(store, run_id)
     config = store.run_config(run_id)
-    findings = []
-    if number is not None:
-        folder = store.attempt_dir(run_id, number)
-        config = read_json(folder / "config.json", config)
-        findings = health.check(list(read_jsonl(folder / "metrics.jsonl")), config)
-        summary = read_json(folder / "summary.json", {})
-        findings += health.structural_findings(config, summary.get("param_count"), summary.get("baseline_param_count"))
-    else:
-        findings = health.structural_findings(config)
+    if number is None:
+        return None, health.structural_findings(config)
+    folder = store.attempt_dir(run_id, number)
+    config = read_json(folder / "config.json", config)
+    summary = read_json(folder / "summary.json", {})
+    findings = health.check(list(read_jsonl(folder / "metrics.jsonl")), config)
+    return number, findings + health.structural_findings(config, summary.get("param_count"))
+
+
+def record_findings(store: Store, run_id: str, number: int | None, findings: list[health.Finding]) -> list[health.Finding]:
+    """Record findings as health events, skipping rules already recorded for the attempt or the run; returns the new."""
+    seen = {(e.get("rule"), e.get("attempt")) for e in health_events(store, run_id)}
+    new = [f for f in findings if (f.rule, number) not in seen and (f.rule, None) not in seen]
+    for finding in new:
+        store.add_event(run_id, "health", attempt=number, **finding.to_dict())
+    return new
+
+
+def doctor(store: Store, run_id: str, attempt_number: int | None = None, record: bool = True) -> list[health.Finding]:
+    """Run the health rules over an attempt's metrics and its config; record new findings; return them all."""
+    number, findings = diagnose(store, run_id, attempt_number)
     if record:
-        seen = {(e.get("rule"), e.get("attempt")) for e in health_events(store, run_id)}
-        for finding in findings:
-            if (finding.rule, number) not in seen:
-                store.add_event(run_id, "health", attempt=number, **finding.to_dict())
+        record_findings(store, run_id, number, findings)
     return findings
 
 

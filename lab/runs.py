@@ -35,8 +35,42 @@ def resolve_config(
         values = loaded if not family else {**values, **loaded}
     values = config_tools.apply_overrides(values, overrides)
     if family:
-        config_tools.from_dict(families.config_module(family).Config, values)
+        parsed = config_tools.from_dict(families.config_module(family).Config, values)
+        if hasattr(parsed, "optim") and hasattr(parsed, "train"):
+            from trainers.config import validate
+
+            validate(parsed.optim, parsed.train)
     return values
+
+
+def parameter_count(family: str, values: dict) -> int:
+    """Parameters of the family's model for a config, built on the meta device (no memory, no weights)."""
+    import torch
+
+    config = config_tools.from_dict(families.config_module(family).Config, values)
+    with torch.device("meta"):
+        model = families.trainer_module(family).build_model(config)
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def structural_check(store: Store, record: dict) -> list[str]:
+    """Model size against where the run started (its parent, else its preset) and structural smells of a new
+    family run, recorded as health events. Returns the lines `lab new-run` prints.
+    """
+    from lab import health
+
+    values = store.run_config(record["id"])
+    if record.get("parent"):
+        reference, reference_values = record["parent"], store.run_config(record["parent"])
+    else:
+        reference, reference_values = f"preset {record['preset']}", families.preset(record["family"], record["preset"])
+    count = parameter_count(record["family"], values)
+    reference_count = parameter_count(record["family"], reference_values)
+    lines = [f"parameters: {count:,} ({reference}: {reference_count:,})"]
+    for finding in health.structural_findings(values, count, reference_count):
+        store.add_event(record["id"], "health", **finding.to_dict())
+        lines.append(f"health [{finding.rule}]: {finding.message}. {finding.suggestion}")
+    return lines
 
 
 def new_run(
@@ -65,7 +99,7 @@ def new_run(
         module = families.config_module(family)
         baseline = module.PROVENANCE["baseline"]
         store.save_baseline(baseline, module.PROVENANCE, families.preset(family, "baseline"))
-    return store.create_run(
+    record = store.create_run(
         None if next_free else run_id,
         prefix=prefix,
         hypothesis=hypothesis,
@@ -79,6 +113,9 @@ def new_run(
         config_source=config_file,
         config=values,
     )
+    if family:
+        record["summary_lines"] = structural_check(store, record)
+    return record
 
 
 def list_runs(

@@ -13,8 +13,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
-from lab import families
+from lab import families, tracker
+from lab.health import LiveMonitor
 from lab.config import ConfigError, apply_overrides, from_dict, to_dict
 from trainers.launch import launch_command
 
@@ -58,6 +60,19 @@ def parser() -> argparse.ArgumentParser:
     return command
 
 
+def health_monitor(config) -> Callable[[dict], bool]:
+    """An `on_row` hook running the lab's health rules live: findings become events; `train.stop_on` stops."""
+    monitor = LiveMonitor(to_dict(config), stop_on=config.train.stop_on)
+
+    def on_row(row: dict) -> bool:
+        for finding in monitor.observe(row):
+            tracker.event("health", **finding.to_dict())
+            print(f"health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr, flush=True)
+        return monitor.should_stop
+
+    return on_row
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     args = parser().parse_args(argv)
@@ -65,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.family, args.preset, args.config, args.overrides)
         from trainers.engine import train
 
-        train(args.family, config, resume=args.resume, out_dir=args.out)
+        train(args.family, config, resume=args.resume, out_dir=args.out, on_row=health_monitor(config))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

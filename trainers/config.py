@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lab.config import ConfigError
+from lab.health import RULES
 
 OPTIMIZERS = ("adam", "adamw", "adamw8bit")
 SCHEDULES = ("constant", "linear", "cosine", "plateau")
@@ -89,3 +90,6 @@ def validate(optim: OptimConfig, train: TrainConfig) -> None:
         raise ConfigError(f"optim.plateau_factor={optim.plateau_factor!r} must lie between 0 and 1")
     if len(optim.betas) != 2:
         raise ConfigError(f"optim.betas={optim.betas!r} must hold two numbers")
+    unknown_rules = sorted(set(train.stop_on) - set(RULES))
+    if unknown_rules:
+        raise ConfigError(f"train.stop_on names unknown health rules {unknown_rules}; rules: {', '.join(RULES)}")

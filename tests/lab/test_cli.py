@@ -162,8 +162,8 @@ def test_family_runs_inherit_and_diff(lab, repo):
     lab("new-run", "nsd_002", "--from", "nsd_001", "--hypothesis", "LR 0.02 is too high",
         "--set", "optim.lr=0.0015", "--set", "train.grad_clip=1.0")
     assert lab("diff", "nsd_002").stdout.splitlines() == [
-        "nsd_002 vs cffan_baseline (baseline)", "[clipping]", "  train.grad_clip: 0.0 -> 1.0",
-        "[schedule]", "  optim.lr: 0.02 -> 0.0015",
+        "nsd_002 vs cffan_baseline (baseline)", "[schedule]", "  optim.lr: 0.02 -> 0.0015",
+        "[clipping]", "  train.grad_clip: 0.0 -> 1.0",
     ]
     assert lab("diff", "nsd_001", "nsd_002").stdout.splitlines()[0] == "nsd_002 vs nsd_001"
     assert lab("diff", "nsd_001").stdout.strip() == "nsd_001 vs cffan_baseline (baseline): no differences"

@@ -34,9 +34,9 @@ def test_diff_is_key_level_and_grouped_by_component():
     after = apply_overrides(BASE, ["optim.lr=0.0015", "train.grad_clip=1.0", "optim.name=adamw"])
     changes = diff(BASE, after)
     assert [(c.component, c.key) for c in changes] == [
-        ("clipping", "train.grad_clip"), ("optimizer", "optim.name"), ("schedule", "optim.lr"),
+        ("schedule", "optim.lr"), ("optimizer", "optim.name"), ("clipping", "train.grad_clip"),
     ]
-    assert changes[0].describe() == "train.grad_clip: 0.0 -> 1.0"
+    assert changes[2].describe() == "train.grad_clip: 0.0 -> 1.0"
     assert diff(BASE, BASE) == []
 
 

@@ -8,11 +8,12 @@ from lab.store import Store
 
 
 def shift_run_to_yesterday(repo, run_id):
-    """Rewrite a run's creation events to yesterday, as if it had started the day before."""
+    """Rewrite a run's events to yesterday, as if it had been created the day before."""
     path = repo / "logs" / "runs" / run_id / "events.jsonl"
     events = [json.loads(line) for line in path.read_text().splitlines()]
     yesterday = (datetime.now().astimezone() - timedelta(days=1)).isoformat(timespec="seconds")
-    events[0]["time"] = yesterday
+    for event in events:
+        event["time"] = yesterday
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
 
 

@@ -1,0 +1,94 @@
+"""The neural_decoder family end to end through `lab launch`: learning, resume, two processes, live health."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
+from conftest import git, lab_env  # noqa: E402
+
+
+@pytest.fixture
+def nd_lab(tmp_path):
+    repo = tmp_path / "lab"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "researcher@example.org")
+    git(repo, "config", "user.name", "Researcher")
+
+    def run(*args, check=True):
+        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
+                                env=lab_env(), timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"lab {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    run("init", "--prefix", "nsd=neural_decoder")
+    run.repo = repo
+    return run
+
+
+def rows_of(repo, run_id, attempt):
+    path = repo / "logs" / "runs" / run_id / "attempts" / str(attempt) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def record_of(repo, run_id, attempt, name="attempt.json"):
+    return json.loads((repo / "logs" / "runs" / run_id / "attempts" / str(attempt) / name).read_text())
+
+
+def test_tiny_preset_brings_validation_per_well_down(nd_lab):
+    nd_lab("new-run", "nsd_001", "--preset", "tiny", "--hypothesis", "The tiny recipe learns the synthetic data")
+    nd_lab("launch", "nsd_001")
+    per = [row["val/per"] for row in rows_of(nd_lab.repo, "nsd_001", 1) if "val/per" in row]
+    assert len(per) == 6
+    assert per[0] > 0.55, "the first evaluation comes before the model has learnt much"
+    assert min(per) < 0.5 and min(per) < per[0] - 0.2
+    summary = record_of(nd_lab.repo, "nsd_001", 1, "summary.json")
+    assert summary["best_value"] == min(per) and summary["data"]["train_items"] > 0
+    checkpoints = record_of(nd_lab.repo, "nsd_001", 1)["checkpoints"]
+    assert checkpoints["best"]["value"] == min(per)
+    assert (nd_lab.repo / "artefacts" / "nsd_001" / "1" / "checkpoints" / "last.pt").exists()
+
+
+def test_resume_continues_from_the_last_checkpoint(nd_lab):
+    nd_lab("new-run", "nsd_002", "--preset", "tiny", "--hypothesis", "h", "--set", "train.max_steps=12",
+           "--set", "train.eval_every=6")
+    nd_lab("launch", "nsd_002")
+    nd_lab("launch", "nsd_002", "--resume", "--set", "train.max_steps=20")
+    second = record_of(nd_lab.repo, "nsd_002", 2)
+    assert second["resume_from"] == record_of(nd_lab.repo, "nsd_002", 1)["checkpoints"]["last"]["path"]
+    steps = [row["step"] for row in rows_of(nd_lab.repo, "nsd_002", 2) if "train/loss" in row]
+    assert steps == list(range(13, 21))
+
+
+def test_two_processes_share_one_attempt(nd_lab):
+    nd_lab("new-run", "nsd_003", "--preset", "tiny", "--hypothesis", "h", "--set", "train.max_steps=6",
+           "--set", "train.eval_every=3")
+    nd_lab("launch", "nsd_003", "--processes", "2")
+    steps = [row["step"] for row in rows_of(nd_lab.repo, "nsd_003", 1) if "train/loss" in row]
+    assert steps == list(range(1, 7)), "only the main process writes records"
+    assert record_of(nd_lab.repo, "nsd_003", 1, "summary.json")["processes"] == 2
+
+
+def test_live_health_stops_a_diverging_run(nd_lab):
+    nd_lab("new-run", "nsd_004", "--preset", "tiny", "--hypothesis", "LR 0.5 is fine", "--set", "optim.lr=0.5",
+           "--set", "train.max_steps=200", "--set", 'train.stop_on=["grad_explosion"]')
+    result = nd_lab("launch", "nsd_004")
+    summary = record_of(nd_lab.repo, "nsd_004", 1, "summary.json")
+    assert summary["stopped_early"] and summary["steps"] < 200
+    events = [json.loads(line) for line in (nd_lab.repo / "logs/runs/nsd_004/events.jsonl").read_text().splitlines()]
+    fired = [e for e in events if e["kind"] == "health" and e.get("rule") == "grad_explosion"]
+    assert len(fired) == 1 and fired[0]["attempt"] == 1 and fired[0]["evidence"]
+    assert "health [grad_explosion]" in result.stdout + result.stderr
+
+
+def test_missing_data_path_is_a_one_line_error(nd_lab):
+    nd_lab("new-run", "nsd_005", "--preset", "tiny", "--hypothesis", "h")
+    result = nd_lab("launch", "nsd_005", "--set", "data.source=/no/such/competitionData.pkl", check=False)
+    assert result.returncode == 2
+    assert "/no/such/competitionData.pkl" in result.stdout.strip().splitlines()[-1]
+    assert record_of(nd_lab.repo, "nsd_005", 1)["status"] == "failed"
