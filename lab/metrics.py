@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -20,10 +21,23 @@ def direction(metric: str, best_metric: str | None = None, best_mode: str | None
 
 
 def load(attempt_dir: Path):
-    """The attempt's metric rows as a DataFrame indexed by row, with numeric columns (non-finite as NaN)."""
+    """The attempt's metric rows as a DataFrame indexed by row, with numeric columns (non-finite as NaN).
+
+    Cached while the file is unchanged; callers must not modify the frame.
+    """
+    path = Path(attempt_dir) / "metrics.jsonl"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return _load(path, 0, 0)
+    return _load(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path: Path, mtime_ns: int, size: int):
     import pandas as pd
 
-    rows = list(read_jsonl(Path(attempt_dir) / "metrics.jsonl"))
+    rows = list(read_jsonl(path))
     frame = pd.DataFrame(rows)
     for column in frame.columns:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
@@ -31,8 +45,18 @@ def load(attempt_dir: Path):
 
 
 def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode: str | None = None) -> list[dict]:
-    """One row per metric: {"metric", "final", "best", "best_step", "mode"}, NaN-free, sorted by name."""
-    frame = load(attempt_dir)
+    """One row per metric: {"metric", "final", "best", "best_step", "mode"}, NaN-free, sorted by name.
+
+    Cached while metrics.jsonl is unchanged; callers must not modify the rows.
+    """
+    path = Path(attempt_dir) / "metrics.jsonl"
+    stat = path.stat() if path.exists() else None
+    return _final_and_best(path, stat and stat.st_mtime_ns, stat and stat.st_size, best_metric, best_mode)
+
+
+@functools.lru_cache(maxsize=4096)
+def _final_and_best(path: Path, mtime_ns, size, best_metric, best_mode) -> list[dict]:
+    frame = load(path.parent)
     table = []
     for metric in sorted(column for column in frame.columns if column not in NOT_METRICS):
         series = frame[["step", metric]].dropna()

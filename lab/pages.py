@@ -6,6 +6,7 @@ Rendering the same records twice gives the same bytes: pages carry no generation
 
 from __future__ import annotations
 
+import functools
 import shlex
 from datetime import date, datetime
 from pathlib import Path
@@ -17,11 +18,12 @@ from lab.store import NOTE_FIELDS, Store
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
-def environment(store: Store):
-    """The jinja2 environment: the lab's own templates first, then the project's."""
+@functools.lru_cache(maxsize=8)
+def environment(root: Path):
+    """The jinja2 environment of the lab at `root`: its own templates first, then the project's."""
     import jinja2
 
-    loader = jinja2.FileSystemLoader([str(store.root / "templates"), str(PACKAGE_TEMPLATES)])
+    loader = jinja2.FileSystemLoader([str(root / "templates"), str(PACKAGE_TEMPLATES)])
     env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = metrics.format_number
     env.filters["value"] = config_tools.format_value
@@ -30,7 +32,7 @@ def environment(store: Store):
 
 def render(store: Store, template: str, path: Path, **context) -> Path:
     """Render `template` with `context` to `path` (written only when the bytes changed)."""
-    text = environment(store).get_template(template).render(**context)
+    text = environment(store.root).get_template(template).render(**context)
     text = text.rstrip("\n") + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -1,34 +1,59 @@
-"""Metric plots as PNG files (matplotlib, Agg); bytes are stable for the same data."""
+"""Metric plots as PNG files (matplotlib, Agg).
+
+A plot is redrawn only when its data changed: the PNG carries a digest of what it shows, so re-rendering the
+same records rewrites nothing and gives the same bytes.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from pathlib import Path
 
+Series = dict[str, tuple[list[float], list[float]]]  # label -> (steps, values)
 
-def line_plot(path: Path, title: str, series: dict[str, tuple[list[float], list[float]]], ylabel: str) -> Path:
-    """Plot `series` (label -> (steps, values)) on one chart at `path`; rewritten only when the bytes change."""
-    import io
 
+def _digest(panels: list[tuple[str, Series]]) -> str:
+    return hashlib.sha1(json.dumps(panels, sort_keys=True).encode()).hexdigest()
+
+
+def _shows(path: Path, digest: str) -> bool:
+    """Whether the PNG at `path` carries `digest` in its Comment text chunk."""
+    try:
+        return b"Comment\x00" + digest.encode() in path.read_bytes()
+    except FileNotFoundError:
+        return False
+
+
+def plot_panels(path: Path, panels: list[tuple[str, Series]]) -> Path:
+    """Draw each (title, series) panel side by side in one PNG at `path`, unless it already shows this data."""
+    digest = _digest(panels)
+    if _shows(path, digest):
+        return path
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 3.6), dpi=100)
-    for label, (steps, values) in series.items():
-        axes.plot(steps, values, label=label, linewidth=1.4)
-    axes.set_title(title)
-    axes.set_xlabel("step")
-    axes.set_ylabel(ylabel)
-    axes.grid(alpha=0.3)
-    if len(series) > 1:
-        axes.legend()
-    figure.tight_layout()
+    columns = min(len(panels), 2)
+    rows = (len(panels) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(6 * columns, 3.2 * rows), dpi=80, squeeze=False)
+    for (title, series), ax in zip(panels, axes.flat):
+        for label, (steps, values) in series.items():
+            ax.plot(steps, values, label=label, linewidth=1.3)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize="small")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14 / rows, top=1 - 0.1 / rows, wspace=0.25,
+                           hspace=0.45)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    figure.savefig(buffer, format="png", metadata={"Software": None, "Comment": digest})
     plt.close(figure)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = buffer.getvalue()
-    if not path.exists() or path.read_bytes() != data:
-        path.write_bytes(data)
+    path.write_bytes(buffer.getvalue())
     return path

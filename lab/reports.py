@@ -188,7 +188,7 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
                 if table["metric"] in frame:
                     points = frame[["step", table["metric"]]].dropna()
                     series[rid] = (points["step"].tolist(), points[table["metric"]].tolist())
-        plots.line_plot(folder / table["plot"], table["metric"], series, table["metric"])
+        plots.plot_panels(folder / table["plot"], [(table["metric"], series)])
     return render(
         store,
         "ablation.md.j2",
@@ -263,26 +263,27 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     frame = metrics.load(folder)
     metric, mode = metrics.judged_metric(config, list(frame.columns))
     summary = read_json(folder / "summary.json", {})
-    plot_dir = store.logs_dir / "reports" / run_id
-    figures = []
-    for title, names in (("Loss", ["train/loss", "val/loss"]), (metric, [metric]), ("Gradient norm (pre-clip)",
-                         ["train/grad_norm"]), ("Learning rate", ["train/lr"])):
+    panels = []
+    for title, names in (("loss", ["train/loss", "val/loss"]), (metric, [metric]),
+                         ("grad norm (pre-clip)", ["train/grad_norm"]), ("learning rate", ["train/lr"])):
         series = {}
         for column in names:
             if column in frame:
                 points = frame[["step", column]].dropna()
                 if not points.empty:
                     series[column] = (points["step"].tolist(), points[column].tolist())
-        if series and (title != metric or metric not in ("train/loss", "val/loss")):
-            path = plots.line_plot(plot_dir / metric_file(title), title, series, title)
-            figures.append({"title": title, "path": f"{run_id}/{path.name}"})
+        if series and not (title == metric and metric in ("train/loss", "val/loss")):
+            panels.append((title, series))
+    plot_path = store.logs_dir / "reports" / run_id / "curves.png"
+    if panels:
+        plots.plot_panels(plot_path, panels)
     eval_rows = [r for r in rows if any(k.startswith("val/") for k in r)]
     eval_seconds = [b["time"] - a["time"] for a, b in zip(eval_rows, eval_rows[1:]) if "time" in a and "time" in b]
     flat = config_tools.flatten(config)
     return render(
         store,
         "report.md.j2",
-        plot_dir.with_suffix(".md"),
+        store.logs_dir / "reports" / f"{run_id}.md",
         run=run,
         title=display_title(run),
         attempt=attempt,
@@ -292,7 +293,8 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
         metric=metric,
         evaluations=evaluation_table(rows, metric, mode),
-        figures=figures,
+        curves=f"{run_id}/curves.png" if panels else None,
+        panel_titles=[title for title, _ in panels],
         result=metrics.attempt_result(folder, config),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=reproduce_command(run, attempt),

@@ -111,7 +111,8 @@ def test_report_has_evaluation_table_plots_resources_and_reproduce(story):
     assert len(lines) == 10
     assert lines[0].endswith("| best so far |")
     assert any("gap widening" in line for line in lines[5:])
-    assert (path.parent / "nsd_004" / "loss.png").exists()
+    assert (path.parent / "nsd_004" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "(nsd_004/curves.png)" in page
     assert "lab launch nsd_004 --resume" in page and "git checkout 0123456" in page
     health = page.split("## Health Findings")[1]
     assert "`gap_widening`" in health
