@@ -6,6 +6,7 @@ Nothing here imports torch, so record-only commands stay fast.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -98,8 +99,10 @@ def apply_overrides(values: dict, assignments: list[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"override {assignment!r} is not of the form key=value")
         if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             listing = ", ".join(sorted(valid)) or "(this run has no config)"
-            raise ConfigError(f"unknown override key {key!r}; valid keys: {listing}")
+            raise ConfigError(f"unknown override key {key!r}{hint}; valid keys: {listing}")
         value = parse_value(key, text, valid[key])
         node = result
         *parents, leaf = key.split(".")

@@ -44,8 +44,10 @@ def day_of(timestamp: str) -> date:
     return datetime.fromisoformat(timestamp).date()
 
 
-def display_title(run: dict) -> str:
-    return run.get("title_text") or run["title"].replace("_", " ").capitalize()
+def display_title(run: dict, limit: int = 70) -> str:
+    """The run's heading: its --title, else its hypothesis (shortened), else its slug title."""
+    text = run.get("title_text") or run.get("hypothesis") or run["title"].replace("_", " ")
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:

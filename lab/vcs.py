@@ -124,7 +124,7 @@ def commits_on(root: Path, day: date) -> list[dict]:
     start = datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
     heads = sorted(repo.heads, key=lambda head: (head.name != branch_name(repo), head.name))
-    found: dict[str, dict] = {}
+    found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
             when = commit.committed_datetime.astimezone()
@@ -138,4 +138,4 @@ def commits_on(root: Path, day: date) -> list[dict]:
                 "message": commit.message.strip().splitlines()[0] if commit.message.strip() else "",
                 "files": commit.stats.total["files"],
             }
-    return sorted(found.values(), key=lambda entry: (entry["timestamp"], entry["sha"]))
+    return sorted(reversed(found.values()), key=lambda entry: entry["timestamp"])

@@ -41,7 +41,7 @@ def test_daily_log_has_the_reference_shape(lab, repo, train_script):
     headings = [line for line in page.splitlines() if line.startswith("#")]
     assert headings == [
         f"# Research Log: {today}", "## Overview", "## Experiments", "### dia_009: MusicGen delay scaled",
-        "### nsd_002: Lower lr", "## Key Insights", "## Commits",
+        "### nsd_002: Lower LR", "## Key Insights", "## Commits",
     ]
     assert "Scaled the decoder back up." in page
     block = page.split("### dia_009")[1].split("\n---")[0]
