@@ -24,7 +24,7 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 lint: install
-	$(BIN)/python -m compileall -q lab trainers models tests benchmarks
+	$(BIN)/ruff check lab trainers models tests benchmarks
 
 clean:
 	rm -rf $(VENV) artefacts .pytest_cache

@@ -109,6 +109,8 @@ def launch(
     config = apply_overrides(store.run_config(run_id), list(overrides))
     if not command and not run.get("family"):
         raise LabError(f"run {run_id} has no family, so there is no built-in trainer: give a command after --")
+    if command and processes != 1:
+        raise LabError("--processes is for the built-in trainer; wrap your own command, e.g. -- accelerate launch ...")
     resume_from = last_checkpoint(store, run_id) if resume else None
 
     if commit:

@@ -75,8 +75,10 @@ def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
     attempt = store.begin_attempt("dia_001", command=["x"], pid=os.getpid())
     env = lab_env(LAB_ATTEMPT_DIR=str(attempt), LAB_WANDB="1", WANDB_RUN_ID="abcd1234", WANDB_PROJECT="proj",
                   WANDB_DIR=str(tmp_path / "wb"))
-    script = "from lab import tracker\ntracker.log(1, loss=0.5)\ntracker.summary(best=0.5)\ntracker.finish()\n"
+    script = ("from lab import tracker\ntracker.log(1, loss=0.5)\ntracker.summary(best=0.5)\n"
+              "tracker.event('health', rule='grad_explosion', message='spike', step=1)\ntracker.finish()\n")
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
     folders = list((tmp_path / "wb" / "wandb").glob("offline-run-*-abcd1234"))
     assert len(folders) == 1 and list(folders[0].glob("*.wandb"))
     assert (attempt / "metrics.jsonl").exists()
+    assert store.events("dia_001")[-1]["rule"] == "grad_explosion", "the W&B alert path records the event"
