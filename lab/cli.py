@@ -10,7 +10,8 @@ from datetime import date
 from pathlib import Path
 
 from lab.config import ConfigError
-from lab.store import NOTE_FIELDS, LabError, Store
+from lab.records import RecordError
+from lab.store import FINAL_STATUSES, NOTE_FIELDS, PREFIX, LabError, Store
 
 EXAMPLES = {
     "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
@@ -42,8 +43,8 @@ def parse_day(text: str) -> date:
 
 def cmd_init(args) -> int:
     prefixes = dict(item.split("=", 1) for item in args.prefix if "=" in item)
-    if len(prefixes) != len(args.prefix):
-        raise LabError("--prefix takes PREFIX=FAMILY, for example nsd=neural_decoder")
+    if len(prefixes) != len(args.prefix) or not all(PREFIX.match(prefix) for prefix in prefixes):
+        raise LabError("--prefix takes PREFIX=FAMILY with a lowercase prefix, for example nsd=neural_decoder")
     if prefixes:
         from lab import families
 
@@ -59,8 +60,9 @@ def cmd_init(args) -> int:
     lines = ignore.read_text().splitlines() if ignore.exists() else []
     missing = [entry for entry in (f"{store.settings['artefacts']}/", ".env") if entry not in lines]
     if missing:
-        with open(ignore, "a") as stream:
-            stream.write("".join(f"{entry}\n" for entry in missing))
+        text = ignore.read_text() if ignore.exists() else ""
+        separator = "\n" if text and not text.endswith("\n") else ""
+        ignore.write_text(text + separator + "".join(f"{entry}\n" for entry in missing))
     print(f"lab ready at {store.root} (records in {store.logs_dir.relative_to(store.root)}/)")
     return 0
 
@@ -183,20 +185,14 @@ def cmd_log(args) -> int:
 def cmd_sync(args) -> int:
     from lab import wandb_links
 
-    store = Store.find()
-    pending = 0
-    for run_id in store.run_ids():
-        for attempt in store.attempts(run_id):
-            wandb = attempt.get("wandb")
-            if not wandb or wandb.get("synced"):
-                continue
-            ok, message = wandb_links.sync_attempt(store, store.attempt_dir(run_id, attempt["number"]), wandb)
-            print(f"{run_id} test {attempt['number']}: {message}")
-            pending += not ok
+    results = wandb_links.sync_pending(Store.find())
+    for run_id, number, _, message in results:
+        print(f"{run_id} test {number}: {message}")
+    pending = sum(not ok for _, _, ok, _ in results)
     if pending:
         print(f"lab: {pending} attempt(s) still pending sync", file=sys.stderr)
         return 1
-    print("nothing pending")
+    print("nothing pending" if not results else "all synced")
     return 0
 
 
@@ -207,8 +203,10 @@ def cmd_changelog(args) -> int:
     names = [args.baseline] if args.baseline else reports.baselines_in_use(store)
     if not names:
         raise LabError("no run uses a baseline yet: create one with lab new-run ID --family FAMILY")
+    if args.status and not args.baseline:
+        raise LabError("--status needs the baseline it belongs to: lab changelog BASELINE --status KEY=TEXT")
     for assignment in args.status:
-        reports.set_status_override(store, names[0], assignment)
+        reports.set_status_override(store, args.baseline, assignment)
     for name in names:
         print(reports.changelog(store, name))
     return 0
@@ -309,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("runs", cmd_runs, "List runs as a table.")
     sub.add_argument("--family")
-    sub.add_argument("--status", choices=["created", "running", "finished", "failed", "killed", "crashed"])
+    sub.add_argument("--status", choices=["created", "running", *FINAL_STATUSES])
     sub.add_argument("--group")
     sub.add_argument("--since", metavar="YYYY-MM-DD")
     sub.add_argument("--json", action="store_true")
@@ -365,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
-    except (LabError, ConfigError, FileNotFoundError) as error:
+    except (LabError, ConfigError, RecordError, FileNotFoundError) as error:
         print(f"lab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,7 +9,9 @@ import dataclasses
 import difflib
 import json
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+import types
+import typing
+from typing import Any, get_args, get_origin, get_type_hints
 
 
 class ConfigError(ValueError):
@@ -36,8 +38,42 @@ def from_dict(cls: type, values: dict, _prefix: str = "") -> Any:
                 raise ConfigError(f"config key {_prefix + name!r} must be a section (object), got {value!r}")
             kwargs[name] = from_dict(hint, value, f"{_prefix}{name}.")
         else:
-            kwargs[name] = value
+            kwargs[name] = checked_value(_prefix + name, value, hint)
     return cls(**kwargs)
+
+
+def checked_value(key: str, value: Any, hint: Any) -> Any:
+    """`value` if it fits the type hint of `key` (an int is accepted for a float), else ConfigError."""
+    origin = get_origin(hint) or hint
+    if origin in (types.UnionType, typing.Union):
+        for option in get_args(hint):
+            try:
+                return checked_value(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key {key!r} has {value!r}, which is not a {hint}")
+    if hint is type(None):
+        if value is None:
+            return value
+    elif origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif origin is list and isinstance(value, list):
+        (item,) = get_args(hint) or (Any,)
+        return [checked_value(f"{key}[{i}]", element, item) for i, element in enumerate(value)]
+    elif origin is Any or (isinstance(value, origin) and not (isinstance(value, bool) and origin is int)):
+        return value
+    raise ConfigError(f"config key {key!r} has {value!r}, which is not a {getattr(hint, '__name__', hint)}")
+
+
+def merge(base: dict, update: dict) -> dict:
+    """`base` with `update` merged in, section by section (nested dicts merge; other values replace)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def flatten(values: dict, prefix: str = "") -> dict[str, Any]:

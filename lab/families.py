@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from lab.config import ConfigError
+from lab.config import ConfigError, from_dict, to_dict
 
 FAMILIES = {
     "neural_decoder": ("trainers.neural_decoder.config", "trainers.neural_decoder.family"),
@@ -39,11 +39,18 @@ def trainer_module(name: str) -> ModuleType:
 
 def preset(name: str, preset_name: str) -> dict:
     """The family's named preset as a plain nested dict."""
-    from lab.config import to_dict
-
     module = config_module(name)
     if preset_name not in module.PRESETS:
         raise ConfigError(
             f"unknown preset {preset_name!r} for {name}; presets: {', '.join(sorted(module.PRESETS))}"
         )
     return to_dict(module.PRESETS[preset_name]())
+
+
+def validated(name: str, values: dict) -> dict:
+    """A family config checked against its dataclass (keys, types) and the engine's limits, defaults filled in."""
+    from trainers.config import validate
+
+    config = from_dict(config_module(name).Config, values)
+    validate(config.optim, config.train)
+    return to_dict(config)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab import vcs, wandb_links
+from lab import families, vcs, wandb_links
 from lab.config import apply_overrides
 from lab.records import write_json
 from lab.store import LabError, Store
@@ -87,7 +87,7 @@ def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path)
             WANDB_NAME=f"{run['slug']}_test{attempt['number']}",
             WANDB_DIR=str(wandb_links.local_dir(store)),
         )
-        env.setdefault("WANDB_MODE", wandb["mode"])
+        env["WANDB_MODE"] = wandb["mode"]
         wandb_links.local_dir(store).mkdir(parents=True, exist_ok=True)
     return env
 
@@ -104,17 +104,25 @@ def launch(
     resume: bool = False,
     invocation: str | None = None,
 ) -> int:
-    """Run `command` (or the family's trainer) as a new attempt of `run_id`; returns its exit status."""
+    """Run `command` (or the family's trainer) as a new attempt of `run_id`; returns its exit status.
+
+    Everything that can be checked is checked before the commit; once the attempt is open, any failure to
+    start it still closes it as `failed`.
+    """
     run = store.load_run(run_id)
     config = apply_overrides(store.run_config(run_id), list(overrides))
+    if run.get("family"):
+        config = families.validated(run["family"], config)
     if not command and not run.get("family"):
         raise LabError(f"run {run_id} has no family, so there is no built-in trainer: give a command after --")
     if command and processes != 1:
         raise LabError("--processes is for the built-in trainer; wrap your own command, e.g. -- accelerate launch ...")
+    if processes < 1:
+        raise LabError("--processes must be at least 1")
     resume_from = last_checkpoint(store, run_id) if resume else None
 
     if commit:
-        git_info, dirty_diff = vcs.commit_working_tree(store.root, run["slug"]), ""
+        git_info, dirty_diff = vcs.commit_working_tree(store.root, run["slug"], records_dir=store.logs_dir), ""
     else:
         git_info, dirty_diff = vcs.dirty_state(store.root)
 
@@ -130,16 +138,20 @@ def launch(
         resume_from=resume_from,
         invocation=invocation,
     )
-    write_json(attempt_dir / "config.json", config)
-    if dirty_diff:
-        (attempt_dir / "dirty.diff").write_text(dirty_diff, encoding="utf-8")
-    builtin = not command
-    if builtin:
-        command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from)
-    attempt = store.update_attempt(attempt_dir, command=command, builtin_trainer=builtin)
-    env = child_environment(store, run, attempt, attempt_dir)
-    if resume_from:
-        env["LAB_RESUME_FROM"] = resume_from
+    try:
+        write_json(attempt_dir / "config.json", config)
+        if dirty_diff:
+            (attempt_dir / "dirty.diff").write_text(dirty_diff, encoding="utf-8")
+        builtin = not command
+        if builtin:
+            command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from)
+        attempt = store.update_attempt(attempt_dir, command=command, builtin_trainer=builtin)
+        env = child_environment(store, run, attempt, attempt_dir)
+        if resume_from:
+            env["LAB_RESUME_FROM"] = resume_from
+    except BaseException:
+        store.end_attempt(attempt_dir, exit_code=None, status="failed")
+        raise
     exit_code = _run_and_record(store, attempt_dir, command, env)
     report_health(store, run_id, attempt["number"])
     return exit_code
@@ -151,6 +163,21 @@ def report_health(store: Store, run_id: str, number: int) -> None:
 
     for finding in record_findings(store, run_id, number, diagnose(store, run_id, number)[1]):
         print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr)
+
+
+def _tee(process: subprocess.Popen, log_path: Path) -> None:
+    """Copy the child's output to stdout.log and to the terminal; a closed terminal never stops the log."""
+    terminal = sys.stdout.buffer
+    with open(log_path, "ab") as log:
+        for chunk in iter(lambda: process.stdout.read1(65536), b""):
+            log.write(chunk)
+            log.flush()
+            if terminal is not None:
+                try:
+                    terminal.write(chunk)
+                    terminal.flush()
+                except OSError:
+                    terminal = None
 
 
 def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
@@ -170,21 +197,15 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
     store.update_attempt(attempt_dir, child_pid=process.pid)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        with open(attempt_dir / "stdout.log", "ab") as log:
-            for chunk in iter(lambda: process.stdout.read1(65536), b""):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-                log.write(chunk)
-                log.flush()
-        code = process.wait()
+        _tee(process, attempt_dir / "stdout.log")
     finally:
+        code = process.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if interrupted or code < 0:
-        status = "killed"
-    else:
-        status = "finished" if code == 0 else "failed"
-    exit_code = code if code >= 0 else 128 - code
-    store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
+        if interrupted or code < 0:
+            status = "killed"
+        else:
+            status = "finished" if code == 0 else "failed"
+        exit_code = code if code >= 0 else 128 - code
+        store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
     return exit_code
-

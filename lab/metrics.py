@@ -44,6 +44,14 @@ def _load(path: Path, mtime_ns: int, size: int):
     return frame
 
 
+def series(frame, column: str) -> tuple[list[float], list[float]] | None:
+    """(steps, values) of one metric column without its missing rows, or None when it has none."""
+    if column not in frame:
+        return None
+    points = frame[["step", column]].dropna()
+    return (points["step"].tolist(), points[column].tolist()) if not points.empty else None
+
+
 def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode: str | None = None) -> list[dict]:
     """One row per metric: {"metric", "final", "best", "best_step", "mode"}, NaN-free, sorted by name.
 

@@ -16,6 +16,8 @@ from lab import metrics, vcs
 from lab.store import NOTE_FIELDS, Store
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+NOTE_LABELS = {"findings": "Findings", "observations": "Observations", "conclusion": "Conclusion",
+               "next": "Next steps", "result": "Result"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -91,7 +93,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
     number = attempt["number"]
     folder = store.attempt_dir(run["id"], number)
     train = store.run_config(run["id"]).get("train", {})
-    results = [e["text"] for e in events if e["kind"] == "note" and e.get("field") == "result" and e.get("attempt") == number]
+    notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
     findings = [e for e in events if e["kind"] == "health" and e.get("attempt") == number]
     return {
         "number": number,
@@ -104,7 +106,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "duration": duration_text(attempt.get("started"), attempt.get("ended")),
         "wandb": attempt.get("wandb"),
         "git": attempt.get("git") or {},
-        "results": results,
+        "notes": notes,
         "findings": findings,
         "metrics": metrics.final_and_best(folder, train.get("best_metric"), train.get("best_mode")),
     }
@@ -120,8 +122,12 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         for attempt in store.attempts(run_id)
         if day is None or day_of(attempt["started"]) == day or (attempt.get("ended") and day_of(attempt["ended"]) == day)
     ]
-    notes = {field: [e["text"] for e in in_view if e["kind"] == "note" and e.get("field") == field and not e.get("attempt")]
-             for field in NOTE_FIELDS}
+    notes = [
+        (NOTE_LABELS[field], texts)
+        for field in NOTE_FIELDS
+        if (texts := [e["text"] for e in in_view if e["kind"] == "note" and e.get("field") == field
+                      and not e.get("attempt")])
+    ]
     reference, changes = setup_changes(store, run)
     latest_wandb = next((a["wandb"] for a in reversed(attempts) if a.get("wandb")), None)
     return {

@@ -26,12 +26,19 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
+class RecordError(ValueError):
+    """A record file that cannot be read (edited by hand, or damaged); the message is one line."""
+
+
 def read_json(path: Path, default: Any = None) -> Any:
     """Read JSON from `path`, or return `default` when the file does not exist."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return default
+    except json.JSONDecodeError as error:
+        raise RecordError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}); fix it or restore it "
+                          "from git") from None
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -4,13 +4,12 @@ and the health doctor that turns a metric stream into findings."""
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
 from lab import config as config_tools
 from lab import health, metrics, plots
-from lab.pages import active_days, daily_log, display_title, render
-from lab.records import read_json, read_jsonl, write_json
+from lab.pages import active_days, command_text, daily_log, display_title, render
+from lab.records import read_json, read_jsonl
 from lab.store import LabError, Store
 
 STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "untested": "❔"}
@@ -29,18 +28,20 @@ def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
     return numbers[-1] if numbers else None
 
 
+def chosen_attempt(store: Store, run_id: str, number: int | None) -> int | None:
+    """`number` when that attempt exists (LabError otherwise), else the latest attempt with metrics."""
+    if number is None:
+        return latest_attempt_with_metrics(store, run_id)
+    store.load_attempt(run_id, number)
+    return number
+
+
 def verdict(before: dict | None, after: dict | None) -> str:
     """improved / worse / unchanged against the reference result, or untested when either is missing."""
     change = metrics.improvement(before, after)
     if change is None:
         return "untested"
     return "improved" if change > 1e-9 else "worse" if change < -1e-9 else "unchanged"
-
-
-def result_text(result: dict | None) -> str:
-    if not result:
-        return "no result yet"
-    return f"best {result['metric']} {metrics.format_number(result['best'])} at step {result['best_step']}"
 
 
 # -- baseline changelog ------------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def set_status_override(store: Store, baseline: str, assignment: str) -> None:
     if not sep or not key or snapshot is None:
         raise LabError(f"--status takes KEY=TEXT for an existing baseline, got {assignment!r}")
     snapshot.setdefault("status_overrides", {})[key.strip()] = text.strip()
-    write_json(store.logs_dir / "baselines" / f"{baseline}.json", snapshot)
+    store.write_baseline(snapshot)
 
 
 def changelog(store: Store, baseline: str) -> Path:
@@ -156,7 +157,7 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
     if len(run_ids) < 2:
         raise LabError("compare needs at least two runs")
     runs = [store.load_run(rid) for rid in run_ids]
-    name = name or "_vs_".join(run_ids)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "_vs_".join(run_ids)).strip("._") or "ablation"
     flat = {rid: config_tools.flatten(store.run_config(rid)) for rid in run_ids}
     keys = sorted({k for values in flat.values() for k in values})
     differing = [
@@ -183,11 +184,10 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
     for table in metric_tables:
         series = {}
         for rid in run_ids:
-            if attempts[rid]:
-                frame = metrics.load(store.attempt_dir(rid, attempts[rid]))
-                if table["metric"] in frame:
-                    points = frame[["step", table["metric"]]].dropna()
-                    series[rid] = (points["step"].tolist(), points[table["metric"]].tolist())
+            points = metrics.series(metrics.load(store.attempt_dir(rid, attempts[rid])), table["metric"]) \
+                if attempts[rid] else None
+            if points:
+                series[rid] = points
         plots.plot_panels(folder / table["plot"], [(table["metric"], series)])
     return render(
         store,
@@ -243,17 +243,10 @@ def evaluation_table(rows: list[dict], metric: str, mode: str) -> list[dict]:
     return table
 
 
-def reproduce_command(run: dict, attempt: dict) -> str:
-    if attempt.get("builtin_trainer"):
-        sets = "".join(f" --set {shlex.quote(o)}" for o in attempt.get("overrides", []))
-        return f"lab launch {run['id']}{sets}"
-    return shlex.join(attempt.get("command", []))
-
-
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
     """Write logs/reports/<id>.md: setup, per-evaluation table, plots, resources, environment, health."""
     run = store.load_run(run_id)
-    number = attempt_number or latest_attempt_with_metrics(store, run_id)
+    number = chosen_attempt(store, run_id, attempt_number)
     if number is None:
         raise LabError(f"run {run_id} has no attempt with metrics to report on")
     attempt = store.load_attempt(run_id, number)
@@ -266,12 +259,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     panels = []
     for title, names in (("loss", ["train/loss", "val/loss"]), (metric, [metric]),
                          ("grad norm (pre-clip)", ["train/grad_norm"]), ("learning rate", ["train/lr"])):
-        series = {}
-        for column in names:
-            if column in frame:
-                points = frame[["step", column]].dropna()
-                if not points.empty:
-                    series[column] = (points["step"].tolist(), points[column].tolist())
+        series = {column: points for column in names if (points := metrics.series(frame, column))}
         if series and not (title == metric and metric in ("train/loss", "val/loss")):
             panels.append((title, series))
     plot_path = store.logs_dir / "reports" / run_id / "curves.png"
@@ -297,7 +285,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         panel_titles=[title for title, _ in panels],
         result=metrics.attempt_result(folder, config),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
-        reproduce=reproduce_command(run, attempt),
+        reproduce=command_text(attempt),
         findings=health_events(store, run_id, number),
         metric_rows=metrics.final_and_best(folder, metric, mode),
     )
@@ -309,7 +297,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
 def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tuple[int | None, list[health.Finding]]:
     """The health findings of an attempt (default: the latest with metrics) and of its config."""
     store.load_run(run_id)
-    number = attempt_number or latest_attempt_with_metrics(store, run_id)
+    number = chosen_attempt(store, run_id, attempt_number)
     config = store.run_config(run_id)
     if number is None:
         return None, health.structural_findings(config)

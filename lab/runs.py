@@ -11,11 +11,28 @@ from lab import families
 from lab.store import LabError, Store, check_run_id
 
 
+def read_config_file(config_file: str) -> dict:
+    """A JSON config file as a dict, or a one-line LabError."""
+    path = Path(config_file)
+    if not path.is_file():
+        raise LabError(f"config file {config_file} does not exist")
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise LabError(f"config file {config_file} is not valid JSON: {error.msg} at line {error.lineno}") from None
+    if not isinstance(loaded, dict):
+        raise LabError(f"config file {config_file} must hold a JSON object")
+    return loaded
+
+
 def resolve_config(
     store: Store, *, family: str | None, preset: str | None, parent: dict | None,
     config_file: str | None, overrides: list[str],
 ) -> dict:
-    """The run's config: the parent's, else the family preset, else a JSON file; then the overrides."""
+    """The run's config: the parent's, else the family preset, else {}; a JSON file merged in; then overrides.
+
+    A family config is checked against its dataclass and the engine's limits, with defaults filled in.
+    """
     if parent is not None:
         values = store.run_config(parent["id"])
     elif family:
@@ -23,24 +40,9 @@ def resolve_config(
     else:
         values = {}
     if config_file:
-        path = Path(config_file)
-        if not path.is_file():
-            raise LabError(f"config file {config_file} does not exist")
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise LabError(f"config file {config_file} is not valid JSON: {error.msg} at line {error.lineno}") from None
-        if not isinstance(loaded, dict):
-            raise LabError(f"config file {config_file} must hold a JSON object")
-        values = loaded if not family else {**values, **loaded}
+        values = config_tools.merge(values, read_config_file(config_file))
     values = config_tools.apply_overrides(values, overrides)
-    if family:
-        parsed = config_tools.from_dict(families.config_module(family).Config, values)
-        if hasattr(parsed, "optim") and hasattr(parsed, "train"):
-            from trainers.config import validate
-
-            validate(parsed.optim, parsed.train)
-    return values
+    return families.validated(family, values) if family else values
 
 
 def parameter_count(family: str, values: dict) -> int:
@@ -48,29 +50,28 @@ def parameter_count(family: str, values: dict) -> int:
     import torch
 
     config = config_tools.from_dict(families.config_module(family).Config, values)
-    with torch.device("meta"):
-        model = families.trainer_module(family).build_model(config)
+    try:
+        with torch.device("meta"):
+            model = families.trainer_module(family).build_model(config)
+    except (ValueError, RuntimeError, TypeError) as error:
+        reason = " ".join(str(error).split())
+        raise config_tools.ConfigError(f"the {family} model cannot be built from this config: {reason}") from None
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-def structural_check(store: Store, record: dict) -> list[str]:
-    """Model size against where the run started (its parent, else its preset) and structural smells of a new
-    family run, recorded as health events. Returns the lines `lab new-run` prints.
+def structural_check(family: str, values: dict, reference: str, reference_values: dict) -> tuple[list[str], list]:
+    """Model size against where a new run starts (`reference`) and structural smells of its config.
+
+    Returns (the lines `lab new-run` prints, the health findings to record).
     """
     from lab import health
 
-    values = store.run_config(record["id"])
-    if record.get("parent"):
-        reference, reference_values = record["parent"], store.run_config(record["parent"])
-    else:
-        reference, reference_values = f"preset {record['preset']}", families.preset(record["family"], record["preset"])
-    count = parameter_count(record["family"], values)
-    reference_count = parameter_count(record["family"], reference_values)
+    count = parameter_count(family, values)
+    reference_count = parameter_count(family, reference_values)
+    findings = health.structural_findings(values, count, reference_count)
     lines = [f"parameters: {count:,} ({reference}: {reference_count:,})"]
-    for finding in health.structural_findings(values, count, reference_count):
-        store.add_event(record["id"], "health", **finding.to_dict())
-        lines.append(f"health [{finding.rule}]: {finding.message}. {finding.suggestion}")
-    return lines
+    lines += [f"health [{finding.rule}]: {finding.message}. {finding.suggestion}" for finding in findings]
+    return lines, findings
 
 
 def new_run(
@@ -78,7 +79,10 @@ def new_run(
     preset: str | None = None, title: str | None = None, group: str | None = None, tags: list[str] = (),
     parent: str | None = None, config_file: str | None = None, overrides: list[str] = (),
 ) -> dict:
-    """Create a run with its resolved config and baseline snapshot; returns run.json."""
+    """Create a run with its resolved config and baseline snapshot; returns run.json.
+
+    Everything that can fail (config, overrides, building the model) is checked before anything is written.
+    """
     prefix = run_id if next_free else check_run_id(run_id).rsplit("_", 1)[0]
     if not next_free and store.exists(run_id):
         raise LabError(f"run {run_id} already exists")
@@ -86,14 +90,21 @@ def new_run(
     if parent_record is not None:
         if family and family != parent_record.get("family"):
             raise LabError(f"--family {family} differs from {parent}'s family {parent_record.get('family')}")
-        family = parent_record.get("family")
-        preset = preset or parent_record.get("preset")
+        if preset:
+            raise LabError(f"--preset and --from both choose the starting config: {parent} already sets it")
+        family, preset = parent_record.get("family"), parent_record.get("preset")
     family = family or store.settings.get("prefixes", {}).get(prefix)
     if preset and not family:
         raise LabError("--preset needs a family (--family NAME)")
+    if family:
+        preset = preset or "baseline"
     values = resolve_config(
         store, family=family, preset=preset, parent=parent_record, config_file=config_file, overrides=list(overrides)
     )
+    lines, findings = [], []
+    if family:
+        reference = (parent, store.run_config(parent)) if parent else (f"preset {preset}", families.preset(family, preset))
+        lines, findings = structural_check(family, values, *reference)
     baseline = parent_record.get("baseline") if parent_record else None
     if family and not baseline:
         module = families.config_module(family)
@@ -105,7 +116,7 @@ def new_run(
         hypothesis=hypothesis,
         title_text=title,
         family=family,
-        preset=(preset or "baseline") if family and not parent_record else preset,
+        preset=preset,
         baseline=baseline,
         parent=parent,
         group=group,
@@ -113,9 +124,9 @@ def new_run(
         config_source=config_file,
         config=values,
     )
-    if family:
-        record["summary_lines"] = structural_check(store, record)
-    return record
+    for finding in findings:
+        store.add_event(record["id"], "health", **finding.to_dict())
+    return {**record, "summary_lines": lines}
 
 
 def list_runs(

@@ -11,14 +11,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import fcntl
 import os
 import re
+import shutil
 import socket
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lab.records import append_jsonl, read_json, read_jsonl, write_json
 
@@ -87,11 +89,6 @@ class Store:
         raise LabError(f"no lab found at {start} or above: run `lab init` in your repository first")
 
     @classmethod
-    def for_attempt(cls, attempt_dir: Path) -> "Store":
-        """The lab an attempt folder belongs to."""
-        return cls.find(Path(attempt_dir))
-
-    @classmethod
     def init(cls, root: Path, **settings: Any) -> "Store":
         """Create (or update) a lab at `root` with the given settings; returns it."""
         root = Path(root).resolve()
@@ -109,8 +106,9 @@ class Store:
 
     # -- locations -------------------------------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def settings(self) -> dict:
+        """lab.json, read once per Store."""
         return read_json(self.root / SETTINGS_FILE, {})
 
     @property
@@ -133,9 +131,13 @@ class Store:
 
     @contextlib.contextmanager
     def lock(self, name: str = "store") -> Iterator[None]:
-        """An exclusive lock across processes (new ids, attempt numbers)."""
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.runs_dir / f".{name}.lock", "w") as handle:
+        """An exclusive lock across processes (new ids, attempt numbers, attempt records).
+
+        Lock files live in the git-ignored artefacts folder, so they never reach a commit.
+        """
+        folder = self.artefacts_root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{name}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -185,8 +187,12 @@ class Store:
                 "created": created,
             }
             folder.mkdir(parents=True)
-            write_json(folder / "config.json", config or {})
-            write_json(folder / "run.json", record)
+            try:
+                write_json(folder / "config.json", config or {})
+                write_json(folder / "run.json", record)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         self.add_event(run_id, "created", hypothesis=record.get("hypothesis"))
         return record
 
@@ -195,11 +201,6 @@ class Store:
         record = read_json(self.run_dir(run_id) / "run.json")
         if record is None:
             raise LabError(f"no run {run_id} in {self.runs_dir}")
-        return record
-
-    def update_run(self, run_id: str, **fields: Any) -> dict:
-        record = {**self.load_run(run_id), **fields}
-        write_json(self.run_dir(run_id) / "run.json", record)
         return record
 
     def run_config(self, run_id: str) -> dict:
@@ -255,16 +256,35 @@ class Store:
         self.add_event(run_id, "attempt_started", attempt=number, note=fields.get("note"))
         return folder
 
-    def update_attempt(self, attempt_dir: Path, **fields: Any) -> dict:
+    def update_attempt(self, attempt_dir: Path, merge: Callable[[dict], dict] | None = None, **fields: Any) -> dict:
+        """Merge `fields` (and whatever `merge(record)` returns) into attempt.json, under the attempt's lock.
+
+        The launcher, the trainer's tracker and `lab sync` all write this record; the lock keeps their updates.
+        """
         path = Path(attempt_dir) / "attempt.json"
-        record = {**read_json(path, {}), **fields}
-        write_json(path, record)
+        with self.lock(f"attempt_{path.parent.parent.parent.name}_{path.parent.name}"):
+            record = {**read_json(path, {}), **fields}
+            if merge is not None:
+                record.update(merge(record))
+            write_json(path, record)
         return record
 
     def end_attempt(self, attempt_dir: Path, *, exit_code: int | None, status: str) -> dict:
-        """Mark an attempt ended with `status` (finished, failed, killed, crashed) and record the event."""
-        record = self.update_attempt(attempt_dir, status=status, ended=now_iso(), exit_code=exit_code)
-        self.add_event(record["run"], f"attempt_{status}", attempt=record["number"], exit_code=exit_code)
+        """Mark an attempt ended with `status` (finished, failed, killed, crashed) and record the event.
+
+        An attempt that has already ended is left as it is (two processes may notice a crash at once).
+        """
+        ended: list[bool] = []
+
+        def close(record: dict) -> dict:
+            if record.get("status") != "running":
+                ended.append(True)
+                return {}
+            return {"status": status, "ended": now_iso(), "exit_code": exit_code}
+
+        record = self.update_attempt(attempt_dir, merge=close)
+        if not ended:
+            self.add_event(record["run"], f"attempt_{status}", attempt=record["number"], exit_code=exit_code)
         return record
 
     def load_attempt(self, run_id: str, number: int) -> dict:
@@ -291,9 +311,15 @@ class Store:
 
     # -- baselines -------------------------------------------------------------------------------------
 
+    def baseline_path(self, name: str) -> Path:
+        return self.logs_dir / "baselines" / f"{name}.json"
+
     def baseline(self, name: str) -> dict | None:
         """The snapshot `{"name", "provenance", "config"}` of a baseline, or None."""
-        return read_json(self.logs_dir / "baselines" / f"{name}.json")
+        return read_json(self.baseline_path(name))
+
+    def write_baseline(self, snapshot: dict) -> None:
+        write_json(self.baseline_path(snapshot["name"]), snapshot)
 
     def save_baseline(self, name: str, provenance: dict, config: dict) -> dict:
         """Snapshot a baseline the first time a run uses it; later runs diff against the same snapshot."""
@@ -301,6 +327,6 @@ class Store:
         if existing is not None:
             return existing
         snapshot = {"name": name, "provenance": provenance, "config": config}
-        write_json(self.logs_dir / "baselines" / f"{name}.json", snapshot)
+        self.write_baseline(snapshot)
         return snapshot
 

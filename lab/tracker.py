@@ -16,17 +16,25 @@ import atexit
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from lab.records import append_jsonl, read_json, write_json
+from lab.records import read_json, write_json
+
+if TYPE_CHECKING:
+    from lab.store import Store
+
+EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)` records for an init attempt
 
 _attempt_dir: Path | None = None
 _metrics_stream: TextIO | None = None
 _wandb_run: Any = None
 _owns_attempt = False
 _resolved = False
+_attempt_store: tuple[Path, Store, str, int] | None = None  # (attempt folder, its store, run id, number)
+_previous_excepthook: Any = None
 
 
 def _is_main_process() -> bool:
@@ -49,11 +57,38 @@ def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = Non
     from lab.store import Store
 
     store = Store.find(Path(root))
-    attempt = store.begin_attempt(run_id, command=command or ["python", *os.sys.argv], pid=os.getpid())
+    attempt = store.begin_attempt(run_id, command=command or ["python", *sys.argv], pid=os.getpid())
     finish()
     _attempt_dir, _resolved, _owns_attempt = attempt, True, True
+    _catch_uncaught_exceptions()
+    atexit.unregister(finish)
     atexit.register(finish)
     return attempt
+
+
+def _catch_uncaught_exceptions() -> None:
+    """Until `finish`, an uncaught exception ends the init-opened attempt `failed` (`killed` for Ctrl-C)."""
+    global _previous_excepthook
+    if _previous_excepthook is None:
+        _previous_excepthook = sys.excepthook
+        sys.excepthook = _on_uncaught_exception
+
+
+def _on_uncaught_exception(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
+    (_previous_excepthook or sys.__excepthook__)(kind, error, traceback)
+    finish("killed" if issubclass(kind, KeyboardInterrupt) else "failed")
+
+
+def _store() -> tuple[Store, str, int]:
+    """The store, run id and number of the current attempt, looked up once per attempt."""
+    global _attempt_store
+    attempt = _current()
+    if _attempt_store is None or _attempt_store[0] != attempt:
+        from lab.store import Store
+
+        record = read_json(attempt / "attempt.json", {})
+        _attempt_store = (attempt, Store.find(attempt), record["run"], record["number"])
+    return _attempt_store[1:]
 
 
 def active() -> bool:
@@ -119,15 +154,10 @@ def summary(**values: Any) -> None:
 
 def event(kind: str, **data: Any) -> None:
     """Record an event (for example a health finding) on the run, with a timestamp and the attempt number."""
-    attempt = _current()
-    if attempt is None:
+    if _current() is None:
         return
-    from lab.store import now_iso
-
-    append_jsonl(
-        attempt.parent.parent / "events.jsonl",
-        {"time": now_iso(), "kind": kind, "attempt": int(attempt.name), **_clean(data)},
-    )
+    store, run_id, number = _store()
+    store.add_event(run_id, kind, attempt=number, **_clean(data))
     run = _wandb()
     if run is not None and kind == "health":
         run.alert(title=str(data.get("rule", kind)), text=str(data.get("message", "")))
@@ -138,10 +168,12 @@ def checkpoint(kind: str, path: str | Path, step: int, **info: Any) -> None:
     attempt = _current()
     if attempt is None:
         return
-    record_path = attempt / "attempt.json"
-    record = read_json(record_path, {})
-    record.setdefault("checkpoints", {})[kind] = {"path": str(path), "step": int(step), **_clean(info)}
-    write_json(record_path, record)
+    entry = {"path": str(path), "step": int(step), **_clean(info)}
+
+    def add_checkpoint(record: dict) -> dict:
+        return {"checkpoints": {**record.get("checkpoints", {}), kind: entry}}
+
+    _store()[0].update_attempt(attempt, merge=add_checkpoint)
 
 
 def _wandb() -> Any:
@@ -155,15 +187,14 @@ def _wandb() -> Any:
             entity=os.environ.get("WANDB_ENTITY") or None,
             group=os.environ.get("WANDB_RUN_GROUP") or None,
             notes=os.environ.get("WANDB_NOTES") or None,
-            dir=os.environ.get("LAB_WANDB_DIR") or None,
             resume="allow",
         )
     return _wandb_run
 
 
 def finish(status: str = "finished") -> None:
-    """Close the streams; an attempt opened by `init` is marked `status`."""
-    global _metrics_stream, _wandb_run, _attempt_dir, _owns_attempt, _resolved
+    """Close the streams; an attempt opened by `init` is marked `status` (exit code 0 only for `finished`)."""
+    global _metrics_stream, _wandb_run, _attempt_dir, _owns_attempt, _resolved, _attempt_store, _previous_excepthook
     if _metrics_stream is not None:
         _metrics_stream.close()
         _metrics_stream = None
@@ -171,8 +202,12 @@ def finish(status: str = "finished") -> None:
         _wandb_run.finish()
         _wandb_run = None
     if _owns_attempt and _attempt_dir is not None:
-        from lab.store import Store
-
-        Store.for_attempt(_attempt_dir).end_attempt(_attempt_dir, exit_code=0, status=status)
+        store = _store()[0]
+        store.end_attempt(_attempt_dir, exit_code=EXIT_CODES.get(status), status=status)
         _owns_attempt = False
         _attempt_dir, _resolved = None, False
+    _attempt_store = None
+    if _previous_excepthook is not None:
+        if sys.excepthook is _on_uncaught_exception:
+            sys.excepthook = _previous_excepthook
+        _previous_excepthook = None

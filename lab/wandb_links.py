@@ -5,6 +5,7 @@ The lab never parses W&B's folders for metrics and never stores an API key: it o
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 import subprocess
@@ -16,6 +17,7 @@ from lab.store import Store
 ID_ALPHABET = string.ascii_lowercase + string.digits
 BASE_URL = "https://wandb.ai"
 SYNC_TIMEOUT_S = 120
+SYNC_FAILURE_PREFIXES = ("wandb: ERROR", "Error:")  # how `wandb sync` reports a failure on its own lines
 
 
 def new_run_id() -> str:
@@ -37,14 +39,19 @@ def local_dir(store: Store) -> Path:
 
 
 def attempt_identity(store: Store, run: dict) -> dict | None:
-    """The W&B record of a new attempt ({run_id, url, group_url, synced, ...}), or None when W&B is off."""
+    """The W&B record of a new attempt ({run_id, url, group_url, mode, synced, ...}), or None when W&B is off.
+
+    The mode is the one the run will really use: an exported WANDB_MODE wins over lab.json.
+    """
     settings = store.settings.get("wandb", {})
     project = settings.get("project")
     if not project or not settings.get("enabled", True):
         return None
+    mode = os.environ.get("WANDB_MODE") or settings.get("mode", "offline")
+    if mode == "disabled":
+        return None
     entity = settings.get("entity")
     run_id = new_run_id()
-    mode = settings.get("mode", "offline")
     return {
         "run_id": run_id,
         "entity": entity,
@@ -72,10 +79,31 @@ def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, st
         result = subprocess.run(command, capture_output=True, text=True, timeout=SYNC_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return False, f"wandb sync timed out after {SYNC_TIMEOUT_S} s (no network?); still pending"
-    output = (result.stdout + result.stderr).strip()
-    failed = result.returncode != 0 or "error" in output.lower()
-    if failed:
-        last_line = output.splitlines()[-1] if output else f"exit status {result.returncode}"
-        return False, f"wandb sync failed, still pending: {last_line[:200]}"
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    failures = [line for line in lines if line.startswith(SYNC_FAILURE_PREFIXES)]
+    if result.returncode != 0 or failures:
+        detail = (failures or lines or [f"exit status {result.returncode}"])[-1]
+        return False, f"wandb sync failed, still pending: {detail[:200]}"
     store.update_attempt(attempt_dir, wandb={**wandb, "synced": True})
     return True, f"synced {wandb['url']}"
+
+
+def sync_pending(store: Store) -> list[tuple[str, int, bool, str]]:
+    """Sync every ended attempt whose W&B link is pending; returns (run id, attempt, ok, message) for each.
+
+    An attempt that ended without ever starting W&B is marked `started: False` and not tried again.
+    """
+    results = []
+    for run_id in store.run_ids():
+        for attempt in store.attempts(run_id):
+            wandb = attempt.get("wandb")
+            if not wandb or wandb.get("synced") or wandb.get("started") is False or attempt["status"] == "running":
+                continue
+            number = attempt["number"]
+            attempt_dir = store.attempt_dir(run_id, number)
+            if offline_folder(store, wandb["run_id"]) is None:
+                store.update_attempt(attempt_dir, wandb={**wandb, "started": False})
+                results.append((run_id, number, True, "never started W&B: nothing to sync"))
+                continue
+            results.append((run_id, number, *sync_attempt(store, attempt_dir, wandb)))
+    return results

@@ -85,10 +85,6 @@ class NeuralDecoder(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.n_units, config.n_classes + 1)  # +1: the CTC blank
 
-    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
-        """Valid output frames for input lengths (B,); see the module-level `output_lengths`."""
-        return output_lengths(input_lengths, self.config.kernel_len, self.config.stride_len)
-
     def forward(self, features: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
         """Logits (B, T', n_classes + 1) for features (B, T, F) recorded on days `day` (B,) (long).
 
@@ -105,7 +101,3 @@ class NeuralDecoder(nn.Module):
         windows = windows.flatten(2)  # (B, T', F * kernel_len), feature-major as the original's nn.Unfold
         hidden, _ = self.gru(windows)  # (B, T', directions * n_units)
         return self.head(hidden)  # (B, T', n_classes + 1)
-
-    def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(parameter.numel() for parameter in self.parameters() if parameter.requires_grad)

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Callable
 
 from lab import families, tracker
-from lab.health import LiveMonitor
 from lab.config import ConfigError, apply_overrides, from_dict, to_dict
-from trainers.launch import launch_command
-
-__all__ = ["launch_command", "load_config", "main"]
+from lab.health import LiveMonitor
+from trainers.config import validate
 
 
 def load_config(family: str, preset: str | None, config_file: str | None, overrides: list[str]):
-    """The family's Config dataclass from a preset (default baseline) or a JSON file, with overrides applied."""
+    """The family's Config dataclass from a preset (default baseline) or a JSON file, with overrides applied.
+
+    Raises ConfigError (one line) for anything the engine would refuse in the config itself.
+    """
     module = families.config_module(family)
     if config_file is not None:
         try:
@@ -36,7 +37,9 @@ def load_config(family: str, preset: str | None, config_file: str | None, overri
         values = to_dict(from_dict(module.Config, values))  # unknown keys are rejected here
     else:
         values = families.preset(family, preset or "baseline")
-    return from_dict(module.Config, apply_overrides(values, overrides))
+    config = from_dict(module.Config, apply_overrides(values, overrides))
+    validate(config.optim, config.train)
+    return config
 
 
 def parser() -> argparse.ArgumentParser:

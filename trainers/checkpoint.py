@@ -11,6 +11,7 @@ import torch
 
 from lab import tracker
 from lab.config import ConfigError
+from trainers.tensors import map_tensors
 
 LAST, BEST = "last", "best"
 
@@ -47,13 +48,7 @@ def load(path: str | Path) -> dict:
 
 def to_cpu(value):
     """`value` with every tensor inside (nested dicts, lists, tuples) copied to the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {key: to_cpu(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_cpu(item) for item in value)
-    return value
+    return map_tensors(value, lambda tensor: tensor.detach().cpu())
 
 
 def rng_state(device: torch.device) -> dict:

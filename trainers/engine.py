@@ -42,8 +42,9 @@ from trainers.device import (
     seed_everything,
     skip_update,
 )
-from trainers.family import DataBundle
+from trainers.family import DataBundle, one_line
 from trainers.optim import LearningRateSchedule, build_optimizer
+from trainers.tensors import map_tensors
 
 CHECKPOINT_FORMAT = 1
 
@@ -167,7 +168,7 @@ def assemble(family_name: str, config: Any, accelerator, out_dir, on_row) -> Run
         model = family.build_model(config)
         data = family.build_data(config)
     except (OSError, ValueError) as error:
-        raise ConfigError(f"{family_name}: {' '.join(str(error).split())}") from error
+        raise ConfigError(f"{family_name}: {one_line(error)}") from error
     train_config = config.train
     per_epoch = batches_per_epoch(len(data.train), train_config.batch_size, accelerator.num_processes)
     if per_epoch == 0:
@@ -175,9 +176,10 @@ def assemble(family_name: str, config: Any, accelerator, out_dir, on_row) -> Run
             f"the training set has {len(data.train)} items, fewer than one batch of train.batch_size="
             f"{train_config.batch_size} for each of {accelerator.num_processes} process(es)"
         )
-    frozen = frozen_parameters(model, train_config.frozen)
     optimizer = build_optimizer(model, config.optim)
     model, optimizer = accelerator.prepare(model, optimizer)
+    # looked up after prepare, which replaces the parameters when it moves the model to an XLA device
+    frozen = frozen_parameters(accelerator.unwrap_model(model), train_config.frozen)
     return Run(
         family_name=family_name,
         family=family,
@@ -237,13 +239,7 @@ class EpochOrder(Sampler):
 
 def to_device(batch: Any, device: torch.device) -> Any:
     """`batch` with every tensor inside (nested dicts, lists, tuples) moved to `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {key: to_device(value, device) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(value, device) for value in batch)
-    return batch
+    return map_tensors(batch, lambda tensor: tensor.to(device))
 
 
 def micro_batches(run: Run) -> Iterator[Any]:
@@ -303,7 +299,8 @@ def train_step(run: Run, batches: Iterator[Any]) -> StepResult:
     loss = torch.stack(losses).mean()
     if accelerator.num_processes > 1:
         loss = accelerator.reduce(loss, reduction="mean")
-    loss_value, norm_value = torch.stack([loss, grad_norm.float().to(loss.device)]).tolist()  # one transfer to the host
+    host = to_host({"loss": loss, "grad_norm": grad_norm, **mean_metrics(metrics)})
+    loss_value, norm_value = host.pop("loss"), host.pop("grad_norm")
     applied = math.isfinite(loss_value) and math.isfinite(norm_value)
     lr = run.schedule.apply(optimizer)
     if applied:
@@ -313,7 +310,7 @@ def train_step(run: Run, batches: Iterator[Any]) -> StepResult:
         skip_update(accelerator)
     optimizer.zero_grad(set_to_none=True)
     finish_step(accelerator)
-    return StepResult(loss_value, norm_value, lr, applied, mean_metrics(metrics))
+    return StepResult(loss_value, norm_value, lr, applied, host)
 
 
 def frozen_now(run: Run) -> bool:
@@ -322,13 +319,21 @@ def frozen_now(run: Run) -> bool:
     return bool(run.frozen) and (unfreeze_step == 0 or run.progress.step < unfreeze_step)
 
 
-def mean_metrics(rows: list[dict]) -> dict[str, float]:
-    """The family's per-micro-batch training metrics averaged, named `train/<name>`."""
+def mean_metrics(rows: list[dict]) -> dict[str, Any]:
+    """The family's per-micro-batch training metrics averaged, named `train/<name>`; tensors stay on the device."""
     names = rows[0].keys() if rows else []
-    return {
-        (name if "/" in name else f"train/{name}"): sum(float(row[name]) for row in rows) / len(rows)
-        for name in names
-    }
+    return {(name if "/" in name else f"train/{name}"): sum(row[name] for row in rows) / len(rows) for name in names}
+
+
+def to_host(values: dict[str, Any]) -> dict[str, float]:
+    """`values` as floats; its tensors (scalars) are copied to the host together, in one transfer."""
+    tensors = {name: value for name, value in values.items() if isinstance(value, torch.Tensor)}
+    host = {}
+    if tensors:
+        device = next(iter(tensors.values())).device
+        stacked = torch.stack([value.detach().float().reshape(()).to(device) for value in tensors.values()])
+        host = dict(zip(tensors, stacked.tolist()))
+    return {name: host[name] if name in host else float(value) for name, value in values.items()}
 
 
 # The loop -----------------------------------------------------------------------------------------------------
@@ -536,12 +541,14 @@ def summarise(run: Run, throughput: Throughput, stop_reason: str, wall_s: float)
     """The figures of the run for summary.json: size, speed, memory, best and final values."""
     progress, accelerator = run.progress, run.accelerator
     parameters = list(accelerator.unwrap_model(run.model).parameters())
+    held = {id(parameter) for parameter in run.frozen} if frozen_now(run) else set()  # never released
+    trainable = [parameter for parameter in parameters if parameter.requires_grad and id(parameter) not in held]
     summary = {
         "steps": progress.step,
         "wall_s": round(wall_s, 3),
         "train_s": round(throughput.seconds, 3),
         "param_count": sum(parameter.numel() for parameter in parameters),
-        "trainable_param_count": sum(parameter.numel() for parameter in parameters if parameter.requires_grad),
+        "trainable_param_count": sum(parameter.numel() for parameter in trainable),
         "samples_per_s": throughput.overall(),
         "peak_mem_mb": peak_memory_mb(accelerator),
         "skipped_steps": progress.skipped_steps,

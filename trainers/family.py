@@ -4,11 +4,14 @@ A family module (for example `trainers.neural_decoder.family`) defines four func
 
     build_model(config) -> torch.nn.Module
     build_data(config) -> DataBundle
-    training_loss(model, batch, config) -> (loss, metrics)     # loss: scalar tensor; metrics: name -> float
+    training_loss(model, batch, config) -> (loss, metrics)     # loss: scalar tensor; metrics: name -> value
     evaluate(model, batches, config) -> {"val/<name>": float}  # the model is already in eval mode
 
 Augmentations happen inside `training_loss` on the batch's device, drawing from torch's global RNG so that an
 exact resume replays them. Models do no logging and no I/O.
+
+Training metrics are floats or detached scalar tensors; the engine copies the tensors to the host with the loss, in
+one transfer per step. `build_model` and `build_data` raise OSError or ValueError for input they cannot use.
 """
 
 from __future__ import annotations
@@ -25,3 +28,8 @@ class DataBundle:
     val: Any  # torch.utils.data.Dataset
     collate: Callable[[list], dict]
     info: dict = field(default_factory=dict)  # for reports: {"train_items": 1536, "val_items": 256, ...}
+
+
+def one_line(text: object) -> str:
+    """`text` as a string with every run of whitespace, newlines included, collapsed to one space."""
+    return " ".join(str(text).split())

@@ -130,12 +130,18 @@ def test_launch_outside_git_needs_no_commit(lab, repo, train_script):
     assert attempt_record(repo, "dia_013", 1)["git"] is None
 
 
-def test_killing_the_launcher_marks_the_attempt_killed(lab, repo):
+def start_sleepy_launch(lab, repo, run_id):
+    """Launch a command that prints 'started' and sleeps; returns the launcher once the command runs."""
     (repo / "sleepy.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
-    lab("new-run", "dia_014", "--hypothesis", "h")
-    launcher = subprocess.Popen([sys.executable, "-m", "lab", "launch", "dia_014", "--", sys.executable, "sleepy.py"],
+    lab("new-run", run_id, "--hypothesis", "h")
+    launcher = subprocess.Popen([sys.executable, "-m", "lab", "launch", run_id, "--", sys.executable, "sleepy.py"],
                                 cwd=repo, env=lab_env(), stdout=subprocess.PIPE, text=True)
     assert launcher.stdout.readline().strip() == "started"
+    return launcher
+
+
+def test_killing_the_launcher_marks_the_attempt_killed(lab, repo):
+    launcher = start_sleepy_launch(lab, repo, "dia_014")
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=30) == 128 + signal.SIGTERM
     attempt = attempt_record(repo, "dia_014", 1)
@@ -143,11 +149,7 @@ def test_killing_the_launcher_marks_the_attempt_killed(lab, repo):
 
 
 def test_a_vanished_launcher_shows_as_crashed(lab, repo):
-    (repo / "sleepy.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
-    lab("new-run", "dia_015", "--hypothesis", "h")
-    launcher = subprocess.Popen([sys.executable, "-m", "lab", "launch", "dia_015", "--", sys.executable, "sleepy.py"],
-                                cwd=repo, env=lab_env(), stdout=subprocess.PIPE, text=True)
-    assert launcher.stdout.readline().strip() == "started"
+    launcher = start_sleepy_launch(lab, repo, "dia_015")
     child_pid = attempt_record(repo, "dia_015", 1)["child_pid"]
     launcher.kill()
     launcher.wait()
@@ -200,12 +202,55 @@ def test_wrapped_run_stores_its_config_file(lab, repo):
     (["note", "dia_001"], ["nothing to note"]),
     (["note", "--findings", "x"], ["need a run id"]),
     (["log", "22-11-2026"], ["invalid date"]),
+    (["new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h", "--set", "model.n_units=0"],
+     ["cannot be built from this config"]),
+    (["new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h", "--config", "typed.json"],
+     ["'train.batch_size' has 'x'"]),
+    (["new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h", "--set", "train.batch_size=0"],
+     ["train.batch_size=0 must be at least 1"]),
+    (["new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h", "--set", 'train.stop_on=["nope"]'],
+     ["unknown health rules"]),
+    (["new-run", "dia_002", "--from", "dia_001", "--preset", "tiny", "--hypothesis", "h"], ["--preset and --from"]),
+    (["doctor", "dia_001", "--attempt", "9"], ["has no attempt 9"]),
+    (["init", "--prefix", "NSD=neural_decoder"], ["lowercase prefix"]),
 ])
 def test_bad_input_gets_a_one_line_error(lab, repo, args, fragments):
     (repo / "broken.json").write_text("{not json")
-    if args[0] in ("note",) or args[:2] == ["launch", "dia_001"]:
+    (repo / "typed.json").write_text('{"train": {"batch_size": "x"}}')
+    if "dia_001" in args and args[:2] != ["new-run", "dia_001"]:
         lab("new-run", "dia_001", "--hypothesis", "h")
     one_line_error(lab(*args, check=False), *fragments)
+    if args[0] == "new-run" and args[1] != "dia_001":
+        assert not (repo / "logs" / "runs" / args[1]).exists(), "a refused run leaves nothing behind"
+
+
+def test_a_partial_config_file_is_merged_into_the_family_preset(lab, repo):
+    (repo / "short.json").write_text('{"train": {"max_steps": 5}}')
+    lab("new-run", "nsd_001", "--family", "neural_decoder", "--preset", "tiny", "--config", "short.json",
+        "--hypothesis", "h")
+    config = read(repo / "logs/runs/nsd_001/config.json")
+    assert config["train"]["max_steps"] == 5 and config["train"]["batch_size"] == 16
+    assert config["optim"]["lr"] == 3e-3
+
+
+def test_a_bad_launch_override_is_refused_before_anything_is_committed(lab, repo):
+    lab("new-run", "nsd_001", "--family", "neural_decoder", "--preset", "tiny", "--hypothesis", "h")
+    head_before = git(repo, "rev-list", "--all", "--count")
+    one_line_error(lab("launch", "nsd_001", "--set", "train.precision=fp8", check=False), "train.precision='fp8'")
+    assert git(repo, "rev-list", "--all", "--count") == head_before
+    assert not (repo / "logs/runs/nsd_001/attempts").exists()
+
+
+def test_damaged_records_give_a_one_line_error(lab, repo):
+    lab("new-run", "dia_001", "--hypothesis", "h")
+    (repo / "logs/runs/dia_001/run.json").write_text("{half")
+    one_line_error(lab("show", "dia_001", check=False), "run.json is not valid JSON")
+
+
+def test_init_keeps_an_unterminated_gitignore_intact(repo):
+    (repo / ".gitignore").write_text("*.tmp")
+    subprocess.run([sys.executable, "-m", "lab", "init"], cwd=repo, check=True, env=lab_env())
+    assert (repo / ".gitignore").read_text().splitlines() == ["*.tmp", "artefacts/", ".env"]
 
 
 def test_existing_run_is_refused_without_losing_its_records(lab, repo):

@@ -1,6 +1,5 @@
 """Pages beyond the daily log, built from records of known situations (no training needed)."""
 
-import json
 import math
 import os
 import re
@@ -33,7 +32,8 @@ def add_run(store, run_id, overrides=(), rows=None, parent=None, group=None, con
                      baseline="cffan_baseline", parent=parent, group=group, config=config)
     if rows is not None:
         folder = store.begin_attempt(run_id, command=["python", "-m", "trainers"], pid=os.getpid(), builtin_trainer=True,
-                                     overrides=[], git={"sha": "0123456789abcdef", "branch": "main", "committed": True})
+                                     overrides=[], git={"sha": "0123456789abcdef", "branch": "main", "committed": True},
+                                     checkpoints={"last": {"path": "/artefacts/last.pt", "step": rows[-1]["step"]}})
         write_json(folder / "config.json", config)
         for row in rows:
             append_jsonl(folder / "metrics.jsonl", row)

@@ -39,6 +39,7 @@ def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path,
     tracker.summary(best_value=2.0)
     tracker.summary(steps=2)
     tracker.checkpoint("best", tmp_path / "best.pt", 2, metric="train/loss", value=2.0)
+    tracker.checkpoint("last", tmp_path / "last.pt", 2)
     tracker.event("health", rule="non_finite", step=1)
     tracker.finish()
     rows = [json.loads(line) for line in (attempt / "metrics.jsonl").read_text().splitlines()]
@@ -46,7 +47,7 @@ def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path,
     assert rows[0]["train/grad_norm"] == "nan"
     assert json.loads((attempt / "summary.json").read_text()) == {"best_value": 2.0, "steps": 2}
     record = json.loads((attempt / "attempt.json").read_text())
-    assert record["checkpoints"]["best"]["step"] == 2
+    assert record["checkpoints"]["best"]["step"] == 2 and record["checkpoints"]["last"]["path"].endswith("last.pt")
     assert store.events("nsd_001")[-1] | {"time": None} == {
         "time": None, "kind": "health", "attempt": 1, "rule": "non_finite", "step": 1}
 
@@ -82,3 +83,20 @@ def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
     assert len(folders) == 1 and list(folders[0].glob("*.wandb"))
     assert (attempt / "metrics.jsonl").exists()
     assert store.events("dia_001")[-1]["rule"] == "grad_explosion", "the W&B alert path records the event"
+
+
+@pytest.mark.parametrize("ending, status, exit_code", [
+    ("raise RuntimeError('diverged')", "failed", 1),
+    ("pass", "finished", 0),
+])
+def test_an_init_attempt_records_how_the_script_ended(tmp_path, ending, status, exit_code):
+    store = Store.init(tmp_path)
+    store.create_run("nsd_003", hypothesis="h")
+    script = f"from lab import tracker\ntracker.init('nsd_003', root={str(tmp_path)!r})\ntracker.log(1, loss=0.5)\n"
+    result = subprocess.run([sys.executable, "-c", script + ending], env=lab_env(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == exit_code
+    record = store.load_attempt("nsd_003", 1)
+    assert (record["status"], record["exit_code"]) == (status, exit_code)
+    assert ("RuntimeError: diverged" in result.stderr) == (status == "failed"), "the traceback is still printed"
+    assert [event["kind"] for event in store.events("nsd_003")][-1] == f"attempt_{status}"

@@ -24,6 +24,7 @@ import toy_family  # noqa: E402
 
 from lab import families, tracker  # noqa: E402
 from lab.config import ConfigError, apply_overrides, from_dict, to_dict  # noqa: E402
+from lab.store import Store  # noqa: E402
 from trainers.__main__ import main  # noqa: E402
 from trainers.config import OptimConfig  # noqa: E402
 from trainers.engine import train  # noqa: E402
@@ -221,14 +222,17 @@ def initial_weights(config) -> dict:
 def test_frozen_prefixes_are_held_until_unfreeze_step(tmp_path):
     config = toy_config("train.frozen=[\"head\"]", "train.unfreeze_step=3", "train.eval_every=100")
     start = initial_weights(config)
+    head_count = sum(start[name].numel() for name in ("head.weight", "head.bias"))
     config.train.max_steps = 2
-    run_toy(config, tmp_path, "frozen")
+    summary, _ = run_toy(config, tmp_path, "frozen")
     frozen = load_checkpoint(tmp_path, "frozen")["model"]
     assert all(torch.equal(frozen[name], start[name]) for name in ("head.weight", "head.bias"))
     assert not torch.equal(frozen["body.weight"], start["body.weight"])
+    assert summary["trainable_param_count"] == summary["param_count"] - head_count  # still frozen at the end
     config.train.max_steps = 4
-    run_toy(config, tmp_path, "released")
+    summary, _ = run_toy(config, tmp_path, "released")
     assert not torch.equal(load_checkpoint(tmp_path, "released")["model"]["head.weight"], start["head.weight"])
+    assert summary["trainable_param_count"] == summary["param_count"]
 
 
 def test_a_frozen_prefix_matching_nothing_is_a_config_error(tmp_path):
@@ -258,10 +262,16 @@ def test_resume_replays_the_straight_run_exactly(tmp_path):
     assert all(torch.allclose(straight_state[name], resumed_state[name], atol=1e-6) for name in straight_state)
 
 
+def lab_attempt(tmp_path):
+    """An open attempt of a run in a real lab at tmp_path/lab, and an artefacts folder."""
+    store = Store.init(tmp_path / "lab")
+    store.create_run("toy_001", hypothesis="the engine records into the lab")
+    attempt = store.begin_attempt("toy_001", command=["python", "-m", "trainers"], pid=os.getpid())
+    return attempt, tmp_path / "artefacts"
+
+
 def test_records_go_to_the_lab_attempt(tmp_path, monkeypatch):
-    attempt, artefacts = tmp_path / "attempt", tmp_path / "artefacts"
-    attempt.mkdir()
-    (attempt / "attempt.json").write_text("{}")
+    attempt, artefacts = lab_attempt(tmp_path)
     monkeypatch.setenv("LAB_ATTEMPT_DIR", str(attempt))
     monkeypatch.setenv("LAB_ARTEFACTS_DIR", str(artefacts))
     config = toy_config("train.max_steps=6", "train.eval_every=3", "train.log_every=2",
@@ -300,7 +310,7 @@ def test_the_xla_path_trains_on_the_cpu(tmp_path):
     script = (
         f"{REGISTER_TOY}; import json, toy_family; from trainers.engine import train; "
         "config = toy_family.tiny(); config.train.device = 'xla'; config.train.max_steps = 3; "
-        "config.train.eval_every = 3; config.train.grad_clip = 1.0; "
+        "config.train.eval_every = 3; config.train.grad_clip = 1.0; config.train.frozen = ['head']; "
         f"print(json.dumps(train('toy', config, out_dir={str(tmp_path)!r})))"
     )
     done = subprocess.run(
@@ -313,7 +323,11 @@ def test_the_xla_path_trains_on_the_cpu(tmp_path):
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["device"].startswith("xla") and summary["steps"] == 3
     assert math.isfinite(summary["final/train/loss"]) and math.isfinite(summary["final/val/loss"])
-    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    start = initial_weights(toy_family.tiny())
+    held = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["model"]["head.weight"]
+    assert torch.equal(held, start["head.weight"])  # frozen on XLA too, where prepare replaces the parameters
+    head_count = sum(start[name].numel() for name in ("head.weight", "head.bias"))
+    assert summary["trainable_param_count"] == summary["param_count"] - head_count
 
 
 def tiny_decoder_config(path: Path, *overrides: str) -> Path:
@@ -326,9 +340,7 @@ def tiny_decoder_config(path: Path, *overrides: str) -> Path:
 
 
 def test_two_processes_train_together_and_only_the_main_one_writes(tmp_path):
-    attempt, artefacts = tmp_path / "attempt", tmp_path / "artefacts"
-    attempt.mkdir()
-    (attempt / "attempt.json").write_text("{}")
+    attempt, artefacts = lab_attempt(tmp_path)
     config = tiny_decoder_config(tmp_path / "config.json", "train.max_steps=4", "train.eval_every=2")
     command = launch_command("neural_decoder", config, processes=2)
     done = subprocess.run(
@@ -362,6 +374,7 @@ def test_launch_command_needs_no_torch():
         (["toy", "--set", "train.nope=1"], "unknown override key 'train.nope'"),
         (["toy", "--set", "train.max_steps=many"], "expected an integer"),
         (["toy", "--set", "optim.schedule=step"], "optim.schedule='step' is not one of"),
+        (["toy", "--set", 'train.stop_on=["nope"]'], "train.stop_on names unknown health rules ['nope']"),
         (["toy", "--config", "/nonexistent/config.json"], "config file not found"),
         (["toy", "--resume", "/nonexistent/last.pt"], "checkpoint not found"),
         (["toy", "--set", "train.precision=fp16", "--set", "train.device=cpu"], "fp16 (loss-scaled) needs CUDA"),
@@ -379,6 +392,17 @@ def test_cli_unknown_key_in_a_config_file(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(values))
     assert main(["toy", "--config", str(tmp_path / "config.json")]) == 2
     assert "unknown config key 'train.speed'" in capsys.readouterr().err
+
+
+def test_cli_mistyped_value_in_a_config_file_in_a_fresh_process(tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps({"train": {"batch_size": "x"}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "trainers", "neural_decoder", "--config", "bad.json"],
+        env=subprocess_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "train.batch_size" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has CUDA")

@@ -112,7 +112,7 @@ def build_data(config: Config) -> DataBundle:
 def training_loss(model: nn.Module, batch: dict, config: Config) -> tuple[torch.Tensor, dict]:
     prediction = model(batch["x"], batch["ids"])  # (B,)
     error = prediction - batch["y"]  # (B,)
-    return error.pow(2).mean(), {"abs_error": error.abs().mean().item()}
+    return error.pow(2).mean(), {"abs_error": error.detach().abs().mean()}
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from trainers.family import one_line
 from trainers.neural_decoder.config import DataConfig
 
 PHONEMES = (
@@ -29,10 +30,6 @@ SIL = len(PHONEMES)  # 40
 PADDED_PHONEME_LENGTH = 500
 REQUIRED_SPLITS = ("train", "test")
 REQUIRED_DAY_KEYS = ("sentenceDat", "phonemes", "phoneLens")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def load_competition_data(path: str | os.PathLike) -> dict:
@@ -47,7 +44,7 @@ def load_competition_data(path: str | os.PathLike) -> dict:
         with path.open("rb") as handle:
             data = pickle.load(handle)
     except Exception as error:
-        raise ValueError(f"{path} is not a readable pickle: {type(error).__name__}: {_one_line(error)}") from error
+        raise ValueError(f"{path} is not a readable pickle: {type(error).__name__}: {one_line(error)}") from error
     problem = format_problem(data)
     if problem:
         raise ValueError(f"{path} is not competitionData: {problem}")
