@@ -61,7 +61,8 @@ def main() -> None:
             started = time.perf_counter()
             pages = reports.render_all(store)
             seconds = time.perf_counter() - started
-            print(f"lab render ({label}): {len(pages)} pages in {seconds:.1f} s ({seconds / RUNS * 1000:.0f} ms per run)")
+            print(f"lab render ({label}): {len(pages)} pages in {seconds:.1f} s "
+                  f"({seconds / RUNS * 1000:.0f} ms per run)")
 
 
 if __name__ == "__main__":

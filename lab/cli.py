@@ -23,7 +23,8 @@ EXAMPLES = {
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
     "log": "lab log 2026-11-22   |   lab log --all",
     "sync": "lab sync",
-    "changelog": "lab changelog cffan_baseline   |   lab changelog cffan_baseline --status 'train.grad_clip=✅ critical fix'",
+    "changelog": ("lab changelog cffan_baseline   |   "
+                  "lab changelog cffan_baseline --status 'train.grad_clip=✅ critical fix'"),
     "compare": "lab compare nsd_004 nsd_005 nsd_006   |   lab compare --group lr_ablation",
     "report": "lab report nsd_006",
     "doctor": "lab doctor nsd_006",
@@ -117,7 +118,8 @@ def cmd_note(args) -> int:
         if any(fields.values()):
             raise LabError("run notes (--findings, ...) need a run id: lab note ID --findings ...")
         if not any(journal.values()):
-            raise LabError("give a run id with --findings/--observations/--conclusion/--next/--result, or --insight/--overview")
+            raise LabError("give a run id with --findings/--observations/--conclusion/--next/--result, "
+                           "or --insight/--overview")
         for kind, text in journal.items():
             if text:
                 store.add_journal(kind, text)

@@ -76,7 +76,9 @@ def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path)
     )
     wandb = attempt.get("wandb")
     if wandb:
-        notes = run.get("hypothesis", "") + (f" | Test {attempt['number']}: {attempt['note']}" if attempt.get("note") else "")
+        notes = run.get("hypothesis", "") + (
+            f" | Test {attempt['number']}: {attempt['note']}" if attempt.get("note") else ""
+        )
         env.update(
             LAB_WANDB="1",
             WANDB_RUN_ID=wandb["run_id"],

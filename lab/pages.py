@@ -120,7 +120,9 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     attempts = [
         attempt_view(store, run, attempt, events)
         for attempt in store.attempts(run_id)
-        if day is None or day_of(attempt["started"]) == day or (attempt.get("ended") and day_of(attempt["ended"]) == day)
+        if day is None
+        or day_of(attempt["started"]) == day
+        or (attempt.get("ended") and day_of(attempt["ended"]) == day)
     ]
     notes = [
         (NOTE_LABELS[field], texts)

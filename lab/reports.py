@@ -20,7 +20,8 @@ def metric_file(metric: str) -> str:
 
 
 def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
-    return [e for e in store.events(run_id) if e["kind"] == "health" and (attempt is None or e.get("attempt") == attempt)]
+    return [e for e in store.events(run_id)
+            if e["kind"] == "health" and (attempt is None or e.get("attempt") == attempt)]
 
 
 def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
@@ -71,7 +72,8 @@ def changelog(store: Store, baseline: str) -> Path:
     runs = [run for run in runs if run.get("baseline") == baseline]
     number = {run["id"]: index for index, run in enumerate(runs, start=1)}
     results = {run["id"]: metrics.run_result(store, run["id"]) for run in runs}
-    reproductions = [r for r in runs if results[r["id"]] and not config_tools.diff(base_config, store.run_config(r["id"]))]
+    reproductions = [r for r in runs
+                     if results[r["id"]] and not config_tools.diff(base_config, store.run_config(r["id"]))]
     first_with_result = next((r for r in runs if results[r["id"]]), None)
     reference_run = reproductions[0] if reproductions else first_with_result
     baseline_result = results[reference_run["id"]] if reproductions else None
@@ -90,7 +92,8 @@ def changelog(store: Store, baseline: str) -> Path:
             "result": results[run["id"]],
             "reference_result": reference_result,
             "verdict": verdict(reference_result, results[run["id"]]),
-            "notes": {e["field"]: e["text"] for e in store.events(run["id"]) if e["kind"] == "note" and not e.get("attempt")},
+            "notes": {e["field"]: e["text"] for e in store.events(run["id"])
+                      if e["kind"] == "note" and not e.get("attempt")},
             "findings": health_events(store, run["id"]),
         })
 
@@ -114,8 +117,8 @@ def changelog(store: Store, baseline: str) -> Path:
     if current is not None:
         overrides = snapshot.get("status_overrides", {})
         for change in config_tools.diff(base_config, store.run_config(current["id"])):
-            introduced = next((e for e in entries for c in e["changes"] if c.key == change.key and c.after == change.after),
-                              None)
+            introduced = next((e for e in entries for c in e["changes"]
+                               if c.key == change.key and c.after == change.after), None)
             status = introduced["verdict"] if introduced else "untested"
             table.append({
                 "change": change,
@@ -125,7 +128,8 @@ def changelog(store: Store, baseline: str) -> Path:
     best_entry = None
     for entry in entries:
         result = entry["result"]
-        if result and (best_entry is None or metrics.is_better(result["best"], best_entry["result"]["best"], result["mode"])):
+        if result and (best_entry is None
+                       or metrics.is_better(result["best"], best_entry["result"]["best"], result["mode"])):
             best_entry = entry
     return render(
         store,
@@ -195,7 +199,8 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
         folder / f"{name}.md",
         name=name,
         runs=[{"run": run, "title": display_title(run), "attempt": attempts[run["id"]],
-               "conclusions": [e["text"] for e in store.events(run["id"]) if e["kind"] == "note" and e.get("field") == "conclusion"],
+               "conclusions": [e["text"] for e in store.events(run["id"])
+                               if e["kind"] == "note" and e.get("field") == "conclusion"],
                "result": metrics.run_result(store, run["id"])} for run in runs],
         run_ids=run_ids,
         differing=differing,
@@ -308,7 +313,8 @@ def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tu
     return number, findings + health.structural_findings(config, summary.get("param_count"))
 
 
-def record_findings(store: Store, run_id: str, number: int | None, findings: list[health.Finding]) -> list[health.Finding]:
+def record_findings(store: Store, run_id: str, number: int | None,
+                    findings: list[health.Finding]) -> list[health.Finding]:
     """Record findings as health events, skipping rules already recorded for the attempt or the run; returns the new."""
     seen = {(e.get("rule"), e.get("attempt")) for e in health_events(store, run_id)}
     new = [f for f in findings if (f.rule, number) not in seen and (f.rule, None) not in seen]

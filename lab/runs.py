@@ -103,7 +103,8 @@ def new_run(
     )
     lines, findings = [], []
     if family:
-        reference = (parent, store.run_config(parent)) if parent else (f"preset {preset}", families.preset(family, preset))
+        reference = ((parent, store.run_config(parent)) if parent
+                     else (f"preset {preset}", families.preset(family, preset)))
         lines, findings = structural_check(family, values, *reference)
     baseline = parent_record.get("baseline") if parent_record else None
     if family and not baseline:
@@ -193,7 +194,8 @@ def describe(info: dict) -> str:
     lines = [
         f"{run['id']}  {run['slug']}  [{info['status']}]",
         f"hypothesis: {run.get('hypothesis')}",
-        f"family: {run.get('family') or '-'}  preset: {run.get('preset') or '-'}  baseline: {run.get('baseline') or '-'}"
+        f"family: {run.get('family') or '-'}  preset: {run.get('preset') or '-'}"
+        f"  baseline: {run.get('baseline') or '-'}"
         f"  parent: {run.get('parent') or '-'}  group: {run.get('group') or '-'}",
     ]
     for attempt in info["attempts"]:
@@ -219,9 +221,11 @@ def diff_text(store: Store, first: str, second: str | None = None) -> str:
         store.load_run(second)
         name, before, after = f"{second} vs {first}", store.run_config(first), store.run_config(second)
     elif run.get("baseline") and store.baseline(run["baseline"]):
-        name, before, after = f"{first} vs {run['baseline']} (baseline)", store.baseline(run["baseline"])["config"], store.run_config(first)
+        name, before, after = (f"{first} vs {run['baseline']} (baseline)",
+                               store.baseline(run["baseline"])["config"], store.run_config(first))
     elif run.get("parent"):
-        name, before, after = f"{first} vs {run['parent']} (parent)", store.run_config(run["parent"]), store.run_config(first)
+        name, before, after = (f"{first} vs {run['parent']} (parent)",
+                               store.run_config(run["parent"]), store.run_config(first))
     else:
         raise LabError(f"run {first} has no baseline or parent: give a second run, lab diff {first} OTHER")
     changes = config_tools.diff(before, after)

@@ -39,11 +39,13 @@ def lab(repo: Path):
             env=env or lab_env(), timeout=timeout,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"lab {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(f"lab {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
         return result
 
     run.repo = repo
-    run("init", "--wandb-entity", "my-team", "--wandb-project", "dia-music-finetuning", "--prefix", "nsd=neural_decoder")
+    run("init", "--wandb-entity", "my-team", "--wandb-project", "dia-music-finetuning",
+        "--prefix", "nsd=neural_decoder")
     return run
 
 

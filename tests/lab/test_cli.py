@@ -31,7 +31,8 @@ def test_the_researcher_flow_end_to_end(lab, train_script):
     repo = lab.repo
     lab("new-run", "dia_009", "--hypothesis", "MusicGen delay needs the full-size decoder",
         "--group", "musicgen_delay_scaled")
-    first = lab("launch", "dia_009", "--note", "batch 4, grad accum 1", "--", sys.executable, "my_train.py", "--lr", "2e-4")
+    first = lab("launch", "dia_009", "--note", "batch 4, grad accum 1", "--",
+                sys.executable, "my_train.py", "--lr", "2e-4")
     assert "trained with lr 0.0002" in first.stdout
     lab("launch", "dia_009", "--note", "batch 2, grad accum 16", "--", sys.executable, "my_train.py", "--lr", "2e-4")
     lab("note", "dia_009", "--findings", "Loss falls", "--conclusion", "Keep it", "--next", "Scale up")
@@ -125,7 +126,8 @@ def test_launch_outside_git_needs_no_commit(lab, repo, train_script):
     import shutil
 
     shutil.rmtree(repo / ".git")
-    one_line_error(lab("launch", "dia_013", "--", sys.executable, "my_train.py", check=False), "not inside a git repository")
+    one_line_error(lab("launch", "dia_013", "--", sys.executable, "my_train.py", check=False),
+                   "not inside a git repository")
     lab("launch", "dia_013", "--no-commit", "--", sys.executable, "my_train.py")
     assert attempt_record(repo, "dia_013", 1)["git"] is None
 
@@ -271,7 +273,8 @@ def test_help_and_record_only_commands_do_not_import_torch(lab, train_script):
     probe = (
         "import sys\n"
         "from lab.cli import main\n"
-        "for argv in (['runs'], ['show', 'dia_009', '--json'], ['diff', 'nsd_001'], ['log'], ['note', '--insight', 'x']):\n"
+        "for argv in (['runs'], ['show', 'dia_009', '--json'], ['diff', 'nsd_001'], ['log'],"
+        " ['note', '--insight', 'x']):\n"
         "    try:\n"
         "        main(argv)\n"
         "    except SystemExit:\n"
@@ -291,7 +294,8 @@ def test_sync_without_network_or_key_keeps_links_pending(lab, repo, train_script
     lab("new-run", "dia_017", "--hypothesis", "h")
     env = lab_env(HOME=str(repo.parent / "home"), WANDB_CONFIG_DIR=str(repo.parent / "wandb-config"))
     lab("launch", "dia_017", "--", sys.executable, "my_train.py")
-    assert list((repo / "artefacts/wandb/wandb").glob("offline-run-*-" + attempt_record(repo, "dia_017", 1)["wandb"]["run_id"]))
+    assert list((repo / "artefacts/wandb/wandb").glob(
+        "offline-run-*-" + attempt_record(repo, "dia_017", 1)["wandb"]["run_id"]))
     result = lab("sync", check=False, env=env)
     assert result.returncode == 1
     assert "still pending" in result.stdout

@@ -46,11 +46,13 @@ def test_daily_log_has_the_reference_shape(lab, repo, train_script):
     assert "Scaled the decoder back up." in page
     block = page.split("### dia_009")[1].split("\n---")[0]
     assert re.search(r"\*\*W&B:\*\* https://wandb.ai/my-team/dia-music-finetuning/runs/\w{8} \(pending sync\)", block)
-    assert "**W&B Group:** https://wandb.ai/my-team/dia-music-finetuning/groups/musicgen_delay_scaled/workspace" in block
+    assert ("**W&B Group:** https://wandb.ai/my-team/dia-music-finetuning/groups/musicgen_delay_scaled/workspace"
+            in block)
     assert "**Hypothesis:** MusicGen delay needs the full-size decoder" in block
     assert "**Test 1:** batch 4, grad accum 1 (finished, exit 0" in block
     assert "**Test 2:** batch 2, grad accum 16 (failed, exit 1" in block
-    assert f"```bash\nlab launch dia_009 --note 'batch 4, grad accum 1' -- {sys.executable} my_train.py --lr 2e-4\n```" in block
+    assert ("```bash\nlab launch dia_009 --note 'batch 4, grad accum 1' -- "
+            f"{sys.executable} my_train.py --lr 2e-4\n```" in block)
     assert "**Result:** val loss 0.5" in block
     for text in ("**Findings:** Loss falls fast", "**Observations:** Val follows", "**Conclusion:** Keep",
                  "**Next steps:** Scale up"):

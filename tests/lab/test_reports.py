@@ -21,7 +21,8 @@ def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None,
         loss = end + (start - end) * math.exp(-3 * step / steps)
         rows.append({"step": step, "time": 1000.0 + step, train_key: loss, "train/grad_norm": 1.0, "train/lr": 1e-3})
         if step % eval_every == 0:
-            val = loss + val_offset + (0.02 * (step - val_rise_after) if val_rise_after and step > val_rise_after else 0)
+            rising = val_rise_after and step > val_rise_after
+            val = loss + val_offset + (0.02 * (step - val_rise_after) if rising else 0)
             rows.append({"step": step, "time": 1000.5 + step, "val/loss": val, "val/per": val / 4})
     return rows
 
@@ -31,8 +32,9 @@ def add_run(store, run_id, overrides=(), rows=None, parent=None, group=None, con
     store.create_run(run_id, hypothesis=f"hypothesis of {run_id}", family="neural_decoder", preset="baseline",
                      baseline="cffan_baseline", parent=parent, group=group, config=config)
     if rows is not None:
-        folder = store.begin_attempt(run_id, command=["python", "-m", "trainers"], pid=os.getpid(), builtin_trainer=True,
-                                     overrides=[], git={"sha": "0123456789abcdef", "branch": "main", "committed": True},
+        folder = store.begin_attempt(run_id, command=["python", "-m", "trainers"], pid=os.getpid(),
+                                     builtin_trainer=True, overrides=[],
+                                     git={"sha": "0123456789abcdef", "branch": "main", "committed": True},
                                      checkpoints={"last": {"path": "/artefacts/last.pt", "step": rows[-1]["step"]}})
         write_json(folder / "config.json", config)
         for row in rows:
@@ -69,7 +71,8 @@ def test_changelog_tracks_changes_results_and_status(story):
     schedule = page.split("## 1. Schedule")[1].split("## 2.")[0]
     assert "- `optim.lr`: 0.02" in schedule
     assert "**Run #2 (nsd_002)**: `optim.lr`: 0.02 → 0.0015" in schedule and "improved against Run #1" in schedule
-    assert re.findall(r"^### Run #(\d): (nsd_\d+)", page, re.M) == [("1", "nsd_001"), ("2", "nsd_002"), ("3", "nsd_003")]
+    assert re.findall(r"^### Run #(\d): (nsd_\d+)", page, re.M) == [
+        ("1", "nsd_001"), ("2", "nsd_002"), ("3", "nsd_003")]
     table = page.split("## Baseline Comparison Table")[1]
     assert "| `optim.lr` | 0.02 | 0.0015 | ✅ improved (Run #2) |" in table
     assert "| `data.white_noise_sd` | 0.8 | 1.5 | ❌ worse (Run #3) |" in table
