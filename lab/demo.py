@@ -64,7 +64,7 @@ def main() -> None:
         "--set", "train.grad_clip=1.0", "--hypothesis", "A small LR with clipping recovers stable training",
         cwd=folder)
     lab("launch", "nsd_003", "--note", "lr 0.004, clip 1.0", cwd=folder)
-    lab("note", "nsd_003", "--conclusion", "Stable again, and better than the baseline.", cwd=folder)
+    lab("note", "nsd_003", "--conclusion", "Stable again: the clipped run trains like the first one.", cwd=folder)
     lab("note", "--insight", "The doctor catches an LR that is far too high within one run.", cwd=folder)
 
     for run_id, noise, hypothesis in (("nsd_004", "0.0", "Without white noise the decoder overfits"),
