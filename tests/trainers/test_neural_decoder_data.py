@@ -203,7 +203,7 @@ def test_build_data_reports_sizes_and_checks_days():
     assert bundle.info["train_items"] == len(bundle.train) == 16
     assert bundle.info["val_items"] == len(bundle.val) == 8
     assert bundle.info["days"] == 2 and bundle.info["feature_dim"] == 16
-    assert bundle.collate is collate_sentences
+    assert bundle.collate.func is collate_sentences and bundle.collate.keywords["frame_multiple"] == 0
     too_many_days = tiny_family_config(synthetic_days=3)
     with pytest.raises(ValueError, match="3 days but model.n_days is 2"):
         family.build_data(too_many_days)
@@ -274,3 +274,15 @@ def test_a_few_dozen_adam_steps_overfit_a_handful_of_sentences():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0], losses
+
+
+def test_xla_batches_are_padded_to_fixed_multiples():
+    items = [(torch.ones(70, 4), torch.tensor([1, 2, 3]), 0), (torch.ones(9, 4), torch.tensor([5]), 1)]
+    batch = collate_sentences(items, frame_multiple=64, target_multiple=16)
+    assert batch["features"].shape == (2, 128, 4) and batch["targets"].shape == (2, 16)
+    assert batch["feature_lens"].tolist() == [70, 9] and batch["target_lens"].tolist() == [3, 1]
+    assert batch["features"][0, 70:].abs().sum() == 0 and batch["targets"][0, 3:].abs().sum() == 0
+    assert collate_sentences(items)["features"].shape == (2, 70, 4)
+    config = tiny()
+    config.train.device = "xla"
+    assert family.build_data(config).collate.keywords == {"frame_multiple": 64, "target_multiple": 16}

@@ -45,6 +45,7 @@ class DataConfig:
     freq_mask_prob: float = 0.0
     freq_mask_width: int = 16
     beam_width: int = 0  # 0 = greedy CTC decoding at evaluation; > 0 = prefix beam search
+    pad_frames_to: int = 0  # pad each batch's frames to a multiple of this; 0 = none (64 on train.device=xla)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
@@ -222,13 +223,28 @@ class SentenceDataset(Dataset):
         return torch.from_numpy(features), torch.from_numpy(targets), day
 
 
-def collate_sentences(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> dict[str, torch.Tensor]:
-    """Zero-pad a list of dataset items into one batch dict."""
+def padded_length(length: int, multiple: int) -> int:
+    """`length` rounded up to a multiple of `multiple` (unchanged when `multiple` is 0)."""
+    return -(-length // multiple) * multiple if multiple else length
+
+
+def collate_sentences(
+    items: list[tuple[torch.Tensor, torch.Tensor, int]], frame_multiple: int = 0, target_multiple: int = 0
+) -> dict[str, torch.Tensor]:
+    """Zero-pad a list of dataset items into one batch dict.
+
+    Frames and phonemes are padded to the longest in the batch, rounded up to a multiple of `frame_multiple`
+    and `target_multiple` when those are set: XLA then compiles a handful of shapes instead of one per batch.
+    """
     features, targets, days = zip(*items)
+    frames = padded_length(max(len(sentence) for sentence in features), frame_multiple)
+    phonemes = padded_length(max(len(sequence) for sequence in targets), target_multiple)
+    feature_batch = pad_sequence(features, batch_first=True)  # (B, T, F)
+    target_batch = pad_sequence(targets, batch_first=True).long()  # (B, L), 0 after each sentence's end
     return {
-        "features": pad_sequence(features, batch_first=True),  # (B, T, F)
+        "features": F.pad(feature_batch, (0, 0, 0, frames - feature_batch.size(1))),  # (B, T', F)
         "feature_lens": torch.tensor([len(sentence) for sentence in features], dtype=torch.long),  # (B,)
-        "targets": pad_sequence(targets, batch_first=True).long(),  # (B, L), 0 after each sentence's end
+        "targets": F.pad(target_batch, (0, phonemes - target_batch.size(1))),  # (B, L')
         "target_lens": torch.tensor([len(sequence) for sequence in targets], dtype=torch.long),  # (B,)
         "day": torch.tensor(days, dtype=torch.long),  # (B,)
     }

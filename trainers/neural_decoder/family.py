@@ -6,6 +6,8 @@ target_lens (B,), day (B,).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +24,8 @@ from trainers.neural_decoder.data import (
 )
 
 BLANK = 0
+XLA_FRAME_MULTIPLE = 64  # on XLA, batches are padded to a few fixed shapes so each compiles once
+TARGET_MULTIPLE = 16
 
 
 def build_model(config: Config) -> NeuralDecoder:
@@ -58,7 +62,11 @@ def build_data(config: Config) -> DataBundle:
         "mean_frames": _mean(len(features) for features, _, _ in train.items),
         "mean_phonemes": _mean(len(targets) for _, targets, _ in train.items),
     }
-    return DataBundle(train=train, val=val, collate=collate_sentences, info=info)
+    frame_multiple = data_config.pad_frames_to or (XLA_FRAME_MULTIPLE if config.train.device == "xla" else 0)
+    collate = functools.partial(
+        collate_sentences, frame_multiple=frame_multiple, target_multiple=TARGET_MULTIPLE if frame_multiple else 0
+    )
+    return DataBundle(train=train, val=val, collate=collate, info=info)
 
 
 def _mean(values) -> float:
