@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator
+
+from lab.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER, metric_words
 
 # Every rule waits for enough history before judging, so that a healthy noisy run stays silent.
 GRAD_EXPLOSION_FACTOR = 10.0  # a grad norm above 10x the median of all earlier norms is an explosion
@@ -75,7 +76,8 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """A metric value as a float when it is a finite number ("nan" strings included as not finite), else None."""
     number = _number(value)
     return number if number is not None and math.isfinite(number) else None
 
@@ -90,7 +92,7 @@ def _series(rows: list[Row], key: str) -> list[tuple[int, float]]:
     """(step, value) of every row with a finite `key`."""
     points = []
     for row in rows:
-        value = _finite(row.get(key))
+        value = finite(row.get(key))
         if value is not None:
             points.append((int(row.get("step", 0)), value))
     return points
@@ -128,7 +130,7 @@ def non_finite(rows: list[Row], config: dict) -> list[Finding]:
     """Non-finite train loss or grad norm, or updates skipped for non-finite values."""
     bad_steps, skipped = [], 0.0
     for row in rows:
-        now_skipped = _finite(row.get("train/skipped_steps")) or 0.0
+        now_skipped = finite(row.get("train/skipped_steps")) or 0.0
         if _has_non_finite(row) or now_skipped > skipped:
             bad_steps.append(int(row.get("step", 0)))
         skipped = max(skipped, now_skipped)
@@ -171,7 +173,7 @@ def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
 def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
     """The train loss at the end of the run is not clearly below its starting values."""
     losses = _series(rows, "train/loss")
-    warmup = _finite(_setting(config, "optim.warmup_steps")) or 0.0
+    warmup = finite(_setting(config, "optim.warmup_steps")) or 0.0
     if len(losses) < LOSS_MIN_ROWS or losses[-1][0] <= warmup:
         return []
     window = min(LOSS_WINDOW_ROWS, len(losses) // 5)
@@ -196,7 +198,7 @@ def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
     if len(losses) < DIVERGENCE_MIN_ROWS:
         return []
     values = [v for _, v in losses]
-    warmup_steps = _finite(_setting(config, "optim.warmup_steps")) or 0.0
+    warmup_steps = finite(_setting(config, "optim.warmup_steps")) or 0.0
     warmup_rows = sum(1 for step, _ in losses if step <= warmup_steps)
     if warmup_rows < 4:
         warmup_rows = max(4, int(len(losses) * DIVERGENCE_WARMUP_FRACTION))
@@ -231,10 +233,10 @@ def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
     """
     evaluations, recent, train_loss = [], [], None  # evaluations: (step, val loss, val loss - train loss)
     for row in rows:
-        latest = _finite(row.get("train/loss"))
+        latest = finite(row.get("train/loss"))
         if latest is not None:
             recent.append(latest)
-        val_loss = _finite(row.get("val/loss"))
+        val_loss = finite(row.get("val/loss"))
         if val_loss is not None:
             train_loss = statistics.fmean(recent) if recent else train_loss
             recent = []
@@ -361,7 +363,7 @@ class LiveMonitor:
         """Add one metrics row; return the findings it made new."""
         self._rows.append(row)
         self._rows_since_check += 1
-        loss = _finite(row.get("train/loss"))
+        loss = finite(row.get("train/loss"))
         if loss is not None:
             self._recent_losses.append(loss)
         due: dict[str, list[Row]] = {}  # rule id -> the rows it runs over
@@ -384,7 +386,7 @@ class LiveMonitor:
         return new
 
     def _alarming(self, row: Row) -> bool:
-        skipped = _finite(row.get("train/skipped_steps")) or 0.0
+        skipped = finite(row.get("train/skipped_steps")) or 0.0
         newly_skipped, self._skipped = skipped > self._skipped, max(self._skipped, skipped)
         return newly_skipped or _has_non_finite(row)
 
@@ -392,8 +394,6 @@ class LiveMonitor:
 _HEADS_NAMES = ("num_attention_heads", "query_heads", "num_heads", "n_heads", "n_head", "nhead", "heads")
 _HEAD_DIM_NAMES = ("head_dim", "head_size", "dim_head", "d_head", "kv_channels")
 _WIDTH_NAMES = ("d_model", "hidden_size", "n_embd", "embed_dim", "model_dim", "dim")
-_LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "ppl", "eer"}
-_HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq"}
 
 
 def _named(key: str, names: tuple[str, ...]) -> str | None:
@@ -458,14 +458,14 @@ def structural_findings(
             {"param_count": param_count, "baseline_param_count": baseline_param_count},
             "Compare the model section with the baseline's (width, layers, heads) for a mis-scaled size.",
         ))
-    clip, lr = _number(_setting(config, "train.grad_clip")), _finite(_setting(config, "optim.lr"))
+    clip, lr = _number(_setting(config, "train.grad_clip")), finite(_setting(config, "optim.lr"))
     if clip is not None and clip <= 0 and lr is not None and lr > HIGH_LR_WITHOUT_CLIP:
         findings.append(Finding(
             "no_clipping_high_lr", "warning", 0, f"no gradient clipping at a high LR ({_g(lr)})",
             {"lr": lr, "grad_clip": clip},
             "Set train.grad_clip (1.0 is a common start) or lower optim.lr.",
         ))
-    warmup, max_steps = _finite(_setting(config, "optim.warmup_steps")), _finite(_setting(config, "train.max_steps"))
+    warmup, max_steps = finite(_setting(config, "optim.warmup_steps")), finite(_setting(config, "train.max_steps"))
     if warmup and max_steps and warmup >= max_steps:
         findings.append(Finding(
             "warmup_covers_run", "warning", 0, f"warmup ({int(warmup)} steps) covers the whole run ({int(max_steps)})",
@@ -473,8 +473,8 @@ def structural_findings(
             "Shorten optim.warmup_steps or raise train.max_steps.",
         ))
     metric, mode = _setting(config, "train.best_metric"), _setting(config, "train.best_mode")
-    words = set(re.split(r"[/_.\-]", metric.lower())) if isinstance(metric, str) else set()
-    if (mode == "max" and words & _LOWER_IS_BETTER) or (mode == "min" and words & _HIGHER_IS_BETTER):
+    words = metric_words(metric) if isinstance(metric, str) else set()
+    if (mode == "max" and words & LOWER_IS_BETTER) or (mode == "min" and words & HIGHER_IS_BETTER):
         findings.append(Finding(
             "best_mode_mismatch", "warning", 0,
             f"train.best_mode is {mode} but {metric} looks like a "

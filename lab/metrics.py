@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import functools
-import math
+import re
 from pathlib import Path
 
 from lab.records import read_jsonl
 
-HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "auc", "bleu", "samples_per_s", "throughput", "map")
+LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "ppl", "eer"}
+HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq",
+                    "throughput", "map"}
 NOT_METRICS = ("step", "time")
 
 
+def metric_words(metric: str) -> set[str]:
+    """The words of a metric name: 'val/top1_acc' -> {'val', 'top1', 'acc'}."""
+    return set(re.split(r"[/_.\-]", metric.lower()))
+
+
 def direction(metric: str, best_metric: str | None = None, best_mode: str | None = None) -> str:
-    """'min' or 'max': the config's choice for its best metric, otherwise guessed from the name."""
+    """'min' or 'max': the config's choice for its best metric, otherwise guessed from the name's words."""
     if best_metric and metric == best_metric and best_mode in ("min", "max"):
         return best_mode
-    leaf = metric.rsplit("/", 1)[-1].lower()
-    return "max" if any(word in leaf for word in HIGHER_IS_BETTER) else "min"
+    return "max" if metric_words(metric) & HIGHER_IS_BETTER else "min"
 
 
 def load(attempt_dir: Path):
@@ -26,11 +32,16 @@ def load(attempt_dir: Path):
     Cached while the file is unchanged; callers must not modify the frame.
     """
     path = Path(attempt_dir) / "metrics.jsonl"
+    return _load(path, *_version(path))
+
+
+def _version(path: Path) -> tuple[int, int]:
+    """(mtime, size) of a file, the key under which what was read from it is cached; (0, 0) when absent."""
     try:
         stat = path.stat()
     except FileNotFoundError:
-        return _load(path, 0, 0)
-    return _load(path, stat.st_mtime_ns, stat.st_size)
+        return 0, 0
+    return stat.st_mtime_ns, stat.st_size
 
 
 @functools.lru_cache(maxsize=64)
@@ -58,8 +69,7 @@ def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode:
     Cached while metrics.jsonl is unchanged; callers must not modify the rows.
     """
     path = Path(attempt_dir) / "metrics.jsonl"
-    stat = path.stat() if path.exists() else None
-    return _final_and_best(path, stat and stat.st_mtime_ns, stat and stat.st_size, best_metric, best_mode)
+    return _final_and_best(path, *_version(path), best_metric, best_mode)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -130,9 +140,3 @@ def improvement(before: dict | None, after: dict | None) -> float | None:
     change = (before["best"] - after["best"]) / abs(before["best"])
     return change if after["mode"] == "min" else -change
 
-
-def finite(value) -> float | None:
-    """`value` as a float when it is a finite number (records store NaN as the string 'nan'), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None

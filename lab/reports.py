@@ -223,13 +223,13 @@ def evaluation_table(rows: list[dict], metric: str, mode: str) -> list[dict]:
     table, train_loss = [], None
     best = min_val_loss = previous_gap = None
     for row in rows:
-        loss = metrics.finite(row.get("train/loss"))
+        loss = health.finite(row.get("train/loss"))
         if loss is not None:
             train_loss = loss
         if not any(key.startswith("val/") for key in row):
             continue
-        val_loss = metrics.finite(row.get("val/loss"))
-        value = metrics.finite(row.get(metric))
+        val_loss = health.finite(row.get("val/loss"))
+        value = health.finite(row.get(metric))
         gap = val_loss - train_loss if val_loss is not None and train_loss is not None else None
         status = []
         if value is not None and (best is None or metrics.is_better(value, best, mode)):
