@@ -12,7 +12,6 @@ of each is compared, which keeps other work on a shared machine from deciding th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -24,20 +23,15 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab import families  # noqa: E402
+from trainers import registry  # noqa: E402
 from trainers.engine import train  # noqa: E402
+from trainers.family import Context  # noqa: E402
 
 
 def family_and_config(steps: int):
-    """neural_decoder's tiny preset when its trainer exists, else the tests' toy family."""
-    if importlib.util.find_spec("trainers.neural_decoder.family") is not None:
-        name = "neural_decoder"
-        config = families.config_module(name).tiny()
-    else:
-        sys.path.insert(0, str(ROOT / "tests" / "trainers"))
-        families.FAMILIES["toy"] = ("toy_family", "toy_family")
-        name = "toy"
-        config = families.config_module(name).tiny()
+    """neural_decoder's tiny preset."""
+    name = "neural_decoder"
+    config = registry.get(name).config.tiny()
     config.train.device = "cpu"
     config.train.max_steps = steps
     config.train.eval_every = steps + 1  # only the final evaluation, outside the timed steps
@@ -46,7 +40,8 @@ def family_and_config(steps: int):
 
 def plain_steps_per_second(name: str, config, steps: int) -> float:
     """A textbook loop: shuffled DataLoader, loss, backward, optimizer step."""
-    family = families.trainer_module(name)
+    family = registry.get(name)
+    context = Context(config=config, max_steps=steps, artefacts=ROOT / "artefacts" / "bench")
     torch.manual_seed(config.train.seed)
     model = family.build_model(config)
     data = family.build_data(config)
@@ -63,7 +58,7 @@ def plain_steps_per_second(name: str, config, steps: int) -> float:
     started = time.perf_counter()
     while done < steps:
         for batch in loader:
-            loss, _ = family.training_loss(model, batch, config)
+            loss, _ = family.training_loss(model, batch, context)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -10,12 +10,13 @@ from datetime import date
 from pathlib import Path
 
 from lab.config import ConfigError
-from lab.records import RecordError
+from lab.records import RecordError, write_text
 from lab.store import FINAL_STATUSES, NOTE_FIELDS, PREFIX, LabError, Store
 
 EXAMPLES = {
     "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
-    "new-run": 'lab new-run dia_009 --hypothesis "MusicGen delay needs the full-size decoder" --group musicgen_delay',
+    "new-run": ('lab new-run dia_009 --hypothesis "MusicGen delay needs the full-size decoder" --group musicgen_delay'
+                "   |   lab new-run nsd_010 --from nsd_009 --init-from best --hypothesis \"fine-tune\""),
     "launch": 'lab launch dia_009 --note "batch 4, grad accum 1" -- python my_train.py --lr 2e-4',
     "note": 'lab note dia_009 --findings "..." --conclusion "..."   |   lab note --insight "..."',
     "runs": "lab runs --family neural_decoder --status finished --since 2026-11-01",
@@ -47,10 +48,10 @@ def cmd_init(args) -> int:
     if len(prefixes) != len(args.prefix) or not all(PREFIX.match(prefix) for prefix in prefixes):
         raise LabError("--prefix takes PREFIX=FAMILY with a lowercase prefix, for example nsd=neural_decoder")
     if prefixes:
-        from lab import families
+        from trainers import registry
 
         for family in prefixes.values():
-            families.config_module(family)
+            registry.get(family)
     wandb = {"entity": args.wandb_entity, "project": args.wandb_project, "mode": args.wandb_mode}
     if args.no_wandb:
         wandb["enabled"] = False
@@ -63,7 +64,7 @@ def cmd_init(args) -> int:
     if missing:
         text = ignore.read_text() if ignore.exists() else ""
         separator = "\n" if text and not text.endswith("\n") else ""
-        ignore.write_text(text + separator + "".join(f"{entry}\n" for entry in missing))
+        write_text(ignore, text + separator + "".join(f"{entry}\n" for entry in missing))
     print(f"lab ready at {store.root} (records in {store.logs_dir.relative_to(store.root)}/)")
     return 0
 
@@ -85,6 +86,7 @@ def cmd_new_run(args) -> int:
         parent=args.parent,
         config_file=args.config,
         overrides=args.set,
+        init_from=args.init_from,
     )
     print(f"created {record['id']} ({record['slug']})")
     for line in record.get("summary_lines", []):
@@ -290,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--from", dest="parent", metavar="RUN", help="copy config, family and baseline of RUN")
     sub.add_argument("--config", help="JSON config file")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override (repeatable)")
+    sub.add_argument("--init-from", metavar="best|last|PATH[:KEY]",
+                     help="start from these weights: the --from run's best or last checkpoint, or a file")
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
     sub.add_argument("id")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from dataclasses import dataclass
 import types
+from dataclasses import dataclass
+from pathlib import Path
 import typing
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -63,6 +64,22 @@ def checked_value(key: str, value: Any, hint: Any) -> Any:
     elif origin is Any or (isinstance(value, origin) and not (isinstance(value, bool) and origin is int)):
         return value
     raise ConfigError(f"config key {key!r} has {value!r}, which is not a {getattr(hint, '__name__', hint)}")
+
+
+def read_config_file(config_file: str | Path) -> dict:
+    """A JSON config file as a dict, or a one-line ConfigError."""
+    path = Path(config_file)
+    if not path.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f" at line {error.lineno}" if isinstance(error, json.JSONDecodeError) else ""
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
+        raise ConfigError(f"config file {config_file} is not valid JSON: {reason}{where}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {config_file} must hold a JSON object")
+    return loaded
 
 
 def merge(base: dict, update: dict) -> dict:

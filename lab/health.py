@@ -33,9 +33,6 @@ GAP_GROWTH = 0.1  # ... and the val - train gap grew by 10% of the minimum val l
 METRIC_WORSE = 0.05  # 5% (of the best value's magnitude) worse than the best counts as degraded ...
 METRIC_STAY_FRACTION = 0.1  # ... at each of the last 10% of the evaluations ...
 METRIC_STAY_EVALS = 2  # ... and at least the last 2
-BLANK_FRAC_LIMIT = 0.9  # an evaluation decoding over 90% of its utterances to all blanks has collapsed
-BLANK_EVALS_AFTER_LEARNING = 2  # collapsed evaluations in a row after a healthy one
-BLANK_EVALS_FROM_START = 5  # collapsed since the first evaluation: leave room for CTC's early blank phase
 SMALLER_THAN_BASELINE = 4  # a model with under 1/4 of its baseline's parameters was probably mis-sized
 HIGH_LR_WITHOUT_CLIP = 0.01  # a peak LR above this without gradient clipping is a smell
 
@@ -88,7 +85,17 @@ def _has_non_finite(row: Row) -> bool:
     return any(number is not None and not math.isfinite(number) for number in numbers)
 
 
-def _series(rows: list[Row], key: str) -> list[tuple[int, float]]:
+Rule = Callable[[list[Row], dict], list[Finding]]
+
+
+def evaluation_rule(rule: Rule) -> Rule:
+    """Mark `rule` as judging evaluations: the live monitor runs it on each evaluation row, over the
+    evaluation rows alone (each carrying the mean train loss since the previous evaluation)."""
+    rule.on_evaluation = True
+    return rule
+
+
+def metric_points(rows: list[Row], key: str) -> list[tuple[int, float]]:
     """(step, value) of every row with a finite `key`."""
     points = []
     for row in rows:
@@ -122,7 +129,8 @@ def _moving_average(values: list[float], width: int) -> list[float]:
     return averages
 
 
-def _g(value: float) -> str:
+def short(value: float) -> str:
+    """A number in findings' messages: 4 significant digits."""
     return f"{value:.4g}"
 
 
@@ -148,7 +156,7 @@ def non_finite(rows: list[Row], config: dict) -> list[Finding]:
 
 def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
     """A grad norm far above the median of all earlier ones."""
-    norms = _series(rows, "train/grad_norm")
+    norms = metric_points(rows, "train/grad_norm")
     history: list[float] = []  # earlier norms, kept sorted
     spikes = []
     for step, value in norms:
@@ -163,8 +171,8 @@ def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
     largest = max(v for _, v in norms)
     return [Finding(
         "grad_explosion", "warning", step,
-        f"grad norm {_g(value)} at step {step} is {_g(value / median)}x the median {_g(median)} of earlier steps "
-        f"({len(spikes)} such spikes, max {_g(largest)})",
+        f"grad norm {short(value)} at step {step} is {short(value / median)}x the median {short(median)} of earlier steps "
+        f"({len(spikes)} such spikes, max {short(largest)})",
         {"step": step, "value": value, "median": median, "max": largest, "count": len(spikes)},
         "Enable or tighten gradient clipping (train.grad_clip), lower the LR, or lengthen warmup.",
     )]
@@ -172,7 +180,7 @@ def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
 
 def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
     """The train loss at the end of the run is not clearly below its starting values."""
-    losses = _series(rows, "train/loss")
+    losses = metric_points(rows, "train/loss")
     warmup = finite(_setting(config, "optim.warmup_steps")) or 0.0
     if len(losses) < LOSS_MIN_ROWS or losses[-1][0] <= warmup:
         return []
@@ -184,7 +192,7 @@ def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
     step = losses[-1][0]
     return [Finding(
         "loss_not_decreasing", "warning", step,
-        f"train loss averages {_g(last)} over the last {window} logged steps vs {_g(first)} over the first "
+        f"train loss averages {short(last)} over the last {window} logged steps vs {short(first)} over the first "
         f"{window} (up to step {step})",
         {"first_mean": first, "last_mean": last, "window": window, "rows": len(losses), "step": step},
         "Check the LR (too small or too large), that targets match inputs, and that gradients reach the "
@@ -194,7 +202,7 @@ def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
 
 def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
     """The loss went down during warmup, then rose well above its minimum and stayed up."""
-    losses = _series(rows, "train/loss")
+    losses = metric_points(rows, "train/loss")
     if len(losses) < DIVERGENCE_MIN_ROWS:
         return []
     values = [v for _, v in losses]
@@ -217,14 +225,15 @@ def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
     rise_step = next((losses[i][0] for i in range(lowest, len(smooth)) if smooth[i] > limit), losses[-tail][0])
     return [Finding(
         "divergence_after_warmup", "error", rise_step,
-        f"train loss fell from {_g(start)} to {_g(minimum)} (step {losses[lowest][0]}), rose past {_g(limit)} "
-        f"at step {rise_step} and ends at {_g(final)}",
+        f"train loss fell from {short(start)} to {short(minimum)} (step {losses[lowest][0]}), rose past {short(limit)} "
+        f"at step {rise_step} and ends at {short(final)}",
         {"start": start, "min": minimum, "min_step": losses[lowest][0], "rise_step": rise_step, "final": final,
          "warmup_steps": warmup_steps},
         "The peak LR is probably too high: lower optim.lr, lengthen warmup, or enable clipping.",
     )]
 
 
+@evaluation_rule
 def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
     """Val loss rises from its minimum while the val - train loss gap widens: overfitting.
 
@@ -253,8 +262,8 @@ def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
     onset = evaluations[best + 1][0]
     return [Finding(
         "gap_widening", "warning", onset,
-        f"val loss rose from {_g(best_val)} (step {best_step}) to {_g(last_val)} (step {last_step}) while the "
-        f"val - train gap widened from {_g(best_gap)} to {_g(last_gap)}",
+        f"val loss rose from {short(best_val)} (step {best_step}) to {short(last_val)} (step {last_step}) while the "
+        f"val - train gap widened from {short(best_gap)} to {short(last_gap)}",
         {"best_step": best_step, "best_val": best_val, "best_gap": best_gap, "last_step": last_step,
          "last_val": last_val, "last_gap": last_gap},
         "The model is overfitting: add regularisation (dropout, weight decay, augmentation), stop earlier, "
@@ -262,12 +271,13 @@ def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
     )]
 
 
+@evaluation_rule
 def metric_degrading(rows: list[Row], config: dict) -> list[Finding]:
     """The best metric (train.best_metric, train.best_mode) got clearly worse after its best and stayed worse."""
     metric = _setting(config, "train.best_metric", "val/loss")
     metric = metric if isinstance(metric, str) else "val/loss"
     sign = -1.0 if _setting(config, "train.best_mode") == "max" else 1.0
-    values = _series(rows, metric)
+    values = metric_points(rows, metric)
     stay = max(METRIC_STAY_EVALS, int(len(values) * METRIC_STAY_FRACTION))
     if len(values) <= stay:
         return []
@@ -282,36 +292,14 @@ def metric_degrading(rows: list[Row], config: dict) -> list[Finding]:
     final_step, final_value = values[-1]
     return [Finding(
         "metric_degrading", "warning", values[onset][0],
-        f"{metric} worsened from its best {_g(best_value)} (step {best_step}) from step {values[onset][0]} on, "
-        f"ending at {_g(final_value)} (step {final_step})",
+        f"{metric} worsened from its best {short(best_value)} (step {best_step}) from step {values[onset][0]} on, "
+        f"ending at {short(final_value)} (step {final_step})",
         {"metric": metric, "best": best_value, "best_step": best_step, "final": final_value,
          "final_step": final_step},
         "Keep the best checkpoint on this metric, stop earlier (train.early_stop_patience), or decay the LR.",
     )]
 
 
-def ctc_blank_collapse(rows: list[Row], config: dict) -> list[Finding]:
-    """The latest evaluations decode (nearly) every utterance to all blanks."""
-    fractions = _series(rows, "val/blank_frac")
-    collapsed = 0
-    while collapsed < len(fractions) and fractions[-1 - collapsed][1] > BLANK_FRAC_LIMIT:
-        collapsed += 1
-    after_learning = collapsed < len(fractions)
-    if collapsed == 0 or collapsed < (BLANK_EVALS_AFTER_LEARNING if after_learning else BLANK_EVALS_FROM_START):
-        return []
-    step, latest = fractions[-collapsed][0], fractions[-1][1]
-    history = "after earlier evaluations decoded fine" if after_learning else "since the first evaluation"
-    return [Finding(
-        "ctc_blank_collapse", "warning", step,
-        f"val/blank_frac above {BLANK_FRAC_LIMIT} for the last {collapsed} evaluations from step {step} "
-        f"({history}), latest {_g(latest)}",
-        {"step": step, "latest": latest, "evaluations": collapsed, "after_learning": after_learning},
-        "Lower the LR, check input normalisation and that output lengths exceed label lengths; if the run "
-        "is young, CTC often emits only blanks for a while.",
-    )]
-
-
-Rule = Callable[[list[Row], dict], list[Finding]]
 RULES: dict[str, Rule] = {
     "non_finite": non_finite,
     "grad_explosion": grad_explosion,
@@ -319,15 +307,13 @@ RULES: dict[str, Rule] = {
     "divergence_after_warmup": divergence_after_warmup,
     "gap_widening": gap_widening,
     "metric_degrading": metric_degrading,
-    "ctc_blank_collapse": ctc_blank_collapse,
 }
-EVALUATION_RULES = frozenset({"gap_widening", "metric_degrading", "ctc_blank_collapse"})
 
 
-def check(rows: Iterable[Row], config: dict | None = None) -> list[Finding]:
-    """Every rule over a whole metric stream, sorted by step then rule id."""
+def check(rows: Iterable[Row], config: dict | None = None, rules: dict[str, Rule] = RULES) -> list[Finding]:
+    """Every rule of `rules` (default: the global ones) over a whole metric stream, sorted by step then rule id."""
     rows, config = list(rows), config or {}
-    findings = [finding for rule in RULES.values() for finding in rule(rows, config)]
+    findings = [finding for rule in rules.values() for finding in rule(rows, config)]
     return sorted(findings, key=lambda finding: (finding.step, finding.rule))
 
 
@@ -340,10 +326,12 @@ class LiveMonitor:
     newly skipped updates runs `non_finite` at once, so that `stop_on=["non_finite"]` stops a run promptly.
     """
 
-    def __init__(self, config: dict | None = None, stop_on: Iterable[str] = (), every: int = 50):
-        unknown = sorted(set(stop_on) - set(RULES))
+    def __init__(self, config: dict | None = None, stop_on: Iterable[str] = (), every: int = 50,
+                 rules: dict[str, Rule] = RULES):
+        unknown = sorted(set(stop_on) - set(rules))
         if unknown:
-            raise ValueError(f"unknown health rules {unknown}; known rules: {', '.join(RULES)}")
+            raise ValueError(f"unknown health rules {unknown}; known rules: {', '.join(rules)}")
+        self.rules = dict(rules)
         self.config = config or {}
         self.stop_on = frozenset(stop_on)
         self.every = every
@@ -373,14 +361,15 @@ class LiveMonitor:
                 evaluation["train/loss"] = statistics.fmean(self._recent_losses)
             self._evaluations.append(evaluation)
             self._recent_losses = []
-            due = dict.fromkeys(EVALUATION_RULES, self._evaluations)
+            due = {rule_id: self._evaluations for rule_id, rule in self.rules.items()
+                   if getattr(rule, "on_evaluation", False)}
         if self._alarming(row):
             due["non_finite"] = self._rows
         if self._rows_since_check >= max(self.every, len(self._rows) // 100):
             self._rows_since_check = 0
-            due = dict.fromkeys(RULES, self._rows)
+            due = dict.fromkeys(self.rules, self._rows)
         fired = {finding.rule for finding in self.findings}
-        new = [finding for rule_id, rule in RULES.items() if rule_id in due and rule_id not in fired
+        new = [finding for rule_id, rule in self.rules.items() if rule_id in due and rule_id not in fired
                for finding in rule(due[rule_id], self.config)]
         self.findings.extend(new)
         return new
@@ -453,7 +442,7 @@ def structural_findings(
     if param_count and baseline_param_count and param_count * SMALLER_THAN_BASELINE < baseline_param_count:
         findings.append(Finding(
             "model_too_small", "warning", 0,
-            f"the model has {param_count:,} parameters, {_g(baseline_param_count / param_count)}x fewer than "
+            f"the model has {param_count:,} parameters, {short(baseline_param_count / param_count)}x fewer than "
             f"its baseline's {baseline_param_count:,}",
             {"param_count": param_count, "baseline_param_count": baseline_param_count},
             "Compare the model section with the baseline's (width, layers, heads) for a mis-scaled size.",
@@ -461,7 +450,7 @@ def structural_findings(
     clip, lr = _number(_setting(config, "train.grad_clip")), finite(_setting(config, "optim.lr"))
     if clip is not None and clip <= 0 and lr is not None and lr > HIGH_LR_WITHOUT_CLIP:
         findings.append(Finding(
-            "no_clipping_high_lr", "warning", 0, f"no gradient clipping at a high LR ({_g(lr)})",
+            "no_clipping_high_lr", "warning", 0, f"no gradient clipping at a high LR ({short(lr)})",
             {"lr": lr, "grad_clip": clip},
             "Set train.grad_clip (1.0 is a common start) or lower optim.lr.",
         ))

@@ -14,10 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab import families, vcs, wandb_links
+from lab import vcs, wandb_links
 from lab.config import apply_overrides
-from lab.records import write_json
+from lab.records import write_json, write_text
 from lab.store import LabError, Store
+from trainers import registry
 
 def package_version(name: str) -> str | None:
     try:
@@ -44,15 +45,6 @@ def environment() -> dict:
         except (OSError, subprocess.TimeoutExpired):
             facts["gpus"] = None
     return {key: value for key, value in facts.items() if value}
-
-
-def last_checkpoint(store: Store, run_id: str) -> str:
-    """The newest `last` checkpoint among the run's attempts, for --resume."""
-    for record in reversed(store.attempts(run_id)):
-        path = record.get("checkpoints", {}).get("last", {}).get("path")
-        if path and Path(path).exists():
-            return path
-    raise LabError(f"run {run_id} has no checkpoint to resume from")
 
 
 def trainer_command(family: str, config_path: Path, processes: int, resume: str | None) -> list[str]:
@@ -112,16 +104,17 @@ def launch(
     start it still closes it as `failed`.
     """
     run = store.load_run(run_id)
-    config = apply_overrides(store.run_config(run_id), list(overrides))
     if run.get("family"):
-        config = families.validated(run["family"], config)
+        config = registry.get(run["family"]).resolve(base=store.run_config(run_id), overrides=list(overrides))
+    else:
+        config = apply_overrides(store.run_config(run_id), list(overrides))
     if not command and not run.get("family"):
         raise LabError(f"run {run_id} has no family, so there is no built-in trainer: give a command after --")
     if command and processes != 1:
         raise LabError("--processes is for the built-in trainer; wrap your own command, e.g. -- accelerate launch ...")
     if processes < 1:
         raise LabError("--processes must be at least 1")
-    resume_from = last_checkpoint(store, run_id) if resume else None
+    resume_from = store.latest_checkpoint(run_id, "last") if resume else None
 
     if commit:
         git_info, dirty_diff = vcs.commit_working_tree(store.root, run["slug"], records_dir=store.logs_dir), ""
@@ -143,7 +136,7 @@ def launch(
     try:
         write_json(attempt_dir / "config.json", config)
         if dirty_diff:
-            (attempt_dir / "dirty.diff").write_text(dirty_diff, encoding="utf-8")
+            write_text(attempt_dir / "dirty.diff", dirty_diff)
         builtin = not command
         if builtin:
             command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from)

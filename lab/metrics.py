@@ -12,6 +12,13 @@ LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "p
 HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq",
                     "throughput", "map"}
 NOT_METRICS = ("step", "time")
+# The engine's own metrics: a rate is better higher; a learning rate, a gradient norm or a memory figure has no
+# "best" (None).
+ENGINE_DIRECTIONS = {
+    "train/loss": "min", "train/samples_per_s": "max", "train/tokens_per_s": "max", "train/lr": None,
+    "train/grad_norm": None, "train/skipped_steps": None, "train/peak_mem_mb": None,
+}
+RATE_SUFFIXES = ("_per_s", "_per_sec", "_per_second")
 
 
 def metric_words(metric: str) -> set[str]:
@@ -19,11 +26,37 @@ def metric_words(metric: str) -> set[str]:
     return set(re.split(r"[/_.\-]", metric.lower()))
 
 
-def direction(metric: str, best_metric: str | None = None, best_mode: str | None = None) -> str:
-    """'min' or 'max': the config's choice for its best metric, otherwise guessed from the name's words."""
+@functools.lru_cache(maxsize=32)
+def family_directions(family: str | None) -> dict[str, str]:
+    """The metric directions a family declares ({} for none, or for a family this machine does not know)."""
+    if not family:
+        return {}
+    from lab.config import ConfigError
+    from trainers import registry
+
+    try:
+        return dict(registry.get(family).metric_directions)
+    except ConfigError:
+        return {}
+
+
+def direction(metric: str, best_metric: str | None = None, best_mode: str | None = None,
+              family: str | None = None) -> str | None:
+    """'min', 'max' or None (no "best" applies): the config's choice for its best metric, the family's
+    declaration, the engine's own metrics, else a guess from the name's words."""
     if best_metric and metric == best_metric and best_mode in ("min", "max"):
         return best_mode
-    return "max" if metric_words(metric) & HIGHER_IS_BETTER else "min"
+    declared = family_directions(family)
+    if metric in declared:
+        return declared[metric]
+    if metric in ENGINE_DIRECTIONS:
+        return ENGINE_DIRECTIONS[metric]
+    if metric.lower().endswith(RATE_SUFFIXES):
+        return "max"
+    words = metric_words(metric)
+    if words & HIGHER_IS_BETTER:
+        return "max"
+    return "min" if words & LOWER_IS_BETTER else None
 
 
 def load(attempt_dir: Path):
@@ -63,17 +96,19 @@ def series(frame, column: str) -> tuple[list[float], list[float]] | None:
     return (points["step"].tolist(), points[column].tolist()) if not points.empty else None
 
 
-def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode: str | None = None) -> list[dict]:
+def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode: str | None = None,
+                   family: str | None = None) -> list[dict]:
     """One row per metric: {"metric", "final", "best", "best_step", "mode"}, NaN-free, sorted by name.
 
-    Cached while metrics.jsonl is unchanged; callers must not modify the rows.
+    A metric with no direction (a learning rate, a gradient norm) has mode, best and best_step None. Cached
+    while metrics.jsonl is unchanged; callers must not modify the rows.
     """
     path = Path(attempt_dir) / "metrics.jsonl"
-    return _final_and_best(path, *_version(path), best_metric, best_mode)
+    return _final_and_best(path, *_version(path), best_metric, best_mode, family)
 
 
 @functools.lru_cache(maxsize=4096)
-def _final_and_best(path: Path, mtime_ns, size, best_metric, best_mode) -> list[dict]:
+def _final_and_best(path: Path, mtime_ns, size, best_metric, best_mode, family) -> list[dict]:
     frame = load(path.parent)
     table = []
     for metric in sorted(column for column in frame.columns if column not in NOT_METRICS):
@@ -81,15 +116,13 @@ def _final_and_best(path: Path, mtime_ns, size, best_metric, best_mode) -> list[
         series = series[series[metric].abs() != float("inf")]
         if series.empty:
             continue
-        mode = direction(metric, best_metric, best_mode)
-        best_index = series[metric].idxmin() if mode == "min" else series[metric].idxmax()
-        table.append({
-            "metric": metric,
-            "final": float(series[metric].iloc[-1]),
-            "best": float(series.loc[best_index, metric]),
-            "best_step": int(series.loc[best_index, "step"]),
-            "mode": mode,
-        })
+        mode = direction(metric, best_metric, best_mode, family)
+        row = {"metric": metric, "final": float(series[metric].iloc[-1]), "best": None, "best_step": None,
+               "mode": mode}
+        if mode is not None:
+            best_index = series[metric].idxmin() if mode == "min" else series[metric].idxmax()
+            row.update(best=float(series.loc[best_index, metric]), best_step=int(series.loc[best_index, "step"]))
+        table.append(row)
     return table
 
 
@@ -100,20 +133,20 @@ def format_number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def judged_metric(config: dict, logged: list[str]) -> tuple[str, str]:
+def judged_metric(config: dict, logged: list[str], family: str | None = None) -> tuple[str, str]:
     """(metric, mode) a run is judged on: its config's train.best_metric, else val/loss, else train/loss."""
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     metric = train.get("best_metric") or ("val/loss" if "val/loss" in logged else "train/loss")
-    return metric, direction(metric, metric, train.get("best_mode"))
+    return metric, direction(metric, metric, train.get("best_mode"), family) or "min"
 
 
-def attempt_result(attempt_dir: Path, config: dict) -> dict | None:
+def attempt_result(attempt_dir: Path, config: dict, family: str | None = None) -> dict | None:
     """{metric, mode, best, best_step, final} of one attempt on the metric its run is judged on, or None."""
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
-    rows = final_and_best(attempt_dir, train.get("best_metric"), train.get("best_mode"))
-    metric, mode = judged_metric(config, [row["metric"] for row in rows])
+    rows = final_and_best(attempt_dir, train.get("best_metric"), train.get("best_mode"), family)
+    metric, mode = judged_metric(config, [row["metric"] for row in rows], family)
     row = next((row for row in rows if row["metric"] == metric), None)
-    if row is None:
+    if row is None or row["best"] is None:
         return None
     return {"metric": metric, "mode": mode, "best": row["best"], "best_step": row["best_step"], "final": row["final"]}
 
@@ -125,9 +158,10 @@ def is_better(value: float, than: float, mode: str) -> bool:
 def run_result(store, run_id: str) -> dict | None:
     """The run's best attempt on its judged metric: attempt_result plus the attempt number; None if none logged."""
     config = store.run_config(run_id)
+    family = store.load_run(run_id).get("family")
     best = None
     for number in store.attempt_numbers(run_id):
-        result = attempt_result(store.attempt_dir(run_id, number), config)
+        result = attempt_result(store.attempt_dir(run_id, number), config, family)
         if result and (best is None or is_better(result["best"], best["best"], result["mode"])):
             best = {**result, "attempt": number}
     return best

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lab import config as config_tools
 from lab import metrics, vcs
+from lab.records import write_text
 from lab.store import NOTE_FIELDS, Store
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -36,9 +37,8 @@ def render(store: Store, template: str, path: Path, **context) -> Path:
     """Render `template` with `context` to `path` (written only when the bytes changed)."""
     text = environment(store.root).get_template(template).render(**context)
     text = text.rstrip("\n") + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+        write_text(path, text)
     return path
 
 
@@ -108,7 +108,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "git": attempt.get("git") or {},
         "notes": notes,
         "findings": findings,
-        "metrics": metrics.final_and_best(folder, train.get("best_metric"), train.get("best_mode")),
+        "metrics": metrics.final_and_best(folder, train.get("best_metric"), train.get("best_mode"), run.get("family")),
     }
 
 

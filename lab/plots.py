@@ -11,6 +11,8 @@ import io
 import json
 from pathlib import Path
 
+from lab.records import atomic_write
+
 Series = dict[str, tuple[list[float], list[float]]]  # label -> (steps, values)
 
 
@@ -54,6 +56,5 @@ def plot_panels(path: Path, panels: list[tuple[str, Series]]) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None, "Comment": digest})
     plt.close(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
+    atomic_write(path, lambda stream: stream.write(buffer.getvalue()))
     return path

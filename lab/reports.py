@@ -170,8 +170,9 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
         if len({repr(flat[rid].get(key, config_tools.MISSING)) for rid in run_ids}) > 1
     ]
     attempts = {rid: latest_attempt_with_metrics(store, rid) for rid in run_ids}
-    tables = {rid: {row["metric"]: row for row in metrics.final_and_best(store.attempt_dir(rid, n))} if n else {}
-              for rid, n in attempts.items()}
+    families = {run["id"]: run.get("family") for run in runs}
+    tables = {rid: {row["metric"]: row for row in metrics.final_and_best(store.attempt_dir(rid, n), family=families[rid])}
+              if n else {} for rid, n in attempts.items()}
     names = sorted({metric for table in tables.values() for metric in table})
     shown = [m for m in names if m.startswith("val/")] + [m for m in names if m == "train/loss"]
     first = run_ids[0]
@@ -181,8 +182,8 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
         for rid in run_ids:
             row = tables[rid].get(metric)
             base = tables[first].get(metric)
-            rows.append({"run": rid, "row": row,
-                         "delta": None if not row or not base or rid == first else row["best"] - base["best"]})
+            comparable = row and base and rid != first and row["best"] is not None and base["best"] is not None
+            rows.append({"run": rid, "row": row, "delta": row["best"] - base["best"] if comparable else None})
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
     folder = store.logs_dir / "ablations"
     for table in metric_tables:
@@ -259,11 +260,14 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     config = read_json(folder / "config.json", store.run_config(run_id))
     rows = list(read_jsonl(folder / "metrics.jsonl"))
     frame = metrics.load(folder)
-    metric, mode = metrics.judged_metric(config, list(frame.columns))
+    family = run.get("family")
+    metric, mode = metrics.judged_metric(config, list(frame.columns), family)
     summary = read_json(folder / "summary.json", {})
     panels = []
-    for title, names in (("loss", ["train/loss", "val/loss"]), (metric, [metric]),
-                         ("grad norm (pre-clip)", ["train/grad_norm"]), ("learning rate", ["train/lr"])):
+    chosen = [("loss", ["train/loss", "val/loss"]), (metric, [metric]),
+              ("grad norm (pre-clip)", ["train/grad_norm"]), ("learning rate", ["train/lr"])]
+    chosen += [(panel.title, list(panel.metrics)) for panel in family_panels(family)]
+    for title, names in chosen:
         series = {column: points for column in names if (points := metrics.series(frame, column))}
         if series and not (title == metric and metric in ("train/loss", "val/loss")):
             panels.append((title, series))
@@ -288,12 +292,53 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         evaluations=evaluation_table(rows, metric, mode),
         curves=f"{run_id}/curves.png" if panels else None,
         panel_titles=[title for title, _ in panels],
-        result=metrics.attempt_result(folder, config),
+        result=metrics.attempt_result(folder, config, family),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=command_text(attempt),
         findings=health_events(store, run_id, number),
-        metric_rows=metrics.final_and_best(folder, metric, mode),
+        metric_rows=metrics.final_and_best(folder, metric, mode, family),
+        failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
     )
+
+
+FAILURE_LINES = 15
+
+
+def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
+    """The last `lines` non-empty lines of an attempt's output (why it failed), read from the end of stdout.log."""
+    path = attempt_dir / "stdout.log"
+    if not path.is_file():
+        return []
+    with open(path, "rb") as stream:
+        size = stream.seek(0, 2)
+        stream.seek(max(0, size - 64 * 1024))
+        text = stream.read().decode("utf-8", errors="replace")
+    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return kept[-lines:]
+
+
+def family_panels(family: str | None) -> tuple:
+    """The report panels a family declares (none for wrapped scripts or an unknown family)."""
+    if not family:
+        return ()
+    from trainers import registry
+
+    try:
+        return registry.get(family).report_panels
+    except config_tools.ConfigError:
+        return ()
+
+
+def family_rules(family: str | None) -> dict:
+    """The health rules that apply to a run: the global ones plus its family's."""
+    if family:
+        from trainers import registry
+
+        try:
+            return registry.get(family).rules()
+        except config_tools.ConfigError:
+            pass
+    return dict(health.RULES)
 
 
 # -- doctor and render -------------------------------------------------------------------------------------
@@ -301,7 +346,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
 
 def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tuple[int | None, list[health.Finding]]:
     """The health findings of an attempt (default: the latest with metrics) and of its config."""
-    store.load_run(run_id)
+    run = store.load_run(run_id)
     number = chosen_attempt(store, run_id, attempt_number)
     config = store.run_config(run_id)
     if number is None:
@@ -309,7 +354,7 @@ def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tu
     folder = store.attempt_dir(run_id, number)
     config = read_json(folder / "config.json", config)
     summary = read_json(folder / "summary.json", {})
-    findings = health.check(list(read_jsonl(folder / "metrics.jsonl")), config)
+    findings = health.check(list(read_jsonl(folder / "metrics.jsonl")), config, family_rules(run.get("family")))
     return number, findings + health.structural_findings(config, summary.get("param_count"))
 
 
@@ -324,11 +369,15 @@ def record_findings(store: Store, run_id: str, number: int | None,
 
 
 def doctor(store: Store, run_id: str, attempt_number: int | None = None, record: bool = True) -> list[health.Finding]:
-    """Run the health rules over an attempt's metrics and its config; record new findings; return them all."""
+    """Every finding of an attempt: the rules run again over its metrics and config, and the findings recorded
+    live during it (or at new-run) that the rerun does not repeat. New ones are recorded; all are returned."""
     number, findings = diagnose(store, run_id, attempt_number)
     if record:
         record_findings(store, run_id, number, findings)
-    return findings
+    found = {finding.rule for finding in findings}
+    recorded = [health.Finding.from_dict(event) for event in health_events(store, run_id)
+                if event.get("attempt") in (number, None) and event.get("rule") not in found]
+    return sorted(findings + recorded, key=lambda finding: (finding.step, finding.rule))
 
 
 def render_all(store: Store) -> list[Path]:

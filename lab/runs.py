@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
 from lab import config as config_tools
-from lab import families
 from lab.store import LabError, Store, check_run_id
-
-
-def read_config_file(config_file: str) -> dict:
-    """A JSON config file as a dict, or a one-line LabError."""
-    path = Path(config_file)
-    if not path.is_file():
-        raise LabError(f"config file {config_file} does not exist")
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise LabError(f"config file {config_file} is not valid JSON: {error.msg} at line {error.lineno}") from None
-    if not isinstance(loaded, dict):
-        raise LabError(f"config file {config_file} must hold a JSON object")
-    return loaded
+from trainers import registry
 
 
 def resolve_config(
@@ -31,28 +16,26 @@ def resolve_config(
 ) -> dict:
     """The run's config: the parent's, else the family preset, else {}; a JSON file merged in; then overrides.
 
-    A family config is checked against its dataclass and the engine's limits, with defaults filled in.
+    A family config goes through the family's one config path (`FamilySpec.resolve`): checked against its
+    dataclass, the engine's limits and the family's own checks, with defaults filled in.
     """
-    if parent is not None:
-        values = store.run_config(parent["id"])
-    elif family:
-        values = families.preset(family, preset or "baseline")
-    else:
-        values = {}
-    if config_file:
-        values = config_tools.merge(values, read_config_file(config_file))
-    values = config_tools.apply_overrides(values, overrides)
-    return families.validated(family, values) if family else values
+    base = store.run_config(parent["id"]) if parent is not None else None
+    file_values = config_tools.read_config_file(config_file) if config_file else None
+    if family:
+        return registry.get(family).resolve(preset=preset, base=base, file_values=file_values, overrides=overrides)
+    values = config_tools.merge(base or {}, file_values or {})
+    return config_tools.apply_overrides(values, overrides)
 
 
 def parameter_count(family: str, values: dict) -> int:
     """Parameters of the family's model for a config, built on the meta device (no memory, no weights)."""
     import torch
 
-    config = config_tools.from_dict(families.config_module(family).Config, values)
+    spec = registry.get(family)
+    config = config_tools.from_dict(spec.config.Config, values)
     try:
         with torch.device("meta"):
-            model = families.trainer_module(family).build_model(config)
+            model = spec.build_model(config)
     except (ValueError, RuntimeError, TypeError) as error:
         reason = " ".join(str(error).split())
         raise config_tools.ConfigError(f"the {family} model cannot be built from this config: {reason}") from None
@@ -78,10 +61,13 @@ def new_run(
     store: Store, run_id: str, *, next_free: bool = False, hypothesis: str, family: str | None = None,
     preset: str | None = None, title: str | None = None, group: str | None = None, tags: list[str] = (),
     parent: str | None = None, config_file: str | None = None, overrides: list[str] = (),
+    init_from: str | None = None,
 ) -> dict:
     """Create a run with its resolved config and baseline snapshot; returns run.json.
 
-    Everything that can fail (config, overrides, building the model) is checked before anything is written.
+    `init_from` is where the run's weights start: 'best' or 'last' (the parent's checkpoint of that kind), or
+    a weights file 'PATH[:KEY]'; it becomes `train.init_from`. Everything that can fail (config, overrides,
+    weights path, building the model) is checked before anything is written.
     """
     prefix = run_id if next_free else check_run_id(run_id).rsplit("_", 1)[0]
     if not next_free and store.exists(run_id):
@@ -98,19 +84,23 @@ def new_run(
         raise LabError("--preset needs a family (--family NAME)")
     if family:
         preset = preset or "baseline"
+    if init_from is not None:
+        if not family:
+            raise LabError("--init-from needs a family with a built-in trainer (--family NAME)")
+        overrides = [*overrides, f"train.init_from={initial_weights(store, init_from, parent)}"]
     values = resolve_config(
         store, family=family, preset=preset, parent=parent_record, config_file=config_file, overrides=list(overrides)
     )
     lines, findings = [], []
     if family:
         reference = ((parent, store.run_config(parent)) if parent
-                     else (f"preset {preset}", families.preset(family, preset)))
+                     else (f"preset {preset}", registry.get(family).preset(preset)))
         lines, findings = structural_check(family, values, *reference)
     baseline = parent_record.get("baseline") if parent_record else None
     if family and not baseline:
-        module = families.config_module(family)
-        baseline = module.PROVENANCE["baseline"]
-        store.save_baseline(baseline, module.PROVENANCE, families.preset(family, "baseline"))
+        spec = registry.get(family)
+        baseline = spec.provenance["baseline"]
+        store.save_baseline(baseline, spec.provenance, spec.preset("baseline"))
     record = store.create_run(
         None if next_free else run_id,
         prefix=prefix,
@@ -128,6 +118,21 @@ def new_run(
     for finding in findings:
         store.add_event(record["id"], "health", **finding.to_dict())
     return {**record, "summary_lines": lines}
+
+
+def initial_weights(store: Store, source: str, parent: str | None) -> str:
+    """The absolute 'PATH[:KEY]' that `lab new-run --init-from SOURCE` means; LabError when it does not exist."""
+    if source in ("best", "last"):
+        if not parent:
+            raise LabError(f"--init-from {source} takes the {source} checkpoint of the --from run: give --from RUN")
+        return store.latest_checkpoint(parent, source)
+    path, key = Path(source), ""
+    if not path.exists() and ":" in source:
+        name, _, key = source.rpartition(":")
+        path, key = Path(name), f":{key}"
+    if not path.is_file():
+        raise LabError(f"--init-from {source}: no such weights file")
+    return f"{path.resolve()}{key}"
 
 
 def list_runs(

@@ -304,6 +304,14 @@ class Store:
     def attempts(self, run_id: str) -> list[dict]:
         return [self.load_attempt(run_id, number) for number in self.attempt_numbers(run_id)]
 
+    def latest_checkpoint(self, run_id: str, kind: str) -> str:
+        """The path of the newest `kind` checkpoint ('best' or 'last') among the run's attempts that still exists."""
+        for record in reversed(self.attempts(run_id)):
+            path = record.get("checkpoints", {}).get(kind, {}).get("path")
+            if path and Path(path).exists():
+                return path
+        raise LabError(f"run {run_id} has no {kind} checkpoint on this machine")
+
     def run_status(self, run_id: str) -> str:
         """`created` before any attempt, else the status of the latest attempt."""
         numbers = self.attempt_numbers(run_id)

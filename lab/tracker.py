@@ -4,10 +4,14 @@
     tracker.log(step, **{"train/loss": 0.7, "train/lr": 1e-3})
     tracker.summary(best_per=0.21)
 
-Inside `lab launch` the attempt is found from `LAB_ATTEMPT_DIR`. Outside it, `tracker.init("nsd_001")` opens a
-new attempt of that run; with neither, every call is a no-op so a script runs unchanged without the lab. Only
-the main process of a multi-process launch writes (RANK 0). Metrics are mirrored to W&B when the launch turned
-W&B on (`LAB_WANDB=1`).
+Inside `lab launch` the current attempt is found from `LAB_ATTEMPT_DIR`. Outside it, `tracker.init("nsd_001")`
+opens a new attempt of that run; with neither, every call is a no-op so a script runs unchanged without the
+lab. Only the main process of a multi-process launch writes (RANK 0). Metrics are mirrored to W&B when the
+launch turned W&B on (`LAB_WANDB=1`); W&B trouble (not installed, failing to start or to log) costs one
+warning line and never the run: the lab's own records go on.
+
+The module functions are a facade over one `Tracker`, the current one (`current()`); code that manages
+attempts itself makes its own `Tracker(attempt_dir)`.
 """
 
 from __future__ import annotations
@@ -21,45 +25,232 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from lab.records import read_json, write_json
+from lab.records import fresh_line_prefix, read_json
 
 if TYPE_CHECKING:
     from lab.store import Store
 
 EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)` records for an init attempt
 
-_attempt_dir: Path | None = None
-_metrics_stream: TextIO | None = None
-_wandb_run: Any = None
-_owns_attempt = False
-_resolved = False
-_attempt_store: tuple[Path, Store, str, int] | None = None  # (attempt folder, its store, run id, number)
-_previous_excepthook: Any = None
 
-
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
+    """Whether this is the main process of a launch (RANK and LOCAL_RANK 0 or unset)."""
     return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
 
 
-def _current() -> Path | None:
-    global _attempt_dir, _resolved
-    if not _resolved:
-        _resolved = True
+def clean(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Values as JSON can hold them: tensors and numpy scalars as numbers, non-finite floats as strings."""
+    cleaned = {}
+    for key, value in metrics.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        cleaned[key] = value
+    return cleaned
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"lab: warning: {message}", file=sys.stderr, flush=True)
+
+
+class WandbMirror:
+    """W&B's copy of an attempt, started on first use from the launch's WANDB_* variables.
+
+    Any failure (wandb missing, init or a call raising) prints one warning and turns the mirror off.
+    """
+
+    def __init__(self) -> None:
+        self.run: Any = None
+        self.failed = False
+
+    def call(self, action: str, *args: Any, **kwargs: Any) -> None:
+        """`run.<action>(*args, **kwargs)`; `action` may be dotted ('summary.update')."""
+        if self.failed:
+            return
+        try:
+            if self.run is None:
+                self.run = self._start()
+            target = self.run
+            for part in action.split("."):
+                target = getattr(target, part)
+            target(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
+            self.failed = True
+            warn(f"W&B is off for the rest of this run ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+                 "; the lab's own records go on")
+
+    def media(self, name: str, path: Path, step: int, kind: str, sample_rate: int | None) -> None:
+        """Send a file as wandb.Audio or wandb.Image."""
+        if self.failed:
+            return
+        try:
+            import wandb
+
+            item = wandb.Audio(str(path), sample_rate=sample_rate) if kind == "audio" else wandb.Image(str(path))
+        except Exception as error:  # noqa: BLE001
+            self.failed = True
+            warn(f"W&B is off for the rest of this run ({type(error).__name__}: {error})")
+            return
+        self.call("log", {name: item}, step=int(step))
+
+    @staticmethod
+    def _start() -> Any:
+        import wandb
+
+        return wandb.init(
+            id=os.environ.get("WANDB_RUN_ID"),
+            project=os.environ.get("WANDB_PROJECT"),
+            entity=os.environ.get("WANDB_ENTITY") or None,
+            group=os.environ.get("WANDB_RUN_GROUP") or None,
+            notes=os.environ.get("WANDB_NOTES") or None,
+            resume="allow",
+        )
+
+    def finish(self) -> None:
+        if self.run is not None:
+            self.call("finish")
+            self.run = None
+
+
+class Tracker:
+    """Records of one attempt: metrics.jsonl, summary.json, events, checkpoints and media, mirrored to W&B.
+
+    `attempt_dir` None makes every call a no-op (no lab, or not the main process). An attempt the tracker
+    opened itself (`owns`) is closed by `finish`.
+    """
+
+    def __init__(self, attempt_dir: Path | None, *, wandb: bool = False, owns: bool = False):
+        self.attempt_dir = Path(attempt_dir) if attempt_dir is not None else None
+        self.owns = owns
+        self.wandb = WandbMirror() if wandb and self.attempt_dir is not None else None
+        self._metrics: TextIO | None = None
+        self._identity: tuple[Store, str, int] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.attempt_dir is not None
+
+    def identity(self) -> tuple[Store, str, int]:
+        """The store, run id and attempt number, looked up once."""
+        if self._identity is None:
+            from lab.store import Store
+
+            record = read_json(self.attempt_dir / "attempt.json", {})
+            self._identity = (Store.find(self.attempt_dir), record["run"], record["number"])
+        return self._identity
+
+    def artefacts_dir(self) -> Path | None:
+        """Where heavy files of this attempt belong (git-ignored)."""
+        location = os.environ.get("LAB_ARTEFACTS_DIR")
+        if location:
+            return Path(location)
+        if self.attempt_dir is None:
+            return None
+        record = read_json(self.attempt_dir / "attempt.json", {})
+        return Path(record["artefacts"]) if record.get("artefacts") else None
+
+    def log(self, step: int, **metrics: Any) -> None:
+        """Append one row of metrics at `step` to metrics.jsonl (and W&B when on)."""
+        if self.attempt_dir is None:
+            return
+        if self._metrics is None:
+            path = self.attempt_dir / "metrics.jsonl"
+            with open(path, "a+b") as probe:
+                prefix = fresh_line_prefix(probe)
+            self._metrics = open(path, "a", buffering=1, encoding="utf-8")
+            self._metrics.write(prefix)
+        row = clean(metrics)
+        self._metrics.write(json.dumps({"step": int(step), "time": round(time.time(), 3), **row}) + "\n")
+        if self.wandb is not None:
+            numbers = {key: value for key, value in row.items() if isinstance(value, (int, float))}
+            self.wandb.call("log", numbers, step=int(step))
+
+    def summary(self, **values: Any) -> None:
+        """Merge `values` into summary.json (final and best figures)."""
+        if self.attempt_dir is None:
+            return
+        from lab.records import write_json
+
+        path = self.attempt_dir / "summary.json"
+        write_json(path, {**read_json(path, {}), **clean(values)})
+        if self.wandb is not None:
+            self.wandb.call("summary.update", clean(values))
+
+    def event(self, kind: str, **data: Any) -> None:
+        """Record an event (a health finding, an init_from report) on the run, with the attempt number."""
+        if self.attempt_dir is None:
+            return
+        store, run_id, number = self.identity()
+        store.add_event(run_id, kind, attempt=number, **clean(data))
+        if self.wandb is not None and kind == "health":
+            self.wandb.call("alert", title=str(data.get("rule", kind)), text=str(data.get("message", "")))
+
+    def checkpoint(self, kind: str, path: str | Path, step: int, **info: Any) -> None:
+        """Record that a checkpoint of `kind` ('best', 'last') was written to `path` at `step`."""
+        if self.attempt_dir is None:
+            return
+        entry = {"path": str(path), "step": int(step), **clean(info)}
+
+        def add_checkpoint(record: dict) -> dict:
+            return {"checkpoints": {**record.get("checkpoints", {}), kind: entry}}
+
+        self.identity()[0].update_attempt(self.attempt_dir, merge=add_checkpoint)
+
+    def media(self, name: str, path: str | Path, step: int, *, kind: str = "audio",
+              sample_rate: int | None = None) -> None:
+        """Record a sample file (audio or image) in media.jsonl, and send it to W&B when on."""
+        if self.attempt_dir is None:
+            return
+        from lab.records import append_jsonl
+
+        entry = {"step": int(step), "name": name, "path": str(path), "kind": kind, "time": round(time.time(), 3)}
+        append_jsonl(self.attempt_dir / "media.jsonl", {**entry, **({"sample_rate": sample_rate} if sample_rate else {})})
+        if self.wandb is not None:
+            self.wandb.media(name, Path(path), step, kind, sample_rate)
+
+    def finish(self, status: str = "finished") -> None:
+        """Close the streams; an attempt this tracker opened is marked `status`."""
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self.wandb is not None:
+            self.wandb.finish()
+        if self.owns and self.attempt_dir is not None:
+            self.identity()[0].end_attempt(self.attempt_dir, exit_code=EXIT_CODES.get(status), status=status)
+            self.owns = False
+
+
+_current: Tracker | None = None
+_previous_excepthook: Any = None
+
+
+def current() -> Tracker:
+    """The current tracker: set by `use` or `init`, else the launch's attempt (`LAB_ATTEMPT_DIR`), else a no-op."""
+    global _current
+    if _current is None:
         location = os.environ.get("LAB_ATTEMPT_DIR")
-        if location and _is_main_process():
-            _attempt_dir = Path(location)
-    return _attempt_dir
+        attempt = Path(location) if location and is_main_process() else None
+        _current = Tracker(attempt, wandb=os.environ.get("LAB_WANDB") == "1")
+    return _current
+
+
+def use(tracker: Tracker | None) -> None:
+    """Make `tracker` the current one, finishing the previous; None goes back to the environment's attempt."""
+    global _current
+    if _current is not None and _current is not tracker:
+        _current.finish()
+    _current = tracker
 
 
 def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = None) -> Path:
     """Open a new attempt of `run_id` (outside a launch) and make it the current one; returns its folder."""
-    global _attempt_dir, _resolved, _owns_attempt
     from lab.store import Store
 
     store = Store.find(Path(root))
     attempt = store.begin_attempt(run_id, command=command or ["python", *sys.argv], pid=os.getpid())
-    finish()
-    _attempt_dir, _resolved, _owns_attempt = attempt, True, True
+    use(Tracker(attempt, owns=True))
     _catch_uncaught_exceptions()
     atexit.unregister(finish)
     atexit.register(finish)
@@ -79,134 +270,52 @@ def _on_uncaught_exception(kind: type[BaseException], error: BaseException, trac
     finish("killed" if issubclass(kind, KeyboardInterrupt) else "failed")
 
 
-def _store() -> tuple[Store, str, int]:
-    """The store, run id and number of the current attempt, looked up once per attempt."""
-    global _attempt_store
-    attempt = _current()
-    if _attempt_store is None or _attempt_store[0] != attempt:
-        from lab.store import Store
-
-        record = read_json(attempt / "attempt.json", {})
-        _attempt_store = (attempt, Store.find(attempt), record["run"], record["number"])
-    return _attempt_store[1:]
-
-
 def active() -> bool:
     """Whether calls are recorded (an attempt is current and this is the main process)."""
-    return _current() is not None
+    return current().active
 
 
 def attempt_dir() -> Path | None:
     """The current attempt's folder, or None."""
-    return _current()
+    return current().attempt_dir
 
 
 def artefacts_dir() -> Path | None:
     """Where heavy files of this attempt belong (git-ignored): `LAB_ARTEFACTS_DIR`, or None outside the lab."""
-    location = os.environ.get("LAB_ARTEFACTS_DIR")
-    if location:
-        return Path(location)
-    attempt = _current()
-    if attempt is None:
-        return None
-    record = read_json(attempt / "attempt.json", {})
-    return Path(record["artefacts"]) if record.get("artefacts") else None
-
-
-def _clean(metrics: dict[str, Any]) -> dict[str, Any]:
-    clean = {}
-    for key, value in metrics.items():
-        if hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            value = str(value)
-        clean[key] = value
-    return clean
+    return current().artefacts_dir()
 
 
 def log(step: int, **metrics: Any) -> None:
-    """Append one row of metrics at `step` to the attempt's metrics.jsonl (and W&B when on)."""
-    global _metrics_stream
-    attempt = _current()
-    if attempt is None:
-        return
-    if _metrics_stream is None:
-        _metrics_stream = open(attempt / "metrics.jsonl", "a", buffering=1, encoding="utf-8")
-    row = _clean(metrics)
-    _metrics_stream.write(json.dumps({"step": int(step), "time": round(time.time(), 3), **row}) + "\n")
-    run = _wandb()
-    if run is not None:
-        run.log({key: value for key, value in row.items() if isinstance(value, (int, float))}, step=int(step))
+    """Append one row of metrics at `step` to the current attempt (see `Tracker.log`)."""
+    current().log(step, **metrics)
 
 
 def summary(**values: Any) -> None:
-    """Merge `values` into the attempt's summary.json (final and best figures)."""
-    attempt = _current()
-    if attempt is None:
-        return
-    path = attempt / "summary.json"
-    merged = {**read_json(path, {}), **_clean(values)}
-    write_json(path, merged)
-    run = _wandb()
-    if run is not None:
-        run.summary.update(_clean(values))
+    """Merge `values` into the current attempt's summary.json."""
+    current().summary(**values)
 
 
 def event(kind: str, **data: Any) -> None:
-    """Record an event (for example a health finding) on the run, with a timestamp and the attempt number."""
-    if _current() is None:
-        return
-    store, run_id, number = _store()
-    store.add_event(run_id, kind, attempt=number, **_clean(data))
-    run = _wandb()
-    if run is not None and kind == "health":
-        run.alert(title=str(data.get("rule", kind)), text=str(data.get("message", "")))
+    """Record an event on the current attempt's run."""
+    current().event(kind, **data)
 
 
 def checkpoint(kind: str, path: str | Path, step: int, **info: Any) -> None:
-    """Record that a checkpoint of `kind` ('best', 'last') was written to `path` at `step`."""
-    attempt = _current()
-    if attempt is None:
-        return
-    entry = {"path": str(path), "step": int(step), **_clean(info)}
-
-    def add_checkpoint(record: dict) -> dict:
-        return {"checkpoints": {**record.get("checkpoints", {}), kind: entry}}
-
-    _store()[0].update_attempt(attempt, merge=add_checkpoint)
+    """Record a checkpoint of the current attempt."""
+    current().checkpoint(kind, path, step, **info)
 
 
-def _wandb() -> Any:
-    global _wandb_run
-    if _wandb_run is None and os.environ.get("LAB_WANDB") == "1" and _current() is not None:
-        import wandb
-
-        _wandb_run = wandb.init(
-            id=os.environ.get("WANDB_RUN_ID"),
-            project=os.environ.get("WANDB_PROJECT"),
-            entity=os.environ.get("WANDB_ENTITY") or None,
-            group=os.environ.get("WANDB_RUN_GROUP") or None,
-            notes=os.environ.get("WANDB_NOTES") or None,
-            resume="allow",
-        )
-    return _wandb_run
+def media(name: str, path: str | Path, step: int, *, kind: str = "audio", sample_rate: int | None = None) -> None:
+    """Record a sample file of the current attempt."""
+    current().media(name, path, step, kind=kind, sample_rate=sample_rate)
 
 
 def finish(status: str = "finished") -> None:
-    """Close the streams; an attempt opened by `init` is marked `status` (exit code 0 only for `finished`)."""
-    global _metrics_stream, _wandb_run, _attempt_dir, _owns_attempt, _resolved, _attempt_store, _previous_excepthook
-    if _metrics_stream is not None:
-        _metrics_stream.close()
-        _metrics_stream = None
-    if _wandb_run is not None:
-        _wandb_run.finish()
-        _wandb_run = None
-    if _owns_attempt and _attempt_dir is not None:
-        store = _store()[0]
-        store.end_attempt(_attempt_dir, exit_code=EXIT_CODES.get(status), status=status)
-        _owns_attempt = False
-        _attempt_dir, _resolved = None, False
-    _attempt_store = None
+    """Close the current tracker (an attempt opened by `init` is marked `status`) and forget it."""
+    global _current, _previous_excepthook
+    if _current is not None:
+        _current.finish(status)
+        _current = None
     if _previous_excepthook is not None:
         if sys.excepthook is _on_uncaught_exception:
             sys.excepthook = _previous_excepthook

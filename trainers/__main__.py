@@ -10,36 +10,26 @@ status 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Callable
 
-from lab import families, tracker
-from lab.config import ConfigError, apply_overrides, from_dict, to_dict
+from lab import tracker
+from lab.config import ConfigError, read_config_file, to_dict
 from lab.health import LiveMonitor
-from trainers.config import validate
+from trainers import registry
+from trainers.registry import FamilySpec
 
 
 def load_config(family: str, preset: str | None, config_file: str | None, overrides: list[str]):
-    """The family's Config dataclass from a preset (default baseline) or a JSON file, with overrides applied.
+    """The family's Config dataclass the way `lab new-run` makes it: the preset (default baseline), a JSON
+    file's values merged in (a partial file changes only what it names), then overrides.
 
     Raises ConfigError (one line) for anything the engine would refuse in the config itself.
     """
-    module = families.config_module(family)
-    if config_file is not None:
-        try:
-            values = json.loads(Path(config_file).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {config_file}") from None
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"config file {config_file} is not JSON: {error}") from None
-        values = to_dict(from_dict(module.Config, values))  # unknown keys are rejected here
-    else:
-        values = families.preset(family, preset or "baseline")
-    config = from_dict(module.Config, apply_overrides(values, overrides))
-    validate(config.optim, config.train)
-    return config
+    spec = registry.get(family)
+    file_values = read_config_file(config_file) if config_file is not None else None
+    values = spec.resolve(preset=preset, file_values=file_values, overrides=overrides)
+    return spec.build_config(values)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,10 +38,11 @@ def parser() -> argparse.ArgumentParser:
         description="Train a model family on the shared engine.",
         epilog="example: python -m trainers neural_decoder --preset tiny --set train.max_steps=100",
     )
-    command.add_argument("family", help=f"model family ({', '.join(families.known())})")
+    command.add_argument("family", help=f"model family ({', '.join(registry.known())})")
     source = command.add_mutually_exclusive_group()
     source.add_argument("--preset", help="named preset of the family (default: baseline)")
-    source.add_argument("--config", metavar="FILE.json", help="resolved config written by the lab")
+    source.add_argument("--config", metavar="FILE.json",
+                        help="JSON config merged into the baseline preset (the lab writes resolved ones)")
     command.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)",
@@ -63,9 +54,10 @@ def parser() -> argparse.ArgumentParser:
     return command
 
 
-def health_monitor(config) -> Callable[[dict], bool]:
-    """An `on_row` hook running the lab's health rules live: findings become events; `train.stop_on` stops."""
-    monitor = LiveMonitor(to_dict(config), stop_on=config.train.stop_on)
+def health_monitor(spec: FamilySpec, config) -> Callable[[dict], bool]:
+    """An `on_row` hook running the health rules (global and the family's) live: findings become events;
+    `train.stop_on` stops the run."""
+    monitor = LiveMonitor(to_dict(config), stop_on=config.train.stop_on, rules=spec.rules())
 
     def on_row(row: dict) -> bool:
         for finding in monitor.observe(row):
@@ -83,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.family, args.preset, args.config, args.overrides)
         from trainers.engine import train
 
-        train(args.family, config, resume=args.resume, out_dir=args.out, on_row=health_monitor(config))
+        spec = registry.get(args.family)
+        train(spec, config, resume=args.resume, out_dir=args.out, on_row=health_monitor(spec, config))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import pickle
 import random
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from lab import tracker
 from lab.config import ConfigError
+from lab.records import atomic_write
 from trainers.tensors import map_tensors
 
 LAST, BEST = "last", "best"
@@ -29,13 +31,7 @@ def checkpoint_dir(family_name: str, out_dir: str | Path | None) -> Path:
 
 def save_atomic(payload: dict, path: Path) -> None:
     """torch.save `payload` to `path` through a temporary file and a rename, so `path` is never half written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
 def load(path: str | Path) -> dict:
@@ -74,3 +70,95 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         import torch_xla.core.xla_model as xm
 
         xm.set_rng_state(state["xla"], device)
+
+
+@dataclass
+class KeyReport:
+    """How a weights file matched a model: what loaded, and every key that did not."""
+
+    source: str
+    loaded: int
+    total: int
+    missing: list[str]  # in the model, not in the file
+    unexpected: list[str]  # in the file, not in the model
+    mismatched: list[str]  # in both, with different shapes: "name (file shape -> model shape)"
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self) -> str:
+        """One line, then a line per kind of problem (first few keys of each)."""
+        lines = [f"init_from {self.source}: loaded {self.loaded} of {self.total} model tensors"]
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("shape-mismatched", self.mismatched)):
+            if keys:
+                shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+                lines.append(f"  {label} ({len(keys)}): {shown}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_source(source: str) -> tuple[Path, str | None]:
+    """'PATH' or 'PATH:KEY' -> (path, key); a path that exists as given is never split."""
+    path = Path(source)
+    if path.exists() or ":" not in source:
+        return path, None
+    name, _, key = source.rpartition(":")
+    return Path(name), key or None
+
+
+def weights_in(state: object, key: str | None, source: str) -> dict:
+    """The state dict inside a loaded file: under `key` when given, an engine checkpoint's `model`, a
+    `state_dict` entry, or the file itself."""
+    if key is not None:
+        for part in key.split("."):
+            if not isinstance(state, dict) or part not in state:
+                keys = ", ".join(sorted(map(str, state))[:10]) if isinstance(state, dict) else type(state).__name__
+                raise ConfigError(f"init_from {source}: no key {part!r} in the file (its keys: {keys})")
+            state = state[part]
+    elif isinstance(state, dict) and "format" in state and "model" in state:
+        state = state["model"]
+    elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise ConfigError(f"init_from {source}: the file holds no state dict of tensors; name one with PATH:KEY")
+    return {name.removeprefix("module.").removeprefix("_orig_mod."): value for name, value in state.items()}
+
+
+def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = True) -> KeyReport:
+    """Load weights only (no optimizer, no progress) from `source` ('PATH' or 'PATH:KEY') into `model`.
+
+    Every key is checked by name and shape; nothing mismatched is ever loaded silently. With `strict`, any
+    missing, unexpected or shape-mismatched key is a ConfigError naming them; otherwise the matching tensors
+    load and the report lists the rest.
+    """
+    path, key = split_source(source)
+    if not path.is_file():
+        raise ConfigError(f"init_from: weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # the engine's own checkpoints also hold generator states
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ConfigError(f"init_from {path}: cannot read it ({' '.join(str(error).split())[:200]})") from None
+    weights = weights_in(state, key, source)
+    expected = model.state_dict()
+    matching = {name: value for name, value in weights.items()
+                if name in expected and value.shape == expected[name].shape}
+    report = KeyReport(
+        source=source,
+        loaded=len(matching),
+        total=len(expected),
+        missing=sorted(name for name in expected if name not in weights),
+        unexpected=sorted(name for name in weights if name not in expected),
+        mismatched=sorted(f"{name} ({tuple(value.shape)} -> {tuple(expected[name].shape)})"
+                          for name, value in weights.items()
+                          if name in expected and value.shape != expected[name].shape),
+    )
+    if strict and not report.clean:
+        raise ConfigError(" ".join(report.describe().split()) + "; set train.init_strict=false to load the rest")
+    model.load_state_dict(matching, strict=False)
+    return report

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 from lab.config import ConfigError
-from lab.health import RULES
+from lab.health import RULES, Rule
 
 OPTIMIZERS = ("adam", "adamw", "adamw8bit")
 SCHEDULES = ("constant", "linear", "cosine", "plateau")
@@ -52,12 +54,17 @@ class TrainConfig:
     frozen: list[str] = field(default_factory=list)  # parameter-name prefixes frozen at the start
     unfreeze_step: int = 0  # step at which frozen groups are released; 0 keeps them frozen
     stop_on: list[str] = field(default_factory=list)  # health rules that stop the run when they fire
+    init_from: str = ""  # start from these weights (PATH or PATH:KEY); a resume ignores it
+    init_strict: bool = True  # refuse init_from unless every key matches in name and shape
     seed: int = 0
     num_workers: int = 0
 
 
-def validate(optim: OptimConfig, train: TrainConfig) -> None:
-    """Raise ConfigError (one line naming the key) for a value the engine cannot run with."""
+def validate(optim: OptimConfig, train: TrainConfig, rules: dict[str, Rule] = RULES) -> None:
+    """Raise ConfigError (one line naming the key) for a value the engine cannot run with.
+
+    `rules` are the health rules `train.stop_on` may name (the global ones plus the family's).
+    """
     for key, value, choices in (
         ("optim.name", optim.name, OPTIMIZERS),
         ("optim.schedule", optim.schedule, SCHEDULES),
@@ -84,12 +91,19 @@ def validate(optim: OptimConfig, train: TrainConfig) -> None:
     ):
         if value < least:
             raise ConfigError(f"{key}={value!r} must be at least {least}")
+    for key, value in (("optim.lr", optim.lr), ("optim.lr_end", optim.lr_end), ("optim.eps", optim.eps),
+                       ("optim.weight_decay", optim.weight_decay), ("train.grad_clip", train.grad_clip),
+                       *((f"optim.betas[{i}]", beta) for i, beta in enumerate(optim.betas))):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r} must be a finite number")
     if not optim.lr > 0:
         raise ConfigError(f"optim.lr={optim.lr!r} must be positive")
+    if train.precision == "fp16" and train.device in ("cpu", "xla"):
+        raise ConfigError(f"train.precision=fp16 (loss-scaled) needs CUDA, not train.device={train.device}; use bf16")
     if not 0 < optim.plateau_factor < 1:
         raise ConfigError(f"optim.plateau_factor={optim.plateau_factor!r} must lie between 0 and 1")
     if len(optim.betas) != 2:
         raise ConfigError(f"optim.betas={optim.betas!r} must hold two numbers")
-    unknown_rules = sorted(set(train.stop_on) - set(RULES))
+    unknown_rules = sorted(set(train.stop_on) - set(rules))
     if unknown_rules:
-        raise ConfigError(f"train.stop_on names unknown health rules {unknown_rules}; rules: {', '.join(RULES)}")
+        raise ConfigError(f"train.stop_on names unknown health rules {unknown_rules}; rules: {', '.join(rules)}")

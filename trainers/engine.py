@@ -2,11 +2,11 @@
 
     summary = train("neural_decoder", config)            # config: the family's Config dataclass
 
-A family module provides the model, the data, the loss and the evaluation (see trainers/family.py); the engine
-owns everything else: devices and processes (accelerate, or XLA), mixed precision, gradient accumulation,
+A family's spec (trainers/registry.py) provides the model, the data, the loss and the evaluations, and
+optionally parameter groups; the engine owns everything else: devices and processes (accelerate, or XLA), mixed precision, gradient accumulation,
 optimizer and parameter groups, learning-rate schedule, gradient clipping, skipping non-finite updates,
-staged freezing, evaluation, best and last checkpoints, early stopping, exact resume, and the metrics sent to
-the lab tracker.
+staged freezing, starting from given weights (`train.init_from`), evaluation stages on their own cadence, best
+and last checkpoints, early stopping, exact resume, and the metrics sent to the lab tracker.
 
 Metrics, from the main process only: every step `train/loss` (mean over the update's micro-batches and
 processes), `train/grad_norm` (global norm before clipping), `train/lr`, `train/skipped_steps` (cumulative) and
@@ -21,7 +21,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -30,10 +29,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from lab import families, tracker
+from lab import tracker
 from lab.config import ConfigError, to_dict
-from trainers import checkpoint
-from trainers.config import TrainConfig, validate
+from trainers import checkpoint, registry
+from trainers.config import TrainConfig
 from trainers.device import (
     any_process,
     create_accelerator,
@@ -42,8 +41,9 @@ from trainers.device import (
     seed_everything,
     skip_update,
 )
-from trainers.family import DataBundle, one_line
-from trainers.optim import LearningRateSchedule, build_optimizer
+from trainers.family import Context, DataBundle, one_line
+from trainers.optim import LearningRateSchedule, build_optimizer, parameter_groups
+from trainers.registry import FamilySpec, stage_interval
 from trainers.tensors import map_tensors
 
 CHECKPOINT_FORMAT = 1
@@ -67,8 +67,7 @@ class Progress:
 class Run:
     """The pieces of one training run that the loop's functions share."""
 
-    family_name: str
-    family: ModuleType
+    family: FamilySpec
     config: Any
     accelerator: Any
     model: nn.Module  # as prepared by accelerate: wrapped for multi-process runs
@@ -77,10 +76,15 @@ class Run:
     data: DataBundle
     frozen: list[nn.Parameter]
     checkpoints: Path
+    context: Context
     on_row: Callable[[dict], bool] | None
     progress: Progress = field(default_factory=Progress)
     last_metrics: dict[str, float] = field(default_factory=dict)
     stop_requested: bool = False
+
+    @property
+    def family_name(self) -> str:
+        return self.family.name
 
     @property
     def train_config(self) -> TrainConfig:
@@ -130,24 +134,26 @@ class Throughput:
 
 
 def train(
-    family_name: str,
+    family: str | FamilySpec,
     config: Any,
     *,
     resume: str | Path | None = None,
     out_dir: str | Path | None = None,
     on_row: Callable[[dict], bool] | None = None,
 ) -> dict:
-    """Train family `family_name` with `config` (its Config dataclass); returns the summary.
+    """Train `family` (a registered name or a spec) with `config` (its Config dataclass); returns the summary.
 
-    `resume` continues exactly from a checkpoint written by this engine. Checkpoints go to the lab attempt's
+    `resume` continues exactly from a checkpoint written by this engine; otherwise `train.init_from` names
+    the weights to start from. Checkpoints go to the lab attempt's
     artefacts, else to `out_dir/checkpoints` (default artefacts/standalone/<family>). `on_row` receives every
     logged row `{"step": ..., **metrics}` on the main process and returns True to stop the run.
     Raises ConfigError (one line) for a config, data file or checkpoint the engine cannot use.
     """
     started = time.perf_counter()
-    validate(config.optim, config.train)
+    spec = family if isinstance(family, FamilySpec) else registry.get(family)
+    spec.build_config(to_dict(config))
     accelerator = create_accelerator(config.train)
-    run = assemble(family_name, config, accelerator, out_dir, on_row)
+    run = assemble(spec, config, accelerator, out_dir, on_row, init=resume is None)
     if resume is not None:
         restore(run, checkpoint.load(resume))
     else:
@@ -160,29 +166,37 @@ def train(
     return summary
 
 
-def assemble(family_name: str, config: Any, accelerator, out_dir, on_row) -> Run:
-    """Build the family's model and data, the optimizer and the schedule, and place them with accelerate."""
-    family = families.trainer_module(family_name)
+def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: bool = True) -> Run:
+    """Build the family's model and data, the optimizer and the schedule, and place them with accelerate.
+
+    With `init`, the model starts from `train.init_from` when that is set.
+    """
     seed_everything(config.train.seed)  # the same initial weights (and generated data) on every process
     try:
-        model = family.build_model(config)
-        data = family.build_data(config)
+        model = spec.build_model(config)
+        data = spec.build_data(config)
     except (OSError, ValueError) as error:
-        raise ConfigError(f"{family_name}: {one_line(error)}") from error
+        raise ConfigError(f"{spec.name}: {one_line(error)}") from error
     train_config = config.train
-    per_epoch = batches_per_epoch(len(data.train), train_config.batch_size, accelerator.num_processes)
+    if init and train_config.init_from:
+        report = checkpoint.load_initial_weights(model, train_config.init_from, strict=train_config.init_strict)
+        if accelerator.is_main_process:
+            print(report.describe(), flush=True)
+            tracker.event("init_from", **report.to_dict())
+    per_epoch = len(epoch_batches(data, train_config, epoch=0, rank=0, processes=accelerator.num_processes))
     if per_epoch == 0:
         raise ConfigError(
             f"the training set has {len(data.train)} items, fewer than one batch of train.batch_size="
             f"{train_config.batch_size} for each of {accelerator.num_processes} process(es)"
         )
-    optimizer = build_optimizer(model, config.optim)
+    groups = (spec.param_groups or parameter_groups)(model, config.optim)
+    optimizer = build_optimizer(groups, config.optim)
     model, optimizer = accelerator.prepare(model, optimizer)
     # looked up after prepare, which replaces the parameters when it moves the model to an XLA device
     frozen = frozen_parameters(accelerator.unwrap_model(model), train_config.frozen)
+    folder = checkpoint.checkpoint_dir(spec.name, out_dir)
     return Run(
-        family_name=family_name,
-        family=family,
+        family=spec,
         config=config,
         accelerator=accelerator,
         model=model,
@@ -190,7 +204,9 @@ def assemble(family_name: str, config: Any, accelerator, out_dir, on_row) -> Run
         schedule=LearningRateSchedule(config.optim, train_config.max_steps),
         data=data,
         frozen=frozen,
-        checkpoints=checkpoint.checkpoint_dir(family_name, out_dir),
+        checkpoints=folder,
+        context=Context(config=config, max_steps=train_config.max_steps, artefacts=folder.parent,
+                        is_main=accelerator.is_main_process),
         on_row=on_row,
     )
 
@@ -215,26 +231,35 @@ def batches_per_epoch(items: int, batch_size: int, processes: int) -> int:
     return items // (batch_size * processes)
 
 
-class EpochOrder(Sampler):
-    """One process's index batches for one epoch, from batch `start` on.
+def shuffled_batches(dataset: Any, batch_size: int, seed: int, epoch: int, rank: int, processes: int) -> list[list[int]]:
+    """The default order: one process's full index batches of a permutation that depends on (seed, epoch) only.
 
-    The permutation is a function of (seed, epoch) only, so a resumed run replays it; it is dealt out to the
-    processes in turn and cut into full batches.
+    The permutation is dealt out to the processes in turn and cut into full batches.
     """
+    items = len(dataset)
+    count = batches_per_epoch(items, batch_size, processes)
+    permutation = np.random.default_rng([seed, epoch]).permutation(items)  # (items,)
+    indices = permutation[: count * batch_size * processes][rank::processes]  # (count * batch_size,)
+    return [indices[batch * batch_size : (batch + 1) * batch_size].tolist() for batch in range(count)]
 
-    def __init__(self, items: int, batch_size: int, seed: int, epoch: int, rank: int, processes: int, start: int):
-        self.batch_size = batch_size
-        self.start = start
-        self.count = batches_per_epoch(items, batch_size, processes)
-        permutation = np.random.default_rng([seed, epoch]).permutation(items)  # (items,)
-        self.indices = permutation[: self.count * batch_size * processes][rank::processes]  # (count * batch_size,)
+
+def epoch_batches(data: DataBundle, train_config: TrainConfig, epoch: int, rank: int, processes: int) -> list[list[int]]:
+    """This process's training batches for `epoch`: the family's batch sampler, else `shuffled_batches`."""
+    sampler = data.batch_sampler or shuffled_batches
+    return sampler(data.train, train_config.batch_size, train_config.seed, epoch, rank, processes)
+
+
+class ResumableOrder(Sampler):
+    """An epoch's index batches from batch `start` on (a resumed run skips what it has consumed)."""
+
+    def __init__(self, batches: list[list[int]], start: int):
+        self.batches = batches[start:]
 
     def __len__(self) -> int:
-        return max(0, self.count - self.start)
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in range(self.start, self.count):
-            yield self.indices[batch * self.batch_size : (batch + 1) * self.batch_size].tolist()
+        return iter(self.batches)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -246,10 +271,9 @@ def micro_batches(run: Run) -> Iterator[Any]:
     """Training micro-batches on the device, epoch after epoch, keeping `run.progress.epoch/position` current."""
     progress, train_config, accelerator = run.progress, run.train_config, run.accelerator
     while True:
-        order = EpochOrder(
-            len(run.data.train), train_config.batch_size, train_config.seed, progress.epoch,
-            accelerator.process_index, accelerator.num_processes, start=progress.position,
-        )
+        batches = epoch_batches(run.data, train_config, progress.epoch, accelerator.process_index,
+                                accelerator.num_processes)
+        order = ResumableOrder(batches, start=progress.position)
         # A private generator: creating the loader's iterator must not draw from torch's global RNG.
         entropy = [train_config.seed, progress.epoch, accelerator.process_index]
         generator = torch.Generator().manual_seed(int(np.random.default_rng(entropy).integers(2**62)))
@@ -265,11 +289,12 @@ def micro_batches(run: Run) -> Iterator[Any]:
 
 
 def validation_batches(run: Run) -> Iterator[Any]:
-    """The validation set in its stored order, batched like training, on the device."""
-    train_config = run.train_config
+    """The validation set in its stored order, batched by the bundle's validation batch size and collate."""
+    train_config, data = run.train_config, run.data
     loader = DataLoader(
-        run.data.val, batch_size=train_config.batch_size, shuffle=False, collate_fn=run.data.collate,
-        num_workers=train_config.num_workers, generator=torch.Generator().manual_seed(train_config.seed),
+        data.val, batch_size=data.val_batch_size or train_config.batch_size, shuffle=False,
+        collate_fn=data.val_collate or data.collate, num_workers=train_config.num_workers,
+        generator=torch.Generator().manual_seed(train_config.seed),
     )
     return (to_device(batch, run.accelerator.device) for batch in loader)
 
@@ -281,11 +306,13 @@ def train_step(run: Run, batches: Iterator[Any]) -> StepResult:
     """Accumulate gradients over `train.grad_accum` micro-batches, clip, and update unless anything is non-finite."""
     accelerator, model, optimizer, train_config = run.accelerator, run.model, run.optimizer, run.train_config
     losses, metrics = [], []
+    context = run.context
+    context.step, context.epoch = run.progress.step, run.progress.epoch
     for _ in range(train_config.grad_accum):
         batch = next(batches)
         with accelerator.accumulate(model):
             with accelerator.autocast():
-                loss, batch_metrics = run.family.training_loss(model, batch, run.config)
+                loss, batch_metrics = run.family.training_loss(model, batch, context)
             accelerator.backward(loss)
         losses.append(loss.detach().float())
         metrics.append(batch_metrics)
@@ -362,16 +389,17 @@ def loop(run: Run) -> tuple[Throughput, str]:
             bar.set_postfix(loss=f"{result.loss:.4g}", lr=f"{result.lr:.3g}", refresh=False)
         report(run, row)
         bar.update(1)
-        if progress.step % train_config.eval_every == 0:
+        stages = due_stages(run, final=progress.step == train_config.max_steps)
+        if stages:
             evaluated_step = progress.step
-            if evaluate_and_checkpoint(run):
+            if evaluate_and_checkpoint(run, stages):
                 stop_reason = "early_stop"
                 break
         if any_process(accelerator, run.stop_requested):
             stop_reason = "on_row"
             break
     if evaluated_step != progress.step:
-        evaluate_and_checkpoint(run)
+        evaluate_and_checkpoint(run, due_stages(run, final=True))
     bar.close()
     return throughput, stop_reason
 
@@ -402,16 +430,32 @@ def report(run: Run, row: dict) -> None:
         run.stop_requested = True
 
 
-def evaluate(run: Run) -> dict[str, float]:
-    """The family's validation metrics, computed on the main process and shared with the others."""
+def due_stages(run: Run, final: bool = False) -> list[registry.EvalStage]:
+    """The evaluation stages due at the current step: each on its own cadence; every enabled stage at the first
+    evaluation (so a misnamed best metric fails early) and at the end (`final`)."""
+    step, first = run.progress.step, run.train_config.eval_every
+    due = []
+    for stage in run.family.stages():
+        every = stage_interval(stage, run.config)
+        if every > 0 and (final or step == first or step % every == 0):
+            due.append(stage)
+    return due
+
+
+def evaluate(run: Run, stages: list[registry.EvalStage]) -> dict[str, float]:
+    """The metrics of `stages`, computed on the main process and shared with the others."""
     accelerator = run.accelerator
     metrics = None
     if run.is_main:
         model = accelerator.unwrap_model(run.model)
+        context = run.context
+        context.step, context.epoch = run.progress.step, run.progress.epoch
         model.eval()
+        metrics = {}
         try:
             with torch.no_grad(), accelerator.autocast():
-                metrics = run.family.evaluate(model, validation_batches(run), run.config)
+                for stage in stages:
+                    metrics.update(stage.evaluate(model, validation_batches(run), context))
         finally:
             model.train()
         metrics = {name: float(value) for name, value in metrics.items()}
@@ -422,13 +466,17 @@ def evaluate(run: Run) -> dict[str, float]:
     return metrics
 
 
-def evaluate_and_checkpoint(run: Run) -> bool:
-    """Evaluate, track the best metric, write the best and last checkpoints; True when early stopping is due."""
-    metrics = evaluate(run)
-    run.last_metrics = metrics
+def evaluate_and_checkpoint(run: Run, stages: list[registry.EvalStage]) -> bool:
+    """Run the due evaluation stages, track the best metric when it was computed, write the best and last
+    checkpoints; True when early stopping is due."""
+    metrics = evaluate(run, stages)
+    run.last_metrics.update(metrics)
     report(run, {"step": run.progress.step, **metrics})
-    improved = track_best(run, metrics)
-    run.schedule.observe(improved)
+    every_stage = len(stages) == sum(stage_interval(stage, run.config) > 0 for stage in run.family.stages())
+    improved = False
+    if run.train_config.best_metric in metrics or every_stage:
+        improved = track_best(run, metrics)
+        run.schedule.observe(improved)
     payload = checkpoint_payload(run)
     if run.is_main:
         write_checkpoints(run, payload, improved)
@@ -519,10 +567,20 @@ def restore(run: Run, state: dict) -> None:
             f"the checkpoint was written by {state['processes']} process(es) with train.batch_size="
             f"{saved_batch_size}; resume with the same to replay the data order"
         )
-    accelerator.unwrap_model(run.model).load_state_dict(state["model"])
+    model = accelerator.unwrap_model(run.model)
+    saved, expected = state["model"], model.state_dict()
+    changed = [name for name in expected if name in saved and saved[name].shape != expected[name].shape]
+    if changed or saved.keys() != expected.keys():
+        raise ConfigError(
+            f"the checkpoint's model does not fit this config ({len(changed)} tensor(s) changed shape, e.g. "
+            f"{', '.join(changed[:3]) or 'different parameter names'}); --resume continues the same model only "
+            "(start a new run with train.init_from to reuse weights)"
+        )
+    model.load_state_dict(saved)
+    peak_rates = [group["initial_lr"] for group in run.optimizer.param_groups]  # a resumed run may change them
     run.optimizer.load_state_dict(state["optimizer"])
-    for group in run.optimizer.param_groups:
-        group["initial_lr"] = run.config.optim.lr  # a resumed run may change the peak rate
+    for group, rate in zip(run.optimizer.param_groups, peak_rates):
+        group["initial_lr"] = rate
     run.schedule.load_state_dict(state["schedule"])
     if accelerator.scaler is not None and state["scaler"] is not None:
         accelerator.scaler.load_state_dict(state["scaler"])

@@ -1,14 +1,15 @@
-"""What every family's trainer module provides to the shared engine.
+"""What the engine hands a family and what a family hands back: the training context and the data bundle.
 
-A family module (for example `trainers.neural_decoder.family`) defines four functions:
+A family's callables (see `trainers.registry.FamilySpec`):
 
     build_model(config) -> torch.nn.Module
     build_data(config) -> DataBundle
-    training_loss(model, batch, config) -> (loss, metrics)     # loss: scalar tensor; metrics: name -> value
-    evaluate(model, batches, config) -> {"val/<name>": float}  # the model is already in eval mode
+    training_loss(model, batch, ctx) -> (loss, metrics)     # loss: scalar tensor; metrics: name -> value
+    evaluate(model, batches, ctx) -> {"val/<name>": float}  # the model is already in eval mode
 
 Augmentations happen inside `training_loss` on the batch's device, drawing from torch's global RNG so that an
-exact resume replays them. Models do no logging and no I/O.
+exact resume replays them. Models do no logging and no I/O; a family writes files (generated samples) only
+through `ctx.log_media`.
 
 Training metrics are floats or detached scalar tensors; the engine copies the tensors to the host with the loss, in
 one transfer per step. `build_model` and `build_data` raise OSError or ValueError for input they cannot use.
@@ -16,18 +17,110 @@ one transfer per step. `build_model` and `build_data` raise OSError or ValueErro
 
 from __future__ import annotations
 
+import io
+import wave
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+from lab import tracker
+from lab.records import atomic_write
+
+# (dataset, batch_size, seed, epoch, rank, processes) -> this process's index batches for the epoch
+BatchSampler = Callable[[Any, int, int, int, int, int], list[list[int]]]
 
 
 @dataclass
 class DataBundle:
-    """A family's datasets: map-style train and validation sets, the collate function, and size facts."""
+    """A family's datasets with how to batch them.
+
+    `collate` and the engine's `train.batch_size` batch the training set; `val_collate` and `val_batch_size`
+    (default: the same) the validation set, so training can use crops and validation whole utterances.
+    `batch_sampler`, when given, deals out each epoch's training batches (length buckets, speakers per batch);
+    it must depend on its arguments only, so that a resumed run replays the same order.
+    """
 
     train: Any  # torch.utils.data.Dataset
     val: Any  # torch.utils.data.Dataset
-    collate: Callable[[list], dict]
+    collate: Callable[[list], Any]
     info: dict = field(default_factory=dict)  # for reports: {"train_items": 1536, "val_items": 256, ...}
+    val_collate: Callable[[list], Any] | None = None
+    val_batch_size: int | None = None
+    batch_sampler: BatchSampler | None = None
+
+
+@dataclass
+class Context:
+    """What a family's loss and evaluations may know of the run besides the batch.
+
+    A margin ramp, a curriculum or a tag-dropout schedule reads `step`; generated samples go out through
+    `log_media`. The engine updates `step` and `epoch` before each call.
+    """
+
+    config: Any
+    max_steps: int
+    artefacts: Path  # this attempt's folder for heavy files (git-ignored)
+    is_main: bool = True
+    step: int = 0  # updates taken so far
+    epoch: int = 0
+
+    def log_media(self, name: str, media: str | Path | Any, step: int | None = None, *,
+                  kind: str = "audio", sample_rate: int | None = None) -> Path | None:
+        """Record a sample: a file path, or an array (audio: (samples,) or (channels, samples) floats in
+        [-1, 1] with `sample_rate`; image: (H, W) or (H, W, 3)) written to the artefacts folder first.
+        Returns the file's path (None off the main process)."""
+        if not self.is_main:
+            return None
+        step = self.step if step is None else step
+        if isinstance(media, (str, Path)):
+            path = Path(media)
+        else:
+            path = self.artefacts / "media" / f"{safe_name(name)}_{step}.{'wav' if kind == 'audio' else 'png'}"
+            write_media(path, media, kind, sample_rate)
+        tracker.media(name, path, step, kind=kind, sample_rate=sample_rate)
+        return path
+
+
+def safe_name(name: str) -> str:
+    """`name` usable as a file name: 'samples/drums 1' -> 'samples_drums_1'."""
+    return "".join(char if char.isalnum() or char in "-." else "_" for char in name).strip("._") or "media"
+
+
+def write_media(path: Path, data: Any, kind: str, sample_rate: int | None) -> None:
+    """Write an array as a 16-bit PCM wav (`kind` 'audio') or a PNG ('image'), atomically."""
+    import numpy as np
+
+    if hasattr(data, "detach"):  # a tensor
+        data = data.detach().float().cpu().numpy()
+    array = np.asarray(data, dtype=np.float32)
+    if kind == "audio":
+        if not sample_rate:
+            raise ValueError("log_media of an audio array needs sample_rate")
+        atomic_write(path, lambda stream: stream.write(wav_bytes(array, sample_rate)))
+    elif kind == "image":
+        from PIL import Image
+
+        scaled = np.clip(array, 0.0, 1.0) * 255 if array.max(initial=0) <= 1.0 else np.clip(array, 0, 255)
+        buffer = io.BytesIO()
+        Image.fromarray(scaled.astype(np.uint8)).save(buffer, format="PNG")
+        atomic_write(path, lambda stream: stream.write(buffer.getvalue()))
+    else:
+        raise ValueError(f"media kind must be 'audio' or 'image', got {kind!r}")
+
+
+def wav_bytes(audio: Any, sample_rate: int) -> bytes:
+    """A 16-bit PCM wav file of `audio`: (samples,) or (channels, samples) floats in [-1, 1]."""
+    import numpy as np
+
+    samples = np.atleast_2d(np.asarray(audio, dtype=np.float32))  # (C, N)
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2").T  # (N, C), interleaved
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as stream:
+        stream.setnchannels(samples.shape[0])
+        stream.setsampwidth(2)
+        stream.setframerate(int(sample_rate))
+        stream.writeframes(pcm.tobytes())
+    return buffer.getvalue()
 
 
 def one_line(text: object) -> str:

@@ -33,16 +33,23 @@ def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict]:
                 "params": [parameter for _, parameter in members],
                 "param_names": [name for name, _ in members],
                 "weight_decay": weight_decay,
-                "initial_lr": optim.lr,
             })
     return groups
 
 
-def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
-    """The optimizer `optim.name` (adam, adamw, adamw8bit) over `parameter_groups(model, optim)`."""
-    groups = parameter_groups(model, optim)
+def build_optimizer(groups: list[dict], optim: OptimConfig) -> torch.optim.Optimizer:
+    """The optimizer `optim.name` (adam, adamw, adamw8bit) over parameter `groups`.
+
+    Groups come from `parameter_groups` or a family's `param_groups` hook; a group's own `lr` is its peak rate
+    (`initial_lr`), which the schedule scales like the others.
+    """
+    groups = [group for group in groups if group["params"]]
     if not groups:
         raise ConfigError("the model has no trainable parameters")
+    for group in groups:
+        group["initial_lr"] = group.get("lr", group.get("initial_lr", optim.lr))
+        if not math.isfinite(group["initial_lr"]) or group["initial_lr"] <= 0:
+            raise ConfigError(f"a parameter group has lr {group['initial_lr']!r}; rates must be positive")
     settings = {"lr": optim.lr, "betas": tuple(optim.betas), "eps": optim.eps}
     if optim.name == "adam":
         return torch.optim.Adam(groups, **settings)

@@ -9,6 +9,9 @@ import sys
 import pytest
 
 from lab.health import RULES, Finding, LiveMonitor, check, structural_findings
+from trainers import registry
+
+DECODER_RULES = registry.get("neural_decoder").rules()  # the global rules and ctc_blank_collapse
 
 CONFIG = {
     "optim": {"lr": 1e-3, "warmup_steps": 100, "schedule": "cosine"},
@@ -186,16 +189,17 @@ def test_degrading_metric_respects_max_mode():
 
 def test_blank_collapse_after_learning():
     rows = make_rows(blank=lambda step: 0.98 if step > 1500 else min(1.0, 1.5 * math.exp(-step / 300)))
-    found = fired(check(rows, CONFIG))
+    assert "ctc_blank_collapse" not in fired(check(rows, CONFIG))  # a family rule, not a global one
+    found = fired(check(rows, CONFIG, DECODER_RULES))
     assert set(found) == {"ctc_blank_collapse"}
     assert found["ctc_blank_collapse"].step == 1600 and found["ctc_blank_collapse"].evidence["after_learning"]
 
 
 def test_blank_phase_at_start_needs_several_evaluations():
     all_blank = make_rows(blank=lambda step: 1.0)
-    assert fired(check(all_blank, CONFIG))["ctc_blank_collapse"].evidence["evaluations"] == 20
+    assert fired(check(all_blank, CONFIG, DECODER_RULES))["ctc_blank_collapse"].evidence["evaluations"] == 20
     early = [row for row in all_blank if row["step"] <= 400]
-    assert "ctc_blank_collapse" not in fired(check(early, CONFIG))
+    assert "ctc_blank_collapse" not in fired(check(early, CONFIG, DECODER_RULES))
 
 
 def test_check_is_sorted_and_deterministic():

@@ -15,10 +15,8 @@ def fresh_tracker(monkeypatch):
     for key in [k for k in os.environ if k.startswith(("LAB_", "WANDB_")) or k in ("RANK", "LOCAL_RANK")]:
         monkeypatch.delenv(key)
     tracker.finish()
-    tracker._resolved, tracker._attempt_dir = False, None
     yield
     tracker.finish()
-    tracker._resolved, tracker._attempt_dir = False, None
 
 
 def test_outside_a_launch_every_call_is_a_no_op(fresh_tracker, tmp_path):

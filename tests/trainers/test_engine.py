@@ -22,32 +22,30 @@ sys.path.insert(0, str(HERE))  # toy_family is imported by name, here and in sub
 
 import toy_family  # noqa: E402
 
-from lab import families, tracker  # noqa: E402
+from lab import tracker  # noqa: E402
 from lab.config import ConfigError, apply_overrides, from_dict, to_dict  # noqa: E402
 from lab.store import Store  # noqa: E402
 from trainers.__main__ import main  # noqa: E402
+from trainers import registry  # noqa: E402
 from trainers.config import OptimConfig  # noqa: E402
 from trainers.engine import train  # noqa: E402
 from trainers.launch import launch_command  # noqa: E402
 from trainers.optim import LearningRateSchedule, build_optimizer, parameter_groups  # noqa: E402
 
-REGISTER_TOY = "import lab.families as f; f.FAMILIES['toy'] = ('toy_family', 'toy_family')"
-
-
 def reset_tracker() -> None:
     tracker.finish()
-    tracker._resolved, tracker._attempt_dir, tracker._metrics_stream = False, None, None
 
 
 @pytest.fixture(autouse=True)
 def toy(monkeypatch):
     """The toy family registered, no lab attempt in the environment, and a fresh tracker."""
-    monkeypatch.setitem(families.FAMILIES, "toy", ("toy_family", "toy_family"))
+    registry.register(toy_family.SPEC)
     for name in ("LAB_ATTEMPT_DIR", "LAB_ARTEFACTS_DIR", "LAB_WANDB"):
         monkeypatch.delenv(name, raising=False)
     reset_tracker()
     yield
     reset_tracker()
+    registry.unregister("toy")
 
 
 def toy_config(*overrides: str) -> toy_family.Config:
@@ -115,7 +113,8 @@ def test_plateau_cuts_after_patience_and_stops_at_lr_end():
 
 def test_apply_sets_every_group_and_skipped_updates_do_not_advance():
     model = toy_family.build_model(toy_family.tiny())
-    optimizer = build_optimizer(model, OptimConfig(lr=2.0, schedule="linear", warmup_steps=2, weight_decay=0.1))
+    settings = OptimConfig(lr=2.0, schedule="linear", warmup_steps=2, weight_decay=0.1)
+    optimizer = build_optimizer(parameter_groups(model, settings), settings)
     plan = LearningRateSchedule(OptimConfig(lr=2.0, schedule="linear", warmup_steps=2), 10)
     assert plan.apply(optimizer) == pytest.approx(1.0)
     assert [group["lr"] for group in optimizer.param_groups] == pytest.approx([1.0, 1.0])
@@ -142,13 +141,16 @@ def test_biases_and_norms_never_decay_and_embeddings_only_when_asked():
 
 def test_optimizers_and_a_clear_error_without_bitsandbytes():
     model = toy_family.build_model(toy_family.tiny())
-    assert isinstance(build_optimizer(model, OptimConfig(name="adam")), torch.optim.Adam)
-    assert isinstance(build_optimizer(model, OptimConfig(name="adamw")), torch.optim.AdamW)
+    def optimizer(name: str):
+        return build_optimizer(parameter_groups(model, OptimConfig(name=name)), OptimConfig(name=name))
+
+    assert isinstance(optimizer("adam"), torch.optim.Adam)
+    assert isinstance(optimizer("adamw"), torch.optim.AdamW)
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
         with pytest.raises(ConfigError, match="adamw8bit needs bitsandbytes: pip install bitsandbytes"):
-            build_optimizer(model, OptimConfig(name="adamw8bit"))
+            optimizer("adamw8bit")
 
 
 # The loop -----------------------------------------------------------------------------------------------------
@@ -300,15 +302,17 @@ def test_records_go_to_the_lab_attempt(tmp_path, monkeypatch):
 
 
 def subprocess_env(**extra: str) -> dict:
+    """The environment of a subprocess that knows the toy family (through LAB_FAMILY_MODULES)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("LAB_")}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), env.get("PYTHONPATH", "")])
+    env[registry.FAMILY_MODULES_VARIABLE] = "toy_family"
     env.update(extra)
     return env
 
 
 def test_the_xla_path_trains_on_the_cpu(tmp_path):
     script = (
-        f"{REGISTER_TOY}; import json, toy_family; from trainers.engine import train; "
+        "import json, toy_family; from trainers.engine import train; "
         "config = toy_family.tiny(); config.train.device = 'xla'; config.train.max_steps = 3; "
         "config.train.eval_every = 3; config.train.grad_clip = 1.0; config.train.frozen = ['head']; "
         f"print(json.dumps(train('toy', config, out_dir={str(tmp_path)!r})))"
@@ -331,7 +335,7 @@ def test_the_xla_path_trains_on_the_cpu(tmp_path):
 
 
 def tiny_decoder_config(path: Path, *overrides: str) -> Path:
-    values = apply_overrides(families.preset("neural_decoder", "tiny"), [
+    values = apply_overrides(registry.get("neural_decoder").preset("tiny"), [
         "train.device=cpu", "model.n_units=16", "model.n_layers=1", "data.synthetic_sentences_per_day=16",
         "train.batch_size=4", *overrides,
     ])
@@ -375,7 +379,7 @@ def test_launch_command_needs_no_torch():
         (["toy", "--set", "train.max_steps=many"], "expected an integer"),
         (["toy", "--set", "optim.schedule=step"], "optim.schedule='step' is not one of"),
         (["toy", "--set", 'train.stop_on=["nope"]'], "train.stop_on names unknown health rules ['nope']"),
-        (["toy", "--config", "/nonexistent/config.json"], "config file not found"),
+        (["toy", "--config", "/nonexistent/config.json"], "config file /nonexistent/config.json does not exist"),
         (["toy", "--resume", "/nonexistent/last.pt"], "checkpoint not found"),
         (["toy", "--set", "train.precision=fp16", "--set", "train.device=cpu"], "fp16 (loss-scaled) needs CUDA"),
     ],

@@ -2,11 +2,13 @@
 
 import dataclasses
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from trainers.family import Context
 from trainers.neural_decoder import family
 from trainers.neural_decoder.config import Config, DataConfig, ModelConfig, tiny
 from trainers.neural_decoder.data import (
@@ -191,6 +193,11 @@ def test_augmentations_replay_from_the_global_seed():
     assert torch.equal(augment(features, lengths, DataConfig(**NO_AUGMENTATION)), features)
 
 
+def context(config: Config) -> Context:
+    """The training context a family function gets from the engine, for calling it directly."""
+    return Context(config=config, max_steps=1, artefacts=Path("artefacts"))
+
+
 def tiny_family_config(**data_changes) -> Config:
     config = tiny()
     model = dataclasses.replace(config.model, n_input_features=16, n_units=16, n_layers=1, n_days=2)
@@ -223,13 +230,13 @@ def test_training_loss_augments_in_train_mode_only():
     bundle = family.build_data(config)
     model = family.build_model(config)
     batch = bundle.collate([bundle.train[index] for index in range(6)])
-    loss, metrics = family.training_loss(model, batch, config)
+    loss, metrics = family.training_loss(model, batch, context(config))
     assert loss.ndim == 0 and torch.isfinite(loss) and metrics == {"ctc_infeasible_frac": 0.0}
     loss.backward()
     assert model.day_weights.grad is not None
-    assert family.training_loss(model, batch, config)[0].item() != loss.item()
+    assert family.training_loss(model, batch, context(config))[0].item() != loss.item()
     model.eval()
-    assert family.training_loss(model, batch, config)[0].item() == family.training_loss(model, batch, config)[0].item()
+    assert family.training_loss(model, batch, context(config))[0].item() == family.training_loss(model, batch, context(config))[0].item()
 
 
 def test_evaluate_reports_loss_per_and_blank_fraction():
@@ -238,13 +245,13 @@ def test_evaluate_reports_loss_per_and_blank_fraction():
     bundle = family.build_data(config)
     model = family.build_model(config).eval()
     batches = [bundle.collate([bundle.val[index] for index in range(start, start + 4)]) for start in (0, 4)]
-    results = family.evaluate(model, batches, config)
+    results = family.evaluate(model, batches, context(config))
     assert set(results) == {"val/loss", "val/per", "val/blank_frac"}
     assert results["val/per"] >= 0 and 0 <= results["val/blank_frac"] <= 1
-    single = family.evaluate(model, batches[:1], config)["val/loss"]
-    assert single == pytest.approx(family.training_loss(model, batches[0], config)[0].item(), rel=1e-5)
+    single = family.evaluate(model, batches[:1], context(config))["val/loss"]
+    assert single == pytest.approx(family.training_loss(model, batches[0], context(config))[0].item(), rel=1e-5)
     beam_config = dataclasses.replace(config, data=dataclasses.replace(config.data, beam_width=3))
-    assert family.evaluate(model, batches, beam_config)["val/loss"] == results["val/loss"]
+    assert family.evaluate(model, batches, context(beam_config))["val/loss"] == results["val/loss"]
 
 
 def test_infeasible_fraction_flags_utterances_too_short_for_their_targets():
@@ -268,7 +275,7 @@ def test_a_few_dozen_adam_steps_overfit_a_handful_of_sentences():
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     losses = []
     for _ in range(30):
-        loss, _ = family.training_loss(model, batch, config)
+        loss, _ = family.training_loss(model, batch, context(config))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

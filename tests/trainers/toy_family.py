@@ -2,22 +2,27 @@
 
     y = sin(x @ w) + bias[id] + noise; the model sees x (B, F) and an id (B,) through an embedding.
 
-It doubles as its own config module. Two test hooks live in the data config: `poison_index` puts NaN into one
-training item (the batch holding it has a non-finite loss), and `scripted` makes evaluation report
-`val/scripted` from that list, one value per evaluation, so best-checkpoint and early-stopping tests control
-the metric exactly.
+It doubles as its own config module and exports its `SPEC`; tests register it with `registry.register`, and
+subprocesses find it through `LAB_FAMILY_MODULES=toy_family`. Test hooks live in the data config:
+`poison_index` puts NaN into one training item (the batch holding it has a non-finite loss), `scripted` makes
+evaluation report `val/scripted` from that list, one value per evaluation, so best-checkpoint and
+early-stopping tests control the metric exactly, and `probe_every` adds an evaluation stage `val/probe` on
+its own cadence that also logs a media file through the context.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from lab.config import ConfigError
 from trainers.config import OptimConfig, TrainConfig
-from trainers.family import DataBundle
+from trainers.family import Context, DataBundle
+from trainers.registry import EvalStage, FamilySpec
 
 PROVENANCE = {"baseline": "toy", "repository": "tests/trainers/toy_family.py"}
 
@@ -38,6 +43,7 @@ class DataConfig:
     seed: int = 0
     poison_index: int = -1  # a training item whose inputs are NaN; -1 for none
     scripted: list[float] = field(default_factory=list)  # successive values of val/scripted
+    probe_every: int = 0  # steps between runs of the `probe` evaluation stage; 0 turns it off
 
 
 @dataclass
@@ -109,14 +115,15 @@ def build_data(config: Config) -> DataBundle:
     return DataBundle(train=train, val=val, collate=collate, info={"train_items": len(train), "val_items": len(val)})
 
 
-def training_loss(model: nn.Module, batch: dict, config: Config) -> tuple[torch.Tensor, dict]:
+def training_loss(model: nn.Module, batch: dict, ctx: Context) -> tuple[torch.Tensor, dict]:
     prediction = model(batch["x"], batch["ids"])  # (B,)
     error = prediction - batch["y"]  # (B,)
     return error.pow(2).mean(), {"abs_error": error.detach().abs().mean()}
 
 
 @torch.no_grad()
-def evaluate(model: ToyNet, batches, config: Config) -> dict[str, float]:
+def evaluate(model: ToyNet, batches, ctx: Context) -> dict[str, float]:
+    config = ctx.config
     squared, count = 0.0, 0
     for batch in batches:
         squared += (model(batch["x"], batch["ids"]) - batch["y"]).pow(2).sum().item()
@@ -126,3 +133,29 @@ def evaluate(model: ToyNet, batches, config: Config) -> dict[str, float]:
         metrics["val/scripted"] = config.data.scripted[model.evaluations % len(config.data.scripted)]
     model.evaluations += 1
     return metrics
+
+
+@torch.no_grad()
+def probe(model: ToyNet, batches, ctx: Context) -> dict[str, float]:
+    """A second evaluation stage: the mean prediction, and a short tone logged as a media sample."""
+    predictions = torch.cat([model(batch["x"], batch["ids"]) for batch in batches])  # (N,)
+    ctx.log_media("probe/tone", torch.sin(torch.arange(800) * 0.1) * 0.5, kind="audio", sample_rate=8000)
+    return {"val/probe": predictions.mean().item()}
+
+
+def validate(config: Config) -> None:
+    if config.model.width < 2:
+        raise ConfigError(f"model.width={config.model.width} must be at least 2")
+
+
+SPEC = FamilySpec(
+    name="toy",
+    config=sys.modules[__name__],
+    build_model=build_model,
+    build_data=build_data,
+    training_loss=training_loss,
+    evaluate=evaluate,
+    validate=validate,
+    eval_stages=(EvalStage("probe", probe, every="data.probe_every"),),
+    metric_directions={"val/scripted": "min", "train/abs_error": "min"},
+)

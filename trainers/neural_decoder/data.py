@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from lab.records import atomic_write
 from trainers.family import one_line
 from trainers.neural_decoder.config import DataConfig
 
@@ -195,13 +196,9 @@ def make_synthetic(
 
 def write_synthetic(path: str | os.PathLike, days: int, sentences_per_day: int, seed: int = 0, **options) -> Path:
     """Write `make_synthetic(days, sentences_per_day, seed, **options)` as a competitionData pickle at `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as handle:
-        pickle.dump(make_synthetic(days, sentences_per_day, seed, **options), handle, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(partial, path)
-    return path
+    data = make_synthetic(days, sentences_per_day, seed, **options)
+    atomic_write(Path(path), lambda stream: pickle.dump(data, stream, protocol=pickle.HIGHEST_PROTOCOL))
+    return Path(path)
 
 
 class SentenceDataset(Dataset):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from models.ctc import beam_search_decode, count_all_blank, greedy_decode, phoneme_error_rate
 from models.neural_decoder import NeuralDecoder, output_lengths
-from trainers.family import DataBundle
+from trainers.family import Context, DataBundle
 from trainers.neural_decoder.config import Config
 from trainers.neural_decoder.data import (
     SentenceDataset,
@@ -103,8 +103,9 @@ def _infeasible_fraction(output_lens: torch.Tensor, targets: torch.Tensor, targe
     return (output_lens < needed).float().mean()  # left on the device: the engine syncs once per step
 
 
-def training_loss(model: torch.nn.Module, batch: dict, config: Config) -> tuple[torch.Tensor, dict]:
+def training_loss(model: torch.nn.Module, batch: dict, ctx: Context) -> tuple[torch.Tensor, dict]:
     """Mean CTC loss of a batch (each utterance's loss divided by its target length), augmented in train mode."""
+    config = ctx.config
     features = batch["features"]
     if model.training:
         features = augment(features, batch["feature_lens"], config.data)
@@ -115,11 +116,12 @@ def training_loss(model: torch.nn.Module, batch: dict, config: Config) -> tuple[
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches, config: Config) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
     """CTC loss (mean per utterance, normalised by target length), PER and the fraction of all-blank outputs.
 
     Decodes greedily, or by prefix beam search when config.data.beam_width > 0.
     """
+    config = ctx.config
     loss_sum, utterances = 0.0, 0
     references: list[list[int]] = []
     hypotheses: list[list[int]] = []
