@@ -27,9 +27,11 @@ DIVERGENCE_SMOOTHING = 5  # trailing moving average, in rows, before taking the 
 DIVERGENCE_WARMUP_FRACTION = 0.1  # stands in for optim.warmup_steps when that covers under 4 rows
 DIVERGENCE_TAIL_FRACTION = 0.1  # the last 10% of the rows must stay up
 DIVERGENCE_RISE = 0.3  # rise above the minimum, as a fraction of max(progress made, |minimum|)
+BLOWUP_FACTOR = 2.0  # a run whose last losses average over 2x its first loss has blown up, warmup or not
 GAP_MIN_EVALS = 4  # evaluations (with a train loss before them) needed to judge the gap
 GAP_VAL_RISE = 0.01  # the last val loss is 1% (of its minimum) above the minimum ...
-GAP_GROWTH = 0.1  # ... and the val - train gap grew by 10% of the minimum val loss since then
+GAP_GROWTH = 0.1  # ... and the val - train gap grew by 10% of the minimum val loss since then, the train loss
+# not rising by more than 1% of it (a rising train loss is divergence, not overfitting)
 METRIC_WORSE = 0.05  # 5% (of the best value's magnitude) worse than the best counts as degraded ...
 METRIC_STAY_FRACTION = 0.1  # ... at each of the last 10% of the evaluations ...
 METRIC_STAY_EVALS = 2  # ... and at least the last 2
@@ -171,7 +173,8 @@ def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
     largest = max(v for _, v in norms)
     return [Finding(
         "grad_explosion", "warning", step,
-        f"grad norm {short(value)} at step {step} is {short(value / median)}x the median {short(median)} of earlier steps "
+        f"grad norm {short(value)} at step {step} is {short(value / median)}x the median {short(median)} of earlier "
+        "steps "
         f"({len(spikes)} such spikes, max {short(largest)})",
         {"step": step, "value": value, "median": median, "max": largest, "count": len(spikes)},
         "Enable or tighten gradient clipping (train.grad_clip), lower the LR, or lengthen warmup.",
@@ -201,10 +204,14 @@ def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
 
 
 def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
-    """The loss went down during warmup, then rose well above its minimum and stayed up."""
+    """The loss blew up above its starting value and stayed there, or went down during warmup, then rose well
+    above its minimum and stayed up."""
     losses = metric_points(rows, "train/loss")
     if len(losses) < DIVERGENCE_MIN_ROWS:
         return []
+    blowup = loss_blowup(losses)
+    if blowup:
+        return blowup
     values = [v for _, v in losses]
     warmup_steps = finite(_setting(config, "optim.warmup_steps")) or 0.0
     warmup_rows = sum(1 for step, _ in losses if step <= warmup_steps)
@@ -234,6 +241,27 @@ def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
 
 
 @evaluation_rule
+def loss_blowup(losses: list[tuple[int, float]]) -> list[Finding]:
+    """The last tenth of the losses averages over BLOWUP_FACTOR times the first loss (the untrained model's)."""
+    values = [v for _, v in losses]
+    start = values[0]
+    tail = max(DIVERGENCE_SMOOTHING, int(len(values) * DIVERGENCE_TAIL_FRACTION))
+    final = statistics.fmean(values[-tail:])
+    if start <= 0 or final <= BLOWUP_FACTOR * start:
+        return []
+    rise_step = next(step for step, value in losses if value > BLOWUP_FACTOR * start)
+    peak = max(values)
+    return [Finding(
+        "divergence_after_warmup", "error", rise_step,
+        f"train loss blew up from {short(start)} (step {losses[0][0]}) past {short(BLOWUP_FACTOR * start)} at step "
+        f"{rise_step} (peak {short(peak)}) and ends at {short(final)}, {short(final / start)}x its start",
+        {"start": start, "rise_step": rise_step, "peak": peak, "final": final, "ratio": final / start},
+        "The LR is far too high: lower optim.lr (by 10x or more), add warmup, or enable clipping "
+        "(train.grad_clip).",
+    )]
+
+
+@evaluation_rule
 def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
     """Val loss rises from its minimum while the val - train loss gap widens: overfitting.
 
@@ -256,8 +284,9 @@ def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
     best = min(range(len(evaluations)), key=lambda i: evaluations[i][1])
     best_step, best_val, best_gap = evaluations[best]
     last_step, last_val, last_gap = evaluations[-1]
+    train_rise = (last_val - last_gap) - (best_val - best_gap)  # overfitting needs the train loss not to rise
     if (best == len(evaluations) - 1 or last_val - best_val <= GAP_VAL_RISE * abs(best_val)
-            or last_gap - best_gap <= GAP_GROWTH * abs(best_val)):
+            or last_gap - best_gap <= GAP_GROWTH * abs(best_val) or train_rise > GAP_VAL_RISE * abs(best_val)):
         return []
     onset = evaluations[best + 1][0]
     return [Finding(

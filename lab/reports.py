@@ -171,7 +171,8 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
     ]
     attempts = {rid: latest_attempt_with_metrics(store, rid) for rid in run_ids}
     families = {run["id"]: run.get("family") for run in runs}
-    tables = {rid: {row["metric"]: row for row in metrics.final_and_best(store.attempt_dir(rid, n), family=families[rid])}
+    tables = {rid: {row["metric"]: row
+                    for row in metrics.final_and_best(store.attempt_dir(rid, n), family=families[rid])}
               if n else {} for rid, n in attempts.items()}
     names = sorted({metric for table in tables.values() for metric in table})
     shown = [m for m in names if m.startswith("val/")] + [m for m in names if m == "train/loss"]

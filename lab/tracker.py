@@ -206,7 +206,9 @@ class Tracker:
         from lab.records import append_jsonl
 
         entry = {"step": int(step), "name": name, "path": str(path), "kind": kind, "time": round(time.time(), 3)}
-        append_jsonl(self.attempt_dir / "media.jsonl", {**entry, **({"sample_rate": sample_rate} if sample_rate else {})})
+        if sample_rate:
+            entry["sample_rate"] = sample_rate
+        append_jsonl(self.attempt_dir / "media.jsonl", entry)
         if self.wandb is not None:
             self.wandb.media(name, Path(path), step, kind, sample_rate)
 

@@ -3,10 +3,11 @@
     summary = train("neural_decoder", config)            # config: the family's Config dataclass
 
 A family's spec (trainers/registry.py) provides the model, the data, the loss and the evaluations, and
-optionally parameter groups; the engine owns everything else: devices and processes (accelerate, or XLA), mixed precision, gradient accumulation,
-optimizer and parameter groups, learning-rate schedule, gradient clipping, skipping non-finite updates,
-staged freezing, starting from given weights (`train.init_from`), evaluation stages on their own cadence, best
-and last checkpoints, early stopping, exact resume, and the metrics sent to the lab tracker.
+optionally parameter groups; the engine owns everything else: devices and processes (accelerate, or XLA),
+mixed precision, gradient accumulation, the optimizer, the learning-rate schedule, gradient clipping,
+skipping non-finite updates, staged freezing, starting from given weights (`train.init_from`), evaluation
+stages on their own cadence, best and last checkpoints, early stopping, exact resume, and the metrics sent to
+the lab tracker.
 
 Metrics, from the main process only: every step `train/loss` (mean over the update's micro-batches and
 processes), `train/grad_norm` (global norm before clipping), `train/lr`, `train/skipped_steps` (cumulative) and
@@ -231,7 +232,9 @@ def batches_per_epoch(items: int, batch_size: int, processes: int) -> int:
     return items // (batch_size * processes)
 
 
-def shuffled_batches(dataset: Any, batch_size: int, seed: int, epoch: int, rank: int, processes: int) -> list[list[int]]:
+def shuffled_batches(
+    dataset: Any, batch_size: int, seed: int, epoch: int, rank: int, processes: int
+) -> list[list[int]]:
     """The default order: one process's full index batches of a permutation that depends on (seed, epoch) only.
 
     The permutation is dealt out to the processes in turn and cut into full batches.
@@ -243,7 +246,9 @@ def shuffled_batches(dataset: Any, batch_size: int, seed: int, epoch: int, rank:
     return [indices[batch * batch_size : (batch + 1) * batch_size].tolist() for batch in range(count)]
 
 
-def epoch_batches(data: DataBundle, train_config: TrainConfig, epoch: int, rank: int, processes: int) -> list[list[int]]:
+def epoch_batches(
+    data: DataBundle, train_config: TrainConfig, epoch: int, rank: int, processes: int
+) -> list[list[int]]:
     """This process's training batches for `epoch`: the family's batch sampler, else `shuffled_batches`."""
     sampler = data.batch_sampler or shuffled_batches
     return sampler(data.train, train_config.batch_size, train_config.seed, epoch, rank, processes)

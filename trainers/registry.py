@@ -62,6 +62,7 @@ class EvalStage:
     name: str
     evaluate: Callable
     every: int | str = "train.eval_every"
+    metrics: tuple[str, ...] = ()  # what `evaluate` returns
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class FamilySpec:
         build_model(config) -> nn.Module
         build_data(config) -> DataBundle                           (trainers.family)
         training_loss(model, batch, ctx) -> (loss, metrics)        ctx: trainers.family.Context
-        evaluate(model, batches, ctx) -> {"val/<name>": float}
+        evaluate(model, batches, ctx) -> {"val/<name>": float}     (at least `eval_metrics`)
 
     Optional hooks: `validate(config)` raises ConfigError for family-level mistakes, at `lab new-run`;
     `param_groups(model, optim_config)` returns optimizer groups (each with its own `lr` if it wants one);
@@ -99,6 +100,7 @@ class FamilySpec:
     build_data: Callable
     training_loss: Callable
     evaluate: Callable
+    eval_metrics: tuple[str, ...]
     validate: Callable[[Any], None] | None = None
     param_groups: Callable | None = None
     eval_stages: tuple[EvalStage, ...] = ()
@@ -163,7 +165,7 @@ class FamilySpec:
 
     def stages(self) -> tuple[EvalStage, ...]:
         """Every evaluation stage: the main 'val' one first."""
-        return (EvalStage("val", self.evaluate), *self.eval_stages)
+        return (EvalStage("val", self.evaluate, metrics=self.eval_metrics), *self.eval_stages)
 
     def rules(self) -> dict[str, Rule]:
         """The global health rules and the family's."""

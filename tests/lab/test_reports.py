@@ -1,5 +1,6 @@
 """Pages beyond the daily log, built from records of known situations (no training needed)."""
 
+import json
 import math
 import os
 import re
@@ -143,3 +144,40 @@ def test_doctor_records_each_finding_once_and_render_is_byte_stable(story):
     assert before == after
     daily = next(p for p in paths if "daily" in str(p)).read_text()
     assert f"`non_finite` at step {nan_step}" in daily.split("### nsd_005")[1]
+
+
+def test_doctor_lists_findings_recorded_live(story):
+    add_run(story, "nsd_006", rows=curve(100, 3.0, 1.0), parent="nsd_001")
+    story.add_event("nsd_006", "health", attempt=1, rule="ctc_blank_collapse", severity="warning", step=60,
+                    message="val/blank_frac above 0.9", evidence={"step": 60}, suggestion="Lower the LR")
+    findings = reports.doctor(story, "nsd_006", record=False)
+    assert "ctc_blank_collapse" in {finding.rule for finding in findings}
+    assert reports.doctor(story, "nsd_002", record=False) == []
+
+
+def test_best_column_follows_metric_directions(story):
+    rows = curve(20, 3.0, 1.0, eval_every=10)
+    for index, row in enumerate(rows):
+        if "train/loss" in row:
+            row.update({"train/samples_per_s": 100.0 + index, "train/lr": 1e-3 * (1 + index)})
+    add_run(story, "nsd_007", rows=rows, parent="nsd_001")
+    page = reports.report(story, "nsd_007").read_text()
+    table = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:5]]
+             for line in page.split("| Metric | Final | Best | Best step |")[1].splitlines() if line.startswith("| ")}
+    assert table["train/samples_per_s"][1:] == ["120", "20"]  # the highest rate is the best one
+    assert table["train/lr"][1:] == ["-", "-"] and table["train/grad_norm"][1:] == ["-", "-"]  # no "best" LR
+    assert table["train/loss"][2] == "20" and table["val/per"][1] != "-"
+
+
+def test_a_failed_attempts_report_says_why(story):
+    add_run(story, "nsd_008", rows=curve(20, 3.0, 1.0), parent="nsd_001")
+    folder = story.attempt_dir("nsd_008", 1)
+    (folder / "stdout.log").write_text("step 1 ok\n" + "noise\n" * 30 + "Traceback (most recent call last):\n"
+                                       "RuntimeError: CUDA out of memory\n")
+    record = json.loads((folder / "attempt.json").read_text())
+    record.update(status="failed", exit_code=1)
+    (folder / "attempt.json").write_text(json.dumps(record))
+    page = reports.report(story, "nsd_008").read_text()
+    why = page.split("### Why it failed")[1].split("---")[0]
+    assert "RuntimeError: CUDA out of memory" in why and "step 1 ok" not in why
+    assert reports.report(story, "nsd_001").read_text().count("Why it") == 0

@@ -6,6 +6,7 @@ subprocesses, as the lab runs them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -424,3 +425,139 @@ def test_cli_missing_data_file_in_a_fresh_process(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert "/nonexistent/competitionData.pkl" in done.stderr and "Traceback" not in done.stderr
+
+
+# The family seam: evaluation stages, media, batching, parameter groups, starting weights ------------------------
+
+
+def test_evaluation_stages_run_on_their_own_cadence_and_log_media(tmp_path, monkeypatch):
+    attempt, artefacts = lab_attempt(tmp_path)
+    monkeypatch.setenv("LAB_ATTEMPT_DIR", str(attempt))
+    monkeypatch.setenv("LAB_ARTEFACTS_DIR", str(artefacts))
+    train("toy", toy_config("train.max_steps=10", "train.eval_every=2", "data.probe_every=4"))
+    reset_tracker()
+    rows = [json.loads(line) for line in (attempt / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "val/loss" in row] == [2, 4, 6, 8, 10]
+    assert [row["step"] for row in rows if "val/probe" in row] == [2, 4, 8, 10]  # first, every 4th, last
+    media = [json.loads(line) for line in (attempt / "media.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in media] == [2, 4, 8, 10]
+    assert {entry["name"] for entry in media} == {"probe/tone"} and media[0]["sample_rate"] == 8000
+    import wave
+
+    with wave.open(media[-1]["path"]) as sound:
+        assert sound.getframerate() == 8000 and sound.getnframes() == 800
+    assert Path(media[-1]["path"]).is_relative_to(artefacts)
+
+
+def test_a_stage_turned_off_never_runs(tmp_path):
+    _, rows = run_toy(toy_config("train.max_steps=4", "train.eval_every=2"), tmp_path)
+    assert not any("val/probe" in row for row in rows)
+
+
+def test_validation_has_its_own_batch_size_and_collate(tmp_path):
+    seen = []
+
+    def val_collate(items):
+        seen.append(len(items))
+        return toy_family.collate(items)
+
+    def build_data(config):
+        bundle = toy_family.build_data(config)
+        return dataclasses.replace(bundle, val_collate=val_collate, val_batch_size=5)
+
+    spec = dataclasses.replace(toy_family.SPEC, build_data=build_data)
+    train(spec, toy_config("train.max_steps=2", "train.eval_every=2"), out_dir=tmp_path)
+    assert seen == [5, 5, 5, 1]  # 16 validation items in batches of 5, training batches of 4 never come here
+
+
+def test_a_batch_sampler_orders_each_epoch_and_resume_replays_it(tmp_path):
+    calls = []
+
+    def in_order(dataset, batch_size, seed, epoch, rank, processes):
+        calls.append(epoch)
+        count = len(dataset) // batch_size
+        order = list(range(len(dataset)))[::-1] if epoch % 2 else list(range(len(dataset)))
+        return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
+
+    def build_data(config):
+        return dataclasses.replace(toy_family.build_data(config), batch_sampler=in_order)
+
+    spec = dataclasses.replace(toy_family.SPEC, build_data=build_data)
+    overrides = ("train.max_steps=14", "train.eval_every=7", "model.dropout=0.0")
+    train(spec, toy_config(*overrides), out_dir=tmp_path / "straight")
+    assert set(calls) == {0, 1}  # 40 items in batches of 4: 10 batches an epoch
+    train(spec, toy_config(*overrides), out_dir=tmp_path / "cut", on_row=lambda row: row["step"] == 7)
+    train(spec, toy_config(*overrides), out_dir=tmp_path / "resumed", resume=tmp_path / "cut/checkpoints/last.pt")
+    straight, resumed = load_checkpoint(tmp_path, "straight")["model"], load_checkpoint(tmp_path, "resumed")["model"]
+    assert all(torch.allclose(straight[name], resumed[name], atol=1e-6) for name in straight)
+
+
+def test_a_family_param_groups_hook_sets_its_own_rates(tmp_path):
+    def head_apart(model, optim):
+        head = [p for name, p in model.named_parameters() if name.startswith("head")]
+        rest = [p for name, p in model.named_parameters() if not name.startswith("head")]
+        return [{"params": rest}, {"params": head, "lr": optim.lr * 10}]
+
+    spec = dataclasses.replace(toy_family.SPEC, param_groups=head_apart)
+    config = toy_config("train.max_steps=2", "train.eval_every=2", "optim.lr=0.001")
+    train(spec, config, out_dir=tmp_path)
+    groups = load_checkpoint(tmp_path, "")["optimizer"]["param_groups"]
+    assert [group["lr"] for group in groups] == pytest.approx([0.001, 0.01])
+
+
+def test_init_from_loads_weights_only_with_a_key_report(tmp_path, capsys):
+    run_toy(toy_config("train.max_steps=4", "train.eval_every=4"), tmp_path, "first")
+    source = tmp_path / "first" / "checkpoints" / "best.pt"
+    summary, rows = run_toy(toy_config("train.max_steps=2", "train.eval_every=2", f"train.init_from={source}"),
+                            tmp_path, "second")
+    assert "init_from" in capsys.readouterr().out and summary["steps"] == 2  # progress starts over
+    assert train_rows(rows)[0]["train/loss"] < 0.5 * run_toy(
+        toy_config("train.max_steps=1", "train.eval_every=1"), tmp_path, "scratch")[1][0]["train/loss"]
+
+
+def test_init_from_never_loads_a_mismatch_silently(tmp_path):
+    run_toy(toy_config("train.max_steps=2", "train.eval_every=2"), tmp_path, "narrow")
+    source = tmp_path / "narrow" / "checkpoints" / "last.pt"
+    wide = toy_config("model.width=32", "train.max_steps=1", "train.eval_every=1", f"train.init_from={source}")
+    with pytest.raises(ConfigError, match=r"loaded 1 of 7 model tensors shape-mismatched \(6\).*init_strict=false"):
+        run_toy(wide, tmp_path, "wide")
+    model = toy_family.build_model(wide)
+    from trainers.checkpoint import load_initial_weights
+
+    report = load_initial_weights(model, str(source), strict=False)
+    assert report.loaded == 1 and len(report.mismatched) == 6 and not report.missing and not report.unexpected
+    assert "embed.weight ((4, 16) -> (4, 32))" in report.mismatched
+    with pytest.raises(ConfigError, match="no key 'weights' in the file"):
+        load_initial_weights(model, f"{source}:weights")
+    with pytest.raises(ConfigError, match="weights file not found"):
+        load_initial_weights(model, str(tmp_path / "nothing.pt"))
+
+
+def test_resume_refuses_a_changed_model_in_one_line(tmp_path):
+    run_toy(toy_config("train.max_steps=2", "train.eval_every=2"), tmp_path, "narrow")
+    with pytest.raises(ConfigError, match="does not fit this config .* --resume continues the same model only"):
+        run_toy(toy_config("model.width=32"), tmp_path, "wide", resume=tmp_path / "narrow/checkpoints/last.pt")
+
+
+def test_a_missing_wandb_costs_one_warning_not_the_run(tmp_path, monkeypatch, capsys):
+    attempt, artefacts = lab_attempt(tmp_path)
+    monkeypatch.setenv("LAB_ATTEMPT_DIR", str(attempt))
+    monkeypatch.setenv("LAB_ARTEFACTS_DIR", str(artefacts))
+    monkeypatch.setenv("LAB_WANDB", "1")
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
+    summary = train("toy", toy_config("train.max_steps=4", "train.eval_every=2"))
+    reset_tracker()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "W&B" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("lab: warning: W&B is off")
+    assert summary["steps"] == 4
+    assert len((attempt / "metrics.jsonl").read_text().splitlines()) == 4 + 2
+
+
+def test_python_m_trainers_resolves_a_partial_file_like_new_run(tmp_path):
+    from trainers.__main__ import load_config
+
+    (tmp_path / "partial.json").write_text(json.dumps({"train": {"max_steps": 5}}))
+    config = load_config("neural_decoder", None, str(tmp_path / "partial.json"), [])
+    expected = registry.get("neural_decoder").resolve(file_values={"train": {"max_steps": 5}})
+    assert to_dict(config) == expected
+    assert config.optim.name == "adam" and config.optim.lr == 0.02 and config.train.max_steps == 5

@@ -236,7 +236,8 @@ def test_training_loss_augments_in_train_mode_only():
     assert model.day_weights.grad is not None
     assert family.training_loss(model, batch, context(config))[0].item() != loss.item()
     model.eval()
-    assert family.training_loss(model, batch, context(config))[0].item() == family.training_loss(model, batch, context(config))[0].item()
+    ctx = context(config)
+    assert family.training_loss(model, batch, ctx)[0].item() == family.training_loss(model, batch, ctx)[0].item()
 
 
 def test_evaluate_reports_loss_per_and_blank_fraction():

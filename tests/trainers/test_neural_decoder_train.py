@@ -92,3 +92,20 @@ def test_missing_data_path_is_a_one_line_error(nd_lab):
     assert result.returncode == 2
     assert "/no/such/competitionData.pkl" in result.stdout.strip().splitlines()[-1]
     assert record_of(nd_lab.repo, "nsd_005", 1)["status"] == "failed"
+
+
+def test_two_stage_recipe_starts_from_the_parents_best_weights(nd_lab):
+    nd_lab("new-run", "nsd_006", "--preset", "tiny", "--hypothesis", "stage 1", "--set", "train.max_steps=6",
+           "--set", "train.eval_every=3")
+    nd_lab("launch", "nsd_006")
+    best = record_of(nd_lab.repo, "nsd_006", 1)["checkpoints"]["best"]["path"]
+    created = nd_lab("new-run", "nsd_007", "--from", "nsd_006", "--init-from", "best", "--hypothesis", "stage 2")
+    config = json.loads((nd_lab.repo / "logs/runs/nsd_007/config.json").read_text())
+    assert config["train"]["init_from"] == best and "created nsd_007" in created.stdout
+    launched = nd_lab("launch", "nsd_007")
+    assert f"init_from {best}: loaded" in launched.stdout
+    events = [json.loads(line) for line in (nd_lab.repo / "logs/runs/nsd_007/events.jsonl").read_text().splitlines()]
+    report = next(event for event in events if event["kind"] == "init_from")
+    assert report["loaded"] == report["total"] and not report["missing"] and not report["mismatched"]
+    refused = nd_lab("new-run", "nsd_008", "--preset", "tiny", "--init-from", "best", "--hypothesis", "h", check=False)
+    assert refused.returncode == 2 and "give --from RUN" in refused.stderr

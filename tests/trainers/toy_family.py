@@ -155,7 +155,8 @@ SPEC = FamilySpec(
     build_data=build_data,
     training_loss=training_loss,
     evaluate=evaluate,
+    eval_metrics=("val/loss",),
     validate=validate,
-    eval_stages=(EvalStage("probe", probe, every="data.probe_every"),),
+    eval_stages=(EvalStage("probe", probe, every="data.probe_every", metrics=("val/probe",)),),
     metric_directions={"val/scripted": "min", "train/abs_error": "min"},
 )

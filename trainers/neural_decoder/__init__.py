@@ -13,6 +13,7 @@ SPEC = FamilySpec(
     build_data=Lazy(f"{RUNTIME}:build_data"),
     training_loss=Lazy(f"{RUNTIME}:training_loss"),
     evaluate=Lazy(f"{RUNTIME}:evaluate"),
+    eval_metrics=("val/loss", "val/per", "val/blank_frac"),
     health_rules={"ctc_blank_collapse": ctc_blank_collapse},
     metric_directions={"val/per": "min", "val/blank_frac": "min", "train/ctc_infeasible_frac": "min"},
     report_panels=(Panel("all-blank decodes", ("val/blank_frac",)),),
