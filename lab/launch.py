@@ -117,9 +117,11 @@ def launch(
     resume_from = store.latest_checkpoint(run_id, "last") if resume else None
 
     if commit:
-        git_info, dirty_diff = vcs.commit_working_tree(store.root, run["slug"], records_dir=store.logs_dir), ""
+        policy = vcs.CapturePolicy.from_settings(store.settings)
+        git_info = vcs.commit_working_tree(store.root, run["slug"], policy=policy, records_dir=store.logs_dir)
+        dirty_diff = ""
     else:
-        git_info, dirty_diff = vcs.dirty_state(store.root)
+        git_info, dirty_diff = vcs.dirty_state(store.root, store.detector)
 
     attempt_dir = store.begin_attempt(
         run_id,
@@ -134,7 +136,7 @@ def launch(
         invocation=invocation,
     )
     try:
-        write_json(attempt_dir / "config.json", config)
+        write_json(attempt_dir / "config.json", store.redact(config))
         if dirty_diff:
             write_text(attempt_dir / "dirty.diff", dirty_diff)
         builtin = not command
@@ -160,19 +162,32 @@ def report_health(store: Store, run_id: str, number: int) -> None:
         print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr)
 
 
-def _tee(process: subprocess.Popen, log_path: Path) -> None:
-    """Copy the child's output to stdout.log and to the terminal; a closed terminal never stops the log."""
+LOG_LINE_LIMIT = 65536  # a line longer than this (no newline yet) is written to the log in pieces
+
+
+def _tee(process: subprocess.Popen, log_path: Path, redact) -> None:
+    """Copy the child's output to the terminal as it comes and to stdout.log line by line with secrets
+    redacted; a closed terminal never stops the log."""
     terminal = sys.stdout.buffer
+    pending = b""
     with open(log_path, "ab") as log:
         for chunk in iter(lambda: process.stdout.read1(65536), b""):
-            log.write(chunk)
-            log.flush()
+            pending += chunk
+            end = max(pending.rfind(b"\n"), pending.rfind(b"\r")) + 1
+            if end == 0 and len(pending) > LOG_LINE_LIMIT:
+                end = len(pending)
+            if end:
+                log.write(redact(pending[:end].decode("utf-8", errors="replace")).encode("utf-8"))
+                log.flush()
+                pending = pending[end:]
             if terminal is not None:
                 try:
                     terminal.write(chunk)
                     terminal.flush()
                 except OSError:
                     terminal = None
+        if pending:
+            log.write(redact(pending.decode("utf-8", errors="replace")).encode("utf-8"))
 
 
 def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
@@ -192,7 +207,7 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
     store.update_attempt(attempt_dir, child_pid=process.pid)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        _tee(process, attempt_dir / "stdout.log")
+        _tee(process, attempt_dir / "stdout.log", store.detector.redact)
     finally:
         code = process.wait()
         for sig, handler in previous.items():

@@ -26,6 +26,8 @@ from lab.records import append_jsonl, read_json, read_jsonl, write_json
 
 RUN_ID = re.compile(r"^[a-z][a-z0-9_]*_[0-9]{3}$")
 PREFIX = re.compile(r"^[a-z][a-z0-9_]*$")
+BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME_LENGTH = 100
 SETTINGS_FILE = "lab.json"
 TITLE_STOPWORDS = {
     "a", "an", "the", "to", "of", "and", "or", "is", "are", "be", "will", "for", "on", "in", "with", "that",
@@ -111,6 +113,23 @@ class Store:
         """lab.json, read once per Store."""
         return read_json(self.root / SETTINGS_FILE, {})
 
+    @functools.cached_property
+    def detector(self):
+        """The lab's secret detector (lab.json `secrets`), used to redact what is recorded."""
+        from lab.secrets import SecretDetector
+
+        return SecretDetector.from_settings(self.settings)
+
+    def redact(self, value: Any) -> Any:
+        """`value` with secrets redacted in every string inside (dicts, lists)."""
+        if isinstance(value, str):
+            return self.detector.redact(value)
+        if isinstance(value, dict):
+            return {key: self.redact(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.redact(item) for item in value]
+        return value
+
     @property
     def logs_dir(self) -> Path:
         return self.root / self.settings.get("logs", "logs")
@@ -169,7 +188,8 @@ class Store:
 
     def create_run(self, run_id: str | None, *, prefix: str | None = None, **fields: Any) -> dict:
         """Create a run folder with run.json and its config; `prefix` instead of an id takes the next free one."""
-        config = fields.pop("config", None)
+        config = self.redact(fields.pop("config", None))
+        fields = self.redact(fields)
         with self.lock():
             if run_id is None:
                 run_id = self.next_id(prefix or "")
@@ -209,7 +229,7 @@ class Store:
     # -- events and notes ------------------------------------------------------------------------------
 
     def add_event(self, run_id: str, kind: str, **data: Any) -> dict:
-        event = {"time": now_iso(), "kind": kind, **{k: v for k, v in data.items() if v is not None}}
+        event = {"time": now_iso(), "kind": kind, **self.redact({k: v for k, v in data.items() if v is not None})}
         append_jsonl(self.run_dir(run_id) / "events.jsonl", event)
         return event
 
@@ -218,7 +238,7 @@ class Store:
 
     def add_journal(self, kind: str, text: str) -> dict:
         """A day-level note (`overview` or `insight`) not tied to a run."""
-        event = {"time": now_iso(), "kind": kind, "text": text}
+        event = {"time": now_iso(), "kind": kind, "text": self.detector.redact(text)}
         append_jsonl(self.logs_dir / "journal.jsonl", event)
         return event
 
@@ -228,18 +248,25 @@ class Store:
     # -- attempts --------------------------------------------------------------------------------------
 
     def attempt_numbers(self, run_id: str) -> list[int]:
+        """The run's attempts, by number (folders with a record; a half-made folder is not an attempt)."""
         folder = self.run_dir(run_id) / "attempts"
         if not folder.is_dir():
             return []
-        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "attempt.json").is_file())
 
     def begin_attempt(self, run_id: str, *, command: list[str], pid: int, **fields: Any) -> Path:
         """Number and open a new attempt of `run_id`; returns its folder (status `running`)."""
         self.load_run(run_id)
+        command, fields = self.redact(command), self.redact(fields)
         with self.lock(f"attempt_{run_id}"):
-            number = max(self.attempt_numbers(run_id), default=0) + 1
+            attempts = self.run_dir(run_id) / "attempts"
+            attempts.mkdir(exist_ok=True)
+            taken = [int(p.name) for p in attempts.iterdir() if p.name.isdigit()]
+            number = max(taken, default=0) + 1
             folder = self.attempt_dir(run_id, number)
-            folder.mkdir(parents=True)
+            partial = attempts / f".{number}.{os.getpid()}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
             artefacts = self.artefacts_root / run_id / str(number)
             record = {
                 "run": run_id,
@@ -252,7 +279,8 @@ class Store:
                 "artefacts": str(artefacts),
                 **fields,
             }
-            write_json(folder / "attempt.json", record)
+            write_json(partial / "attempt.json", record)
+            partial.rename(folder)  # the attempt appears whole, record included, or not at all
         self.add_event(run_id, "attempt_started", attempt=number, note=fields.get("note"))
         return folder
 
@@ -263,7 +291,7 @@ class Store:
         """
         path = Path(attempt_dir) / "attempt.json"
         with self.lock(f"attempt_{path.parent.parent.parent.name}_{path.parent.name}"):
-            record = {**read_json(path, {}), **fields}
+            record = {**read_json(path, {}), **self.redact(fields)}
             if merge is not None:
                 record.update(merge(record))
             write_json(path, record)
@@ -320,6 +348,9 @@ class Store:
     # -- baselines -------------------------------------------------------------------------------------
 
     def baseline_path(self, name: str) -> Path:
+        if not BASELINE_NAME.match(name or "") or len(name) > MAX_NAME_LENGTH:
+            raise LabError(f"invalid baseline name {name!r}: letters, digits, '_', '-' and '.', starting with a "
+                           f"letter or digit, at most {MAX_NAME_LENGTH} characters")
         return self.logs_dir / "baselines" / f"{name}.json"
 
     def baseline(self, name: str) -> dict | None:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)` records for an init attempt
 
 
+MAX_EXACT = 2**53  # integers beyond this are stored as floats (pages and W&B read them as floats anyway)
+
+
 def is_main_process() -> bool:
     """Whether this is the main process of a launch (RANK and LOCAL_RANK 0 or unset)."""
     return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
@@ -43,11 +46,28 @@ def clean(metrics: dict[str, Any]) -> dict[str, Any]:
     cleaned = {}
     for key, value in metrics.items():
         if hasattr(value, "item"):
-            value = value.item()
+            try:
+                value = value.item()
+            except (ValueError, RuntimeError):  # an array of several values stays as it is (and is skipped)
+                pass
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXACT:
+            value = float(value) if abs(value) < 1e308 else (math.inf if value > 0 else -math.inf)
         if isinstance(value, float) and not math.isfinite(value):
             value = str(value)
         cleaned[key] = value
     return cleaned
+
+
+def numbers(metrics: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(the metrics that are numbers, cleaned; the names of those that are not, which a metric row skips)."""
+    kept, skipped = {}, []
+    for key, value in clean(metrics).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
+                isinstance(value, str) and value not in ("nan", "inf", "-inf")):
+            skipped.append(key)
+        else:
+            kept[key] = value
+    return kept, skipped
 
 
 def warn(message: str) -> None:
@@ -126,6 +146,7 @@ class Tracker:
         self.owns = owns
         self.wandb = WandbMirror() if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
+        self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
 
     @property
@@ -152,8 +173,16 @@ class Tracker:
         return Path(record["artefacts"]) if record.get("artefacts") else None
 
     def log(self, step: int, **metrics: Any) -> None:
-        """Append one row of metrics at `step` to metrics.jsonl (and W&B when on)."""
+        """Append one row of metrics at `step` to metrics.jsonl (and W&B when on).
+
+        Values that are not single numbers are skipped with one warning per name; a step that is not a whole
+        number from 0 to 2**53 skips the row with a warning.
+        """
         if self.attempt_dir is None:
+            return
+        if isinstance(step, bool) or not isinstance(step, int) and not float(step).is_integer() \
+                or not 0 <= step <= MAX_EXACT:
+            warn(f"tracker.log skips a row with step {step!r}: steps are whole numbers from 0 to 2**53")
             return
         if self._metrics is None:
             path = self.attempt_dir / "metrics.jsonl"
@@ -161,11 +190,15 @@ class Tracker:
                 prefix = fresh_line_prefix(probe)
             self._metrics = open(path, "a", buffering=1, encoding="utf-8")
             self._metrics.write(prefix)
-        row = clean(metrics)
+        row, skipped = numbers(metrics)
+        fresh = [key for key in skipped if key not in self._warned]
+        if fresh:
+            self._warned.update(fresh)
+            warn(f"tracker.log skips values that are not single numbers: {', '.join(fresh)} (log a float per key)")
         self._metrics.write(json.dumps({"step": int(step), "time": round(time.time(), 3), **row}) + "\n")
         if self.wandb is not None:
-            numbers = {key: value for key, value in row.items() if isinstance(value, (int, float))}
-            self.wandb.call("log", numbers, step=int(step))
+            finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
+            self.wandb.call("log", finite, step=int(step))
 
     def summary(self, **values: Any) -> None:
         """Merge `values` into summary.json (final and best figures)."""

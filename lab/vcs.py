@@ -1,35 +1,62 @@
-"""Git capture: commit the working tree for a launch, refuse secrets and large files, list a day's commits."""
+"""Git capture: commit the working tree for a launch, refuse secrets and large files, list a day's commits.
+
+A launch commits without touching the user's index until the commit exists: everything is staged into a
+temporary copy of the index, checked, written as a tree and committed with `commit-tree`/`update-ref`; only
+then does the copy replace the index (under git's own index.lock). A refused or failed capture leaves the
+index byte for byte as it was (partial staging, intent-to-add, assume-unchanged and skip-worktree flags
+included), and two launches at once take turns through a lock in the git folder.
+"""
 
 from __future__ import annotations
 
-import fnmatch
-import re
+import contextlib
+import fcntl
+import json
+import os
+import shutil
 import stat
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
+from lab.records import atomic_write
+from lab.secrets import SecretDetector
 from lab.store import LabError
 
 if TYPE_CHECKING:
     from git import Repo
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
 SCAN_CHUNK_BYTES = 1024 * 1024
 SCAN_OVERLAP_BYTES = 4096  # kept from the previous chunk, so a key across a chunk boundary is still found
-SECRET_NAMES = (".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_ed25519*", ".netrc",
-                "credentials.json", "*.keystore")
-SECRET_PATTERN = (
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----"
-    r"|AKIA[0-9A-Z]{16}"
-    r"|ghp_[A-Za-z0-9]{36}"
-    r"|hf_[A-Za-z0-9]{30,}"
-    r"|sk-[A-Za-z0-9_-]{20,}"
-    r"|(?i:(?:api[_-]?key|secret|token|password)['\"]?\s*[:=]\s*['\"]?[A-Za-z0-9_\-]{20,})"
-)
-SECRET_CONTENT = re.compile(SECRET_PATTERN.encode())
-SECRET_TEXT = re.compile(SECRET_PATTERN)
-REDACTED = "[redacted]"
+MB = 1_000_000
+NO_COMMIT = "0" * 40
+RECORD_FILES = ("metrics.jsonl", "events.jsonl", "stdout.log", "media.jsonl")  # under the lab's records folder
+NUMBERS_ONLY = ("metrics.jsonl",)  # the tracker writes numbers only: nothing there to scan
+BINARY_PROBE_BYTES = 8000  # as git: a NUL byte in the first 8000 bytes makes a file binary (not scanned)
+
+
+@dataclass
+class CapturePolicy:
+    """What a launch may commit: no secret (by name or content), no file over `max_file_mb` (the lab's own
+    metric and output streams excepted), and no commit adding more than `max_commit_mb` in all.
+
+    Set in lab.json: {"commit": {"max_file_mb": 10, "max_commit_mb": 50}, "secrets": {...}}.
+    """
+
+    detector: SecretDetector
+    max_file_mb: float = 10.0
+    max_commit_mb: float = 50.0
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> CapturePolicy:
+        section = settings.get("commit") or {}
+        limits = {key: section.get(key, default) for key, default in (("max_file_mb", 10.0), ("max_commit_mb", 50.0))}
+        if not isinstance(section, dict) or not all(
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 for value in limits.values()
+        ):
+            raise LabError('lab.json "commit" takes {"max_file_mb": 10, "max_commit_mb": 50} (positive numbers)')
+        return cls(SecretDetector.from_settings(settings), **limits)
 
 
 def _open_repo(root: Path) -> Repo | None:
@@ -60,6 +87,11 @@ def _changed_paths(repo: Repo, *diff_args: str) -> list[str]:
     return [name for name in _git(repo, "diff", "--name-only", "--no-renames", "-z", *diff_args).split("\0") if name]
 
 
+def quoted(name: str) -> str:
+    """A path as one safe line: as it is when plain, else JSON-quoted (a newline cannot fake a record line)."""
+    return name if name.isprintable() and name.strip() == name and '"' not in name else json.dumps(name)
+
+
 def branch_name(repo: Repo) -> str:
     return "detached" if repo.head.is_detached else repo.active_branch.name
 
@@ -68,102 +100,168 @@ def head_sha(repo: Repo) -> str | None:
     return repo.head.commit.hexsha if repo.head.is_valid() else None
 
 
-def secret_name(path: str | Path) -> bool:
-    """Whether the file name looks like a secret (.env, a private key, credentials)."""
-    name = Path(path).name
-    return any(fnmatch.fnmatch(name, pattern) for pattern in SECRET_NAMES)
+def file_secret(path: Path, detector: SecretDetector) -> str | None:
+    """The rule that finds a secret anywhere in a text file (read in overlapping chunks), or None.
 
-
-def contains_secret(path: Path) -> bool:
-    """Whether anywhere in the file there is what looks like an API key or a private key."""
-    with open(path, "rb") as stream:
-        tail = b""
-        while chunk := stream.read(SCAN_CHUNK_BYTES):
-            window = tail + chunk
-            if SECRET_CONTENT.search(window):
-                return True
-            tail = window[-SCAN_OVERLAP_BYTES:]
-    return False
-
-
-def unsafe_reason(path: Path, *, size_capped: bool = True) -> str | None:
-    """Why `path` must not be committed (secret-looking name or content, or over 10 MB), or None.
-
-    Only regular files are read: a symlink is committed as a link, and a submodule or folder is not a file.
-    `size_capped=False` skips the size limit (the lab's own records), never the secret scan.
+    A binary file (a NUL byte in its first 8000 bytes, git's own test) is not read further.
     """
-    if secret_name(path):
-        return "secret file name"
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    if size_capped and info.st_size > MAX_FILE_BYTES:
-        return f"{info.st_size / 1e6:.1f} MB > 10 MB"
-    if contains_secret(path):
-        return "contains what looks like an API key"
+    with open(path, "rb") as stream:
+        if b"\0" in stream.read(BINARY_PROBE_BYTES):
+            return None
+        stream.seek(0)
+        tail = ""
+        while chunk := stream.read(SCAN_CHUNK_BYTES):
+            window = tail + chunk.decode("latin-1")
+            found = detector.find(window)
+            if found:
+                return found[0].rule
+            tail = window[-SCAN_OVERLAP_BYTES:]
     return None
 
 
-def commit_working_tree(root: Path, message: str, *, records_dir: Path | None = None) -> dict:
-    """Stage everything git does not ignore and commit it with `message`.
+def redact_file(path: Path, detector: SecretDetector) -> bool:
+    """Rewrite a text record with its secrets redacted; True when anything changed."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    cleaned = detector.redact(text)
+    if cleaned == text:
+        return False
+    atomic_write(path, lambda stream: stream.write(cleaned.encode("utf-8")))
+    return True
 
-    Returns {"sha", "branch", "committed", "files"}. Refuses (LabError) when a staged file looks like a
-    secret or is over 10 MB, naming every offending file; files under `records_dir` (the lab's logs) may
-    be larger. Unless it commits, the index is put back exactly as it was, partial staging included.
+
+@contextlib.contextmanager
+def capture_lock(repo: Repo) -> Iterator[None]:
+    """One lab capture at a time in this repository, across processes."""
+    with open(Path(repo.git_dir) / "lab-capture.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def install_index(repo: Repo, staged_index: Path) -> None:
+    """Make `staged_index` the repository's index the way git does: write index.lock, then rename it."""
+    git_dir = Path(repo.git_dir)
+    lock = git_dir / "index.lock"
+    try:
+        handle = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise LabError(f"the commit was made, but {lock} exists (another git command is running), so the index "
+                       "still shows the old state: run `git reset` once it has finished") from None
+    try:
+        with os.fdopen(handle, "wb") as stream, open(staged_index, "rb") as source:
+            shutil.copyfileobj(source, stream)
+        os.replace(lock, git_dir / "index")
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+
+
+def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: Path | None) -> list[str]:
+    """Why staged files must not be committed: names and sizes first (cheap), then, when those pass, contents.
+
+    Lab records that hold a secret are redacted in place instead of refused.
+    """
+    top = Path(repo.working_tree_dir).resolve()
+    offending, sizes = [], {}
+    for name in names:
+        path = top / name
+        if policy.detector.secret_file_name(name):
+            offending.append(f"{quoted(name)} (secret file name)")
+            continue
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode):  # a symlink is committed as a link; a submodule is not a file
+            continue
+        sizes[name] = info.st_size
+        stream = records is not None and path.is_relative_to(records) and path.name in RECORD_FILES
+        if info.st_size > policy.max_file_mb * MB and not stream:
+            offending.append(f"{quoted(name)} ({info.st_size / MB:.1f} MB > {policy.max_file_mb:g} MB)")
+    total = sum(sizes.values())
+    if total > policy.max_commit_mb * MB:
+        biggest = sorted(sizes, key=sizes.get, reverse=True)[:5]
+        offending.append(f"the commit would add {total / MB:.1f} MB > {policy.max_commit_mb:g} MB; biggest: "
+                         + ", ".join(f"{quoted(name)} ({sizes[name] / MB:.1f} MB)" for name in biggest))
+    if offending:
+        return offending
+    for name in sizes:
+        path = top / name
+        in_records = records is not None and path.is_relative_to(records)
+        if in_records and path.name in NUMBERS_ONLY:
+            continue
+        rule = file_secret(path, policy.detector)
+        if rule and not (in_records and redact_file(path, policy.detector)):
+            offending.append(f"{quoted(name)} (contains what looks like a secret: {rule})")
+    return offending
+
+
+def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | None = None,
+                        records_dir: Path | None = None) -> dict:
+    """Commit everything git does not ignore with `message`, without disturbing the user's index on failure.
+
+    Returns {"sha", "branch", "committed", "files"}. Refuses (LabError, one line naming every offending
+    file) a secret-looking file name or content, a file over the size limit, or a commit over the total
+    limit. Lab records under `records_dir` that hold a secret are redacted in place instead of refused.
     """
     repo = _open_repo(root)
     if repo is None:
         raise LabError(f"{root} is not inside a git repository: run `git init`, or launch with --no-commit")
-    top = Path(repo.working_tree_dir).resolve()
+    policy = policy or CapturePolicy(SecretDetector())
     records = Path(records_dir).resolve() if records_dir is not None else None
-    saved_index = _git(repo, "write-tree")
-    _git(repo, "add", "-A")  # when this fails, git leaves the index as it was
-    committed = False
-    try:
-        staged = _changed_paths(repo, "--cached")
-        offending = []
-        for name in staged:
-            path = top / name
-            reason = unsafe_reason(path, size_capped=records is None or not path.is_relative_to(records))
-            if reason:
-                offending.append(f"{name} ({reason})")
-        if offending:
-            raise LabError(
-                "refusing to commit: " + "; ".join(offending) + ". Add them to .gitignore, or launch with --no-commit"
-            )
-        if not staged:
-            return {"sha": head_sha(repo), "branch": branch_name(repo), "committed": False, "files": 0}
-        _git(repo, "commit", "--quiet", "--no-verify", "-m", message)
-        committed = True
-    finally:
-        if not committed:
-            _git(repo, "read-tree", saved_index)
-    return {"sha": head_sha(repo), "branch": branch_name(repo), "committed": True, "files": len(staged)}
+    git_dir = Path(repo.git_dir)
+    with capture_lock(repo):
+        if (git_dir / "index.lock").exists():
+            raise LabError(f"another git command is running ({git_dir / 'index.lock'} exists); try again when it "
+                           "has finished, or remove the file if no git process is left")
+        staging = git_dir / f"lab-index-{os.getpid()}"
+        if (git_dir / "index").exists():
+            shutil.copyfile(git_dir / "index", staging)
+        try:
+            with repo.git.custom_environment(GIT_INDEX_FILE=str(staging)):
+                _git(repo, "add", "-A")
+                parent = head_sha(repo)
+                staged = (_changed_paths(repo, "--cached") if parent
+                          else [name for name in _git(repo, "ls-files", "-z").split("\0") if name])
+                offending = check_staged(repo, staged, policy, records)
+                if offending:
+                    raise LabError("refusing to commit: " + "; ".join(offending)
+                                   + ". Add them to .gitignore, or launch with --no-commit")
+                if not staged:
+                    return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
+                _git(repo, "add", "-A")  # again: redacted records changed on disk
+                tree = _git(repo, "write-tree")
+                sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message)
+                _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
+            install_index(repo, staging)
+        finally:
+            staging.unlink(missing_ok=True)
+    return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged)}
 
 
-def redacted_diff(repo: Repo) -> str:
-    """The diff against HEAD, safe to record: key-like text redacted, secret-named files left out (and named)."""
+def redacted_diff(repo: Repo, detector: SecretDetector) -> str:
+    """The diff against HEAD, safe to record: secrets redacted, secret-named files left out (and named)."""
     changed = _changed_paths(repo, "HEAD")
-    left_out = [name for name in changed if secret_name(name)]
+    left_out = [name for name in changed if detector.secret_file_name(name)]
     excluded = [f":(exclude,literal){name}" for name in left_out]
     diff = _git(repo, "diff", "HEAD", "--no-renames", "--", ".", *excluded) if len(left_out) < len(changed) else ""
-    notes = "".join(f"\n# left out: {name} (secret file name)" for name in left_out)
-    return SECRET_TEXT.sub(REDACTED, diff) + notes
+    notes = "".join(f"\n# left out: {quoted(name)} (secret file name)" for name in left_out)
+    return detector.redact(diff) + notes
 
 
-def dirty_state(root: Path) -> tuple[dict | None, str]:
+def dirty_state(root: Path, detector: SecretDetector | None = None) -> tuple[dict | None, str]:
     """For --no-commit: ({"sha", "branch", "committed": False} or None outside git, the redacted diff)."""
     repo = _open_repo(root)
     if repo is None:
         return None, ""
+    detector = detector or SecretDetector()
     sha = head_sha(repo)
-    diff = redacted_diff(repo) if sha else ""
+    diff = redacted_diff(repo, detector) if sha else ""
     untracked = repo.untracked_files
     if untracked:
-        diff += "".join(f"\n# untracked: {name}" for name in untracked) + "\n"
+        diff += "".join(f"\n# untracked: {quoted(name)}" for name in untracked) + "\n"
     return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0}, diff
 
 

@@ -101,7 +101,7 @@ def test_no_commit_records_the_dirty_diff(lab, repo, train_script):
 @pytest.mark.parametrize("name, content, reason", [
     (".env", "WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567\n", "secret file name"),
     ("keys/server.pem", "-----BEGIN RSA PRIVATE KEY-----\n", "secret file name"),
-    ("settings.py", "api_key = 'abcdefghijklmnopqrstuvwxyz123456'\n", "looks like an API key"),
+    ("settings.py", "api_key = 'abcdefghijklmnopqrstuvwxyz123456'\n", "looks like a secret"),
     ("weights.bin", None, "> 10 MB"),
 ])
 def test_launch_refuses_to_commit_secrets_and_large_files(lab, repo, train_script, name, content, reason):

@@ -1,0 +1,149 @@
+"""What counts as a secret, for git capture and for every record the lab writes.
+
+    detector = SecretDetector.from_settings(store.settings)
+    detector.find("WANDB_API_KEY='0123...'")   # -> [Match(rule="keyword with a random value", ...)]
+    detector.redact(text)                     # the same text with each secret value replaced by [redacted]
+    detector.secret_file_name("keys/prod.env")
+
+The rules are detect-secrets' (Yelp's maintained scanner: AWS, GitHub, GitLab, Slack, Stripe, private keys, JWTs,
+PyPI and npm tokens, ...), plus what it lacks here: fine-grained GitHub tokens, Google API keys, Hugging Face
+and OpenAI-style keys, PuTTY keys, netrc entries, an unquoted AWS secret key, and any 32+ character random
+value (hex or base64-like, checked by entropy) assigned to a name like key, token, secret or password. A lab
+adds its own in lab.json: {"secrets": {"patterns": [regex, ...], "names": [glob, ...]}}.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+REDACTED = "[redacted]"
+
+SECRET_FILE_NAMES = (
+    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.ppk", "*.jks", "*.keystore", "id_rsa*",
+    "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", "_netrc", ".pgpass", ".git-credentials", ".pypirc",
+    "credentials", "credentials.json", "*credentials*.json", "service-account*.json", ".htpasswd",
+)
+SECRET_FOLDERS = (".aws", ".ssh", ".gnupg", ".docker")
+
+# Name-value pairs: a secret-sounding name, then =, : or a comma (call arguments), then a long value.
+KEYWORD_VALUE = re.compile(
+    r"(?i)(?:api|key|token|secret|passw(?:or)?d|pwd|credential|auth)[\w.\-]*\\?[\"'\]]*\s*(?:[:=]|,|=>)\s*"
+    r"\\?[\"']?([A-Za-z0-9+/=_\-]{32,})"
+)
+HEX_ENTROPY = 3.0  # bits per character; random hex has about 3.7 over 32+ characters
+OTHER_ENTROPY = 4.0  # random base64 has about 4.5-5
+
+EXTRA_RULES = {  # a rule with a group marks the secret value with it; otherwise the whole match is the secret
+    "private key block": (r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----[\s\S]*?"
+                          r"(?:-----END [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)"),
+    "GitHub fine-grained token": r"github_pat_[A-Za-z0-9_]{22,}",
+    "Google API key": r"AIza[0-9A-Za-z_\-]{35}",
+    "Hugging Face token": r"hf_[A-Za-z0-9]{30,}",
+    "OpenAI-style key": r"sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{20,}",
+    "PuTTY private key": r"PuTTY-User-Key-File-\d",
+    "netrc password": r"machine\s+\S+\s+(?:login\s+\S+\s+)?password\s+(\S+)",
+    "AWS secret access key": r"(?i)aws_secret_access_key\s*[=:]\s*[\"']?([A-Za-z0-9/+]{40})",
+}
+LEFT_OUT_DETECTORS = {"IPPublicDetector"}  # an IP address in code is not a secret
+
+
+@dataclass(frozen=True)
+class Match:
+    """A secret found in a text: the rule that found it and the span of the secret value."""
+
+    rule: str
+    start: int
+    end: int
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy of `text` in bits per character."""
+    counts = Counter(text)
+    return -sum(count / len(text) * math.log2(count / len(text)) for count in counts.values())
+
+
+def looks_random(value: str) -> bool:
+    """Whether `value` reads as a generated key: letters and digits mixed, and high entropy for its alphabet."""
+    if not (re.search(r"[0-9]", value) and re.search(r"[A-Za-z]", value)):
+        return False
+    hex_only = re.fullmatch(r"[0-9a-fA-F]+", value) is not None
+    return entropy(value) >= (HEX_ENTROPY if hex_only else OTHER_ENTROPY)
+
+
+@functools.lru_cache(maxsize=1)
+def maintained_rules() -> tuple[tuple[str, re.Pattern], ...]:
+    """detect-secrets' regex rules (its regex-based detectors' deny lists)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins.base import RegexBasedDetector
+
+    rules = []
+    for name, detector in sorted(get_mapping_from_secret_type_to_class().items()):
+        if issubclass(detector, RegexBasedDetector) and detector.__name__ not in LEFT_OUT_DETECTORS:
+            rules += [(name, pattern) for pattern in detector.denylist]
+    return tuple(rules)
+
+
+class SecretDetector:
+    """Finds and redacts secrets in text and files, and knows secret-looking file names."""
+
+    def __init__(self, patterns: list[str] = (), names: list[str] = ()):
+        extra = {**EXTRA_RULES, **{f"lab.json pattern {index + 1}": text for index, text in enumerate(patterns)}}
+        self.rules = tuple((name, pattern, False) for name, pattern in maintained_rules())
+        self.rules += tuple((name, re.compile(text), True) for name, text in extra.items())
+        self.names = SECRET_FILE_NAMES + tuple(names)
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> SecretDetector:
+        """The detector of a lab: the built-in rules and lab.json's `secrets.patterns` and `secrets.names`."""
+        from lab.store import LabError
+
+        section = settings.get("secrets") or {}
+        patterns, names = section.get("patterns", []), section.get("names", [])
+        if not isinstance(section, dict) or not all(isinstance(item, str) for item in [*patterns, *names]):
+            raise LabError('lab.json "secrets" takes {"patterns": [regex, ...], "names": [glob, ...]}')
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise LabError(f"lab.json secrets pattern {pattern!r} is not a regular expression: {error}") from None
+        return cls(patterns, names)
+
+    def find(self, text: str) -> list[Match]:
+        """Every secret in `text`, by position (overlapping finds merged)."""
+        spans = []
+        for name, pattern, grouped in self.rules:
+            for found in pattern.finditer(text):
+                group = (found.lastindex or 0) if grouped else 0
+                spans.append(Match(name, found.start(group), found.end(group)))
+        for found in KEYWORD_VALUE.finditer(text):
+            if looks_random(found.group(1)):
+                spans.append(Match("keyword with a random value", found.start(1), found.end(1)))
+        merged: list[Match] = []
+        for match in sorted(spans, key=lambda match: (match.start, -match.end)):
+            if merged and match.start < merged[-1].end:
+                last = merged[-1]
+                merged[-1] = Match(last.rule, last.start, max(last.end, match.end))
+            elif match.end > match.start:
+                merged.append(match)
+        return merged
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value replaced by [redacted]."""
+        pieces, position = [], 0
+        for match in self.find(text):
+            pieces += [text[position:match.start], REDACTED]
+            position = match.end
+        return "".join(pieces) + text[position:]
+
+    def secret_file_name(self, path: str) -> bool:
+        """Whether a (repository-relative) path names a secret file: .env, keys, credentials, ~/.aws/..."""
+        parts = PurePosixPath(path).parts
+        if any(part in SECRET_FOLDERS for part in parts[:-1]):
+            return True
+        return bool(parts) and any(fnmatch.fnmatch(parts[-1], pattern) for pattern in self.names)
