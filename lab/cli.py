@@ -30,6 +30,8 @@ EXAMPLES = {
     "report": "lab report nsd_006",
     "doctor": "lab doctor nsd_006",
     "render": "lab render",
+    "generate": "lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags \"drums, bass\"",
+    "profile": "lab profile sash_001",
 }
 
 
@@ -246,6 +248,28 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from trainers.commands import write_generated
+
+    request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
+                                              ("seed", args.seed), ("tags", args.tags), ("text", args.text),
+                                              ("cfg_scale", args.cfg_scale)) if value is not None}
+    path, seconds, source = write_generated(Store.find(), args.id, args.out, **request)
+    print(f"wrote {path} ({seconds:.2f} s) from {source}")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from trainers.commands import profile_run
+
+    components = profile_run(Store.find(), args.id)
+    width = max(len(name) for name in components)
+    print(f"{args.id}: peak tensor memory of one training step, by component")
+    for name, megabytes in components.items():
+        print(f"  {name.ljust(width)}  {megabytes:10.1f} MiB")
+    return 0
+
+
 def cmd_render(args) -> int:
     from lab import reports
 
@@ -352,6 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true", help="print findings without recording them")
 
     command("render", cmd_render, "Rebuild every page from the records.")
+
+    sub = command("generate", cmd_generate, "Generate audio with a run's best checkpoint and write a wav.")
+    sub.add_argument("id")
+    sub.add_argument("--out", default="sample.wav", help="wav file to write (default: sample.wav)")
+    sub.add_argument("--seconds", type=float, help="length of the audio")
+    sub.add_argument("--temperature", type=float, help="sampling temperature")
+    sub.add_argument("--seed", type=int, help="random seed of the sampling")
+    sub.add_argument("--tags", help="comma-separated tags to condition on (families with conditioning)")
+    sub.add_argument("--text", help="text to condition on (families with conditioning)")
+    sub.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale")
+
+    sub = command("profile", cmd_profile, "Peak memory of one training step of a run, by component.")
+    sub.add_argument("id")
     return parser
 
 

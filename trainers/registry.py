@@ -17,7 +17,7 @@ import importlib
 import math
 import os
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
@@ -90,8 +90,11 @@ class FamilySpec:
     Optional hooks: `validate(config)` raises ConfigError for family-level mistakes, at `lab new-run`;
     `param_groups(model, optim_config)` returns optimizer groups (each with its own `lr` if it wants one);
     `eval_stages` adds evaluations on their own cadence; `health_rules` adds rules to the global ones
-    (`lab.health`); `metric_directions` says which metrics are better lower ('min') or higher ('max');
-    `report_panels` adds plots to the training report.
+    (`lab.health`) and `suggestions` rewrites a global rule's suggestion for this family (a function of the
+    config dict); `metric_directions` says which metrics are better lower ('min') or higher ('max');
+    `report_panels` adds plots to the training report. Behind commands: `generate(model, config, **request)
+    -> (audio (C, N), rate)` for `lab generate`, and `profile(model, batch, ctx) -> {component: MiB}` for
+    `lab profile`.
     """
 
     name: str
@@ -107,6 +110,9 @@ class FamilySpec:
     health_rules: Mapping[str, Rule] = field(default_factory=dict)
     metric_directions: Mapping[str, str] = field(default_factory=dict)
     report_panels: tuple[Panel, ...] = ()
+    suggestions: Mapping[str, Callable[[dict], str]] = field(default_factory=dict)
+    generate: Callable | None = None
+    profile: Callable | None = None
 
     def __post_init__(self) -> None:
         for attribute in ("Config", "PRESETS", "PROVENANCE"):
@@ -118,9 +124,9 @@ class FamilySpec:
         clashes = set(self.health_rules) & set(RULES)
         if clashes:
             raise TypeError(f"family {self.name}: health rules {sorted(clashes)} clash with the global rules")
-        bad = {metric: mode for metric, mode in self.metric_directions.items() if mode not in DIRECTIONS}
+        bad = {metric: mode for metric, mode in self.metric_directions.items() if mode not in (*DIRECTIONS, None)}
         if bad:
-            raise TypeError(f"family {self.name}: metric directions must be 'min' or 'max', got {bad}")
+            raise TypeError(f"family {self.name}: metric directions must be 'min', 'max' or None, got {bad}")
 
     # -- configs ---------------------------------------------------------------------------------------
 
@@ -168,8 +174,21 @@ class FamilySpec:
         return (EvalStage("val", self.evaluate, metrics=self.eval_metrics), *self.eval_stages)
 
     def rules(self) -> dict[str, Rule]:
-        """The global health rules and the family's."""
-        return {**RULES, **self.health_rules}
+        """The global health rules (with the family's suggestions) and the family's own."""
+        rules = {name: with_suggestion(rule, self.suggestions[name]) if name in self.suggestions else rule
+                 for name, rule in RULES.items()}
+        return {**rules, **self.health_rules}
+
+
+def with_suggestion(rule: Rule, suggest: Callable[[dict], str]) -> Rule:
+    """`rule` whose findings carry `suggest(config)` as their suggestion."""
+
+    def suggested(rows: list, config: dict) -> list:
+        return [replace(finding, suggestion=suggest(config)) for finding in rule(rows, config)]
+
+    suggested.on_evaluation = getattr(rule, "on_evaluation", False)
+    suggested.__doc__ = rule.__doc__
+    return suggested
 
 
 def stage_interval(stage: EvalStage, config: Any) -> int:

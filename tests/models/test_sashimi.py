@@ -1,0 +1,62 @@
+"""SaShiMi: causal at every level, the recurrence gives the convolution's outputs, and lengths are checked."""
+
+import pytest
+import torch
+
+from models.sashimi import S4D, SaShiMi
+from trainers.sashimi.config import ModelConfig
+
+
+def small(**changes) -> ModelConfig:
+    return ModelConfig(**{"d_model": 8, "n_layers": 1, "pool": [2, 2], "expand": 2, "ff": 2, "state_size": 8,
+                          **changes})
+
+
+@pytest.mark.parametrize("head", ["categorical", "dml"])
+def test_a_future_sample_never_changes_an_earlier_output(head):
+    torch.manual_seed(0)
+    model = SaShiMi(small(head=head, n_mixtures=3)).eval()
+    codes = torch.randint(0, 256, (1, 32))
+    changed = codes.clone()
+    changed[0, 20] = (codes[0, 20] + 17) % 256
+    before, after = model(codes), model(changed)
+    assert torch.allclose(before[0, :20], after[0, :20], atol=1e-5)  # everything up to the change: untouched
+    assert not torch.allclose(before[0, 20:], after[0, 20:], atol=1e-5)  # the change itself is seen
+
+
+def test_the_recurrence_gives_the_convolutions_outputs():
+    torch.manual_seed(1)
+    model = SaShiMi(small()).eval()
+    codes = torch.randint(0, 256, (2, 16))
+    parallel = model(codes)  # (B, L, 256)
+    state = model.initial_state(2)
+    stepped = []
+    for t in range(16):
+        out, state = model.step(codes[:, t], state)
+        stepped.append(out)
+    assert torch.allclose(torch.stack(stepped, dim=1), parallel, atol=1e-4)
+
+
+def test_the_s4d_kernel_matches_its_recurrence_over_long_chunks(monkeypatch):
+    monkeypatch.setattr("models.sashimi.KERNEL_CHUNK", 5)  # several kernel chunks
+    torch.manual_seed(2)
+    layer = S4D(4, state_size=6)
+    u = torch.randn(1, 23, 4)
+    state = layer.initial_state(1, torch.device("cpu"))
+    outputs = []
+    for t in range(23):
+        y, state = layer.step(u[:, t], state)
+        outputs.append(y)
+    assert torch.allclose(torch.stack(outputs, dim=1), layer(u), atol=1e-4)
+
+
+def test_a_length_that_does_not_pool_is_refused():
+    model = SaShiMi(small())
+    with pytest.raises(ValueError, match="not a multiple of the pooling product 4"):
+        model(torch.zeros(1, 10, dtype=torch.long))
+
+
+def test_the_mixture_head_starts_with_moderate_scales():
+    model = SaShiMi(small(head="dml", n_mixtures=5))
+    log_scales = model.head.bias[10:]
+    assert model.head.out_features == 15 and ((-1.0 <= log_scales) & (log_scales <= -0.5)).all()

@@ -1,0 +1,133 @@
+"""The sashimi family: both heads learn, data layouts and chunk sizes, bad files, memory by component, health
+advice, and `lab generate` / `lab profile` end to end."""
+
+import json
+import math
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+
+from lab.health import check
+from trainers import registry
+from trainers.engine import train
+from trainers.family import Context
+from trainers.sashimi import data, family
+
+SPEC = registry.get("sashimi")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
+from conftest import lab_env  # noqa: E402
+
+
+def tiny(*overrides: str):
+    return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=["train.device=cpu", *overrides]))
+
+
+@pytest.mark.parametrize("head", ["categorical", "dml"])
+def test_tiny_learns_the_synthetic_audio_with_each_head(head, tmp_path):
+    rows = []
+    train(SPEC, tiny(f"model.head={head}", "train.max_steps=150"), out_dir=tmp_path,
+          on_row=lambda row: rows.append(row) or False)
+    start = next(row["train/bits_per_sample"] for row in rows if "train/bits_per_sample" in row)
+    final = [row["val/bits_per_sample"] for row in rows if "val/bits_per_sample" in row][-1]
+    assert start > 6.0  # about 8 bits: nothing learnt yet
+    assert final < start - 1.5, (start, final)
+
+
+def test_validation_uses_its_own_chunk_size_and_stereo_interleaves():
+    bundle = family.build_data(tiny("data.train_length=1024", "data.val_length=2048"))
+    assert bundle.train[0].shape == (1024,) and bundle.val[0].shape == (2048,)
+    stereo = family.build_data(tiny("data.stereo=true", "data.train_length=512", "data.val_length=1024"))
+    assert stereo.train[0].shape == (1024,) and stereo.val[0].shape == (2048,)
+    assert bundle.val_batch_size == 4
+
+
+def test_interleaving_round_trips():
+    clip = data.synthetic_clips(1, 0.01, 16000, 2, seed=0)[0]
+    assert (data.deinterleave(data.interleave(clip), 2) == clip).all()
+
+
+def test_a_wav_folder_and_the_musdb_layout_load(tmp_path):
+    data.write_synthetic(tmp_path / "clips", 10, 0.2, seed=1)
+    bundle = family.build_data(tiny(f"data.source={tmp_path / 'clips'}", "data.train_length=1024",
+                                    "data.val_length=1024"))
+    assert (bundle.info["train_items"], bundle.info["val_items"]) == (9, 3)  # 1 held-out file of 3 chunks
+    for split in ("train", "test"):
+        for track in range(2):
+            data.write_synthetic(tmp_path / "musdb" / split / f"track{track}", 1, 0.2, channels=2, seed=track)
+            (tmp_path / "musdb" / split / f"track{track}" / "clip_000.wav").rename(
+                tmp_path / "musdb" / split / f"track{track}" / "mixture.wav")
+    musdb = family.build_data(tiny(f"data.source={tmp_path / 'musdb'}", "data.layout=musdb18", "data.stereo=true",
+                                   "data.train_length=512", "data.val_length=512"))
+    assert musdb.info["train_items"] == 2 and musdb.train[0].shape == (1024,)
+
+
+def test_a_corrupt_file_is_a_one_line_error_naming_it(tmp_path):
+    folder = data.write_synthetic(tmp_path / "clips", 4, 0.2)
+    (folder / "clip_002.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    done = subprocess.run(
+        [sys.executable, "-m", "trainers", "sashimi", "--preset", "tiny", "--set", f"data.source={folder}",
+         "--set", "data.train_length=1024", "--set", "data.val_length=1024", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "clip_002.wav" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_family_checks_its_config():
+    for overrides, message in ((["model.head=mixture"], "model.head='mixture' is not one of"),
+                               (["data.train_length=1000"], "must be a positive multiple of the pooling product 16"),
+                               (["model.bits=16"], "use model.input_encoder=linear")):
+        with pytest.raises(Exception, match=message):
+            tiny(*overrides)
+
+
+def test_dml_head_and_loss_use_a_tenth_of_the_categorical_memory():
+    measured = {}
+    for head in ("categorical", "dml"):
+        config = tiny(f"model.head={head}", "model.bits=16", "model.input_encoder=linear",
+                      "data.quantization=linear", "data.train_length=4096", "data.val_length=4096",
+                      "model.loss_chunk=1024", "train.batch_size=1")
+        bundle = family.build_data(config)
+        model = family.build_model(config)
+        context = Context(config=config, max_steps=1, artefacts=Path("unused"))
+        measured[head] = family.profile(model, bundle.collate([bundle.train[0]]), context)
+    head_and_loss = "head + loss (forward and backward)"
+    assert measured["dml"][head_and_loss] <= 0.1 * measured["categorical"][head_and_loss], measured
+    assert measured["categorical"][head_and_loss] < 4 * 4096 * 65536 * 4 / 2**20  # never all logits at once, x4
+
+
+def test_a_flat_dml_loss_gets_the_analysis_advice():
+    rows = [{"step": step, "train/loss": 5.5 + 0.01 * math.sin(step)} for step in range(1, 101)]
+    config = SPEC.resolve(preset="tiny", overrides=["model.head=dml", "train.grad_clip=0.0", "optim.lr=0.004"])
+    finding = next(f for f in check(rows, config, SPEC.rules()) if f.rule == "loss_not_decreasing")
+    assert "0.004" in finding.suggestion and "grad_clip=1.0" in finding.suggestion
+    assert "log-scales in [-1, -0.5]" in finding.suggestion
+
+
+def test_generate_and_profile_from_a_lab_run(tmp_path):
+    repo = tmp_path / "lab"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+
+    def lab(*args):
+        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
+                                env=lab_env(), timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    lab("init", "--prefix", "sash=sashimi")
+    lab("new-run", "sash_001", "--preset", "tiny", "--hypothesis", "DML learns the tones", "--set", "model.head=dml",
+        "--set", "train.max_steps=20", "--set", "train.eval_every=10", "--set", "data.sample_every=20")
+    lab("launch", "sash_001", "--no-commit")
+    written = lab("generate", "sash_001", "--seconds", "0.05", "--out", str(tmp_path / "sample.wav"))
+    assert "wrote" in written and "best.pt" in written
+    with wave.open(str(tmp_path / "sample.wav")) as sound:
+        assert sound.getframerate() == 16000 and sound.getnframes() == 800
+    media = [json.loads(line) for line in (repo / "logs/runs/sash_001/attempts/1/media.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in media] == [10, 20] and Path(media[0]["path"]).is_file()
+    profile = lab("profile", "sash_001")
+    assert "backbone forward" in profile and "head + loss" in profile and "MiB" in profile

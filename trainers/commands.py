@@ -1,0 +1,65 @@
+"""What `lab generate` and `lab profile` run: a family's model rebuilt from a run's records (imports torch).
+
+    write_generated(store, "sash_001", "sample.wav", seconds=4)
+    profile_run(store, "sash_001")   # {"backbone forward": MiB, ...}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.config import ConfigError
+from lab.records import atomic_write
+from lab.store import LabError, Store
+from trainers import checkpoint, registry
+from trainers.family import Context, wav_bytes
+
+
+def run_family(store: Store, run_id: str) -> tuple[registry.FamilySpec, object]:
+    """The run's family spec and its Config dataclass, from the run's recorded config."""
+    run = store.load_run(run_id)
+    if not run.get("family"):
+        raise LabError(f"run {run_id} wraps a script of yours, not a built-in family: nothing to rebuild")
+    spec = registry.get(run["family"])
+    return spec, spec.build_config(store.run_config(run_id))
+
+
+def trained_model(store: Store, run_id: str, spec: registry.FamilySpec, config):
+    """The run's model with the weights of its best checkpoint (else its last)."""
+    try:
+        path = store.latest_checkpoint(run_id, "best")
+    except LabError:
+        path = store.latest_checkpoint(run_id, "last")
+    model = spec.build_model(config)
+    checkpoint.load_initial_weights(model, path, strict=True)
+    return model.eval(), path
+
+
+def write_generated(store: Store, run_id: str, out: str | Path, **request) -> tuple[Path, float, str]:
+    """Generate with the run's best weights and write a wav; returns (path, seconds written, checkpoint)."""
+    spec, config = run_family(store, run_id)
+    if spec.generate is None:
+        raise LabError(f"the {spec.name} family does not generate audio")
+    model, source = trained_model(store, run_id, spec, config)
+    try:
+        audio, rate = spec.generate(model, config, **request)
+    except TypeError as error:
+        raise LabError(f"{spec.name} generate: {error}") from None
+    path = Path(out)
+    atomic_write(path, lambda stream: stream.write(wav_bytes(audio, rate)))
+    return path, audio.shape[-1] / rate, source
+
+
+def profile_run(store: Store, run_id: str) -> dict[str, float]:
+    """Peak tensor memory of one training step of the run's config, by component (MiB)."""
+    spec, config = run_family(store, run_id)
+    if spec.profile is None:
+        raise LabError(f"the {spec.name} family has no memory profile")
+    try:
+        data = spec.build_data(config)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{spec.name}: {' '.join(str(error).split())}") from None
+    model = spec.build_model(config).train()
+    batch = data.collate([data.train[index] for index in range(min(config.train.batch_size, len(data.train)))])
+    context = Context(config=config, max_steps=config.train.max_steps, artefacts=store.artefacts_root / run_id)
+    return spec.profile(model, batch, context)

@@ -1,0 +1,132 @@
+"""The sashimi family for the shared engine: next-sample prediction of quantised audio.
+
+Batches are {"codes": (B, L)}; the model sees the codes shifted right by one (a mid-scale start code first)
+and predicts each code. Loss and metrics are in nats and bits per sample, comparable across both heads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from models.dml import dequantize, dml_sample
+from models.sashimi import SaShiMi
+from trainers.family import Context, DataBundle
+from trainers.sashimi import data
+from trainers.sashimi.config import Config
+
+
+def build_model(config: Config) -> SaShiMi:
+    """SaShiMi with the configured head."""
+    return SaShiMi(config.model)
+
+
+def build_data(config: Config) -> DataBundle:
+    """Training crops and validation chunks from `data.source` (a folder, MUSDB18, or 'synthetic')."""
+    data_config, bits = config.data, config.model.bits
+    if data_config.source == "synthetic":
+        channels = 2 if data_config.stereo else 1
+        clips = data.synthetic_clips(data_config.synthetic_clips, data_config.synthetic_seconds,
+                                     data_config.sample_rate, channels, data_config.synthetic_seed)
+        held_out = max(1, round(len(clips) * data_config.val_fraction))
+        train_clips, val_clips = clips[held_out:], clips[:held_out]
+    else:
+        train_files, val_files = data.split_files(data_config)
+        train_clips, val_clips = data.load_clips(train_files, data_config), data.load_clips(val_files, data_config)
+    train = data.CropDataset(train_clips, data_config.train_length, data_config, bits)
+    val = data.ChunkDataset(val_clips, data_config.val_length, data_config, bits)
+    channels = 2 if data_config.stereo else 1
+    info = {
+        "source": data_config.source, "train_items": len(train), "val_items": len(val),
+        "train_positions": data_config.train_length * channels, "val_positions": data_config.val_length * channels,
+        "seconds": round(sum(clip.shape[1] for clip in train_clips) / data_config.sample_rate, 1),
+    }
+    return DataBundle(train=train, val=val, collate=data.collate, info=info,
+                      val_batch_size=data_config.val_batch_size or None)
+
+
+def shifted(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """The model's input: codes (B, L) shifted right by one, starting from the mid-scale code."""
+    start = torch.full_like(codes[:, :1], 2 ** (bits - 1))
+    return torch.cat([start, codes[:, :-1]], dim=1)
+
+
+def training_loss(model: torch.nn.Module, batch: dict, ctx: Context) -> tuple[torch.Tensor, dict]:
+    """Mean negative log-likelihood of the next sample, in nats; also in bits per sample."""
+    codes = batch["codes"]
+    loss = model(shifted(codes, ctx.config.model.bits), codes)
+    return loss, {"bits_per_sample": loss.detach() / math.log(2)}
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
+    """Validation NLL over every chunk: nats and bits per sample."""
+    total, positions = 0.0, 0
+    for batch in batches:
+        codes = batch["codes"]
+        total += model(shifted(codes, ctx.config.model.bits), codes).item() * codes.numel()
+        positions += codes.numel()
+    if positions == 0:
+        raise ValueError("evaluate got no validation batches")
+    nats = total / positions
+    return {"val/loss": nats, "val/bits_per_sample": nats / math.log(2)}
+
+
+@torch.no_grad()
+def generate(model: SaShiMi, config: Config, seconds: float, temperature: float = 1.0,
+             seed: int = 0) -> tuple[np.ndarray, int]:
+    """`seconds` of audio sampled one code at a time through the recurrence: ((channels, frames), rate)."""
+    model.eval()
+    channels = 2 if config.data.stereo else 1
+    positions = int(seconds * config.data.sample_rate) * channels
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        device = next(model.parameters()).device
+        state = model.initial_state(1, device)
+        code = torch.full((1,), 2 ** (config.model.bits - 1), dtype=torch.long, device=device)
+        codes = []
+        for _ in range(positions):
+            outputs, state = model.step(code, state)  # (1, outputs)
+            if config.model.head == "dml":
+                code = dml_sample(outputs, config.model.bits, temperature)
+            else:
+                code = torch.distributions.Categorical(logits=outputs.float() / temperature).sample()
+            codes.append(code)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    samples = dequantize(torch.cat(codes), config.model.bits, config.data.quantization).cpu().numpy()
+    return data.deinterleave(samples, channels), config.data.sample_rate
+
+
+def samples_stage(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
+    """An evaluation stage: a short generated sample, logged as audio; reports its RMS level."""
+    config = ctx.config
+    audio, rate = generate(model, config, config.data.sample_seconds, seed=ctx.step)
+    ctx.log_media("samples/generated", audio, kind="audio", sample_rate=rate)
+    return {"val/sample_rms": float(np.sqrt(np.mean(audio**2)))}
+
+
+def profile(model: SaShiMi, batch: dict, ctx: Context) -> dict[str, float]:
+    """Peak tensor memory (MiB) of one training step, by component: the backbone's forward, then the head and
+    loss forward and backward on the backbone's output, then the backbone's backward."""
+    from trainers.memory import TensorMemory
+
+    codes = batch["codes"]
+    inputs = shifted(codes, ctx.config.model.bits)
+    with TensorMemory() as memory:
+        features = model.features(inputs)
+        backbone = memory.peak_mb
+        detached = features.detach().requires_grad_()
+        memory.reset_peak()
+        start = memory.live_mb
+        loss = model.loss(detached, codes)
+        loss.backward()
+        head_and_loss = memory.peak_mb - start
+        memory.reset_peak()
+        features.backward(detached.grad)
+        backward = memory.peak_mb
+    return {"backbone forward": backbone, "head + loss (forward and backward)": head_and_loss,
+            "backbone backward": backward}
