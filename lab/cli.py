@@ -32,6 +32,7 @@ EXAMPLES = {
     "render": "lab render",
     "generate": "lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags \"drums, bass\"",
     "profile": "lab profile sash_001",
+    "codec": "lab codec encode --audio music/ --weights dac_44khz.pth --out data/codes",
 }
 
 
@@ -270,6 +271,15 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def cmd_codec(args) -> int:
+    from trainers.dia import codec
+
+    model = codec.load_codec(args.weights)
+    report = codec.encode_folder(args.audio, model, args.out, channels=2 if args.stereo else 1)
+    print(f"encoded {report.encoded}, already cached {report.skipped}, failed {len(report.failed)} -> {args.out}")
+    return 1 if report.failed else 0
+
+
 def cmd_render(args) -> int:
     from lab import reports
 
@@ -389,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("profile", cmd_profile, "Peak memory of one training step of a run, by component.")
     sub.add_argument("id")
+
+    sub = command("codec", cmd_codec, "Encode audio to DAC codes once (a resumable cache the dia family reads).")
+    sub.add_argument("action", choices=["encode"])
+    sub.add_argument("--audio", required=True, help="folder of audio files (tags in <name>.txt beside each)")
+    sub.add_argument("--weights", required=True, help="local DAC weights (dac_44khz.pth); nothing is downloaded")
+    sub.add_argument("--out", required=True, help="cache folder: one .npy of codes per file plus index.jsonl")
+    sub.add_argument("--stereo", action="store_true", help="encode both channels (18 codebooks)")
     return parser
 
 

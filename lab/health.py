@@ -409,7 +409,7 @@ class LiveMonitor:
         return newly_skipped or _has_non_finite(row)
 
 
-_HEADS_NAMES = ("num_attention_heads", "query_heads", "num_heads", "n_heads", "n_head", "nhead", "heads")
+_HEADS_NAMES = ("num_attention_heads", "query_heads", "q_heads", "num_heads", "n_heads", "n_head", "nhead", "heads")
 _HEAD_DIM_NAMES = ("head_dim", "head_size", "dim_head", "d_head", "kv_channels")
 _WIDTH_NAMES = ("d_model", "hidden_size", "n_embd", "embed_dim", "model_dim", "dim")
 
@@ -441,13 +441,15 @@ def _attention_findings(config: dict) -> list[Finding]:
     findings = []
     for path, section in _sections(model, "model") if isinstance(model, dict) else _sections(config, "config"):
         sizes = {k: v for k, v in section.items() if isinstance(v, int) and not isinstance(v, bool) and v > 0}
-        width_key = next((name for name in _WIDTH_NAMES if name in sizes), None)
-        if width_key is None:
-            continue
-        width = sizes[width_key]
+        section_width = next((name for name in _WIDTH_NAMES if name in sizes), None)
         heads = {prefix: key for prefix, key in _roles(sizes, _HEADS_NAMES).items() if "kv" not in key}
         head_dims = _roles(sizes, _HEAD_DIM_NAMES)
         for prefix in sorted(heads.keys() & head_dims.keys()):
+            # a prefixed group ("dec_q_heads", "dec_head_dim") is measured against its own width ("dec_d_model")
+            width_key = next((prefix + name for name in _WIDTH_NAMES if prefix + name in sizes), section_width)
+            if width_key is None:
+                continue
+            width = sizes[width_key]
             heads_key, dim_key = heads[prefix], head_dims[prefix]
             attention = sizes[heads_key] * sizes[dim_key]
             if attention < width:

@@ -49,7 +49,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         with wave.open(str(path), "rb") as stream:
             channels, width, rate = stream.getnchannels(), stream.getsampwidth(), stream.getframerate()
             frames = stream.readframes(stream.getnframes())
-    except (wave.Error, EOFError, struct.error) as error:
+    except (wave.Error, EOFError, struct.error, RuntimeError, ValueError) as error:
         raise AudioError(f"{path}: unreadable wav ({error})") from None
     except OSError as error:
         raise AudioError(f"{path}: cannot open it ({error.strerror})") from None

@@ -1,0 +1,91 @@
+"""dia training step throughput: tiny on the CPU; with CUDA, the 1.6B baseline in bf16 with its MFU.
+
+Throughput counts decoder steps (audio frames) and code tokens (frames x codebooks) per second over timed
+training steps (forward, backward, AdamW update) on fixed-shape random batches, after warm-up steps. MFU is
+model FLOPs (6 x parameters x tokens seen, encoder over text bytes and decoder over frames, plus attention)
+over the GPU's dense bf16 peak.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from trainers import registry
+from trainers.dia.config import BOS
+
+SPEC = registry.get("dia")
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+
+
+def model_flops(config, batch: int, frames: int, text: int, encoder_params: int, decoder_params: int) -> float:
+    """Training FLOPs of one step: 6 N D for the weights, plus the attention score and value products."""
+    model = config.model
+    weights = 6 * (encoder_params * text + decoder_params * frames) * batch
+    self_attention = 2 * 2 * model.dec_layers * model.dec_q_heads * model.dec_head_dim * frames * frames / 2
+    cross = 2 * 2 * model.dec_layers * model.cross_heads * model.cross_head_dim * frames * text
+    encoder = 2 * 2 * model.enc_layers * model.enc_heads * model.enc_head_dim * text * text
+    return weights + 3 * batch * (self_attention + cross + encoder)
+
+
+def throughput(preset: str, device: str, precision: str, batch: int, frames: int, steps: int, warmup: int) -> dict:
+    config = SPEC.build_config(SPEC.preset(preset))
+    model = SPEC.build_model(config).to(device)
+    encoder_params = sum(p.numel() for name, p in model.named_parameters() if name.startswith(("text", "encoder")))
+    decoder_params = sum(p.numel() for p in model.parameters()) - encoder_params
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device == "cuda")
+    text_length, channels = config.data.text_length, config.model.channels
+    text = torch.randint(0, 256, (batch, text_length), device=device)
+    tokens = torch.randint(0, 1024, (batch, frames + 1, channels), device=device)
+    tokens[:, 0] = BOS
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+
+    def step() -> None:
+        with torch.autocast(device_type=device, dtype=dtype, enabled=precision == "bf16"):
+            logits = model(text, tokens[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 2), tokens[:, 1:].flatten())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - started) / steps
+    result = {"params": encoder_params + decoder_params, "frames_per_s": batch * frames / seconds,
+              "tokens_per_s": batch * frames * channels / seconds, "step_s": seconds}
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+        peak = next((value for key, value in PEAK_BF16_TFLOPS.items() if key in name), None)
+        flops = model_flops(config, batch, frames, text_length, encoder_params, decoder_params)
+        result.update(gpu=name, tflops=flops / seconds / 1e12, mfu=flops / seconds / (peak * 1e12) if peak else None,
+                      peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9)
+    return result
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    tiny = throughput("tiny", "cpu", "no", batch=8, frames=41, steps=20, warmup=3)
+    print(f"tiny on CPU: {tiny['tokens_per_s']:,.0f} code tokens/s ({tiny['frames_per_s']:,.0f} frames/s), "
+          f"{tiny['params']:,} parameters")
+    if not torch.cuda.is_available():
+        print("baseline (1.6B) bf16: no CUDA device here; run on a GPU for its throughput and MFU")
+        return
+    batch = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    full = throughput("baseline", "cuda", "bf16", batch=batch, frames=860, steps=10, warmup=3)
+    mfu = f"{full['mfu']:.1%}" if full["mfu"] is not None else "unknown peak"
+    print(f"baseline on {full['gpu']}, bf16, batch {batch} x 860 frames: {full['tokens_per_s']:,.0f} code tokens/s "
+          f"({full['frames_per_s']:,.0f} frames/s), {full['tflops']:.0f} TFLOP/s, MFU {mfu}, "
+          f"peak memory {full['peak_mem_gb']:.1f} GB, {full['params']:,} parameters")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The dia family: tiny learns the synthetic tagged music, conditioning changes what it generates, the codec
+cache resumes and skips bad files, `lab generate` writes the asked length, and the family checks its config."""
+
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lab.config import ConfigError
+from lab.health import structural_findings
+from trainers import registry
+from trainers.dia import codec, data, family
+from trainers.engine import train
+from trainers.family import wav_bytes
+
+SPEC = registry.get("dia")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
+from conftest import lab_env  # noqa: E402
+
+
+def tiny(*overrides: str):
+    return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=list(overrides)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The tiny preset trained for 150 steps: (config, model, every logged row)."""
+    folder = tmp_path_factory.mktemp("dia")
+    config = tiny("train.max_steps=150")
+    rows = []
+    train(SPEC, config, out_dir=folder, on_row=lambda row: rows.append(row) or False)
+    model = family.build_model(config)
+    model.load_state_dict(torch.load(folder / "checkpoints" / "best.pt", weights_only=False)["model"])
+    return config, model.eval(), rows
+
+
+def test_per_codebook_validation_loss_falls_well_below_its_start(trained):
+    _, _, rows = trained
+    start = rows[0]["train/loss_c0"]
+    assert start > 6.0  # about ln(1028): nothing learnt
+    final = [row for row in rows if "val/loss" in row][-1]
+    for channel in range(9):
+        assert final[f"val/loss_c{channel}"] < start - 3.0, (channel, final[f"val/loss_c{channel}"])
+    assert final["val/acc_c0"] > 0.3
+
+
+def test_tag_conditional_samples_differ_from_unconditional_ones(trained):
+    config, model, _ = trained
+    torch.manual_seed(0)
+    conditional = family.generate_codes(model, config, 20, "drums, 150 bpm", cfg_scale=3.0, temperature=0.8)
+    torch.manual_seed(0)
+    unconditional = family.generate_codes(model, config, 20, "", cfg_scale=3.0, temperature=0.8)
+    assert conditional.shape[0] == 9 and 0 < conditional.shape[1] <= 20
+    assert conditional.max() < 1024
+    assert not np.array_equal(conditional, unconditional)
+
+
+def test_generate_writes_audio_of_the_asked_length(trained):
+    config, model, _ = trained
+    audio, rate = family.generate(model, config, seconds=0.2, tags="sine, 90 bpm")
+    assert rate == 44100 and audio.shape[0] == 1 and 0 < audio.shape[1] <= round(0.2 * 44100 / 512) * 512
+
+
+def test_top_k_and_top_p_act_on_the_guided_logits():
+    logits = torch.tensor([[0.0, -1.0, 0.5, -5.0]])
+    assert {int(family.guided_sample(logits, 1.0, 1.0, 2)) for _ in range(30)} == {0, 2}
+    assert {int(family.guided_sample(logits, 1.0, 0.3, 0)) for _ in range(30)} == {2}
+
+
+def test_the_codec_cache_resumes_and_skips_a_bad_file(tmp_path):
+    model = codec.random_codec(8)
+    source = tmp_path / "music"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        (source / f"song{index}.wav").write_bytes(wav_bytes(rng.normal(0, 0.1, 8000), 22050))
+    (source / "song0.txt").write_text("drums, bass\n")
+    (source / "broken.wav").write_bytes(b"RIFF....WAVEnot audio")
+    first = codec.encode_folder(source, model, tmp_path / "codes", progress=False)
+    assert (first.encoded, first.skipped, len(first.failed)) == (3, 0, 1) and "broken.wav" in first.failed[0]
+    (source / "song3.wav").write_bytes(wav_bytes(rng.normal(0, 0.1, 8000), 44100))
+    again = codec.encode_folder(source, model, tmp_path / "codes", progress=False)
+    assert (again.encoded, again.skipped) == (1, 3)
+    entries = codec.read_cache(tmp_path / "codes")
+    assert len(entries) == 4 and entries[0]["codes"].shape[0] == 9 and entries[0]["codes"].dtype == np.int16
+    assert next(entry for entry in entries if entry["file"] == "song0.wav")["tags"] == ["drums", "bass"]
+    assert codec.decode(model, entries[0]["codes"]).shape[0] == 1
+
+
+def test_the_family_checks_its_config_and_smells():
+    for overrides, message in ((["model.channels=4", "model.delay_pattern=dia"], "is for 9 codebooks"),
+                               (["model.dec_kv_heads=3"], "must be a multiple of model.dec_kv_heads"),
+                               (["data.audio_length=500"], "more than model.dec_max_positions"),
+                               (["model.delay_pattern=0,1,2"], "has 3 delays for 9 codebooks")):
+        with pytest.raises(ConfigError, match=message):
+            tiny(*overrides)
+    smelly = SPEC.resolve(preset="small", overrides=["model.dec_head_dim=32"])  # the seed's 1024 -> 512 bottleneck
+    assert "attention_width" in {finding.rule for finding in structural_findings(smelly)}
+
+
+def test_training_sequences_have_one_fixed_shape():
+    config = tiny()
+    bundle = family.build_data(config)
+    batch = bundle.collate([bundle.train[index] for index in range(3)])
+    assert batch["tokens"].shape == (3, 1 + 32 + 1 + 8, 9) and batch["text"].shape == (3, 32)
+    assert data.tag_text(["a", "b"], config, augment=False) == "a, b"
+
+
+def test_lab_generate_from_a_run(tmp_path):
+    repo = tmp_path / "lab"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+
+    def lab(*args):
+        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
+                                env=lab_env(), timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    lab("init", "--prefix", "dia=dia")
+    created = lab("new-run", "dia_009", "--preset", "tiny", "--hypothesis", "MusicGen delay learns the tags",
+                  "--set", "train.max_steps=10", "--set", "train.eval_every=10", "--group", "musicgen_delay")
+    assert "parameters: 1,289,248" in created
+    lab("launch", "dia_009", "--no-commit", "--set", "train.unconditional_frac=0.4")
+    lab("generate", "dia_009", "--tags", "drums, bass, 120 bpm", "--seconds", "0.1", "--cfg-scale", "3.0",
+        "--out", str(tmp_path / "sample.wav"))
+    with wave.open(str(tmp_path / "sample.wav")) as sound:
+        assert sound.getframerate() == 44100 and sound.getnframes() <= 9 * 512
+
+
+def test_lab_codec_encode_with_local_weights(tmp_path):
+    weights = tmp_path / "dac.pth"
+    model = codec.random_codec(8)
+    torch.save({"state_dict": model.state_dict(), "metadata": {"kwargs": {"encoder_dim": 8, "decoder_dim": 32}}},
+               weights)
+    (tmp_path / "music").mkdir()
+    (tmp_path / "music" / "a.wav").write_bytes(wav_bytes(np.zeros(4410), 44100))
+    done = subprocess.run([sys.executable, "-m", "lab", "codec", "encode", "--audio", str(tmp_path / "music"),
+                           "--weights", str(weights), "--out", str(tmp_path / "codes")],
+                          capture_output=True, text=True, env=lab_env(), timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "encoded 1" in done.stdout, done.stderr
+    missing = subprocess.run([sys.executable, "-m", "lab", "codec", "encode", "--audio", str(tmp_path / "music"),
+                              "--weights", str(tmp_path / "none.pth"), "--out", str(tmp_path / "codes")],
+                             capture_output=True, text=True, env=lab_env(), timeout=120, cwd=tmp_path)
+    assert missing.returncode == 2 and "codec weights not found" in missing.stderr
+    assert missing.stderr.count("\n") == 1

@@ -1,0 +1,59 @@
+"""The dia family: a Dia-style text/tag-to-audio transformer over DAC codec tokens (nari-labs/dia)."""
+
+from lab.config import ConfigError
+from trainers.dia import config
+from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
+
+RUNTIME = "trainers.dia.family"
+
+
+def validate(values: config.Config) -> None:
+    """Family checks at `lab new-run`: delay pattern against the codebooks, GQA groups, sequence lengths."""
+    model, data = values.model, values.data
+    per_group = model.channels // 2 if model.stereo else model.channels
+    pattern = model.delay_pattern
+    if pattern == "dia" and per_group != 9:
+        raise ConfigError(f"model.delay_pattern=dia is for 9 codebooks per channel group, the model has {per_group}")
+    if pattern not in ("dia", "musicgen"):
+        try:
+            delays = [int(part) for part in pattern.split(",")]
+        except ValueError:
+            raise ConfigError(f"model.delay_pattern={pattern!r} is not dia, musicgen or comma-separated delays") \
+                from None
+        if len(delays) != per_group or min(delays) < 0:
+            raise ConfigError(f"model.delay_pattern has {len(delays)} delays for {per_group} codebooks per group")
+    if model.stereo and model.channels % 2:
+        raise ConfigError(f"model.stereo needs an even model.channels, got {model.channels}")
+    if model.dec_q_heads % model.dec_kv_heads:
+        raise ConfigError(f"model.dec_q_heads={model.dec_q_heads} must be a multiple of model.dec_kv_heads="
+                          f"{model.dec_kv_heads}")
+    longest = max(8 if pattern == "dia" else 0, per_group - 1 if pattern == "musicgen" else 0,
+                  *(int(part) for part in pattern.split(",") if pattern not in ("dia", "musicgen")))
+    steps = data.audio_length + 2 + longest
+    if steps > model.dec_max_positions:
+        raise ConfigError(f"data.audio_length={data.audio_length} needs {steps} decoder positions, more than "
+                          f"model.dec_max_positions={model.dec_max_positions}")
+    if not 0 <= values.train.unconditional_frac <= 1 or not 0 <= data.tag_dropout <= 1:
+        raise ConfigError("train.unconditional_frac and data.tag_dropout are probabilities (0 to 1)")
+    if values.train.channel_weights not in ("dia", "uniform"):
+        raise ConfigError(f"train.channel_weights={values.train.channel_weights!r} is not one of: dia, uniform")
+
+
+SPEC = FamilySpec(
+    name="dia",
+    config=config,
+    build_model=Lazy(f"{RUNTIME}:build_model"),
+    build_data=Lazy(f"{RUNTIME}:build_data"),
+    training_loss=Lazy(f"{RUNTIME}:training_loss"),
+    evaluate=Lazy(f"{RUNTIME}:evaluate"),
+    eval_metrics=("val/loss", "val/entropy", "val/loss_c0", "val/acc_c0"),
+    validate=validate,
+    eval_stages=(EvalStage("samples", Lazy(f"{RUNTIME}:samples_stage"), every="data.sample_every",
+                           metrics=("val/sample_rms_conditional", "val/sample_rms_unconditional")),),
+    metric_directions={"val/entropy": None, "train/loss_c0": "min", "val/sample_rms_conditional": None,
+                       "val/sample_rms_unconditional": None,
+                       **{f"val/acc_c{c}": "max" for c in range(18)}, **{f"val/loss_c{c}": "min" for c in range(18)}},
+    report_panels=(Panel("codebook 0 loss", ("train/loss_c0", "val/loss_c0")), Panel("accuracy, codebook 0",
+                                                                                         ("val/acc_c0",))),
+    generate=Lazy(f"{RUNTIME}:generate"),
+)
