@@ -32,6 +32,7 @@ EXAMPLES = {
     "render": "lab render",
     "generate": "lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags \"drums, bass\"",
     "profile": "lab profile sash_001",
+    "embed": "lab embed rdn_001 --audio a.wav b.wav",
     "codec": "lab codec encode --audio music/ --weights dac_44khz.pth --out data/codes",
 }
 
@@ -271,6 +272,19 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def cmd_embed(args) -> int:
+    from trainers.commands import embed_files
+
+    embeddings, scores, source = embed_files(Store.find(), args.id, args.audio)
+    if args.json:
+        print(json.dumps({"files": args.audio, "embeddings": embeddings, "cosine": scores, "checkpoint": source}))
+        return 0
+    print(f"{len(embeddings)} embeddings of {len(embeddings[0])} dims from {source}")
+    for row, name in enumerate(args.audio):
+        print(f"  {name}: " + "  ".join(f"{scores[row][col]:+.3f}" for col in range(len(args.audio))))
+    return 0
+
+
 def cmd_codec(args) -> int:
     from trainers.dia import codec
 
@@ -399,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("profile", cmd_profile, "Peak memory of one training step of a run, by component.")
     sub.add_argument("id")
+
+    sub = command("embed", cmd_embed, "Speaker embeddings of audio files with a run's best checkpoint, and "
+                  "their cosine scores.")
+    sub.add_argument("id")
+    sub.add_argument("--audio", nargs="+", required=True, help="audio files")
+    sub.add_argument("--json", action="store_true", help="embeddings and scores as JSON")
 
     sub = command("codec", cmd_codec, "Encode audio to DAC codes once (a resumable cache the dia family reads).")
     sub.add_argument("action", choices=["encode"])

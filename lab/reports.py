@@ -299,7 +299,17 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         findings=health_events(store, run_id, number),
         metric_rows=metrics.final_and_best(folder, metric, mode, family),
         failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
+        verification=verification_rows(metrics.final_and_best(folder, metric, mode, family)),
     )
+
+
+def verification_rows(rows: list[dict]) -> list[dict]:
+    """EER and minDCF per embedding dim (metrics val/eer_<dim>, val/mindcf_<dim>), smallest dim first."""
+    by_name = {row["metric"]: row for row in rows}
+    dims = sorted(int(name.rsplit("_", 1)[1]) for name in by_name
+                  if re.fullmatch(r"val/eer_\d+", name) and by_name[name]["best"] is not None)
+    return [{"dim": dim, "eer": by_name[f"val/eer_{dim}"], "mindcf": by_name.get(f"val/mindcf_{dim}")}
+            for dim in dims]
 
 
 FAILURE_LINES = 15

@@ -50,6 +50,22 @@ def write_generated(store: Store, run_id: str, out: str | Path, **request) -> tu
     return path, audio.shape[-1] / rate, source
 
 
+def embed_files(store: Store, run_id: str, paths: list[str]) -> tuple[list[list[float]], list[list[float]], str]:
+    """Embeddings of audio files with the run's best weights, and their pairwise cosine scores."""
+    import torch.nn.functional as F
+
+    spec, config = run_family(store, run_id)
+    if spec.embed is None:
+        raise LabError(f"the {spec.name} family makes no embeddings")
+    model, source = trained_model(store, run_id, spec, config)
+    try:
+        embeddings = spec.embed(model, config, paths)
+    except ValueError as error:  # AudioError names the file
+        raise LabError(str(error)) from None
+    normed = F.normalize(embeddings, dim=1)
+    return embeddings.tolist(), (normed @ normed.T).tolist(), source
+
+
 def profile_run(store: Store, run_id: str) -> dict[str, float]:
     """Peak tensor memory of one training step of the run's config, by component (MiB)."""
     spec, config = run_family(store, run_id)

@@ -207,7 +207,8 @@ def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: 
         frozen=frozen,
         checkpoints=folder,
         context=Context(config=config, max_steps=train_config.max_steps, artefacts=folder.parent,
-                        is_main=accelerator.is_main_process),
+                        is_main=accelerator.is_main_process,
+                        steps_per_epoch=max(1, per_epoch // train_config.grad_accum)),
         on_row=on_row,
     )
 

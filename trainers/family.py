@@ -63,6 +63,7 @@ class Context:
     is_main: bool = True
     step: int = 0  # updates taken so far
     epoch: int = 0
+    steps_per_epoch: int = 1  # updates in one pass over the training set (for schedules counted in epochs)
 
     def log_media(self, name: str, media: str | Path | Any, step: int | None = None, *,
                   kind: str = "audio", sample_rate: int | None = None) -> Path | None:

@@ -94,7 +94,7 @@ class FamilySpec:
     config dict); `metric_directions` says which metrics are better lower ('min') or higher ('max');
     `report_panels` adds plots to the training report. Behind commands: `generate(model, config, **request)
     -> (audio (C, N), rate)` for `lab generate`, and `profile(model, batch, ctx) -> {component: MiB}` for
-    `lab profile`.
+    `lab profile`, and `embed(model, config, paths) -> (N, D) tensor` for `lab embed`.
     """
 
     name: str
@@ -113,6 +113,7 @@ class FamilySpec:
     suggestions: Mapping[str, Callable[[dict], str]] = field(default_factory=dict)
     generate: Callable | None = None
     profile: Callable | None = None
+    embed: Callable | None = None
 
     def __post_init__(self) -> None:
         for attribute in ("Config", "PRESETS", "PROVENANCE"):

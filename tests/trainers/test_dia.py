@@ -149,3 +149,16 @@ def test_lab_codec_encode_with_local_weights(tmp_path):
                              capture_output=True, text=True, env=lab_env(), timeout=120, cwd=tmp_path)
     assert missing.returncode == 2 and "codec weights not found" in missing.stderr
     assert missing.stderr.count("\n") == 1
+
+
+def test_the_xla_path_trains_tiny_on_the_cpu(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "trainers", "dia", "--preset", "tiny", "--set", "train.device=xla",
+         "--set", "train.max_steps=2", "--set", "train.eval_every=2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env={**lab_env(), "PJRT_DEVICE": "CPU"},
+    )
+    if done.returncode != 0 and "torch_xla" in done.stderr:
+        pytest.skip(done.stderr.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert state["progress"]["step"] == 2 and "val/loss" in done.stdout

@@ -1,0 +1,138 @@
+"""The redimnet family: sizes, the margin schedule, Matryoshka AAM, tiny's EER, two stages, overlap warnings,
+the report's verification table and `lab embed`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lab.config import ConfigError
+from lab.health import check
+from models.redimnet import MatryoshkaAAM, margin_at
+from trainers import registry
+from trainers.engine import train
+from trainers.family import wav_bytes
+from trainers.redimnet import data, family
+
+SPEC = registry.get("redimnet")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
+from conftest import lab_env  # noqa: E402
+
+
+def tiny(*overrides: str):
+    return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=list(overrides)))
+
+
+def test_b2_has_the_published_size():
+    model = family.build_model(SPEC.build_config(SPEC.preset("b2")))
+    assert 4.7e6 <= sum(p.numel() for p in model.backbone.parameters()) <= 5.0e6  # paper 4.7M, wespeaker ~4.9M
+
+
+def test_the_margin_ramps_as_wespeaker():
+    assert margin_at(19 * 100, 100) == 0.0
+    assert margin_at(40 * 100, 100) == pytest.approx(0.2)
+    middle = margin_at(30 * 100, 100)
+    assert 0.19 < middle < 0.2 and margin_at(25 * 100, 100) < middle  # 1 - 1e-3^0.5 = 0.968 of the way
+
+
+def test_each_matryoshka_dim_normalises_its_own_slice():
+    torch.manual_seed(0)
+    head = MatryoshkaAAM(8, 3, [4, 8])
+    z = torch.randn(5, 8)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    losses = head(z, labels, margin=0.0)
+    scaled = z.clone()
+    scaled[:, 4:] *= 100  # the tail never touches the 4-d prefix
+    assert torch.allclose(head(scaled, labels, 0.0)[4], losses[4])
+    assert not torch.allclose(head(scaled, labels, 0.0)[8], losses[8])
+    assert head(z, labels, margin=0.2)[4] > losses[4]  # a margin makes the target harder
+
+
+def test_tiny_reaches_a_low_eer_with_lower_dims_no_better(tmp_path):
+    rows = []
+    summary = train(SPEC, tiny("train.max_steps=120"), out_dir=tmp_path, on_row=lambda row: rows.append(row) or False)
+    assert summary["best_metric"] == "val/eer_64" and summary["best_value"] < 0.10, summary["best_value"]
+    best = next(row for row in rows if row["step"] == summary["best_step"] and "val/eer_64" in row)
+    assert best["val/eer_16"] >= best["val/eer_64"] - 0.02
+    assert any(row.get("train/margin", 0) > 0 for row in rows)  # the ramp started (epoch 2 of a tiny set)
+
+
+def test_the_family_checks_its_config():
+    with pytest.raises(ConfigError, match="model.mrl_dims=.* at most model.embed_dim=64"):
+        tiny("model.mrl_dims=[32,64,128]")
+    with pytest.raises(ConfigError, match="does not divide the 24 frequency rows"):
+        tiny("model.stages=[[5,1,1,8]]")
+
+
+def test_overlapping_verification_speakers_are_flagged(tmp_path, capsys):
+    root = tmp_path / "vox"
+    for speaker, utterances in data.synthetic_speakers(3, 3, 0.5, 16000, 5):
+        for index, clip in enumerate(utterances):
+            path = root / speaker / "video1" / f"{index:05d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(wav_bytes(clip, 16000))
+    trials = tmp_path / "trials.txt"
+    names = sorted(p.parent.parent.name + "/video1/" + p.name for p in root.rglob("*.wav"))
+    trials.write_text("".join(f"{int(a.split('/')[0] == b.split('/')[0])} {a} {b}\n" for a in names for b in names
+                              if a < b))
+    config = tiny(f"data.train={root}", f"data.val={root}", f"data.trials={trials}", "model.speakers=3",
+                  "data.speakers_per_batch=0")
+    bundle = family.build_data(config)
+    assert bundle.info["speaker_overlap"] == 3
+    assert "verification speaker(s) are also training speakers" in capsys.readouterr().err
+    utterances, parsed, _ = data.verification_set(config.data)
+    assert len(utterances) == 9 and len(parsed) == 36
+
+
+def test_speaker_balanced_batches_replay_by_epoch():
+    bundle = family.build_data(tiny())
+    sampler = bundle.batch_sampler
+    first = sampler(bundle.train, 16, 0, 0, 0, 1)
+    assert first == sampler(bundle.train, 16, 0, 0, 0, 1) and first != sampler(bundle.train, 16, 0, 1, 0, 1)
+    labels = [bundle.train.labels[index] for index in first[0]]
+    assert len(set(labels)) == 8 and all(labels.count(label) == 2 for label in labels)
+
+
+def test_overfitting_after_the_unfreeze_gets_stage_advice():
+    rows = []
+    for step in range(1, 201):
+        rows.append({"step": step, "train/loss": 10 - step * 0.04})
+        if step % 20 == 0:
+            rows.append({"step": step, "val/loss": 9 - step * 0.03 if step <= 100 else 6 + (step - 100) * 0.04})
+    config = SPEC.resolve(preset="tiny", overrides=['train.frozen=["backbone"]', "train.unfreeze_step=100"])
+    finding = next(f for f in check(rows, config, SPEC.rules()) if f.rule == "gap_widening")
+    assert finding.step == 120 and "train.unfreeze_step is 100" in finding.suggestion
+
+
+def test_two_stages_report_and_embed(tmp_path):
+    repo = tmp_path / "lab"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+
+    def lab(*args):
+        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
+                                env=lab_env(), timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    lab("init", "--prefix", "rdn=redimnet")
+    lab("new-run", "rdn_001", "--preset", "tiny", "--hypothesis", "MRL keeps 16-d EER within 20% of 64-d",
+        "--set", 'train.frozen=["backbone"]', "--set", "train.unfreeze_step=20", "--set", "train.max_steps=40",
+        "--set", "train.eval_every=20", "--set", "data.eer_every=20")
+    lab("launch", "rdn_001", "--no-commit")
+    lab("report", "rdn_001")
+    page = (repo / "logs" / "reports" / "rdn_001.md").read_text()
+    table = page.split("### Verification per Embedding Dimension")[1]
+    assert all(f"| {dim} |" in table for dim in (16, 32, 64)) and "%" in table
+    clips = data.synthetic_speakers(2, 1, 0.5, 16000, 9)
+    paths = []
+    for index, (_, utterances) in enumerate(clips):
+        paths.append(tmp_path / f"{index}.wav")
+        paths[-1].write_bytes(wav_bytes(utterances[0], 16000))
+    result = json.loads(lab("embed", "rdn_001", "--audio", *map(str, paths), "--json"))
+    assert len(result["embeddings"]) == 2 and len(result["embeddings"][0]) == 64
+    assert result["cosine"][0][0] == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,63 @@
+"""The redimnet family: ReDimNet b0-b6 speaker embeddings with Matryoshka AAM-softmax (IDRnD/ReDimNet)."""
+
+from lab.config import ConfigError
+from trainers.redimnet import config
+from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
+
+RUNTIME = "trainers.redimnet.family"
+BLOCKS = ("convnext_like", "basic_resnet", "basic_resnet_fwse")
+
+
+def validate(values: config.Config) -> None:
+    """Family checks at `lab new-run`: Matryoshka dims against the embedding, stages against the mel rows."""
+    model = values.model
+    dims = model.mrl_dims
+    if not dims or dims != sorted(set(dims)) or dims[0] < 1 or dims[-1] > model.embed_dim:
+        raise ConfigError(f"model.mrl_dims={dims} must rise strictly from 1 to at most model.embed_dim="
+                          f"{model.embed_dim}")
+    if model.block_type not in BLOCKS:
+        raise ConfigError(f"model.block_type={model.block_type!r} is not one of: {', '.join(BLOCKS)}")
+    rows, channels = model.n_mels, model.channels
+    for index, stage in enumerate(model.stages):
+        if len(stage) != 4 or stage[0] < 1 or stage[1] < 0 or stage[2] < 1 or stage[3] < 0:
+            raise ConfigError(f"model.stages[{index}]={stage} is not [stride, blocks, conv_expand, att_reduction]")
+        if rows % stage[0]:
+            raise ConfigError(f"model.stages[{index}] stride {stage[0]} does not divide the {rows} frequency rows")
+        rows, channels = rows // stage[0], channels * stage[0]
+        wide = channels * stage[2]
+        if wide % max(1, wide // model.group_divisor) or channels % max(1, channels // model.group_divisor):
+            raise ConfigError(f"model.stages[{index}]: {wide} channels do not split into "
+                              f"{wide // model.group_divisor} groups (model.group_divisor={model.group_divisor})")
+    if model.size != "custom" and model.size not in config.SIZES:
+        raise ConfigError(f"model.size={model.size!r} is not one of: custom, {', '.join(config.SIZES)}")
+
+
+def overfitting_suggestion(values: dict) -> str:
+    """What the two-stage report found: the gap opens when the backbone is released."""
+    train = values.get("train", {})
+    advice = []
+    if train.get("frozen") and train.get("unfreeze_step"):
+        advice.append(f"train the head longer before releasing the backbone (train.unfreeze_step is "
+                      f"{train['unfreeze_step']}) or release it with a lower backbone LR")
+    advice.append(f"raise model.dropout (now {values.get('model', {}).get('dropout')}) and optim.weight_decay "
+                  f"(now {values.get('optim', {}).get('weight_decay')})")
+    advice.append("stop at the best EER checkpoint (train.best_metric=val/eer_<dim>)")
+    return "; ".join(advice).capitalize() + "."
+
+
+SPEC = FamilySpec(
+    name="redimnet",
+    config=config,
+    build_model=Lazy(f"{RUNTIME}:build_model"),
+    build_data=Lazy(f"{RUNTIME}:build_data"),
+    training_loss=Lazy(f"{RUNTIME}:training_loss"),
+    evaluate=Lazy(f"{RUNTIME}:evaluate"),
+    eval_metrics=("val/loss",),
+    validate=validate,
+    eval_stages=(EvalStage("verification", Lazy(f"{RUNTIME}:verification_stage"), every="data.eer_every"),),
+    metric_directions={"train/margin": None, **{f"val/eer_{d}": "min" for d in range(1, 2049)},
+                       **{f"val/mindcf_{d}": "min" for d in range(1, 2049)}},
+    report_panels=(Panel("loss per Matryoshka dim", ("train/loss",)),),
+    suggestions={"gap_widening": overfitting_suggestion},
+    embed=Lazy(f"{RUNTIME}:embed"),
+)
