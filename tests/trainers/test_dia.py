@@ -4,7 +4,6 @@ cache resumes and skips bad files, `lab generate` writes the asked length, and t
 import subprocess
 import sys
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +17,6 @@ from trainers.engine import train
 from trainers.family import wav_bytes
 
 SPEC = registry.get("dia")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
-from conftest import lab_env  # noqa: E402
 
 
 def tiny(*overrides: str):
@@ -111,18 +107,8 @@ def test_training_sequences_have_one_fixed_shape():
     assert data.tag_text(["a", "b"], config, augment=False) == "a, b"
 
 
-def test_lab_generate_from_a_run(tmp_path):
-    repo = tmp_path / "lab"
-    repo.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-
-    def lab(*args):
-        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
-                                env=lab_env(), timeout=300)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    lab("init", "--prefix", "dia=dia")
+def test_lab_generate_from_a_run(tmp_path, family_lab):
+    lab = family_lab("dia", "dia")
     created = lab("new-run", "dia_009", "--preset", "tiny", "--hypothesis", "MusicGen delay learns the tags",
                   "--set", "train.max_steps=10", "--set", "train.eval_every=10", "--group", "musicgen_delay")
     assert "parameters: 1,289,248" in created
@@ -133,7 +119,7 @@ def test_lab_generate_from_a_run(tmp_path):
         assert sound.getframerate() == 44100 and sound.getnframes() <= 9 * 512
 
 
-def test_lab_codec_encode_with_local_weights(tmp_path):
+def test_lab_codec_encode_with_local_weights(tmp_path, lab_environment):
     weights = tmp_path / "dac.pth"
     model = codec.random_codec(8)
     torch.save({"state_dict": model.state_dict(), "metadata": {"kwargs": {"encoder_dim": 8, "decoder_dim": 32}}},
@@ -142,20 +128,20 @@ def test_lab_codec_encode_with_local_weights(tmp_path):
     (tmp_path / "music" / "a.wav").write_bytes(wav_bytes(np.zeros(4410), 44100))
     done = subprocess.run([sys.executable, "-m", "lab", "codec", "encode", "--audio", str(tmp_path / "music"),
                            "--weights", str(weights), "--out", str(tmp_path / "codes")],
-                          capture_output=True, text=True, env=lab_env(), timeout=120, cwd=tmp_path)
+                          capture_output=True, text=True, env=lab_environment, timeout=120, cwd=tmp_path)
     assert done.returncode == 0 and "encoded 1" in done.stdout, done.stderr
     missing = subprocess.run([sys.executable, "-m", "lab", "codec", "encode", "--audio", str(tmp_path / "music"),
                               "--weights", str(tmp_path / "none.pth"), "--out", str(tmp_path / "codes")],
-                             capture_output=True, text=True, env=lab_env(), timeout=120, cwd=tmp_path)
+                             capture_output=True, text=True, env=lab_environment, timeout=120, cwd=tmp_path)
     assert missing.returncode == 2 and "codec weights not found" in missing.stderr
     assert missing.stderr.count("\n") == 1
 
 
-def test_the_xla_path_trains_tiny_on_the_cpu(tmp_path):
+def test_the_xla_path_trains_tiny_on_the_cpu(tmp_path, lab_environment):
     done = subprocess.run(
         [sys.executable, "-m", "trainers", "dia", "--preset", "tiny", "--set", "train.device=xla",
          "--set", "train.max_steps=2", "--set", "train.eval_every=2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, env={**lab_env(), "PJRT_DEVICE": "CPU"},
+        capture_output=True, text=True, timeout=600, env={**lab_environment, "PJRT_DEVICE": "CPU"},
     )
     if done.returncode != 0 and "torch_xla" in done.stderr:
         pytest.skip(done.stderr.strip().splitlines()[-1])

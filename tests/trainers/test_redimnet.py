@@ -2,9 +2,6 @@
 the report's verification table and `lab embed`."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,9 +15,6 @@ from trainers.family import wav_bytes
 from trainers.redimnet import data, family
 
 SPEC = registry.get("redimnet")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
-from conftest import lab_env  # noqa: E402
 
 
 def tiny(*overrides: str):
@@ -108,18 +102,9 @@ def test_overfitting_after_the_unfreeze_gets_stage_advice():
     assert finding.step == 120 and "train.unfreeze_step is 100" in finding.suggestion
 
 
-def test_two_stages_report_and_embed(tmp_path):
-    repo = tmp_path / "lab"
-    repo.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-
-    def lab(*args):
-        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
-                                env=lab_env(), timeout=300)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    lab("init", "--prefix", "rdn=redimnet")
+def test_two_stages_report_and_embed(tmp_path, family_lab):
+    lab = family_lab("rdn", "redimnet")
+    repo = lab.repo
     lab("new-run", "rdn_001", "--preset", "tiny", "--hypothesis", "MRL keeps 16-d EER within 20% of 64-d",
         "--set", 'train.frozen=["backbone"]', "--set", "train.unfreeze_step=20", "--set", "train.max_steps=40",
         "--set", "train.eval_every=20", "--set", "data.eer_every=20")

@@ -17,9 +17,6 @@ from trainers.family import Context
 from trainers.sashimi import data, family
 
 SPEC = registry.get("sashimi")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
-from conftest import lab_env  # noqa: E402
 
 
 def tiny(*overrides: str):
@@ -108,18 +105,9 @@ def test_a_flat_dml_loss_gets_the_analysis_advice():
     assert "log-scales in [-1, -0.5]" in finding.suggestion
 
 
-def test_generate_and_profile_from_a_lab_run(tmp_path):
-    repo = tmp_path / "lab"
-    repo.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-
-    def lab(*args):
-        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
-                                env=lab_env(), timeout=300)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    lab("init", "--prefix", "sash=sashimi")
+def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab):
+    lab = family_lab("sash", "sashimi")
+    repo = lab.repo
     lab("new-run", "sash_001", "--preset", "tiny", "--hypothesis", "DML learns the tones", "--set", "model.head=dml",
         "--set", "train.max_steps=20", "--set", "train.eval_every=10", "--set", "data.sample_every=20")
     lab("launch", "sash_001", "--no-commit")

@@ -1,0 +1,42 @@
+"""Fixtures for family tests: a lab in a fresh git repository, driven through the `lab` command."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_LAB_CONFTEST = Path(__file__).parents[1] / "lab" / "conftest.py"
+_LAB_FIXTURES = importlib.util.spec_from_file_location("lab_fixtures", _LAB_CONFTEST)
+lab_fixtures = importlib.util.module_from_spec(_LAB_FIXTURES)
+_LAB_FIXTURES.loader.exec_module(lab_fixtures)
+
+
+@pytest.fixture
+def lab_environment() -> dict:
+    """The environment a `lab` subprocess runs in: no LAB_ or WANDB_ variables of ours, W&B offline."""
+    return lab_fixtures.lab_env()
+
+
+@pytest.fixture
+def family_lab(tmp_path):
+    """`family_lab(prefix, family)` makes a lab mapping `prefix` to `family` and returns `lab(*args) -> stdout`
+    (asserting exit status 0); `lab.repo` is its folder."""
+
+    def make(prefix: str, family: str):
+        repo = tmp_path / "lab"
+        repo.mkdir()
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+
+        def lab(*args: str) -> str:
+            result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
+                                    env=lab_fixtures.lab_env(), timeout=300)
+            assert result.returncode == 0, result.stderr
+            return result.stdout
+
+        lab("init", "--prefix", f"{prefix}={family}")
+        lab.repo = repo
+        return lab
+
+    return make
