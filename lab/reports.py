@@ -175,7 +175,8 @@ def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
                     for row in metrics.final_and_best(store.attempt_dir(rid, n), family=families[rid])}
               if n else {} for rid, n in attempts.items()}
     names = sorted({metric for table in tables.values() for metric in table})
-    shown = [m for m in names if m.startswith("val/")] + [m for m in names if m == "train/loss"]
+    resources = ("train/loss", "train/samples_per_s", "train/peak_mem_mb")  # what an arm costs, beside how it scores
+    shown = [m for m in names if m.startswith("val/")] + [m for m in resources if m in names]
     first = run_ids[0]
     metric_tables = []
     for metric in shown:
@@ -300,7 +301,11 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         metric_rows=metrics.final_and_best(folder, metric, mode, family),
         failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
         verification=verification_rows(metrics.final_and_best(folder, metric, mode, family)),
+        media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
     )
+
+
+MEDIA_SHOWN = 12  # the latest generated samples listed in a report
 
 
 def verification_rows(rows: list[dict]) -> list[dict]:

@@ -190,7 +190,7 @@ def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: 
             f"the training set has {len(data.train)} items, fewer than one batch of train.batch_size="
             f"{train_config.batch_size} for each of {accelerator.num_processes} process(es)"
         )
-    groups = (spec.param_groups or parameter_groups)(model, config.optim)
+    groups = spec.param_groups(model, config) if spec.param_groups else parameter_groups(model, config.optim)
     optimizer = build_optimizer(groups, config.optim)
     model, optimizer = accelerator.prepare(model, optimizer)
     # looked up after prepare, which replaces the parameters when it moves the model to an XLA device

@@ -88,7 +88,7 @@ class FamilySpec:
         evaluate(model, batches, ctx) -> {"val/<name>": float}     (at least `eval_metrics`)
 
     Optional hooks: `validate(config)` raises ConfigError for family-level mistakes, at `lab new-run`;
-    `param_groups(model, optim_config)` returns optimizer groups (each with its own `lr` if it wants one);
+    `param_groups(model, config)` returns optimizer groups (each with its own `lr` if it wants one);
     `eval_stages` adds evaluations on their own cadence; `health_rules` adds rules to the global ones
     (`lab.health`) and `suggestions` rewrites a global rule's suggestion for this family (a function of the
     config dict); `metric_directions` says which metrics are better lower ('min') or higher ('max');

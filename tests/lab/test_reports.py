@@ -181,3 +181,17 @@ def test_a_failed_attempts_report_says_why(story):
     why = page.split("### Why it failed")[1].split("---")[0]
     assert "RuntimeError: CUDA out of memory" in why and "step 1 ok" not in why
     assert reports.report(story, "nsd_001").read_text().count("Why it") == 0
+
+
+def test_ablation_pages_show_cost_and_reports_link_samples(story):
+    rows = curve(20, 3.0, 1.0)
+    for row in rows:
+        if "train/loss" in row:
+            row.update({"train/samples_per_s": 250.0, "train/peak_mem_mb": 900.0})
+    add_run(story, "nsd_009", rows=rows, parent="nsd_001")
+    page = reports.compare(story, ["nsd_001", "nsd_009"]).read_text()
+    assert "train/samples_per_s" in page and "train/peak_mem_mb" in page
+    append_jsonl(story.attempt_dir("nsd_009", 1) / "media.jsonl",
+                 {"step": 20, "name": "samples/conditional", "path": "/artefacts/s.wav", "kind": "audio"})
+    report = reports.report(story, "nsd_009").read_text()
+    assert "## Samples" in report and "step 20, samples/conditional (audio): `/artefacts/s.wav`" in report

@@ -493,10 +493,10 @@ def test_a_batch_sampler_orders_each_epoch_and_resume_replays_it(tmp_path):
 
 
 def test_a_family_param_groups_hook_sets_its_own_rates(tmp_path):
-    def head_apart(model, optim):
+    def head_apart(model, config):
         head = [p for name, p in model.named_parameters() if name.startswith("head")]
         rest = [p for name, p in model.named_parameters() if not name.startswith("head")]
-        return [{"params": rest}, {"params": head, "lr": optim.lr * 10}]
+        return [{"params": rest}, {"params": head, "lr": config.optim.lr * 10}]
 
     spec = dataclasses.replace(toy_family.SPEC, param_groups=head_apart)
     config = toy_config("train.max_steps=2", "train.eval_every=2", "optim.lr=0.001")

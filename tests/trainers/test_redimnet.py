@@ -121,3 +121,13 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     result = json.loads(lab("embed", "rdn_001", "--audio", *map(str, paths), "--json"))
     assert len(result["embeddings"]) == 2 and len(result["embeddings"][0]) == 64
     assert result["cosine"][0][0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_head_has_its_own_learning_rate():
+    config = tiny("train.head_lr=0.05", "optim.lr=0.001")
+    model = family.build_model(config)
+    groups = family.param_groups(model, config)
+    assert [group.get("lr") for group in groups][-1] == 0.05 and groups[-1]["params"] == [model.head.weight]
+    backbone = {id(p) for group in groups[:-1] for p in group["params"]}
+    assert backbone == {id(p) for p in model.backbone.parameters()}
+    assert "lr" not in family.param_groups(model, tiny())[-1]  # 0: the head follows optim.lr

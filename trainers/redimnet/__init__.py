@@ -60,4 +60,5 @@ SPEC = FamilySpec(
     report_panels=(Panel("loss per Matryoshka dim", ("train/loss",)),),
     suggestions={"gap_widening": overfitting_suggestion},
     embed=Lazy(f"{RUNTIME}:embed"),
+    param_groups=Lazy(f"{RUNTIME}:param_groups"),
 )

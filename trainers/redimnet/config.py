@@ -74,11 +74,18 @@ class DataConfig:
 
 
 @dataclass
+class RedimnetTrainConfig(TrainConfig):
+    """The engine's training settings plus the head's own learning rate (two-stage fine-tuning)."""
+
+    head_lr: float = 0.0  # peak LR of the AAM head; 0: optim.lr like the backbone
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: RedimnetTrainConfig = field(default_factory=RedimnetTrainConfig)
 
 
 def sized(size: str) -> Config:
@@ -89,7 +96,7 @@ def sized(size: str) -> Config:
                           stages=[list(stage) for stage in stages]),
         optim=OptimConfig(name="adamw", lr=2e-3, weight_decay=1e-4, schedule="cosine", warmup_steps=6000,
                           lr_end=5e-5),
-        train=TrainConfig(batch_size=128, max_steps=150000, eval_every=5000, best_metric="val/eer_192",
+        train=RedimnetTrainConfig(batch_size=128, max_steps=150000, eval_every=5000, best_metric="val/eer_192",
                           best_mode="min", grad_clip=5.0),
     )
 
@@ -102,8 +109,8 @@ def tiny() -> Config:
                           margin_start_epoch=2, margin_fix_epoch=6),
         data=DataConfig(train_seconds=0.5, val_seconds=0.5, speakers_per_batch=8, eer_every=80),
         optim=OptimConfig(name="adamw", lr=3e-3, weight_decay=1e-4, schedule="constant"),
-        train=TrainConfig(device="cpu", batch_size=16, max_steps=240, eval_every=40, log_every=10, grad_clip=5.0,
-                          best_metric="val/eer_64", best_mode="min"),
+        train=RedimnetTrainConfig(device="cpu", batch_size=16, max_steps=240, eval_every=40, log_every=10,
+                                  grad_clip=5.0, best_metric="val/eer_64", best_mode="min"),
     )
 
 

@@ -69,6 +69,17 @@ def build_data(config: Config) -> DataBundle:
     return DataBundle(train=train, val=val, collate=data.collate, info=info, batch_sampler=sampler)
 
 
+def param_groups(model: SpeakerModel, config: Config) -> list[dict]:
+    """The backbone's groups (weight decay on matrices only) at optim.lr, and the head at train.head_lr."""
+    from trainers.optim import parameter_groups
+
+    head = {"params": [p for p in model.head.parameters() if p.requires_grad], "param_names": ["head.weight"],
+            "weight_decay": config.optim.weight_decay}
+    if config.train.head_lr:
+        head["lr"] = config.train.head_lr
+    return parameter_groups(model.backbone, config.optim) + [head]
+
+
 def current_margin(ctx: Context) -> float:
     model = ctx.config.model
     return margin_at(ctx.step, ctx.steps_per_epoch, model.margin, model.margin_start_epoch, model.margin_fix_epoch)
