@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "lab"))
-from conftest import git, lab_env  # noqa: E402
+from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
+
+git, lab_env = lab_fixtures.git, lab_fixtures.lab_env
 
 
 @pytest.fixture
