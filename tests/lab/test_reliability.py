@@ -2,7 +2,6 @@
 one line or leaves what was recorded intact. The cases follow the reliability issue's list."""
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -102,23 +101,16 @@ def test_a_file_name_with_a_newline_cannot_forge_diff_lines(project):
 # 3. Two launches at once, and the user's index ----------------------------------------------------------------
 
 
-def capture(repo: str, message: str, ready) -> None:
-    ready.wait()
-    vcs.commit_working_tree(Path(repo), message)
-
-
-def test_two_captures_at_once_leave_the_index_matching_head(project):
+def test_two_captures_at_once_leave_the_index_matching_head(project, tmp_path):
     for index in range(30):
         (project / f"data_{index}.txt").write_text(f"{index}\n")
-    ready = multiprocessing.get_context("spawn").Event()
-    workers = [multiprocessing.get_context("spawn").Process(target=capture, args=(str(project), f"launch {n}", ready))
-               for n in range(2)]
-    for worker in workers:
-        worker.start()
-    ready.set()
-    for worker in workers:
-        worker.join(60)
-    assert [worker.exitcode for worker in workers] == [0, 0]
+    go = tmp_path / "go"
+    code = ("import sys, time; from pathlib import Path; from lab import vcs\n"
+            "while not Path(sys.argv[1]).exists(): time.sleep(0.005)\n"
+            "vcs.commit_working_tree(Path(sys.argv[2]), sys.argv[3])\n")
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(go), str(project), f"launch {n}"]) for n in range(2)]
+    go.write_text("")  # both start capturing at once
+    assert [worker.wait(timeout=60) for worker in workers] == [0, 0]
     assert git(project, "diff", "--cached", "HEAD") == "" and git(project, "status", "--porcelain") == ""
     assert len(git(project, "ls-tree", "-r", "--name-only", "HEAD").split()) == 31
     (project / "later.txt").write_text("x\n")
