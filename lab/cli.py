@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from datetime import date
@@ -32,9 +33,18 @@ EXAMPLES = {
     "render": "lab render",
     "generate": "lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags \"drums, bass\"",
     "profile": "lab profile sash_001",
+    "rm": "lab rm dia_009   |   lab rm dia_009 --yes",
     "embed": "lab embed rdn_001 --audio a.wav b.wav",
     "codec": "lab codec encode --audio music/ --weights dac_44khz.pth --out data/codes",
 }
+
+
+def one_line_os_error(error: OSError) -> str:
+    """An OS error (a full disk, a folder where a file should be, a name too long) as one readable line."""
+    if error.strerror is None:
+        return str(error)
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror.lower()}{where}"
 
 
 def parse_day(text: str) -> date:
@@ -132,11 +142,13 @@ def cmd_note(args) -> int:
         return 0
     if any(journal.values()):
         raise LabError("--insight and --overview are day notes: give them without a run id")
-    if not any(fields.values()):
-        raise LabError(f"nothing to note: give one of {', '.join('--' + f for f in NOTE_FIELDS)}")
+    if not any(fields.values()) and args.headline is None:
+        raise LabError(f"nothing to note: give one of {', '.join('--' + f for f in NOTE_FIELDS)} or --headline N")
     store.load_run(args.id)
     if args.attempt is not None:
         store.load_attempt(args.id, args.attempt)
+    if args.headline is not None:
+        store.set_headline(args.id, args.headline)
     for field, text in fields.items():
         if text:
             store.add_event(args.id, "note", field=field, text=text, attempt=args.attempt)
@@ -158,6 +170,24 @@ def cmd_runs(args) -> int:
         print(json.dumps(rows, indent=2, sort_keys=True))
     else:
         print(runs.table(rows))
+    return 0
+
+
+def cmd_rm(args) -> int:
+    store = Store.find()
+    run = store.load_run(args.id)
+    artefacts = store.artefacts_root / args.id
+    size = sum(path.stat().st_size for path in artefacts.rglob("*") if path.is_file()) if artefacts.is_dir() else 0
+    question = (f"remove {args.id} ({run['title']}, {len(store.attempt_numbers(args.id))} attempt(s)): records "
+                f"to {store.logs_dir.name}/archive/, {size / 1e6:.1f} MB of artefacts deleted? [y/N] ")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise LabError(f"lab rm asks before removing; add --yes to remove {args.id} without asking")
+        if input(question).strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    archived = store.archive_run(args.id)
+    print(f"removed {args.id}: records in {archived.relative_to(store.root)}, artefacts deleted")
     return 0
 
 
@@ -193,9 +223,10 @@ def cmd_log(args) -> int:
 def cmd_sync(args) -> int:
     from lab import wandb_links
 
-    results = wandb_links.sync_pending(Store.find())
-    for run_id, number, _, message in results:
-        print(f"{run_id} test {number}: {message}")
+    def progress(run_id: str, number: int, ok: bool, message: str) -> None:
+        print(f"{run_id} test {number}: {message}", flush=True)
+
+    results = wandb_links.sync_pending(Store.find(), progress)
     pending = sum(not ok for _, _, ok, _ in results)
     if pending:
         print(f"lab: {pending} attempt(s) still pending sync", file=sys.stderr)
@@ -310,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lab",
         description="A research lab notebook: runs, attempts, configs, git and W&B capture, rendered pages.",
     )
+    parser.add_argument("--version", action="version", version=f"lab {lab_version()}")
     commands = parser.add_subparsers(dest="name", metavar="COMMAND", required=True)
 
     def command(name: str, handler, summary: str) -> argparse.ArgumentParser:
@@ -321,9 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     sub = command("init", cmd_init, "Make the current repository a lab (lab.json, logs/, .gitignore entries).")
-    sub.add_argument("--wandb-entity")
-    sub.add_argument("--wandb-project")
-    sub.add_argument("--wandb-mode", choices=["offline", "online"])
+    sub.add_argument("--wandb-entity", help="W&B team or user that owns the project (for links)")
+    sub.add_argument("--wandb-project", help="W&B project of every run (turns W&B links on)")
+    sub.add_argument("--wandb-mode", choices=["offline", "online"], help="how launched runs log to W&B")
     sub.add_argument("--no-wandb", action="store_true", help="record no W&B links")
     sub.add_argument("--prefix", action="append", default=[], metavar="PREFIX=FAMILY",
                      help="map a run-id prefix to a family (repeatable)")
@@ -331,12 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("new-run", cmd_new_run, "Create a run: hypothesis, family, config, baseline, group.")
     sub.add_argument("id", help="run id like dia_009, or a prefix with --next")
     sub.add_argument("--next", action="store_true", help="ID is a prefix: take its next free number")
-    sub.add_argument("--hypothesis", required=True)
+    sub.add_argument("--hypothesis", required=True, help="what the run is meant to show, in one sentence")
     sub.add_argument("--family", help="model family with a built-in trainer")
     sub.add_argument("--preset", help="family preset (default: baseline)")
     sub.add_argument("--title", help="short title for the slug (default: from the hypothesis)")
     sub.add_argument("--group", help="W&B group / ablation group")
-    sub.add_argument("--tag", action="append", default=[])
+    sub.add_argument("--tag", action="append", default=[], help="a free tag (repeatable)")
     sub.add_argument("--from", dest="parent", metavar="RUN", help="copy config, family and baseline of RUN")
     sub.add_argument("--config", help="JSON config file")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override (repeatable)")
@@ -344,27 +376,33 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start from these weights: the --from run's best or last checkpoint, or a file")
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
-    sub.add_argument("id")
+    sub.usage = ("lab launch [-h] [--set KEY=VALUE] [--note NOTE] [--no-commit] [--processes N] [--resume] "
+                 "ID [-- CMD ...]")
+    sub.add_argument("id", help="the run this attempt belongs to")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
     sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
     sub.add_argument("--no-commit", action="store_true", help="record the dirty diff instead of committing")
-    sub.add_argument("--processes", type=int, default=1, help="processes for the built-in trainer (accelerate)")
+    sub.add_argument("--processes", type=int, default=1, metavar="N",
+                     help="processes for the built-in trainer (accelerate)")
     sub.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
 
     sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
-    sub.add_argument("id", nargs="?")
+    sub.add_argument("id", nargs="?", help="the run (none for --insight and --overview)")
     for field in NOTE_FIELDS:
-        sub.add_argument(f"--{field}")
+        sub.add_argument(f"--{field}", help=f"the run's {field} (shown on its pages)")
     sub.add_argument("--attempt", type=int, help="attach the note to attempt N (Test N)")
+    sub.add_argument("--headline", type=int, metavar="N",
+                     help="attempt N speaks for the run on its pages (default: its best attempt)")
     sub.add_argument("--insight", help="a key insight of the day")
     sub.add_argument("--overview", help="the day's overview paragraph")
 
     sub = command("runs", cmd_runs, "List runs as a table.")
-    sub.add_argument("--family")
-    sub.add_argument("--status", choices=["created", "running", *FINAL_STATUSES])
-    sub.add_argument("--group")
-    sub.add_argument("--since", metavar="YYYY-MM-DD")
-    sub.add_argument("--json", action="store_true")
+    sub.add_argument("--family", help="only runs of this family")
+    sub.add_argument("--status", choices=["created", "running", *FINAL_STATUSES, "unreadable"],
+                     help="only runs whose latest attempt has this status")
+    sub.add_argument("--group", help="only runs of this group")
+    sub.add_argument("--since", metavar="YYYY-MM-DD", help="only runs created on or after this day")
+    sub.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
 
     sub = command("show", cmd_show, "Show one run with its attempts and notes.")
     sub.add_argument("id")
@@ -426,7 +464,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--weights", required=True, help="local DAC weights (dac_44khz.pth); nothing is downloaded")
     sub.add_argument("--out", required=True, help="cache folder: one .npy of codes per file plus index.jsonl")
     sub.add_argument("--stereo", action="store_true", help="encode both channels (18 codebooks)")
+    sub = command("rm", cmd_rm, "Remove a run: its records move to logs/archive/, its artefacts are deleted.")
+    sub.add_argument("id")
+    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    for sub in commands.choices.values():
+        for action in sub._actions:
+            if action.help is None:
+                action.help = POSITIONAL_HELP.get(action.dest, action.dest)
     return parser
+
+
+POSITIONAL_HELP = {"id": "run id, like dia_009", "json": "print JSON instead of text",
+                   "a": "run id", "b": "second run id (default: the first one's baseline)"}
+
+
+def lab_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("lab")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -435,7 +494,17 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         split = argv.index("--")
         argv, trailing = argv[:split], argv[split + 1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        return 0
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.name == "launch":
+        print(f"lab: error: unexpected arguments {shlex.join(unknown)}: put your command after --, like "
+              f"lab launch {args.id} -- python train.py", file=sys.stderr)
+        return 2
+    if unknown:
+        parser.parse_args(argv)
     if args.name == "launch":
         args.command, args.argv = trailing, argv + (["--", *trailing] if trailing else [])
     elif trailing:
@@ -443,8 +512,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
-    except (LabError, ConfigError, RecordError, FileNotFoundError) as error:
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (LabError, ConfigError, RecordError) as error:
         print(f"lab: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"lab: error: {one_line_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lab: interrupted", file=sys.stderr)

@@ -142,28 +142,45 @@ def parse_value(key: str, text: str, current: Any) -> Any:
 def apply_overrides(values: dict, assignments: list[str]) -> dict:
     """Return a copy of nested `values` with `key=value` assignments applied, type-checked.
 
-    An unknown key raises ConfigError naming the valid keys.
+    An unknown key raises ConfigError naming the valid keys. A config with no keys at all (a wrapped script's
+    run that has recorded none) takes any key, its value read as JSON (else as text).
     """
     result = json.loads(json.dumps(values))
     valid = flatten(result)
+    free = not valid
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"override {assignment!r} is not of the form key=value")
+        if free and key not in valid:
+            valid[key] = free_value(text)
+            set_dotted(result, key, valid[key])
+            continue
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             listing = ", ".join(sorted(valid)) or "(this run has no config)"
             raise ConfigError(f"unknown override key {key!r}{hint}; valid keys: {listing}")
-        value = parse_value(key, text, valid[key])
-        node = result
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-        valid[key] = value
+        valid[key] = parse_value(key, text, valid[key])
+        set_dotted(result, key, valid[key])
     return result
+
+
+def free_value(text: str) -> Any:
+    """A value given for a key no config declares: JSON when it parses (1, 0.5, true, [1, 2]), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def set_dotted(values: dict, key: str, value: Any) -> None:
+    """`values[a][b] = value` for key 'a.b', making the inner dicts a key needs."""
+    *parents, leaf = key.split(".")
+    for part in parents:
+        values = values.setdefault(part, {})
+    values[leaf] = value
 
 
 COMPONENT_WORDS = [

@@ -8,7 +8,7 @@ summarises its evidence. Plain Python only: record-only CLI commands import this
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -18,6 +18,7 @@ from lab.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER, metric_words
 
 # Every rule waits for enough history before judging, so that a healthy noisy run stays silent.
 GRAD_EXPLOSION_FACTOR = 10.0  # a grad norm above 10x the median of all earlier norms is an explosion
+GRAD_EXPLOSION_FLOOR = 1.0  # ... and above this absolute norm: 0.05 against a median of 0.0004 is no explosion
 GRAD_MIN_HISTORY = 20  # earlier finite grad norms needed before their median is trusted
 LOSS_MIN_ROWS = 30  # finite train losses needed before judging whether the loss decreases
 LOSS_WINDOW_ROWS = 20  # compare the mean of the first and of the last 20 losses (fewer: a fifth of them)
@@ -117,9 +118,31 @@ def _setting(config: Any, dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _sorted_median(values: list[float]) -> float:
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+class RunningMedian:
+    """The median of the numbers added so far, in O(log n) per number: the lower half in a max-heap, the
+    upper half in a min-heap, the lower one holding the extra number when the count is odd."""
+
+    def __init__(self) -> None:
+        self._lower: list[float] = []  # negated
+        self._upper: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._lower) + len(self._upper)
+
+    def add(self, value: float) -> None:
+        if self._lower and value > -self._lower[0]:
+            heapq.heappush(self._upper, value)
+        else:
+            heapq.heappush(self._lower, -value)
+        if len(self._lower) > len(self._upper) + 1:
+            heapq.heappush(self._upper, -heapq.heappop(self._lower))
+        elif len(self._upper) > len(self._lower):
+            heapq.heappush(self._lower, -heapq.heappop(self._upper))
+
+    def median(self) -> float:
+        if len(self._lower) > len(self._upper):
+            return -self._lower[0]
+        return (-self._lower[0] + self._upper[0]) / 2
 
 
 def _moving_average(values: list[float], width: int) -> list[float]:
@@ -157,16 +180,16 @@ def non_finite(rows: list[Row], config: dict) -> list[Finding]:
 
 
 def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
-    """A grad norm far above the median of all earlier ones."""
+    """A grad norm far above the median of all earlier ones, and above an absolute floor."""
     norms = metric_points(rows, "train/grad_norm")
-    history: list[float] = []  # earlier norms, kept sorted
+    history = RunningMedian()  # of the earlier norms
     spikes = []
     for step, value in norms:
         if len(history) >= GRAD_MIN_HISTORY:
-            median = _sorted_median(history)
-            if median > 0 and value > GRAD_EXPLOSION_FACTOR * median:
+            median = history.median()
+            if median > 0 and value > max(GRAD_EXPLOSION_FACTOR * median, GRAD_EXPLOSION_FLOOR):
                 spikes.append((step, value, median))
-        bisect.insort(history, value)
+        history.add(value)
     if not spikes:
         return []
     step, value, median = spikes[0]

@@ -5,18 +5,21 @@ Works for any command (`lab launch ID -- python train.py ...`) and for a family'
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from lab import vcs, wandb_links
 from lab.config import apply_overrides
-from lab.records import write_json, write_text
+from lab.records import TEMPORARY_SUFFIX, write_json, write_text
 from lab.store import LabError, Store
 from trainers import registry
 
@@ -82,6 +85,7 @@ def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path)
             WANDB_DIR=str(wandb_links.local_dir(store)),
         )
         env["WANDB_MODE"] = wandb["mode"]
+        env.setdefault("WANDB_SILENT", "true")  # W&B's banners only when the researcher asks (WANDB_SILENT=false)
         wandb_links.local_dir(store).mkdir(parents=True, exist_ok=True)
     return env
 
@@ -114,6 +118,7 @@ def launch(
         raise LabError("--processes is for the built-in trainer; wrap your own command, e.g. -- accelerate launch ...")
     if processes < 1:
         raise LabError("--processes must be at least 1")
+    remove_stale_temporaries(store, run_id)
     resume_from = store.latest_checkpoint(run_id, "last") if resume else None
 
     if commit:
@@ -144,6 +149,7 @@ def launch(
             command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from)
         attempt = store.update_attempt(attempt_dir, command=command, builtin_trainer=builtin)
         env = child_environment(store, run, attempt, attempt_dir)
+        env["LAB_CONFIG"] = json.dumps(store.redact(config), sort_keys=True, default=str)
         if resume_from:
             env["LAB_RESUME_FROM"] = resume_from
     except BaseException:
@@ -152,6 +158,18 @@ def launch(
     exit_code = _run_and_record(store, attempt_dir, command, env)
     report_health(store, run_id, attempt["number"])
     return exit_code
+
+
+def remove_stale_temporaries(store: Store, run_id: str) -> None:
+    """Delete the half-written files (`.NAME.*.tmp`, from a kill mid-write) that ended attempts of the run
+    left in their artefacts folders, naming them on stderr."""
+    for attempt in store.attempts(run_id):
+        folder = attempt.get("artefacts")
+        if attempt["status"] == "running" or not folder or not Path(folder).is_dir():
+            continue
+        for path in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            print(f"lab: removed {path}, left half-written by attempt {attempt['number']}", file=sys.stderr)
 
 
 def report_health(store: Store, run_id: str, number: int) -> None:
@@ -165,20 +183,31 @@ def report_health(store: Store, run_id: str, number: int) -> None:
 LOG_LINE_LIMIT = 65536  # a line longer than this (no newline yet) is written to the log in pieces
 
 
-def _tee(process: subprocess.Popen, log_path: Path, redact) -> None:
+def _tee(process: subprocess.Popen, log_path: Path, redact) -> OSError | None:
     """Copy the child's output to the terminal as it comes and to stdout.log line by line with secrets
-    redacted; a closed terminal never stops the log."""
+    redacted. A closed terminal never stops the log, and a log that cannot be written (a full disk) never
+    stops the child: the output is still drained, and the error is returned."""
     terminal = sys.stdout.buffer
     pending = b""
+    log_error = None
     with open(log_path, "ab") as log:
+
+        def write_log(data: bytes) -> None:
+            nonlocal log_error
+            if log_error is None:
+                try:
+                    log.write(redact(data.decode("utf-8", errors="replace")).encode("utf-8"))
+                    log.flush()
+                except OSError as error:
+                    log_error = error
+
         for chunk in iter(lambda: process.stdout.read1(65536), b""):
             pending += chunk
             end = max(pending.rfind(b"\n"), pending.rfind(b"\r")) + 1
             if end == 0 and len(pending) > LOG_LINE_LIMIT:
                 end = len(pending)
             if end:
-                log.write(redact(pending[:end].decode("utf-8", errors="replace")).encode("utf-8"))
-                log.flush()
+                write_log(pending[:end])
                 pending = pending[end:]
             if terminal is not None:
                 try:
@@ -187,35 +216,83 @@ def _tee(process: subprocess.Popen, log_path: Path, redact) -> None:
                 except OSError:
                     terminal = None
         if pending:
-            log.write(redact(pending.decode("utf-8", errors="replace")).encode("utf-8"))
+            write_log(pending)
+        with contextlib.suppress(OSError):
+            log.close()
+    return log_error
+
+
+KILL_GRACE_SECONDS = 30  # after a forwarded stop signal, how long the child has before it is killed
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: its own process group (signals reach the trainer's workers too), and a
+    SIGKILL when the launcher dies, so a killed launcher leaves no orphan writing into its attempt."""
+    os.setpgrp()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
-    """Run `command`, tee its output to stdout.log, and record how it ended."""
+    """Run `command` in its own process group, tee its output to stdout.log, and record how it ended.
+
+    SIGINT, SIGTERM and SIGHUP to the launcher are passed on to the child's group; a child still alive
+    `launch.kill_grace_seconds` (lab.json) later is killed, and the attempt records that it was.
+    """
+    grace = float(store.settings.get("launch", {}).get("kill_grace_seconds", KILL_GRACE_SECONDS))
     interrupted: list[int] = []
 
     def on_signal(signum, frame):
         interrupted.append(signum)
-        if signum != signal.SIGINT and process.poll() is None:
-            process.send_signal(signum)
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signum)
+        if len(interrupted) == 1:
+            threading.Thread(target=escalate, daemon=True).start()
 
+    def escalate():
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            escalated.append(grace)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    escalated: list[float] = []
     try:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                   preexec_fn=_die_with_parent)
     except OSError as error:
         store.end_attempt(attempt_dir, exit_code=127, status="failed")
         raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None
     store.update_attempt(attempt_dir, child_pid=process.pid)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    log_error = None
     try:
-        _tee(process, attempt_dir / "stdout.log", store.detector.redact)
+        log_error = _tee(process, attempt_dir / "stdout.log", store.detector.redact)
     finally:
         code = process.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if interrupted or code < 0:
-            status = "killed"
+        if code == 0:
+            status = "finished"
         else:
-            status = "finished" if code == 0 else "failed"
+            status = "killed" if interrupted or code < 0 else "failed"
         exit_code = code if code >= 0 else 128 - code
+        if interrupted:
+            stop = {"signal": signal.Signals(interrupted[0]).name}
+            if escalated:
+                stop["escalated"] = f"SIGKILL after {escalated[0]:g} s"
+                print(f"lab: the command ignored {stop['signal']} for {escalated[0]:g} s and was killed",
+                      file=sys.stderr)
+            store.update_attempt(attempt_dir, stopped_by=stop)
         store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
+    if log_error is not None:
+        print(f"lab: warning: stdout.log stopped early ({log_error.strerror or log_error}); the attempt's other "
+              "records are complete", file=sys.stderr)
     return exit_code

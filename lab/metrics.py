@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import io
+import math
 import re
 from pathlib import Path
+from typing import Iterator
 
-from lab.records import read_jsonl
+from lab.records import RecordError, read_jsonl, read_jsonl_lines
 
 LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "ppl", "eer"}
 HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq",
@@ -77,23 +80,107 @@ def _version(path: Path) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
+BLOCK_BYTES = 8 << 20  # metrics.jsonl is parsed in blocks of whole lines of about this size
+
+
 @functools.lru_cache(maxsize=64)
 def _load(path: Path, mtime_ns: int, size: int):
+    """Parse metrics.jsonl block by block into float columns (NaN where a row lacks the metric).
+
+    Each block goes through pyarrow's JSON reader; a block it refuses (a torn line, bytes that are not UTF-8,
+    a line that is not an object) is parsed line by line with the same skipping rules as `read_jsonl`. Peak
+    memory is the columns plus one block.
+    """
+    import numpy as np
     import pandas as pd
 
-    rows = list(read_jsonl(path))
-    frame = pd.DataFrame(rows)
-    for column in frame.columns:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame
+    parts: dict[str, list[tuple[int, np.ndarray]]] = {}  # column -> (first row, values) per block
+    rows = 0
+    for block in line_blocks(path, BLOCK_BYTES):
+        frame = parse_block(block)
+        for column in frame.columns:
+            parts.setdefault(column, []).append((rows, numeric(frame[column])))
+        rows += len(frame)
+    columns = {}
+    for column, pieces in parts.items():
+        values = np.full(rows, np.nan)  # (rows,)
+        for start, piece in pieces:
+            values[start:start + len(piece)] = piece
+        columns[column] = values
+    return pd.DataFrame(columns, copy=False)
 
 
-def series(frame, column: str) -> tuple[list[float], list[float]] | None:
-    """(steps, values) of one metric column without its missing rows, or None when it has none."""
+def line_blocks(path: Path, size: int) -> Iterator[bytes]:
+    """The bytes of a file in blocks of about `size` that end at a line end (the last may not)."""
+    try:
+        stream = open(path, "rb")
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
+    with stream:
+        pending = b""
+        while chunk := stream.read(size):
+            pending += chunk
+            end = pending.rfind(b"\n") + 1
+            if end:
+                yield pending[:end]
+                pending = pending[end:]
+        if pending:
+            yield pending
+
+
+def parse_block(block: bytes):
+    """One block of JSONL as a DataFrame (columns as read)."""
+    import pandas as pd
+    import pyarrow
+    import pyarrow.json
+
+    try:
+        return pyarrow.json.read_json(io.BytesIO(block)).to_pandas()
+    except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError):
+        return pd.DataFrame(list(read_jsonl_lines(block.splitlines())))
+
+
+def numeric(column):
+    """A column as float64: numbers as they are, anything else (text, lists, objects, true/false) NaN."""
+    import numpy as np
+    import pandas as pd
+
+    if column.dtype.kind in "iuf":
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    as_numbers = column.map(lambda value: value if isinstance(value, (int, float)) and
+                            not isinstance(value, bool) else None)
+    return pd.to_numeric(as_numbers, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def rows(attempt_dir: Path) -> list[dict]:
+    """The rows of an attempt's metrics.jsonl that have a numeric step (what the health rules read)."""
+    return [row for row in read_jsonl(Path(attempt_dir) / "metrics.jsonl")
+            if isinstance(row.get("step"), (int, float)) and not isinstance(row["step"], bool)
+            and math.isfinite(row["step"])]
+
+
+def series(frame, column: str, max_points: int | None = None) -> tuple[list[float], list[float]] | None:
+    """(steps, values) of one metric column without its missing rows, or None when it has none.
+
+    With `max_points`, a longer series keeps the lowest and highest point of each of `max_points / 2` equal
+    runs of rows, so a plot of a million rows still shows every spike.
+    """
     if column not in frame:
         return None
     points = frame[["step", column]].dropna()
-    return (points["step"].tolist(), points[column].tolist()) if not points.empty else None
+    if points.empty:
+        return None
+    if max_points and len(points) > max_points:
+        import numpy as np
+
+        buckets = np.arange(len(points)) * (max_points // 2) // len(points)  # (rows,)
+        values = points[column].reset_index(drop=True)
+        grouped = values.groupby(buckets)
+        keep = np.union1d(grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy())
+        points = points.iloc[keep]
+    return points["step"].tolist(), points[column].tolist()
 
 
 def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode: str | None = None,

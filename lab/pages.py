@@ -148,14 +148,14 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
 
 def active_days(store: Store) -> list[date]:
     """Every day with an event on any run or in the journal, oldest first."""
-    days = {day_of(e["time"]) for run_id in store.run_ids() for e in store.events(run_id)}
+    days = {day_of(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
     days |= {day_of(e["time"]) for e in store.journal()}
     return sorted(days)
 
 
 def daily_log(store: Store, day: date) -> Path:
     """Write logs/daily/<day>.md from the records and return its path."""
-    run_ids = [rid for rid in store.run_ids() if any(day_of(e["time"]) == day for e in store.events(rid))]
+    run_ids = [rid for rid in store.readable_run_ids() if any(day_of(e["time"]) == day for e in store.events(rid))]
     first_event = {rid: min(e["time"] for e in store.events(rid) if day_of(e["time"]) == day) for rid in run_ids}
     experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
     journal = [e for e in store.journal() if day_of(e["time"]) == day]

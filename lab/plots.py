@@ -14,6 +14,7 @@ from pathlib import Path
 from lab.records import atomic_write
 
 Series = dict[str, tuple[list[float], list[float]]]  # label -> (steps, values)
+MAX_POINTS = 2000  # per plotted series; longer ones are reduced to their lowest and highest point per bucket
 
 
 def _digest(panels: list[tuple[str, Series]]) -> str:
@@ -26,6 +27,15 @@ def _shows(path: Path, digest: str) -> bool:
         return b"Comment\x00" + digest.encode() in path.read_bytes()
     except FileNotFoundError:
         return False
+
+
+LOG_SCALE_WORDS = ("loss", "grad norm")
+
+
+def log_scale(title: str, series: Series) -> bool:
+    """Losses and gradient norms are read on a log axis, when every value is positive."""
+    return any(word in title for word in LOG_SCALE_WORDS) and all(
+        value > 0 for _, values in series.values() for value in values)
 
 
 def plot_panels(path: Path, panels: list[tuple[str, Series]]) -> Path:
@@ -44,6 +54,8 @@ def plot_panels(path: Path, panels: list[tuple[str, Series]]) -> Path:
     for (title, series), ax in zip(panels, axes.flat):
         for label, (steps, values) in series.items():
             ax.plot(steps, values, label=label, linewidth=1.3)
+        if log_scale(title, series):
+            ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

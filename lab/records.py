@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 TEMPORARY_SUFFIX = ".tmp"
 
@@ -47,15 +47,30 @@ class RecordError(ValueError):
     """A record file that cannot be read (edited by hand, or damaged); the message is one line."""
 
 
-def read_json(path: Path, default: Any = None) -> Any:
-    """Read JSON from `path`, or return `default` when the file does not exist."""
+def read_json(path: Path, default: Any = None, *, shape: type | None = dict) -> Any:
+    """Read JSON from `path`, or return `default` when the file does not exist.
+
+    Anything else that makes the file unusable (not UTF-8, not JSON, not a `shape` at the top, a folder in
+    its place) is a RecordError with a one-line message.
+    """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_bytes().decode("utf-8"))
     except FileNotFoundError:
         return default
     except json.JSONDecodeError as error:
         raise RecordError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}); fix it or restore it "
                           "from git") from None
+    except UnicodeDecodeError as error:
+        raise RecordError(f"{path} is not UTF-8 text (byte {error.start}); fix it or restore it from git") from None
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
+    if shape is not None and not isinstance(data, shape):
+        raise RecordError(f"{path} holds a JSON {type(data).__name__} where an {JSON_NAMES.get(shape, shape)} "
+                          "is expected; fix it or restore it from git")
+    return data
+
+
+JSON_NAMES = {dict: "object", list: "array"}
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -81,17 +96,25 @@ def fresh_line_prefix(stream: BinaryIO) -> str:
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
-    """The records of a JSONL file; a torn last line (crash mid-write) is skipped."""
+    """The object records of a JSONL file. A line that is not one (a torn last line after a crash, bytes that
+    are not UTF-8, a JSON value that is not an object) is skipped; a file that cannot be opened (a folder in its
+    place) is a RecordError."""
     try:
-        stream = open(path, encoding="utf-8")
+        stream = open(path, "rb")
     except FileNotFoundError:
         return
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
     with stream:
-        for line in stream:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        yield from read_jsonl_lines(stream)
+
+
+def read_jsonl_lines(lines: Iterable[bytes]) -> Iterator[dict]:
+    """The object records among JSONL lines, skipping any line that is not one (see `read_jsonl`)."""
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict):
+            yield record

@@ -49,7 +49,7 @@ def verdict(before: dict | None, after: dict | None) -> str:
 
 
 def baselines_in_use(store: Store) -> list[str]:
-    return sorted({store.load_run(rid).get("baseline") for rid in store.run_ids()} - {None})
+    return sorted({store.load_run(rid).get("baseline") for rid in store.readable_run_ids()} - {None})
 
 
 def set_status_override(store: Store, baseline: str, assignment: str) -> None:
@@ -68,7 +68,8 @@ def changelog(store: Store, baseline: str) -> Path:
     if snapshot is None:
         raise LabError(f"no baseline {baseline!r}; baselines in use: {', '.join(baselines_in_use(store)) or 'none'}")
     base_config = snapshot["config"]
-    runs = sorted((store.load_run(rid) for rid in store.run_ids()), key=lambda run: (run["created"], run["id"]))
+    runs = sorted((store.load_run(rid) for rid in store.readable_run_ids()),
+                  key=lambda run: (run["created"], run["id"]))
     runs = [run for run in runs if run.get("baseline") == baseline]
     number = {run["id"]: index for index, run in enumerate(runs, start=1)}
     results = {run["id"]: metrics.run_result(store, run["id"]) for run in runs}
@@ -156,63 +157,91 @@ def changelog(store: Store, baseline: str) -> Path:
 # -- ablation comparison -----------------------------------------------------------------------------------
 
 
-def compare(store: Store, run_ids: list[str], name: str | None = None) -> Path:
-    """Write logs/ablations/<name>.md comparing runs: differing keys, best/final metrics, overlaid curves."""
-    if len(run_ids) < 2:
+def headline_attempt(store: Store, run_id: str) -> int | None:
+    """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
+    the run's judged metric, else the latest with metrics."""
+    picked = store.load_run(run_id).get("headline")
+    if isinstance(picked, int) and picked in store.attempt_numbers(run_id):
+        return picked
+    best = metrics.run_result(store, run_id)
+    return best["attempt"] if best else latest_attempt_with_metrics(store, run_id)
+
+
+def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
+    """'RUN' (its headline attempt) or 'RUN:ATTEMPT' -> (run id, attempt number or None if it has none)."""
+    run_id, _, number = spec.partition(":")
+    store.load_run(run_id)
+    if not number:
+        return run_id, headline_attempt(store, run_id)
+    if not number.isdigit():
+        raise LabError(f"{spec!r}: write RUN or RUN:ATTEMPT, like nsd_004:2")
+    store.load_attempt(run_id, int(number))
+    return run_id, int(number)
+
+
+def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
+    """Write logs/ablations/<name>.md comparing runs (each `RUN` or `RUN:ATTEMPT`): differing config keys, best
+    and final metrics, overlaid curves. Every figure on the page comes from the attempt named beside it."""
+    if len(specs) < 2:
         raise LabError("compare needs at least two runs")
-    runs = [store.load_run(rid) for rid in run_ids]
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "_vs_".join(run_ids)).strip("._") or "ablation"
-    flat = {rid: config_tools.flatten(store.run_config(rid)) for rid in run_ids}
-    keys = sorted({k for values in flat.values() for k in values})
+    arms = [parse_arm(store, spec) for spec in specs]
+    if len(set(arms)) < len(arms):
+        raise LabError("compare needs different runs or attempts; the same one is named twice")
+    labels = [f"{rid}:{n}" if n else rid for rid, n in arms]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "_vs_".join(specs)).strip("._") or "ablation"
+    runs = {rid: store.load_run(rid) for rid, _ in arms}
+    configs = [read_json(store.attempt_dir(rid, n) / "config.json", None) if n else None for rid, n in arms]
+    flat = [config_tools.flatten(config if config is not None else store.run_config(rid))
+            for (rid, _), config in zip(arms, configs)]
+    keys = sorted({k for values in flat for k in values})
     differing = [
-        {"key": key, "values": [config_tools.format_value(flat[rid].get(key, config_tools.MISSING)) for rid in run_ids]}
+        {"key": key, "values": [config_tools.format_value(values.get(key, config_tools.MISSING)) for values in flat]}
         for key in keys
-        if len({repr(flat[rid].get(key, config_tools.MISSING)) for rid in run_ids}) > 1
+        if len({repr(values.get(key, config_tools.MISSING)) for values in flat}) > 1
     ]
-    attempts = {rid: latest_attempt_with_metrics(store, rid) for rid in run_ids}
-    families = {run["id"]: run.get("family") for run in runs}
-    tables = {rid: {row["metric"]: row
-                    for row in metrics.final_and_best(store.attempt_dir(rid, n), family=families[rid])}
-              if n else {} for rid, n in attempts.items()}
-    names = sorted({metric for table in tables.values() for metric in table})
+    tables = [{row["metric"]: row for row in metrics.final_and_best(store.attempt_dir(rid, n),
+                                                                  family=runs[rid].get("family"))}
+              if n else {} for rid, n in arms]
+    names = sorted({metric for table in tables for metric in table})
     resources = ("train/loss", "train/samples_per_s", "train/peak_mem_mb")  # what an arm costs, beside how it scores
     shown = [m for m in names if m.startswith("val/")] + [m for m in resources if m in names]
-    first = run_ids[0]
     metric_tables = []
     for metric in shown:
+        base = tables[0].get(metric)
         rows = []
-        for rid in run_ids:
-            row = tables[rid].get(metric)
-            base = tables[first].get(metric)
-            comparable = row and base and rid != first and row["best"] is not None and base["best"] is not None
-            rows.append({"run": rid, "row": row, "delta": row["best"] - base["best"] if comparable else None})
+        for index, label in enumerate(labels):
+            row = tables[index].get(metric)
+            comparable = row and base and index and row["best"] is not None and base["best"] is not None
+            rows.append({"run": label, "row": row, "delta": row["best"] - base["best"] if comparable else None})
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
     folder = store.logs_dir / "ablations"
     for table in metric_tables:
         series = {}
-        for rid in run_ids:
-            points = metrics.series(metrics.load(store.attempt_dir(rid, attempts[rid])), table["metric"]) \
-                if attempts[rid] else None
+        for label, (rid, n) in zip(labels, arms):
+            points = metrics.series(metrics.load(store.attempt_dir(rid, n)), table["metric"], plots.MAX_POINTS) \
+                if n else None
             if points:
-                series[rid] = points
+                series[label] = points
         plots.plot_panels(folder / table["plot"], [(table["metric"], series)])
     return render(
         store,
         "ablation.md.j2",
         folder / f"{name}.md",
         name=name,
-        runs=[{"run": run, "title": display_title(run), "attempt": attempts[run["id"]],
-               "conclusions": [e["text"] for e in store.events(run["id"])
+        runs=[{"run": runs[rid], "label": label, "title": display_title(runs[rid]), "attempt": n,
+               "conclusions": [e["text"] for e in store.events(rid)
                                if e["kind"] == "note" and e.get("field") == "conclusion"],
-               "result": metrics.run_result(store, run["id"])} for run in runs],
-        run_ids=run_ids,
+               "result": metrics.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
+                                                runs[rid].get("family")) if n else None}
+              for label, (rid, n), config in zip(labels, arms, configs)],
+        run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,
     )
 
 
 def group_runs(store: Store, group: str) -> list[str]:
-    ids = [rid for rid in store.run_ids() if store.load_run(rid).get("group") == group]
+    ids = [rid for rid in store.readable_run_ids() if store.load_run(rid).get("group") == group]
     if not ids:
         raise LabError(f"no runs in group {group!r}")
     return ids
@@ -221,16 +250,19 @@ def group_runs(store: Store, group: str) -> list[str]:
 # -- training report ---------------------------------------------------------------------------------------
 
 
-def evaluation_table(rows: list[dict], metric: str, mode: str) -> list[dict]:
-    """Per-evaluation rows: step, train loss before it, val loss, gap, judged metric and a status word."""
-    table, train_loss = [], None
+def evaluation_table(frame, metric: str, mode: str) -> list[dict]:
+    """Per-evaluation rows: step, train loss before it, val loss, gap, judged metric and a status word.
+
+    `frame` is the attempt's metric table (`metrics.load`); an evaluation is a row with a `val/` value.
+    """
+    evaluations = evaluation_rows(frame)
+    if evaluations.empty:
+        return []
+    train_losses = column_values(frame, "train/loss").ffill()[evaluations.index]
+    table = []
     best = min_val_loss = previous_gap = None
-    for row in rows:
-        loss = health.finite(row.get("train/loss"))
-        if loss is not None:
-            train_loss = loss
-        if not any(key.startswith("val/") for key in row):
-            continue
+    for index, row in evaluations.iterrows():
+        train_loss = health.finite(train_losses[index])
         val_loss = health.finite(row.get("val/loss"))
         value = health.finite(row.get(metric))
         gap = val_loss - train_loss if val_loss is not None and train_loss is not None else None
@@ -246,9 +278,27 @@ def evaluation_table(rows: list[dict], metric: str, mode: str) -> list[dict]:
                 status.append("gap widening")
             min_val_loss = val_loss if min_val_loss is None else min(min_val_loss, val_loss)
         previous_gap = gap if gap is not None else previous_gap
-        table.append({"step": row["step"], "train_loss": train_loss, "val_loss": val_loss, "gap": gap,
+        table.append({"step": int(row["step"]), "train_loss": train_loss, "val_loss": val_loss, "gap": gap,
                       "value": value, "status": ", ".join(status) or "-"})
     return table
+
+
+def evaluation_rows(frame):
+    """The rows of a metric table that carry a `val/` value."""
+    columns = [column for column in frame.columns if column.startswith("val/")]
+    if not columns:
+        return frame.iloc[0:0]
+    return frame[frame[columns].notna().any(axis=1)]
+
+
+def column_values(frame, column: str):
+    """One column of a metric table with non-finite values as NaN (all NaN when the column is absent)."""
+    import numpy as np
+    import pandas as pd
+
+    if column not in frame:
+        return pd.Series(np.nan, index=frame.index)
+    return frame[column].where(np.isfinite(frame[column]))
 
 
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
@@ -260,7 +310,6 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     attempt = store.load_attempt(run_id, number)
     folder = store.attempt_dir(run_id, number)
     config = read_json(folder / "config.json", store.run_config(run_id))
-    rows = list(read_jsonl(folder / "metrics.jsonl"))
     frame = metrics.load(folder)
     family = run.get("family")
     metric, mode = metrics.judged_metric(config, list(frame.columns), family)
@@ -270,14 +319,16 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
               ("grad norm (pre-clip)", ["train/grad_norm"]), ("learning rate", ["train/lr"])]
     chosen += [(panel.title, list(panel.metrics)) for panel in family_panels(family)]
     for title, names in chosen:
-        series = {column: points for column in names if (points := metrics.series(frame, column))}
-        if series and not (title == metric and metric in ("train/loss", "val/loss")):
+        series = {column: points for column in names
+                  if (points := metrics.series(frame, column, plots.MAX_POINTS))}
+        constant = title == "learning rate" and all(len(set(values)) == 1 for _, values in series.values())
+        if series and not constant and not (title == metric and metric in ("train/loss", "val/loss")):
             panels.append((title, series))
     plot_path = store.logs_dir / "reports" / run_id / "curves.png"
     if panels:
         plots.plot_panels(plot_path, panels)
-    eval_rows = [r for r in rows if any(k.startswith("val/") for k in r)]
-    eval_seconds = [b["time"] - a["time"] for a, b in zip(eval_rows, eval_rows[1:]) if "time" in a and "time" in b]
+    eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
+    eval_seconds = [later - earlier for earlier, later in zip(eval_times, eval_times[1:])]
     flat = config_tools.flatten(config)
     return render(
         store,
@@ -291,7 +342,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         model=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "model"],
         data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
         metric=metric,
-        evaluations=evaluation_table(rows, metric, mode),
+        evaluations=evaluation_table(frame, metric, mode),
         curves=f"{run_id}/curves.png" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=metrics.attempt_result(folder, config, family),
@@ -370,7 +421,7 @@ def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tu
     folder = store.attempt_dir(run_id, number)
     config = read_json(folder / "config.json", config)
     summary = read_json(folder / "summary.json", {})
-    findings = health.check(list(read_jsonl(folder / "metrics.jsonl")), config, family_rules(run.get("family")))
+    findings = health.check(metrics.rows(folder), config, family_rules(run.get("family")))
     return number, findings + health.structural_findings(config, summary.get("param_count"))
 
 
@@ -401,10 +452,10 @@ def render_all(store: Store) -> list[Path]:
     written = [daily_log(store, day) for day in active_days(store)]
     written += [changelog(store, name) for name in baselines_in_use(store)]
     groups: dict[str, list[str]] = {}
-    for rid in store.run_ids():
+    for rid in store.readable_run_ids():
         group = store.load_run(rid).get("group")
         if group:
             groups.setdefault(group, []).append(rid)
     written += [compare(store, ids, group) for group, ids in sorted(groups.items()) if len(ids) > 1]
-    written += [report(store, rid) for rid in store.run_ids() if latest_attempt_with_metrics(store, rid)]
+    written += [report(store, rid) for rid in store.readable_run_ids() if latest_attempt_with_metrics(store, rid)]
     return written

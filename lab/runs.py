@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from datetime import date
 from pathlib import Path
+from typing import Iterator
 
 from lab import config as config_tools
 from lab.store import LabError, Store, check_run_id
@@ -20,11 +24,22 @@ def resolve_config(
     dataclass, the engine's limits and the family's own checks, with defaults filled in.
     """
     base = store.run_config(parent["id"]) if parent is not None else None
+    if parent is not None and not family and not base:
+        base = reported_config(store, parent["id"])
     file_values = config_tools.read_config_file(config_file) if config_file else None
     if family:
         return registry.get(family).resolve(preset=preset, base=base, file_values=file_values, overrides=overrides)
     values = config_tools.merge(base or {}, file_values or {})
     return config_tools.apply_overrides(values, overrides)
+
+
+def reported_config(store: Store, run_id: str) -> dict:
+    """The config a wrapped script reported (`tracker.config`) in the run's headline attempt, or {}."""
+    from lab.records import read_json
+    from lab.reports import headline_attempt
+
+    number = headline_attempt(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
+    return read_json(store.attempt_dir(run_id, number) / "config.json", {}) if number else {}
 
 
 def parameter_count(family: str, values: dict) -> int:
@@ -34,12 +49,38 @@ def parameter_count(family: str, values: dict) -> int:
     spec = registry.get(family)
     config = config_tools.from_dict(spec.config.Config, values)
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), time_limit(BUILD_SECONDS):
             model = spec.build_model(config)
     except (ValueError, RuntimeError, TypeError) as error:
         reason = " ".join(str(error).split())
         raise config_tools.ConfigError(f"the {family} model cannot be built from this config: {reason}") from None
+    except TimeoutError:
+        raise config_tools.ConfigError(
+            f"the {family} model took over {BUILD_SECONDS} s to build without weights; check its sizes "
+            f"(layers, widths) in the config") from None
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+BUILD_SECONDS = 30  # a model that takes longer than this to build on the meta device has an absurd size
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int) -> Iterator[None]:
+    """Raise TimeoutError inside the block after `seconds` (SIGALRM; no limit outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def structural_check(family: str, values: dict, reference: str, reference_values: dict) -> tuple[list[str], list]:
@@ -139,9 +180,19 @@ def list_runs(
     store: Store, *, family: str | None = None, status: str | None = None, group: str | None = None,
     since: date | None = None,
 ) -> list[dict]:
-    """One row per run matching the filters: id, status, family, group, attempts, created, title, slug."""
+    """One row per run matching the filters: id, status, family, group, attempts, created, title, slug.
+
+    A run whose records cannot be read is listed with status `unreadable` and the reason (as `error`).
+    """
     rows = []
+    readable = store.readable_run_ids()
     for run_id in store.run_ids():
+        if run_id not in readable:
+            if status in (None, "unreadable") and not (family or group or since):
+                rows.append({"id": run_id, "status": "unreadable", "family": None, "group": None, "attempts": None,
+                             "created": "", "title": None, "slug": None, "hypothesis": None,
+                             "error": store.unreadable[run_id]})
+            continue
         run = store.load_run(run_id)
         row = {
             "id": run_id,

@@ -17,12 +17,14 @@ import os
 import re
 import shutil
 import socket
-from dataclasses import dataclass
+import sys
+import zipfile
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from lab.records import append_jsonl, read_json, read_jsonl, write_json
+from lab.records import RecordError, append_jsonl, read_json, read_jsonl, write_json
 
 RUN_ID = re.compile(r"^[a-z][a-z0-9_]*_[0-9]{3}$")
 PREFIX = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -55,9 +57,10 @@ def slugify(text: str, max_words: int = 5) -> str:
 
 def check_run_id(run_id: str) -> str:
     """Return `run_id` if it is a valid id (prefix + 3 digits, no path characters), else raise LabError."""
-    if not RUN_ID.match(run_id or ""):
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or len(run_id) > MAX_NAME_LENGTH:
         raise LabError(
-            f"invalid run id {run_id!r}: use a lowercase prefix and three digits, like dia_009 or nsd_011"
+            f"invalid run id {run_id!r}: use a lowercase prefix and three digits, like dia_009 or nsd_011, "
+            f"at most {MAX_NAME_LENGTH} characters"
         )
     return run_id
 
@@ -75,11 +78,48 @@ def process_alive(pid: int | None) -> bool:
     return True
 
 
+RUN_FIELDS = {"id": str, "created": str, "slug": str, "title": str}
+ATTEMPT_FIELDS = {"number": int, "status": str, "run": str}
+
+
+def require_fields(path: Path, record: dict, fields: dict[str, type]) -> None:
+    """RecordError (one line) unless `record` has each of `fields` with its type."""
+    wrong = [name for name, kind in fields.items() if not isinstance(record.get(name), kind)]
+    if wrong:
+        raise RecordError(f"{path} lacks a valid {', '.join(wrong)}; fix it or restore it from git")
+
+
+def intact_checkpoint(path: Path) -> bool:
+    """Whether a torch checkpoint file is whole: torch.save writes a zip archive whose directory sits at the
+    end, so a truncated file fails this check without torch being imported."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def well_formed_event(event: dict) -> bool:
+    """Whether an events.jsonl line has what the pages read: a kind, an ISO time, and a note's field and text."""
+    if not isinstance(event.get("kind"), str) or not isinstance(event.get("time"), str):
+        return False
+    try:
+        datetime.fromisoformat(event["time"])
+    except ValueError:
+        return False
+    if event["kind"] == "note":
+        return event.get("field") in NOTE_FIELDS and isinstance(event.get("text"), str)
+    return True
+
+
 @dataclass
 class Store:
     """A lab rooted at `root` (the folder holding lab.json); every record lives under root/logs."""
 
     root: Path
+
+    unreadable: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _readable: tuple[tuple[str, ...], list[str]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def find(cls, start: Path | None = None) -> "Store":
@@ -168,15 +208,36 @@ class Store:
     def run_ids(self) -> list[str]:
         if not self.runs_dir.is_dir():
             return []
-        return sorted(p.name for p in self.runs_dir.iterdir() if RUN_ID.match(p.name) and (p / "run.json").exists())
+        return sorted(p.name for p in self.runs_dir.iterdir() if RUN_ID.fullmatch(p.name) and (p / "run.json").exists())
+
+    def readable_run_ids(self) -> list[str]:
+        """The runs whose records can be read; each unreadable one is named once on stderr and left out, so
+        one damaged run does not stop a page command for the whole lab. Checked once per set of runs."""
+        run_ids = tuple(self.run_ids())
+        if self._readable is not None and self._readable[0] == run_ids:
+            return list(self._readable[1])
+        readable = []
+        for run_id in run_ids:
+            try:
+                self.load_run(run_id)
+                self.attempts(run_id)
+            except RecordError as error:
+                if run_id not in self.unreadable:
+                    print(f"lab: warning: run {run_id} is unreadable: {error}", file=sys.stderr)
+                self.unreadable[run_id] = str(error)
+                continue
+            readable.append(run_id)
+        self._readable = (run_ids, readable)
+        return list(readable)
 
     def exists(self, run_id: str) -> bool:
         return (self.run_dir(run_id) / "run.json").is_file()
 
     def next_id(self, prefix: str) -> str:
         """The next free id for `prefix` (call under `lock()`)."""
-        if not PREFIX.match(prefix):
-            raise LabError(f"invalid run prefix {prefix!r}: lowercase letters, digits and underscores")
+        if not PREFIX.fullmatch(prefix) or len(prefix) > MAX_NAME_LENGTH - 4:
+            raise LabError(f"invalid run prefix {prefix!r}: lowercase letters, digits and underscores, at most "
+                           f"{MAX_NAME_LENGTH - 4} characters")
         numbers = [int(rid.rsplit("_", 1)[1]) for rid in self.run_ids() if rid.rsplit("_", 1)[0] == prefix]
         taken = {p.name for p in self.runs_dir.iterdir()} if self.runs_dir.is_dir() else set()
         number = max(numbers, default=0) + 1
@@ -218,10 +279,25 @@ class Store:
 
     def load_run(self, run_id: str) -> dict:
         """run.json of `run_id`, or LabError when there is no such run."""
-        record = read_json(self.run_dir(run_id) / "run.json")
+        path = self.run_dir(run_id) / "run.json"
+        record = read_json(path)
         if record is None:
             raise LabError(f"no run {run_id} in {self.runs_dir}")
+        require_fields(path, record, RUN_FIELDS)
+        try:
+            datetime.fromisoformat(record["created"])
+        except ValueError:
+            raise RecordError(f"{path} has a created time that is not ISO 8601; fix it or restore it from "
+                              "git") from None
         return record
+
+    def set_headline(self, run_id: str, number: int) -> None:
+        """Make attempt `number` the one that speaks for the run on its pages."""
+        self.load_attempt(run_id, number)
+        path = self.run_dir(run_id) / "run.json"
+        with self.lock():
+            write_json(path, {**self.load_run(run_id), "headline": number})
+        self.add_event(run_id, "headline", attempt=number)
 
     def run_config(self, run_id: str) -> dict:
         return read_json(self.run_dir(run_id) / "config.json", {})
@@ -234,7 +310,8 @@ class Store:
         return event
 
     def events(self, run_id: str) -> list[dict]:
-        return list(read_jsonl(self.run_dir(run_id) / "events.jsonl"))
+        """The run's events in order; a line that is not a well-formed event (edited by hand) is skipped."""
+        return [event for event in read_jsonl(self.run_dir(run_id) / "events.jsonl") if well_formed_event(event)]
 
     def add_journal(self, kind: str, text: str) -> dict:
         """A day-level note (`overview` or `insight`) not tied to a run."""
@@ -243,7 +320,7 @@ class Store:
         return event
 
     def journal(self) -> list[dict]:
-        return list(read_jsonl(self.logs_dir / "journal.jsonl"))
+        return [event for event in read_jsonl(self.logs_dir / "journal.jsonl") if well_formed_event(event)]
 
     # -- attempts --------------------------------------------------------------------------------------
 
@@ -321,6 +398,7 @@ class Store:
         record = read_json(folder / "attempt.json")
         if record is None:
             raise LabError(f"run {run_id} has no attempt {number}")
+        require_fields(folder / "attempt.json", record, ATTEMPT_FIELDS)
         if (
             record.get("status") == "running"
             and record.get("host") == socket.gethostname()
@@ -336,14 +414,30 @@ class Store:
         """The path of the newest `kind` checkpoint ('best' or 'last') among the run's attempts that still exists."""
         for record in reversed(self.attempts(run_id)):
             path = record.get("checkpoints", {}).get(kind, {}).get("path")
-            if path and Path(path).exists():
-                return path
-        raise LabError(f"run {run_id} has no {kind} checkpoint on this machine")
+            if not path or not Path(path).exists():
+                continue
+            if not intact_checkpoint(Path(path)):
+                print(f"lab: warning: {path} is damaged (truncated or overwritten); trying an earlier attempt's",
+                      file=sys.stderr)
+                continue
+            return path
+        raise LabError(f"run {run_id} has no intact {kind} checkpoint on this machine")
 
     def run_status(self, run_id: str) -> str:
         """`created` before any attempt, else the status of the latest attempt."""
         numbers = self.attempt_numbers(run_id)
         return self.load_attempt(run_id, numbers[-1])["status"] if numbers else "created"
+
+    def archive_run(self, run_id: str) -> Path:
+        """Move a run's records to logs/archive/<id>-<time>/ (out of every list and page) and delete its
+        artefacts; returns the archive folder."""
+        with self.lock():
+            self.load_run(run_id)
+            target = self.logs_dir / "archive" / f"{run_id}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.run_dir(run_id), target)
+        shutil.rmtree(self.artefacts_root / run_id, ignore_errors=True)
+        return target
 
     # -- baselines -------------------------------------------------------------------------------------
 

@@ -20,7 +20,10 @@ import atexit
 import json
 import math
 import os
+import queue
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -76,22 +79,63 @@ def warn(message: str) -> None:
 
 
 class WandbMirror:
-    """W&B's copy of an attempt, started on first use from the launch's WANDB_* variables.
+    """W&B's copy of an attempt, sent from a background thread so W&B's cost stays off the training thread.
 
-    Any failure (wandb missing, init or a call raising) prints one warning and turns the mirror off.
+    Calls are queued in order and applied by one worker, which starts the W&B run on first use from the
+    launch's WANDB_* variables; `finish` drains the queue. The lab's own records are written before a call is
+    queued, so nothing recorded depends on W&B. Any failure (wandb missing, init or a call raising) prints one
+    warning and turns the mirror off.
     """
 
     def __init__(self) -> None:
         self.run: Any = None
         self.failed = False
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (action, args, kwargs), None to stop
+        self._worker: threading.Thread | None = None
 
     def call(self, action: str, *args: Any, **kwargs: Any) -> None:
-        """`run.<action>(*args, **kwargs)`; `action` may be dotted ('summary.update')."""
+        """Queue `run.<action>(*args, **kwargs)`; `action` may be dotted ('summary.update')."""
         if self.failed:
             return
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._drain, name="lab-wandb", daemon=True)
+            self._worker.start()
+        self._queue.put((action, args, kwargs))
+
+    def media(self, name: str, path: Path, step: int, kind: str, sample_rate: int | None) -> None:
+        """Queue a file to send as wandb.Audio or wandb.Image."""
+        self.call("media", name, path, step, kind, sample_rate)
+
+    def finish(self) -> None:
+        """Send what is queued, finish the W&B run, and stop the worker."""
+        if self._worker is None:
+            return
+        self._queue.put(("finish", (), {}))
+        self._queue.put(None)
+        self._worker.join()
+        self._worker = None
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if not self.failed:
+                self._apply(*item)
+
+    def _apply(self, action: str, args: tuple, kwargs: dict) -> None:
         try:
+            if action == "finish":
+                if self.run is not None:
+                    self.run.finish()
+                    self.run = None
+                return
             if self.run is None:
                 self.run = self._start()
+                atexit.register(self.finish)  # after W&B's own exit hook, so it runs first and drains the queue
+            if action == "media":
+                name, path, step, kind, sample_rate = args
+                import wandb
+
+                item = wandb.Audio(str(path), sample_rate=sample_rate) if kind == "audio" else wandb.Image(str(path))
+                action, args, kwargs = "log", ({name: item},), {"step": int(step)}
             target = self.run
             for part in action.split("."):
                 target = getattr(target, part)
@@ -100,20 +144,6 @@ class WandbMirror:
             self.failed = True
             warn(f"W&B is off for the rest of this run ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
                  "; the lab's own records go on")
-
-    def media(self, name: str, path: Path, step: int, kind: str, sample_rate: int | None) -> None:
-        """Send a file as wandb.Audio or wandb.Image."""
-        if self.failed:
-            return
-        try:
-            import wandb
-
-            item = wandb.Audio(str(path), sample_rate=sample_rate) if kind == "audio" else wandb.Image(str(path))
-        except Exception as error:  # noqa: BLE001
-            self.failed = True
-            warn(f"W&B is off for the rest of this run ({type(error).__name__}: {error})")
-            return
-        self.call("log", {name: item}, step=int(step))
 
     @staticmethod
     def _start() -> Any:
@@ -127,11 +157,6 @@ class WandbMirror:
             notes=os.environ.get("WANDB_NOTES") or None,
             resume="allow",
         )
-
-    def finish(self) -> None:
-        if self.run is not None:
-            self.call("finish")
-            self.run = None
 
 
 class Tracker:
@@ -199,6 +224,32 @@ class Tracker:
         if self.wandb is not None:
             finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
             self.wandb.call("log", finite, step=int(step))
+
+    def config(self, values: Any) -> dict:
+        """Record the script's own config (a dict, or an argparse Namespace) in the attempt's config.json, where
+        the pages diff it, and in W&B's run config. A key the lab set (`lab launch --set`) to another value
+        is named in a warning. Returns the recorded config."""
+        if not isinstance(values, dict):
+            values = vars(values)
+        reported = clean(dict(values))
+        if self.attempt_dir is None:
+            return reported
+        from lab.config import flatten, merge
+        from lab.records import write_json
+
+        path = self.attempt_dir / "config.json"
+        recorded = read_json(path, {})
+        given, told = flatten(recorded), flatten(reported)
+        differing = sorted(key for key in given.keys() & told.keys() if given[key] != told[key])
+        if differing:
+            warn("the script reports " + ", ".join(f"{key}={told[key]!r}" for key in differing[:5]) +
+                 " but the lab recorded " + ", ".join(f"{given[key]!r}" for key in differing[:5]) +
+                 "; the pages show what the script reports")
+        store = self.identity()[0]
+        write_json(path, store.redact(merge(recorded, reported)))
+        if self.wandb is not None:
+            self.wandb.call("config.update", reported, allow_val_change=True)
+        return reported
 
     def summary(self, **values: Any) -> None:
         """Merge `values` into summary.json (final and best figures)."""
@@ -293,11 +344,22 @@ def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = Non
 
 
 def _catch_uncaught_exceptions() -> None:
-    """Until `finish`, an uncaught exception ends the init-opened attempt `failed` (`killed` for Ctrl-C)."""
+    """Until `finish`, an uncaught exception ends the init-opened attempt `failed` (`killed` for Ctrl-C), and
+    SIGTERM (when the script has no handler of its own) ends it `killed`."""
     global _previous_excepthook
     if _previous_excepthook is None:
         _previous_excepthook = sys.excepthook
         sys.excepthook = _on_uncaught_exception
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def _on_terminate(signum: int, frame: Any) -> None:
+    """End the init-opened attempt `killed`, then die of SIGTERM as the script would have."""
+    finish("killed")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _on_uncaught_exception(kind: type[BaseException], error: BaseException, traceback: Any) -> None:
@@ -323,6 +385,11 @@ def artefacts_dir() -> Path | None:
 def log(step: int, **metrics: Any) -> None:
     """Append one row of metrics at `step` to the current attempt (see `Tracker.log`)."""
     current().log(step, **metrics)
+
+
+def config(values: Any) -> dict:
+    """Record the script's config (a dict or an argparse Namespace) on the current attempt (see `Tracker.config`)."""
+    return current().config(values)
 
 
 def summary(**values: Any) -> None:
@@ -355,3 +422,6 @@ def finish(status: str = "finished") -> None:
         if sys.excepthook is _on_uncaught_exception:
             sys.excepthook = _previous_excepthook
         _previous_excepthook = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is _on_terminate:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import string
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
+from typing import Callable
 
-from lab.store import Store
+from lab.store import LabError, Store
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 BASE_URL = "https://wandb.ai"
 SYNC_TIMEOUT_S = 120
+DEFAULT_SERVER = "https://api.wandb.ai"
+CONNECT_TIMEOUT_S = 5.0
 SYNC_FAILURE_PREFIXES = ("wandb: ERROR", "Error:")  # how `wandb sync` reports a failure on its own lines
 
 
@@ -88,22 +93,51 @@ def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, st
     return True, f"synced {wandb['url']}"
 
 
-def sync_pending(store: Store) -> list[tuple[str, int, bool, str]]:
-    """Sync every ended attempt whose W&B link is pending; returns (run id, attempt, ok, message) for each.
+def server_address() -> tuple[str, int]:
+    """(host, port) of the W&B server: `WANDB_BASE_URL`, else api.wandb.ai over HTTPS."""
+    url = urllib.parse.urlsplit(os.environ.get("WANDB_BASE_URL") or DEFAULT_SERVER)
+    return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
 
-    An attempt that ended without ever starting W&B is marked `started: False` and not tried again.
+
+def check_reachable(timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """LabError (one line) unless a TCP connection to the W&B server opens within `timeout` seconds."""
+    host, port = server_address()
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise LabError(f"cannot reach the W&B server {host}:{port} ({reason}); everything stays pending, run "
+                       "lab sync again when online") from None
+
+
+def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] | None = None
+                 ) -> list[tuple[str, int, bool, str]]:
+    """Sync every ended attempt whose W&B link is pending; returns (run id, attempt, ok, message) for each,
+    and passes each to `progress` as it is done.
+
+    An attempt that ended without ever starting W&B is marked `started: False` and not tried again. When any
+    attempt has data to send, the server must answer a connection first (LabError otherwise), so that an
+    offline machine fails at once instead of waiting on `wandb sync` for every attempt.
     """
-    results = []
-    for run_id in store.run_ids():
+    results, to_sync = [], []
+    for run_id in store.readable_run_ids():
         for attempt in store.attempts(run_id):
             wandb = attempt.get("wandb")
             if not wandb or wandb.get("synced") or wandb.get("started") is False or attempt["status"] == "running":
                 continue
-            number = attempt["number"]
-            attempt_dir = store.attempt_dir(run_id, number)
+            attempt_dir = store.attempt_dir(run_id, attempt["number"])
             if offline_folder(store, wandb["run_id"]) is None:
                 store.update_attempt(attempt_dir, wandb={**wandb, "started": False})
-                results.append((run_id, number, True, "never started W&B: nothing to sync"))
-                continue
-            results.append((run_id, number, *sync_attempt(store, attempt_dir, wandb)))
+                results.append((run_id, attempt["number"], True, "never started W&B: nothing to sync"))
+            else:
+                to_sync.append((run_id, attempt["number"], attempt_dir, wandb))
+    if progress:
+        for result in results:
+            progress(*result)
+    if to_sync:
+        check_reachable()
+    for run_id, number, attempt_dir, wandb in to_sync:
+        results.append((run_id, number, *sync_attempt(store, attempt_dir, wandb)))
+        if progress:
+            progress(*results[-1])
     return results

@@ -39,7 +39,11 @@ def load(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+        raise ConfigError(f"checkpoint {path} cannot be read, damaged or truncated "
+                          f"({' '.join(str(error).split())[:200]})") from None
 
 
 def to_cpu(value):

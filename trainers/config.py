@@ -60,6 +60,14 @@ class TrainConfig:
     num_workers: int = 0
 
 
+def require_at_least(section: str, values: object, minimums: dict[str, int | float]) -> None:
+    """ConfigError (one line naming the key) for the first field of `values` below its minimum."""
+    for name, least in minimums.items():
+        value = getattr(values, name)
+        if not value >= least:
+            raise ConfigError(f"{section}.{name}={value!r} must be at least {least}")
+
+
 def validate(optim: OptimConfig, train: TrainConfig, rules: dict[str, Rule] = RULES) -> None:
     """Raise ConfigError (one line naming the key) for a value the engine cannot run with.
 
@@ -74,23 +82,10 @@ def validate(optim: OptimConfig, train: TrainConfig, rules: dict[str, Rule] = RU
     ):
         if value not in choices:
             raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
-    for key, value, least in (
-        ("train.batch_size", train.batch_size, 1),
-        ("train.grad_accum", train.grad_accum, 1),
-        ("train.max_steps", train.max_steps, 1),
-        ("train.eval_every", train.eval_every, 1),
-        ("train.log_every", train.log_every, 1),
-        ("train.num_workers", train.num_workers, 0),
-        ("train.unfreeze_step", train.unfreeze_step, 0),
-        ("train.early_stop_patience", train.early_stop_patience, 0),
-        ("train.grad_clip", train.grad_clip, 0),
-        ("optim.warmup_steps", optim.warmup_steps, 0),
-        ("optim.lr_end", optim.lr_end, 0),
-        ("optim.weight_decay", optim.weight_decay, 0),
-        ("optim.plateau_patience", optim.plateau_patience, 0),
-    ):
-        if value < least:
-            raise ConfigError(f"{key}={value!r} must be at least {least}")
+    require_at_least("train", train, {"batch_size": 1, "grad_accum": 1, "max_steps": 1, "eval_every": 1,
+                                      "log_every": 1, "num_workers": 0, "unfreeze_step": 0,
+                                      "early_stop_patience": 0, "grad_clip": 0})
+    require_at_least("optim", optim, {"warmup_steps": 0, "lr_end": 0, "weight_decay": 0, "plateau_patience": 0})
     for key, value in (("optim.lr", optim.lr), ("optim.lr_end", optim.lr_end), ("optim.eps", optim.eps),
                        ("optim.weight_decay", optim.weight_decay), ("train.grad_clip", train.grad_clip),
                        *((f"optim.betas[{i}]", beta) for i, beta in enumerate(optim.betas))):

@@ -205,7 +205,7 @@ def test_wrapped_run_stores_its_config_file(lab, repo):
     (["note", "--findings", "x"], ["need a run id"]),
     (["log", "22-11-2026"], ["invalid date"]),
     (["new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h", "--set", "model.n_units=0"],
-     ["cannot be built from this config"]),
+     ["model.n_units=0 must be at least 1"]),
     (["new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h", "--config", "typed.json"],
      ["'train.batch_size' has 'x'"]),
     (["new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h", "--set", "train.batch_size=0"],
@@ -292,13 +292,17 @@ def test_help_and_record_only_commands_do_not_import_torch(lab, train_script):
 
 def test_sync_without_network_or_key_keeps_links_pending(lab, repo, train_script):
     lab("new-run", "dia_017", "--hypothesis", "h")
-    env = lab_env(HOME=str(repo.parent / "home"), WANDB_CONFIG_DIR=str(repo.parent / "wandb-config"))
+    env = lab_env(HOME=str(repo.parent / "home"), WANDB_CONFIG_DIR=str(repo.parent / "wandb-config"),
+                  WANDB_BASE_URL="http://127.0.0.1:9")  # nothing listens there: an offline machine
     lab("launch", "dia_017", "--", sys.executable, "my_train.py")
     assert list((repo / "artefacts/wandb/wandb").glob(
         "offline-run-*-" + attempt_record(repo, "dia_017", 1)["wandb"]["run_id"]))
+    started = time.monotonic()
     result = lab("sync", check=False, env=env)
-    assert result.returncode == 1
-    assert "still pending" in result.stdout
+    assert result.returncode == 2
+    assert time.monotonic() - started < 60  # it failed on the connection check, not after wandb sync's wait
+    assert result.stderr.startswith("lab: error: cannot reach the W&B server 127.0.0.1:9")
+    assert result.stderr.count("\n") == 1 and "stays pending" in result.stderr
     assert attempt_record(repo, "dia_017", 1)["wandb"]["synced"] is False
     for path in repo.rglob("*"):
         if path.is_file() and "artefacts" not in path.parts and ".git" not in path.parts:

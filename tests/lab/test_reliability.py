@@ -3,14 +3,18 @@ one line or leaves what was recorded intact. The cases follow the reliability is
 
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import git
+from conftest import git, lab_env
 from lab import vcs
 from lab.records import append_jsonl, read_jsonl
 from lab.store import LabError
@@ -264,3 +268,281 @@ def test_odd_metric_values_cost_a_warning_not_the_script(lab, repo):
     rows = list(read_jsonl(repo / "logs/runs/m_001/attempts/1/metrics.jsonl"))
     assert [(row["step"], row["train/loss"], row.get("huge")) for row in rows] == [(1, 1.0, "inf"), (2, 0.25, None)]
     assert lab("report", "m_001").returncode == 0 and lab("doctor", "m_001").returncode == 0
+
+
+# 9. One-line errors, and one damaged run hides no other --------------------------------------------------------
+
+DAMAGED_RECORDS = {
+    "run.json not UTF-8": ("run.json", b"\xff\xfe{"),
+    "run.json a list": ("run.json", b"[1, 2]"),
+    "run.json without its fields": ("run.json", b'{"id": "x_001"}'),
+    "attempt.json a string": ("attempts/1/attempt.json", b'"x"'),
+}
+
+
+@pytest.fixture
+def two_runs(lab):
+    """x_001 and x_002, each with one finished attempt that logged metrics."""
+    script = lab.repo / "ok.py"
+    script.write_text("from lab import tracker\n"
+                      "for step in range(5):\n    tracker.log(step, **{'train/loss': 1 / (step + 1)})\n")
+    for run_id in ("x_001", "x_002"):
+        lab("new-run", run_id, "--hypothesis", f"h {run_id}")
+        lab("launch", run_id, "--no-commit", "--", sys.executable, "ok.py")
+    return lab
+
+
+def one_line_error(result) -> bool:
+    return result.returncode == 2 and result.stderr.startswith("lab: error: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_RECORDS))
+def test_a_damaged_record_is_one_line_and_hides_no_other_run(two_runs, damage):
+    lab = two_runs
+    name, content = DAMAGED_RECORDS[damage]
+    (lab.repo / "logs/runs/x_001" / name).write_bytes(content)
+    listing = lab("runs")
+    assert re.search(r"^x_001\s+unreadable", listing.stdout, re.M) and re.search(r"^x_002\s+finished", listing.stdout,
+                                                                               re.M)
+    assert "x_001 is unreadable" in listing.stderr and "Traceback" not in listing.stderr
+    assert one_line_error(lab("show", "x_001", check=False))
+    for command in (["log", "--all"], ["render"], ["report", "x_002"], ["doctor", "x_002"]):
+        result = lab(*command)
+        assert "Traceback" not in result.stderr, command
+    assert (lab.repo / "logs/reports/x_002.md").exists()
+
+
+def test_a_folder_where_a_record_belongs_is_one_line(two_runs):
+    lab = two_runs
+    events = lab.repo / "logs/runs/x_001/events.jsonl"
+    events.unlink()
+    events.mkdir()
+    assert one_line_error(lab("show", "x_001", check=False))
+    assert one_line_error(lab("note", "x_001", "--findings", "f", check=False))
+    metrics = lab.repo / "logs/runs/x_002/attempts/1/metrics.jsonl"
+    metrics.unlink()
+    metrics.mkdir()
+    assert one_line_error(lab("report", "x_002", check=False))
+
+
+def test_a_damaged_lab_json_is_one_line(two_runs):
+    lab = two_runs
+    for content in (b"\xff\xfe{", b"[1, 2]"):
+        (lab.repo / "lab.json").write_bytes(content)
+        result = lab("runs", check=False)
+        assert one_line_error(result) and "lab.json" in result.stderr
+
+
+@pytest.mark.parametrize("line", [
+    b'{"kind": "note", "field": "findings", "text": "no time"}',
+    b'{"kind": "note", "field": "findings", "text": "bad time", "time": "yesterday"}',
+    b'{"kind": "note", "text": "no field", "time": "2026-11-23T10:00:00+00:00"}',
+    b"[1, 2]",
+    b"\xff\xfe",
+])
+def test_a_malformed_event_line_is_skipped(two_runs, line):
+    lab = two_runs
+    with open(lab.repo / "logs/runs/x_001/events.jsonl", "ab") as stream:
+        stream.write(line + b"\n")
+    lab("note", "x_001", "--findings", "kept after the bad line")
+    assert "kept after the bad line" in lab("show", "x_001").stdout
+    for command in (["log", "--all"], ["render"]):
+        assert "Traceback" not in lab(*command).stderr
+
+
+@pytest.mark.parametrize("line", [b'{"step": "abc", "train/loss": 1}', b"[1, 2]", b"\xff\xfe",
+                                  b'{"step": 9, "train/lo'])
+def test_a_malformed_metrics_line_is_skipped(two_runs, line):
+    lab = two_runs
+    path = lab.repo / "logs/runs/x_001/attempts/1/metrics.jsonl"
+    with open(path, "ab") as stream:
+        stream.write(line + b"\n")
+    with open(path, "a") as stream:
+        stream.write('{"step": 5, "train/loss": 0.1}\n')
+    for command in (["report", "x_001"], ["doctor", "x_001"], ["compare", "x_001", "x_002"]):
+        assert "Traceback" not in lab(*command).stderr, command
+    report = (lab.repo / "logs/reports/x_001.md").read_text()
+    assert "0.1" in report
+
+
+def test_names_too_long_or_with_a_newline_are_refused(lab):
+    assert one_line_error(lab("new-run", "--next", "p" * 300, "--hypothesis", "h", check=False))
+    assert one_line_error(lab("new-run", "a" * 200 + "_001", "--hypothesis", "h", check=False))
+    assert one_line_error(lab("new-run", "a_009\n", "--hypothesis", "h", check=False))
+    lab("new-run", "g_001", "--hypothesis", "h", "--group", "g" * 300)
+    assert lab("render").returncode == 0
+    assert not (lab.repo / "logs/runs/a_009\n").exists()
+
+
+def test_a_closed_pipe_is_not_a_traceback(two_runs):
+    result = subprocess.run(f"{sys.executable} -m lab runs | head -c 1", shell=True, cwd=two_runs.repo,
+                            capture_output=True, text=True)
+    assert result.stdout == "I" and result.stderr == ""
+
+
+def test_a_gitignore_that_is_a_folder_is_one_line(lab):
+    (lab.repo / ".gitignore").unlink()
+    (lab.repo / ".gitignore").mkdir()
+    assert one_line_error(lab("init", check=False))
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_intact_one(lab, capsys):
+    from lab.store import Store
+
+    lab("new-run", "c_001", "--hypothesis", "h")
+    store = Store(lab.repo)
+    paths = []
+    for number in (1, 2):
+        lab("launch", "c_001", "--no-commit", "--", sys.executable, "-c", "print(1)")
+        path = lab.repo / "artefacts" / f"last_{number}.pt"
+        with zipfile.ZipFile(path, "w") as archive:  # the container torch.save writes
+            archive.writestr("archive/data.pkl", b"weights" * 1000)
+        store.update_attempt(store.attempt_dir("c_001", number),
+                             checkpoints={"last": {"path": str(path), "step": number}})
+        paths.append(path)
+    assert store.latest_checkpoint("c_001", "last") == str(paths[1])
+    paths[1].write_bytes(paths[1].read_bytes()[:2000])  # a copy cut short
+    assert store.latest_checkpoint("c_001", "last") == str(paths[0])
+    assert "is damaged" in capsys.readouterr().err
+
+
+def test_loading_a_truncated_checkpoint_is_one_line(tmp_path):
+    import torch
+
+    from lab.config import ConfigError
+    from trainers import checkpoint
+
+    path = tmp_path / "last.pt"
+    torch.save({"model": {"w": torch.zeros(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:1500])
+    with pytest.raises(ConfigError, match="cannot be read, damaged or truncated"):
+        checkpoint.load(path)
+
+
+def test_a_full_disk_during_an_attempt_still_records_how_it_ended(lab):
+    lab("new-run", "d_001", "--hypothesis", "h")
+    code = "import sys\nfor _ in range(4000):\n    print('x' * 250)\nprint('end')\n"
+    limit = 300_000  # bytes any file may grow to: stdout.log hits it, like a disk filling up
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "lab", "launch", "d_001", "--no-commit", "--", sys.executable,
+                             "-c", code], cwd=lab.repo, capture_output=True, text=True, env=lab_env(),
+                            preexec_fn=limited, timeout=120)
+    assert result.returncode == 0 and result.stdout.endswith("end\n")
+    assert "stdout.log stopped early" in result.stderr and "Traceback" not in result.stderr
+    attempt = json.loads((lab.repo / "logs/runs/d_001/attempts/1/attempt.json").read_text())
+    assert attempt["status"] == "finished" and attempt["exit_code"] == 0
+
+
+# 10. Bad values -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override", ["optim.lr=inf", "train.grad_clip=nan", "model.stride_len=0",
+                                      "model.n_input_features=0", "model.stride_len=64"])
+def test_a_bad_value_is_refused_before_anything_is_written(lab, override):
+    result = lab("new-run", "nsd_001", "--family", "neural_decoder", "--preset", "tiny", "--hypothesis", "h",
+                 "--set", override, check=False)
+    assert one_line_error(result) and override.split("=")[0] in result.stderr
+    assert not (lab.repo / "logs/runs/nsd_001").exists()
+
+
+def test_an_absurd_model_size_is_refused_in_bounded_time(monkeypatch):
+    from lab import runs
+    from lab.config import ConfigError
+    from trainers import registry
+
+    monkeypatch.setattr(runs, "BUILD_SECONDS", 1)
+    values = registry.get("neural_decoder").resolve(preset="tiny", overrides=["model.n_layers=100000"])
+    with pytest.raises(ConfigError, match="took over 1 s to build"):
+        runs.parameter_count("neural_decoder", values)
+
+
+# 11. Signals -----------------------------------------------------------------------------------------------------
+
+
+def launch_in_background(lab, run_id: str, code: str) -> subprocess.Popen:
+    """`lab launch RUN_ID -- python -c CODE` as a process of its own; returns once the child printed 'ready'."""
+    process = subprocess.Popen([sys.executable, "-m", "lab", "launch", run_id, "--no-commit", "--", sys.executable,
+                                "-u", "-c", code], cwd=lab.repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=lab_env())
+    assert process.stdout.readline() == "ready\n"
+    return process
+
+
+def attempt_of(lab, run_id: str, number: int = 1) -> dict:
+    return json.loads((lab.repo / f"logs/runs/{run_id}/attempts/{number}/attempt.json").read_text())
+
+
+def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(lab):
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "launch": {"kill_grace_seconds": 1}}))
+    lab("new-run", "k_001", "--hypothesis", "h")
+    code = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    process = launch_in_background(lab, "k_001", code)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 137
+    assert "ignored SIGTERM for 1 s and was killed" in process.stderr.read()
+    attempt = attempt_of(lab, "k_001")
+    assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGTERM",
+                                                                       "escalated": "SIGKILL after 1 s"}
+
+
+def test_sigint_to_the_launcher_alone_reaches_the_child(lab):
+    lab("new-run", "k_002", "--hypothesis", "h")
+    code = ("import signal, sys, time\n"
+            "signal.signal(signal.SIGINT, lambda *_: (print('saved'), sys.exit(0)))\n"
+            "print('ready', flush=True)\ntime.sleep(60)\n")
+    process = launch_in_background(lab, "k_002", code)
+    process.send_signal(signal.SIGINT)  # to the launcher's pid only, not to a terminal's process group
+    assert process.wait(timeout=30) == 0
+    assert process.stdout.read() == "saved\n"
+    attempt = attempt_of(lab, "k_002")
+    assert attempt["status"] == "finished" and attempt["exit_code"] == 0
+
+
+def test_a_child_dies_with_its_killed_launcher(lab):
+    lab("new-run", "k_003", "--hypothesis", "h")
+    code = ("import time\nfrom lab import tracker\nprint('ready', flush=True)\n"
+            "for step in range(600):\n    tracker.log(step, loss=1.0)\n    time.sleep(0.1)\n")
+    process = launch_in_background(lab, "k_003", code)
+    child = attempt_of(lab, "k_003")["child_pid"]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and child_alive(child):
+        time.sleep(0.1)
+    assert not child_alive(child)
+    assert "crashed" in lab("show", "k_003").stdout
+
+
+def child_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_an_init_attempt_stopped_by_sigterm_reads_killed(lab):
+    lab("new-run", "k_004", "--hypothesis", "h")
+    code = "import time\nfrom lab import tracker\ntracker.init('k_004')\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    process = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=lab.repo, stdout=subprocess.PIPE, text=True,
+                               env=lab_env())
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == -signal.SIGTERM
+    assert attempt_of(lab, "k_004")["status"] == "killed"
+
+
+def test_stale_checkpoint_temporaries_are_removed_at_the_next_launch(lab):
+    lab("new-run", "k_005", "--hypothesis", "h")
+    lab("launch", "k_005", "--no-commit", "--", sys.executable, "-c", "print(1)")
+    folder = Path(attempt_of(lab, "k_005")["artefacts"]) / "checkpoints"
+    folder.mkdir(parents=True)
+    stale = folder / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"half")
+    result = lab("launch", "k_005", "--no-commit", "--", sys.executable, "-c", "print(2)")
+    assert not stale.exists() and "left half-written by attempt 1" in result.stderr

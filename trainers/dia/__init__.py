@@ -1,6 +1,7 @@
 """The dia family: a Dia-style text/tag-to-audio transformer over DAC codec tokens (nari-labs/dia)."""
 
 from lab.config import ConfigError
+from trainers.config import require_at_least
 from trainers.dia import config
 from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
 
@@ -10,6 +11,14 @@ RUNTIME = "trainers.dia.family"
 def validate(values: config.Config) -> None:
     """Family checks at `lab new-run`: delay pattern against the codebooks, GQA groups, sequence lengths."""
     model, data = values.model, values.data
+    require_at_least("model", model, {name: 1 for name in (
+        "enc_layers", "enc_d_model", "enc_ffn", "enc_heads", "enc_head_dim", "text_vocab", "enc_max_positions",
+        "dec_layers", "dec_d_model", "dec_ffn", "dec_q_heads", "dec_kv_heads", "dec_head_dim", "cross_heads",
+        "cross_head_dim", "channels", "dec_max_positions")})
+    if model.vocab < 1027:
+        raise ConfigError(f"model.vocab={model.vocab} must hold the codes plus EOS, PAD and BOS (at least 1027)")
+    require_at_least("data", data, {"audio_length": 1, "text_length": 1, "tag_limit": 0, "synthetic_clips": 1,
+                                    "synthetic_codec_width": 1, "sample_every": 0})
     per_group = model.channels // 2 if model.stereo else model.channels
     pattern = model.delay_pattern
     if pattern == "dia" and per_group != 9:

@@ -1,6 +1,7 @@
 """The redimnet family: ReDimNet b0-b6 speaker embeddings with Matryoshka AAM-softmax (IDRnD/ReDimNet)."""
 
 from lab.config import ConfigError
+from trainers.config import require_at_least
 from trainers.redimnet import config
 from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
 
@@ -10,7 +11,12 @@ BLOCKS = ("convnext_like", "basic_resnet", "basic_resnet_fwse")
 
 def validate(values: config.Config) -> None:
     """Family checks at `lab new-run`: Matryoshka dims against the embedding, stages against the mel rows."""
-    model = values.model
+    model, data = values.model, values.data
+    require_at_least("model", model, {"n_mels": 1, "channels": 1, "group_divisor": 1, "embed_dim": 1,
+                                      "speakers": 2, "margin_start_epoch": 0, "margin_fix_epoch": 0})
+    require_at_least("data", data, {"sample_rate": 1, "held_out_per_speaker": 0, "speakers_per_batch": 0,
+                                    "synthetic_speakers": 2, "synthetic_val_speakers": 2, "synthetic_utterances": 2,
+                                    "eer_every": 0})
     dims = model.mrl_dims
     if not dims or dims != sorted(set(dims)) or dims[0] < 1 or dims[-1] > model.embed_dim:
         raise ConfigError(f"model.mrl_dims={dims} must rise strictly from 1 to at most model.embed_dim="

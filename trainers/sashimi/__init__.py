@@ -1,6 +1,7 @@
 """The sashimi family: SaShiMi waveform models with categorical or discretised-logistic-mixture heads."""
 
 from lab.config import ConfigError
+from trainers.config import require_at_least
 from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
 from trainers.sashimi import config
 
@@ -11,6 +12,8 @@ HEADS, ENCODERS, QUANTIZATIONS = ("categorical", "dml"), ("embedding", "linear")
 def validate(values: config.Config) -> None:
     """Family checks at `lab new-run`: heads, bit depth, crop lengths against the pooling product."""
     model, data = values.model, values.data
+    require_at_least("model", model, {"n_layers": 1, "ff": 1, "loss_chunk": 1})
+    require_at_least("data", data, {"sample_rate": 1, "synthetic_clips": 1, "val_batch_size": 0, "sample_every": 0})
     for key, value, choices in (("model.head", model.head, HEADS), ("model.input_encoder", model.input_encoder,
                                 ENCODERS), ("data.quantization", data.quantization, QUANTIZATIONS)):
         if value not in choices:
