@@ -10,7 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lab.config import ConfigError
+from lab.config import ConfigError, flatten
 from lab.records import RecordError, write_text
 from lab.store import FINAL_STATUSES, NOTE_FIELDS, PREFIX, LabError, Store
 
@@ -25,6 +25,7 @@ EXAMPLES = {
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
     "log": "lab log 2026-11-22   |   lab log --all",
     "sync": "lab sync",
+    "baseline": "lab baseline add my_baseline --repo https://github.com/me/project --config configs/base.json",
     "changelog": ("lab changelog cffan_baseline   |   "
                   "lab changelog cffan_baseline --status 'train.grad_clip=✅ critical fix'"),
     "compare": "lab compare nsd_004 nsd_005 nsd_006   |   lab compare --group lr_ablation",
@@ -101,6 +102,7 @@ def cmd_new_run(args) -> int:
         config_file=args.config,
         overrides=args.set,
         init_from=args.init_from,
+        baseline=args.baseline,
     )
     print(f"created {record['id']} ({record['slug']})")
     for line in record.get("summary_lines", []):
@@ -142,9 +144,14 @@ def cmd_note(args) -> int:
         return 0
     if any(journal.values()):
         raise LabError("--insight and --overview are day notes: give them without a run id")
-    if not any(fields.values()) and args.headline is None:
-        raise LabError(f"nothing to note: give one of {', '.join('--' + f for f in NOTE_FIELDS)} or --headline N")
+    if args.component and not args.change:
+        raise LabError("--component names the part a code change touched: give it with --change TEXT")
+    if not any(fields.values()) and args.headline is None and not args.change:
+        raise LabError(f"nothing to note: give one of {', '.join('--' + f for f in NOTE_FIELDS)}, --change TEXT "
+                       "or --headline N")
     store.load_run(args.id)
+    if args.change:
+        store.add_event(args.id, "change", text=args.change, component=args.component or "code")
     if args.attempt is not None:
         store.load_attempt(args.id, args.attempt)
     if args.headline is not None:
@@ -244,10 +251,37 @@ def cmd_changelog(args) -> int:
         raise LabError("no run uses a baseline yet: create one with lab new-run ID --family FAMILY")
     if args.status and not args.baseline:
         raise LabError("--status needs the baseline it belongs to: lab changelog BASELINE --status KEY=TEXT")
+    if args.current and not args.baseline:
+        raise LabError("--current belongs to one baseline: lab changelog BASELINE --current RUN")
     for assignment in args.status:
         reports.set_status_override(store, args.baseline, assignment)
+    if args.current:
+        reports.set_current(store, args.baseline, args.current)
     for name in names:
         print(reports.changelog(store, name))
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    from lab import runs
+
+    store = Store.find()
+    if bool(args.config) == bool(args.from_run):
+        raise LabError("give the baseline's config with --config FILE or --from-run RUN (one of them)")
+    if store.baseline(args.name) is not None:
+        raise LabError(f"baseline {args.name} exists ({store.baseline_path(args.name)}); runs already diff against it")
+    if args.config:
+        from lab.config import read_config_file
+
+        config = read_config_file(args.config)
+    else:
+        store.load_run(args.from_run)
+        config = runs.reported_config(store, args.from_run) or store.run_config(args.from_run)
+    provenance = {key: value for key, value in (("repository", args.repo), ("config_file", args.config),
+                                                ("from_run", args.from_run), ("reference", args.reference)) if value}
+    store.save_baseline(args.name, provenance, store.redact(config))
+    print(f"baseline {args.name}: {len(flatten(config))} config keys; use it with lab new-run ID --baseline "
+          f"{args.name}")
     return 0
 
 
@@ -257,7 +291,7 @@ def cmd_compare(args) -> int:
     store = Store.find()
     if args.group and args.ids:
         raise LabError("give run ids or --group, not both")
-    ids = reports.group_runs(store, args.group) if args.group else args.ids
+    ids = reports.group_arms(store, args.group) if args.group else args.ids
     print(reports.compare(store, ids, args.name or args.group))
     return 0
 
@@ -372,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--from", dest="parent", metavar="RUN", help="copy config, family and baseline of RUN")
     sub.add_argument("--config", help="JSON config file")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override (repeatable)")
+    sub.add_argument("--baseline", metavar="NAME", help="the baseline the run changes (lab baseline add NAME ...)")
     sub.add_argument("--init-from", metavar="best|last|PATH[:KEY]",
                      help="start from these weights: the --from run's best or last checkpoint, or a file")
 
@@ -391,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     for field in NOTE_FIELDS:
         sub.add_argument(f"--{field}", help=f"the run's {field} (shown on its pages)")
     sub.add_argument("--attempt", type=int, help="attach the note to attempt N (Test N)")
+    sub.add_argument("--change", metavar="TEXT", help="a code change the run makes (the changelog lists it)")
+    sub.add_argument("--component", metavar="NAME", help="what --change touches: schedule, model, data, ...")
     sub.add_argument("--headline", type=int, metavar="N",
                      help="attempt N speaks for the run on its pages (default: its best attempt)")
     sub.add_argument("--insight", help="a key insight of the day")
@@ -422,6 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("baseline", nargs="?", help="baseline name (default: every baseline in use)")
     sub.add_argument("--status", action="append", default=[], metavar="KEY=TEXT",
                      help="your own status for a row of the comparison table (repeatable)")
+    sub.add_argument("--current", metavar="RUN", help="the run the changelog calls current (default: the best)")
+
+    sub = command("baseline", cmd_baseline, "Register a baseline of your own project for changelogs.")
+    sub.add_argument("action", choices=["add"], help="add: snapshot a baseline config")
+    sub.add_argument("name", help="baseline name, like my_baseline")
+    sub.add_argument("--config", help="JSON config file of the baseline")
+    sub.add_argument("--from-run", metavar="RUN", help="take the config a run recorded (its headline attempt)")
+    sub.add_argument("--repo", metavar="URL", help="where the baseline's code lives")
+    sub.add_argument("--reference", help="paper or note the baseline reproduces")
 
     sub = command("compare", cmd_compare, "Render an ablation comparison (logs/ablations/NAME.md) with plots.")
     sub.add_argument("ids", nargs="*", help="runs to compare, the first is the reference")

@@ -8,6 +8,7 @@ every page is rendered and its path printed.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ STEPS = "train.max_steps=240"
 
 def lab(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """Run one `lab` command the way a researcher would, echoing it."""
-    print(f"\n$ lab {' '.join(args)}", flush=True)
+    print(f"\n$ {shlex.join(['lab', *args])}", flush=True)
     result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=cwd, text=True)
     if check and result.returncode != 0:
         raise SystemExit(f"demo: `lab {' '.join(args)}` failed with exit status {result.returncode}")

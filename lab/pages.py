@@ -88,13 +88,25 @@ def command_text(attempt: dict) -> str:
     return shlex.join(attempt.get("command", []))
 
 
+def health_findings(events: list[dict], attempt: int | None = None, *, every_attempt: bool = False) -> list[dict]:
+    """The health findings among a run's events: one per rule and attempt, the latest evidence recorded for
+    it, in the order the rules first fired. Findings of `attempt` (None: the run's own, from new-run), or of
+    every attempt."""
+    latest: dict[tuple, dict] = {}
+    for event in events:
+        if event["kind"] == "health" and (every_attempt or event.get("attempt") == attempt):
+            key = (event.get("rule"), event.get("attempt"))
+            latest[key] = {**event, "time": latest[key]["time"]} if key in latest else event
+    return list(latest.values())
+
+
 def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
     """What the pages show of one attempt."""
     number = attempt["number"]
     folder = store.attempt_dir(run["id"], number)
     train = store.run_config(run["id"]).get("train", {})
     notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
-    findings = [e for e in events if e["kind"] == "health" and e.get("attempt") == number]
+    findings = health_findings(events, number)
     return {
         "number": number,
         "note": attempt.get("note"),
@@ -141,7 +153,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "changes": changes,
         "attempts": attempts,
         "notes": notes,
-        "run_findings": [e for e in in_view if e["kind"] == "health" and not e.get("attempt")],
+        "run_findings": health_findings(in_view),
         "metrics": attempts[-1]["metrics"] if attempts else [],
     }
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from lab import config as config_tools
 from lab import health, metrics, plots
-from lab.pages import active_days, command_text, daily_log, display_title, render
-from lab.records import read_json, read_jsonl
+from lab.metrics import format_number
+from lab.pages import (NOTE_LABELS, active_days, command_text, daily_log, display_title, duration_text,
+                       health_findings, render)
+from lab.records import read_json, read_jsonl, write_json
 from lab.store import LabError, Store
 
 STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "untested": "❔"}
@@ -20,8 +22,8 @@ def metric_file(metric: str) -> str:
 
 
 def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
-    return [e for e in store.events(run_id)
-            if e["kind"] == "health" and (attempt is None or e.get("attempt") == attempt)]
+    """The run's findings (one per rule and attempt, with its latest evidence): of one attempt, or all."""
+    return health_findings(store.events(run_id), attempt, every_attempt=attempt is None)
 
 
 def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
@@ -62,8 +64,19 @@ def set_status_override(store: Store, baseline: str, assignment: str) -> None:
     store.write_baseline(snapshot)
 
 
+def set_current(store: Store, baseline: str, run_id: str) -> None:
+    """Make `run_id` the run a baseline's changelog calls current."""
+    snapshot = store.baseline(baseline)
+    if snapshot is None:
+        raise LabError(f"no baseline {baseline!r}")
+    if store.load_run(run_id).get("baseline") != baseline:
+        raise LabError(f"run {run_id} does not use baseline {baseline}")
+    store.write_baseline({**snapshot, "current": run_id})
+
+
 def changelog(store: Store, baseline: str) -> Path:
-    """Write logs/changelogs/<baseline>.md: what every run changed from the baseline, and how it went."""
+    """Write logs/changelogs/<baseline>.md: what every run changed from the baseline (config and code), and how
+    it went against its parent and against the best run before it."""
     snapshot = store.baseline(baseline)
     if snapshot is None:
         raise LabError(f"no baseline {baseline!r}; baselines in use: {', '.join(baselines_in_use(store)) or 'none'}")
@@ -72,66 +85,83 @@ def changelog(store: Store, baseline: str) -> Path:
                   key=lambda run: (run["created"], run["id"]))
     runs = [run for run in runs if run.get("baseline") == baseline]
     number = {run["id"]: index for index, run in enumerate(runs, start=1)}
-    results = {run["id"]: metrics.run_result(store, run["id"]) for run in runs}
-    reproductions = [r for r in runs
-                     if results[r["id"]] and not config_tools.diff(base_config, store.run_config(r["id"]))]
+    headlines = {run["id"]: headline_attempt(store, run["id"]) for run in runs}
+    configs = {rid: attempt_config(store, rid, n) for rid, n in headlines.items()}
+    results = {rid: metrics.attempt_result(store.attempt_dir(rid, n), configs[rid], store.load_run(rid).get("family"))
+               if n else None for rid, n in headlines.items()}
+    reproductions = [r for r in runs if results[r["id"]] and not config_tools.diff(base_config, configs[r["id"]])]
     first_with_result = next((r for r in runs if results[r["id"]]), None)
     reference_run = reproductions[0] if reproductions else first_with_result
     baseline_result = results[reference_run["id"]] if reproductions else None
 
-    entries = []
+    entries, best_entry = [], None
     for run in runs:
+        rid = run["id"]
         parent = run.get("parent") if run.get("parent") in number else None
-        reference_config = store.run_config(parent) if parent else base_config
+        reference_config = configs[parent] if parent else base_config
         reference_result = results[parent] if parent else baseline_result
-        entries.append({
-            "number": number[run["id"]],
+        code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
+                        for e in store.events(rid) if e["kind"] == "change" and isinstance(e.get("text"), str)]
+        changes = config_tools.diff(reference_config, configs[rid])
+        entry = {
+            "number": number[rid],
             "run": run,
+            "attempt": headlines[rid],
             "title": display_title(run),
             "against": f"Run #{number[parent]} ({parent})" if parent else "the baseline",
-            "changes": config_tools.diff(reference_config, store.run_config(run["id"])),
-            "result": results[run["id"]],
+            "changes": changes,
+            "code_changes": code_changes,
+            "confounded": len(changes) + len(code_changes) > 1,
+            "result": results[rid],
             "reference_result": reference_result,
-            "verdict": verdict(reference_result, results[run["id"]]),
-            "notes": {e["field"]: e["text"] for e in store.events(run["id"])
+            "verdict": verdict(reference_result, results[rid]),
+            "best_earlier": best_entry,
+            "beats_best_earlier": best_entry is None or verdict(best_entry["result"], results[rid]) != "worse",
+            "notes": {e["field"]: e["text"] for e in store.events(rid)
                       if e["kind"] == "note" and not e.get("attempt")},
-            "findings": health_events(store, run["id"]),
-        })
+            "findings": health_events(store, rid),
+        }
+        entries.append(entry)
+        result = entry["result"]
+        if result and (best_entry is None
+                       or metrics.is_better(result["best"], best_entry["result"]["best"], result["mode"])):
+            best_entry = entry
 
+    noted = sorted({note["component"] for entry in entries for note in entry["code_changes"]}
+                   - set(config_tools.COMPONENT_ORDER))
+    flat_base = config_tools.flatten(base_config)
     components = []
-    for component in config_tools.COMPONENT_ORDER:
-        touched = [(entry, [c for c in entry["changes"] if c.component == component]) for entry in entries]
-        touched = [(entry, changes) for entry, changes in touched if changes]
+    for component in config_tools.COMPONENT_ORDER + noted:
+        touched = [(entry, [c for c in entry["changes"] if c.component == component],
+                    [note["text"] for note in entry["code_changes"] if note["component"] == component])
+                   for entry in entries]
+        touched = [item for item in touched if item[1] or item[2]]
         if not touched:
             continue
-        keys = sorted({c.key for _, changes in touched for c in changes})
-        flat_base = config_tools.flatten(base_config)
+        keys = sorted({c.key for _, changes, _ in touched for c in changes})
         components.append({
             "name": component,
             "baseline": [(key, config_tools.format_value(flat_base.get(key, config_tools.MISSING))) for key in keys],
             "entries": touched,
         })
 
-    with_results = [run for run in runs if results[run["id"]]]
-    current = with_results[-1] if with_results else (runs[-1] if runs else None)
+    picked = snapshot.get("current")
+    current = next((e["run"] for e in entries if e["run"]["id"] == picked), None) or \
+        (best_entry["run"] if best_entry else (runs[-1] if runs else None))
     table = []
     if current is not None:
         overrides = snapshot.get("status_overrides", {})
-        for change in config_tools.diff(base_config, store.run_config(current["id"])):
+        for change in config_tools.diff(base_config, configs[current["id"]]):
             introduced = next((e for e in entries for c in e["changes"]
                                if c.key == change.key and c.after == change.after), None)
             status = introduced["verdict"] if introduced else "untested"
             table.append({
                 "change": change,
                 "status": overrides.get(change.key)
-                or f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else ""),
+                or f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else "")
+                + (", confounded" if introduced and introduced["confounded"] else ""),
             })
-    best_entry = None
-    for entry in entries:
-        result = entry["result"]
-        if result and (best_entry is None
-                       or metrics.is_better(result["best"], best_entry["result"]["best"], result["mode"])):
-            best_entry = entry
+    improved = [e for e in entries if e["verdict"] == "improved" and (e["changes"] or e["code_changes"])]
     return render(
         store,
         "changelog.md.j2",
@@ -142,6 +172,7 @@ def changelog(store: Store, baseline: str) -> Path:
         components=components,
         table=table,
         current=current,
+        current_picked=bool(picked and current and current["id"] == picked),
         current_number=number.get(current["id"]) if current else None,
         current_result=results.get(current["id"]) if current else None,
         best=best_entry,
@@ -149,12 +180,18 @@ def changelog(store: Store, baseline: str) -> Path:
         reference_is_baseline=bool(reproductions),
         reference_result=results[reference_run["id"]] if reference_run else None,
         vs_reference=metrics.improvement(results[reference_run["id"]], best_entry["result"]) if best_entry else None,
-        works=[e for e in entries if e["verdict"] == "improved" and e["changes"]],
-        fails=[e for e in entries if e["verdict"] == "worse" and e["changes"]],
+        works=[e for e in improved if e["beats_best_earlier"]],
+        weak_parent=[e for e in improved if not e["beats_best_earlier"]],
+        fails=[e for e in entries if e["verdict"] == "worse" and (e["changes"] or e["code_changes"])],
     )
 
 
 # -- ablation comparison -----------------------------------------------------------------------------------
+
+
+def comparisons_index(store: Store) -> Path:
+    """Where each comparison page's runs are kept, so that `lab render` rebuilds it: {name: [RUN[:ATTEMPT]]}."""
+    return store.logs_dir / "ablations" / "index.json"
 
 
 def headline_attempt(store: Store, run_id: str) -> int | None:
@@ -207,14 +244,25 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
     shown = [m for m in names if m.startswith("val/")] + [m for m in resources if m in names]
     metric_tables = []
     for metric in shown:
+        if uninformative([table.get(metric) for table in tables]):
+            continue
         base = tables[0].get(metric)
         rows = []
         for index, label in enumerate(labels):
             row = tables[index].get(metric)
             comparable = row and base and index and row["best"] is not None and base["best"] is not None
-            rows.append({"run": label, "row": row, "delta": row["best"] - base["best"] if comparable else None})
+            delta = row["best"] - base["best"] if comparable else None
+            mark = "" if delta is None or not row["mode"] or delta == 0 else \
+                "✅" if (delta < 0) == (row["mode"] == "min") else "❌"
+            rows.append({"run": label, "row": row, "delta": delta, "mark": mark})
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
+    results = [metrics.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
+                                      runs[rid].get("family")) if n else None
+               for (rid, n), config in zip(arms, configs)]
     folder = store.logs_dir / "ablations"
+    index = read_json(comparisons_index(store), {})
+    if index.get(name) != specs:
+        write_json(comparisons_index(store), {**index, name: list(specs)})
     for table in metric_tables:
         series = {}
         for label, (rid, n) in zip(labels, arms):
@@ -231,13 +279,52 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         runs=[{"run": runs[rid], "label": label, "title": display_title(runs[rid]), "attempt": n,
                "conclusions": [e["text"] for e in store.events(rid)
                                if e["kind"] == "note" and e.get("field") == "conclusion"],
-               "result": metrics.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
-                                                runs[rid].get("family")) if n else None}
-              for label, (rid, n), config in zip(labels, arms, configs)],
+               "result": result}
+              for label, (rid, n), result in zip(labels, arms, results)],
+        winner=winner_line(labels, results),
         run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,
     )
+
+
+def uninformative(rows: list[dict | None]) -> bool:
+    """Whether a metric says nothing in a comparison: logged by no arm, all zero, or one value for every arm."""
+    present = [row for row in rows if row]
+    if not present:
+        return True
+    all_zero = all(row["final"] == 0 and row["best"] in (0, None) for row in present)
+    same_everywhere = len(present) == len(rows) > 1 and len({(row["best"], row["final"]) for row in present}) == 1
+    return all_zero or same_everywhere
+
+
+def winner_line(labels: list[str], results: list[dict | None]) -> str:
+    """Which arm won on the reference arm's judged metric, with its figure against the reference."""
+    reference = results[0]
+    if reference is None:
+        return "No winner: the reference logged no value of the metric it is judged on."
+    scored = [(label, result) for label, result in zip(labels, results)
+              if result and result["metric"] == reference["metric"]]
+    label, best = scored[0]
+    for other, result in scored[1:]:
+        if metrics.is_better(result["best"], best["best"], reference["mode"]):
+            label, best = other, result
+    if label == labels[0]:
+        return (f"**{label}** (the reference) stays best on {reference['metric']} "
+                f"({format_number(reference['best'])}); no arm beat it.")
+    change = metrics.improvement(reference, best)
+    gain = f", {change:+.1%}" if change is not None else ""
+    return (f"**{label}** wins on {reference['metric']}: {format_number(best['best'])} vs "
+            f"{format_number(reference['best'])} for {labels[0]}{gain}.")
+
+
+def group_arms(store: Store, group: str) -> list[str]:
+    """A group's runs for a comparison, led by the run they all branch from when it is outside the group."""
+    ids = group_runs(store, group)
+    parents = {store.load_run(rid).get("parent") for rid in ids}
+    if len(parents) == 1 and (parent := parents.pop()) and parent not in ids and store.exists(parent):
+        return [parent, *ids]
+    return ids
 
 
 def group_runs(store: Store, group: str) -> list[str]:
@@ -250,10 +337,12 @@ def group_runs(store: Store, group: str) -> list[str]:
 # -- training report ---------------------------------------------------------------------------------------
 
 
-def evaluation_table(frame, metric: str, mode: str) -> list[dict]:
+def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None) -> list[dict]:
     """Per-evaluation rows: step, train loss before it, val loss, gap, judged metric and a status word.
 
-    `frame` is the attempt's metric table (`metrics.load`); an evaluation is a row with a `val/` value.
+    `frame` is the attempt's metric table (`metrics.load`); an evaluation is a row with a `val/` value. From
+    `gap_onset` on (where the gap rule found overfitting) no row is called "best so far": it says
+    "gap widening", as the health finding does.
     """
     evaluations = evaluation_rows(frame)
     if evaluations.empty:
@@ -278,6 +367,9 @@ def evaluation_table(frame, metric: str, mode: str) -> list[dict]:
                 status.append("gap widening")
             min_val_loss = val_loss if min_val_loss is None else min(min_val_loss, val_loss)
         previous_gap = gap if gap is not None else previous_gap
+        if gap_onset is not None and row["step"] >= gap_onset:
+            status = [word for word in status if word != "best so far"]
+            status += [] if "gap widening" in status else ["gap widening"]
         table.append({"step": int(row["step"]), "train_loss": train_loss, "val_loss": val_loss, "gap": gap,
                       "value": value, "status": ", ".join(status) or "-"})
     return table
@@ -299,6 +391,50 @@ def column_values(frame, column: str):
     if column not in frame:
         return pd.Series(np.nan, index=frame.index)
     return frame[column].where(np.isfinite(frame[column]))
+
+
+CHANGES_SHOWN = 12  # config changes listed per reference in a report; the rest are counted
+VERDICT_MARGIN = 0.01  # a relative change of the judged metric within 1% is inconclusive
+
+
+def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
+    """The config an attempt ran with (what its script reported, or the lab resolved), else the run's."""
+    recorded = read_json(store.attempt_dir(run_id, number) / "config.json", None) if number else None
+    return recorded if recorded else store.run_config(run_id)
+
+
+def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, list[config_tools.Change]]]:
+    """(name, changes) of `config` against the run's parent (its headline attempt) and its baseline."""
+    references = []
+    if run.get("parent") and store.exists(run["parent"]):
+        parent = run["parent"]
+        references.append((f"parent {parent}", attempt_config(store, parent, headline_attempt(store, parent))))
+    snapshot = store.baseline(run["baseline"]) if run.get("baseline") else None
+    if snapshot:
+        references.append((f"baseline {run['baseline']}", snapshot["config"]))
+    return [(name, config_tools.diff(base, config)) for name, base in references]
+
+
+def hypothesis_verdict(store: Store, run: dict, result: dict | None) -> str:
+    """Supported / not supported / inconclusive, from the judged metric against the parent's headline attempt,
+    with the figures."""
+    if result is None:
+        return "inconclusive: the attempt logged no value of the metric it is judged on"
+    parent = run.get("parent")
+    if not parent or not store.exists(parent):
+        return (f"inconclusive: {result['metric']} {format_number(result['best'])}, with no parent run to "
+                "compare it with (lab new-run --from)")
+    number = headline_attempt(store, parent)
+    before = metrics.attempt_result(store.attempt_dir(parent, number), attempt_config(store, parent, number),
+                                    store.load_run(parent).get("family")) if number else None
+    change = metrics.improvement(before, result)
+    if change is None:
+        return f"inconclusive: {parent} has no {result['metric']} to compare with"
+    figures = (f"{result['metric']} {format_number(result['best'])} vs {format_number(before['best'])} for "
+               f"{parent}:{number} ({change:+.1%} {'better' if change > 0 else 'worse'})")
+    if abs(change) <= VERDICT_MARGIN:
+        return f"inconclusive: {figures}, within {VERDICT_MARGIN:.0%}"
+    return f"{'supported' if change > 0 else 'not supported'}: {figures}"
 
 
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
@@ -330,6 +466,10 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
     eval_seconds = [later - earlier for earlier, later in zip(eval_times, eval_times[1:])]
     flat = config_tools.flatten(config)
+    findings = health_events(store, run_id, number)
+    gap_onsets = [event["step"] for event in findings if event.get("rule") == "gap_widening"]
+    result = metrics.attempt_result(folder, config, family)
+    events = store.events(run_id)
     return render(
         store,
         "report.md.j2",
@@ -342,13 +482,23 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         model=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "model"],
         data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
         metric=metric,
-        evaluations=evaluation_table(frame, metric, mode),
+        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None)),
         curves=f"{run_id}/curves.png" if panels else None,
         panel_titles=[title for title, _ in panels],
-        result=metrics.attempt_result(folder, config, family),
+        result=result,
+        verdict=hypothesis_verdict(store, run, result),
+        notes=[(NOTE_LABELS[e["field"]], e["text"]) for e in events
+               if e["kind"] == "note" and e.get("attempt") in (None, number)],
+        changes=[(name, changes[:CHANGES_SHOWN], len(changes) - CHANGES_SHOWN)
+                 for name, changes in reference_changes(store, run, config)],
+        attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
+                   "duration": duration_text(a.get("started"), a.get("ended")),
+                   "result": metrics.attempt_result(store.attempt_dir(run_id, a["number"]), attempt_config(
+                       store, run_id, a["number"]), family)} for a in store.attempts(run_id)],
+        duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=command_text(attempt),
-        findings=health_events(store, run_id, number),
+        findings=findings,
         metric_rows=metrics.final_and_best(folder, metric, mode, family),
         failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
         verification=verification_rows(metrics.final_and_best(folder, metric, mode, family)),
@@ -427,12 +577,18 @@ def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tu
 
 def record_findings(store: Store, run_id: str, number: int | None,
                     findings: list[health.Finding]) -> list[health.Finding]:
-    """Record findings as health events, skipping rules already recorded for the attempt or the run; returns the new."""
-    seen = {(e.get("rule"), e.get("attempt")) for e in health_events(store, run_id)}
-    new = [f for f in findings if (f.rule, number) not in seen and (f.rule, None) not in seen]
-    for finding in new:
-        store.add_event(run_id, "health", attempt=number, **finding.to_dict())
-    return new
+    """Record findings as health events: a rule not yet recorded for the attempt (or, from new-run, for the run),
+    or one recorded with other evidence, which the new event updates. Returns what was recorded."""
+    recorded = {(e.get("rule"), e.get("attempt")): e for e in health_events(store, run_id)}
+    changed = []
+    for finding in findings:
+        if (finding.rule, None) in recorded:
+            continue
+        before = recorded.get((finding.rule, number))
+        if before is None or before.get("message") != finding.message:
+            store.add_event(run_id, "health", attempt=number, **finding.to_dict())
+            changed.append(finding)
+    return changed
 
 
 def doctor(store: Store, run_id: str, attempt_number: int | None = None, record: bool = True) -> list[health.Finding]:
@@ -456,6 +612,11 @@ def render_all(store: Store) -> list[Path]:
         group = store.load_run(rid).get("group")
         if group:
             groups.setdefault(group, []).append(rid)
-    written += [compare(store, ids, group) for group, ids in sorted(groups.items()) if len(ids) > 1]
+    written += [compare(store, group_arms(store, group), group) for group, ids in sorted(groups.items())
+                if len(ids) > 1]
+    readable = set(store.readable_run_ids())
+    for name, specs in sorted(read_json(comparisons_index(store), {}).items()):
+        if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):
+            written.append(compare(store, specs, name))
     written += [report(store, rid) for rid in store.readable_run_ids() if latest_attempt_with_metrics(store, rid)]
     return written

@@ -16,9 +16,10 @@ from trainers import registry
 
 def resolve_config(
     store: Store, *, family: str | None, preset: str | None, parent: dict | None,
-    config_file: str | None, overrides: list[str],
+    config_file: str | None, overrides: list[str], baseline_config: dict | None = None,
 ) -> dict:
-    """The run's config: the parent's, else the family preset, else {}; a JSON file merged in; then overrides.
+    """The run's config: the parent's, else the family preset, else `baseline_config`, else {}; a JSON file merged
+    in; then overrides.
 
     A family config goes through the family's one config path (`FamilySpec.resolve`): checked against its
     dataclass, the engine's limits and the family's own checks, with defaults filled in.
@@ -29,7 +30,7 @@ def resolve_config(
     file_values = config_tools.read_config_file(config_file) if config_file else None
     if family:
         return registry.get(family).resolve(preset=preset, base=base, file_values=file_values, overrides=overrides)
-    values = config_tools.merge(base or {}, file_values or {})
+    values = config_tools.merge(base or baseline_config or {}, file_values or {})
     return config_tools.apply_overrides(values, overrides)
 
 
@@ -102,9 +103,12 @@ def new_run(
     store: Store, run_id: str, *, next_free: bool = False, hypothesis: str, family: str | None = None,
     preset: str | None = None, title: str | None = None, group: str | None = None, tags: list[str] = (),
     parent: str | None = None, config_file: str | None = None, overrides: list[str] = (),
-    init_from: str | None = None,
+    init_from: str | None = None, baseline: str | None = None,
 ) -> dict:
     """Create a run with its resolved config and baseline snapshot; returns run.json.
+
+    `baseline` names a registered baseline (`lab baseline add`) the run changes; a run without a family or a
+    parent then starts from its config.
 
     `init_from` is where the run's weights start: 'best' or 'last' (the parent's checkpoint of that kind), or
     a weights file 'PATH[:KEY]'; it becomes `train.init_from`. Everything that can fail (config, overrides,
@@ -129,15 +133,21 @@ def new_run(
         if not family:
             raise LabError("--init-from needs a family with a built-in trainer (--family NAME)")
         overrides = [*overrides, f"train.init_from={initial_weights(store, init_from, parent)}"]
+    snapshot = None
+    if baseline is not None:
+        snapshot = store.baseline(baseline)
+        if snapshot is None:
+            raise LabError(f"no baseline {baseline!r}: register it with lab baseline add {baseline} --config FILE")
     values = resolve_config(
-        store, family=family, preset=preset, parent=parent_record, config_file=config_file, overrides=list(overrides)
+        store, family=family, preset=preset, parent=parent_record, config_file=config_file, overrides=list(overrides),
+        baseline_config=snapshot["config"] if snapshot and not family and not parent_record else None,
     )
     lines, findings = [], []
     if family:
         reference = ((parent, store.run_config(parent)) if parent
                      else (f"preset {preset}", registry.get(family).preset(preset)))
         lines, findings = structural_check(family, values, *reference)
-    baseline = parent_record.get("baseline") if parent_record else None
+    baseline = baseline or (parent_record.get("baseline") if parent_record else None)
     if family and not baseline:
         spec = registry.get(family)
         baseline = spec.provenance["baseline"]

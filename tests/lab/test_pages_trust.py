@@ -2,7 +2,10 @@
 report their configs, everyday commands behave (the pages issue)."""
 
 import json
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +126,136 @@ def test_a_scripts_run_continues_from_its_reported_config(script_lab):
     assert json.loads((lab.repo / "logs/runs/sin_008/config.json").read_text()) == {"hidden": 64, "lr": 0.1}
     typo = lab("new-run", "sin_009", "--from", "sin_007", "--hypothesis", "h", "--set", "hiden=64", check=False)
     assert typo.returncode == 2 and "did you mean 'hidden'" in typo.stderr
+
+
+STORY_SCRIPT = """import argparse, math
+from lab import tracker
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.01)
+parser.add_argument('--hidden', type=int, default=32)
+args = parser.parse_args()
+tracker.config(vars(args))
+floor = 0.5 - 0.002 * args.hidden
+for step in range(1, 201):
+    loss = floor + 2 * math.exp(-step * args.lr * 2)
+    tracker.log(step, **{'train/loss': loss, 'train/lr': args.lr})
+    if step % 50 == 0:
+        tracker.log(step, **{'val/loss': loss + 0.05, 'val/zero': 0.0})
+"""
+
+
+@pytest.fixture
+def story(lab):
+    """A baseline of the researcher's own project and four runs: a reproduction, a two-key change that wins,
+    a change that loses, and a change that beats its weak parent but not the best run."""
+    (lab.repo / "train.py").write_text(STORY_SCRIPT)
+    (lab.repo / "base.json").write_text('{"lr": 0.01, "hidden": 32}')
+    lab("baseline", "add", "sine_base", "--config", "base.json", "--repo", "https://github.com/me/sine")
+    steps = [("sin_001", [], ["--baseline", "sine_base"], []),
+             ("sin_002", ["lr=0.03", "hidden=64"], ["--from", "sin_001"], ["--lr", "0.03", "--hidden", "64"]),
+             ("sin_003", ["lr=0.001"], ["--from", "sin_001"], ["--lr", "0.001"]),
+             ("sin_004", ["hidden=64"], ["--from", "sin_003"], ["--lr", "0.001", "--hidden", "64"])]
+    for run_id, sets, origin, args in steps:
+        lab("new-run", run_id, "--hypothesis", f"hypothesis of {run_id}", *origin,
+            *[item for value in sets for item in ("--set", value)])
+        lab("launch", run_id, "--no-commit", "--", sys.executable, "train.py", *args)
+    lab("note", "sin_004", "--change", "checkpoint on the actual metric", "--component", "training")
+    lab("note", "sin_002", "--findings", "both changes together help", "--conclusion", "keep them")
+    return lab
+
+
+def test_the_changelog_flags_confounded_changes_and_wins_over_a_weak_parent(story):
+    story("changelog", "sine_base")
+    page = (story.repo / "logs/changelogs/sine_base.md").read_text()
+    assert "**Baseline Repository**: https://github.com/me/sine" in page
+    assert "### Current Status (Run #2: sin_002, the best run)" in page
+    works = page.split("## What Works")[1].split("## What Doesn't Work")[0]
+    assert "`lr`: 0.01 → 0.03 (Run #2" in works and "confounded" in works
+    assert "Run #4 (sin_004)" in works.split("weaker parent only")[1] and "✅ `hidden`: 32 → 64 (Run #4" not in works
+    assert "code (training): checkpoint on the actual metric" in page
+    story("changelog", "sine_base", "--current", "sin_004")
+    page = (story.repo / "logs/changelogs/sine_base.md").read_text()
+    assert "### Current Status (Run #4: sin_004, your pick)" in page
+
+
+def test_the_report_tells_the_story(story):
+    story("report", "sin_002")
+    page = (story.repo / "logs/reports/sin_002.md").read_text()
+    assert "**Verdict**: supported: val/loss 0.422 vs 0.5226 for sin_001:1 (+19.3% better)" in page
+    assert "- **Findings**: both changes together help" in page and "- **Conclusion**: keep them" in page
+    assert "Changes against parent sin_001:\n- `lr`: 0.01 → 0.03\n- `hidden`: 32 → 64" in page
+    assert "Changes against baseline sine_base:" in page
+    assert re.search(r"- Wall time: \d+s", page)
+    story("report", "sin_003")
+    assert "**Verdict**: not supported: val/loss" in (story.repo / "logs/reports/sin_003.md").read_text()
+
+
+def test_the_ablation_page_has_its_reference_marks_and_a_winner(story):
+    for run_id in ("sin_002", "sin_003"):
+        story("new-run", run_id.replace("sin", "abl"), "--from", "sin_001", "--group", "lr", "--hypothesis", "h")
+    story("launch", "abl_002", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.03")
+    story("launch", "abl_003", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.001")
+    story("compare", "--group", "lr")
+    page = (story.repo / "logs/ablations/lr.md").read_text()
+    assert "| sin_001:1 (reference) |" in page
+    assert re.search(r"\| abl_002:1 \| [^|]+ \| [^|]+ \| [^|]+ \| -[\d.]+ ✅ \|", page)
+    assert re.search(r"\| abl_003:1 \| [^|]+ \| [^|]+ \| [^|]+ \| \+[\d.]+ ❌ \|", page)
+    assert "val/zero" not in page  # all zero: nothing to compare
+    assert "**abl_002:1** wins on val/loss" in page
+
+
+def test_render_rebuilds_comparison_pages(story):
+    story("compare", "sin_002", "sin_003")
+    page = story.repo / "logs/ablations/sin_002_vs_sin_003.md"
+    page.unlink()
+    story("render")
+    assert page.exists()
+
+
+def test_a_baseline_needs_one_config_and_is_never_replaced(story):
+    both = story("baseline", "add", "other", "--config", "base.json", "--from-run", "sin_001", check=False)
+    assert both.returncode == 2 and "one of them" in both.stderr
+    again = story("baseline", "add", "sine_base", "--from-run", "sin_002", check=False)
+    assert again.returncode == 2 and "exists" in again.stderr
+    story("baseline", "add", "wide_base", "--from-run", "sin_002")
+    story("new-run", "sin_009", "--baseline", "wide_base", "--hypothesis", "h")
+    assert json.loads((story.repo / "logs/runs/sin_009/config.json").read_text()) == {"hidden": 64, "lr": 0.03}
+
+
+def test_a_finding_tells_one_story_on_every_page(lab, repo):
+    lab("new-run", "hx_001", "--hypothesis", "h")
+    code = ("from lab import tracker\nfor step in range(60):\n"
+            "    tracker.log(step, **{'train/loss': 1 / (step + 1), 'train/grad_norm': 50.0 if step == 40 else 1.0})\n")
+    lab("launch", "hx_001", "--no-commit", "--", sys.executable, "-c", code)
+    metrics = repo / "logs/runs/hx_001/attempts/1/metrics.jsonl"
+    with open(metrics, "a") as stream:  # later evidence: two more spikes, a larger one
+        for step, norm in ((60, 1.0), (61, 80.0), (62, 1.0), (63, 60.0)):
+            stream.write(json.dumps({"step": step, "train/loss": 1 / (step + 1), "train/grad_norm": norm}) + "\n")
+    doctor = lab("doctor", "hx_001").stdout
+    assert "3 such spikes, max 80" in doctor
+    lab("report", "hx_001")
+    lab("log", "--all")
+    report = (repo / "logs/reports/hx_001.md").read_text()
+    daily = next((repo / "logs/daily").glob("*.md")).read_text()
+    for page in (report, daily):
+        assert page.count("`grad_explosion`") == 1 and "3 such spikes, max 80" in page
+    assert "- Health findings: 1" in report
+
+
+def test_the_readme_example_script_runs_under_the_lab(lab, repo):
+    example = Path(__file__).resolve().parents[2] / "examples" / "my_train.py"
+    lab("new-run", "toy_001", "--hypothesis", "grad accumulation lowers the loss faster")
+    result = lab("launch", "toy_001", "--no-commit", "--", sys.executable, str(example), "--accum", "16")
+    assert result.stdout.startswith("done: final loss")
+    config = json.loads((repo / "logs/runs/toy_001/attempts/1/config.json").read_text())
+    assert config == {"accum": 16, "lr": 0.0002, "steps": 100}
+    lab("report", "toy_001")
+    assert "val/loss" in (repo / "logs/reports/toy_001.md").read_text()
+
+
+def test_the_demo_echoes_commands_that_paste(capsys, monkeypatch):
+    from lab import demo
+
+    monkeypatch.setattr(demo.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0))
+    demo.lab("note", "dia_009", "--findings", "Accumulating 16 batches helps", cwd=Path("."))
+    assert "$ lab note dia_009 --findings 'Accumulating 16 batches helps'" in capsys.readouterr().out
