@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
+import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
-from typing import Iterator
 
 from lab import config as config_tools
 from lab.store import LabError, Store, check_run_id
@@ -50,38 +49,45 @@ def parameter_count(family: str, values: dict) -> int:
     spec = registry.get(family)
     config = config_tools.from_dict(spec.config.Config, values)
     try:
-        with torch.device("meta"), time_limit(BUILD_SECONDS):
+        with torch.device("meta"):
             model = spec.build_model(config)
     except (ValueError, RuntimeError, TypeError) as error:
         reason = " ".join(str(error).split())
         raise config_tools.ConfigError(f"the {family} model cannot be built from this config: {reason}") from None
-    except TimeoutError:
-        raise config_tools.ConfigError(
-            f"the {family} model took over {BUILD_SECONDS} s to build without weights; check its sizes "
-            f"(layers, widths) in the config") from None
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-BUILD_SECONDS = 30  # a model that takes longer than this to build on the meta device has an absurd size
+BUILD_SECONDS = 60  # a model that takes longer than this to build on the meta device has an absurd size
 
 
-@contextlib.contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """Raise TimeoutError inside the block after `seconds` (SIGALRM; no limit outside the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
+def parameter_counts(family: str, configs: list[dict], seconds: float | None = None) -> list[int]:
+    """`parameter_count` of each config, in a child process killed after `seconds` (default BUILD_SECONDS), so
+    that an absurd size (100,000 layers) is refused in bounded time instead of hanging `lab new-run`."""
+    seconds = BUILD_SECONDS if seconds is None else seconds
+    request = json.dumps({"family": family, "configs": configs})
+    code = "from lab.runs import count_from_stdin; count_from_stdin()"
     try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        result = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,
+                                timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise config_tools.ConfigError(
+            f"the {family} model took over {seconds:g} s to build without weights; check its sizes (layers, "
+            "widths) in the config") from None
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
+        raise config_tools.ConfigError(lines[-1].removeprefix("lab: error: "))
+    return json.loads(result.stdout)
+
+
+def count_from_stdin() -> None:
+    """The child of `parameter_counts`: {"family", "configs"} on stdin, the counts as JSON on stdout."""
+    request = json.load(sys.stdin)
+    try:
+        counts = [parameter_count(request["family"], values) for values in request["configs"]]
+    except config_tools.ConfigError as error:
+        print(f"lab: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(counts))
 
 
 def structural_check(family: str, values: dict, reference: str, reference_values: dict) -> tuple[list[str], list]:
@@ -91,8 +97,7 @@ def structural_check(family: str, values: dict, reference: str, reference_values
     """
     from lab import health
 
-    count = parameter_count(family, values)
-    reference_count = parameter_count(family, reference_values)
+    count, reference_count = parameter_counts(family, [values, reference_values])
     findings = health.structural_findings(values, count, reference_count)
     lines = [f"parameters: {count:,} ({reference}: {reference_count:,})"]
     lines += [f"health [{finding.rule}]: {finding.message}. {finding.suggestion}" for finding in findings]
