@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.scan_gru import scan_gru
+
 if TYPE_CHECKING:
     from trainers.neural_decoder.config import ModelConfig
 
@@ -85,10 +87,12 @@ class NeuralDecoder(nn.Module):
         directions = 2 if config.bidirectional else 1
         self.head = nn.Linear(directions * config.n_units, config.n_classes + 1)  # +1: the CTC blank
 
-    def forward(self, features: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, day: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T', n_classes + 1) for features (B, T, F) recorded on days `day` (B,) (long).
 
-        T' = output_lengths(T); a batch shorter than kernel_len is zero-padded to one window.
+        T' = output_lengths(T); a batch shorter than kernel_len is zero-padded to one window. On an XLA device
+        the GRU runs as scans (`models.scan_gru`), its backward direction over each utterance's valid windows
+        when `lengths` (B,) gives the valid frames of `features`.
         """
         x = self.smoothing(features)  # (B, T, F)
         weights = self.day_weights[day]  # (B, F, F)
@@ -99,5 +103,10 @@ class NeuralDecoder(nn.Module):
             x = F.pad(x, (0, 0, 0, self.config.kernel_len - x.size(1)))  # (B, kernel_len, F)
         windows = x.unfold(1, self.config.kernel_len, self.config.stride_len)  # (B, T', F, kernel_len)
         windows = windows.flatten(2)  # (B, T', F * kernel_len), feature-major as the original's nn.Unfold
-        hidden, _ = self.gru(windows)  # (B, T', directions * n_units)
+        if windows.device.type == "xla":
+            valid = None if lengths is None else output_lengths(lengths, self.config.kernel_len,
+                                                                self.config.stride_len)  # (B,)
+            hidden = scan_gru(self.gru, windows, valid)  # (B, T', directions * n_units)
+        else:
+            hidden, _ = self.gru(windows)  # (B, T', directions * n_units)
         return self.head(hidden)  # (B, T', n_classes + 1)

@@ -89,7 +89,7 @@ def _ctc_loss(log_probs: torch.Tensor, batch: dict, output_lens: torch.Tensor, r
 
 def _log_probs_and_lengths(model: torch.nn.Module, batch: dict, features: torch.Tensor, config: Config):
     """Float32 log-probabilities (B, T', C) of the model on `features`, and the valid output frames (B,)."""
-    logits = model(features, batch["day"])  # (B, T', C)
+    logits = model(features, batch["day"], batch["feature_lens"].to(features.device))  # (B, T', C)
     log_probs = logits.float().log_softmax(dim=-1)  # (B, T', C)
     output_lens = output_lengths(batch["feature_lens"], config.model.kernel_len, config.model.stride_len)  # (B,)
     return log_probs, output_lens

@@ -1,0 +1,46 @@
+"""neural_decoder `tiny` on the XLA path run on the CPU (PJRT_DEVICE=CPU): seconds to the first finished step
+(tracing and compiling the scan GRU) and per later step. Before the scan GRU the first step did not finish in
+10 minutes (the bidirectional GRU unrolled over time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 6
+SCRIPT = f"""
+import json, time
+from trainers import registry
+from trainers.engine import train
+from lab.config import from_dict
+spec = registry.get("neural_decoder")
+config = from_dict(spec.config.Config, spec.resolve(preset="tiny", overrides=[
+    "train.device=xla", "train.max_steps={STEPS}", "train.eval_every=1000", "train.log_every=1"]))
+rows = []
+started = time.perf_counter()
+train("neural_decoder", config, out_dir=OUT, on_row=lambda row: rows.append((time.perf_counter(), row)))
+steps = [moment for moment, row in rows if "train/loss" in row]
+print(json.dumps({{"first": steps[0] - started, "later": (steps[-1] - steps[1]) / max(1, len(steps) - 2)}}))
+"""
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "PJRT_DEVICE": "CPU", "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-c", f"OUT = {folder!r}\n" + SCRIPT], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=1200)
+        if done.returncode != 0:
+            print(f"xla tiny: failed ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no output'})")
+            return
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"neural_decoder tiny on XLA (CPU): first step after {figures['first']:.1f} s (was > 600 s before "
+              f"the scan GRU), then {figures['later']:.2f} s per step")
+
+
+if __name__ == "__main__":
+    main()
