@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
+import shutil
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from lab import tracker
 from lab.config import ConfigError
-from lab.records import atomic_write
+from lab.records import TEMPORARY_SUFFIX, atomic_write
 from trainers.tensors import map_tensors
 
 LAST, BEST = "last", "best"
@@ -47,8 +51,51 @@ def load(path: str | Path) -> dict:
 
 
 def to_cpu(value):
-    """`value` with every tensor inside (nested dicts, lists, tuples) copied to the CPU."""
-    return map_tensors(value, lambda tensor: tensor.detach().cpu())
+    """`value` with every tensor inside (nested dicts, lists, tuples) copied to the CPU: a snapshot that
+    training may not change (a tensor already on the CPU is cloned)."""
+    return map_tensors(value, lambda tensor: tensor.detach().to("cpu", copy=True))
+
+
+def link_atomic(source: Path, path: Path) -> None:
+    """Make `path` a second name of the file `source` (a hard link, renamed into place; a copy where the file
+    system has no links): the same bytes without writing them again."""
+    temporary = path.with_name(f".{path.name}.link{TEMPORARY_SUFFIX}")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, path)
+
+
+class BackgroundWriter:
+    """Writes checkpoints on a thread of its own, one at a time, so that training goes on while a snapshot is
+    serialised. `wait` blocks until the write in flight is done and raises what it raised."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, write: Callable[[], None]) -> None:
+        """Run `write()` in the background once the previous write has finished."""
+        self.wait()
+
+        def run() -> None:
+            try:
+                write()
+            except BaseException as error:  # noqa: BLE001 - handed to the training thread by wait()
+                self._error = error
+
+        self._thread = threading.Thread(target=run, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def rng_state(device: torch.device) -> dict:

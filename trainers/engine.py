@@ -17,6 +17,7 @@ the family's training metrics (`train/<name>`); every `train.log_every` steps al
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -82,6 +83,7 @@ class Run:
     progress: Progress = field(default_factory=Progress)
     last_metrics: dict[str, float] = field(default_factory=dict)
     stop_requested: bool = False
+    writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
 
     @property
     def family_name(self) -> str:
@@ -159,7 +161,13 @@ def train(
         restore(run, checkpoint.load(resume))
     else:
         seed_everything(config.train.seed, per_process=True)
-    throughput, stop_reason = loop(run)
+    try:
+        throughput, stop_reason = loop(run)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            run.writer.wait()  # the checkpoint in flight lands whole; the run's own error is the one raised
+        raise
+    run.writer.wait()
     summary = summarise(run, throughput, stop_reason, time.perf_counter() - started)
     if run.is_main:
         tracker.summary(**summary)
@@ -549,15 +557,20 @@ def checkpoint_payload(run: Run) -> dict:
 
 
 def write_checkpoints(run: Run, payload: dict, improved: bool) -> None:
-    """Write last.pt, and best.pt when the best metric improved, and record them with the tracker."""
-    progress, name = run.progress, run.train_config.best_metric
-    if improved:
-        best = run.checkpoints / f"{checkpoint.BEST}.pt"
-        checkpoint.save_atomic(payload, best)
-        tracker.checkpoint(checkpoint.BEST, best, progress.step, metric=name, value=progress.best_value)
-    last = run.checkpoints / f"{checkpoint.LAST}.pt"
-    checkpoint.save_atomic(payload, last)
-    tracker.checkpoint(checkpoint.LAST, last, progress.step, metric=name, value=run.last_metrics.get(name))
+    """Write last.pt, and make best.pt a second name of it when the best metric improved (one serialisation),
+    on the background writer; each is recorded with the tracker once it is on disk."""
+    name, step = run.train_config.best_metric, run.progress.step
+    best_value, last_value = run.progress.best_value, run.last_metrics.get(name)
+    last, best = run.checkpoints / f"{checkpoint.LAST}.pt", run.checkpoints / f"{checkpoint.BEST}.pt"
+
+    def write() -> None:
+        checkpoint.save_atomic(payload, last)
+        if improved:
+            checkpoint.link_atomic(last, best)
+            tracker.checkpoint(checkpoint.BEST, best, step, metric=name, value=best_value)
+        tracker.checkpoint(checkpoint.LAST, last, step, metric=name, value=last_value)
+
+    run.writer.submit(write)
 
 
 def restore(run: Run, state: dict) -> None:
