@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)` records for an init attempt
 
 
+EXIT_POLL_SECONDS = 0.2  # how often the W&B worker looks whether the script's main thread has ended
 MAX_EXACT = 2**53  # integers beyond this are stored as floats (pages and W&B read them as floats anyway)
 
 
@@ -81,8 +82,8 @@ def warn(message: str) -> None:
 class WandbMirror:
     """W&B's copy of an attempt, sent from a background thread so W&B's cost stays off the training thread.
 
-    Calls are queued in order and applied by one worker, which starts the W&B run on first use from the
-    launch's WANDB_* variables; `finish` drains the queue. The lab's own records are written before a call is
+    The W&B run starts on first use from the launch's WANDB_* variables; later calls are queued in order and
+    applied by one worker; `finish` drains the queue. The lab's own records are written before a call is
     queued, so nothing recorded depends on W&B. Any failure (wandb missing, init or a call raising) prints one
     warning and turns the mirror off.
     """
@@ -98,7 +99,12 @@ class WandbMirror:
         if self.failed:
             return
         if self._worker is None:
-            self._worker = threading.Thread(target=self._drain, name="lab-wandb", daemon=True)
+            try:
+                self.run = self._start()  # on the calling thread: W&B sets up its own exit hooks as it starts
+            except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
+                self._turn_off(error)
+                return
+            self._worker = threading.Thread(target=self._drain, name="lab-wandb")
             self._worker.start()
         self._queue.put((action, args, kwargs))
 
@@ -116,8 +122,20 @@ class WandbMirror:
         self._worker = None
 
     def _drain(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if not self.failed:
+        """Apply queued calls in order until `finish`, or until the script's main thread has ended and the
+        queue is empty: the worker is not a daemon, so the interpreter waits for it to send everything and
+        finish the W&B run before it exits (and before W&B's own exit hook runs)."""
+        while True:
+            try:
+                item = self._queue.get(timeout=EXIT_POLL_SECONDS)
+            except queue.Empty:
+                if threading.main_thread().is_alive():
+                    continue
+                item = ("finish", (), {})
+                self._queue.put(None)
+            if item is None:
+                return
+            if not self.failed or item[0] == "finish":
                 self._apply(*item)
 
     def _apply(self, action: str, args: tuple, kwargs: dict) -> None:
@@ -128,8 +146,7 @@ class WandbMirror:
                     self.run = None
                 return
             if self.run is None:
-                self.run = self._start()
-                atexit.register(self.finish)  # after W&B's own exit hook, so it runs first and drains the queue
+                return
             if action == "media":
                 name, path, step, kind, sample_rate = args
                 import wandb
@@ -141,9 +158,12 @@ class WandbMirror:
                 target = getattr(target, part)
             target(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
-            self.failed = True
-            warn(f"W&B is off for the rest of this run ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
-                 "; the lab's own records go on")
+            self._turn_off(error)
+
+    def _turn_off(self, error: Exception) -> None:
+        self.failed = True
+        warn(f"W&B is off for the rest of this run ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+             "; the lab's own records go on")
 
     @staticmethod
     def _start() -> Any:
@@ -173,10 +193,30 @@ class Tracker:
         self._metrics: TextIO | None = None
         self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
+        self._keys: dict[str, str] = {}
 
     @property
     def active(self) -> bool:
         return self.attempt_dir is not None
+
+    def _plain_fields(self, metrics: dict[str, Any]) -> str | None:
+        """The row's JSON fields when every value is a plain number (the common case, written without a JSON
+        encoder), else None."""
+        parts = []
+        for key, value in metrics.items():
+            kind = type(value)
+            if kind is float and value - value == 0 or kind is int and -MAX_EXACT <= value <= MAX_EXACT:
+                parts.append(f", {self._keys.get(key) or self._json_key(key)}: {value!r}")
+            else:
+                return None
+        return "".join(parts)
+
+    def _json_key(self, key: str) -> str:
+        """A metric name as a JSON string, encoded once per name."""
+        encoded = self._keys.get(key)
+        if encoded is None:
+            encoded = self._keys[key] = json.dumps(str(key))
+        return encoded
 
     def identity(self) -> tuple[Store, str, int]:
         """The store, run id and attempt number, looked up once."""
@@ -215,12 +255,18 @@ class Tracker:
                 prefix = fresh_line_prefix(probe)
             self._metrics = open(path, "a", buffering=1, encoding="utf-8")
             self._metrics.write(prefix)
-        row, skipped = numbers(metrics)
-        fresh = [key for key in skipped if key not in self._warned]
-        if fresh:
-            self._warned.update(fresh)
-            warn(f"tracker.log skips values that are not single numbers: {', '.join(fresh)} (log a float per key)")
-        self._metrics.write(json.dumps({"step": int(step), "time": round(time.time(), 3), **row}) + "\n")
+        fields = self._plain_fields(metrics)
+        if fields is None:
+            row, skipped = numbers(metrics)
+            fresh = [key for key in skipped if key not in self._warned]
+            if fresh:
+                self._warned.update(fresh)
+                warn(f"tracker.log skips values that are not single numbers: {', '.join(fresh)} "
+                     "(log a float per key)")
+            fields = "".join(f", {self._json_key(key)}: {json.dumps(value)}" for key, value in row.items())
+        else:
+            row = metrics
+        self._metrics.write(f'{{"step": {int(step)}, "time": {time.time():.3f}{fields}}}\n')
         if self.wandb is not None:
             finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
             self.wandb.call("log", finite, step=int(step))
