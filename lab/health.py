@@ -99,13 +99,22 @@ def evaluation_rule(rule: Rule) -> Rule:
 
 
 def metric_points(rows: list[Row], key: str) -> list[tuple[int, float]]:
-    """(step, value) of every row with a finite `key`."""
+    """(step, value) of every row with a finite `key`. A stream that keeps its rows by column (the doctor's
+    `lab.metrics.StreamRows`) answers from the column at once."""
+    if hasattr(rows, "points"):
+        return rows.points(key)
     points = []
     for row in rows:
         value = finite(row.get(key))
         if value is not None:
             points.append((int(row.get("step", 0)), value))
     return points
+
+
+def narrowed(rows: list[Row], keys: Iterable[str]) -> list[Row]:
+    """The rows as a rule that reads only `keys` needs them: a stream kept by column (`StreamRows`) then
+    builds rows of those keys alone; a plain list is returned as it is."""
+    return rows.narrowed(keys) if hasattr(rows, "narrowed") else rows
 
 
 def _setting(config: Any, dotted: str, default: Any = None) -> Any:
@@ -162,7 +171,7 @@ def short(value: float) -> str:
 def non_finite(rows: list[Row], config: dict) -> list[Finding]:
     """Non-finite train loss or grad norm, or updates skipped for non-finite values."""
     bad_steps, skipped = [], 0.0
-    for row in rows:
+    for row in narrowed(rows, ("train/loss", "train/grad_norm", "train/skipped_steps")):
         now_skipped = finite(row.get("train/skipped_steps")) or 0.0
         if _has_non_finite(row) or now_skipped > skipped:
             bad_steps.append(int(row.get("step", 0)))
@@ -292,7 +301,7 @@ def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
     when none was), so that one noisy batch does not make a gap.
     """
     evaluations, recent, train_loss = [], [], None  # evaluations: (step, val loss, val loss - train loss)
-    for row in rows:
+    for row in narrowed(rows, ("train/loss", "val/loss")):
         latest = finite(row.get("train/loss"))
         if latest is not None:
             recent.append(latest)
@@ -364,7 +373,7 @@ RULES: dict[str, Rule] = {
 
 def check(rows: Iterable[Row], config: dict | None = None, rules: dict[str, Rule] = RULES) -> list[Finding]:
     """Every rule of `rules` (default: the global ones) over a whole metric stream, sorted by step then rule id."""
-    rows, config = list(rows), config or {}
+    rows, config = (rows if hasattr(rows, "points") else list(rows)), config or {}
     findings = [finding for rule in rules.values() for finding in rule(rows, config)]
     return sorted(findings, key=lambda finding: (finding.step, finding.rule))
 

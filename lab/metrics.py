@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 import re
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Sequence
+from typing import Iterable, Iterator
 
-from lab.records import RecordError, read_jsonl, read_jsonl_lines
+from lab.records import RecordError, read_jsonl_lines
 
 LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "ppl", "eer"}
 HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq",
@@ -80,7 +80,8 @@ def _version(path: Path) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
-BLOCK_BYTES = 8 << 20  # metrics.jsonl is parsed in blocks of whole lines of about this size
+NON_FINITE_TEXT = ("nan", "inf", "-inf")  # how the tracker writes a non-finite value
+BLOCK_BYTES = 2 << 20  # metrics.jsonl is parsed in blocks of whole lines of about this size (bigger: more memory)
 
 
 @functools.lru_cache(maxsize=64)
@@ -88,26 +89,45 @@ def _load(path: Path, mtime_ns: int, size: int):
     """Parse metrics.jsonl block by block into float columns (NaN where a row lacks the metric).
 
     Each block goes through pyarrow's JSON reader; a block it refuses (a torn line, bytes that are not UTF-8,
-    a line that is not an object) is parsed line by line with the same skipping rules as `read_jsonl`. Peak
-    memory is the columns plus one block.
+    a line that is not an object) is parsed line by line with the same skipping rules as `read_jsonl`. Columns
+    are allocated once at the file's line count, so peak memory is the columns plus one block.
     """
     import numpy as np
     import pandas as pd
 
-    parts: dict[str, list[tuple[int, np.ndarray]]] = {}  # column -> (first row, values) per block
+    capacity = count_lines(path)  # rows can be no more than lines: columns are allocated once, at full size
+    columns: dict[str, np.ndarray] = {}  # (capacity,) float64 each, NaN where a row lacks the metric
+    non_finite: dict[str, list[int]] = {}  # column -> rows where a non-finite value was logged ("nan", "inf")
     rows = 0
     for block in line_blocks(path, BLOCK_BYTES):
-        frame = parse_block(block)
+        frame = parse_block(block).iloc[:capacity - rows]  # lines appended since the count wait for next time
         for column in frame.columns:
-            parts.setdefault(column, []).append((rows, numeric(frame[column])))
+            if column not in columns:
+                columns[column] = np.full(capacity, np.nan)
+            columns[column][rows:rows + len(frame)] = numeric(frame[column])
+            if frame[column].dtype == object:
+                marked = frame[column].map(lambda value: isinstance(value, str) and value in NON_FINITE_TEXT)
+                non_finite.setdefault(column, []).extend((rows + np.flatnonzero(marked.to_numpy())).tolist())
         rows += len(frame)
-    columns = {}
-    for column, pieces in parts.items():
-        values = np.full(rows, np.nan)  # (rows,)
-        for start, piece in pieces:
-            values[start:start + len(piece)] = piece
-        columns[column] = values
-    return pd.DataFrame(columns, copy=False)
+    columns = {column: values[:rows] for column, values in columns.items()}
+    frame = pd.DataFrame(columns, copy=False)
+    frame.attrs["non_finite"] = {column: marked for column, marked in non_finite.items() if marked}
+    return frame
+
+
+def count_lines(path: Path) -> int:
+    """Newlines in a file, plus one for an unterminated last line."""
+    count, last = 0, b"\n"
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(BLOCK_BYTES):
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+    except FileNotFoundError:
+        return 0
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
+    return count + (last != b"\n")
 
 
 def line_blocks(path: Path, size: int) -> Iterator[bytes]:
@@ -143,22 +163,93 @@ def parse_block(block: bytes):
 
 
 def numeric(column):
-    """A column as float64: numbers as they are, anything else (text, lists, objects, true/false) NaN."""
+    """A column as float64: numbers as they are, text read as a number ("inf", "1.5"), anything else (lists,
+    objects, true/false, other text) NaN."""
     import numpy as np
     import pandas as pd
 
     if column.dtype.kind in "iuf":
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    as_numbers = column.map(lambda value: value if isinstance(value, (int, float)) and
+    as_numbers = column.map(lambda value: value if isinstance(value, (int, float, str)) and
                             not isinstance(value, bool) else None)
     return pd.to_numeric(as_numbers, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def rows(attempt_dir: Path) -> list[dict]:
-    """The rows of an attempt's metrics.jsonl that have a numeric step (what the health rules read)."""
-    return [row for row in read_jsonl(Path(attempt_dir) / "metrics.jsonl")
-            if isinstance(row.get("step"), (int, float)) and not isinstance(row["step"], bool)
-            and math.isfinite(row["step"])]
+def rows(attempt_dir: Path) -> "StreamRows":
+    """The rows of an attempt's metrics.jsonl that have a numeric step, as the health rules read them."""
+    return StreamRows(load(attempt_dir))
+
+
+class StreamRows:
+    """A metric table seen as the health rules' list of rows, without a dict per row held in memory (a million
+    rows would take a gigabyte): iterating builds each row as it goes, with its logged keys only (a value logged
+    non-finite reads "nan"), and `points(key)` gives a column's finite (step, value) pairs at once."""
+
+    CHUNK = 65536  # rows turned into Python values at a time while iterating
+
+    def __init__(self, frame):
+        import numpy as np
+
+        steps = frame["step"].to_numpy() if "step" in frame else np.full(len(frame), np.nan)
+        finite = np.isfinite(steps)
+        self.frame = frame if finite.all() else frame[finite]  # a copy only when some step is not a number
+        self.non_finite = {column: set(indices) for column, indices in frame.attrs.get("non_finite", {}).items()}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def narrowed(self, keys: Iterable[str]) -> "StreamRows":
+        """The same rows with only `keys` (and the step): what a rule that walks every row reads."""
+        narrowed = StreamRows.__new__(StreamRows)
+        narrowed.frame = self.frame[["step", *(key for key in dict.fromkeys(keys) if key in self.frame
+                                               and key != "step")]]
+        narrowed.non_finite = {key: rows for key, rows in self.non_finite.items() if key in narrowed.frame}
+        return narrowed
+
+    def __iter__(self) -> Iterator[dict]:
+        columns = [column for column in self.frame.columns if column != "step"]
+        origins = self.frame.index.to_numpy()  # row numbers in the file, for the non-finite marks
+        for start in range(0, len(self.frame), self.CHUNK):
+            chunk = self.frame.iloc[start:start + self.CHUNK]
+            steps = chunk["step"].astype("int64").tolist()
+            values = [chunk[column].tolist() for column in columns]
+            for offset, row_values in enumerate(zip(*values)):
+                row = {column: value for column, value in zip(columns, row_values) if value == value}
+                row["step"] = steps[offset]
+                if self.non_finite:
+                    origin = int(origins[start + offset])
+                    row.update({column: "nan" for column, rows in self.non_finite.items() if origin in rows})
+                yield row
+
+    def points(self, key: str) -> "Points | list":
+        """The finite (step, value) pairs of one metric."""
+        if key not in self.frame:
+            return []
+        import numpy as np
+
+        values = self.frame[key].to_numpy()
+        finite = np.isfinite(values)
+        return Points(self.frame["step"].to_numpy()[finite].astype(np.int64), values[finite])
+
+
+class Points(Sequence):
+    """(step, value) pairs kept as two arrays; an item or an iteration gives Python numbers."""
+
+    def __init__(self, steps, values):
+        self.steps, self.values = steps, values  # (N,) int64, (N,) float64
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Points(self.steps[index], self.values[index])
+        return int(self.steps[index]), float(self.values[index])
+
+    def __iter__(self) -> Iterator[tuple[int, float]]:
+        for start in range(0, len(self.steps), StreamRows.CHUNK):
+            yield from zip(self.steps[start:start + StreamRows.CHUNK].tolist(),
+                           self.values[start:start + StreamRows.CHUNK].tolist())
 
 
 def series(frame, column: str, max_points: int | None = None) -> tuple[list[float], list[float]] | None:

@@ -75,8 +75,12 @@ def test_changelog_tracks_changes_results_and_status(story):
     assert re.findall(r"^### Run #(\d): (nsd_\d+)", page, re.M) == [
         ("1", "nsd_001"), ("2", "nsd_002"), ("3", "nsd_003")]
     table = page.split("## Baseline Comparison Table")[1]
-    assert "| `optim.lr` | 0.02 | 0.0015 | ✅ improved (Run #2) |" in table
-    assert "| `data.white_noise_sd` | 0.8 | 1.5 | ❌ worse (Run #3) |" in table
+    assert "Current (Run #2)" in table, "the best run, not the latest ablation arm"
+    assert "| `optim.lr` | 0.02 | 0.0015 | ✅ improved (Run #2), confounded |" in table  # two keys in one run
+    assert "white_noise_sd" not in table
+    reports.set_current(story, "cffan_baseline", "nsd_003")
+    picked = reports.changelog(story, "cffan_baseline").read_text()
+    assert "| `data.white_noise_sd` | 0.8 | 1.5 | ❌ worse (Run #3) |" in picked.split("## Baseline Comparison Table")[1]
     works = page.split("## What Works")[1].split("## What Doesn't Work")[0]
     fails = page.split("## What Doesn't Work")[1].split("---")[0]
     assert "`train.grad_clip`: 0.0 → 1.0" in works and "white_noise_sd" not in works
@@ -94,10 +98,10 @@ def test_ablation_compares_only_differing_keys_with_deltas_and_plots(story):
     assert "| `data.white_noise_sd` | 0.8 | 1.5 |" in config_table
     assert config_table.count("| `") == 1, "only the keys that differ"
     per = page.split("### val/per")[1].split("###")[0]
-    assert re.search(r"\| nsd_003 \| [0-9.]+ \| 100 \| [0-9.]+ \| \+0\.0[0-9]+ \|", per)
+    assert re.search(r"\| nsd_003:1 \| [0-9.]+ \| 100 \| [0-9.]+ \| \+0\.0[0-9]+ ❌ \|", per)
     assert "![val/per](noise/val_per.png)" in per
     assert (path.parent / "noise" / "val_per.png").read_bytes()[:4] == b"\x89PNG"
-    assert "- **nsd_003**: More noise hurts" in page
+    assert "- **nsd_003:1**: More noise hurts" in page
     with pytest.raises(reports.LabError, match="at least two"):
         reports.compare(story, ["nsd_002"])
 
