@@ -189,8 +189,11 @@ class StreamRows:
 
     def __init__(self, frame):
         import numpy as np
+        import pandas as pd
 
-        steps = frame["step"].to_numpy() if "step" in frame else np.full(len(frame), np.nan)
+        if "step" not in frame:  # no metrics (or none with a step): no rows
+            frame = pd.DataFrame({"step": np.empty(0)})
+        steps = frame["step"].to_numpy()
         finite = np.isfinite(steps)
         self.frame = frame if finite.all() else frame[finite]  # a copy only when some step is not a number
         self.non_finite = {column: set(indices) for column, indices in frame.attrs.get("non_finite", {}).items()}
