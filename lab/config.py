@@ -167,6 +167,24 @@ def apply_overrides(values: dict, assignments: list[str]) -> dict:
     return result
 
 
+def arguments_config(command: list[str]) -> dict:
+    """The options of a command line as a config, for a script that reports none: `--lr 2e-4`, `--lr=2e-4`
+    and a bare `--flag` (true) become {"lr": 0.0002, "flag": true}; dashes in names become underscores, as
+    argparse makes them."""
+    config, index = {}, 0
+    while index < len(command):
+        token = command[index]
+        index += 1
+        if not token.startswith("--") or token == "--":
+            continue
+        name, sep, text = token[2:].partition("=")
+        if not sep and index < len(command) and not command[index].startswith("--"):
+            text, sep = command[index], "="
+            index += 1
+        config[name.replace("-", "_")] = free_value(text) if sep else True
+    return config
+
+
 def free_value(text: str) -> Any:
     """A value given for a key no config declares: JSON when it parses (1, 0.5, true, [1, 2]), else the text."""
     try:

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from lab import vcs, wandb_links
-from lab.config import apply_overrides
+from lab.config import apply_overrides, arguments_config
 from lab.records import TEMPORARY_SUFFIX, write_json, write_text
 from lab.store import LabError, Store
 from trainers import registry
@@ -111,7 +111,7 @@ def launch(
     if run.get("family"):
         config = registry.get(run["family"]).resolve(base=store.run_config(run_id), overrides=list(overrides))
     else:
-        config = apply_overrides(store.run_config(run_id), list(overrides))
+        config = apply_overrides(store.run_config(run_id), list(overrides)) or arguments_config(command or [])
     if not command and not run.get("family"):
         raise LabError(f"run {run_id} has no family, so there is no built-in trainer: give a command after --")
     if command and processes != 1:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lab import config as config_tools
 from lab import metrics, vcs
-from lab.records import write_text
+from lab.records import read_json, write_text
 from lab.store import NOTE_FIELDS, Store
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -52,10 +52,35 @@ def display_title(run: dict, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
+    numbers = [n for n in store.attempt_numbers(run_id) if (store.attempt_dir(run_id, n) / "metrics.jsonl").exists()]
+    return numbers[-1] if numbers else None
+
+
+def headline_attempt(store: Store, run_id: str) -> int | None:
+    """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
+    the run's judged metric, else the latest with metrics, else the latest; None before any attempt."""
+    picked = store.load_run(run_id).get("headline")
+    if isinstance(picked, int) and picked in store.attempt_numbers(run_id):
+        return picked
+    best = metrics.run_result(store, run_id)
+    if best:
+        return best["attempt"]
+    return latest_attempt_with_metrics(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
+
+
+def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
+    """The config an attempt ran with (what its script reported, or the lab resolved), else the run's."""
+    recorded = read_json(store.attempt_dir(run_id, number) / "config.json", None) if number else None
+    return recorded if recorded else store.run_config(run_id)
+
+
 def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:
-    """What a run's setup is described against: its parent's config, else its baseline's, else None."""
+    """What a run's setup is described against: its parent's config (as its headline attempt ran), else its
+    baseline's, else None."""
     if run.get("parent") and store.exists(run["parent"]):
-        return run["parent"], store.run_config(run["parent"])
+        parent = run["parent"]
+        return parent, attempt_config(store, parent, headline_attempt(store, parent))
     snapshot = store.baseline(run["baseline"]) if run.get("baseline") else None
     if snapshot:
         return run["baseline"], snapshot["config"]
@@ -68,7 +93,7 @@ def setup_changes(store: Store, run: dict) -> tuple[str | None, list[config_tool
     if reference is None:
         return None, []
     name, base = reference
-    return name, config_tools.diff(base, store.run_config(run["id"]))
+    return name, config_tools.diff(base, attempt_config(store, run["id"], headline_attempt(store, run["id"])))
 
 
 def duration_text(started: str | None, ended: str | None) -> str | None:

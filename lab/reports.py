@@ -9,8 +9,8 @@ from pathlib import Path
 from lab import config as config_tools
 from lab import health, metrics, plots
 from lab.metrics import format_number
-from lab.pages import (NOTE_LABELS, active_days, command_text, daily_log, display_title, duration_text,
-                       health_findings, render)
+from lab.pages import (NOTE_LABELS, active_days, attempt_config, command_text, daily_log, display_title,
+                       duration_text, headline_attempt, health_findings, latest_attempt_with_metrics, render)
 from lab.records import read_json, read_jsonl, write_json
 from lab.store import LabError, Store
 
@@ -24,11 +24,6 @@ def metric_file(metric: str) -> str:
 def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
     """The run's findings (one per rule and attempt, with its latest evidence): of one attempt, or all."""
     return health_findings(store.events(run_id), attempt, every_attempt=attempt is None)
-
-
-def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
-    numbers = [n for n in store.attempt_numbers(run_id) if (store.attempt_dir(run_id, n) / "metrics.jsonl").exists()]
-    return numbers[-1] if numbers else None
 
 
 def chosen_attempt(store: Store, run_id: str, number: int | None) -> int | None:
@@ -192,16 +187,6 @@ def changelog(store: Store, baseline: str) -> Path:
 def comparisons_index(store: Store) -> Path:
     """Where each comparison page's runs are kept, so that `lab render` rebuilds it: {name: [RUN[:ATTEMPT]]}."""
     return store.logs_dir / "ablations" / "index.json"
-
-
-def headline_attempt(store: Store, run_id: str) -> int | None:
-    """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
-    the run's judged metric, else the latest with metrics."""
-    picked = store.load_run(run_id).get("headline")
-    if isinstance(picked, int) and picked in store.attempt_numbers(run_id):
-        return picked
-    best = metrics.run_result(store, run_id)
-    return best["attempt"] if best else latest_attempt_with_metrics(store, run_id)
 
 
 def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
@@ -395,12 +380,6 @@ def column_values(frame, column: str):
 
 CHANGES_SHOWN = 12  # config changes listed per reference in a report; the rest are counted
 VERDICT_MARGIN = 0.01  # a relative change of the judged metric within 1% is inconclusive
-
-
-def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
-    """The config an attempt ran with (what its script reported, or the lab resolved), else the run's."""
-    recorded = read_json(store.attempt_dir(run_id, number) / "config.json", None) if number else None
-    return recorded if recorded else store.run_config(run_id)
 
 
 def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, list[config_tools.Change]]]:

@@ -36,9 +36,9 @@ def resolve_config(
 def reported_config(store: Store, run_id: str) -> dict:
     """The config a wrapped script reported (`tracker.config`) in the run's headline attempt, or {}."""
     from lab.records import read_json
-    from lab.reports import headline_attempt
+    from lab.pages import headline_attempt
 
-    number = headline_attempt(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
+    number = headline_attempt(store, run_id)
     return read_json(store.attempt_dir(run_id, number) / "config.json", {}) if number else {}
 
 

@@ -259,3 +259,16 @@ def test_the_demo_echoes_commands_that_paste(capsys, monkeypatch):
     monkeypatch.setattr(demo.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0))
     demo.lab("note", "dia_009", "--findings", "Accumulating 16 batches helps", cwd=Path("."))
     assert "$ lab note dia_009 --findings 'Accumulating 16 batches helps'" in capsys.readouterr().out
+
+
+def test_a_scripts_command_line_is_its_config_when_it_reports_none(lab, repo):
+    (repo / "plain.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    lab("new-run", "arg_001", "--hypothesis", "h")
+    lab("launch", "arg_001", "--no-commit", "--", sys.executable, "plain.py", "--lr", "2e-4", "--accum=16", "--fast")
+    config = json.loads((repo / "logs/runs/arg_001/attempts/1/config.json").read_text())
+    assert config == {"lr": 0.0002, "accum": 16, "fast": True}
+    lab("new-run", "arg_002", "--from", "arg_001", "--hypothesis", "h", "--set", "accum=32")
+    lab("launch", "arg_002", "--no-commit", "--", sys.executable, "plain.py", "--lr", "2e-4", "--accum=32", "--fast")
+    lab("log", "--all")
+    daily = next((repo / "logs/daily").glob("*.md")).read_text()
+    assert "`accum`: 16 → 32" in daily
