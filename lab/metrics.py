@@ -261,20 +261,23 @@ def series(frame, column: str, max_points: int | None = None) -> tuple[list[floa
     With `max_points`, a longer series keeps the lowest and highest point of each of `max_points / 2` equal
     runs of rows, so a plot of a million rows still shows every spike.
     """
-    if column not in frame:
-        return None
-    points = frame[["step", column]].dropna()
-    if points.empty:
-        return None
-    if max_points and len(points) > max_points:
-        import numpy as np
+    import numpy as np
 
-        buckets = np.arange(len(points)) * (max_points // 2) // len(points)  # (rows,)
-        values = points[column].reset_index(drop=True)
-        grouped = values.groupby(buckets)
-        keep = np.union1d(grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy())
-        points = points.iloc[keep]
-    return points["step"].tolist(), points[column].tolist()
+    if column not in frame or "step" not in frame:
+        return None
+    steps, values = frame["step"].to_numpy(), frame[column].to_numpy()  # (rows,) each
+    keep = ~(np.isnan(steps) | np.isnan(values))
+    if not keep.any():
+        return None
+    steps, values = steps[keep], values[keep]
+    if max_points and len(values) > max_points:
+        buckets = np.arange(len(values)) * (max_points // 2) // len(values)  # (points,) bucket of each point
+        import pandas as pd
+
+        grouped = pd.Series(values).groupby(buckets)
+        chosen = np.union1d(grouped.idxmin().to_numpy(), grouped.idxmax().to_numpy())
+        steps, values = steps[chosen], values[chosen]
+    return steps.tolist(), values.tolist()
 
 
 def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode: str | None = None,
@@ -290,19 +293,24 @@ def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode:
 
 @functools.lru_cache(maxsize=4096)
 def _final_and_best(path: Path, mtime_ns, size, best_metric, best_mode, family) -> list[dict]:
+    import numpy as np
+
     frame = load(path.parent)
+    if "step" not in frame:
+        return []
+    steps = frame["step"].to_numpy()  # (rows,)
     table = []
     for metric in sorted(column for column in frame.columns if column not in NOT_METRICS):
-        series = frame[["step", metric]].dropna()
-        series = series[series[metric].abs() != float("inf")]
-        if series.empty:
+        values = frame[metric].to_numpy()  # (rows,)
+        keep = np.isfinite(values) & ~np.isnan(steps)
+        if not keep.any():
             continue
+        values, kept_steps = values[keep], steps[keep]
         mode = direction(metric, best_metric, best_mode, family)
-        row = {"metric": metric, "final": float(series[metric].iloc[-1]), "best": None, "best_step": None,
-               "mode": mode}
+        row = {"metric": metric, "final": float(values[-1]), "best": None, "best_step": None, "mode": mode}
         if mode is not None:
-            best_index = series[metric].idxmin() if mode == "min" else series[metric].idxmax()
-            row.update(best=float(series.loc[best_index, metric]), best_step=int(series.loc[best_index, "step"]))
+            best = int(np.argmin(values) if mode == "min" else np.argmax(values))  # the first best, as idxmin
+            row.update(best=float(values[best]), best_step=int(kept_steps[best]))
         table.append(row)
     return table
 

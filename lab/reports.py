@@ -18,7 +18,7 @@ STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "untested"
 
 
 def metric_file(metric: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", metric.lower()).strip("_") + ".png"
+    return re.sub(r"[^a-z0-9]+", "_", metric.lower()).strip("_") + ".svg"
 
 
 def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
@@ -439,7 +439,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         constant = title == "learning rate" and all(len(set(values)) == 1 for _, values in series.values())
         if series and not constant and not (title == metric and metric in ("train/loss", "val/loss")):
             panels.append((title, series))
-    plot_path = store.logs_dir / "reports" / run_id / "curves.png"
+    plot_path = store.logs_dir / "reports" / run_id / "curves.svg"
     if panels:
         plots.plot_panels(plot_path, panels)
     eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
@@ -462,7 +462,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
         metric=metric,
         evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None)),
-        curves=f"{run_id}/curves.png" if panels else None,
+        curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=result,
         verdict=hypothesis_verdict(store, run, result),

@@ -272,3 +272,18 @@ def test_a_scripts_command_line_is_its_config_when_it_reports_none(lab, repo):
     lab("log", "--all")
     daily = next((repo / "logs/daily").glob("*.md")).read_text()
     assert "`accum`: 16 → 32" in daily
+
+
+def test_plots_are_svg_with_round_ticks_and_log_axes(tmp_path):
+    assert plots.nice_ticks(0, 1000) == [0, 250, 500, 750, 1000]
+    assert plots.nice_ticks(0.013, 0.05) == pytest.approx([0.02, 0.03, 0.04, 0.05])
+    path = plots.plot_panels(tmp_path / "curves.svg", [
+        ("loss", {"train/loss": ([1, 2, 3], [2.0, 0.5, 0.1]), "val/loss": ([3], [0.2])}),
+        ("learning rate", {"train/lr": ([1, 2, 3], [0.1, 0.2, 0.3])})])
+    svg = path.read_text()
+    assert svg.startswith("<svg ") and svg.count("<polyline") == 3
+    assert "loss (log)" in svg and "learning rate (log)" not in svg and ">val/loss</text>" in svg
+    written = path.stat().st_mtime_ns
+    plots.plot_panels(path, [("loss", {"train/loss": ([1, 2, 3], [2.0, 0.5, 0.1]), "val/loss": ([3], [0.2])}),
+                             ("learning rate", {"train/lr": ([1, 2, 3], [0.1, 0.2, 0.3])})])
+    assert path.stat().st_mtime_ns == written, "the same data is not drawn again"

@@ -80,7 +80,8 @@ def test_changelog_tracks_changes_results_and_status(story):
     assert "white_noise_sd" not in table
     reports.set_current(story, "cffan_baseline", "nsd_003")
     picked = reports.changelog(story, "cffan_baseline").read_text()
-    assert "| `data.white_noise_sd` | 0.8 | 1.5 | ❌ worse (Run #3) |" in picked.split("## Baseline Comparison Table")[1]
+    picked_table = picked.split("## Baseline Comparison Table")[1]
+    assert "| `data.white_noise_sd` | 0.8 | 1.5 | ❌ worse (Run #3) |" in picked_table
     works = page.split("## What Works")[1].split("## What Doesn't Work")[0]
     fails = page.split("## What Doesn't Work")[1].split("---")[0]
     assert "`train.grad_clip`: 0.0 → 1.0" in works and "white_noise_sd" not in works
@@ -99,8 +100,8 @@ def test_ablation_compares_only_differing_keys_with_deltas_and_plots(story):
     assert config_table.count("| `") == 1, "only the keys that differ"
     per = page.split("### val/per")[1].split("###")[0]
     assert re.search(r"\| nsd_003:1 \| [0-9.]+ \| 100 \| [0-9.]+ \| \+0\.0[0-9]+ ❌ \|", per)
-    assert "![val/per](noise/val_per.png)" in per
-    assert (path.parent / "noise" / "val_per.png").read_bytes()[:4] == b"\x89PNG"
+    assert "![val/per](noise/val_per.svg)" in per
+    assert (path.parent / "noise" / "val_per.svg").read_text().startswith("<svg ")
     assert "- **nsd_003:1**: More noise hurts" in page
     with pytest.raises(reports.LabError, match="at least two"):
         reports.compare(story, ["nsd_002"])
@@ -119,8 +120,9 @@ def test_report_has_evaluation_table_plots_resources_and_reproduce(story):
     assert len(lines) == 10
     assert lines[0].endswith("| best so far |")
     assert any("gap widening" in line for line in lines[5:])
-    assert (path.parent / "nsd_004" / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    assert "(nsd_004/curves.png)" in page
+    curves = (path.parent / "nsd_004" / "curves.svg").read_text()
+    assert curves.startswith("<svg ") and curves.count("<polyline") >= 3 and "loss (log)" in curves
+    assert "(nsd_004/curves.svg)" in page
     assert "lab launch nsd_004 --resume" in page and "git checkout 0123456" in page
     health = page.split("## Health Findings")[1]
     assert "`gap_widening`" in health
@@ -142,9 +144,9 @@ def test_doctor_records_each_finding_once_and_render_is_byte_stable(story):
     names = {p.relative_to(story.logs_dir).as_posix() for p in paths}
     assert {"changelogs/cffan_baseline.md", "ablations/noise.md", "reports/nsd_005.md"} <= names
     assert any(name.startswith("daily/") for name in names)
-    before = {p: p.read_bytes() for p in story.logs_dir.rglob("*") if p.suffix in (".md", ".png")}
+    before = {p: p.read_bytes() for p in story.logs_dir.rglob("*") if p.suffix in (".md", ".svg")}
     reports.render_all(story)
-    after = {p: p.read_bytes() for p in story.logs_dir.rglob("*") if p.suffix in (".md", ".png")}
+    after = {p: p.read_bytes() for p in story.logs_dir.rglob("*") if p.suffix in (".md", ".svg")}
     assert before == after
     daily = next(p for p in paths if "daily" in str(p)).read_text()
     assert f"`non_finite` at step {nan_step}" in daily.split("### nsd_005")[1]
