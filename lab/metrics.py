@@ -9,7 +9,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Iterable, Iterator
 
-from lab.records import RecordError, read_jsonl_lines
+from lab.records import open_record, read_jsonl_lines
 
 LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "ppl", "eer"}
 HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq",
@@ -116,28 +116,23 @@ def _load(path: Path, mtime_ns: int, size: int):
 
 
 def count_lines(path: Path) -> int:
-    """Newlines in a file, plus one for an unterminated last line."""
-    count, last = 0, b"\n"
-    try:
-        with open(path, "rb") as stream:
-            while chunk := stream.read(BLOCK_BYTES):
-                count += chunk.count(b"\n")
-                last = chunk[-1:]
-    except FileNotFoundError:
+    """Newlines in a file, plus one for an unterminated last line; 0 when there is no file."""
+    stream = open_record(path)
+    if stream is None:
         return 0
-    except OSError as error:
-        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
+    count, last = 0, b"\n"
+    with stream:
+        while chunk := stream.read(BLOCK_BYTES):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
     return count + (last != b"\n")
 
 
 def line_blocks(path: Path, size: int) -> Iterator[bytes]:
     """The bytes of a file in blocks of about `size` that end at a line end (the last may not)."""
-    try:
-        stream = open(path, "rb")
-    except FileNotFoundError:
+    stream = open_record(path)
+    if stream is None:
         return
-    except OSError as error:
-        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
     with stream:
         pending = b""
         while chunk := stream.read(size):

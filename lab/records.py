@@ -95,16 +95,24 @@ def fresh_line_prefix(stream: BinaryIO) -> str:
     return "" if last == b"\n" else "\n"
 
 
+def open_record(path: Path) -> BinaryIO | None:
+    """`path` opened for reading in binary, None when it does not exist, a RecordError (one line) when it
+    cannot be opened (a folder in its place, no permission)."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
+
+
 def read_jsonl(path: Path) -> Iterator[dict]:
     """The object records of a JSONL file. A line that is not one (a torn last line after a crash, bytes that
     are not UTF-8, a JSON value that is not an object) is skipped; a file that cannot be opened (a folder in its
     place) is a RecordError."""
-    try:
-        stream = open(path, "rb")
-    except FileNotFoundError:
+    stream = open_record(path)
+    if stream is None:
         return
-    except OSError as error:
-        raise RecordError(f"{path} cannot be read ({error.strerror or error})") from None
     with stream:
         yield from read_jsonl_lines(stream)
 
