@@ -18,7 +18,7 @@ demo: install
 	$(BIN)/python -m lab.demo
 
 test: install
-	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q
+	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q --durations=10
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

@@ -165,10 +165,21 @@ class Store:
         if isinstance(value, str):
             return self.detector.redact(value)
         if isinstance(value, dict):
-            return {key: self.redact(item) for key, item in value.items()}
+            return {key: self._redact_entry(key, item) for key, item in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.redact(item) for item in value]
         return value
+
+    def _redact_entry(self, key: Any, item: Any) -> Any:
+        """A dict value redacted, its key read as context: {"token": "<40 hex digits>"} is a secret although
+        the value alone is not recognisable."""
+        from lab.secrets import REDACTED
+
+        redacted = self.redact(item)
+        if isinstance(item, str) and redacted == item:
+            entry = f"{key}={item}"
+            return REDACTED if self.detector.redact(entry) != entry else item
+        return redacted
 
     @property
     def logs_dir(self) -> Path:
