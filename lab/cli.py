@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("report", cmd_report, "Render a training report (logs/reports/ID.md) with plots.")
     sub.add_argument("id")
-    sub.add_argument("--attempt", type=int, help="attempt number (default: the latest with metrics)")
+    sub.add_argument("--attempt", type=int, help="attempt number (default: the run's headline attempt, its best)")
 
     sub = command("doctor", cmd_doctor, "Run the health checks on a run and record what they find.")
     sub.add_argument("id")

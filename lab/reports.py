@@ -417,9 +417,12 @@ def hypothesis_verdict(store: Store, run: dict, result: dict | None) -> str:
 
 
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
-    """Write logs/reports/<id>.md: setup, per-evaluation table, plots, resources, environment, health."""
+    """Write logs/reports/<id>.md for one attempt (default: the run's headline attempt, else the latest with
+    metrics): verdict, notes, setup, per-evaluation table, plots, resources, environment, health."""
     run = store.load_run(run_id)
-    number = chosen_attempt(store, run_id, attempt_number)
+    headline = headline_attempt(store, run_id) if attempt_number is None else None
+    with_metrics = headline is not None and (store.attempt_dir(run_id, headline) / "metrics.jsonl").exists()
+    number = headline if with_metrics else chosen_attempt(store, run_id, attempt_number)
     if number is None:
         raise LabError(f"run {run_id} has no attempt with metrics to report on")
     attempt = store.load_attempt(run_id, number)

@@ -46,6 +46,8 @@ def test_a_compare_names_the_attempt_of_every_figure(script_lab):
     assert "| `hidden` | 32 | 64 |" in text and "`lr`" not in text  # the compared change only
     lab("compare", "sin_001", "sin_002")  # the headline attempt is sin_001's best: test 2
     assert "| sin_001:2 |" in (lab.repo / "logs/ablations/sin_001_vs_sin_002.md").read_text()
+    lab("report", "sin_001")  # a report speaks for the headline attempt too
+    assert ", Test 2 (finished" in (lab.repo / "logs/reports/sin_001.md").read_text()
     lab("note", "sin_001", "--headline", "1")
     lab("compare", "sin_001", "sin_002")
     assert "| sin_001:1 |" in (lab.repo / "logs/ablations/sin_001_vs_sin_002.md").read_text()
