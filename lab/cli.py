@@ -263,7 +263,6 @@ def cmd_changelog(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from lab import runs
 
     store = Store.find()
     if bool(args.config) == bool(args.from_run):
@@ -276,7 +275,9 @@ def cmd_baseline(args) -> int:
         config = read_config_file(args.config)
     else:
         store.load_run(args.from_run)
-        config = runs.reported_config(store, args.from_run) or store.run_config(args.from_run)
+        from lab.pages import attempt_config, headline_attempt
+
+        config = attempt_config(store, args.from_run, headline_attempt(store, args.from_run))
     provenance = {key: value for key, value in (("repository", args.repo), ("config_file", args.config),
                                                 ("from_run", args.from_run), ("reference", args.reference)) if value}
     store.save_baseline(args.name, provenance, store.redact(config))

@@ -82,7 +82,8 @@ def changelog(store: Store, baseline: str) -> Path:
     number = {run["id"]: index for index, run in enumerate(runs, start=1)}
     headlines = {run["id"]: headline_attempt(store, run["id"]) for run in runs}
     configs = {rid: attempt_config(store, rid, n) for rid, n in headlines.items()}
-    results = {rid: metrics.attempt_result(store.attempt_dir(rid, n), configs[rid], store.load_run(rid).get("family"))
+    families = {run["id"]: run.get("family") for run in runs}
+    results = {rid: metrics.attempt_result(store.attempt_dir(rid, n), configs[rid], families[rid])
                if n else None for rid, n in headlines.items()}
     reproductions = [r for r in runs if results[r["id"]] and not config_tools.diff(base_config, configs[r["id"]])]
     first_with_result = next((r for r in runs if results[r["id"]]), None)

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from lab import config as config_tools
+from lab.pages import attempt_config, headline_attempt
 from lab.store import LabError, Store, check_run_id
 from trainers import registry
 
@@ -24,22 +25,13 @@ def resolve_config(
     dataclass, the engine's limits and the family's own checks, with defaults filled in.
     """
     base = store.run_config(parent["id"]) if parent is not None else None
-    if parent is not None and not family and not base:
-        base = reported_config(store, parent["id"])
+    if parent is not None and not family and not base:  # a script's run: start from what its script reported
+        base = attempt_config(store, parent["id"], headline_attempt(store, parent["id"]))
     file_values = config_tools.read_config_file(config_file) if config_file else None
     if family:
         return registry.get(family).resolve(preset=preset, base=base, file_values=file_values, overrides=overrides)
     values = config_tools.merge(base or baseline_config or {}, file_values or {})
     return config_tools.apply_overrides(values, overrides)
-
-
-def reported_config(store: Store, run_id: str) -> dict:
-    """The config a wrapped script reported (`tracker.config`) in the run's headline attempt, or {}."""
-    from lab.records import read_json
-    from lab.pages import headline_attempt
-
-    number = headline_attempt(store, run_id)
-    return read_json(store.attempt_dir(run_id, number) / "config.json", {}) if number else {}
 
 
 def parameter_count(family: str, values: dict) -> int:

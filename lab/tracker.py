@@ -206,7 +206,7 @@ class Tracker:
         for key, value in metrics.items():
             kind = type(value)
             if kind is float and value - value == 0 or kind is int and -MAX_EXACT <= value <= MAX_EXACT:
-                parts.append(f", {self._keys.get(key) or self._json_key(key)}: {value!r}")
+                parts.append(f", {self._json_key(key)}: {value!r}")
             else:
                 return None
         return "".join(parts)
