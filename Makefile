@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The notebook alone (no torch): `pip install .` as a user without the trainers gets it.
+LIGHT := .venv-light
+LIGHT_STAMP := $(LIGHT)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install install-light demo test test-light bench lint clean
 
 install: $(STAMP)
+
+install-light: $(LIGHT_STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +19,23 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+$(LIGHT_STAMP): requirements-light.txt
+	rm -rf $(LIGHT)
+	$(PYTHON) -m venv $(LIGHT)
+	$(LIGHT)/bin/pip install --quiet --disable-pip-version-check -r requirements-light.txt
+	touch $(LIGHT_STAMP)
+
 demo: install
 	$(BIN)/python -m lab.demo
 
-test: install
+test: install test-light
 	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q --durations=10
+
+# The notebook's own tests in the light install: a torch import creeping into lab/ fails here. Run from tests/
+# so that `lab` is the installed package, not the checkout.
+test-light: install-light
+	$(LIGHT)/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
+	cd tests && WANDB_MODE=offline WANDB_SILENT=true ../$(LIGHT)/bin/python -m pytest -q -m light -p no:cacheprovider lab
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
@@ -27,4 +44,4 @@ lint: install
 	$(BIN)/ruff check lab trainers models tests benchmarks
 
 clean:
-	rm -rf $(VENV) artefacts .pytest_cache
+	rm -rf $(VENV) $(LIGHT) artefacts .pytest_cache

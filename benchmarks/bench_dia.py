@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from trainers import registry
+from lab.families import registry
 from trainers.dia.config import BOS
 
 SPEC = registry.get("dia")

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trainers import registry  # noqa: E402
+from lab.families import registry  # noqa: E402
 from trainers.engine import train  # noqa: E402
 from trainers.family import Context  # noqa: E402
 

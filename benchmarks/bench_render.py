@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab import reports
-from lab.config import apply_overrides, to_dict
-from lab.records import write_json
-from lab.store import Store
+from lab.pages import reports
+from lab.records.config import apply_overrides, to_dict
+from lab.records.files import write_json
+from lab.records.store import Store
 from trainers.neural_decoder.config import PROVENANCE, baseline
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000

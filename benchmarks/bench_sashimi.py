@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from trainers import registry
+from lab.families import registry
 from trainers.family import Context
 from trainers.sashimi import family
 

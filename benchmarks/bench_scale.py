@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.store import Store
+from lab.records.store import Store
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 TARGET_SECONDS, TARGET_MB = 10, 300

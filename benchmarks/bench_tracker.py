@@ -29,7 +29,7 @@ def tracker_cost_us(calls: int = 20000) -> float:
 def tracker_cost_with_wandb_us(calls: int = 2000) -> float:
     """Per-call cost on the training thread with an offline W&B run mirrored (its own cost is in the background)."""
     with tempfile.TemporaryDirectory() as folder:
-        from lab.store import Store
+        from lab.records.store import Store
 
         store = Store.init(Path(folder))
         store.create_run("bench_001", hypothesis="h")

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
 SCRIPT = f"""
 import json, time
-from trainers import registry
+from lab.families import registry
 from trainers.engine import train
-from lab.config import from_dict
+from lab.records.config import from_dict
 spec = registry.get("neural_decoder")
 config = from_dict(spec.config.Config, spec.resolve(preset="tiny", overrides=[
     "train.device=xla", "train.max_steps={STEPS}", "train.eval_every=1000", "train.log_every=1"]))

@@ -1,1 +1,23 @@
-"""lab: a research lab notebook and run tracker. `from lab import tracker` inside training scripts."""
+"""lab: a research lab notebook and run tracker. `from lab import tracker` inside training scripts.
+
+The notebook's layers, each importing only those listed before it (never `trainers/`, `models/` or torch):
+
+    lab.errors      the three error kinds every layer raises
+    lab.records     the run store and its records: files, configs, metric tables, secret redaction
+    lab.families    the family seam: what the notebook needs from a model family, and how families are found
+    lab.health      health rules over metric streams, and diagnosing an attempt with its family's rules
+    lab.capture     what runs around a training command: launcher, git, W&B links, the tracker client
+    lab.pages       rendered pages: context for templates, reports, comparisons, changelogs, plots
+    lab.runs, lab.cli, lab.demo   the run operations and the `lab` command on top
+
+`tests/lab/test_layers.py` holds the code to this map.
+"""
+
+import importlib
+
+
+def __getattr__(name: str):
+    """`from lab import tracker` gives the tracker client (lab.capture.tracker) without importing it eagerly."""
+    if name == "tracker":
+        return importlib.import_module("lab.capture.tracker")
+    raise AttributeError(f"module 'lab' has no attribute {name!r}")

@@ -10,9 +10,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lab.config import ConfigError, flatten
-from lab.records import RecordError, write_text
-from lab.store import FINAL_STATUSES, NOTE_FIELDS, PREFIX, LabError, Store
+from lab.errors import ConfigError, LabError, RecordError
+from lab.families import registry
+from lab.records.config import flatten
+from lab.records.files import write_text
+from lab.records.store import FINAL_STATUSES, NOTE_FIELDS, PREFIX, Store
 
 EXAMPLES = {
     "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
@@ -32,11 +34,7 @@ EXAMPLES = {
     "report": "lab report nsd_006",
     "doctor": "lab doctor nsd_006",
     "render": "lab render",
-    "generate": "lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags \"drums, bass\"",
-    "profile": "lab profile sash_001",
     "rm": "lab rm dia_009   |   lab rm dia_009 --yes",
-    "embed": "lab embed rdn_001 --audio a.wav b.wav",
-    "codec": "lab codec encode --audio music/ --weights dac_44khz.pth --out data/codes",
 }
 
 
@@ -63,8 +61,6 @@ def cmd_init(args) -> int:
     if len(prefixes) != len(args.prefix) or not all(PREFIX.match(prefix) for prefix in prefixes):
         raise LabError("--prefix takes PREFIX=FAMILY with a lowercase prefix, for example nsd=neural_decoder")
     if prefixes:
-        from trainers import registry
-
         for family in prefixes.values():
             registry.get(family)
     wandb = {"entity": args.wandb_entity, "project": args.wandb_project, "mode": args.wandb_mode}
@@ -111,7 +107,7 @@ def cmd_new_run(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from lab.launch import launch
+    from lab.capture.launch import launch
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
@@ -218,7 +214,7 @@ def cmd_diff(args) -> int:
 
 
 def cmd_log(args) -> int:
-    from lab import pages
+    from lab.pages import context as pages
 
     store = Store.find()
     days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else date.today()]
@@ -228,7 +224,7 @@ def cmd_log(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    from lab import wandb_links
+    from lab.capture import wandb_links
 
     def progress(run_id: str, number: int, ok: bool, message: str) -> None:
         print(f"{run_id} test {number}: {message}", flush=True)
@@ -243,7 +239,7 @@ def cmd_sync(args) -> int:
 
 
 def cmd_changelog(args) -> int:
-    from lab import reports
+    from lab.pages import reports
 
     store = Store.find()
     names = [args.baseline] if args.baseline else reports.baselines_in_use(store)
@@ -270,12 +266,12 @@ def cmd_baseline(args) -> int:
     if store.baseline(args.name) is not None:
         raise LabError(f"baseline {args.name} exists ({store.baseline_path(args.name)}); runs already diff against it")
     if args.config:
-        from lab.config import read_config_file
+        from lab.records.config import read_config_file
 
         config = read_config_file(args.config)
     else:
         store.load_run(args.from_run)
-        from lab.pages import attempt_config, headline_attempt
+        from lab.pages.context import attempt_config, headline_attempt
 
         config = attempt_config(store, args.from_run, headline_attempt(store, args.from_run))
     provenance = {key: value for key, value in (("repository", args.repo), ("config_file", args.config),
@@ -287,7 +283,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from lab import reports
+    from lab.pages import reports
 
     store = Store.find()
     if args.group and args.ids:
@@ -298,16 +294,16 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from lab import reports
+    from lab.pages import reports
 
     print(reports.report(Store.find(), args.id, args.attempt))
     return 0
 
 
 def cmd_doctor(args) -> int:
-    from lab import reports
+    from lab.health import diagnosis
 
-    findings = reports.doctor(Store.find(), args.id, args.attempt, record=not args.dry_run)
+    findings = diagnosis.doctor(Store.find(), args.id, args.attempt, record=not args.dry_run)
     for finding in findings:
         print(f"[{finding.severity}] {finding.rule} at step {finding.step}: {finding.message}")
         print(f"    suggestion: {finding.suggestion}")
@@ -316,52 +312,16 @@ def cmd_doctor(args) -> int:
     return 0
 
 
-def cmd_generate(args) -> int:
-    from trainers.commands import write_generated
-
-    request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
-                                              ("seed", args.seed), ("tags", args.tags), ("text", args.text),
-                                              ("cfg_scale", args.cfg_scale)) if value is not None}
-    path, seconds, source = write_generated(Store.find(), args.id, args.out, **request)
-    print(f"wrote {path} ({seconds:.2f} s) from {source}")
-    return 0
 
 
-def cmd_profile(args) -> int:
-    from trainers.commands import profile_run
-
-    components = profile_run(Store.find(), args.id)
-    width = max(len(name) for name in components)
-    print(f"{args.id}: peak tensor memory of one training step, by component")
-    for name, megabytes in components.items():
-        print(f"  {name.ljust(width)}  {megabytes:10.1f} MiB")
-    return 0
 
 
-def cmd_embed(args) -> int:
-    from trainers.commands import embed_files
-
-    embeddings, scores, source = embed_files(Store.find(), args.id, args.audio)
-    if args.json:
-        print(json.dumps({"files": args.audio, "embeddings": embeddings, "cosine": scores, "checkpoint": source}))
-        return 0
-    print(f"{len(embeddings)} embeddings of {len(embeddings[0])} dims from {source}")
-    for row, name in enumerate(args.audio):
-        print(f"  {name}: " + "  ".join(f"{scores[row][col]:+.3f}" for col in range(len(args.audio))))
-    return 0
 
 
-def cmd_codec(args) -> int:
-    from trainers.dia import codec
-
-    model = codec.load_codec(args.weights)
-    report = codec.encode_folder(args.audio, model, args.out, channels=2 if args.stereo else 1)
-    print(f"encoded {report.encoded}, already cached {report.skipped}, failed {len(report.failed)} -> {args.out}")
-    return 1 if report.failed else 0
 
 
 def cmd_render(args) -> int:
-    from lab import reports
+    from lab.pages import reports
 
     for path in reports.render_all(Store.find()):
         print(path)
@@ -379,9 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lab {lab_version()}")
     commands = parser.add_subparsers(dest="name", metavar="COMMAND", required=True)
 
-    def command(name: str, handler, summary: str) -> argparse.ArgumentParser:
+    def command(name: str, handler, summary: str, example: str | None = None) -> argparse.ArgumentParser:
         sub = commands.add_parser(
-            name, help=summary, description=summary, epilog=f"example: {EXAMPLES[name]}",
+            name, help=summary, description=summary, epilog=f"example: {example or EXAMPLES[name]}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.set_defaults(handler=handler)
@@ -486,40 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("render", cmd_render, "Rebuild every page from the records.")
 
-    sub = command("generate", cmd_generate, "Generate audio with a run's best checkpoint and write a wav.")
-    sub.add_argument("id")
-    sub.add_argument("--out", default="sample.wav", help="wav file to write (default: sample.wav)")
-    sub.add_argument("--seconds", type=float, help="length of the audio")
-    sub.add_argument("--temperature", type=float, help="sampling temperature")
-    sub.add_argument("--seed", type=int, help="random seed of the sampling")
-    sub.add_argument("--tags", help="comma-separated tags to condition on (families with conditioning)")
-    sub.add_argument("--text", help="text to condition on (families with conditioning)")
-    sub.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale")
-
-    sub = command("profile", cmd_profile, "Peak memory of one training step of a run, by component.")
-    sub.add_argument("id")
-
-    sub = command("embed", cmd_embed, "Speaker embeddings of audio files with a run's best checkpoint, and "
-                  "their cosine scores.")
-    sub.add_argument("id")
-    sub.add_argument("--audio", nargs="+", required=True, help="audio files")
-    sub.add_argument("--json", action="store_true", help="embeddings and scores as JSON")
-
-    sub = command("codec", cmd_codec, "Encode audio to DAC codes once (a resumable cache the dia family reads).")
-    sub.add_argument("action", choices=["encode"])
-    sub.add_argument("--audio", required=True, help="folder of audio files (tags in <name>.txt beside each)")
-    sub.add_argument("--weights", required=True, help="local DAC weights (dac_44khz.pth); nothing is downloaded")
-    sub.add_argument("--out", required=True, help="cache folder: one .npy of codes per file plus index.jsonl")
-    sub.add_argument("--stereo", action="store_true", help="encode both channels (18 codebooks)")
     sub = command("rm", cmd_rm, "Remove a run: its records move to logs/archive/, its artefacts are deleted.")
     sub.add_argument("id")
     sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    for family_command in family_commands():
+        sub = command(family_command.name, lambda args, run=family_command.run: run(args), family_command.summary,
+                      family_command.example)
+        family_command.arguments(sub)
 
     for sub in commands.choices.values():
         for action in sub._actions:
             if action.help is None:
                 action.help = POSITIONAL_HELP.get(action.dest, action.dest)
     return parser
+
+
+def family_commands() -> list:
+    """The commands of the installed families; none (with one warning line) when a family does not load."""
+    try:
+        return registry.commands()
+    except ConfigError as error:
+        print(f"lab: warning: {error}", file=sys.stderr)
+        return []
 
 
 POSITIONAL_HELP = {"id": "run id, like dia_009", "json": "print JSON instead of text",

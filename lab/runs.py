@@ -8,10 +8,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lab import config as config_tools
-from lab.pages import attempt_config, headline_attempt
-from lab.store import LabError, Store, check_run_id
-from trainers import registry
+from lab.errors import ConfigError, LabError
+from lab.families import registry
+from lab.pages.context import attempt_config, headline_attempt
+from lab.records import config as config_tools
+from lab.records.store import Store, check_run_id
 
 
 def resolve_config(
@@ -35,18 +36,12 @@ def resolve_config(
 
 
 def parameter_count(family: str, values: dict) -> int:
-    """Parameters of the family's model for a config, built on the meta device (no memory, no weights)."""
-    import torch
-
+    """Parameters of the family's model for a config, from the family's `parameter_count` hook (which builds it
+    without weights). ConfigError when the family cannot size its model or the model cannot be built."""
     spec = registry.get(family)
-    config = config_tools.from_dict(spec.config.Config, values)
-    try:
-        with torch.device("meta"):
-            model = spec.build_model(config)
-    except (ValueError, RuntimeError, TypeError) as error:
-        reason = " ".join(str(error).split())
-        raise config_tools.ConfigError(f"the {family} model cannot be built from this config: {reason}") from None
-    return sum(parameter.numel() for parameter in model.parameters())
+    if spec.parameter_count is None:
+        raise ConfigError(f"the {family} family does not say how to count its parameters")
+    return spec.parameter_count(spec, config_tools.from_dict(spec.config.Config, values))
 
 
 BUILD_SECONDS = 60  # a model that takes longer than this to build on the meta device has an absurd size
@@ -62,12 +57,12 @@ def parameter_counts(family: str, configs: list[dict], seconds: float | None = N
         result = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,
                                 timeout=seconds)
     except subprocess.TimeoutExpired:
-        raise config_tools.ConfigError(
+        raise ConfigError(
             f"the {family} model took over {seconds:g} s to build without weights; check its sizes (layers, "
             "widths) in the config") from None
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
-        raise config_tools.ConfigError(lines[-1].removeprefix("lab: error: "))
+        raise ConfigError(lines[-1].removeprefix("lab: error: "))
     return json.loads(result.stdout)
 
 
@@ -76,7 +71,7 @@ def count_from_stdin() -> None:
     request = json.load(sys.stdin)
     try:
         counts = [parameter_count(request["family"], values) for values in request["configs"]]
-    except config_tools.ConfigError as error:
+    except ConfigError as error:
         print(f"lab: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     print(json.dumps(counts))
@@ -87,7 +82,7 @@ def structural_check(family: str, values: dict, reference: str, reference_values
 
     Returns (the lines `lab new-run` prints, the health findings to record).
     """
-    from lab import health
+    from lab.health import rules as health
 
     count, reference_count = parameter_counts(family, [values, reference_values])
     findings = health.structural_findings(values, count, reference_count)
@@ -126,6 +121,7 @@ def new_run(
         raise LabError("--preset needs a family (--family NAME)")
     if family:
         preset = preset or "baseline"
+        registry.get(family).check_installed()
     if init_from is not None:
         if not family:
             raise LabError("--init-from needs a family with a built-in trainer (--family NAME)")
@@ -236,7 +232,7 @@ def table(rows: list[dict]) -> str:
 
 def details(store: Store, run_id: str) -> dict:
     """Everything recorded about a run: run.json, config, attempts (with summaries), events."""
-    from lab.records import read_json
+    from lab.records.files import read_json
 
     attempts = []
     for attempt in store.attempts(run_id):

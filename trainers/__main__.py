@@ -14,10 +14,12 @@ import sys
 from typing import Callable
 
 from lab import tracker
-from lab.config import ConfigError, read_config_file, to_dict
-from lab.health import LiveMonitor
-from trainers import registry
-from trainers.registry import FamilySpec
+from lab.errors import ConfigError
+from lab.families import registry
+from lab.families.spec import FamilySpec
+from lab.health.diagnosis import rules_for
+from lab.health.rules import LiveMonitor
+from lab.records.config import read_config_file, to_dict
 
 
 def load_config(family: str, preset: str | None, config_file: str | None, overrides: list[str]):
@@ -57,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
 def health_monitor(spec: FamilySpec, config) -> Callable[[dict], bool]:
     """An `on_row` hook running the health rules (global and the family's) live: findings become events;
     `train.stop_on` stops the run."""
-    monitor = LiveMonitor(to_dict(config), stop_on=config.train.stop_on, rules=spec.rules())
+    monitor = LiveMonitor(to_dict(config), stop_on=config.train.stop_on, rules=rules_for(spec))
 
     def on_row(row: dict) -> bool:
         for finding in monitor.observe(row):

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from lab import tracker
-from lab.config import ConfigError
-from lab.records import TEMPORARY_SUFFIX, atomic_write
+from lab.errors import ConfigError
+from lab.records.files import TEMPORARY_SUFFIX, atomic_write
 from trainers.tensors import map_tensors
 
 LAST, BEST = "last", "best"

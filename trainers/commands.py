@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.config import ConfigError
-from lab.records import atomic_write
-from lab.store import LabError, Store
-from trainers import checkpoint, registry
+from lab.errors import ConfigError, LabError
+from lab.families import registry
+from lab.families.spec import FamilySpec
+from lab.records.files import atomic_write
+from lab.records.store import Store
+from trainers import checkpoint
 from trainers.family import Context, wav_bytes
 
 
-def run_family(store: Store, run_id: str) -> tuple[registry.FamilySpec, object]:
+def run_family(store: Store, run_id: str) -> tuple[FamilySpec, object]:
     """The run's family spec and its Config dataclass, from the run's recorded config."""
     run = store.load_run(run_id)
     if not run.get("family"):
@@ -24,7 +26,7 @@ def run_family(store: Store, run_id: str) -> tuple[registry.FamilySpec, object]:
     return spec, spec.build_config(store.run_config(run_id))
 
 
-def trained_model(store: Store, run_id: str, spec: registry.FamilySpec, config):
+def trained_model(store: Store, run_id: str, spec: FamilySpec, config):
     """The run's model with the weights of its best checkpoint (else its last)."""
     try:
         path = store.latest_checkpoint(run_id, "best")

@@ -5,12 +5,11 @@ Presets are plain functions returning config dataclasses; this module imports no
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-import math
-
-from lab.config import ConfigError
-from lab.health import RULES, Rule
+from lab.errors import ConfigError
+from lab.health.rules import RULES, Rule
 
 OPTIMIZERS = ("adam", "adamw", "adamw8bit")
 SCHEDULES = ("constant", "linear", "cosine", "plateau")

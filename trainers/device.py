@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from lab.config import ConfigError
+from lab.errors import ConfigError
 from trainers.config import TrainConfig
 
 

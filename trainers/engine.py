@@ -32,8 +32,11 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from lab import tracker
-from lab.config import ConfigError, to_dict
-from trainers import checkpoint, registry
+from lab.errors import ConfigError
+from lab.families import registry
+from lab.families.spec import EvalStage, FamilySpec
+from lab.records.config import to_dict
+from trainers import checkpoint
 from trainers.config import TrainConfig
 from trainers.device import (
     any_process,
@@ -45,7 +48,7 @@ from trainers.device import (
 )
 from trainers.family import Context, DataBundle, one_line
 from trainers.optim import LearningRateSchedule, build_optimizer, parameter_groups
-from trainers.registry import FamilySpec, stage_interval
+from trainers.spec import stage_interval
 from trainers.tensors import map_tensors
 
 CHECKPOINT_FORMAT = 1
@@ -444,7 +447,7 @@ def report(run: Run, row: dict) -> None:
         run.stop_requested = True
 
 
-def due_stages(run: Run, final: bool = False) -> list[registry.EvalStage]:
+def due_stages(run: Run, final: bool = False) -> list[EvalStage]:
     """The evaluation stages due at the current step: each on its own cadence; every enabled stage at the first
     evaluation (so a misnamed best metric fails early) and at the end (`final`)."""
     step, first = run.progress.step, run.train_config.eval_every
@@ -456,7 +459,7 @@ def due_stages(run: Run, final: bool = False) -> list[registry.EvalStage]:
     return due
 
 
-def evaluate(run: Run, stages: list[registry.EvalStage]) -> dict[str, float]:
+def evaluate(run: Run, stages: list[EvalStage]) -> dict[str, float]:
     """The metrics of `stages`, computed on the main process and shared with the others."""
     accelerator = run.accelerator
     metrics = None
@@ -480,7 +483,7 @@ def evaluate(run: Run, stages: list[registry.EvalStage]) -> dict[str, float]:
     return metrics
 
 
-def evaluate_and_checkpoint(run: Run, stages: list[registry.EvalStage]) -> bool:
+def evaluate_and_checkpoint(run: Run, stages: list[EvalStage]) -> bool:
     """Run the due evaluation stages, track the best metric when it was computed, write the best and last
     checkpoints; True when early stopping is due."""
     metrics = evaluate(run, stages)

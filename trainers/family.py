@@ -1,6 +1,6 @@
 """What the engine hands a family and what a family hands back: the training context and the data bundle.
 
-A family's callables (see `trainers.registry.FamilySpec`):
+A family's callables (see `trainers.FamilySpec`):
 
     build_model(config) -> torch.nn.Module
     build_data(config) -> DataBundle
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lab import tracker
-from lab.records import atomic_write
+from lab.records.files import atomic_write
 
 # (dataset, batch_size, seed, epoch, rank, processes) -> this process's index batches for the epoch
 BatchSampler = Callable[[Any, int, int, int, int, int], list[list[int]]]

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from lab.config import ConfigError
+from lab.errors import ConfigError
 from trainers.config import OptimConfig
 
 

@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from lab.config import ConfigError, apply_overrides, component_of, diff, flatten, from_dict, to_dict
+from lab.errors import ConfigError
+from lab.records.config import apply_overrides, component_of, diff, flatten, from_dict, to_dict
 from trainers.neural_decoder.config import Config, baseline, tiny
 
 BASE = {"optim": {"lr": 0.02, "betas": [0.9, 0.999], "name": "adam"}, "train": {"grad_clip": 0.0, "steps": 10,

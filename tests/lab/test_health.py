@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from lab.health import RULES, Finding, LiveMonitor, check, structural_findings
-from trainers import registry
+from lab.families import registry
+from lab.health.diagnosis import rules_for
+from lab.health.rules import RULES, Finding, LiveMonitor, check, structural_findings
 
-DECODER_RULES = registry.get("neural_decoder").rules()  # the global rules and ctc_blank_collapse
+DECODER_RULES = rules_for(registry.get("neural_decoder"))  # the global rules and ctc_blank_collapse
 
 CONFIG = {
     "optim": {"lr": 1e-3, "warmup_steps": 100, "schedule": "cosine"},
@@ -301,6 +302,6 @@ def test_sane_or_odd_configs_have_no_structural_findings(config):
 
 
 def test_imports_no_heavy_libraries():
-    code = "import sys, lab.health; print(sorted({'torch', 'numpy', 'pandas'} & set(sys.modules)))"
+    code = "import sys, lab.health.rules; print(sorted({'torch', 'numpy', 'pandas'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -3,8 +3,8 @@ import re
 import sys
 from datetime import date, datetime, timedelta
 
-from lab.records import write_json
-from lab.store import Store
+from lab.records.files import write_json
+from lab.records.store import Store
 
 
 def shift_run_to_yesterday(repo, run_id):
@@ -84,7 +84,7 @@ def test_continued_runs_are_marked(tmp_path):
     created["time"] = "2026-01-01T23:50:00+00:00"
     events_path.write_text(json.dumps(created) + "\n" + json.dumps(
         {"time": "2026-01-02T00:10:00+00:00", "kind": "note", "field": "findings", "text": "After midnight"}) + "\n")
-    from lab import pages
+    from lab.pages import context as pages
 
     first = pages.daily_log(store, date(2026, 1, 1)).read_text()
     second = pages.daily_log(store, date(2026, 1, 2)).read_text()

@@ -13,11 +13,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import git, lab_env
-from lab import vcs
-from lab.records import append_jsonl, read_jsonl
-from lab.store import LabError
+
+from lab.capture import vcs
+from lab.errors import LabError
+from lab.records.files import append_jsonl, read_jsonl
 
 WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"
 SECRET_FILES = {
@@ -109,7 +109,7 @@ def test_two_captures_at_once_leave_the_index_matching_head(project, tmp_path):
     for index in range(30):
         (project / f"data_{index}.txt").write_text(f"{index}\n")
     go = tmp_path / "go"
-    code = ("import sys, time; from pathlib import Path; from lab import vcs\n"
+    code = ("import sys, time; from pathlib import Path; from lab.capture import vcs\n"
             "while not Path(sys.argv[1]).exists(): time.sleep(0.005)\n"
             "vcs.commit_working_tree(Path(sys.argv[2]), sys.argv[3])\n")
     workers = [subprocess.Popen([sys.executable, "-c", code, str(go), str(project), f"launch {n}"]) for n in range(2)]
@@ -238,7 +238,7 @@ def test_a_big_file_in_the_attempt_folder_is_refused(project):
 def test_killing_the_launcher_during_capture_leaves_the_index_alone(project):
     (project / "big.txt").write_text("line\n" * 2_000_000)
     index = (project / ".git" / "index").read_bytes()
-    code = f"from pathlib import Path; from lab import vcs; vcs.commit_working_tree(Path({str(project)!r}), 'x')"
+    code = f"from pathlib import Path; from lab.capture import vcs; vcs.commit_working_tree(Path({str(project)!r}), 'x')"  # noqa: E501
     process = subprocess.Popen([sys.executable, "-c", code])
     try:
         process.wait(timeout=0.3)
@@ -387,7 +387,7 @@ def test_a_gitignore_that_is_a_folder_is_one_line(lab):
 
 
 def test_a_truncated_checkpoint_falls_back_to_the_previous_intact_one(lab, capsys):
-    from lab.store import Store
+    from lab.records.store import Store
 
     lab("new-run", "c_001", "--hypothesis", "h")
     store = Store(lab.repo)
@@ -409,7 +409,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_intact_one(lab, capsy
 def test_loading_a_truncated_checkpoint_is_one_line(tmp_path):
     import torch
 
-    from lab.config import ConfigError
+    from lab.errors import ConfigError
     from trainers import checkpoint
 
     path = tmp_path / "last.pt"
@@ -450,8 +450,8 @@ def test_a_bad_value_is_refused_before_anything_is_written(lab, override):
 
 def test_an_absurd_model_size_is_refused_in_bounded_time():
     from lab import runs
-    from lab.config import ConfigError
-    from trainers import registry
+    from lab.errors import ConfigError
+    from lab.families import registry
 
     values = registry.get("neural_decoder").resolve(preset="tiny", overrides=["model.n_layers=100000"])
     started = time.monotonic()

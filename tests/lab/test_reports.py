@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from lab import reports
-from lab.config import apply_overrides
-from lab.records import append_jsonl, write_json
-from lab.store import Store
+from lab.health import diagnosis
+from lab.pages import reports
+from lab.records.config import apply_overrides, to_dict
+from lab.records.files import append_jsonl, write_json
+from lab.records.store import Store
 from trainers.neural_decoder.config import baseline
-from lab.config import to_dict
 
 
 def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None, train_key="train/loss"):
@@ -110,7 +110,7 @@ def test_ablation_compares_only_differing_keys_with_deltas_and_plots(story):
 def test_report_has_evaluation_table_plots_resources_and_reproduce(story):
     add_run(story, "nsd_004", ["model.dropout=0.0"], curve(100, 3.0, 0.2, val_offset=0.05, val_rise_after=40),
             parent="nsd_002")
-    reports.doctor(story, "nsd_004")
+    diagnosis.doctor(story, "nsd_004")
     path = reports.report(story, "nsd_004")
     page = path.read_text()
     assert page.startswith("# Training Report: nsd_004")
@@ -133,12 +133,12 @@ def test_doctor_records_each_finding_once_and_render_is_byte_stable(story):
     rows[60]["train/loss"] = "nan"
     nan_step = rows[60]["step"]
     add_run(story, "nsd_005", rows=rows, parent="nsd_001")
-    first = reports.doctor(story, "nsd_005")
+    first = diagnosis.doctor(story, "nsd_005")
     assert "non_finite" in {f.rule for f in first}
-    reports.doctor(story, "nsd_005")
+    diagnosis.doctor(story, "nsd_005")
     events = [e for e in story.events("nsd_005") if e["kind"] == "health"]
     assert sorted(e["rule"] for e in events) == sorted(f.rule for f in first)
-    assert reports.doctor(story, "nsd_002", record=False) == []
+    assert diagnosis.doctor(story, "nsd_002", record=False) == []
 
     paths = reports.render_all(story)
     names = {p.relative_to(story.logs_dir).as_posix() for p in paths}
@@ -156,9 +156,9 @@ def test_doctor_lists_findings_recorded_live(story):
     add_run(story, "nsd_006", rows=curve(100, 3.0, 1.0), parent="nsd_001")
     story.add_event("nsd_006", "health", attempt=1, rule="ctc_blank_collapse", severity="warning", step=60,
                     message="val/blank_frac above 0.9", evidence={"step": 60}, suggestion="Lower the LR")
-    findings = reports.doctor(story, "nsd_006", record=False)
+    findings = diagnosis.doctor(story, "nsd_006", record=False)
     assert "ctc_blank_collapse" in {finding.rule for finding in findings}
-    assert reports.doctor(story, "nsd_002", record=False) == []
+    assert diagnosis.doctor(story, "nsd_002", record=False) == []
 
 
 def test_best_column_follows_metric_directions(story):

@@ -6,8 +6,11 @@ import sys
 
 import pytest
 
-from lab.records import append_jsonl, read_jsonl, write_json
-from lab.store import LabError, Store, slugify
+from lab.errors import LabError
+from lab.records.files import append_jsonl, read_jsonl, write_json
+from lab.records.store import Store, slugify
+
+pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
 
 @pytest.fixture

@@ -4,10 +4,12 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import lab_env
+
 from lab import tracker
-from lab.store import Store
+from lab.records.store import Store
+
+pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import git
-from lab import vcs
-from lab.store import LabError
+
+from lab.capture import vcs
+from lab.errors import LabError
+
+pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8"  # 36 characters after the prefix
 FILLER_LINE = b"# nothing to see on this line\n"

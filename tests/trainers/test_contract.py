@@ -21,9 +21,13 @@ sys.path.insert(0, str(HERE))
 import toy_family  # noqa: E402
 
 from lab import tracker  # noqa: E402
-from lab.config import ConfigError, to_dict  # noqa: E402
-from trainers import checkpoint, registry  # noqa: E402
+from lab.errors import ConfigError  # noqa: E402
+from lab.families import registry  # noqa: E402
+from lab.families.spec import FamilySpec  # noqa: E402
+from lab.records.config import to_dict  # noqa: E402
+from trainers import checkpoint  # noqa: E402
 from trainers.engine import train  # noqa: E402
+from trainers.spec import stage_interval  # noqa: E402
 
 FAMILIES = sorted({*registry.known(), toy_family.SPEC.name})
 STEPS = 4  # two evaluations: at step 2 and at the end
@@ -40,7 +44,7 @@ def toy_registered(monkeypatch):
     registry.unregister(toy_family.SPEC.name)
 
 
-def short_config(spec: registry.FamilySpec, *overrides: str):
+def short_config(spec: FamilySpec, *overrides: str):
     """The family's tiny preset on the CPU, cut to STEPS steps with an evaluation every 2."""
     values = spec.resolve(preset="tiny", overrides=[
         "train.device=cpu", f"train.max_steps={STEPS}", "train.eval_every=2", "train.log_every=1",
@@ -85,7 +89,7 @@ def test_tiny_trains_evaluates_resumes_and_initialises(name, tmp_path):
             evaluated.setdefault(row["step"], set()).update(key for key in row if key != "step")
     assert sorted(evaluated) == [2, STEPS]
     for stage in spec.stages():
-        if registry.stage_interval(stage, config) > 0:
+        if stage_interval(stage, config) > 0:
             assert set(stage.metrics) <= evaluated[STEPS], (stage.name, evaluated[STEPS])
     assert summary["best_metric"] in evaluated[STEPS]
 
@@ -112,9 +116,9 @@ def test_tiny_trains_evaluates_resumes_and_initialises(name, tmp_path):
 
 def test_reading_every_spec_imports_no_torch():
     code = (
-        "import sys; from trainers import registry; "
+        "import sys; from lab.families import registry; from lab.health.diagnosis import rules_for; "
         "[registry.get(n).resolve(preset='tiny') for n in registry.known()]; "
-        "[registry.get(n).rules() for n in registry.known()]; print('torch' in sys.modules)"
+        "[rules_for(registry.get(n)) for n in registry.known()]; print('torch' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr

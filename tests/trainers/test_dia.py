@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from lab.config import ConfigError
-from lab.health import structural_findings
-from trainers import registry
+from lab.errors import ConfigError
+from lab.families import registry
+from lab.health.rules import structural_findings
 from trainers.dia import codec, data, family
 from trainers.engine import train
 from trainers.family import wav_bytes

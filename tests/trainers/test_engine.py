@@ -24,14 +24,16 @@ sys.path.insert(0, str(HERE))  # toy_family is imported by name, here and in sub
 import toy_family  # noqa: E402
 
 from lab import tracker  # noqa: E402
-from lab.config import ConfigError, apply_overrides, from_dict, to_dict  # noqa: E402
-from lab.store import Store  # noqa: E402
+from lab.errors import ConfigError  # noqa: E402
+from lab.families import registry  # noqa: E402
+from lab.records.config import apply_overrides, from_dict, to_dict  # noqa: E402
+from lab.records.store import Store  # noqa: E402
 from trainers.__main__ import main  # noqa: E402
-from trainers import registry  # noqa: E402
 from trainers.config import OptimConfig  # noqa: E402
 from trainers.engine import train  # noqa: E402
 from trainers.launch import launch_command  # noqa: E402
 from trainers.optim import LearningRateSchedule, build_optimizer, parameter_groups  # noqa: E402
+
 
 def reset_tracker() -> None:
     tracker.finish()

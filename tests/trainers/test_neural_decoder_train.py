@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
 
 git, lab_env = lab_fixtures.git, lab_fixtures.lab_env

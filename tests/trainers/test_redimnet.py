@@ -6,10 +6,11 @@ import json
 import pytest
 import torch
 
-from lab.config import ConfigError
-from lab.health import check
+from lab.errors import ConfigError
+from lab.families import registry
+from lab.health.diagnosis import rules_for
+from lab.health.rules import check
 from models.redimnet import MatryoshkaAAM, margin_at
-from trainers import registry
 from trainers.engine import train
 from trainers.family import wav_bytes
 from trainers.redimnet import data, family
@@ -98,7 +99,7 @@ def test_overfitting_after_the_unfreeze_gets_stage_advice():
         if step % 20 == 0:
             rows.append({"step": step, "val/loss": 9 - step * 0.03 if step <= 100 else 6 + (step - 100) * 0.04})
     config = SPEC.resolve(preset="tiny", overrides=['train.frozen=["backbone"]', "train.unfreeze_step=100"])
-    finding = next(f for f in check(rows, config, SPEC.rules()) if f.rule == "gap_widening")
+    finding = next(f for f in check(rows, config, rules_for(SPEC)) if f.rule == "gap_widening")
     assert finding.step == 120 and "train.unfreeze_step is 100" in finding.suggestion
 
 

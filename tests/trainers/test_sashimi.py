@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.health import check
-from trainers import registry
+from lab.families import registry
+from lab.health.diagnosis import rules_for
+from lab.health.rules import check
 from trainers.engine import train
 from trainers.family import Context
 from trainers.sashimi import data, family
@@ -100,7 +101,7 @@ def test_dml_head_and_loss_use_a_tenth_of_the_categorical_memory():
 def test_a_flat_dml_loss_gets_the_analysis_advice():
     rows = [{"step": step, "train/loss": 5.5 + 0.01 * math.sin(step)} for step in range(1, 101)]
     config = SPEC.resolve(preset="tiny", overrides=["model.head=dml", "train.grad_clip=0.0", "optim.lr=0.004"])
-    finding = next(f for f in check(rows, config, SPEC.rules()) if f.rule == "loss_not_decreasing")
+    finding = next(f for f in check(rows, config, rules_for(SPEC)) if f.rule == "loss_not_decreasing")
     assert "0.004" in finding.suggestion and "grad_clip=1.0" in finding.suggestion
     assert "log-scales in [-1, -0.5]" in finding.suggestion
 

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from lab.config import ConfigError
+from lab.errors import ConfigError
+from lab.families.spec import EvalStage
 from trainers.config import OptimConfig, TrainConfig
 from trainers.family import Context, DataBundle
-from trainers.registry import EvalStage, FamilySpec
+from trainers.spec import family_spec
 
 PROVENANCE = {"baseline": "toy", "repository": "tests/trainers/toy_family.py"}
 
@@ -148,7 +149,7 @@ def validate(config: Config) -> None:
         raise ConfigError(f"model.width={config.model.width} must be at least 2")
 
 
-SPEC = FamilySpec(
+SPEC = family_spec(
     name="toy",
     config=sys.modules[__name__],
     build_model=build_model,

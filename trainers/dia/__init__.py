@@ -1,9 +1,11 @@
 """The dia family: a Dia-style text/tag-to-audio transformer over DAC codec tokens (nari-labs/dia)."""
 
-from lab.config import ConfigError
+from lab.errors import ConfigError
+from lab.families.spec import EvalStage, Lazy, Panel
+from trainers.cli import CODEC, GENERATE
 from trainers.config import require_at_least
 from trainers.dia import config
-from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
+from trainers.spec import family_spec
 
 RUNTIME = "trainers.dia.family"
 
@@ -48,8 +50,9 @@ def validate(values: config.Config) -> None:
         raise ConfigError(f"train.channel_weights={values.train.channel_weights!r} is not one of: dia, uniform")
 
 
-SPEC = FamilySpec(
+SPEC = family_spec(
     name="dia",
+    commands=(GENERATE, CODEC),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),

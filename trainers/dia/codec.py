@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lab.config import ConfigError
-from lab.records import append_jsonl, atomic_write, read_jsonl
+from lab.errors import ConfigError
+from lab.records.files import append_jsonl, atomic_write, read_jsonl
 from trainers import audio
 from trainers.checkpoint import load_initial_weights
 

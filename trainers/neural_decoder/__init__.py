@@ -1,10 +1,11 @@
 """The neural_decoder family: GRU + CTC phoneme decoding of intracortical features (cffan/neural_seq_decoder)."""
 
-from lab.config import ConfigError
+from lab.errors import ConfigError
+from lab.families.spec import Lazy, Panel
 from trainers.config import require_at_least
 from trainers.neural_decoder import config
 from trainers.neural_decoder.health import ctc_blank_collapse
-from trainers.registry import FamilySpec, Lazy, Panel
+from trainers.spec import family_spec
 
 RUNTIME = "trainers.neural_decoder.family"
 
@@ -22,7 +23,7 @@ def validate(values: config.Config) -> None:
     if not 0 <= model.dropout < 1:
         raise ConfigError(f"model.dropout={model.dropout!r} must lie in [0, 1)")
 
-SPEC = FamilySpec(
+SPEC = family_spec(
     name="neural_decoder",
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),

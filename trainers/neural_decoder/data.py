@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from lab.records import atomic_write
+from lab.records.files import atomic_write
 from trainers.family import one_line
 from trainers.neural_decoder.config import DataConfig
 

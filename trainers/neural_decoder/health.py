@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.health import Finding, Row, evaluation_rule, metric_points, short
+from lab.health.rules import Finding, Row, evaluation_rule, metric_points, short
 
 BLANK_FRAC_LIMIT = 0.9  # an evaluation decoding over 90% of its utterances to all blanks has collapsed
 BLANK_EVALS_AFTER_LEARNING = 2  # collapsed evaluations in a row after a healthy one

@@ -1,9 +1,11 @@
 """The redimnet family: ReDimNet b0-b6 speaker embeddings with Matryoshka AAM-softmax (IDRnD/ReDimNet)."""
 
-from lab.config import ConfigError
+from lab.errors import ConfigError
+from lab.families.spec import EvalStage, Lazy, Panel
+from trainers.cli import EMBED
 from trainers.config import require_at_least
 from trainers.redimnet import config
-from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
+from trainers.spec import family_spec
 
 RUNTIME = "trainers.redimnet.family"
 BLOCKS = ("convnext_like", "basic_resnet", "basic_resnet_fwse")
@@ -51,8 +53,9 @@ def overfitting_suggestion(values: dict) -> str:
     return "; ".join(advice).capitalize() + "."
 
 
-SPEC = FamilySpec(
+SPEC = family_spec(
     name="redimnet",
+    commands=(EMBED,),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),

@@ -1,9 +1,11 @@
 """The sashimi family: SaShiMi waveform models with categorical or discretised-logistic-mixture heads."""
 
-from lab.config import ConfigError
+from lab.errors import ConfigError
+from lab.families.spec import EvalStage, Lazy, Panel
+from trainers.cli import GENERATE, PROFILE
 from trainers.config import require_at_least
-from trainers.registry import EvalStage, FamilySpec, Lazy, Panel
 from trainers.sashimi import config
+from trainers.spec import family_spec
 
 RUNTIME = "trainers.sashimi.family"
 HEADS, ENCODERS, QUANTIZATIONS = ("categorical", "dml"), ("embedding", "linear"), ("mulaw", "linear")
@@ -54,8 +56,9 @@ def flat_loss_suggestion(values: dict) -> str:
     return "; ".join(advice).capitalize() + "."
 
 
-SPEC = FamilySpec(
+SPEC = family_spec(
     name="sashimi",
+    commands=(GENERATE, PROFILE),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),

@@ -6,13 +6,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab import config as config_tools
-from lab import health, metrics, plots
-from lab.metrics import format_number
-from lab.pages import (NOTE_LABELS, active_days, attempt_config, command_text, daily_log, display_title,
-                       duration_text, headline_attempt, health_findings, latest_attempt_with_metrics, render)
-from lab.records import read_json, read_jsonl, write_json
-from lab.store import LabError, Store
+from lab.errors import LabError
+from lab.families import registry
+from lab.health import rules as health
+from lab.health.diagnosis import chosen_attempt, health_events
+from lab.pages import plots, results
+from lab.pages.context import (
+    NOTE_LABELS,
+    active_days,
+    attempt_config,
+    command_text,
+    daily_log,
+    display_title,
+    duration_text,
+    headline_attempt,
+    latest_attempt_with_metrics,
+    render,
+)
+from lab.records import config as config_tools
+from lab.records import metrics
+from lab.records.files import read_json, read_jsonl, write_json
+from lab.records.metrics import format_number
+from lab.records.store import Store
 
 STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "untested": "❔"}
 
@@ -21,22 +36,9 @@ def metric_file(metric: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", metric.lower()).strip("_") + ".svg"
 
 
-def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
-    """The run's findings (one per rule and attempt, with its latest evidence): of one attempt, or all."""
-    return health_findings(store.events(run_id), attempt, every_attempt=attempt is None)
-
-
-def chosen_attempt(store: Store, run_id: str, number: int | None) -> int | None:
-    """`number` when that attempt exists (LabError otherwise), else the latest attempt with metrics."""
-    if number is None:
-        return latest_attempt_with_metrics(store, run_id)
-    store.load_attempt(run_id, number)
-    return number
-
-
 def verdict(before: dict | None, after: dict | None) -> str:
     """improved / worse / unchanged against the reference result, or untested when either is missing."""
-    change = metrics.improvement(before, after)
+    change = results.improvement(before, after)
     if change is None:
         return "untested"
     return "improved" if change > 1e-9 else "worse" if change < -1e-9 else "unchanged"
@@ -83,7 +85,7 @@ def changelog(store: Store, baseline: str) -> Path:
     headlines = {run["id"]: headline_attempt(store, run["id"]) for run in runs}
     configs = {rid: attempt_config(store, rid, n) for rid, n in headlines.items()}
     families = {run["id"]: run.get("family") for run in runs}
-    results = {rid: metrics.attempt_result(store.attempt_dir(rid, n), configs[rid], families[rid])
+    results = {rid: results.attempt_result(store.attempt_dir(rid, n), configs[rid], families[rid])
                if n else None for rid, n in headlines.items()}
     reproductions = [r for r in runs if results[r["id"]] and not config_tools.diff(base_config, configs[r["id"]])]
     first_with_result = next((r for r in runs if results[r["id"]]), None)
@@ -120,7 +122,7 @@ def changelog(store: Store, baseline: str) -> Path:
         entries.append(entry)
         result = entry["result"]
         if result and (best_entry is None
-                       or metrics.is_better(result["best"], best_entry["result"]["best"], result["mode"])):
+                       or results.is_better(result["best"], best_entry["result"]["best"], result["mode"])):
             best_entry = entry
 
     noted = sorted({note["component"] for entry in entries for note in entry["code_changes"]}
@@ -175,7 +177,7 @@ def changelog(store: Store, baseline: str) -> Path:
         reference_run=reference_run,
         reference_is_baseline=bool(reproductions),
         reference_result=results[reference_run["id"]] if reference_run else None,
-        vs_reference=metrics.improvement(results[reference_run["id"]], best_entry["result"]) if best_entry else None,
+        vs_reference=results.improvement(results[reference_run["id"]], best_entry["result"]) if best_entry else None,
         works=[e for e in improved if e["beats_best_earlier"]],
         weak_parent=[e for e in improved if not e["beats_best_earlier"]],
         fails=[e for e in entries if e["verdict"] == "worse" and (e["changes"] or e["code_changes"])],
@@ -222,7 +224,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         for key in keys
         if len({repr(values.get(key, config_tools.MISSING)) for values in flat}) > 1
     ]
-    tables = [{row["metric"]: row for row in metrics.final_and_best(store.attempt_dir(rid, n),
+    tables = [{row["metric"]: row for row in results.final_and_best(store.attempt_dir(rid, n),
                                                                   family=runs[rid].get("family"))}
               if n else {} for rid, n in arms]
     names = sorted({metric for table in tables for metric in table})
@@ -242,7 +244,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
                 "✅" if (delta < 0) == (row["mode"] == "min") else "❌"
             rows.append({"run": label, "row": row, "delta": delta, "mark": mark})
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
-    results = [metrics.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
+    results = [results.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
                                       runs[rid].get("family")) if n else None
                for (rid, n), config in zip(arms, configs)]
     folder = store.logs_dir / "ablations"
@@ -293,12 +295,12 @@ def winner_line(labels: list[str], results: list[dict | None]) -> str:
               if result and result["metric"] == reference["metric"]]
     label, best = scored[0]
     for other, result in scored[1:]:
-        if metrics.is_better(result["best"], best["best"], reference["mode"]):
+        if results.is_better(result["best"], best["best"], reference["mode"]):
             label, best = other, result
     if label == labels[0]:
         return (f"**{label}** (the reference) stays best on {reference['metric']} "
                 f"({format_number(reference['best'])}); no arm beat it.")
-    change = metrics.improvement(reference, best)
+    change = results.improvement(reference, best)
     gain = f", {change:+.1%}" if change is not None else ""
     return (f"**{label}** wins on {reference['metric']}: {format_number(best['best'])} vs "
             f"{format_number(reference['best'])} for {labels[0]}{gain}.")
@@ -342,7 +344,7 @@ def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None
         value = health.finite(row.get(metric))
         gap = val_loss - train_loss if val_loss is not None and train_loss is not None else None
         status = []
-        if value is not None and (best is None or metrics.is_better(value, best, mode)):
+        if value is not None and (best is None or results.is_better(value, best, mode)):
             best = value
             status.append("best so far")
         elif value is not None and abs(value - best) > health.METRIC_WORSE * abs(best):
@@ -405,9 +407,9 @@ def hypothesis_verdict(store: Store, run: dict, result: dict | None) -> str:
         return (f"inconclusive: {result['metric']} {format_number(result['best'])}, with no parent run to "
                 "compare it with (lab new-run --from)")
     number = headline_attempt(store, parent)
-    before = metrics.attempt_result(store.attempt_dir(parent, number), attempt_config(store, parent, number),
+    before = results.attempt_result(store.attempt_dir(parent, number), attempt_config(store, parent, number),
                                     store.load_run(parent).get("family")) if number else None
-    change = metrics.improvement(before, result)
+    change = results.improvement(before, result)
     if change is None:
         return f"inconclusive: {parent} has no {result['metric']} to compare with"
     figures = (f"{result['metric']} {format_number(result['best'])} vs {format_number(before['best'])} for "
@@ -431,12 +433,12 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     config = read_json(folder / "config.json", store.run_config(run_id))
     frame = metrics.load(folder)
     family = run.get("family")
-    metric, mode = metrics.judged_metric(config, list(frame.columns), family)
+    metric, mode = results.judged_metric(config, list(frame.columns), family)
     summary = read_json(folder / "summary.json", {})
     panels = []
     chosen = [("loss", ["train/loss", "val/loss"]), (metric, [metric]),
               ("grad norm (pre-clip)", ["train/grad_norm"]), ("learning rate", ["train/lr"])]
-    chosen += [(panel.title, list(panel.metrics)) for panel in family_panels(family)]
+    chosen += [(panel.title, list(panel.metrics)) for panel in getattr(registry.find(family), "report_panels", ())]
     for title, names in chosen:
         series = {column: points for column in names
                   if (points := metrics.series(frame, column, plots.MAX_POINTS))}
@@ -451,7 +453,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     flat = config_tools.flatten(config)
     findings = health_events(store, run_id, number)
     gap_onsets = [event["step"] for event in findings if event.get("rule") == "gap_widening"]
-    result = metrics.attempt_result(folder, config, family)
+    result = results.attempt_result(folder, config, family)
     events = store.events(run_id)
     return render(
         store,
@@ -476,15 +478,15 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                  for name, changes in reference_changes(store, run, config)],
         attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
                    "duration": duration_text(a.get("started"), a.get("ended")),
-                   "result": metrics.attempt_result(store.attempt_dir(run_id, a["number"]), attempt_config(
+                   "result": results.attempt_result(store.attempt_dir(run_id, a["number"]), attempt_config(
                        store, run_id, a["number"]), family)} for a in store.attempts(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=command_text(attempt),
         findings=findings,
-        metric_rows=metrics.final_and_best(folder, metric, mode, family),
+        metric_rows=results.final_and_best(folder, metric, mode, family),
         failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
-        verification=verification_rows(metrics.final_and_best(folder, metric, mode, family)),
+        verification=verification_rows(results.final_and_best(folder, metric, mode, family)),
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
     )
 
@@ -517,73 +519,7 @@ def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
     return kept[-lines:]
 
 
-def family_panels(family: str | None) -> tuple:
-    """The report panels a family declares (none for wrapped scripts or an unknown family)."""
-    if not family:
-        return ()
-    from trainers import registry
-
-    try:
-        return registry.get(family).report_panels
-    except config_tools.ConfigError:
-        return ()
-
-
-def family_rules(family: str | None) -> dict:
-    """The health rules that apply to a run: the global ones plus its family's."""
-    if family:
-        from trainers import registry
-
-        try:
-            return registry.get(family).rules()
-        except config_tools.ConfigError:
-            pass
-    return dict(health.RULES)
-
-
 # -- doctor and render -------------------------------------------------------------------------------------
-
-
-def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tuple[int | None, list[health.Finding]]:
-    """The health findings of an attempt (default: the latest with metrics) and of its config."""
-    run = store.load_run(run_id)
-    number = chosen_attempt(store, run_id, attempt_number)
-    config = store.run_config(run_id)
-    if number is None:
-        return None, health.structural_findings(config)
-    folder = store.attempt_dir(run_id, number)
-    config = read_json(folder / "config.json", config)
-    summary = read_json(folder / "summary.json", {})
-    findings = health.check(metrics.rows(folder), config, family_rules(run.get("family")))
-    return number, findings + health.structural_findings(config, summary.get("param_count"))
-
-
-def record_findings(store: Store, run_id: str, number: int | None,
-                    findings: list[health.Finding]) -> list[health.Finding]:
-    """Record findings as health events: a rule not yet recorded for the attempt (or, from new-run, for the run),
-    or one recorded with other evidence, which the new event updates. Returns what was recorded."""
-    recorded = {(e.get("rule"), e.get("attempt")): e for e in health_events(store, run_id)}
-    changed = []
-    for finding in findings:
-        if (finding.rule, None) in recorded:
-            continue
-        before = recorded.get((finding.rule, number))
-        if before is None or before.get("message") != finding.message:
-            store.add_event(run_id, "health", attempt=number, **finding.to_dict())
-            changed.append(finding)
-    return changed
-
-
-def doctor(store: Store, run_id: str, attempt_number: int | None = None, record: bool = True) -> list[health.Finding]:
-    """Every finding of an attempt: the rules run again over its metrics and config, and the findings recorded
-    live during it (or at new-run) that the rerun does not repeat. New ones are recorded; all are returned."""
-    number, findings = diagnose(store, run_id, attempt_number)
-    if record:
-        record_findings(store, run_id, number, findings)
-    found = {finding.rule for finding in findings}
-    recorded = [health.Finding.from_dict(event) for event in health_events(store, run_id)
-                if event.get("attempt") in (number, None) and event.get("rule") not in found]
-    return sorted(findings + recorded, key=lambda finding: (finding.step, finding.rule))
 
 
 def render_all(store: Store) -> list[Path]:

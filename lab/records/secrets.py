@@ -101,7 +101,7 @@ class SecretDetector:
     @classmethod
     def from_settings(cls, settings: dict) -> SecretDetector:
         """The detector of a lab: the built-in rules and lab.json's `secrets.patterns` and `secrets.names`."""
-        from lab.store import LabError
+        from lab.errors import LabError
 
         section = settings.get("secrets") or {}
         patterns, names = section.get("patterns", []), section.get("names", [])

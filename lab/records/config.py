@@ -9,14 +9,12 @@ import dataclasses
 import difflib
 import json
 import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-import typing
 from typing import Any, get_args, get_origin, get_type_hints
 
-
-class ConfigError(ValueError):
-    """A config or override the user gave is malformed; the message is one line meant for the user."""
+from lab.errors import ConfigError
 
 
 def to_dict(config: Any) -> dict:

@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import functools
 import shlex
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from lab import config as config_tools
-from lab import metrics, vcs
-from lab.records import read_json, write_text
-from lab.store import NOTE_FIELDS, Store
+from lab.capture import vcs
+from lab.health.diagnosis import health_findings
+from lab.pages import results
+from lab.records import config as config_tools
+from lab.records import metrics
+from lab.records.files import read_json, write_text
+from lab.records.store import NOTE_FIELDS, Store, latest_attempt_with_metrics
 
-PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def package_templates() -> Path:
+    """The project's templates: `templates/` beside `lab/` in a checkout or an editable install, else the copy
+    an installed wheel puts in `<prefix>/share/lab/templates` (pyproject.toml's data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "templates"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "lab" / "templates"
+
+
+PACKAGE_TEMPLATES = package_templates()
 NOTE_LABELS = {"findings": "Findings", "observations": "Observations", "conclusion": "Conclusion",
                "next": "Next steps", "result": "Result"}
 
@@ -52,18 +64,13 @@ def display_title(run: dict, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
-    numbers = [n for n in store.attempt_numbers(run_id) if (store.attempt_dir(run_id, n) / "metrics.jsonl").exists()]
-    return numbers[-1] if numbers else None
-
-
 def headline_attempt(store: Store, run_id: str) -> int | None:
     """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
     the run's judged metric, else the latest with metrics, else the latest; None before any attempt."""
     picked = store.load_run(run_id).get("headline")
     if isinstance(picked, int) and picked in store.attempt_numbers(run_id):
         return picked
-    best = metrics.run_result(store, run_id)
+    best = results.run_result(store, run_id)
     if best:
         return best["attempt"]
     return latest_attempt_with_metrics(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
@@ -113,18 +120,6 @@ def command_text(attempt: dict) -> str:
     return shlex.join(attempt.get("command", []))
 
 
-def health_findings(events: list[dict], attempt: int | None = None, *, every_attempt: bool = False) -> list[dict]:
-    """The health findings among a run's events: one per rule and attempt, the latest evidence recorded for
-    it, in the order the rules first fired. Findings of `attempt` (None: the run's own, from new-run), or of
-    every attempt."""
-    latest: dict[tuple, dict] = {}
-    for event in events:
-        if event["kind"] == "health" and (every_attempt or event.get("attempt") == attempt):
-            key = (event.get("rule"), event.get("attempt"))
-            latest[key] = {**event, "time": latest[key]["time"]} if key in latest else event
-    return list(latest.values())
-
-
 def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
     """What the pages show of one attempt."""
     number = attempt["number"]
@@ -145,7 +140,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "git": attempt.get("git") or {},
         "notes": notes,
         "findings": findings,
-        "metrics": metrics.final_and_best(folder, train.get("best_metric"), train.get("best_mode"), run.get("family")),
+        "metrics": results.final_and_best(folder, train.get("best_metric"), train.get("best_mode"), run.get("family")),
     }
 
 

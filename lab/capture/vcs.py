@@ -20,9 +20,9 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from lab.records import atomic_write
-from lab.secrets import SecretDetector
-from lab.store import LabError
+from lab.errors import LabError
+from lab.records.files import atomic_write
+from lab.records.secrets import SecretDetector
 
 if TYPE_CHECKING:
     from git import Repo

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -24,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from lab.records import RecordError, append_jsonl, read_json, read_jsonl, write_json
+from lab.errors import LabError, RecordError
+from lab.records.files import append_jsonl, read_json, read_jsonl, write_json
 
 RUN_ID = re.compile(r"^[a-z][a-z0-9_]*_[0-9]{3}$")
 PREFIX = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -38,9 +39,6 @@ TITLE_STOPWORDS = {
 NOTE_FIELDS = ("findings", "observations", "conclusion", "next", "result")
 FINAL_STATUSES = ("finished", "failed", "killed", "crashed")
 
-
-class LabError(Exception):
-    """A user-facing error: printed as one line by the CLI, which then exits non-zero."""
 
 
 def now_iso() -> str:
@@ -156,7 +154,7 @@ class Store:
     @functools.cached_property
     def detector(self):
         """The lab's secret detector (lab.json `secrets`), used to redact what is recorded."""
-        from lab.secrets import SecretDetector
+        from lab.records.secrets import SecretDetector
 
         return SecretDetector.from_settings(self.settings)
 
@@ -173,7 +171,7 @@ class Store:
     def _redact_entry(self, key: Any, item: Any) -> Any:
         """A dict value redacted, its key read as context: {"token": "<40 hex digits>"} is a secret although
         the value alone is not recognisable."""
-        from lab.secrets import REDACTED
+        from lab.records.secrets import REDACTED
 
         redacted = self.redact(item)
         if isinstance(item, str) and redacted == item:
@@ -474,3 +472,7 @@ class Store:
         self.write_baseline(snapshot)
         return snapshot
 
+
+def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
+    numbers = [n for n in store.attempt_numbers(run_id) if (store.attempt_dir(run_id, n) / "metrics.jsonl").exists()]
+    return numbers[-1] if numbers else None

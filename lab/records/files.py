@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
+from lab.errors import RecordError
+
 TEMPORARY_SUFFIX = ".tmp"
 
 
@@ -42,9 +44,6 @@ def write_json(path: Path, data: Any) -> None:
     """Write `data` as pretty JSON to `path` atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
-
-class RecordError(ValueError):
-    """A record file that cannot be read (edited by hand, or damaged); the message is one line."""
 
 
 def read_json(path: Path, default: Any = None, *, shape: type | None = dict) -> Any:

@@ -15,7 +15,7 @@ import math
 from html import escape
 from pathlib import Path
 
-from lab.records import atomic_write
+from lab.records.files import atomic_write
 
 Series = dict[str, tuple[list[float], list[float]]]  # label -> (steps, values)
 MAX_POINTS = 2000  # per plotted series; longer ones are reduced to their lowest and highest point per bucket

@@ -17,11 +17,13 @@ import sys
 import threading
 from pathlib import Path
 
-from lab import vcs, wandb_links
-from lab.config import apply_overrides, arguments_config
-from lab.records import TEMPORARY_SUFFIX, write_json, write_text
-from lab.store import LabError, Store
-from trainers import registry
+from lab.capture import vcs, wandb_links
+from lab.errors import LabError
+from lab.families import registry
+from lab.records.config import apply_overrides, arguments_config
+from lab.records.files import TEMPORARY_SUFFIX, write_json, write_text
+from lab.records.store import Store
+
 
 def package_version(name: str) -> str | None:
     try:
@@ -51,10 +53,13 @@ def environment() -> dict:
 
 
 def trainer_command(family: str, config_path: Path, processes: int, resume: str | None) -> list[str]:
-    from trainers.launch import launch_command
-
+    """The argv that trains `family` (its spec's `trainer_command`); LabError when it cannot run here."""
+    spec = registry.get(family)
+    spec.check_installed()
+    if spec.trainer_command is None:
+        raise LabError(f"the {family} family has no trainer to launch; pass a command after --")
     try:
-        return launch_command(family, str(config_path), processes=processes, resume=resume)
+        return spec.trainer_command(family, str(config_path), processes=processes, resume=resume)
     except ValueError as error:
         raise LabError(str(error)) from None
 
@@ -174,7 +179,7 @@ def remove_stale_temporaries(store: Store, run_id: str) -> None:
 
 def report_health(store: Store, run_id: str, number: int) -> None:
     """End-of-attempt health check: record findings the live checks did not, and name them on stderr."""
-    from lab.reports import diagnose, record_findings
+    from lab.health.diagnosis import diagnose, record_findings
 
     for finding in record_findings(store, run_id, number, diagnose(store, run_id, number)[1]):
         print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr)

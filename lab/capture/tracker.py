@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from lab.records import fresh_line_prefix, read_json
+from lab.records.files import fresh_line_prefix, read_json
 
 if TYPE_CHECKING:
-    from lab.store import Store
+    from lab.records.store import Store
 
 EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)` records for an init attempt
 
@@ -221,7 +221,7 @@ class Tracker:
     def identity(self) -> tuple[Store, str, int]:
         """The store, run id and attempt number, looked up once."""
         if self._identity is None:
-            from lab.store import Store
+            from lab.records.store import Store
 
             record = read_json(self.attempt_dir / "attempt.json", {})
             self._identity = (Store.find(self.attempt_dir), record["run"], record["number"])
@@ -280,8 +280,8 @@ class Tracker:
         reported = clean(dict(values))
         if self.attempt_dir is None:
             return reported
-        from lab.config import flatten, merge
-        from lab.records import write_json
+        from lab.records.config import flatten, merge
+        from lab.records.files import write_json
 
         path = self.attempt_dir / "config.json"
         recorded = read_json(path, {})
@@ -301,7 +301,7 @@ class Tracker:
         """Merge `values` into summary.json (final and best figures)."""
         if self.attempt_dir is None:
             return
-        from lab.records import write_json
+        from lab.records.files import write_json
 
         path = self.attempt_dir / "summary.json"
         write_json(path, {**read_json(path, {}), **clean(values)})
@@ -333,7 +333,7 @@ class Tracker:
         """Record a sample file (audio or image) in media.jsonl, and send it to W&B when on."""
         if self.attempt_dir is None:
             return
-        from lab.records import append_jsonl
+        from lab.records.files import append_jsonl
 
         entry = {"step": int(step), "name": name, "path": str(path), "kind": kind, "time": round(time.time(), 3)}
         if sample_rate:
@@ -378,7 +378,7 @@ def use(tracker: Tracker | None) -> None:
 
 def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = None) -> Path:
     """Open a new attempt of `run_id` (outside a launch) and make it the current one; returns its folder."""
-    from lab.store import Store
+    from lab.records.store import Store
 
     store = Store.find(Path(root))
     attempt = store.begin_attempt(run_id, command=command or ["python", *sys.argv], pid=os.getpid())

@@ -15,7 +15,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable
 
-from lab.store import LabError, Store
+from lab.errors import LabError
+from lab.records.store import Store
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 BASE_URL = "https://wandb.ai"

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from lab.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER, metric_words
+from lab.records.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER, metric_words
 
 # Every rule waits for enough history before judging, so that a healthy noisy run stays silent.
 GRAD_EXPLOSION_FACTOR = 10.0  # a grad norm above 10x the median of all earlier norms is an explosion
@@ -100,7 +100,7 @@ def evaluation_rule(rule: Rule) -> Rule:
 
 def metric_points(rows: list[Row], key: str) -> list[tuple[int, float]]:
     """(step, value) of every row with a finite `key`. A stream that keeps its rows by column (the doctor's
-    `lab.metrics.StreamRows`) answers from the column at once."""
+    `lab.records.metrics.StreamRows`) answers from the column at once."""
     if hasattr(rows, "points"):
         return rows.points(key)
     points = []

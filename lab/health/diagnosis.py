@@ -1,0 +1,111 @@
+"""Diagnosing an attempt: the health rules that apply to a run (the global ones, with its family's suggestions,
+and the family's own), run over its metric stream and config, and recorded as health events.
+
+    number, findings = diagnose(store, "nsd_002")
+    doctor(store, "nsd_002")      # what `lab doctor` prints: rerun findings plus those recorded live
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from lab.families import registry
+from lab.families.spec import FamilySpec
+from lab.health import rules as health
+from lab.records import metrics
+from lab.records.files import read_json
+from lab.records.store import Store, latest_attempt_with_metrics
+
+
+def with_suggestion(rule: health.Rule, suggest: Callable[[dict], str]) -> health.Rule:
+    """`rule` whose findings carry `suggest(config)` as their suggestion."""
+
+    def suggested(rows: list, config: dict) -> list:
+        return [replace(finding, suggestion=suggest(config)) for finding in rule(rows, config)]
+
+    suggested.on_evaluation = getattr(rule, "on_evaluation", False)
+    suggested.__doc__ = rule.__doc__
+    return suggested
+
+
+def rules_for(family: FamilySpec | str | None) -> dict[str, health.Rule]:
+    """The health rules that apply to a run of `family` (a spec, a name, or None for a script's run): the global
+    rules with the family's suggestions, and the family's own rules. TypeError when a family's rule reuses a
+    global rule's name."""
+    spec = family if isinstance(family, FamilySpec) else registry.find(family)
+    if spec is None:
+        return dict(health.RULES)
+    clashes = set(spec.health_rules) & set(health.RULES)
+    if clashes:
+        raise TypeError(f"family {spec.name}: health rules {sorted(clashes)} clash with the global rules")
+    rules = {name: with_suggestion(rule, spec.suggestions[name]) if name in spec.suggestions else rule
+             for name, rule in health.RULES.items()}
+    return {**rules, **spec.health_rules}
+
+
+def health_findings(events: list[dict], attempt: int | None = None, *, every_attempt: bool = False) -> list[dict]:
+    """The health findings among a run's events: one per rule and attempt, the latest evidence recorded for
+    it, in the order the rules first fired. Findings of `attempt` (None: the run's own, from new-run), or of
+    every attempt."""
+    latest: dict[tuple, dict] = {}
+    for event in events:
+        if event["kind"] == "health" and (every_attempt or event.get("attempt") == attempt):
+            key = (event.get("rule"), event.get("attempt"))
+            latest[key] = {**event, "time": latest[key]["time"]} if key in latest else event
+    return list(latest.values())
+
+
+def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
+    """The run's findings (one per rule and attempt, with its latest evidence): of one attempt, or all."""
+    return health_findings(store.events(run_id), attempt, every_attempt=attempt is None)
+
+
+def chosen_attempt(store: Store, run_id: str, number: int | None) -> int | None:
+    """`number` when that attempt exists (LabError otherwise), else the latest attempt with metrics."""
+    if number is None:
+        return latest_attempt_with_metrics(store, run_id)
+    store.load_attempt(run_id, number)
+    return number
+
+
+def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tuple[int | None, list[health.Finding]]:
+    """The health findings of an attempt (default: the latest with metrics) and of its config."""
+    run = store.load_run(run_id)
+    number = chosen_attempt(store, run_id, attempt_number)
+    config = store.run_config(run_id)
+    if number is None:
+        return None, health.structural_findings(config)
+    folder = store.attempt_dir(run_id, number)
+    config = read_json(folder / "config.json", config)
+    summary = read_json(folder / "summary.json", {})
+    findings = health.check(metrics.rows(folder), config, rules_for(run.get("family")))
+    return number, findings + health.structural_findings(config, summary.get("param_count"))
+
+
+def record_findings(store: Store, run_id: str, number: int | None,
+                    findings: list[health.Finding]) -> list[health.Finding]:
+    """Record findings as health events: a rule not yet recorded for the attempt (or, from new-run, for the run),
+    or one recorded with other evidence, which the new event updates. Returns what was recorded."""
+    recorded = {(e.get("rule"), e.get("attempt")): e for e in health_events(store, run_id)}
+    changed = []
+    for finding in findings:
+        if (finding.rule, None) in recorded:
+            continue
+        before = recorded.get((finding.rule, number))
+        if before is None or before.get("message") != finding.message:
+            store.add_event(run_id, "health", attempt=number, **finding.to_dict())
+            changed.append(finding)
+    return changed
+
+
+def doctor(store: Store, run_id: str, attempt_number: int | None = None, record: bool = True) -> list[health.Finding]:
+    """Every finding of an attempt: the rules run again over its metrics and config, and the findings recorded
+    live during it (or at new-run) that the rerun does not repeat. New ones are recorded; all are returned."""
+    number, findings = diagnose(store, run_id, attempt_number)
+    if record:
+        record_findings(store, run_id, number, findings)
+    found = {finding.rule for finding in findings}
+    recorded = [health.Finding.from_dict(event) for event in health_events(store, run_id)
+                if event.get("attempt") in (number, None) and event.get("rule") not in found]
+    return sorted(findings + recorded, key=lambda finding: (finding.step, finding.rule))

@@ -1,0 +1,97 @@
+"""The CLI commands the built-in families bring to `lab` (declared in each family's `SPEC.commands`).
+
+Torch-free at import: each command's options are plain argparse, and its work imports `trainers.commands`
+(torch) only when it runs. `lab --help` lists a command only while a family that declares it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lab.families.spec import Command
+from lab.records.store import Store
+
+
+def generate_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("id")
+    sub.add_argument("--out", default="sample.wav", help="wav file to write (default: sample.wav)")
+    sub.add_argument("--seconds", type=float, help="length of the audio")
+    sub.add_argument("--temperature", type=float, help="sampling temperature")
+    sub.add_argument("--seed", type=int, help="random seed of the sampling")
+    sub.add_argument("--tags", help="comma-separated tags to condition on (families with conditioning)")
+    sub.add_argument("--text", help="text to condition on (families with conditioning)")
+    sub.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from trainers.commands import write_generated
+
+    request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
+                                              ("seed", args.seed), ("tags", args.tags), ("text", args.text),
+                                              ("cfg_scale", args.cfg_scale)) if value is not None}
+    path, seconds, source = write_generated(Store.find(), args.id, args.out, **request)
+    print(f"wrote {path} ({seconds:.2f} s) from {source}")
+    return 0
+
+
+def profile_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("id")
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    from trainers.commands import profile_run
+
+    components = profile_run(Store.find(), args.id)
+    width = max(len(name) for name in components)
+    print(f"{args.id}: peak tensor memory of one training step, by component")
+    for name, megabytes in components.items():
+        print(f"  {name.ljust(width)}  {megabytes:10.1f} MiB")
+    return 0
+
+
+def embed_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("id")
+    sub.add_argument("--audio", nargs="+", required=True, help="audio files")
+    sub.add_argument("--json", action="store_true", help="embeddings and scores as JSON")
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from trainers.commands import embed_files
+
+    embeddings, scores, source = embed_files(Store.find(), args.id, args.audio)
+    if args.json:
+        print(json.dumps({"files": args.audio, "embeddings": embeddings, "cosine": scores, "checkpoint": source}))
+        return 0
+    print(f"{len(embeddings)} embeddings of {len(embeddings[0])} dims from {source}")
+    for row, name in enumerate(args.audio):
+        print(f"  {name}: " + "  ".join(f"{scores[row][col]:+.3f}" for col in range(len(args.audio))))
+    return 0
+
+
+def codec_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("action", choices=["encode"])
+    sub.add_argument("--audio", required=True, help="folder of audio files (tags in <name>.txt beside each)")
+    sub.add_argument("--weights", required=True, help="local DAC weights (dac_44khz.pth); nothing is downloaded")
+    sub.add_argument("--out", required=True, help="cache folder: one .npy of codes per file plus index.jsonl")
+    sub.add_argument("--stereo", action="store_true", help="encode both channels (18 codebooks)")
+
+
+def run_codec(args: argparse.Namespace) -> int:
+    from trainers.dia import codec
+
+    model = codec.load_codec(args.weights)
+    report = codec.encode_folder(args.audio, model, args.out, channels=2 if args.stereo else 1)
+    print(f"encoded {report.encoded}, already cached {report.skipped}, failed {len(report.failed)} -> {args.out}")
+    return 1 if report.failed else 0
+
+
+GENERATE = Command("generate", "Generate audio with a run's best checkpoint and write a wav.",
+                   'lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags "drums, bass"',
+                   generate_arguments, run_generate)
+PROFILE = Command("profile", "Peak memory of one training step of a run, by component.", "lab profile sash_001",
+                  profile_arguments, run_profile)
+EMBED = Command("embed", "Speaker embeddings of audio files with a run's best checkpoint, and their cosine scores.",
+                "lab embed rdn_001 --audio a.wav b.wav", embed_arguments, run_embed)
+CODEC = Command("codec", "Encode audio to DAC codes once (a resumable cache the dia family reads).",
+                "lab codec encode --audio music/ --weights dac_44khz.pth --out data/codes", codec_arguments, run_codec)
