@@ -284,6 +284,8 @@ class MatryoshkaAAM(nn.Module):
 class SpeakerModel(nn.Module):
     """The embedding network and its training head, as one module for the engine."""
 
+    training_only = ("head",)  # the AAM head over the training speakers: not part of the published model
+
     def __init__(self, config, speakers: int):
         super().__init__()
         self.backbone = ReDimNet(config)
