@@ -151,15 +151,16 @@ def convert(original: Original, family: str | None = None) -> Converted:
 
 
 def for_model(original: Original, expected: set[str]) -> Converted:
-    """The file's weights for a model whose keys are `expected`: as they are when they are already this
-    project's keys (format 'lab'), else converted by the family that recognises them, else as they are
-    (format 'unrecognised', for the key report to list)."""
+    """The file's weights for a model whose keys are `expected`: as they are when they are this project's keys
+    (format 'lab'; the same keys, or a model of other sizes sharing some), else converted by the family that
+    recognises them, else as they are (format 'unrecognised', for the key report to list)."""
     if set(original.tensors) == expected:
         return Converted(family="", format="lab", weights=original.tensors, config={})
     converted = recognise(original)
     if converted is not None:
         return converted
-    return Converted(family="", format="unrecognised", weights=original.tensors, config={})
+    known = "lab" if set(original.tensors) & expected else "unrecognised"
+    return Converted(family="", format=known, weights=original.tensors, config={})
 
 
 def describe(original: Original, converted: Converted | None) -> list[str]:

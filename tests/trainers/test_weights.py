@@ -157,3 +157,42 @@ def test_new_run_init_from_an_original_checkpoint_trains_from_it(family_lab):
     report = next(event for event in events if event["kind"] == "init_from")
     assert report["format"] == "cffan/neural_seq_decoder GRUDecoder state dict" and report["loaded"] == 21
 
+
+def test_redimnet_front_end_and_pooling_compute_as_the_original():
+    from models.redimnet import AttentiveStatsPooling, MelFrontEnd
+
+    original = torch.load(FIXTURES / "redimnet" / "features.pt")
+    with torch.no_grad():
+        features = MelFrontEnd(72)(original["waveform"])  # (B, 72, frames)
+    assert features.shape == original["features"].shape
+    assert (features - original["features"]).abs().max() < 1e-4  # log-mel, in nats
+    pooling = torch.load(FIXTURES / "redimnet" / "pooling.pt")
+    pool = AttentiveStatsPooling(24)
+    pool.load_state_dict({name.replace("linear1", "attention.0").replace("linear2", "attention.2"): value
+                          for name, value in pooling["state_dict"].items()})
+    with torch.no_grad():
+        assert torch.allclose(pool(pooling["input"]), pooling["output"], rtol=0, atol=1e-6)
+
+
+def test_an_idrnd_hub_checkpoint_is_named_and_refused_in_one_line(tmp_path):
+    path = FIXTURES / "redimnet" / "hub-small.pt"  # a small ReDimNetWrap saved as the torch.hub files are
+    result = lab(tmp_path, "weights", "inspect", str(path))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"lab: error: {path} is an IDRnD/ReDimNet torch.hub checkpoint (47,012 parameters; F=16 C=4 group_divisor=1 "
+        "embed_dim=16 global_context_att=True): IDRnD's blocks are not this project's (wespeaker's port), so it "
+        "cannot be imported yet"]
+    spec = registry.get("redimnet")
+    model = spec.build_model(spec.build_config(spec.preset("tiny")))
+    with pytest.raises(ConfigError, match="IDRnD/ReDimNet torch.hub checkpoint"):
+        load_initial_weights(model, str(path))
+
+
+def test_a_file_of_no_known_format_is_reported_as_unrecognised(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"encoder.weight": torch.zeros(2, 2)}, path)
+    spec = registry.get("neural_decoder")
+    model = spec.build_model(spec.build_config(spec.preset("tiny")))
+    report = load_initial_weights(model, str(path), strict=False)
+    assert report.format == "unrecognised" and report.loaded == 0 and report.unexpected == ["encoder.weight"]
+    with pytest.raises(ConfigError, match=r"\(unrecognised\): loaded 0 of"):
+        load_initial_weights(model, str(path))
