@@ -66,16 +66,18 @@ def read(path: str | Path, key: str | None = None) -> Original:
     except (ValueError, OSError):
         side = {}
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
         try:
             tensors = load_file(path)
+            with safe_open(path, "pt") as stream:
+                metadata = stream.metadata() or {}
         except (SafetensorError, OSError) as error:
             raise ConfigError(f"{path}: cannot read it as safetensors ({' '.join(str(error).split())[:200]})") \
                 from None
         return Original(path, "safetensors", {_unprefixed(name): value for name, value in tensors.items()},
-                        sidecar=side)
+                        extras=metadata, sidecar=side)
     try:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -170,6 +172,10 @@ def describe(original: Original, converted: Converted | None) -> list[str]:
     dtypes = sorted({str(value.dtype).removeprefix("torch.") for value in original.tensors.values()})
     lines = [f"{original.path}: {original.container}, {len(original.tensors)} tensors, {parameters:,} values, "
              f"{megabytes:.1f} MiB ({', '.join(dtypes)})"]
+    if converted is None and "family" in original.extras:  # written by `write`
+        lines.append(f"family: {original.extras['family']}")
+        lines.append(f"format: this project's keys, converted from {original.extras.get('format', 'an original')}")
+        return lines
     if converted is None:
         lines.append("format: no original repository's format this lab knows (this project's own keys load as they "
                      "are); first keys: " + ", ".join(list(original.tensors)[:5]))

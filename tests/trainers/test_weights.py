@@ -116,6 +116,9 @@ def test_weights_inspect_and_convert_commands(tmp_path):
                     "--out", str(out))
     assert converted.returncode == 0, converted.stderr
     assert "--set model.n_units=16" in converted.stdout and out.is_file()
+    again = lab(tmp_path, "weights", "inspect", str(out))
+    assert "family: neural_decoder" in again.stdout and "format: this project's keys, converted from " \
+        "cffan/neural_seq_decoder GRUDecoder state dict" in again.stdout
     model = model_for("neural_decoder", ND / "modelWeights", "model.dropout=0.0")
     report = load_initial_weights(model, str(out))
     assert report.format == "lab" and report.clean
