@@ -35,9 +35,10 @@ def resolve_config(
     return config_tools.apply_overrides(values, overrides)
 
 
-def parameter_count(family: str, values: dict) -> int:
+def parameter_count(family: str, values: dict) -> int | dict[str, int]:
     """Parameters of the family's model for a config, from the family's `parameter_count` hook (which builds it
-    without weights). ConfigError when the family cannot size its model or the model cannot be built."""
+    without weights): an int, or {"model": n, "training head": m} for a model with a training-only head.
+    ConfigError when the family cannot size its model or the model cannot be built."""
     spec = registry.get(family)
     if spec.parameter_count is None:
         raise ConfigError(f"the {family} family does not say how to count its parameters")
@@ -47,7 +48,7 @@ def parameter_count(family: str, values: dict) -> int:
 BUILD_SECONDS = 60  # a model that takes longer than this to build on the meta device has an absurd size
 
 
-def parameter_counts(family: str, configs: list[dict], seconds: float | None = None) -> list[int]:
+def parameter_counts(family: str, configs: list[dict], seconds: float | None = None) -> list[int | dict[str, int]]:
     """`parameter_count` of each config, in a child process killed after `seconds` (default BUILD_SECONDS), so
     that an absurd size (100,000 layers) is refused in bounded time instead of hanging `lab new-run`."""
     seconds = BUILD_SECONDS if seconds is None else seconds
@@ -77,6 +78,18 @@ def count_from_stdin() -> None:
     print(json.dumps(counts))
 
 
+def model_part(count: int | dict[str, int]) -> int:
+    """The model's parameters of a `parameter_count`: the int itself, or the "model" part of a split count."""
+    return count["model"] if isinstance(count, dict) else count
+
+
+def count_text(count: int | dict[str, int]) -> str:
+    """'2,155,098', or for a split count '1,012,345 model + 1,142,753 training head'."""
+    if isinstance(count, dict):
+        return " + ".join(f"{value:,} {name}" for name, value in count.items())
+    return f"{count:,}"
+
+
 def structural_check(family: str, values: dict, reference: str, reference_values: dict) -> tuple[list[str], list]:
     """Model size against where a new run starts (`reference`) and structural smells of its config.
 
@@ -85,8 +98,8 @@ def structural_check(family: str, values: dict, reference: str, reference_values
     from lab.health import rules as health
 
     count, reference_count = parameter_counts(family, [values, reference_values])
-    findings = health.structural_findings(values, count, reference_count)
-    lines = [f"parameters: {count:,} ({reference}: {reference_count:,})"]
+    findings = health.structural_findings(values, model_part(count), model_part(reference_count))
+    lines = [f"parameters: {count_text(count)} ({reference}: {count_text(reference_count)})"]
     lines += [f"health [{finding.rule}]: {finding.message}. {finding.suggestion}" for finding in findings]
     return lines, findings
 

@@ -8,7 +8,8 @@
 Encoder: byte embeddings, pre-RMSNorm bidirectional self-attention with RoPE and gated-SiLU MLPs. Decoder: the
 sum of one embedding per codebook channel, causal grouped-query self-attention, cross-attention to the encoder,
 gated-SiLU MLPs, all pre-RMSNorm; the head maps d_model to (channels, vocab). No biases anywhere; attention
-uses `attention_scale` (Dia: 1.0, no 1/sqrt(head_dim)).
+uses `attention_scale` (Dia: 1.0, no 1/sqrt(head_dim)). Cross-attention rotates its queries and keys as the first
+Dia-1.6B release does, or not at all (`cross_rope=False`, as Dia-1.6B-0626).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def unconditional(text: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unconditional input of classifier-free guidance as nari-labs/dia builds it: zero bytes (B, S) under
+    the conditional text's mask (B, S), so the encoder sees as many positions as the condition has."""
+    return torch.zeros_like(text), text_mask
 
 
 class RMSNorm(nn.Module):
@@ -61,8 +68,11 @@ class GatedMLP(nn.Module):
 class Rope:
     min_timescale: float
     max_timescale: float
+    enabled: bool = True  # False: positions are ignored (cross-attention of Dia-1.6B-0626)
 
     def __call__(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
         return rotary(x, positions, self.min_timescale, self.max_timescale)
 
 
@@ -115,7 +125,7 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, config, rope: Rope):
+    def __init__(self, config, rope: Rope, cross_rope: Rope):
         super().__init__()
         width = config.dec_d_model
         self.self_norm = RMSNorm(width, config.norm_eps)
@@ -123,7 +133,7 @@ class DecoderLayer(nn.Module):
                                         config.attention_scale, rope)
         self.cross_norm = RMSNorm(width, config.norm_eps)
         self.cross_attention = Attention(width, config.enc_d_model, config.cross_heads, config.cross_heads,
-                                         config.cross_head_dim, config.attention_scale, rope)
+                                         config.cross_head_dim, config.attention_scale, cross_rope)
         self.mlp_norm = RMSNorm(width, config.norm_eps)
         self.mlp = GatedMLP(width, config.dec_ffn)
 
@@ -148,15 +158,24 @@ class Dia(nn.Module):
         super().__init__()
         self.config = config
         rope = Rope(config.rope_min_timescale, config.rope_max_timescale)
+        self.cross_rope = Rope(config.rope_min_timescale, config.rope_max_timescale, config.cross_rope)
         self.text_embedding = nn.Embedding(config.text_vocab, config.enc_d_model)
         self.encoder_layers = nn.ModuleList(EncoderLayer(config, rope) for _ in range(config.enc_layers))
         self.encoder_norm = RMSNorm(config.enc_d_model, config.norm_eps)
         self.audio_embeddings = nn.ModuleList(nn.Embedding(config.vocab, config.dec_d_model)
                                               for _ in range(config.channels))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(config, rope) for _ in range(config.dec_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(config, rope, self.cross_rope)
+                                            for _ in range(config.dec_layers))
         self.decoder_norm = RMSNorm(config.dec_d_model, config.norm_eps)
         self.head = nn.Linear(config.dec_d_model, config.channels * config.vocab, bias=False)
         self.apply(self._initialise)
+
+    def adopt(self, settings: dict) -> None:
+        """Take settings that carry no weights from an imported file: {"model.cross_rope": bool}."""
+        for name, value in settings.items():
+            if name != "model.cross_rope":
+                raise ValueError(f"{name} cannot change on a built model")
+            self.config.cross_rope = self.cross_rope.enabled = bool(value)
 
     def _initialise(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):

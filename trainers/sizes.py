@@ -10,9 +10,12 @@ from lab.errors import ConfigError
 from lab.families.spec import FamilySpec
 
 
-def parameter_count(spec: FamilySpec, config: Any) -> int:
+def parameter_count(spec: FamilySpec, config: Any) -> int | dict[str, int]:
     """Parameters of `spec`'s model for `config`, built on the meta device (no memory, no weights).
 
+    A model whose `training_only` attribute names submodules used only by the training loss (ReDimNet's AAM
+    head over the training speakers) is counted apart, as the originals publish their sizes:
+    {"model": parameters without them, "training head": theirs}; any other model gives one int.
     ConfigError (one line) when the model cannot be built from the config.
     """
     try:
@@ -21,4 +24,9 @@ def parameter_count(spec: FamilySpec, config: Any) -> int:
     except (ValueError, RuntimeError, TypeError) as error:
         reason = " ".join(str(error).split())
         raise ConfigError(f"the {spec.name} model cannot be built from this config: {reason}") from None
-    return sum(parameter.numel() for parameter in model.parameters())
+    total = sum(parameter.numel() for parameter in model.parameters())
+    names = getattr(model, "training_only", ())
+    if not names:
+        return total
+    head = sum(parameter.numel() for name in names for parameter in getattr(model, name).parameters())
+    return {"model": total - head, "training head": head}

@@ -102,8 +102,9 @@ class FamilySpec:
     suggestion for this family (a function of the config dict); `metric_directions` says which metrics are
     better lower ('min') or higher ('max'); `report_panels` adds plots to the training report; `commands` are
     the family's own CLI commands; `generate`, `profile` and `embed` are what those commands call.
-    `parameter_count(spec, config) -> int` sizes the model without weights (run in a child process by
-    `lab new-run`); `trainer_command(family, config_path, processes, resume) -> argv` starts its trainer.
+    `parameter_count(spec, config) -> int | {"model": n, "training head": m}` sizes the model without weights,
+    a training-only head apart (run in a child process by `lab new-run`); `trainer_command(family, config_path,
+    processes, resume) -> argv` starts its trainer.
     `requires` names the modules the family needs at run time and `install` the command that brings them: a
     family whose modules are missing is listed but refused in one line naming that command.
     """

@@ -102,7 +102,7 @@ def test_two_stage_recipe_starts_from_the_parents_best_weights(nd_lab):
     config = json.loads((nd_lab.repo / "logs/runs/nsd_007/config.json").read_text())
     assert config["train"]["init_from"] == best and "created nsd_007" in created.stdout
     launched = nd_lab("launch", "nsd_007")
-    assert f"init_from {best}: loaded" in launched.stdout
+    assert f"init_from {best} (lab): loaded" in launched.stdout
     events = [json.loads(line) for line in (nd_lab.repo / "logs/runs/nsd_007/events.jsonl").read_text().splitlines()]
     report = next(event for event in events if event["kind"] == "init_from")
     assert report["loaded"] == report["total"] and not report["missing"] and not report["mismatched"]

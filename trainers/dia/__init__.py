@@ -2,7 +2,7 @@
 
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage, Lazy, Panel
-from trainers.cli import CODEC, GENERATE
+from trainers.cli import CODEC, GENERATE, WEIGHTS
 from trainers.config import require_at_least
 from trainers.dia import config
 from trainers.spec import family_spec
@@ -52,7 +52,7 @@ def validate(values: config.Config) -> None:
 
 SPEC = family_spec(
     name="dia",
-    commands=(GENERATE, CODEC),
+    commands=(GENERATE, CODEC, WEIGHTS),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),

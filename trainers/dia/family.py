@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from models.delay import revert_delay
-from models.dia import Dia
+from models.dia import Dia, unconditional
 from trainers.dia import codec, data
 from trainers.dia.config import BOS, EOS, PAD, Config
 from trainers.family import Context, DataBundle
@@ -122,9 +122,10 @@ def generate_codes(model: Dia, config: Config, frames: int, condition: str, cfg_
     pattern = data.pattern_of(config)
     channels, longest = config.model.channels, max(pattern)
     device = next(model.parameters()).device
-    texts = [data.text_bytes(condition, config.data.text_length), data.text_bytes("", config.data.text_length)]
-    text = torch.stack([ids for ids, _ in texts]).to(device)
-    text_mask = torch.stack([mask for _, mask in texts]).to(device)
+    ids, mask = data.text_bytes(condition, config.data.text_length)
+    empty, empty_mask = unconditional(ids, mask)
+    text = torch.stack([ids, empty]).to(device)  # (2, S): conditional, unconditional
+    text_mask = torch.stack([mask, empty_mask]).to(device)
     memory = model.encode(text, text_mask)
     cross = model.cross_sources(memory)
     steps = frames + longest + 2

@@ -2,7 +2,7 @@
 
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage, Lazy, Panel
-from trainers.cli import GENERATE, PROFILE
+from trainers.cli import GENERATE, PROFILE, WEIGHTS
 from trainers.config import require_at_least
 from trainers.sashimi import config
 from trainers.spec import family_spec
@@ -58,7 +58,7 @@ def flat_loss_suggestion(values: dict) -> str:
 
 SPEC = family_spec(
     name="sashimi",
-    commands=(GENERATE, PROFILE),
+    commands=(GENERATE, PROFILE, WEIGHTS),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),
