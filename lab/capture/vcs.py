@@ -38,8 +38,8 @@ BINARY_PROBE_BYTES = 8000  # as git: a NUL byte in the first 8000 bytes makes a 
 
 @dataclass
 class CapturePolicy:
-    """What a launch may commit: no secret (by name or content), no file over `max_file_mb` (the lab's own
-    metric and output streams excepted), and no commit adding more than `max_commit_mb` in all.
+    """What a launch may commit: no secret (by name or content), no file over `max_file_mb`, and no commit adding
+    more than `max_commit_mb` in all; the lab's own metric and output streams count towards neither limit.
 
     Set in lab.json: {"commit": {"max_file_mb": 10, "max_commit_mb": 50}, "secrets": {...}}.
     """
@@ -120,12 +120,13 @@ def file_secret(path: Path, detector: SecretDetector) -> str | None:
 
 
 def redact_file(path: Path, detector: SecretDetector) -> bool:
-    """Rewrite a text record with its secrets redacted; True when anything changed."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    cleaned = detector.redact(text)
-    if cleaned == text:
+    """Rewrite a text record with its secrets redacted (the fast path of `redact_lines`); True when anything
+    changed."""
+    data = path.read_bytes()
+    cleaned = detector.redact_lines(data)
+    if cleaned == data:
         return False
-    atomic_write(path, lambda stream: stream.write(cleaned.encode("utf-8")))
+    atomic_write(path, lambda stream: stream.write(cleaned))
     return True
 
 
@@ -164,7 +165,7 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
     Lab records that hold a secret are redacted in place instead of refused.
     """
     top = Path(repo.working_tree_dir).resolve()
-    offending, sizes = [], {}
+    offending, sizes, streams = [], {}, set()
     for name in names:
         path = top / name
         if policy.detector.secret_file_name(name):
@@ -177,12 +178,13 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
         if not stat.S_ISREG(info.st_mode):  # a symlink is committed as a link; a submodule is not a file
             continue
         sizes[name] = info.st_size
-        stream = records is not None and path.is_relative_to(records) and path.name in RECORD_FILES
-        if info.st_size > policy.max_file_mb * MB and not stream:
+        if records is not None and path.is_relative_to(records) and path.name in RECORD_FILES:
+            streams.add(name)
+        elif info.st_size > policy.max_file_mb * MB:
             offending.append(f"{quoted(name)} ({info.st_size / MB:.1f} MB > {policy.max_file_mb:g} MB)")
-    total = sum(sizes.values())
+    total = sum(size for name, size in sizes.items() if name not in streams)  # the lab's own never block a launch
     if total > policy.max_commit_mb * MB:
-        biggest = sorted(sizes, key=sizes.get, reverse=True)[:5]
+        biggest = sorted(set(sizes) - streams, key=sizes.get, reverse=True)[:5]
         offending.append(f"the commit would add {total / MB:.1f} MB > {policy.max_commit_mb:g} MB; biggest: "
                          + ", ".join(f"{quoted(name)} ({sizes[name] / MB:.1f} MB)" for name in biggest))
     if offending:
@@ -192,8 +194,11 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
         in_records = records is not None and path.is_relative_to(records)
         if in_records and path.name in NUMBERS_ONLY:
             continue
+        if in_records:
+            redact_file(path, policy.detector)
+            continue
         rule = file_secret(path, policy.detector)
-        if rule and not (in_records and redact_file(path, policy.detector)):
+        if rule:
             offending.append(f"{quoted(name)} (contains what looks like a secret: {rule})")
     return offending
 

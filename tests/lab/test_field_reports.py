@@ -1,0 +1,188 @@
+"""Field reports, round 2 (issue 20): what users of other trackers hit, replayed on this lab with real git
+repositories, real processes and signals. Each section follows the issue's numbered list."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import git, lab_env
+
+from lab.capture.output import OutputLog, overprint
+from lab.records.secrets import SecretDetector
+
+
+def attempt_of(lab, run_id: str, number: int = 1) -> dict:
+    return json.loads((lab.repo / f"logs/runs/{run_id}/attempts/{number}/attempt.json").read_text())
+
+
+def stdout_log(lab, run_id: str, number: int = 1) -> str:
+    return (lab.repo / f"logs/runs/{run_id}/attempts/{number}/stdout.log").read_text()
+
+
+def set_launch(lab, **launch) -> None:
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    settings["launch"] = {**settings.get("launch", {}), **launch}
+    (lab.repo / "lab.json").write_text(json.dumps(settings))
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# 1. Heavy output: redacted on a fast path that finds every rule's secrets --------------------------------------
+
+H64 = "0123456789abcdef" * 4
+MIXED = "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9cF2hJ4kL6nP8rS0uX2zA4" * 2
+KEY_KINDS = ("DSA ", "EC ", "OPENSSH ", "", "RSA ", "SSH2 ENCRYPTED ")
+SECRETS = [  # at least one for every rule of the detector, at the shortest length each rule takes
+    "AKIAIOSFODNN7EXAMPLE", 'aws_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', "aws_secret_access_key = "
+    + MIXED[:40], "artifactory AKCp5abcdef12 ok", "artifactory AP6abcdefgh ok", "AccountKey=" + ("a1B2+/c3D4" * 9)[:88],
+    "https://user:pw@example.org/repo", f'cloudant_password = "{H64}"', 'cl_key: "abcdefghijklmnopqrstuvwx"',
+    f"https://acct:{H64}@acct.cloudant.com", "https://acct:abcdefghijklmnopqrstuvwx@acct.cloudant.com",
+    "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs", "ghp_" + MIXED[:36], "glpat-" + MIXED[:20],
+    "GR1348941" + MIXED[:20], "glcbt-" + MIXED[:20], "glimt-" + MIXED[:25], "glptt-" + MIXED[:40],
+    "glagent-" + MIXED[:50], "gloas-" + MIXED[:64], f'cos_hmac_secret_access_key = "{H64[:48]}"',
+    f'ibm_cloud_iam_api_key = "{MIXED[:44]}"', "eyJa.eyJb.c", "0123456789abcdefghijklmnopqrstuv-us12",
+    "//registry.npmjs.org/:_authToken=npm_abc", "sk-" + MIXED[:20] + "T3BlbkFJ" + MIXED[:20],
+    *(f"-----BEGIN {kind}PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END {kind}PRIVATE KEY-----"
+      for kind in KEY_KINDS), "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+    "PuTTY-User-Key-File-2: ssh-rsa", "pypi-AgEIcHlwaS5vcmc" + MIXED[:70], "pypi-AgENdGVzdC5weXBpLm9yZw" + MIXED[:70],
+    "SG." + MIXED[:22] + "." + MIXED[:43], "xoxb-1-a", "https://hooks.slack.com/services/T0/B0/x",
+    f'softlayer_api_key = "{H64}"', f"https://api.softlayer.com/soap/v3/{H64}", "sq0csp-" + MIXED[:43],
+    "sk_live_" + MIXED[:24], "123456789:" + MIXED[:35], "AC" + H64[:32], "SK" + H64[:32], "github_pat_" + MIXED[:22],
+    "AIza" + MIXED[:35], "hf_" + MIXED[:30], "sk-proj-" + MIXED[:20], "machine a\nlogin b\npassword c",
+    "WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567", "secret = 'aB3+dE5/gH7+jK9/mN1+pQ3/sT5+vW7/yZ9'",
+]
+NOISE = "step 12/1000 | loss 0.512 | lr 3.00e-04 | saved /data/ckpt/model_12.pt\n" * 4
+
+
+def test_every_rule_of_the_detector_has_a_secret_here():
+    uncovered = [name for name, pattern, _ in SecretDetector().rules if not any(pattern.search(s) for s in SECRETS)]
+    assert not uncovered  # a rule added to the detector needs its shortest secret in SECRETS
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_the_fast_redaction_finds_what_the_full_detector_finds(secret):
+    detector = SecretDetector()
+    text = f"{NOISE}prefix {secret} suffix\n{NOISE}"
+    full = detector.redact(text)
+    assert "[redacted]" in full and detector.redact_lines(text.encode()) == full.encode()
+
+
+def test_ordinary_output_passes_the_fast_path_byte_for_byte():
+    data = NOISE.encode() + "naïve ünïcode \xff bytes\n".encode("latin-1")
+    assert SecretDetector().redact_lines(data) == data
+
+
+def test_heavy_output_is_capped_head_and_tail_with_secrets_redacted(lab):
+    set_launch(lab, output_head_mb=0.01, output_tail_mb=0.01)
+    lab("new-run", "o_001", "--hypothesis", "h")
+    code = ("key = 'WANDB_API_KEY=' + '0123456789abcdef' * 2 + '01234567'\nprint('first', key)\n"
+            "for i in range(20000):\n    print(f'line {i} loss 0.5')\nprint('last', key)\n")
+    result = lab("launch", "o_001", "--", sys.executable, "-c", code)
+    assert result.stdout.count("\n") == 20002 and "0123456789abcdef0123456789abcdef01234567" in result.stdout
+    log = stdout_log(lab, "o_001")
+    head, marker, tail = log.partition("[lab: ")
+    assert head.startswith("first WANDB_API_KEY=[redacted]\nline 0 loss 0.5\n") and len(head) <= 10_000
+    assert tail.endswith("line 19999 loss 0.5\nlast WANDB_API_KEY=[redacted]\n") and len(tail) <= 10_200
+    kept = head.count("\n") + tail.count("\n") - 1
+    assert tail.startswith(f"{20002 - kept:,} lines (") and "of output left out here" in tail
+    assert attempt_of(lab, "o_001")["status"] == "finished"
+
+
+# 2. Progress bars: carriage-return redraws collapse; the lab's own records never block a launch ---------------
+
+
+def test_a_redraw_overprints_as_a_terminal_shows_it():
+    assert overprint(b"loading 10%\rloading 100%") == b"loading 100%"
+    assert overprint(b"epoch 1: 99%|####|\rdone") == b"doneh 1: 99%|####|"  # the longer draw shows past the end
+    assert overprint("80%|███▌ |\r100%|█████|".encode()) == "100%|█████|".encode()  # by character, not byte
+    assert overprint(b"windows line\r") == b"windows line"
+
+
+def test_a_progress_bar_flood_keeps_one_line_and_the_next_launch_commits(lab):
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "commit": {"max_commit_mb": 0.05}}))
+    lab("new-run", "o_002", "--hypothesis", "h")
+    code = ("import sys\nprint('start')\nfor i in range(20000):\n"
+            "    sys.stdout.write(f'\\r{i * 100 // 19999:3d}%|{i}/19999 [00:01<00:02, 5.0it/s]')\n"
+            "print()\nprint('end')\n")
+    result = lab("launch", "o_002", "--", sys.executable, "-c", code)
+    assert result.stdout.count("/19999 [") == 20000  # the terminal got every redraw
+    assert stdout_log(lab, "o_002") == "start\n100%|19999/19999 [00:01<00:02, 5.0it/s]\nend\n"
+    flood = lab.repo / "logs/runs/o_002/attempts/1/stdout.log"
+    flood.write_text("old output line\n" * 20000)  # 320 kB of the lab's own records, over max_commit_mb
+    lab("launch", "o_002", "--", sys.executable, "-c", "print(1)")
+    assert attempt_of(lab, "o_002", 2)["git"]["committed"]
+    assert git(lab.repo, "show", "HEAD:logs/runs/o_002/attempts/1/stdout.log").startswith("old output line\n")
+
+
+def test_a_log_that_cannot_be_written_still_counts_the_output(tmp_path):
+    log = OutputLog(tmp_path / "stdout.log", lambda data: data, head_bytes=25, tail_bytes=22)
+    for _ in range(100):
+        log.feed(b"0123456789\n")
+    assert log.close() is None
+    text = (tmp_path / "stdout.log").read_text()
+    assert text == "0123456789\n" * 2 + "[lab: 96 lines (0.0 MB) of output left out here; the terminal showed " \
+                   "them]\n" + "0123456789\n" * 2
+
+
+# 3. A child that outlives the script ---------------------------------------------------------------------------
+
+HELPER = ("import subprocess, sys\n"
+          "helper = subprocess.Popen([sys.executable, '-c', 'import time\\nprint(\"tick\", flush=True)\\n"
+          "time.sleep(60)'])\n"
+          "print('helper', helper.pid, flush=True)\n")
+CHATTY = ("import subprocess, sys\n"
+          "subprocess.Popen([sys.executable, '-c', 'import time\\nfor _ in range(1200):\\n    print(\"tick\", "
+          "flush=True)\\n    time.sleep(0.05)'])\n")
+
+
+def test_the_attempt_ends_when_the_command_ends_and_names_what_it_left(lab):
+    lab("new-run", "o_003", "--hypothesis", "h")
+    start = time.monotonic()
+    result = lab("launch", "o_003", "--no-commit", "--", sys.executable, "-c", HELPER, timeout=60)
+    helper = int(result.stdout.split("helper ")[1].split()[0])
+    try:
+        assert time.monotonic() - start < 20 and alive(helper)
+        attempt = attempt_of(lab, "o_003")
+        assert attempt["status"] == "finished" and attempt["exit_code"] == 0
+        assert [item["pid"] for item in attempt["left_running"]] == [helper]
+        assert f"left 1 process running (pid {helper}: " in result.stderr
+        assert f"kill -- -{attempt['child_pid']}" in result.stderr
+    finally:
+        os.kill(helper, signal.SIGKILL)
+
+
+def test_a_left_child_that_keeps_printing_does_not_hold_the_attempt_open(lab):
+    lab("new-run", "o_005", "--hypothesis", "h")
+    start = time.monotonic()
+    result = lab("launch", "o_005", "--no-commit", "--", sys.executable, "-c", CHATTY, timeout=60)
+    assert time.monotonic() - start < 20 and result.stdout.startswith("tick\n")
+    assert attempt_of(lab, "o_005")["status"] == "finished"
+
+
+def test_a_signal_to_the_launcher_reaches_what_the_command_started(lab):
+    lab("new-run", "o_004", "--hypothesis", "h")
+    code = HELPER + "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    process = subprocess.Popen([sys.executable, "-m", "lab", "launch", "o_004", "--no-commit", "--", sys.executable,
+                                "-c", code], cwd=lab.repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=lab_env())
+    helper = int(process.stdout.readline().split()[1])
+    while process.stdout.readline() not in ("ready\n", ""):
+        pass
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while alive(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(helper)
+    assert attempt_of(lab, "o_004")["status"] == "killed"
