@@ -65,13 +65,13 @@ def attempt_identity(store: Store, run: dict) -> dict | None:
         "mode": mode,
         "url": run_url(entity, project, run_id),
         "group_url": group_url(entity, project, run["group"]) if run.get("group") else None,
-        "synced": mode == "online",
+        "synced": False,  # online too: pending until the W&B run has finished (the tracker marks it) or `lab sync`
     }
 
 
 def offline_folder(store: Store, run_id: str) -> Path | None:
-    """The offline run folder W&B wrote for `run_id`, if any."""
-    matches = sorted((local_dir(store) / "wandb").glob(f"offline-run-*-{run_id}"))
+    """The run folder W&B wrote for `run_id` (offline, or online but not confirmed synced), if any."""
+    matches = sorted((local_dir(store) / "wandb").glob(f"*run-*-{run_id}"))
     return matches[-1] if matches else None
 
 
@@ -109,6 +109,23 @@ def check_reachable(timeout: float = CONNECT_TIMEOUT_S) -> None:
         reason = error.strerror or str(error) or type(error).__name__
         raise LabError(f"cannot reach the W&B server {host}:{port} ({reason}); everything stays pending, run "
                        "lab sync again when online") from None
+
+
+def check_answering(timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """LabError (one line) unless the W&B server answers an HTTP request (any status) within `timeout` seconds:
+    a server that accepts connections and never answers is as unreachable as one that refuses them."""
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("WANDB_BASE_URL") or DEFAULT_SERVER
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise LabError(f"cannot reach the W&B server {url} ({reason}); everything stays pending, run lab sync "
+                       "again when online") from None
 
 
 def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] | None = None

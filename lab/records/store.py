@@ -121,11 +121,14 @@ class Store:
 
     @classmethod
     def find(cls, start: Path | None = None) -> "Store":
-        """The lab containing `start` (default: the working directory), searching parent folders."""
-        start = Path(start or Path.cwd()).resolve()
-        for folder in (start, *start.parents):
-            if (folder / SETTINGS_FILE).is_file():
-                return cls(folder)
+        """The lab containing `start` (default: the working directory), searching parent folders: first the path
+        as given (a symlinked logs/ leads back to its lab), then with symlinks resolved."""
+        given = Path(os.path.abspath(start or Path.cwd()))
+        for candidate in dict.fromkeys((given, given.resolve())):
+            for folder in (candidate, *candidate.parents):
+                if (folder / SETTINGS_FILE).is_file():
+                    return cls(folder)
+        start = given
         raise LabError(f"no lab found at {start} or above: run `lab init` in your repository first")
 
     @classmethod

@@ -1,11 +1,14 @@
 """Field reports, round 2 (issue 20): what users of other trackers hit, replayed on this lab with real git
 repositories, real processes and signals. Each section follows the issue's numbered list."""
 
+import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -186,3 +189,121 @@ def test_a_signal_to_the_launcher_reaches_what_the_command_started(lab):
         time.sleep(0.05)
     assert not alive(helper)
     assert attempt_of(lab, "o_004")["status"] == "killed"
+
+
+# 4. W&B online with no network: never blocks the script's start, steps or exit ------------------------------
+
+STEPS = ("import time\nfrom lab import tracker\nstart = time.monotonic()\ntracker.log(0, loss=1.0)\n"
+         "print('first log', round(time.monotonic() - start, 2), flush=True)\n"
+         "for step in range(1, 50):\n    tracker.log(step, loss=1.0 / step)\n")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_online(lab, run_id: str, server: str, **env: str):
+    lab("new-run", run_id, "--hypothesis", "h")
+    start = time.monotonic()
+    environment = {**lab_env(WANDB_BASE_URL=server, WANDB_API_KEY="0" * 40, **env), "WANDB_MODE": "online"}
+    result = lab("launch", run_id, "--no-commit", "--", sys.executable, "-c", STEPS, timeout=120, env=environment)
+    return result, time.monotonic() - start
+
+
+def test_an_unreachable_wandb_server_costs_one_warning_and_the_link_stays_pending(lab):
+    result, seconds = launch_online(lab, "w_001", f"http://127.0.0.1:{free_port()}")
+    assert float(result.stdout.split("first log ")[1].split()[0]) < 1 and seconds < 60
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("lab: warning")]
+    assert len(warnings) == 1 and "cannot reach the W&B server" in warnings[0] and "offline" in warnings[0]
+    attempt = attempt_of(lab, "w_001")
+    assert attempt["status"] == "finished" and attempt["wandb"]["synced"] is False
+    assert len(metric_rows(lab, "w_001")) == 50
+    assert list((lab.repo / "artefacts" / "wandb" / "wandb").glob(f"offline-run-*-{attempt['wandb']['run_id']}"))
+    assert "(pending sync)" in lab("show", "w_001").stdout
+
+
+def test_a_wandb_server_that_never_answers_does_not_hold_the_script(lab):
+    with socket.socket() as server:  # accepts connections, never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        result, seconds = launch_online(lab, "w_002", f"http://127.0.0.1:{server.getsockname()[1]}")
+    assert float(result.stdout.split("first log ")[1].split()[0]) < 1 and seconds < 90
+    assert result.stdout.count("lab: warning") == 1 and "cannot reach the W&B server" in result.stdout
+    attempt = attempt_of(lab, "w_002")
+    assert attempt["status"] == "finished" and attempt["wandb"]["synced"] is False
+    assert len(metric_rows(lab, "w_002")) == 50
+
+
+class Stalling(http.server.BaseHTTPRequestHandler):
+    """A W&B server that answers a probe and then stalls every API call."""
+
+    def do_HEAD(self):  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.end_headers()
+
+    def do_POST(self):  # noqa: N802
+        time.sleep(120)
+
+    do_GET = do_POST
+
+
+def test_a_wandb_server_that_stalls_after_answering_does_not_hold_the_exit(lab):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result, seconds = launch_online(lab, "w_003", f"http://127.0.0.1:{server.server_address[1]}",
+                                        WANDB_INIT_TIMEOUT="3")
+    finally:
+        server.shutdown()
+    assert float(result.stdout.split("first log ")[1].split()[0]) < 1 and seconds < 90
+    assert result.stdout.count("lab: warning") == 1 and "W&B is off" in result.stdout
+    assert attempt_of(lab, "w_003")["status"] == "finished" and len(metric_rows(lab, "w_003")) == 50
+
+
+def metric_rows(lab, run_id: str) -> list[dict]:
+    path = lab.repo / f"logs/runs/{run_id}/attempts/1/metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# 5. A symlinked logs/ -----------------------------------------------------------------------------------------
+
+
+def test_a_symlinked_logs_folder_finds_its_lab(lab, tmp_path):
+    elsewhere = tmp_path / "other_disk" / "logs"
+    elsewhere.parent.mkdir()
+    (lab.repo / "logs").rename(elsewhere)
+    (lab.repo / "logs").symlink_to(elsewhere)
+    lab("new-run", "l_001", "--hypothesis", "h")
+    code = "from lab import tracker\ntracker.config({'lr': 0.1})\ntracker.log(1, loss=0.5)\ntracker.summary(best=0.5)\n"
+    result = lab("launch", "l_001", "--no-commit", "--", sys.executable, "-c", code)
+    assert "warning" not in result.stdout + result.stderr
+    folder = elsewhere / "runs" / "l_001" / "attempts" / "1"
+    assert json.loads((folder / "config.json").read_text())["lr"] == 0.1
+    assert json.loads((folder / "summary.json").read_text()) == {"best": 0.5}
+
+
+# 6. Bad steps ---------------------------------------------------------------------------------------------------
+
+
+def test_a_bad_step_skips_its_row_with_one_warning_and_a_numeric_string_is_a_number(lab):
+    lab("new-run", "l_002", "--hypothesis", "h")
+    code = ("from lab import tracker\ntracker.log(None, loss=1.0)\ntracker.log('7', loss=0.7)\n"
+            "tracker.log(2.5, loss=0.6)\ntracker.log('abc', loss=0.5)\ntracker.log(8.0, loss=0.4)\n"
+            "tracker.log(9, **{'loss': 0.3, 'note': 'text'})\nprint('done')\n")
+    result = lab("launch", "l_002", "--no-commit", "--", sys.executable, "-c", code)
+    assert result.stdout.endswith("done\n") and "Traceback" not in result.stdout
+    assert [(row["step"], row["loss"]) for row in metric_rows(lab, "l_002")] == [(7, 0.7), (8, 0.4), (9, 0.3)]
+    assert result.stdout.count("skips a row with step None") == 1 and result.stdout.count("skips a row") == 1
+    assert result.stdout.count("lab: warning") == 2  # the bad steps once, the text value once
+
+
+def test_a_tracker_call_that_fails_never_raises_into_the_script(lab):
+    lab("new-run", "l_003", "--hypothesis", "h")
+    code = ("from lab import tracker\ntracker.config(42)\ntracker.config(42)\ntracker.log(1, loss=0.5)\n"
+            "print('done')\n")
+    result = lab("launch", "l_003", "--no-commit", "--", sys.executable, "-c", code)
+    assert result.stdout.endswith("done\n") and result.stdout.count("tracker.config is skipped (TypeError") == 1
+    assert metric_rows(lab, "l_003")[0]["loss"] == 0.5
