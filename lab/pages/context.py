@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lab.capture import vcs
 from lab.health.diagnosis import health_findings
-from lab.pages import results
+from lab.pages import escape, results
 from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import read_json, write_text
@@ -42,6 +42,7 @@ def environment(root: Path):
     env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = metrics.format_number
     env.filters["value"] = config_tools.format_value
+    env.filters.update(escape.FILTERS)
     return env
 
 

@@ -307,3 +307,121 @@ def test_a_tracker_call_that_fails_never_raises_into_the_script(lab):
     result = lab("launch", "l_003", "--no-commit", "--", sys.executable, "-c", code)
     assert result.stdout.endswith("done\n") and result.stdout.count("tracker.config is skipped (TypeError") == 1
     assert metric_rows(lab, "l_003")[0]["loss"] == 0.5
+
+
+# 7. User text is escaped for where it lands ------------------------------------------------------------------
+
+HOSTILE = {
+    "hypothesis": "Warmup helps\n## Injected heading\n<script>alert(1)</script>",
+    "title": "A title that is long enough to be cut right inside the tag <img src=x onerror=alert(1)>",
+    "note": "batch 4\n### exp_999: fake run\n```\nrm -rf /\n```",
+    "insight": "Clipping matters\n## Commits\n- `fake` [`0000000`] **main**: forged",
+}
+
+
+def outside_code(page: str) -> list[str]:
+    """The page's lines outside fenced code blocks (a fence closes on a line of at least as many backticks)."""
+    lines, fence = [], None
+    for line in page.splitlines():
+        ticks = len(line) - len(line.lstrip("`"))
+        if fence is None and ticks >= 3:
+            fence = ticks
+        elif fence is not None and ticks >= fence and not line.strip("`"):
+            fence = None
+        elif fence is None:
+            lines.append(line)
+    return lines
+
+
+def test_user_text_cannot_add_headings_sections_columns_or_html(lab, repo):
+    lab("new-run", "e_001", "--hypothesis", HOSTILE["hypothesis"], "--title", HOSTILE["title"])
+    code = ("from lab import tracker\ntracker.log(1, **{'top1|top5': 0.5, 'val\\nloss': 0.25, 'x<b>': 1.0})\n")
+    lab("launch", "e_001", "--note", HOSTILE["note"], "--", sys.executable, "-c", code)
+    lab("note", "e_001", "--findings", "a | b\n### exp_998: fake too")
+    lab("note", "--insight", HOSTILE["insight"])
+    page = Path(lab("log").stdout.strip()).read_text()
+    headings = [line for line in outside_code(page) if line.startswith("#")]
+    assert headings == [headings[0], "## Overview", "## Experiments", headings[3], "## Key Insights", "## Commits"]
+    assert headings[3].startswith("### e_001: A title") and "<img" not in page and "<script" not in page
+    assert page.count("`0000000`") == 1 and "\\## Commits" in page  # the insight's line is text, not a section
+    fences = [line for line in page.splitlines() if line.startswith("```")]
+    assert fences[0] == "````bash" and fences[-1] == "````"  # longer than the note's own fence inside it
+    rows = [line for line in page.splitlines() if line.startswith("| ") and "0." in line]
+    assert sorted(rows) == ["| top1\\|top5 | 0.5 | - | - |", "| val loss | 0.25 | - | - |"]
+    assert "| x&lt;b> | 1 | - | - |" in page
+    report = Path(lab("report", "e_001").stdout.strip().splitlines()[-1]).read_text()
+    assert not [line for line in outside_code(report) if line.startswith(("## Injected", "### exp_99"))]
+    assert "<script" not in report and "<img" not in report and "| top1\\|top5 |" in report
+
+
+# 8. The same step logged twice -----------------------------------------------------------------------------------
+
+
+def test_a_step_logged_twice_is_one_row_with_the_last_values(lab):
+    lab("new-run", "s_001", "--hypothesis", "h")
+    code = ("from lab import tracker\n"
+            "for step, (train, val) in enumerate([(1.0, 0.5), (0.8, 0.4), (0.6, 0.3), (0.4, 0.2)], start=2):\n"
+            "    tracker.log(step, **{'train/loss': train})\n"
+            "    tracker.log(step, **{'val/loss': val})\n"
+            "tracker.log(5, **{'val/loss': 0.25})\n")  # a corrected value
+    lab("launch", "s_001", "--no-commit", "--", sys.executable, "-c", code)
+    doctor = lab("doctor", "s_001").stdout
+    assert "(step 5) to" not in doctor and "gap" not in doctor
+    report = Path(lab("report", "s_001").stdout.strip().splitlines()[-1]).read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| 5 |")]
+    assert len(rows) == 1 and "| 0.4 | 0.25 |" in rows[0] and "gap widening" not in report
+
+
+# 9. Identical ablation arms ---------------------------------------------------------------------------------
+
+
+def test_identical_ablation_arms_are_called_identical(lab):
+    code = "from lab import tracker\nfor step in (1, 2):\n    tracker.log(step, **{'val/loss': 0.5 / step})\n"
+    for run_id in ("a_001", "a_002"):
+        lab("new-run", run_id, "--hypothesis", "h")
+        lab("launch", run_id, "--no-commit", "--", sys.executable, "-c", code, "--dropout", "0.1")
+    page = Path(lab("compare", "a_001", "a_002").stdout.strip().splitlines()[-1]).read_text()
+    assert "No run has logged metrics yet" not in page
+    assert "The arms are identical: each logged the same val/loss 0.25." in page
+    assert "No winner: every arm logged the same val/loss (0.25); the arms are identical" in page
+
+
+# 11. Pages and commands that claim what they cannot know --------------------------------------------------------
+
+
+def test_commands_say_only_what_they_know(lab):
+    lab("new-run", "c_001", "--hypothesis", "h", "--set", "lr=0.1")
+    lab("new-run", "c_002", "--from", "c_001", "--hypothesis", "h", "--set", "lr=0.2")
+    lab("launch", "c_001", "--no-commit", "--", sys.executable, "-c", "print('no metrics')")
+    assert lab("doctor", "c_001").stdout.strip() == "c_001: no metrics logged, so only the config was checked " \
+                                                    "(no finding)"
+    assert lab("diff", "c_002", "c_001").stdout.splitlines()[0] == "c_002 -> c_001"
+    assert "lr: 0.2 -> 0.1" in lab("diff", "c_002", "c_001").stdout
+    result = lab("changelog", check=False)
+    assert result.returncode != 0 and "--baseline NAME" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_changelog_without_results_names_no_best_run(lab, repo):
+    (repo / "base.json").write_text(json.dumps({"lr": 0.1}))
+    lab("baseline", "add", "orig", "--config", "base.json")
+    lab("new-run", "c_003", "--baseline", "orig", "--hypothesis", "h", "--set", "lr=0.2")
+    page = Path(lab("changelog", "orig").stdout.strip()).read_text()
+    assert "the best run" not in page and "the latest run: no run has a result yet" in page
+
+
+# 14. A shallow clone ----------------------------------------------------------------------------------------------
+
+
+def test_a_shallow_clone_lists_its_commits(repo, tmp_path):
+    for number in (1, 2, 3):
+        (repo / f"f{number}.txt").write_text(str(number))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", f"change {number}")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    subprocess.run([sys.executable, "-m", "lab", "init"], cwd=clone, check=True, capture_output=True, env=lab_env())
+    result = subprocess.run([sys.executable, "-m", "lab", "log"], cwd=clone, capture_output=True, text=True,
+                            env=lab_env())
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    page = Path(result.stdout.strip()).read_text()
+    assert "**main**: change 3 (3 files)" in page  # the boundary commit as git sees it: a root
