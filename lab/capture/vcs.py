@@ -293,6 +293,18 @@ def commits_on(root: Path, day: date) -> list[dict]:
                 "sha": commit.hexsha,
                 "branch": head.name,
                 "message": commit.message.strip().splitlines()[0] if commit.message.strip() else "",
-                "files": commit.stats.total["files"],
+                "files": changed_files(repo, commit),
             }
     return sorted(reversed(found.values()), key=lambda entry: entry["timestamp"])
+
+
+def changed_files(repo: Repo, commit) -> int:
+    """How many files `commit` changed (against its first parent). At a shallow clone's boundary, whose parents
+    are not there, git's own view (the commit as a root) counts them."""
+    import git
+
+    try:
+        return commit.stats.total["files"]
+    except (git.GitCommandError, ValueError):
+        return len([name for name in _git(repo, "diff-tree", "--no-commit-id", "--root", "-r", "--name-only", "-z",
+                                          commit.hexsha).split("\0") if name])
