@@ -4,7 +4,9 @@ A launch commits without touching the user's index until the commit exists: ever
 temporary copy of the index, checked, written as a tree and committed with `commit-tree`/`update-ref`; only
 then does the copy replace the index (under git's own index.lock). A refused or failed capture leaves the
 index byte for byte as it was (partial staging, intent-to-add, assume-unchanged and skip-worktree flags
-included), and two launches at once take turns through a lock in the git folder.
+included), and two launches at once take turns through a lock in the git folder. The user's policy holds for
+the lab's commits too: the pre-commit and commit-msg hooks run (against the staged copy) as for `git commit`, and
+a refusal refuses the launch in one line; commit.gpgSign signs them (a signer that fails refuses the launch).
 """
 
 from __future__ import annotations
@@ -203,6 +205,43 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
     return offending
 
 
+def run_hook(repo: Repo, name: str, *args: str) -> None:
+    """Run the repository's own git hook `name` (core.hooksPath honoured; none is fine) as `git commit` would;
+    a hook that refuses makes a one-line LabError with the last line it printed."""
+    import git
+
+    try:
+        repo.git.hook("run", "--ignore-missing", name, "--", *args)
+    except git.GitCommandError as error:
+        lines = f"{error.stdout or ''}\n{error.stderr or ''}".splitlines()  # GitPython quotes them: stderr: '...'
+        said = [text for line in lines
+                if (text := line.strip().removeprefix("stdout:").removeprefix("stderr:").strip().strip("'").strip())]
+        raise LabError(f"refusing to commit: the {name} hook refused (exit {error.status})"
+                       + (f": {said[-1][:200]}" if said else "") + ". Fix what it says, or launch with --no-commit"
+                       ) from None
+
+
+def checked_message(repo: Repo, message: str) -> str:
+    """The commit message after the repository's commit-msg hook (which may refuse it, or edit it)."""
+    path = Path(repo.git_dir) / f"LAB_COMMIT_MSG-{os.getpid()}"
+    path.write_text(message + "\n", encoding="utf-8")
+    try:
+        run_hook(repo, "commit-msg", str(path))
+        return path.read_text(encoding="utf-8").strip() or message
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def wants_signing(repo: Repo) -> bool:
+    """Whether the repository asks for signed commits (commit.gpgSign), which `commit-tree` does not read itself."""
+    import git
+
+    try:
+        return repo.git.config("--type=bool", "--get", "commit.gpgsign") == "true"
+    except git.GitCommandError:  # not set
+        return False
+
+
 def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | None = None,
                         records_dir: Path | None = None) -> dict:
     """Commit everything git does not ignore with `message`, without disturbing the user's index on failure.
@@ -237,8 +276,12 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                 if not staged:
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
                 _git(repo, "add", "-A")  # again: redacted records changed on disk
+                run_hook(repo, "pre-commit")
+                _git(repo, "add", "-A")  # and again: a pre-commit hook may have fixed files
+                message = checked_message(repo, message)
                 tree = _git(repo, "write-tree")
-                sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message)
+                signing = ["-S"] if wants_signing(repo) else []
+                sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
             install_index(repo, staging)
         finally:

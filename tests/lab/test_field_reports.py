@@ -425,3 +425,47 @@ def test_a_shallow_clone_lists_its_commits(repo, tmp_path):
     assert result.returncode == 0 and "Traceback" not in result.stderr
     page = Path(result.stdout.strip()).read_text()
     assert "**main**: change 3 (3 files)" in page  # the boundary commit as git sees it: a root
+
+
+# 12. The user's commit policy holds for the lab's commits -----------------------------------------------------------
+
+FAKE_SIGNER = ("#!/bin/sh\ncat > /dev/null\necho '[GNUPG:] SIG_CREATED D 1 8 00 1 ABCD' >&2\n"
+               "printf -- '-----BEGIN PGP SIGNATURE-----\\nfake\\n-----END PGP SIGNATURE-----\\n'\n")
+
+
+def hook(repo: Path, name: str, body: str) -> None:
+    path = repo / ".git" / "hooks" / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+def test_hooks_that_refuse_the_users_commits_refuse_the_labs(lab, repo):
+    lab("new-run", "g_001", "--hypothesis", "h")
+    hook(repo, "pre-commit", "echo 'lint failed: trailing whitespace' >&2\nexit 1\n")
+    result = lab("launch", "g_001", "--", sys.executable, "-c", "print(1)", check=False)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1
+    assert "the pre-commit hook refused (exit 1): lint failed: trailing whitespace" in result.stderr
+    assert "Test 1" not in lab("show", "g_001").stdout and "test 1" not in lab("show", "g_001").stdout
+    (repo / ".git" / "hooks" / "pre-commit").unlink()
+    hook(repo, "commit-msg", "grep -q '^JIRA-' \"$1\" || { echo 'message must start with JIRA-'; exit 1; }\n")
+    result = lab("launch", "g_001", "--", sys.executable, "-c", "print(1)", check=False)
+    assert result.returncode != 0 and "the commit-msg hook refused (exit 1): message must start with JIRA-" \
+        in result.stderr
+    hook(repo, "commit-msg", "sed -i 's/^/JIRA-1 /' \"$1\"\n")  # a hook that edits the message
+    lab("launch", "g_001", "--", sys.executable, "-c", "print(1)")
+    assert git(repo, "log", "-1", "--format=%s").startswith("JIRA-1 ")
+
+
+def test_a_repository_that_signs_gets_signed_lab_commits(lab, repo, tmp_path):
+    signer = tmp_path / "signer.sh"
+    signer.write_text(FAKE_SIGNER)
+    signer.chmod(0o755)
+    git(repo, "config", "commit.gpgsign", "true")
+    git(repo, "config", "gpg.program", str(signer))
+    lab("new-run", "g_002", "--hypothesis", "h")
+    lab("launch", "g_002", "--", sys.executable, "-c", "print(1)")
+    assert "gpgsig -----BEGIN PGP SIGNATURE-----" in git(repo, "cat-file", "commit", "HEAD")
+    git(repo, "config", "gpg.program", "false")  # a signer that fails
+    (repo / "change.txt").write_text("x")
+    result = lab("launch", "g_002", "--", sys.executable, "-c", "print(1)", check=False)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1 and "git commit-tree failed" in result.stderr
