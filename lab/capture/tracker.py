@@ -453,8 +453,17 @@ def current() -> Tracker:
     if _current is None:
         location = os.environ.get("LAB_ATTEMPT_DIR")
         attempt = Path(location) if location and is_main_process() else None
-        _current = Tracker(attempt, wandb=os.environ.get("LAB_WANDB") == "1")
+        _current = Tracker(attempt, wandb=os.environ.get("LAB_WANDB") == "1" and not is_worker_process())
     return _current
+
+
+def is_worker_process() -> bool:
+    """Whether Python's multiprocessing started this process (a DataLoader or Pool worker, spawned or forked):
+    its rows are recorded, but it never starts W&B, whose run belongs to the process the launch started.
+    (A script that starts its training ranks with torch.multiprocessing.spawn logs W&B from none of them.)"""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
 
 
 def use(tracker: Tracker | None) -> None:

@@ -469,3 +469,22 @@ def test_a_repository_that_signs_gets_signed_lab_commits(lab, repo, tmp_path):
     (repo / "change.txt").write_text("x")
     result = lab("launch", "g_002", "--", sys.executable, "-c", "print(1)", check=False)
     assert result.returncode != 0 and result.stderr.count("\n") == 1 and "git commit-tree failed" in result.stderr
+
+
+# 16. Spawned workers never start W&B ----------------------------------------------------------------------------
+
+SPAWNING = ("import multiprocessing, time\nfrom lab import tracker\n\n"
+            "def work(step):\n    tracker.log(step, **{'worker/seen': float(step)})\n    time.sleep(6)\n"
+            "    return step\n\n"
+            "if __name__ == '__main__':\n    tracker.log(0, loss=1.0)\n"
+            "    pool = multiprocessing.get_context('spawn').Pool(2)\n"
+            "    print(sum(pool.map(work, [1, 2])))\n    pool.close()\n    pool.join()\n    tracker.log(7, loss=0.5)\n")
+
+
+def test_spawned_workers_never_start_their_own_wandb_run(lab):
+    lab("new-run", "p_001", "--hypothesis", "h")
+    (lab.repo / "spawning.py").write_text(SPAWNING)
+    result = lab("launch", "p_001", "--no-commit", "--", sys.executable, "spawning.py", timeout=180)
+    assert result.stdout.strip().endswith("3")
+    run_id = attempt_of(lab, "p_001")["wandb"]["run_id"]
+    assert len(list((lab.repo / "artefacts" / "wandb" / "wandb").glob(f"*run-*-{run_id}"))) == 1
