@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -286,7 +287,8 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
             install_index(repo, staging)
         finally:
             staging.unlink(missing_ok=True)
-    return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged)}
+    return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged),
+            **submodule_state(repo, policy.detector)}
 
 
 def redacted_diff(repo: Repo, detector: SecretDetector) -> str:
@@ -310,7 +312,36 @@ def dirty_state(root: Path, detector: SecretDetector | None = None) -> tuple[dic
     untracked = repo.untracked_files
     if untracked:
         diff += "".join(f"\n# untracked: {quoted(name)}" for name in untracked) + "\n"
-    return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0}, diff
+    return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0,
+            **submodule_state(repo, detector)}, diff
+
+
+SUBMODULE_DIFF_BYTES = 200_000  # of a dirty submodule's diff kept on the attempt
+
+
+def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
+    """{"submodules": [{"path", "sha", "dirty": [changed files], "diff": redacted diff}]} for the initialised
+    submodules (recursively), or {} without any. A launch commit pins each submodule's checked-out commit but not
+    its uncommitted edits, so those are recorded here and named in a warning on stderr."""
+    import git
+
+    if not (Path(repo.working_tree_dir) / ".gitmodules").is_file():
+        return {}
+    found = []
+    for line in _git(repo, "submodule", "status", "--recursive").splitlines():
+        if not line or line[0] == "-":  # not initialised: nothing of it ran
+            continue
+        sha, path = line[1:].split()[:2]
+        module = git.Repo(Path(repo.working_tree_dir) / path)
+        dirty = [entry[3:] for entry in module.git.status("--porcelain").splitlines() if entry]
+        entry = {"path": path, "sha": sha, "dirty": dirty}
+        if dirty:
+            entry["diff"] = detector.redact(module.git.diff("HEAD"))[:SUBMODULE_DIFF_BYTES]
+            print(f"lab: warning: submodule {quoted(path)} has uncommitted changes ({len(dirty)} file"
+                  f"{'s' if len(dirty) > 1 else ''}) that its pinned commit {sha[:7]} does not hold; the attempt "
+                  "records them (git.submodules)", file=sys.stderr)
+        found.append(entry)
+    return {"submodules": found} if found else {}
 
 
 def commits_on(root: Path, day: date) -> list[dict]:

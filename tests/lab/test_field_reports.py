@@ -488,3 +488,26 @@ def test_spawned_workers_never_start_their_own_wandb_run(lab):
     assert result.stdout.strip().endswith("3")
     run_id = attempt_of(lab, "p_001")["wandb"]["run_id"]
     assert len(list((lab.repo / "artefacts" / "wandb" / "wandb").glob(f"*run-*-{run_id}"))) == 1
+
+
+# 13. An edited submodule --------------------------------------------------------------------------------------------
+
+
+def test_an_edited_submodule_is_recorded_with_the_attempt(lab, repo, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    git(library, "init", "-q", "-b", "main")
+    git(library, "config", "user.email", "a@example.org")
+    git(library, "config", "user.name", "A")
+    (library / "layers.py").write_text("WIDTH = 64\n")
+    git(library, "add", "-A")
+    git(library, "commit", "-qm", "library")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib")
+    git(repo, "commit", "-qm", "add lib")
+    (repo / "lib" / "layers.py").write_text("WIDTH = 128\n")  # edited, not committed in the submodule
+    lab("new-run", "m_001", "--hypothesis", "h")
+    result = lab("launch", "m_001", "--", sys.executable, "-c", "print(1)")
+    assert "submodule lib has uncommitted changes (1 file)" in result.stderr
+    [module] = attempt_of(lab, "m_001")["git"]["submodules"]
+    assert module["path"] == "lib" and module["dirty"] == ["layers.py"]
+    assert module["sha"] == git(library, "rev-parse", "HEAD").strip() and "+WIDTH = 128" in module["diff"]
