@@ -26,7 +26,7 @@ from lab.capture.output import HEAD_MB, MB, TAIL_MB, OutputLog
 from lab.errors import LabError
 from lab.families import registry
 from lab.records.config import apply_overrides, arguments_config
-from lab.records.files import TEMPORARY_SUFFIX, write_json, write_text
+from lab.records.files import TEMPORARY_SUFFIX, read_json, write_json, write_text
 from lab.records.store import Store
 
 
@@ -299,6 +299,18 @@ def _die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
+def mark_wandb_copy(store: Store, attempt_dir: Path) -> None:
+    """Mark W&B's copy of an attempt `incomplete` (and say so) when the script logged metrics but W&B did not
+    finish with all of them (the tracker marks a finished copy `complete`): os._exit, SIGKILL, W&B off midway."""
+    wandb = read_json(attempt_dir / "attempt.json", {}).get("wandb")
+    metrics = attempt_dir / "metrics.jsonl"
+    if not wandb or wandb.get("copy") == "complete" or not metrics.is_file() or not metrics.stat().st_size:
+        return
+    store.update_attempt(attempt_dir, wandb={**wandb, "copy": "incomplete"})
+    print("lab: warning: W&B's copy of this attempt is incomplete (the script ended before W&B had every row); the "
+          "lab's own records are whole", file=sys.stderr)
+
+
 def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
     """Run `command` in its own process group, tee its output to stdout.log, and record how it ended.
 
@@ -367,6 +379,7 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
             print(f"lab: the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
                   f"({named}); the attempt is closed without them. Stop them with `kill -- -{process.pid}`",
                   file=sys.stderr)
+        mark_wandb_copy(store, attempt_dir)
         store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
     if log_error is not None:
         print(f"lab: warning: stdout.log stopped early ({log_error.strerror or log_error}); the attempt's other "

@@ -110,14 +110,15 @@ class WandbMirror:
     TCP connect, 5 s at most): W&B then runs offline for this attempt, so `lab sync` sends it later. The lab's
     own records are written before a call is queued, so nothing recorded depends on W&B. At the script's exit
     (or `finish`) W&B gets EXIT_TIMEOUT_SECONDS to send what is queued and finish; past that the script exits
-    anyway, and the link stays pending. Any failure prints one warning and turns the mirror off. `on_synced`
-    is called once an online run has finished, so the attempt's link can say it is synced.
+    anyway, and the link stays pending. Any failure prints one warning and turns the mirror off. `on_finished`
+    (with whether W&B was online) is called once W&B has every call and has finished, so the attempt can say W&B's
+    copy is complete (and, online, synced).
     """
 
-    def __init__(self, on_synced: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_finished: Callable[[bool], None] | None = None) -> None:
         self.run: Any = None
         self.failed = False
-        self.on_synced = on_synced
+        self.on_finished = on_finished
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (action, args, kwargs), None to stop
         self._worker: threading.Thread | None = None
         self._done = threading.Event()
@@ -177,8 +178,8 @@ class WandbMirror:
                     online = self.run.settings.mode == "online" if hasattr(self.run, "settings") else False
                     self.run.finish()
                     self.run = None
-                    if online and self.on_synced is not None:
-                        self.on_synced()
+                    if not self.failed and self.on_finished is not None:
+                        self.on_finished(online)
                 return
             if self.run is None:
                 return
@@ -248,7 +249,7 @@ class Tracker:
     def __init__(self, attempt_dir: Path | None, *, wandb: bool = False, owns: bool = False):
         self.attempt_dir = Path(attempt_dir) if attempt_dir is not None else None
         self.owns = owns
-        self.wandb = WandbMirror(self._mark_synced) if wandb and self.attempt_dir is not None else None
+        self.wandb = WandbMirror(self._mark_finished) if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
         self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
@@ -258,12 +259,15 @@ class Tracker:
     def active(self) -> bool:
         return self.attempt_dir is not None
 
-    def _mark_synced(self) -> None:
-        """The attempt's W&B link is synced (an online W&B run finished)."""
-        def synced(record: dict) -> dict:
-            return {"wandb": {**record["wandb"], "synced": True}} if record.get("wandb") else {}
+    def _mark_finished(self, online: bool) -> None:
+        """W&B's copy of the attempt is complete, and synced when W&B was online."""
+        def finished(record: dict) -> dict:
+            if not record.get("wandb"):
+                return {}
+            return {"wandb": {**record["wandb"], "copy": "complete", **({"synced": True} if online else {})}}
 
-        self.identity()[0].update_attempt(self.attempt_dir, merge=synced)
+        if (self.attempt_dir / "attempt.json").is_file():  # an attempt of a lab (not a bare folder)
+            self.identity()[0].update_attempt(self.attempt_dir, merge=finished)
 
     def _plain_fields(self, metrics: dict[str, Any]) -> str | None:
         """The row's JSON fields when every value is a plain number (the common case, written without a JSON

@@ -511,3 +511,24 @@ def test_an_edited_submodule_is_recorded_with_the_attempt(lab, repo, tmp_path):
     [module] = attempt_of(lab, "m_001")["git"]["submodules"]
     assert module["path"] == "lib" and module["dirty"] == ["layers.py"]
     assert module["sha"] == git(library, "rev-parse", "HEAD").strip() and "+WIDTH = 128" in module["diff"]
+
+
+# 15. W&B's copy after os._exit or SIGKILL -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", ["os._exit(0)", "os.kill(os.getpid(), signal.SIGKILL)"])
+def test_wandb_copy_cut_short_is_marked_incomplete(lab, ending):
+    lab("new-run", "k_001", "--hypothesis", "h")
+    code = f"import os, signal\nfrom lab import tracker\nfor step in range(5):\n    tracker.log(step, loss=1.0)\n" \
+           f"{ending}\n"
+    result = lab("launch", "k_001", "--no-commit", "--", sys.executable, "-c", code, check=False)
+    assert "W&B's copy of this attempt is incomplete" in result.stderr
+    assert attempt_of(lab, "k_001")["wandb"]["copy"] == "incomplete" and len(metric_rows(lab, "k_001")) == 5
+    page = Path(lab("log").stdout.strip()).read_text()
+    assert "(pending sync) (W&B's copy is incomplete; the lab's records are whole)" in page
+
+
+def test_a_finished_wandb_copy_is_complete(lab, train_script):
+    lab("new-run", "k_002", "--hypothesis", "h")
+    result = lab("launch", "k_002", "--no-commit", "--", sys.executable, "my_train.py")
+    assert "incomplete" not in result.stderr and attempt_of(lab, "k_002")["wandb"]["copy"] == "complete"
