@@ -115,10 +115,11 @@ class WandbMirror:
     copy is complete (and, online, synced).
     """
 
-    def __init__(self, on_finished: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, on_finished: Callable[[bool], None] | None = None,
+                 on_started: Callable[[str], None] | None = None) -> None:
         self.run: Any = None
         self.failed = False
-        self.on_finished = on_finished
+        self.on_finished, self.on_started = on_finished, on_started
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (action, args, kwargs), None to stop
         self._worker: threading.Thread | None = None
         self._done = threading.Event()
@@ -164,6 +165,8 @@ class WandbMirror:
         """Start W&B, then apply queued calls in order until `finish`."""
         try:
             self.run = self._start()
+            if self.on_started is not None:
+                self.on_started(self.run.settings.sync_dir)  # where W&B really put it (a read-only folder: /tmp)
         except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
             self._turn_off(error)
             self._stop_service()
@@ -249,7 +252,8 @@ class Tracker:
     def __init__(self, attempt_dir: Path | None, *, wandb: bool = False, owns: bool = False):
         self.attempt_dir = Path(attempt_dir) if attempt_dir is not None else None
         self.owns = owns
-        self.wandb = WandbMirror(self._mark_finished) if wandb and self.attempt_dir is not None else None
+        self.wandb = WandbMirror(self._mark_finished, self._mark_started) \
+            if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
         self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
@@ -258,6 +262,12 @@ class Tracker:
     @property
     def active(self) -> bool:
         return self.attempt_dir is not None
+
+    def _mark_started(self, folder: str) -> None:
+        """Record the folder of W&B's run on the attempt, for `lab sync`."""
+        if (self.attempt_dir / "attempt.json").is_file():
+            self.identity()[0].update_attempt(self.attempt_dir, merge=lambda record: {
+                "wandb": {**record["wandb"], "folder": folder}} if record.get("wandb") else {})
 
     def _mark_finished(self, online: bool) -> None:
         """W&B's copy of the attempt is complete, and synced when W&B was online."""

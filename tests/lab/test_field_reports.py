@@ -532,3 +532,22 @@ def test_a_finished_wandb_copy_is_complete(lab, train_script):
     lab("new-run", "k_002", "--hypothesis", "h")
     result = lab("launch", "k_002", "--no-commit", "--", sys.executable, "my_train.py")
     assert "incomplete" not in result.stderr and attempt_of(lab, "k_002")["wandb"]["copy"] == "complete"
+
+
+# 17. W&B's run where W&B put it -------------------------------------------------------------------------------------
+
+
+def test_sync_finds_the_wandb_run_where_wandb_put_it(lab, train_script, tmp_path):
+    lab("new-run", "r_001", "--hypothesis", "h")
+    lab("launch", "r_001", "--no-commit", "--", sys.executable, "my_train.py")
+    attempt = attempt_of(lab, "r_001")
+    folder = Path(attempt["wandb"]["folder"])
+    assert folder.is_dir() and folder.name.endswith(attempt["wandb"]["run_id"])
+    elsewhere = tmp_path / "fallback" / "wandb" / folder.name  # as W&B does when the lab's folder is read-only
+    elsewhere.parent.mkdir(parents=True)
+    folder.rename(elsewhere)
+    record = lab.repo / "logs/runs/r_001/attempts/1/attempt.json"
+    record.write_text(json.dumps({**attempt, "wandb": {**attempt["wandb"], "folder": str(elsewhere)}}))
+    result = lab("sync", check=False, env=lab_env(WANDB_BASE_URL=f"http://127.0.0.1:{free_port()}"))
+    assert result.returncode != 0 and "cannot reach the W&B server" in result.stderr
+    assert "never started" not in result.stdout and "started" not in attempt_of(lab, "r_001")["wandb"]
