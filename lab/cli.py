@@ -217,7 +217,7 @@ def cmd_log(args) -> int:
     from lab.pages import context as pages
 
     store = Store.find()
-    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else date.today()]
+    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else store.today()]
     for day in days:
         print(pages.daily_log(store, day))
     return 0

@@ -19,7 +19,7 @@ import shutil
 import stat
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -344,21 +344,22 @@ def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
     return {"submodules": found} if found else {}
 
 
-def commits_on(root: Path, day: date) -> list[dict]:
-    """The commits made on `day` (local time) on any local branch, oldest first.
+def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
+    """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
+    pages) on any local branch, oldest first.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
     repo = _open_repo(root)
     if repo is None or not repo.head.is_valid():
         return []
-    start = datetime.combine(day, time.min).astimezone()
+    start = datetime.combine(day, time.min, tzinfo=zone) if zone else datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
     heads = sorted(repo.heads, key=lambda head: (head.name != branch_name(repo), head.name))
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
-            when = commit.committed_datetime.astimezone()
+            when = commit.committed_datetime.astimezone(zone)
             if commit.hexsha in found or not start <= when < end:
                 continue
             found[commit.hexsha] = {

@@ -55,10 +55,6 @@ def render(store: Store, template: str, path: Path, **context) -> Path:
     return path
 
 
-def day_of(timestamp: str) -> date:
-    return datetime.fromisoformat(timestamp).date()
-
-
 def display_title(run: dict, limit: int = 70) -> str:
     """The run's heading: its --title, else its hypothesis (shortened), else its slug title."""
     text = run.get("title_text") or run.get("hypothesis") or run["title"].replace("_", " ")
@@ -149,13 +145,13 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     """What the pages show of one run; with `day`, only the attempts and notes of that day."""
     run = store.load_run(run_id)
     events = store.events(run_id)
-    in_view = [e for e in events if day is None or day_of(e["time"]) == day]
+    in_view = [e for e in events if day is None or store.day(e["time"]) == day]
     attempts = [
         attempt_view(store, run, attempt, events)
         for attempt in store.attempts(run_id)
         if day is None
-        or day_of(attempt["started"]) == day
-        or (attempt.get("ended") and day_of(attempt["ended"]) == day)
+        or store.day(attempt["started"]) == day
+        or (attempt.get("ended") and store.day(attempt["ended"]) == day)
     ]
     notes = [
         (NOTE_LABELS[field], texts)
@@ -168,7 +164,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     return {
         "run": run,
         "title": display_title(run),
-        "continued": day is not None and any(day_of(e["time"]) < day for e in events),
+        "continued": day is not None and any(store.day(e["time"]) < day for e in events),
         "wandb": latest_wandb,
         "reference": reference,
         "changes": changes,
@@ -181,18 +177,18 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
 
 def active_days(store: Store) -> list[date]:
     """Every day with an event on any run or in the journal, oldest first."""
-    days = {day_of(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
-    days |= {day_of(e["time"]) for e in store.journal()}
+    days = {store.day(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
+    days |= {store.day(e["time"]) for e in store.journal()}
     return sorted(days)
 
 
 def daily_log(store: Store, day: date) -> Path:
     """Write logs/daily/<day>.md from the records and return its path."""
-    run_ids = [rid for rid in store.readable_run_ids() if any(day_of(e["time"]) == day for e in store.events(rid))]
-    first_event = {rid: min(e["time"] for e in store.events(rid) if day_of(e["time"]) == day) for rid in run_ids}
+    run_ids = [rid for rid in store.readable_run_ids() if any(store.day(e["time"]) == day for e in store.events(rid))]
+    first_event = {rid: min(e["time"] for e in store.events(rid) if store.day(e["time"]) == day) for rid in run_ids}
     experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
-    journal = [e for e in store.journal() if day_of(e["time"]) == day]
-    commits = vcs.commits_on(store.root, day)
+    journal = [e for e in store.journal() if store.day(e["time"]) == day]
+    commits = vcs.commits_on(store.root, day, store.zone)
     return render(
         store,
         "daily.md.j2",

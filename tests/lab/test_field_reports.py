@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -551,3 +552,30 @@ def test_sync_finds_the_wandb_run_where_wandb_put_it(lab, train_script, tmp_path
     result = lab("sync", check=False, env=lab_env(WANDB_BASE_URL=f"http://127.0.0.1:{free_port()}"))
     assert result.returncode != 0 and "cannot reach the W&B server" in result.stderr
     assert "never started" not in result.stdout and "started" not in attempt_of(lab, "r_001")["wandb"]
+
+
+# 10. Machines in different time zones --------------------------------------------------------------------------------
+
+
+def test_records_written_in_different_zones_land_on_one_day(lab):
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "timezone": "UTC"}))
+    lab("new-run", "z_001", "--hypothesis", "h", env=lab_env(TZ="America/Los_Angeles"))
+    lab("launch", "z_001", "--", sys.executable, "-c", "print(1)", env=lab_env(TZ="Pacific/Kiritimati"))  # UTC+14
+    lab("note", "z_001", "--findings", "seconds later, in Tokyo", env=lab_env(TZ="Asia/Tokyo"))
+    pages = lab("log", "--all", env=lab_env(TZ="Pacific/Pago_Pago")).stdout.split()  # UTC-11
+    now = datetime.now(timezone.utc)
+    if now.hour == 23 and now.minute == 59:
+        pytest.skip("the records may straddle midnight UTC")
+    assert [Path(page).stem for page in pages] == [now.date().isoformat()]
+    page = Path(pages[0]).read_text()
+    assert "seconds later, in Tokyo" in page and "**Test 1:**" in page
+    assert json.loads((lab.repo / "logs/runs/z_001/run.json").read_text())["slug"].startswith(now.strftime("%Y%m%d"))
+    assert f"[`{git(lab.repo, 'rev-parse', 'HEAD')[:7]}`]" in page  # the launch commit on the same page
+
+
+def test_a_bad_timezone_is_one_line(lab):
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "timezone": "Mars/Olympus"}))
+    result = lab("log", check=False)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1 and "Mars/Olympus" in result.stderr
