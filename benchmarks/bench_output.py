@@ -45,7 +45,8 @@ def main() -> None:
         python, lab = sys.executable, f"{sys.executable} -m lab"
         subprocess.run(f"{python} lines.py > stream.txt", shell=True, cwd=root, check=True)
         size = (root / "stream.txt").stat().st_size / 1e6
-        subprocess.run(f"{lab} new-run bench_001 --hypothesis output", shell=True, cwd=root, env=env, check=True)
+        subprocess.run(f"{lab} new-run bench_001 --hypothesis output", shell=True, cwd=root, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
 
         alone = seconds(f"{python} lines.py", root, env)
         tee = seconds(f"{python} lines.py | tee out.txt", root, env) - seconds(f"{python} nothing.py | tee out.txt",

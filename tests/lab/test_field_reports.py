@@ -169,7 +169,7 @@ def test_the_attempt_ends_when_the_command_ends_and_names_what_it_left(lab):
 def test_a_left_child_that_keeps_printing_does_not_hold_the_attempt_open(lab):
     lab("new-run", "o_005", "--hypothesis", "h")
     start = time.monotonic()
-    result = lab("launch", "o_005", "--no-commit", "--", sys.executable, "-c", CHATTY, timeout=60)
+    lab("launch", "o_005", "--no-commit", "--", sys.executable, "-c", CHATTY, timeout=60)
     assert time.monotonic() - start < 20  # the helper prints for a minute; the attempt does not wait for it
     assert attempt_of(lab, "o_005")["status"] == "finished"
 
