@@ -217,7 +217,7 @@ def cmd_log(args) -> int:
     from lab.pages import context as pages
 
     store = Store.find()
-    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else date.today()]
+    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else store.today()]
     for day in days:
         print(pages.daily_log(store, day))
     return 0
@@ -244,7 +244,8 @@ def cmd_changelog(args) -> int:
     store = Store.find()
     names = [args.baseline] if args.baseline else reports.baselines_in_use(store)
     if not names:
-        raise LabError("no run uses a baseline yet: create one with lab new-run ID --family FAMILY")
+        raise LabError("no run uses a baseline yet: give a run one with lab new-run ID --baseline NAME (registered "
+                       "with lab baseline add NAME --config FILE), or --family FAMILY for a built-in trainer")
     if args.status and not args.baseline:
         raise LabError("--status needs the baseline it belongs to: lab changelog BASELINE --status KEY=TEXT")
     if args.current and not args.baseline:
@@ -302,13 +303,19 @@ def cmd_report(args) -> int:
 
 def cmd_doctor(args) -> int:
     from lab.health import diagnosis
+    from lab.records.metrics import count_lines
 
     findings = diagnosis.doctor(Store.find(), args.id, args.attempt, record=not args.dry_run)
     for finding in findings:
         print(f"[{finding.severity}] {finding.rule} at step {finding.step}: {finding.message}")
         print(f"    suggestion: {finding.suggestion}")
     if not findings:
-        print(f"{args.id}: no health rule fired")
+        store = Store.find()
+        number = diagnosis.chosen_attempt(store, args.id, args.attempt)
+        rows = count_lines(store.attempt_dir(args.id, number) / "metrics.jsonl") if number else 0
+        print(f"{args.id}: no health rule fired" if rows else
+              f"{args.id}: no metrics logged{f' by attempt {number}' if number else ''}, so only the config was "
+              "checked (no finding)")
     return 0
 
 

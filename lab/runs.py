@@ -291,7 +291,7 @@ def diff_text(store: Store, first: str, second: str | None = None) -> str:
     run = store.load_run(first)
     if second is not None:
         store.load_run(second)
-        name, before, after = f"{second} vs {first}", store.run_config(first), store.run_config(second)
+        name, before, after = f"{first} -> {second}", store.run_config(first), store.run_config(second)
     elif run.get("baseline") and store.baseline(run["baseline"]):
         name, before, after = (f"{first} vs {run['baseline']} (baseline)",
                                store.baseline(run["baseline"])["config"], store.run_config(first))

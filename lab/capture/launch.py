@@ -6,22 +6,27 @@ Works for any command (`lab launch ID -- python train.py ...`) and for a family'
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.metadata
 import json
 import os
 import platform
+import queue
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from lab.capture import vcs, wandb_links
+from lab.capture.output import HEAD_MB, MB, TAIL_MB, OutputLog
 from lab.errors import LabError
 from lab.families import registry
 from lab.records.config import apply_overrides, arguments_config
-from lab.records.files import TEMPORARY_SUFFIX, write_json, write_text
+from lab.records.files import TEMPORARY_SUFFIX, read_json, write_json, write_text
 from lab.records.store import Store
 
 
@@ -185,46 +190,97 @@ def report_health(store: Store, run_id: str, number: int) -> None:
         print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr)
 
 
-LOG_LINE_LIMIT = 65536  # a line longer than this (no newline yet) is written to the log in pieces
+READ_BYTES = 1 << 20  # one read from the child's pipe; the pipe itself is raised to this size where Linux allows
+BLOCK_BYTES = 4 << 20  # output gathered before the log writer takes it, so the redaction runs on large blocks
+DRAIN_SECONDS = 1.0  # after the command exits, how long its output is still read (a child it left may hold the pipe)
+QUIET_SECONDS = 0.05  # ... stopping sooner once the pipe has nothing more to give
 
 
-def _tee(process: subprocess.Popen, log_path: Path, redact) -> OSError | None:
-    """Copy the child's output to the terminal as it comes and to stdout.log line by line with secrets
-    redacted. A closed terminal never stops the log, and a log that cannot be written (a full disk) never
-    stops the child: the output is still drained, and the error is returned."""
+def _tee(process: subprocess.Popen, log: OutputLog) -> None:
+    """Copy the child's output to the terminal as it comes, and hand it to `log` in a thread of its own, so the
+    log's work never holds the child's pipe back. Returns once the command has exited and its output is read:
+    a process it left behind holding the pipe open does not keep the attempt open. A closed terminal never stops
+    the log, and a log that cannot be written (a full disk) never stops the child."""
     terminal = sys.stdout.buffer
-    pending = b""
-    log_error = None
-    with open(log_path, "ab") as log:
+    handed: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
-        def write_log(data: bytes) -> None:
-            nonlocal log_error
-            if log_error is None:
-                try:
-                    log.write(redact(data.decode("utf-8", errors="replace")).encode("utf-8"))
-                    log.flush()
-                except OSError as error:
-                    log_error = error
+    def write_log() -> None:
+        while (chunk := handed.get()) is not None:
+            blocks = [chunk]
+            while sum(map(len, blocks)) < BLOCK_BYTES and not handed.empty():
+                if (chunk := handed.get()) is None:
+                    log.feed(b"".join(blocks))
+                    return
+                blocks.append(chunk)
+            log.feed(b"".join(blocks))
 
-        for chunk in iter(lambda: process.stdout.read1(65536), b""):
-            pending += chunk
-            end = max(pending.rfind(b"\n"), pending.rfind(b"\r")) + 1
-            if end == 0 and len(pending) > LOG_LINE_LIMIT:
-                end = len(pending)
-            if end:
-                write_log(pending[:end])
-                pending = pending[end:]
+    writer = threading.Thread(target=write_log, name="lab-stdout-log")
+    writer.start()
+    pipe = process.stdout.fileno()
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, READ_BYTES)
+    poller = select.poll()
+    poller.register(pipe, select.POLLIN)
+    drain_until = None
+    try:
+        while True:
+            if drain_until is None and process.poll() is not None:
+                drain_until = time.monotonic() + DRAIN_SECONDS
+            if not poller.poll(200 if drain_until is None else QUIET_SECONDS * 1000):
+                if drain_until is None:
+                    continue
+                break
+            chunk = os.read(pipe, READ_BYTES)
+            if not chunk:
+                break
+            handed.put(chunk)
             if terminal is not None:
                 try:
                     terminal.write(chunk)
                     terminal.flush()
                 except OSError:
                     terminal = None
-        if pending:
-            write_log(pending)
-        with contextlib.suppress(OSError):
-            log.close()
-    return log_error
+            if drain_until is not None and time.monotonic() > drain_until:
+                break
+    finally:
+        handed.put(None)
+        writer.join()
+
+
+def _left_running(group: int) -> list[dict]:
+    """The live processes (zombies aside) still in process group `group`: [{"pid", "command"}] from /proc
+    (Linux), or one entry without a pid where only `killpg(group, 0)` can tell."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [{"pid": None, "command": f"process group {group}"}]
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group or fields[0] == "Z":
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError, ValueError):
+            continue
+        found.append({"pid": int(entry.name), "command": command})
+    return sorted(found, key=lambda item: item["pid"])
+
+
+LEFTOVER_GRACE_SECONDS = 1.0  # how long processes of the group may take to exit after the command before they count
+
+
+def _leftovers(group: int) -> list[dict]:
+    """What the command left running in its process group, after giving it LEFTOVER_GRACE_SECONDS to exit."""
+    deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
+    while (found := _left_running(group)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 KILL_GRACE_SECONDS = 30  # after a forwarded stop signal, how long the child has before it is killed
@@ -243,20 +299,34 @@ def _die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
+def mark_wandb_copy(store: Store, attempt_dir: Path) -> None:
+    """Mark W&B's copy of an attempt `incomplete` (and say so) when the script logged metrics but W&B did not
+    finish with all of them (the tracker marks a finished copy `complete`): os._exit, SIGKILL, W&B off midway."""
+    wandb = read_json(attempt_dir / "attempt.json", {}).get("wandb")
+    metrics = attempt_dir / "metrics.jsonl"
+    if not wandb or wandb.get("copy") == "complete" or not metrics.is_file() or not metrics.stat().st_size:
+        return
+    store.update_attempt(attempt_dir, wandb={**wandb, "copy": "incomplete"})
+    print("lab: warning: W&B's copy of this attempt is incomplete (the script ended before W&B had every row); the "
+          "lab's own records are whole", file=sys.stderr)
+
+
 def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
     """Run `command` in its own process group, tee its output to stdout.log, and record how it ended.
 
-    SIGINT, SIGTERM and SIGHUP to the launcher are passed on to the child's group; a child still alive
-    `launch.kill_grace_seconds` (lab.json) later is killed, and the attempt records that it was.
+    SIGINT, SIGTERM and SIGHUP to the launcher are passed on to the child's group (with any process the command
+    started); a child still alive `launch.kill_grace_seconds` (lab.json) later is killed, and the attempt records
+    that it was. The attempt ends when the command does: processes it left running are named on the attempt
+    (`left_running`) and on stderr, not waited for.
     """
-    grace = float(store.settings.get("launch", {}).get("kill_grace_seconds", KILL_GRACE_SECONDS))
+    section = store.settings.get("launch", {})
+    grace = float(section.get("kill_grace_seconds", KILL_GRACE_SECONDS))
     interrupted: list[int] = []
 
     def on_signal(signum, frame):
         interrupted.append(signum)
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
         if len(interrupted) == 1:
             threading.Thread(target=escalate, daemon=True).start()
 
@@ -265,23 +335,29 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             escalated.append(grace)
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
 
     escalated: list[float] = []
+    log = OutputLog(attempt_dir / "stdout.log", store.detector.redact_lines,
+                    head_bytes=int(float(section.get("output_head_mb", HEAD_MB)) * MB),
+                    tail_bytes=int(float(section.get("output_tail_mb", TAIL_MB)) * MB))
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                    preexec_fn=_die_with_parent)
     except OSError as error:
+        log.close()
         store.end_attempt(attempt_dir, exit_code=127, status="failed")
         raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None
     store.update_attempt(attempt_dir, child_pid=process.pid)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    log_error = None
     try:
-        log_error = _tee(process, attempt_dir / "stdout.log", store.detector.redact)
+        _tee(process, log)
     finally:
         code = process.wait()
+        process.stdout.close()
+        log_error = log.close()
+        left = _leftovers(process.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if code == 0:
@@ -296,6 +372,14 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
                 print(f"lab: the command ignored {stop['signal']} for {escalated[0]:g} s and was killed",
                       file=sys.stderr)
             store.update_attempt(attempt_dir, stopped_by=stop)
+        if left:
+            left = [{**item, "command": store.detector.redact(item["command"])} for item in left]
+            store.update_attempt(attempt_dir, left_running=left)
+            named = ", ".join(f"pid {item['pid']}: {item['command'][:80]}" for item in left[:3])
+            print(f"lab: the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
+                  f"({named}); the attempt is closed without them. Stop them with `kill -- -{process.pid}`",
+                  file=sys.stderr)
+        mark_wandb_copy(store, attempt_dir)
         store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
     if log_error is not None:
         print(f"lab: warning: stdout.log stopped early ({log_error.strerror or log_error}); the attempt's other "

@@ -4,7 +4,9 @@ A launch commits without touching the user's index until the commit exists: ever
 temporary copy of the index, checked, written as a tree and committed with `commit-tree`/`update-ref`; only
 then does the copy replace the index (under git's own index.lock). A refused or failed capture leaves the
 index byte for byte as it was (partial staging, intent-to-add, assume-unchanged and skip-worktree flags
-included), and two launches at once take turns through a lock in the git folder.
+included), and two launches at once take turns through a lock in the git folder. The user's policy holds for
+the lab's commits too: the pre-commit and commit-msg hooks run (against the staged copy) as for `git commit`, and
+a refusal refuses the launch in one line; commit.gpgSign signs them (a signer that fails refuses the launch).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import json
 import os
 import shutil
 import stat
+import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -38,8 +41,8 @@ BINARY_PROBE_BYTES = 8000  # as git: a NUL byte in the first 8000 bytes makes a 
 
 @dataclass
 class CapturePolicy:
-    """What a launch may commit: no secret (by name or content), no file over `max_file_mb` (the lab's own
-    metric and output streams excepted), and no commit adding more than `max_commit_mb` in all.
+    """What a launch may commit: no secret (by name or content), no file over `max_file_mb`, and no commit adding
+    more than `max_commit_mb` in all; the lab's own metric and output streams count towards neither limit.
 
     Set in lab.json: {"commit": {"max_file_mb": 10, "max_commit_mb": 50}, "secrets": {...}}.
     """
@@ -120,12 +123,13 @@ def file_secret(path: Path, detector: SecretDetector) -> str | None:
 
 
 def redact_file(path: Path, detector: SecretDetector) -> bool:
-    """Rewrite a text record with its secrets redacted; True when anything changed."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    cleaned = detector.redact(text)
-    if cleaned == text:
+    """Rewrite a text record with its secrets redacted (the fast path of `redact_lines`); True when anything
+    changed."""
+    data = path.read_bytes()
+    cleaned = detector.redact_lines(data)
+    if cleaned == data:
         return False
-    atomic_write(path, lambda stream: stream.write(cleaned.encode("utf-8")))
+    atomic_write(path, lambda stream: stream.write(cleaned))
     return True
 
 
@@ -164,7 +168,7 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
     Lab records that hold a secret are redacted in place instead of refused.
     """
     top = Path(repo.working_tree_dir).resolve()
-    offending, sizes = [], {}
+    offending, sizes, streams = [], {}, set()
     for name in names:
         path = top / name
         if policy.detector.secret_file_name(name):
@@ -177,12 +181,13 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
         if not stat.S_ISREG(info.st_mode):  # a symlink is committed as a link; a submodule is not a file
             continue
         sizes[name] = info.st_size
-        stream = records is not None and path.is_relative_to(records) and path.name in RECORD_FILES
-        if info.st_size > policy.max_file_mb * MB and not stream:
+        if records is not None and path.is_relative_to(records) and path.name in RECORD_FILES:
+            streams.add(name)
+        elif info.st_size > policy.max_file_mb * MB:
             offending.append(f"{quoted(name)} ({info.st_size / MB:.1f} MB > {policy.max_file_mb:g} MB)")
-    total = sum(sizes.values())
+    total = sum(size for name, size in sizes.items() if name not in streams)  # the lab's own never block a launch
     if total > policy.max_commit_mb * MB:
-        biggest = sorted(sizes, key=sizes.get, reverse=True)[:5]
+        biggest = sorted(set(sizes) - streams, key=sizes.get, reverse=True)[:5]
         offending.append(f"the commit would add {total / MB:.1f} MB > {policy.max_commit_mb:g} MB; biggest: "
                          + ", ".join(f"{quoted(name)} ({sizes[name] / MB:.1f} MB)" for name in biggest))
     if offending:
@@ -192,10 +197,50 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
         in_records = records is not None and path.is_relative_to(records)
         if in_records and path.name in NUMBERS_ONLY:
             continue
+        if in_records:
+            redact_file(path, policy.detector)
+            continue
         rule = file_secret(path, policy.detector)
-        if rule and not (in_records and redact_file(path, policy.detector)):
+        if rule:
             offending.append(f"{quoted(name)} (contains what looks like a secret: {rule})")
     return offending
+
+
+def run_hook(repo: Repo, name: str, *args: str) -> None:
+    """Run the repository's own git hook `name` (core.hooksPath honoured; none is fine) as `git commit` would;
+    a hook that refuses makes a one-line LabError with the last line it printed."""
+    import git
+
+    try:
+        repo.git.hook("run", "--ignore-missing", name, "--", *args)
+    except git.GitCommandError as error:
+        lines = f"{error.stdout or ''}\n{error.stderr or ''}".splitlines()  # GitPython quotes them: stderr: '...'
+        said = [text for line in lines
+                if (text := line.strip().removeprefix("stdout:").removeprefix("stderr:").strip().strip("'").strip())]
+        raise LabError(f"refusing to commit: the {name} hook refused (exit {error.status})"
+                       + (f": {said[-1][:200]}" if said else "") + ". Fix what it says, or launch with --no-commit"
+                       ) from None
+
+
+def checked_message(repo: Repo, message: str) -> str:
+    """The commit message after the repository's commit-msg hook (which may refuse it, or edit it)."""
+    path = Path(repo.git_dir) / f"LAB_COMMIT_MSG-{os.getpid()}"
+    path.write_text(message + "\n", encoding="utf-8")
+    try:
+        run_hook(repo, "commit-msg", str(path))
+        return path.read_text(encoding="utf-8").strip() or message
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def wants_signing(repo: Repo) -> bool:
+    """Whether the repository asks for signed commits (commit.gpgSign), which `commit-tree` does not read itself."""
+    import git
+
+    try:
+        return repo.git.config("--type=bool", "--get", "commit.gpgsign") == "true"
+    except git.GitCommandError:  # not set
+        return False
 
 
 def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | None = None,
@@ -232,13 +277,18 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                 if not staged:
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
                 _git(repo, "add", "-A")  # again: redacted records changed on disk
+                run_hook(repo, "pre-commit")
+                _git(repo, "add", "-A")  # and again: a pre-commit hook may have fixed files
+                message = checked_message(repo, message)
                 tree = _git(repo, "write-tree")
-                sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message)
+                signing = ["-S"] if wants_signing(repo) else []
+                sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
             install_index(repo, staging)
         finally:
             staging.unlink(missing_ok=True)
-    return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged)}
+    return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged),
+            **submodule_state(repo, policy.detector)}
 
 
 def redacted_diff(repo: Repo, detector: SecretDetector) -> str:
@@ -262,24 +312,54 @@ def dirty_state(root: Path, detector: SecretDetector | None = None) -> tuple[dic
     untracked = repo.untracked_files
     if untracked:
         diff += "".join(f"\n# untracked: {quoted(name)}" for name in untracked) + "\n"
-    return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0}, diff
+    return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0,
+            **submodule_state(repo, detector)}, diff
 
 
-def commits_on(root: Path, day: date) -> list[dict]:
-    """The commits made on `day` (local time) on any local branch, oldest first.
+SUBMODULE_DIFF_BYTES = 200_000  # of a dirty submodule's diff kept on the attempt
+
+
+def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
+    """{"submodules": [{"path", "sha", "dirty": [changed files], "diff": redacted diff}]} for the initialised
+    submodules (recursively), or {} without any. A launch commit pins each submodule's checked-out commit but not
+    its uncommitted edits, so those are recorded here and named in a warning on stderr."""
+    import git
+
+    if not (Path(repo.working_tree_dir) / ".gitmodules").is_file():
+        return {}
+    found = []
+    for line in _git(repo, "submodule", "status", "--recursive").splitlines():
+        if not line or line[0] == "-":  # not initialised: nothing of it ran
+            continue
+        sha, path = line[1:].split()[:2]
+        module = git.Repo(Path(repo.working_tree_dir) / path)
+        dirty = [entry[3:] for entry in module.git.status("--porcelain").splitlines() if entry]
+        entry = {"path": path, "sha": sha, "dirty": dirty}
+        if dirty:
+            entry["diff"] = detector.redact(module.git.diff("HEAD"))[:SUBMODULE_DIFF_BYTES]
+            print(f"lab: warning: submodule {quoted(path)} has uncommitted changes ({len(dirty)} file"
+                  f"{'s' if len(dirty) > 1 else ''}) that its pinned commit {sha[:7]} does not hold; the attempt "
+                  "records them (git.submodules)", file=sys.stderr)
+        found.append(entry)
+    return {"submodules": found} if found else {}
+
+
+def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
+    """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
+    pages) on any local branch, oldest first.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
     repo = _open_repo(root)
     if repo is None or not repo.head.is_valid():
         return []
-    start = datetime.combine(day, time.min).astimezone()
+    start = datetime.combine(day, time.min, tzinfo=zone) if zone else datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
     heads = sorted(repo.heads, key=lambda head: (head.name != branch_name(repo), head.name))
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
-            when = commit.committed_datetime.astimezone()
+            when = commit.committed_datetime.astimezone(zone)
             if commit.hexsha in found or not start <= when < end:
                 continue
             found[commit.hexsha] = {
@@ -288,6 +368,18 @@ def commits_on(root: Path, day: date) -> list[dict]:
                 "sha": commit.hexsha,
                 "branch": head.name,
                 "message": commit.message.strip().splitlines()[0] if commit.message.strip() else "",
-                "files": commit.stats.total["files"],
+                "files": changed_files(repo, commit),
             }
     return sorted(reversed(found.values()), key=lambda entry: entry["timestamp"])
+
+
+def changed_files(repo: Repo, commit) -> int:
+    """How many files `commit` changed (against its first parent). At a shallow clone's boundary, whose parents
+    are not there, git's own view (the commit as a root) counts them."""
+    import git
+
+    try:
+        return commit.stats.total["files"]
+    except (git.GitCommandError, ValueError):
+        return len([name for name in _git(repo, "diff-tree", "--no-commit-id", "--root", "-r", "--name-only", "-z",
+                                          commit.hexsha).split("\0") if name])

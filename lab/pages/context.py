@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lab.capture import vcs
 from lab.health.diagnosis import health_findings
-from lab.pages import results
+from lab.pages import escape, results
 from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import read_json, write_text
@@ -42,6 +42,7 @@ def environment(root: Path):
     env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = metrics.format_number
     env.filters["value"] = config_tools.format_value
+    env.filters.update(escape.FILTERS)
     return env
 
 
@@ -52,10 +53,6 @@ def render(store: Store, template: str, path: Path, **context) -> Path:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text(path, text)
     return path
-
-
-def day_of(timestamp: str) -> date:
-    return datetime.fromisoformat(timestamp).date()
 
 
 def display_title(run: dict, limit: int = 70) -> str:
@@ -148,13 +145,13 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     """What the pages show of one run; with `day`, only the attempts and notes of that day."""
     run = store.load_run(run_id)
     events = store.events(run_id)
-    in_view = [e for e in events if day is None or day_of(e["time"]) == day]
+    in_view = [e for e in events if day is None or store.day(e["time"]) == day]
     attempts = [
         attempt_view(store, run, attempt, events)
         for attempt in store.attempts(run_id)
         if day is None
-        or day_of(attempt["started"]) == day
-        or (attempt.get("ended") and day_of(attempt["ended"]) == day)
+        or store.day(attempt["started"]) == day
+        or (attempt.get("ended") and store.day(attempt["ended"]) == day)
     ]
     notes = [
         (NOTE_LABELS[field], texts)
@@ -167,7 +164,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     return {
         "run": run,
         "title": display_title(run),
-        "continued": day is not None and any(day_of(e["time"]) < day for e in events),
+        "continued": day is not None and any(store.day(e["time"]) < day for e in events),
         "wandb": latest_wandb,
         "reference": reference,
         "changes": changes,
@@ -180,18 +177,18 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
 
 def active_days(store: Store) -> list[date]:
     """Every day with an event on any run or in the journal, oldest first."""
-    days = {day_of(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
-    days |= {day_of(e["time"]) for e in store.journal()}
+    days = {store.day(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
+    days |= {store.day(e["time"]) for e in store.journal()}
     return sorted(days)
 
 
 def daily_log(store: Store, day: date) -> Path:
     """Write logs/daily/<day>.md from the records and return its path."""
-    run_ids = [rid for rid in store.readable_run_ids() if any(day_of(e["time"]) == day for e in store.events(rid))]
-    first_event = {rid: min(e["time"] for e in store.events(rid) if day_of(e["time"]) == day) for rid in run_ids}
+    run_ids = [rid for rid in store.readable_run_ids() if any(store.day(e["time"]) == day for e in store.events(rid))]
+    first_event = {rid: min(e["time"] for e in store.events(rid) if store.day(e["time"]) == day) for rid in run_ids}
     experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
-    journal = [e for e in store.journal() if day_of(e["time"]) == day]
-    commits = vcs.commits_on(store.root, day)
+    journal = [e for e in store.journal() if store.day(e["time"]) == day]
+    commits = vcs.commits_on(store.root, day, store.zone)
     return render(
         store,
         "daily.md.j2",

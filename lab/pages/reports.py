@@ -230,9 +230,11 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
     names = sorted({metric for table in tables for metric in table})
     resources = ("train/loss", "train/samples_per_s", "train/peak_mem_mb")  # what an arm costs, beside how it scores
     shown = [m for m in names if m.startswith("val/")] + [m for m in resources if m in names]
-    metric_tables = []
+    metric_tables, identical = [], []
     for metric in shown:
         if uninformative([table.get(metric) for table in tables]):
+            if len(arms) > 1 and all(table.get(metric) for table in tables):
+                identical.append(f"{metric} {format_number(tables[0][metric]['best'])}")
             continue
         base = tables[0].get(metric)
         rows = []
@@ -273,6 +275,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,
+        identical=identical,
     )
 
 
@@ -294,6 +297,9 @@ def winner_line(labels: list[str], outcomes: list[dict | None]) -> str:
     scored = [(label, result) for label, result in zip(labels, outcomes)
               if result and result["metric"] == reference["metric"]]
     label, best = scored[0]
+    if len(scored) == len(outcomes) > 1 and len({(result["best"], result["final"]) for _, result in scored}) == 1:
+        return (f"No winner: every arm logged the same {reference['metric']} ({format_number(reference['best'])}); "
+                "the arms are identical (is the setting they vary wired into the script?).")
     for other, result in scored[1:]:
         if results.is_better(result["best"], best["best"], reference["mode"]):
             label, best = other, result

@@ -79,7 +79,22 @@ def _load(path: Path, mtime_ns: int, size: int):
     columns = {column: values[:rows] for column, values in columns.items()}
     frame = pd.DataFrame(columns, copy=False)
     frame.attrs["non_finite"] = {column: marked for column, marked in non_finite.items() if marked}
-    return frame
+    return one_row_per_step(frame)
+
+
+def one_row_per_step(frame):
+    """Rows logged at the same step (train and val in separate calls, a corrected value, a restart that logs
+    steps again) merged into one: per metric the last value logged at that step wins, and the step keeps the
+    place of its first row."""
+    if "step" not in frame.columns or frame["step"].isna().any() or not frame["step"].duplicated().any():
+        return frame
+    marks = frame.attrs.get("non_finite", {})
+    position = {step: index for index, step in enumerate(frame["step"].drop_duplicates())}  # first places
+    merged = frame.groupby("step", sort=False).last().reset_index()[frame.columns]
+    steps = frame["step"].to_numpy()
+    merged.attrs["non_finite"] = {column: sorted({position[steps[row]] for row in rows})
+                                  for column, rows in marks.items()}
+    return merged
 
 
 def count_lines(path: Path) -> int:

@@ -19,8 +19,9 @@ import shutil
 import socket
 import sys
 import zipfile
+import zoneinfo
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -121,11 +122,14 @@ class Store:
 
     @classmethod
     def find(cls, start: Path | None = None) -> "Store":
-        """The lab containing `start` (default: the working directory), searching parent folders."""
-        start = Path(start or Path.cwd()).resolve()
-        for folder in (start, *start.parents):
-            if (folder / SETTINGS_FILE).is_file():
-                return cls(folder)
+        """The lab containing `start` (default: the working directory), searching parent folders: first the path
+        as given (a symlinked logs/ leads back to its lab), then with symlinks resolved."""
+        given = Path(os.path.abspath(start or Path.cwd()))
+        for candidate in dict.fromkeys((given, given.resolve())):
+            for folder in (candidate, *candidate.parents):
+                if (folder / SETTINGS_FILE).is_file():
+                    return cls(folder)
+        start = given
         raise LabError(f"no lab found at {start} or above: run `lab init` in your repository first")
 
     @classmethod
@@ -150,6 +154,27 @@ class Store:
     def settings(self) -> dict:
         """lab.json, read once per Store."""
         return read_json(self.root / SETTINGS_FILE, {})
+
+    @functools.cached_property
+    def zone(self) -> tzinfo:
+        """The zone every record's day is read in, on every page and in the commit list: lab.json's `timezone`
+        (an IANA name such as "Europe/Berlin"), else the zone of the machine the lab runs on."""
+        name = self.settings.get("timezone")
+        if not name:
+            return datetime.now().astimezone().tzinfo
+        try:
+            return zoneinfo.ZoneInfo(str(name))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise LabError(f'lab.json "timezone" {name!r} is not a time zone name (e.g. "Europe/Berlin", "UTC")') \
+                from None
+
+    def day(self, timestamp: str) -> date:
+        """The day of a recorded ISO timestamp (written with the writer's UTC offset), in the lab's zone."""
+        return datetime.fromisoformat(timestamp).astimezone(self.zone).date()
+
+    def today(self) -> date:
+        """Today in the lab's zone."""
+        return datetime.now(self.zone).date()
 
     @functools.cached_property
     def detector(self):
@@ -272,7 +297,7 @@ class Store:
             record = {
                 **fields,
                 "id": run_id,
-                "slug": f"{created[:10].replace('-', '')}_{run_id}_{title}",
+                "slug": f"{self.day(created).strftime('%Y%m%d')}_{run_id}_{title}",
                 "title": title,
                 "created": created,
             }

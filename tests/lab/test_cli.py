@@ -168,7 +168,7 @@ def test_family_runs_inherit_and_diff(lab, repo):
         "nsd_002 vs cffan_baseline (baseline)", "[schedule]", "  optim.lr: 0.02 -> 0.0015",
         "[clipping]", "  train.grad_clip: 0.0 -> 1.0",
     ]
-    assert lab("diff", "nsd_001", "nsd_002").stdout.splitlines()[0] == "nsd_002 vs nsd_001"
+    assert lab("diff", "nsd_001", "nsd_002").stdout.splitlines()[0] == "nsd_001 -> nsd_002"  # in the order given
     assert lab("diff", "nsd_001").stdout.strip() == "nsd_001 vs cffan_baseline (baseline): no differences"
     run = read(repo / "logs/runs/nsd_002/run.json")
     assert (run["family"], run["parent"], run["baseline"]) == ("neural_decoder", "nsd_001", "cffan_baseline")
