@@ -75,6 +75,12 @@ def offline_folder(store: Store, run_id: str) -> Path | None:
     return matches[-1] if matches else None
 
 
+def local_folder(store: Store, run_id: str) -> Path | None:
+    """The folder W&B wrote for `run_id` in any mode (online, offline), if any."""
+    matches = sorted((local_dir(store) / "wandb").glob(f"*run-*-{run_id}"))
+    return matches[-1] if matches else None
+
+
 def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, str]:
     """Run `wandb sync` for one attempt; on success mark it synced. Returns (ok, one-line message)."""
     folder = offline_folder(store, wandb["run_id"])
