@@ -12,10 +12,10 @@ import pytest
 from lab.health import rules as health
 from lab.pages import plots
 
+pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
+
 SCRIPT = """import argparse
 from lab import tracker
-
-pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 parser = argparse.ArgumentParser()
 parser.add_argument('--lr', type=float, default=0.1)
 parser.add_argument('--hidden', type=int, default=32)
