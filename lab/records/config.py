@@ -199,8 +199,14 @@ def arguments_config(command: list[str]) -> dict:
     return config
 
 
+PYTHON_LITERALS = {"True": True, "False": False, "None": None}  # as Python scripts spell them: --compile=False
+
+
 def free_value(text: str) -> Any:
-    """A value given for a key no config declares: JSON when it parses (1, 0.5, true, [1, 2]), else the text."""
+    """A value given for a key no config declares: JSON when it parses (1, 0.5, true, [1, 2]), Python's True,
+    False and None, else the text."""
+    if text in PYTHON_LITERALS:
+        return PYTHON_LITERALS[text]
     try:
         return json.loads(text)
     except json.JSONDecodeError:

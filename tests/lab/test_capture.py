@@ -321,3 +321,24 @@ def test_a_resumed_attempt_says_so(lab, repo):
     second = lab("launch", "rs_001", "--no-commit", "--resume", "--", sys.executable, "ckpt.py")
     assert "resuming from ckpt/last.pt" in second.stdout
     assert "resumed from Test 1 at step 4" in Path(lab("log", str(date.today())).stdout.strip()).read_text()
+
+
+def test_steps_that_go_back_keep_every_row_and_draw_two_segments(lab, repo):
+    (repo / "restart.py").write_text(
+        "import wandb\nwandb.init()\n"
+        "for step in [1, 2, 3, 4, 5, 3, 4, 5, 6]:  # restarted from the checkpoint of step 2\n"
+        "    wandb.log({'train/loss': 1.0 / step}, step=step)\n")
+    lab("new-run", "rr_001", "--hypothesis", "h")
+    lab("launch", "rr_001", "--no-commit", "--", sys.executable, "restart.py")
+    assert [step for step, _ in table(attempt(repo, "rr_001")[1], "train/loss")] == [1, 2, 3, 4, 5, 3, 4, 5, 6]
+    lab("report", "rr_001")
+    curves = (repo / "logs/reports/rr_001/curves.svg").read_text()
+    assert curves.count("<polyline") == 2
+
+
+def test_options_of_a_script_that_reports_no_config_are_typed(lab, repo):
+    (repo / "plain.py").write_text("print('no argparse, no W&B')\n")
+    lab("new-run", "pl_001", "--hypothesis", "h")
+    lab("launch", "pl_001", "--no-commit", "--", sys.executable, "plain.py", "--compile=False", "--lr", "0.1",
+        "--name", "x")
+    assert attempt(repo, "pl_001")[2] == {"compile": False, "lr": 0.1, "name": "x"}
