@@ -188,6 +188,11 @@ def test_launcher_options_are_not_config(lab, repo):
     lab("launch", "ap_003", "--no-commit", "--", *torchrun, "args.py", "--name", "ddp", timeout=240)
     assert attempt(repo, "ap_003")[2] == {"learning_rate": 0.0006, "dropout": 0.1, "layers": [2, 2],
                                           "compile": True, "name": "ddp"}
+    lab("new-run", "ap_005", "--hypothesis", "h")
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1"]
+    lab("launch", "ap_005", "--no-commit", "--", *accelerate, "args.py", "--name", "acc", timeout=240)
+    assert attempt(repo, "ap_005")[2] == {"learning_rate": 0.0006, "dropout": 0.1, "layers": [2, 2],
+                                          "compile": True, "name": "acc"}
 
 
 def test_a_disagreement_with_the_runs_config_is_named_on_the_launch_and_the_pages(lab, repo):
