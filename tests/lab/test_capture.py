@@ -347,3 +347,16 @@ def test_options_of_a_script_that_reports_no_config_are_typed(lab, repo):
     lab("launch", "pl_001", "--no-commit", "--", sys.executable, "plain.py", "--compile=False", "--lr", "0.1",
         "--name", "x")
     assert attempt(repo, "pl_001")[2] == {"compile": False, "lr": 0.1, "name": "x"}
+
+
+def test_a_script_whose_wandb_is_disabled_is_recorded_all_the_same(lab, repo):
+    (repo / "off.py").write_text(
+        "import wandb\nwandb.init(config={'lr': 0.1})\n"
+        "for step in range(3):\n    wandb.log({'train/loss': 1.0 / (step + 1)})\n"
+        "wandb.log({'val/loss': 0.4}, step=5)\n")
+    lab("new-run", "ds_001", "--hypothesis", "h")
+    env = {**lab_env(), "WANDB_MODE": "disabled"}
+    lab("launch", "ds_001", "--no-commit", "--", sys.executable, "off.py", env=env)
+    record, rows, config, _ = attempt(repo, "ds_001")
+    assert table(rows, "train/loss") == [(0, 1.0), (1, 0.5), (2, 1 / 3)] and table(rows, "val/loss") == [(5, 0.4)]
+    assert config == {"lr": 0.1} and record["wandb"] is None

@@ -14,7 +14,7 @@ import functools
 import sys
 import threading
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from lab.capture import tracker, wandb_links
 from lab.capture.autolog import rows
@@ -69,6 +69,23 @@ def patch_wandb(module: ModuleType) -> None:
             guarded(stream.add, at, data, bool(commit) or step is None and commit is None)
         return result
 
+    def disabled_log(run: Any) -> Any:
+        """`run.log` of a run W&B disabled (WANDB_MODE=disabled, a per-run no-op): recorded all the same, its
+        steps kept as W&B keeps them."""
+        log_nothing = run.log
+
+        def log_disabled(data, step=None, commit=None, *args, **kwargs):
+            at = step if step is not None else run._step
+            result = log_nothing(data, step, commit, *args, **kwargs)
+            if step is not None and step > run._step:
+                run._step = step
+            committed = bool(commit) or step is None and commit is None
+            run._step += committed
+            guarded(stream.add, at, data, committed)
+            return result
+
+        return log_disabled
+
     @functools.wraps(finish)
     def patched_finish(self, *args, **kwargs):
         guarded(stream.flush)
@@ -84,10 +101,10 @@ def patch_wandb(module: ModuleType) -> None:
     run_class.log, run_class.finish, run_class.define_metric = patched_log, patched_finish, patched_define_metric
     patch_wandb_config(wandb_config.Config)
     patch_wandb_summary(wandb_summary.SummaryDict, wandb_summary.Summary)
-    patch_wandb_init(module)
+    patch_wandb_init(module, disabled_log)
 
 
-def patch_wandb_init(module: ModuleType) -> None:
+def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any]) -> None:
     init = module.init
 
     @functools.wraps(init)
@@ -97,7 +114,11 @@ def patch_wandb_init(module: ModuleType) -> None:
         if mirror is not None and not lab_run and not mirror.started:
             tracker.current().wandb = None  # the script opened its own W&B run: the lab does not open a second
         run = init(*args, **kwargs)
-        guarded(record_wandb_run, run, lab_run)
+        if getattr(getattr(run, "settings", None), "mode", None) == "disabled" and not lab_run:
+            run.log = module.log = disabled_log(run)
+            guarded(rows.report_config, dict(run.config.as_dict()), "wandb.config")
+        else:
+            guarded(record_wandb_run, run, lab_run)
         return run
 
     module.init = patched_init
@@ -106,10 +127,7 @@ def patch_wandb_init(module: ModuleType) -> None:
 def record_wandb_run(run: Any, lab_run: bool) -> None:
     """The W&B run the process opened becomes the attempt's W&B link; a script's own run also reports its
     config."""
-    settings = getattr(run, "settings", None)
-    mode = getattr(settings, "mode", None) or "offline"
-    if mode == "disabled" or not getattr(run, "id", None):
-        return
+    mode = getattr(run.settings, "mode", None) or "offline"
     current = tracker.current()
     if current.attempt_dir is None:
         return
