@@ -179,6 +179,8 @@ def launch(
             command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from)
         attempt = store.update_attempt(attempt_dir, command=command, builtin_trainer=builtin)
         env = child_environment(store, run, attempt, attempt_dir)
+        if builtin:
+            env["LAB_AUTOLOG"] = "0"  # the trainer records through the tracker itself: its own options are not config
         env["LAB_CONFIG"] = json.dumps(store.redact(config), sort_keys=True, default=str)
         if resume_from:
             env["LAB_RESUME_FROM"] = resume_from

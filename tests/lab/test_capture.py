@@ -360,3 +360,12 @@ def test_a_script_whose_wandb_is_disabled_is_recorded_all_the_same(lab, repo):
     record, rows, config, _ = attempt(repo, "ds_001")
     assert table(rows, "train/loss") == [(0, 1.0), (1, 0.5), (2, 1 / 3)] and table(rows, "val/loss") == [(5, 0.4)]
     assert config == {"lr": 0.1} and record["wandb"] is None
+
+
+def test_the_builtin_trainers_options_are_not_captured_as_config(lab, repo):
+    pytest.importorskip("torch")
+    lab("new-run", "nsd_001", "--preset", "tiny", "--set", "train.max_steps=4", "--hypothesis", "h")
+    lab("launch", "nsd_001", "--no-commit", timeout=300)
+    record, rows, config, _ = attempt(repo, "nsd_001")
+    assert record["status"] == "finished" and rows
+    assert config == json.loads((repo / "logs/runs/nsd_001/config.json").read_text())
