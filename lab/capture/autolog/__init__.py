@@ -5,17 +5,20 @@ The launcher puts `site/` (next to this file) first on the command's PYTHONPATH;
 `install()` in each Python process the command starts, then runs any `sitecustomize` it hides, in the way
 `opentelemetry-instrument` and `ddtrace-run` instrument a program. `install` does nothing unless the lab started
 the process (LAB_ATTEMPT_DIR set, LAB_AUTOLOG not "0") and it is the launch's main process (RANK 0). Otherwise it
-adds an import hook that patches a library once the script imports it (the lab imports none of them itself);
-`hooks` holds the patches, and `rows` the row streams they feed through the tracker.
+adds an import hook that patches a library once the script imports it (the lab imports none of them itself,
+nor anything of its own until a patch applies, so a process costs a few milliseconds more to start); `hooks`
+holds the patches, and `rows` the row streams they feed through the tracker.
 """
 
 from __future__ import annotations
 
-import importlib.abc
 import os
 import sys
-from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing's names only: importing `types` or more of `typing` costs each process's start-up
+    from types import ModuleType
+    from typing import Any, Callable
 
 PATCHED_MODULES = {  # module -> name of its patch in lab.capture.autolog.hooks
     "argparse": "patch_argparse",
@@ -38,9 +41,6 @@ def install() -> bool:
     returns whether capture is on (False, doing nothing, when `enabled()` is not)."""
     if not enabled() or any(isinstance(finder, PatchingFinder) for finder in sys.meta_path):
         return False
-    from lab.capture.autolog import rows
-
-    rows.register_exit_flush()
     for name in PATCHED_MODULES:
         if name in sys.modules:
             patch(name, sys.modules[name])
@@ -55,8 +55,9 @@ def patch(name: str, module: ModuleType) -> None:
     rows.guarded(getattr(hooks, PATCHED_MODULES[name]), module)
 
 
-class PatchingFinder(importlib.abc.MetaPathFinder):
-    """Finds the modules of PATCHED_MODULES through the other finders and patches each once it has run."""
+class PatchingFinder:
+    """A meta path finder (importlib.abc.MetaPathFinder, not imported: it costs every start-up) that finds the
+    modules of PATCHED_MODULES through the other finders and patches each once it has run."""
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name not in PATCHED_MODULES:
@@ -72,8 +73,8 @@ class PatchingFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-class PatchingLoader(importlib.abc.Loader):
-    """The module's own loader, then the patch; the module keeps its own loader as `__loader__`."""
+class PatchingLoader:
+    """A loader running the module's own loader, then the patch; the module keeps its own as `__loader__`."""
 
     def __init__(self, loader: Any, after: Callable[[ModuleType], None]):
         self.loader, self.after = loader, after

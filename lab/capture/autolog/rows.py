@@ -24,6 +24,8 @@ class Stream:
         self.source = source
         self.step: int | None = None
         self.row: dict[str, Any] = {}
+        if not STREAMS:
+            atexit.register(flush_all)  # before a library starts, so it runs after the library's exit hooks
         STREAMS.append(self)
 
     def add(self, step: int | None, values: dict, commit: bool = False) -> None:
@@ -49,12 +51,6 @@ def flush_all() -> None:
     """Write every stream's pending row (at exit, and when a W&B run finishes)."""
     for stream in STREAMS:
         stream.flush()
-
-
-def register_exit_flush() -> None:
-    """Write the pending rows when the interpreter exits (registered first, so it runs after the libraries'
-    own exit hooks, which may log a last row)."""
-    atexit.register(flush_all)
 
 
 def guarded(function: Callable, *args: Any, **kwargs: Any) -> Any:
