@@ -41,16 +41,16 @@ class Stream:
             self.flush()
 
     def flush(self) -> None:
-        """Write the pending row, if any."""
+        """Write the pending row, if any (callers guard it: see `guarded`)."""
         if self.row and state["on"]:
             row, self.row = self.row, {}
-            guarded(tracker.current().record, self.step, row, self.source)
+            tracker.current().record(self.step, row, self.source)
 
 
 def flush_all() -> None:
     """Write every stream's pending row (at exit, and when a W&B run finishes)."""
     for stream in STREAMS:
-        stream.flush()
+        guarded(stream.flush)
 
 
 def guarded(function: Callable, *args: Any, **kwargs: Any) -> Any:
