@@ -369,3 +369,17 @@ def test_the_builtin_trainers_options_are_not_captured_as_config(lab, repo):
     record, rows, config, _ = attempt(repo, "nsd_001")
     assert record["status"] == "finished" and rows
     assert config == json.loads((repo / "logs/runs/nsd_001/config.json").read_text())
+
+
+def test_captured_rows_feed_the_live_health_checks(lab, repo):
+    (repo / "nan.py").write_text(
+        "import json, os, pathlib, wandb\nwandb.init()\n"
+        "for step in range(3):\n    wandb.log({'train/loss': 1.0})\n"
+        "wandb.log({'train/loss': float('nan')})\n"
+        "events = pathlib.Path(os.environ['LAB_ATTEMPT_DIR']).parents[1] / 'events.jsonl'\n"
+        "kinds = [json.loads(line)['kind'] for line in events.read_text().splitlines()]\n"
+        "print('health events while running:', kinds.count('health'))\n")
+    lab("new-run", "hl_001", "--hypothesis", "h")
+    out = lab("launch", "hl_001", "--no-commit", "--", sys.executable, "nan.py")
+    assert "health events while running: 1" in out.stdout
+    assert "lab: health [non_finite] step 3" in out.stdout + out.stderr

@@ -2,18 +2,26 @@
 
 A `Stream` builds rows the way W&B does: values logged at one step merge into one row, which is written (through
 `tracker.current().record`, so the tracker's rules apply) when the step moves on, when the source commits, and
-at exit. Steps that go back are kept, not dropped as W&B drops them.
+at exit. Steps that go back are kept, not dropped as W&B drops them. Each row also goes to the live health
+checks (lab.health.rules.LiveMonitor) that cost a row little: a non-finite loss or gradient norm at once, the
+evaluation rules on each row with `val/` keys (with the mean train loss since the previous one); the rules over
+the whole stream run when the attempt ends (`launch.report_health`), as a script may log thousands of rows a
+second. A finding becomes a health event and one line on stderr.
 """
 
 from __future__ import annotations
 
 import atexit
 import math
+import sys
 from typing import Any, Callable
 
 from lab.capture import tracker
 
 STREAMS: list[Stream] = []
+MONITOR: list = []  # the live health monitor of the process, made on its first row
+LOSSES = [0.0, 0]  # sum and count of the train losses since the last row the monitor saw
+WHOLE_STREAM_NEVER = 2**62  # rows between the monitor's runs of every rule over all rows: never, live
 state = {"on": True}
 
 
@@ -45,6 +53,33 @@ class Stream:
         if self.row and state["on"]:
             row, self.row = self.row, {}
             tracker.current().record(self.step, row, self.source)
+            watch(self.step, row)
+
+
+def watch(step: int, row: dict) -> None:
+    """Run the live health checks on a captured row that calls for them (an evaluation, a non-finite loss or
+    gradient norm), with the mean train loss since the previous one; record and print what they find."""
+    loss = row.get("train/loss")
+    if type(loss) is float or type(loss) is int:
+        if loss - loss != 0:  # nan or inf
+            return _observe({"step": step, **row})
+        LOSSES[0] += loss
+        LOSSES[1] += 1
+    grad_norm = row.get("train/grad_norm")
+    if type(grad_norm) is float and grad_norm - grad_norm != 0 or any(key.startswith("val/") for key in row):
+        mean = {"train/loss": LOSSES[0] / LOSSES[1]} if LOSSES[1] else {}
+        LOSSES[:] = [0.0, 0]
+        _observe({"step": step, **row, **mean})
+
+
+def _observe(row: dict) -> None:
+    if not MONITOR:
+        from lab.health.rules import LiveMonitor
+
+        MONITOR.append(LiveMonitor(every=WHOLE_STREAM_NEVER))
+    for finding in MONITOR[0].observe(row):
+        tracker.event("health", **finding.to_dict())
+        print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr, flush=True)
 
 
 def flush_all() -> None:
