@@ -39,6 +39,9 @@ from lab.capture.tracker import Tracker
 own = Tracker(pathlib.Path(os.environ['LAB_ATTEMPT_DIR']))  # a tracker of its own: no other source's rows
 print('tracker.log', per_call_us(lambda step: own.log(step, **data)))
 
+from lab import tracker
+tracker.finish()  # TensorBoard's rows go to a fresh tracker: a script logging through it alone
+
 class SummaryWriter:  # TensorBoard's own work left out
     def add_scalar(self, tag, value, global_step=None): pass
     def add_scalars(self, main_tag, values, global_step=None): pass
