@@ -26,9 +26,10 @@ args = parser.parse_args()
 wandb.init(project='my-own-script', config=args)
 for step in range(args.steps):
     loss = 0.3 + 2.0 * math.exp(-step * args.lr)
-    wandb.log({'train/loss': loss, 'train/lr': args.lr})
-    if step % 20 == 19:
-        wandb.log({'val/loss': loss + 0.05}, step=step)
+    evaluating = step % 20 == 19
+    wandb.log({'train/loss': loss, 'train/lr': args.lr}, commit=not evaluating)
+    if evaluating:
+        wandb.log({'val/loss': loss + 0.05})  # the same row as the train loss
 """
 
 
