@@ -69,9 +69,12 @@ def attempt_identity(store: Store, run: dict) -> dict | None:
     }
 
 
-def offline_folder(store: Store, run_id: str) -> Path | None:
-    """The offline run folder W&B wrote for `run_id`, if any."""
-    matches = sorted((local_dir(store) / "wandb").glob(f"offline-run-*-{run_id}"))
+def offline_folder(store: Store, wandb: dict) -> Path | None:
+    """The offline run folder W&B wrote for an attempt's W&B record: where the script's own run said it wrote
+    (`folder`, when its wandb.init chose a `dir`), else under the lab's WANDB_DIR; None when there is none."""
+    if wandb.get("folder"):
+        return Path(wandb["folder"]) if Path(wandb["folder"]).is_dir() else None
+    matches = sorted((local_dir(store) / "wandb").glob(f"offline-run-*-{wandb['run_id']}"))
     return matches[-1] if matches else None
 
 
@@ -83,7 +86,7 @@ def local_folder(store: Store, run_id: str) -> Path | None:
 
 def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, str]:
     """Run `wandb sync` for one attempt; on success mark it synced. Returns (ok, one-line message)."""
-    folder = offline_folder(store, wandb["run_id"])
+    folder = offline_folder(store, wandb)
     if folder is None:
         return False, f"no offline W&B data for {wandb['run_id']} (the command never started W&B)"
     command = [sys.executable, "-m", "wandb", "sync", str(folder)]
@@ -133,7 +136,7 @@ def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] |
             if not wandb or wandb.get("synced") or wandb.get("started") is False or attempt["status"] == "running":
                 continue
             attempt_dir = store.attempt_dir(run_id, attempt["number"])
-            if offline_folder(store, wandb["run_id"]) is None:
+            if offline_folder(store, wandb) is None:
                 store.update_attempt(attempt_dir, wandb={**wandb, "started": False})
                 results.append((run_id, attempt["number"], True, "never started W&B: nothing to sync"))
             else:

@@ -125,6 +125,8 @@ def test_wandb_rows_steps_config_summary_and_axes(lab, repo):
     assert summary == {"best/val_loss": 0.4, "epochs": 1}
     assert record["metric_axes"] == {"val/*": "epoch"}
     assert record["wandb"]["run_id"] == "steps42" and record["wandb"]["project"] == "dia-music-finetuning"
+    folder = Path(record["wandb"]["folder"])  # what `lab sync` sends
+    assert folder.name.startswith("offline-run-") and folder.name.endswith("-steps42") and folder.is_dir()
 
 
 def test_a_script_that_never_starts_wandb_gets_no_link(lab, repo):

@@ -11,6 +11,7 @@ returned, and records after (through `rows.guarded`, so a failure of the lab's p
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import threading
 from types import ModuleType
@@ -138,7 +139,8 @@ def record_wandb_run(run: Any, lab_run: bool) -> None:
         url = (run.url if mode == "online" else None) or wandb_links.run_url(entity, project, run.id)
         return {"wandb": {**old, "run_id": run.id, "entity": entity, "project": project, "name": run.name,
                           "group": group, "mode": mode, "url": url, "synced": mode == "online", "started": True,
-                          "group_url": wandb_links.group_url(entity, project, group) if group else None}}
+                          "group_url": wandb_links.group_url(entity, project, group) if group else None,
+                          "folder": os.path.dirname(run.dir)}}  # what `lab sync` sends
 
     current.identity()[0].update_attempt(current.attempt_dir, merge=link)
     if not lab_run:
