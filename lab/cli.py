@@ -121,6 +121,7 @@ def cmd_launch(args) -> int:
         processes=args.processes,
         resume=args.resume,
         invocation=invocation,
+        metrics_pattern=args.metrics_pattern,
     )
 
 
@@ -380,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
     sub.usage = ("lab launch [-h] [--set KEY=VALUE] [--note NOTE] [--no-commit] [--processes N] [--resume] "
-                 "ID [-- CMD ...]")
+                 "[--metrics-pattern REGEX] ID [-- CMD ...]")
     sub.add_argument("id", help="the run this attempt belongs to")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
     sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
@@ -388,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--processes", type=int, default=1, metavar="N",
                      help="processes for the built-in trainer (accelerate)")
     sub.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    sub.add_argument("--metrics-pattern", metavar="REGEX",
+                     help=r"turn printed lines into rows: named groups are metrics, 'step' the step, e.g. "
+                          r"'step (?P<step>\d+) loss (?P<loss>\S+)' (default: lab.json capture.metrics_pattern)")
 
     sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
     sub.add_argument("id", nargs="?", help="the run (none for --insight and --overview)")

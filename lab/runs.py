@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lab.errors import ConfigError, LabError
 from lab.families import registry
-from lab.pages.context import attempt_config, headline_attempt
+from lab.pages.context import attempt_config, headline_attempt, reference_config
 from lab.records import config as config_tools
 from lab.records.store import Store, check_run_id
 
@@ -27,7 +27,7 @@ def resolve_config(
     """
     base = store.run_config(parent["id"]) if parent is not None else None
     if parent is not None and not family and not base:  # a script's run: start from what its script reported
-        base = attempt_config(store, parent["id"], headline_attempt(store, parent["id"]))
+        base = ran_config(store, parent["id"])
     file_values = config_tools.read_config_file(config_file) if config_file else None
     if family:
         return registry.get(family).resolve(preset=preset, base=base, file_values=file_values, overrides=overrides)
@@ -286,20 +286,24 @@ def describe(info: dict) -> str:
     return "\n".join(lines)
 
 
+def ran_config(store: Store, run_id: str) -> dict:
+    """The config a run's headline attempt ran with (the run's own before any attempt)."""
+    return attempt_config(store, run_id, headline_attempt(store, run_id))
+
+
 def diff_text(store: Store, first: str, second: str | None = None) -> str:
-    """`lab diff`: a run against its baseline (or parent when it has none), or two runs, grouped by component."""
+    """`lab diff`: a run against what its pages describe it against (its parent, else its baseline), or two
+    runs, grouped by component. A run's config is the one its headline attempt ran with, as on the pages."""
     run = store.load_run(first)
     if second is not None:
         store.load_run(second)
-        name, before, after = f"{first} -> {second}", store.run_config(first), store.run_config(second)
-    elif run.get("baseline") and store.baseline(run["baseline"]):
-        name, before, after = (f"{first} vs {run['baseline']} (baseline)",
-                               store.baseline(run["baseline"])["config"], store.run_config(first))
-    elif run.get("parent"):
-        name, before, after = (f"{first} vs {run['parent']} (parent)",
-                               store.run_config(run["parent"]), store.run_config(first))
+        name, before, after = f"{first} -> {second}", ran_config(store, first), ran_config(store, second)
     else:
-        raise LabError(f"run {first} has no baseline or parent: give a second run, lab diff {first} OTHER")
+        reference = reference_config(store, run)
+        if reference is None:
+            raise LabError(f"run {first} has no baseline or parent: give a second run, lab diff {first} OTHER")
+        kind = "parent" if reference[0] == run.get("parent") else "baseline"
+        name, before, after = f"{first} vs {reference[0]} ({kind})", reference[1], ran_config(store, first)
     changes = config_tools.diff(before, after)
     if not changes:
         return f"{name}: no differences"

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from lab.capture import vcs, wandb_links
+from lab.capture import autolog, printed, vcs, wandb_links
 from lab.capture.output import HEAD_MB, MB, TAIL_MB, OutputLog
 from lab.errors import LabError
 from lab.families import registry
@@ -69,8 +69,14 @@ def trainer_command(family: str, config_path: Path, processes: int, resume: str 
         raise LabError(str(error)) from None
 
 
+CAPTURE_SITE = Path(autolog.__file__).parent / "site"  # its sitecustomize starts capture in the command
+LAB_PACKAGE_ROOT = Path(autolog.__file__).parents[3]  # the folder holding the `lab` package
+REPRODUCE_DEFAULTS = {"USE_TORCH_XLA": "0"}  # set unless the researcher exported them: no XLA unless asked
+
+
 def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path) -> dict:
-    """The launcher's environment plus the lab and W&B variables of this attempt."""
+    """The launcher's environment plus the lab and W&B variables of this attempt, the capture's sitecustomize
+    first on PYTHONPATH (lab.capture.autolog), and REPRODUCE_DEFAULTS where the environment has none."""
     env = dict(os.environ)
     env.update(
         LAB_RUN_ID=run["id"],
@@ -78,7 +84,10 @@ def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path)
         LAB_ATTEMPT_DIR=str(attempt_dir),
         LAB_ARTEFACTS_DIR=attempt["artefacts"],
         LAB_ROOT=str(store.root),
+        LAB_PACKAGE_ROOT=str(LAB_PACKAGE_ROOT),
+        PYTHONPATH=os.pathsep.join([str(CAPTURE_SITE), *filter(None, [os.environ.get("PYTHONPATH")])]),
     )
+    env.update(launch_variables())
     wandb = attempt.get("wandb")
     if wandb:
         notes = run.get("hypothesis", "") + (
@@ -100,6 +109,12 @@ def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path)
     return env
 
 
+def launch_variables() -> dict:
+    """The variables a launch sets for the command that the researcher did not export (the report's Reproduce
+    section carries them)."""
+    return {key: value for key, value in REPRODUCE_DEFAULTS.items() if key not in os.environ}
+
+
 def launch(
     store: Store,
     run_id: str,
@@ -111,23 +126,30 @@ def launch(
     processes: int = 1,
     resume: bool = False,
     invocation: str | None = None,
+    metrics_pattern: str | None = None,
 ) -> int:
     """Run `command` (or the family's trainer) as a new attempt of `run_id`; returns its exit status.
 
     Everything that can be checked is checked before the commit; once the attempt is open, any failure to
-    start it still closes it as `failed`.
+    start it still closes it as `failed`. `metrics_pattern` (else lab.json's `capture.metrics_pattern`) turns
+    printed lines into rows (lab.capture.printed).
     """
     run = store.load_run(run_id)
     if run.get("family"):
         config = registry.get(run["family"]).resolve(base=store.run_config(run_id), overrides=list(overrides))
     else:
-        config = apply_overrides(store.run_config(run_id), list(overrides)) or arguments_config(command or [])
+        config = apply_overrides(store.run_config(run_id), list(overrides))
+    config_source = "run" if config else "command"  # a config guessed from the options, until the script reports
+    config = config or arguments_config(command or [])
     if not command and not run.get("family"):
         raise LabError(f"run {run_id} has no family, so there is no built-in trainer: give a command after --")
     if command and processes != 1:
         raise LabError("--processes is for the built-in trainer; wrap your own command, e.g. -- accelerate launch ...")
     if processes < 1:
         raise LabError("--processes must be at least 1")
+    metrics_pattern = metrics_pattern or store.settings.get("capture", {}).get("metrics_pattern")
+    if metrics_pattern:
+        printed.compile_pattern(metrics_pattern)
     remove_stale_temporaries(store, run_id)
     resume_from = store.latest_checkpoint(run_id, "last") if resume else None
 
@@ -149,6 +171,9 @@ def launch(
         environment=environment(),
         resume_from=resume_from,
         invocation=invocation,
+        config_source=config_source,
+        launch_environment=launch_variables(),
+        metrics_pattern=metrics_pattern,
     )
     try:
         write_json(attempt_dir / "config.json", store.redact(config))
@@ -159,6 +184,8 @@ def launch(
             command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from)
         attempt = store.update_attempt(attempt_dir, command=command, builtin_trainer=builtin)
         env = child_environment(store, run, attempt, attempt_dir)
+        if builtin:
+            env["LAB_AUTOLOG"] = "0"  # the trainer records through the tracker itself: its own options are not config
         env["LAB_CONFIG"] = json.dumps(store.redact(config), sort_keys=True, default=str)
         if resume_from:
             env["LAB_RESUME_FROM"] = resume_from
@@ -166,8 +193,20 @@ def launch(
         store.end_attempt(attempt_dir, exit_code=None, status="failed")
         raise
     exit_code = _run_and_record(store, attempt_dir, command, env)
+    if metrics_pattern:
+        printed.record_printed_metrics(attempt_dir, metrics_pattern)
+    drop_unused_wandb_link(store, attempt_dir)
     report_health(store, run_id, attempt["number"])
     return exit_code
+
+
+def drop_unused_wandb_link(store: Store, attempt_dir: Path) -> None:
+    """An attempt whose command never started W&B (no W&B run reported by the capture, no local W&B folder
+    with the lab's run id) keeps no W&B link: it would lead nowhere."""
+    record = read_json(attempt_dir / "attempt.json", {})
+    wandb = record.get("wandb")
+    if wandb and not wandb.get("started") and wandb_links.local_folder(store, wandb["run_id"]) is None:
+        store.update_attempt(attempt_dir, wandb=None)
 
 
 def remove_stale_temporaries(store: Store, run_id: str) -> None:

@@ -120,6 +120,7 @@ class WandbMirror:
         self.run: Any = None
         self.failed = False
         self.on_finished, self.on_started = on_finished, on_started
+        self._starting = False  # while the mirror's own wandb.init runs (in its worker)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (action, args, kwargs), None to stop
         self._worker: threading.Thread | None = None
         self._done = threading.Event()
@@ -136,6 +137,16 @@ class WandbMirror:
             self._worker.start()
             threading.Thread(target=self._finish_at_exit, name="lab-wandb-exit").start()
         self._queue.put((action, args, kwargs))
+
+    @property
+    def starting(self) -> bool:
+        """Whether this thread is the mirror's worker inside its own wandb.init (capture leaves that run alone)."""
+        return self._starting and threading.current_thread() is self._worker
+
+    @property
+    def started(self) -> bool:
+        """Whether the mirror has opened its W&B run."""
+        return self._worker is not None
 
     def media(self, name: str, path: Path, step: int, kind: str, sample_rate: int | None) -> None:
         """Queue a file to send as wandb.Audio or wandb.Image."""
@@ -164,7 +175,11 @@ class WandbMirror:
     def _drain(self) -> None:
         """Start W&B, then apply queued calls in order until `finish`."""
         try:
-            self.run = self._start()
+            self._starting = True
+            try:
+                self.run = self._start()
+            finally:
+                self._starting = False
             if self.on_started is not None:
                 self.on_started(self.run.settings.sync_dir)  # where W&B really put it (a read-only folder: /tmp)
         except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
@@ -258,6 +273,8 @@ class Tracker:
         self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
         self._keys: dict[str, str] = {}
+        self._source: str | None = None  # the first source that logged a row
+        self._owners: dict[str, str] = {}  # metric -> the source that logged it first, once a second source logs
 
     @property
     def active(self) -> bool:
@@ -324,15 +341,30 @@ class Tracker:
         whole float, a 0-d tensor or a numeric string ("7"); any other step (None, 2.5, "abc", -1) skips the
         row, with one warning the first time.
         """
+        self.record(step, metrics)
+
+    def record(self, step: int, metrics: dict[str, Any], source: str = "tracker.log") -> None:
+        """`log` for any source of rows (`tracker.log`, `wandb.log`, `SummaryWriter.add_scalar`, printed
+        lines). A metric is recorded from the first source that logs it; the same name from another source
+        (a script logging it through both `tracker.log` and `wandb.log`) is dropped, so it is recorded once.
+        Only `tracker.log` rows are mirrored to W&B (the others come from the script's own W&B or TensorBoard).
+        """
         if self.attempt_dir is None:
             return
         given, step = step, whole_step(step)
         if step is None:
             if "\0step" not in self._warned:
                 self._warned.add("\0step")
-                warn(f"tracker.log skips a row with step {given!r}, and any later row with a bad step: steps are "
+                warn(f"{source} skips a row with step {given!r}, and any later row with a bad step: steps are "
                      "whole numbers from 0 to 2**53")
             return
+        if source != self._source or self._owners:
+            if self._source is None:
+                self._source = source
+            else:
+                metrics = self._owned(metrics, source)
+                if not metrics:
+                    return
         if self._metrics is None:
             path = self.attempt_dir / "metrics.jsonl"
             with open(path, "a+b") as probe:
@@ -345,20 +377,37 @@ class Tracker:
             fresh = [key for key in skipped if key not in self._warned]
             if fresh:
                 self._warned.update(fresh)
-                warn(f"tracker.log skips values that are not single numbers: {', '.join(fresh)} "
+                warn(f"{source} skips values that are not single numbers: {', '.join(fresh)} "
                      "(log a float per key)")
             fields = "".join(f", {self._json_key(key)}: {json.dumps(value)}" for key, value in row.items())
         else:
             row = metrics
         self._metrics.write(f'{{"step": {int(step)}, "time": {time.time():.3f}{fields}}}\n')
-        if self.wandb is not None:
+        if self.wandb is not None and source == "tracker.log":
             finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
             self.wandb.call("log", finite, step=int(step))
 
-    def config(self, values: Any) -> dict:
+    def _owned(self, metrics: dict[str, Any], source: str) -> dict[str, Any]:
+        """The metrics of a row that `source` owns: it logged them first (a name written before a second
+        source appeared belongs to the first source)."""
+        owned = {}
+        for key, value in metrics.items():
+            owner = self._owners.get(key)
+            if owner is None:
+                owner = self._owners[key] = self._source if key in self._keys else source
+            if owner == source:
+                owned[key] = value
+        return owned
+
+    def config(self, values: Any, source: str = "tracker.config") -> dict:
         """Record the script's own config (a dict, or an argparse Namespace) in the attempt's config.json, where
-        the pages diff it, and in W&B's run config. A key the lab set (`lab launch --set`) to another value
-        is named in a warning. Returns the recorded config."""
+        the pages diff it (and, from `tracker.config`, in W&B's run config). Returns the recorded values.
+
+        The first report replaces a config the launcher only guessed from the command line's options
+        (`config_source: "command"` in attempt.json); later reports merge in. A key of the run's config (what
+        `--from`, `--baseline` or `--set` made it, passed as LAB_CONFIG) that the script reports with another
+        value is named in a warning and in attempt.json's `config_disagreements`, which the pages show.
+        """
         if not isinstance(values, dict):
             values = vars(values)
         reported = clean(dict(values))
@@ -367,17 +416,29 @@ class Tracker:
         from lab.records.config import flatten, merge
         from lab.records.files import write_json
 
-        path = self.attempt_dir / "config.json"
-        recorded = read_json(path, {})
-        given, told = flatten(recorded), flatten(reported)
-        differing = sorted(key for key in given.keys() & told.keys() if given[key] != told[key])
-        if differing:
-            warn("the script reports " + ", ".join(f"{key}={told[key]!r}" for key in differing[:5]) +
-                 " but the lab recorded " + ", ".join(f"{given[key]!r}" for key in differing[:5]) +
-                 "; the pages show what the script reports")
         store = self.identity()[0]
-        write_json(path, store.redact(merge(recorded, reported)))
-        if self.wandb is not None:
+        record = read_json(self.attempt_dir / "attempt.json", {})
+        path = self.attempt_dir / "config.json"
+        guessed = record.get("config_source") == "command" and not record.get("config_reported")
+        write_json(path, store.redact(merge({} if guessed else read_json(path, {}), reported)))
+        disagreements = {}
+        if record.get("config_source") == "run":
+            intended, told = flatten(json.loads(os.environ.get("LAB_CONFIG") or "{}")), flatten(reported)
+            disagreements = {key: {"lab": intended[key], "script": told[key]}
+                             for key in sorted(intended.keys() & told.keys()) if intended[key] != told[key]}
+        known = record.get("config_disagreements", {})
+        fresh = {key: value for key, value in disagreements.items() if known.get(key) != value}
+        if fresh:
+            warn("the script reports " + ", ".join(f"{key}={value['script']!r}" for key, value in fresh.items()) +
+                 " but the lab recorded " + ", ".join(f"{value['lab']!r}" for value in fresh.values()) +
+                 "; the pages show what the script ran")
+        if fresh or not record.get("config_reported"):
+            def add_disagreements(now: dict) -> dict:
+                known = now.get("config_disagreements", {})
+                return {"config_disagreements": {**known, **store.redact(fresh)}} if fresh else {}
+
+            store.update_attempt(self.attempt_dir, config_reported=True, merge=add_disagreements)
+        if self.wandb is not None and source == "tracker.config":
             self.wandb.call("config.update", reported, allow_val_change=True)
         return reported
 

@@ -70,12 +70,18 @@ def attempt_identity(store: Store, run: dict) -> dict | None:
     }
 
 
-def offline_folder(store: Store, run_id: str, recorded: str | None = None) -> Path | None:
-    """The run folder W&B wrote for `run_id` (offline, or online but not confirmed synced), if any: the one the
-    tracker recorded, else found in the lab's W&B folder or in the system's temporary folder, where W&B falls
-    back when the lab's is not writable."""
+def offline_folder(store: Store, wandb: dict) -> Path | None:
+    """The run folder W&B wrote for an attempt's W&B record (offline, or online but not confirmed synced): where
+    the script's own run or the tracker said it wrote (`folder`), else the one found by `local_folder`."""
+    recorded = wandb.get("folder")
     if recorded and Path(recorded).is_dir():
         return Path(recorded)
+    return local_folder(store, wandb["run_id"])
+
+
+def local_folder(store: Store, run_id: str) -> Path | None:
+    """The folder W&B wrote for `run_id` in any mode: in the lab's W&B folder, else in the system's temporary
+    folder, where W&B falls back when the lab's is not writable."""
     for root in (local_dir(store), Path(tempfile.gettempdir())):
         matches = sorted((root / "wandb").glob(f"*run-*-{run_id}"))
         if matches:
@@ -85,7 +91,7 @@ def offline_folder(store: Store, run_id: str, recorded: str | None = None) -> Pa
 
 def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, str]:
     """Run `wandb sync` for one attempt; on success mark it synced. Returns (ok, one-line message)."""
-    folder = offline_folder(store, wandb["run_id"], wandb.get("folder"))
+    folder = offline_folder(store, wandb)
     if folder is None:
         return False, f"no offline W&B data for {wandb['run_id']} (the command never started W&B)"
     command = [sys.executable, "-m", "wandb", "sync", str(folder)]
@@ -152,7 +158,7 @@ def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] |
             if not wandb or wandb.get("synced") or wandb.get("started") is False or attempt["status"] == "running":
                 continue
             attempt_dir = store.attempt_dir(run_id, attempt["number"])
-            if offline_folder(store, wandb["run_id"], wandb.get("folder")) is None:
+            if offline_folder(store, wandb) is None:
                 store.update_attempt(attempt_dir, wandb={**wandb, "started": False})
                 results.append((run_id, attempt["number"], True, "never started W&B: nothing to sync"))
             else:

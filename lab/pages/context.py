@@ -117,6 +117,31 @@ def command_text(attempt: dict) -> str:
     return shlex.join(attempt.get("command", []))
 
 
+def reproduce_text(attempt: dict) -> str:
+    """`command_text`, and for a wrapped command also the command alone with the variables its launch set
+    (USE_TORCH_XLA=0 ...), so it runs the same without the lab."""
+    text = command_text(attempt)
+    variables = attempt.get("launch_environment")
+    if variables and attempt.get("command") and not attempt.get("builtin_trainer"):
+        assignments = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in sorted(variables.items()))
+        text += "\n# without the lab, with the variables the launch set:\n" \
+            f"{assignments} {shlex.join(attempt['command'])}"
+    return text
+
+
+def resumed_text(store: Store, run_id: str, attempt: dict) -> str | None:
+    """'resumed from Test N at step S' for an attempt started from an earlier attempt's checkpoint, else None
+    (or the checkpoint's path when no attempt of the run recorded it)."""
+    path = attempt.get("resume_from")
+    if not path:
+        return None
+    for earlier in store.attempts(run_id):
+        for checkpoint in (earlier.get("checkpoints") or {}).values():
+            if earlier["number"] < attempt["number"] and checkpoint.get("path") == path:
+                return f"resumed from Test {earlier['number']} at step {checkpoint.get('step')}"
+    return f"resumed from {path}"
+
+
 def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
     """What the pages show of one attempt."""
     number = attempt["number"]
@@ -134,6 +159,8 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "ended": attempt.get("ended"),
         "duration": duration_text(attempt.get("started"), attempt.get("ended")),
         "wandb": attempt.get("wandb"),
+        "resumed": resumed_text(store, run["id"], attempt),
+        "disagreements": attempt.get("config_disagreements") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
         "findings": findings,

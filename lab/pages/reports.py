@@ -15,13 +15,14 @@ from lab.pages.context import (
     NOTE_LABELS,
     active_days,
     attempt_config,
-    command_text,
     daily_log,
     display_title,
     duration_text,
     headline_attempt,
     latest_attempt_with_metrics,
     render,
+    reproduce_text,
+    resumed_text,
 )
 from lab.records import config as config_tools
 from lab.records import metrics
@@ -488,7 +489,9 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                        store, run_id, a["number"]), family)} for a in store.attempts(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
-        reproduce=command_text(attempt),
+        reproduce=reproduce_text(attempt),
+        resumed=resumed_text(store, run_id, attempt),
+        disagreements=attempt.get("config_disagreements") or {},
         findings=findings,
         metric_rows=results.final_and_best(folder, metric, mode, family),
         failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
