@@ -201,11 +201,12 @@ def launch(
 
 
 def drop_unused_wandb_link(store: Store, attempt_dir: Path) -> None:
-    """An attempt whose command never started W&B (no W&B run reported by the capture, no local W&B folder
-    with the lab's run id) keeps no W&B link: it would lead nowhere."""
+    """An attempt whose command never started W&B (no W&B run reported by the capture, no copy the lab's mirror
+    had to send, no local W&B folder with the lab's run id) keeps no W&B link: it would lead nowhere."""
     record = read_json(attempt_dir / "attempt.json", {})
     wandb = record.get("wandb")
-    if wandb and not wandb.get("started") and wandb_links.local_folder(store, wandb["run_id"]) is None:
+    if wandb and not wandb.get("started") and not wandb.get("copy") and \
+            wandb_links.local_folder(store, wandb["run_id"]) is None:
         store.update_attempt(attempt_dir, wandb=None)
 
 

@@ -83,17 +83,17 @@ def _load(path: Path, mtime_ns: int, size: int):
 
 
 def one_row_per_step(frame):
-    """Rows logged at the same step (train and val in separate calls, a corrected value, a restart that logs
-    steps again) merged into one: per metric the last value logged at that step wins, and the step keeps the
-    place of its first row."""
+    """Consecutive rows logged at the same step (train and val in separate calls, a corrected value) merged into
+    one: per metric the last value logged at that step wins. A step that goes back (a restart from an earlier
+    checkpoint) is not merged: its rows stay, and start a new segment of the stream."""
     if "step" not in frame.columns or frame["step"].isna().any() or not frame["step"].duplicated().any():
         return frame
+    segment = (frame["step"] != frame["step"].shift()).cumsum().to_numpy() - 1  # (rows,) index of the merged row
+    if segment[-1] == len(frame) - 1:
+        return frame
     marks = frame.attrs.get("non_finite", {})
-    position = {step: index for index, step in enumerate(frame["step"].drop_duplicates())}  # first places
-    merged = frame.groupby("step", sort=False).last().reset_index()[frame.columns]
-    steps = frame["step"].to_numpy()
-    merged.attrs["non_finite"] = {column: sorted({position[steps[row]] for row in rows})
-                                  for column, rows in marks.items()}
+    merged = frame.groupby(segment, sort=False).last().reset_index(drop=True)[frame.columns]
+    merged.attrs["non_finite"] = {column: sorted({int(segment[row]) for row in rows}) for column, rows in marks.items()}
     return merged
 
 

@@ -551,7 +551,7 @@ def test_sync_finds_the_wandb_run_where_wandb_put_it(lab, train_script, tmp_path
     record.write_text(json.dumps({**attempt, "wandb": {**attempt["wandb"], "folder": str(elsewhere)}}))
     result = lab("sync", check=False, env=lab_env(WANDB_BASE_URL=f"http://127.0.0.1:{free_port()}"))
     assert result.returncode != 0 and "cannot reach the W&B server" in result.stderr
-    assert "never started" not in result.stdout and "started" not in attempt_of(lab, "r_001")["wandb"]
+    assert "never started" not in result.stdout and attempt_of(lab, "r_001")["wandb"].get("started") is not False
 
 
 # 10. Machines in different time zones --------------------------------------------------------------------------------
