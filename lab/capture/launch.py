@@ -161,8 +161,22 @@ def launch(
         store.end_attempt(attempt_dir, exit_code=None, status="failed")
         raise
     exit_code = _run_and_record(store, attempt_dir, command, env)
-    report_health(store, run_id, attempt["number"])
+    number = store.attempt_number(run_id, attempt_dir.name) or attempt["number"]
+    report_health(store, run_id, number)
+    if commit:
+        commit_attempt_records(store, run, number)
     return exit_code
+
+
+def commit_attempt_records(store: Store, run: dict, number: int) -> None:
+    """Commit the run's records once its attempt has ended (moved from .git/lab/running into logs/), so that a
+    `git push` after the launch shares the attempt. When git is mid-merge or HEAD is detached, the records stay
+    on disk, named on stderr, for the next launch's commit."""
+    try:
+        vcs.commit_records(store.root, [store.run_dir(run["id"])], f"{run['slug']}: test {number} records")
+    except LabError as error:
+        print(f"lab: the records of {run['id']} test {number} are in {store.run_dir(run['id'])} but not "
+              f"committed: {error}", file=sys.stderr)
 
 
 def remove_stale_temporaries(store: Store, run_id: str) -> None:

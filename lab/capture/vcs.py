@@ -5,6 +5,11 @@ temporary copy of the index, checked, written as a tree and committed with `comm
 then does the copy replace the index (under git's own index.lock). A refused or failed capture leaves the
 index byte for byte as it was (partial staging, intent-to-add, assume-unchanged and skip-worktree flags
 included), and two launches at once take turns through a lock in the git folder.
+
+Several clones share one lab through their git remote the way git-annex shares its metadata: records merge by
+union (`.gitattributes`), ids are reserved by creating a ref on the remote (`refs/lab/ids/<id>`, an atomic
+create), and every launch's commit is kept reachable under `refs/lab/commits/<sha>` so a rebase cannot orphan
+the sha an attempt recorded. `lab init` sets up the refspecs that make plain `git pull`/`git push` carry them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -90,6 +96,28 @@ def _changed_paths(repo: Repo, *diff_args: str) -> list[str]:
 def quoted(name: str) -> str:
     """A path as one safe line: as it is when plain, else JSON-quoted (a newline cannot fake a record line)."""
     return name if name.isprintable() and name.strip() == name and '"' not in name else json.dumps(name)
+
+
+def unfinished_operation(repo: Repo) -> str | None:
+    """What keeps a launch from committing: a detached HEAD, or a merge, rebase, cherry-pick or revert still
+    in progress (or paths left unmerged); None when HEAD is a branch in a settled state."""
+    git_dir = Path(repo.git_dir)
+    for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
+                         ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert")):
+        if (git_dir / marker).exists():
+            return f"{what} is in progress: finish it (resolve, git add, git commit) or abort it first"
+    if _git(repo, "ls-files", "--unmerged"):
+        return "some paths are unmerged: resolve them and git add them first"
+    if repo.head.is_detached:
+        return ("HEAD is detached, so the launch commit would belong to no branch: check out a branch first "
+                "(git switch -c NAME)")
+    return None
+
+
+def keep_reachable(repo: Repo, sha: str) -> None:
+    """Keep a launch commit reachable under refs/lab/commits/<sha>, which `git push` carries (lab init's
+    refspecs), so `git checkout <recorded sha>` works after a rebase, on any clone."""
+    _git(repo, "update-ref", f"refs/lab/commits/{sha}", sha)
 
 
 def branch_name(repo: Repo) -> str:
@@ -209,6 +237,9 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
     repo = _open_repo(root)
     if repo is None:
         raise LabError(f"{root} is not inside a git repository: run `git init`, or launch with --no-commit")
+    problem = unfinished_operation(repo) if repo.head.is_valid() else None
+    if problem:
+        raise LabError(f"refusing to launch: {problem}")
     policy = policy or CapturePolicy(SecretDetector())
     records = Path(records_dir).resolve() if records_dir is not None else None
     git_dir = Path(repo.git_dir)
@@ -230,11 +261,14 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                     raise LabError("refusing to commit: " + "; ".join(offending)
                                    + ". Add them to .gitignore, or launch with --no-commit")
                 if not staged:
+                    if parent:
+                        keep_reachable(repo, parent)
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
                 _git(repo, "add", "-A")  # again: redacted records changed on disk
                 tree = _git(repo, "write-tree")
                 sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
+                keep_reachable(repo, sha)
             install_index(repo, staging)
         finally:
             staging.unlink(missing_ok=True)
@@ -291,3 +325,170 @@ def commits_on(root: Path, day: date) -> list[dict]:
                 "files": commit.stats.total["files"],
             }
     return sorted(reversed(found.values()), key=lambda entry: entry["timestamp"])
+
+
+def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
+    """Commit the lab records under `paths` (and nothing else: the tree is HEAD's with those paths as they are
+    on disk) on the current branch, and update the index for them; returns the new sha, or None when there
+    is nothing to commit. LabError (one line) when HEAD is detached or a merge is in progress."""
+    repo = _open_repo(root)
+    if repo is None or not repo.head.is_valid():
+        return None
+    problem = unfinished_operation(repo)
+    if problem:
+        raise LabError(problem)
+    top = Path(repo.working_tree_dir).resolve()
+    names = [str(Path(path).resolve().relative_to(top)) for path in paths]
+    git_dir = Path(repo.git_dir)
+    with capture_lock(repo):
+        staging = git_dir / f"lab-index-{os.getpid()}"
+        try:
+            with repo.git.custom_environment(GIT_INDEX_FILE=str(staging)):
+                parent = head_sha(repo)
+                _git(repo, "read-tree", parent)
+                _git(repo, "add", "-A", "--", *names)
+                tree = _git(repo, "write-tree")
+                if tree == repo.head.commit.tree.hexsha:
+                    return None
+                sha = _git(repo, "commit-tree", tree, "-p", parent, "-m", message)
+                _git(repo, "update-ref", "-m", f"lab records: {message}", "HEAD", sha, parent)
+        finally:
+            staging.unlink(missing_ok=True)
+        if (git_dir / "index.lock").exists():
+            raise LabError(f"the records were committed ({sha[:7]}), but another git command holds the index: "
+                           f"run `git reset -- {' '.join(names)}` once it has finished")
+        _git(repo, "add", "-A", "--", *names)
+    return sha
+
+
+def stage(root: Path, paths: list[Path]) -> None:
+    """`git add -A` these paths (marking a resolved conflict resolved); nothing outside git."""
+    repo = _open_repo(root)
+    if repo is not None:
+        top = Path(repo.working_tree_dir).resolve()
+        _git(repo, "add", "-A", "--", *(str(Path(path).resolve().relative_to(top)) for path in paths))
+
+
+def sharing_remote(repo: Repo) -> str | None:
+    """The remote a lab shares through: the current branch's upstream remote, else `origin`, else the only one."""
+    names = [remote.name for remote in repo.remotes]
+    with contextlib.suppress(TypeError, ValueError, AttributeError):
+        tracking = repo.active_branch.tracking_branch()
+        if tracking is not None and tracking.remote_name in names:
+            return tracking.remote_name
+    if "origin" in names:
+        return "origin"
+    return names[0] if len(names) == 1 else None
+
+
+BOOKKEEPING_IDENTITY = {"GIT_AUTHOR_NAME": "lab", "GIT_AUTHOR_EMAIL": "lab@localhost",
+                        "GIT_COMMITTER_NAME": "lab", "GIT_COMMITTER_EMAIL": "lab@localhost"}
+RESERVE_TIMEOUT_S = 10.0
+
+
+def reserve_id(root: Path, run_id: str, clone: str, timeout: float = RESERVE_TIMEOUT_S) -> str:
+    """Claim `run_id` for clone `clone` by creating refs/lab/ids/<id> on the sharing remote (a push that
+    only creates, so of two clones one wins). Returns 'reserved', 'taken' (another clone holds it: known here,
+    or the remote refused), 'offline' (no answer within `timeout` s: reserved here only, pushed later by
+    `git push`) or 'local' (no git, or no remote)."""
+    repo = _open_repo(root)
+    if repo is None:
+        return "local"
+    ref = f"refs/lab/ids/{run_id}"
+    holder = _ref_message(repo, ref)
+    if holder is not None:
+        return "reserved" if clone in holder else "taken"
+    env = {**os.environ, **BOOKKEEPING_IDENTITY}
+    empty_tree = subprocess.run(["git", "mktree"], cwd=repo.working_tree_dir, input="", capture_output=True,
+                                text=True, check=True).stdout.strip()
+    sha = subprocess.run(["git", "commit-tree", empty_tree, "-m", f"lab id {run_id}\n\nclone {clone}"],
+                         cwd=repo.working_tree_dir, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    remote = sharing_remote(repo)
+    outcome = "local" if remote is None else _push_new_ref(repo, remote, sha, ref, timeout)
+    if outcome == "taken":
+        _fetch_ref(repo, remote, ref, timeout)
+        return "taken"
+    _git(repo, "update-ref", ref, sha)  # a push through lab init's refspecs may have set it already
+    return outcome
+
+
+def _ref_message(repo: Repo, ref: str) -> str | None:
+    """The message of the commit `ref` names, or None when there is no such ref."""
+    found = subprocess.run(["git", "log", "-1", "--format=%B", ref, "--"], cwd=repo.working_tree_dir,
+                           capture_output=True, text=True)
+    return found.stdout if found.returncode == 0 else None
+
+
+def _quiet_network_env() -> dict:
+    """Git's environment for a network call that must never wait on a prompt."""
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": os.environ.get(
+        "GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=5")}
+
+
+def _push_new_ref(repo: Repo, remote: str, sha: str, ref: str, timeout: float) -> str:
+    """'reserved' when the push created `ref` on `remote`, 'taken' when the remote has it, else 'offline'."""
+    command = ["git", "push", "--porcelain", f"--force-with-lease={ref}:", remote, f"{sha}:{ref}"]
+    try:
+        pushed = subprocess.run(command, cwd=repo.working_tree_dir, env=_quiet_network_env(), capture_output=True,
+                                text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "offline"
+    if pushed.returncode == 0:
+        return "reserved"
+    rejected = any(line.startswith("!") and ref in line for line in pushed.stdout.splitlines())
+    return "taken" if rejected else "offline"
+
+
+def _fetch_ref(repo: Repo, remote: str, ref: str, timeout: float) -> None:
+    """Copy `ref` from `remote` (best effort), so this clone knows who holds the id without asking again."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(["git", "fetch", "--quiet", remote, f"+{ref}:{ref}"], cwd=repo.working_tree_dir,
+                       env=_quiet_network_env(), capture_output=True, timeout=timeout)
+
+
+LAB_REFSPEC = "+refs/lab/*:refs/lab/*"
+
+
+def configure_clone(root: Path, logs: str) -> list[str]:
+    """Set up this clone to share the lab through plain `git pull` and `git push`; returns what it changed.
+
+    Committed (so every clone has it): `.gitattributes` merging the lab's append-only files by union. Per
+    clone (.git/config): each remote fetches refs/lab/* and pushes them beside the current branch.
+    """
+    changed = []
+    attributes = Path(root) / ".gitattributes"
+    lines = attributes.read_text(encoding="utf-8").splitlines() if attributes.exists() else []
+    wanted = [f"{logs}/**/*.jsonl merge=union"]
+    missing = [line for line in wanted if line not in lines]
+    if missing:
+        text = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
+        separator = "\n" if text and not text.endswith("\n") else ""
+        atomic_write(attributes, lambda stream: stream.write((text + separator + "".join(
+            f"{line}\n" for line in missing)).encode("utf-8")))
+        changed.append(".gitattributes")
+    repo = _open_repo(root)
+    if repo is None:
+        return changed
+    for remote in repo.remotes:
+        for key, value in ((f"remote.{remote.name}.fetch", LAB_REFSPEC), (f"remote.{remote.name}.push", "HEAD"),
+                           (f"remote.{remote.name}.push", "refs/lab/*:refs/lab/*")):
+            present = subprocess.run(["git", "config", "--get-all", key], cwd=repo.working_tree_dir,
+                                     capture_output=True, text=True).stdout.split()
+            if value not in present:
+                _git(repo, "config", "--add", key, value)
+                changed.append(f"{key} {value}")
+    return changed
+
+
+def untrack(root: Path, folders: list[Path], keep: list[str] = ()) -> list[str]:
+    """Stop tracking files under `folders` (derived pages an older lab committed), leaving them on disk and
+    keeping the paths in `keep`; returns the paths untracked."""
+    repo = _open_repo(root)
+    if repo is None:
+        return []
+    top = Path(repo.working_tree_dir).resolve()
+    names = [str(Path(folder).resolve().relative_to(top)) for folder in folders]
+    tracked = [name for name in _git(repo, "ls-files", "-z", "--", *names).split("\0") if name and name not in keep]
+    if tracked:
+        _git(repo, "rm", "--cached", "--quiet", "--", *tracked)
+    return tracked

@@ -25,7 +25,7 @@ from lab.pages.context import (
 )
 from lab.records import config as config_tools
 from lab.records import metrics
-from lab.records.files import read_json, read_jsonl, write_json
+from lab.records.files import append_jsonl, read_json, read_jsonl
 from lab.records.metrics import format_number
 from lab.records.store import Store
 
@@ -85,19 +85,19 @@ def changelog(store: Store, baseline: str) -> Path:
     headlines = {run["id"]: headline_attempt(store, run["id"]) for run in runs}
     configs = {rid: attempt_config(store, rid, n) for rid, n in headlines.items()}
     families = {run["id"]: run.get("family") for run in runs}
-    results = {rid: results.attempt_result(store.attempt_dir(rid, n), configs[rid], families[rid])
+    outcomes = {rid: results.attempt_result(store.attempt_dir(rid, n), configs[rid], families[rid])
                if n else None for rid, n in headlines.items()}
-    reproductions = [r for r in runs if results[r["id"]] and not config_tools.diff(base_config, configs[r["id"]])]
-    first_with_result = next((r for r in runs if results[r["id"]]), None)
+    reproductions = [r for r in runs if outcomes[r["id"]] and not config_tools.diff(base_config, configs[r["id"]])]
+    first_with_result = next((r for r in runs if outcomes[r["id"]]), None)
     reference_run = reproductions[0] if reproductions else first_with_result
-    baseline_result = results[reference_run["id"]] if reproductions else None
+    baseline_result = outcomes[reference_run["id"]] if reproductions else None
 
     entries, best_entry = [], None
     for run in runs:
         rid = run["id"]
         parent = run.get("parent") if run.get("parent") in number else None
         reference_config = configs[parent] if parent else base_config
-        reference_result = results[parent] if parent else baseline_result
+        reference_result = outcomes[parent] if parent else baseline_result
         code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
                         for e in store.events(rid) if e["kind"] == "change" and isinstance(e.get("text"), str)]
         changes = config_tools.diff(reference_config, configs[rid])
@@ -110,11 +110,11 @@ def changelog(store: Store, baseline: str) -> Path:
             "changes": changes,
             "code_changes": code_changes,
             "confounded": len(changes) + len(code_changes) > 1,
-            "result": results[rid],
+            "result": outcomes[rid],
             "reference_result": reference_result,
-            "verdict": verdict(reference_result, results[rid]),
+            "verdict": verdict(reference_result, outcomes[rid]),
             "best_earlier": best_entry,
-            "beats_best_earlier": best_entry is None or verdict(best_entry["result"], results[rid]) != "worse",
+            "beats_best_earlier": best_entry is None or verdict(best_entry["result"], outcomes[rid]) != "worse",
             "notes": {e["field"]: e["text"] for e in store.events(rid)
                       if e["kind"] == "note" and not e.get("attempt")},
             "findings": health_events(store, rid),
@@ -172,12 +172,12 @@ def changelog(store: Store, baseline: str) -> Path:
         current=current,
         current_picked=bool(picked and current and current["id"] == picked),
         current_number=number.get(current["id"]) if current else None,
-        current_result=results.get(current["id"]) if current else None,
+        current_result=outcomes.get(current["id"]) if current else None,
         best=best_entry,
         reference_run=reference_run,
         reference_is_baseline=bool(reproductions),
-        reference_result=results[reference_run["id"]] if reference_run else None,
-        vs_reference=results.improvement(results[reference_run["id"]], best_entry["result"]) if best_entry else None,
+        reference_result=outcomes[reference_run["id"]] if reference_run else None,
+        vs_reference=results.improvement(outcomes[reference_run["id"]], best_entry["result"]) if best_entry else None,
         works=[e for e in improved if e["beats_best_earlier"]],
         weak_parent=[e for e in improved if not e["beats_best_earlier"]],
         fails=[e for e in entries if e["verdict"] == "worse" and (e["changes"] or e["code_changes"])],
@@ -188,8 +188,19 @@ def changelog(store: Store, baseline: str) -> Path:
 
 
 def comparisons_index(store: Store) -> Path:
-    """Where each comparison page's runs are kept, so that `lab render` rebuilds it: {name: [RUN[:ATTEMPT]]}."""
-    return store.logs_dir / "ablations" / "index.json"
+    """Where each comparison page's runs are kept, so that `lab render` rebuilds it: one line {"name", "arms":
+    [RUN[:ATTEMPT]]} per change, appended, so that clones' indexes merge as a union (the last line of a name
+    wins). Older labs' logs/ablations/index.json ({name: arms}) is read first."""
+    return store.logs_dir / "ablations" / "index.jsonl"
+
+
+def comparisons(store: Store) -> dict[str, list[str]]:
+    """{page name: its arms}, from the comparisons index."""
+    found = dict(read_json(store.logs_dir / "ablations" / "index.json", {}))
+    for entry in read_jsonl(comparisons_index(store)):
+        if isinstance(entry.get("name"), str) and isinstance(entry.get("arms"), list):
+            found[entry["name"]] = entry["arms"]
+    return found
 
 
 def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
@@ -244,13 +255,12 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
                 "✅" if (delta < 0) == (row["mode"] == "min") else "❌"
             rows.append({"run": label, "row": row, "delta": delta, "mark": mark})
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
-    results = [results.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
+    outcomes = [results.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
                                       runs[rid].get("family")) if n else None
                for (rid, n), config in zip(arms, configs)]
     folder = store.logs_dir / "ablations"
-    index = read_json(comparisons_index(store), {})
-    if index.get(name) != specs:
-        write_json(comparisons_index(store), {**index, name: list(specs)})
+    if comparisons(store).get(name) != list(specs):
+        append_jsonl(comparisons_index(store), {"name": name, "arms": list(specs)})
     for table in metric_tables:
         series = {}
         for label, (rid, n) in zip(labels, arms):
@@ -268,8 +278,8 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
                "conclusions": [e["text"] for e in store.events(rid)
                                if e["kind"] == "note" and e.get("field") == "conclusion"],
                "result": result}
-              for label, (rid, n), result in zip(labels, arms, results)],
-        winner=winner_line(labels, results),
+              for label, (rid, n), result in zip(labels, arms, outcomes)],
+        winner=winner_line(labels, outcomes),
         run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,
@@ -286,12 +296,12 @@ def uninformative(rows: list[dict | None]) -> bool:
     return all_zero or same_everywhere
 
 
-def winner_line(labels: list[str], results: list[dict | None]) -> str:
+def winner_line(labels: list[str], outcomes: list[dict | None]) -> str:
     """Which arm won on the reference arm's judged metric, with its figure against the reference."""
-    reference = results[0]
+    reference = outcomes[0]
     if reference is None:
         return "No winner: the reference logged no value of the metric it is judged on."
-    scored = [(label, result) for label, result in zip(labels, results)
+    scored = [(label, result) for label, result in zip(labels, outcomes)
               if result and result["metric"] == reference["metric"]]
     label, best = scored[0]
     for other, result in scored[1:]:
@@ -534,7 +544,7 @@ def render_all(store: Store) -> list[Path]:
     written += [compare(store, group_arms(store, group), group) for group, ids in sorted(groups.items())
                 if len(ids) > 1]
     readable = set(store.readable_run_ids())
-    for name, specs in sorted(read_json(comparisons_index(store), {}).items()):
+    for name, specs in sorted(comparisons(store).items()):
         if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):
             written.append(compare(store, specs, name))
     written += [report(store, rid) for rid in store.readable_run_ids() if latest_attempt_with_metrics(store, rid)]
