@@ -58,7 +58,8 @@ def test_attempts_are_numbered_and_a_vanished_process_reads_as_crashed(store):
     dead.wait()
     first = store.begin_attempt("nsd_001", command=["x"], pid=dead.pid)
     second = store.begin_attempt("nsd_001", command=["y"], pid=os.getpid())
-    assert (first.name, second.name) == ("1", "2")
+    assert [store.attempt_number("nsd_001", folder.name) for folder in (first, second)] == [1, 2]
+    assert first.name != second.name and first.name.endswith(store.clone_id[:8])  # no other clone makes these
     assert store.load_attempt("nsd_001", 1)["status"] == "crashed"
     assert store.load_attempt("nsd_001", 2)["status"] == "running"
     kinds = [event["kind"] for event in store.events("nsd_001")]
