@@ -173,7 +173,7 @@ def commit_attempt_records(store: Store, run: dict, number: int) -> None:
     `git push` after the launch shares the attempt. When git is mid-merge or HEAD is detached, the records stay
     on disk, named on stderr, for the next launch's commit."""
     try:
-        vcs.commit_records(store.root, [store.run_dir(run["id"])], f"{run['slug']}: test {number} records")
+        vcs.commit_records(store.root, [store.run_dir(run["id"])], f"{vcs.RECORDS_COMMIT}{run['slug']} test {number}")
     except LabError as error:
         print(f"lab: the records of {run['id']} test {number} are in {store.run_dir(run['id'])} but not "
               f"committed: {error}", file=sys.stderr)

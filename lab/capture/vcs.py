@@ -299,8 +299,12 @@ def dirty_state(root: Path, detector: SecretDetector | None = None) -> tuple[dic
     return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0}, diff
 
 
+RECORDS_COMMIT = "lab records: "  # how the commits of an ended attempt's records begin (left off the pages)
+
+
 def commits_on(root: Path, day: date) -> list[dict]:
-    """The commits made on `day` (local time) on any local branch, oldest first.
+    """The commits made on `day` (local time) on any local branch, oldest first, without the lab's own
+    records commits.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
@@ -314,7 +318,7 @@ def commits_on(root: Path, day: date) -> list[dict]:
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
             when = commit.committed_datetime.astimezone()
-            if commit.hexsha in found or not start <= when < end:
+            if commit.hexsha in found or not start <= when < end or commit.message.startswith(RECORDS_COMMIT):
                 continue
             found[commit.hexsha] = {
                 "time": when.strftime("%H:%M"),

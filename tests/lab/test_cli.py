@@ -54,7 +54,7 @@ def test_the_researcher_flow_end_to_end(lab, train_script):
     assert read(folder / "summary.json") == {"final_loss": 0.2}
 
     slug = read(repo / "logs/runs/dia_009/run.json")["slug"]
-    assert git(repo, "log", "-1", "--format=%s").strip() == f"{slug}: test 2 records"
+    assert git(repo, "log", "-1", "--format=%s").strip() == f"lab records: {slug} test 2"
     assert slug in git(repo, "log", "--format=%s").splitlines()  # the launch commit of test 1
     assert attempt["git"]["sha"] == git(repo, "rev-parse", "HEAD~1").strip()
     assert "logs/runs/dia_009/events.jsonl" in git(repo, "show", "--name-only", "--format=", "HEAD")
