@@ -410,7 +410,7 @@ def reserve_id(root: Path, run_id: str, clone: str, timeout: float = RESERVE_TIM
     remote = sharing_remote(repo)
     outcome = "local" if remote is None else _push_new_ref(repo, remote, sha, ref, timeout)
     if outcome == "taken":
-        _fetch_ref(repo, remote, ref, timeout)
+        _fetch_ids(repo, remote, timeout)
         return "taken"
     _git(repo, "update-ref", ref, sha)  # a push through lab init's refspecs may have set it already
     return outcome
@@ -443,11 +443,12 @@ def _push_new_ref(repo: Repo, remote: str, sha: str, ref: str, timeout: float) -
     return "taken" if rejected else "offline"
 
 
-def _fetch_ref(repo: Repo, remote: str, ref: str, timeout: float) -> None:
-    """Copy `ref` from `remote` (best effort), so this clone knows who holds the id without asking again."""
+def _fetch_ids(repo: Repo, remote: str, timeout: float) -> None:
+    """Copy every id reservation from `remote` (best effort), so this clone knows who holds which id without
+    asking again."""
     with contextlib.suppress(subprocess.TimeoutExpired):
-        subprocess.run(["git", "fetch", "--quiet", remote, f"+{ref}:{ref}"], cwd=repo.working_tree_dir,
-                       env=_quiet_network_env(), capture_output=True, timeout=timeout)
+        subprocess.run(["git", "fetch", "--quiet", remote, "+refs/lab/ids/*:refs/lab/ids/*"],
+                       cwd=repo.working_tree_dir, env=_quiet_network_env(), capture_output=True, timeout=timeout)
 
 
 LAB_REFSPEC = "+refs/lab/*:refs/lab/*"

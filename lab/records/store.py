@@ -509,7 +509,10 @@ class Store:
             running.mkdir(parents=True, exist_ok=True)
             taken = {folder.name for folder in self.attempt_folders(run_id)}
             stem = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{self.clone_id[:8]}"
-            key = next(name for name in (stem, *(f"{stem}-{n}" for n in range(2, 10**6))) if name not in taken)
+            key, copy = stem, 1
+            while key in taken:  # a second launch in the same second
+                copy += 1
+                key = f"{stem}-{copy}"
             partial = running / f".{key}.{os.getpid()}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             partial.mkdir()
