@@ -172,6 +172,7 @@ def cmd_note(args) -> int:
 
 def cmd_runs(args) -> int:
     from lab import runs
+    from lab.capture import vcs
 
     store = Store.find()
     rows = runs.list_runs(
@@ -185,6 +186,13 @@ def cmd_runs(args) -> int:
         print(json.dumps(rows, indent=2, sort_keys=True))
     else:
         print(runs.table(rows))
+    clashes = runs.taken_elsewhere(store)
+    reserved = set(vcs.id_holders(store.root)) if clashes else set()
+    for run_id in clashes:
+        with store.lock():
+            free = store.next_id(run_id.rsplit("_", 1)[0], reserved)
+        print(f"lab: warning: another clone reserved {run_id} first (refs/lab/ids/{run_id}); before you merge, "
+              f"give this clone's run a new id: lab rename {run_id} {free}", file=sys.stderr)
     return 0
 
 

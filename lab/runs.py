@@ -185,6 +185,18 @@ def id_reserver(store: Store):
     return reserve
 
 
+def taken_elsewhere(store: Store) -> list[str]:
+    """This clone's runs whose id another clone reserved on the remote first (an id taken offline, seen once
+    `git fetch` or `git pull` brought the reservations): each needs `lab rename` before the merge."""
+    holders = vcs.id_holders(store.root)
+    clashes = []
+    for run_id in store.readable_run_ids():
+        creator = store.load_run(run_id).get("clone")
+        if creator == store.clone_id and run_id in holders and creator not in holders[run_id]:
+            clashes.append(run_id)
+    return clashes
+
+
 def rename_run(store: Store, old: str, new: str) -> str:
     """Give run `old` the id `new`, with every reference: its records, the parent of runs made from it, a
     baseline's current run, comparison pages, and the W&B names its attempts record. Returns a summary line.

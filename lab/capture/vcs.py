@@ -497,3 +497,13 @@ def untrack(root: Path, folders: list[Path], keep: list[str] = ()) -> list[str]:
     if tracked:
         _git(repo, "rm", "--cached", "--quiet", "--", *tracked)
     return tracked
+
+
+def id_holders(root: Path) -> dict[str, str]:
+    """{run id: the text of its reservation (naming the clone)} for every refs/lab/ids/* this clone knows."""
+    repo = _open_repo(root)
+    if repo is None:
+        return {}
+    listing = _git(repo, "for-each-ref", "--format=%(refname:lstrip=3)%00%(contents)%00", "refs/lab/ids")
+    fields = listing.split("\0")
+    return {name.strip(): text for name, text in zip(fields[::2], fields[1::2]) if name.strip()}

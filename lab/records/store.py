@@ -437,9 +437,12 @@ class Store:
         ours, theirs = sides
         with self.lock():
             free = self.next_id(run_id.rsplit("_", 1)[0])
+        found = git_dir(self.root)
+        rebasing = found is not None and any((found / name).exists() for name in ("rebase-merge", "rebase-apply"))
+        how = ("git rebase --abort, git pull --no-rebase, then " if rebasing else "")
         raise RecordError(
             f"run {run_id} was created on two clones ({ours.get('title')!r} and {theirs.get('title')!r}); keep both "
-            f"by giving this clone's run a new id: lab rename {run_id} {free}")
+            f"by giving this clone's run a new id: {how}lab rename {run_id} {free}")
 
     def set_headline(self, run_id: str, number: int) -> None:
         """Make attempt `number` the one that speaks for the run on its pages."""

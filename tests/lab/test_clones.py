@@ -145,6 +145,31 @@ def test_a_collision_made_offline_is_named_once_and_lab_rename_keeps_both_runs(c
     assert "created dia_003" in a.lab("new-run", "dia", "--next", "--hypothesis", "next").stdout
 
 
+def test_an_offline_id_taken_first_elsewhere_is_named_after_a_fetch_and_renamed_before_the_merge(clones):
+    a, b = clones
+    a.lab("new-run", "dia_001", "--hypothesis", "a's decoder")
+    a.lab("launch", "dia_001", "--", sys.executable, "train.py")
+    a.git("push", "-q")
+    remote = b.git("remote", "get-url", "origin").strip()
+    b.git("remote", "set-url", "origin", str(b.path.parent / "unreachable.git"))
+    b.lab("new-run", "dia_001", "--hypothesis", "b's encoder")
+    b.lab("launch", "dia_001", "--", sys.executable, "train.py")
+    b.git("remote", "set-url", "origin", remote)
+    b.git("fetch", "-q")
+    warning = b.lab("runs").stderr
+    assert warning.count("\n") == 1 and "another clone reserved dia_001 first" in warning
+    assert "lab rename dia_001 dia_002" in warning
+    b.lab("rename", "dia_001", "dia_002")
+    commit(b, "dia_001 was a's")
+    merged = subprocess.run(["git", "pull", "--no-rebase", "--no-edit"], cwd=b.path, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert b.lab("runs").stderr == ""
+    hypotheses = {run: b.store.load_run(run)["hypothesis"] for run in ("dia_001", "dia_002")}
+    assert hypotheses == {"dia_001": "a's decoder", "dia_002": "b's encoder"}
+    assert [len(attempts_of(b, run)) for run in ("dia_001", "dia_002")] == [1, 1]
+    b.git("push", "-q")
+
+
 def test_rename_moves_every_reference(clones):
     a, _ = clones
     a.lab("new-run", "dia_001", "--hypothesis", "first")
