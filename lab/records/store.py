@@ -104,8 +104,12 @@ def is_attempt_key(name: str) -> bool:
 
 
 def attempt_order(name: str) -> tuple:
-    """Sort key of attempt folders: older labs' numbered folders first, by number, then by start time."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+    """Sort key of attempt folders: older labs' numbered folders first, by number, then by start time (and
+    for two launches of one clone in one second, `-2`, `-3` ... in order)."""
+    if name.isdigit():
+        return (0, int(name), "", 0)
+    start, clone, copy = (name.split("-") + ["1"])[:3]
+    return (1, 0, f"{start}-{clone}", int(copy))
 
 
 RUN_FIELDS = {"id": str, "created": str, "slug": str, "title": str}
