@@ -172,8 +172,11 @@ def test_an_offline_id_taken_first_elsewhere_is_named_after_a_fetch_and_renamed_
 
 def test_rename_moves_every_reference(clones):
     a, _ = clones
-    a.lab("new-run", "dia_001", "--hypothesis", "first")
+    (a.path / "base.json").write_text('{"lr": 0.1}')
+    a.lab("baseline", "add", "base", "--config", "base.json")
+    a.lab("new-run", "dia_001", "--baseline", "base", "--hypothesis", "first")
     a.lab("launch", "dia_001", "--", sys.executable, "train.py")
+    a.lab("changelog", "base", "--current", "dia_001")
     a.lab("new-run", "dia_002", "--from", "dia_001", "--hypothesis", "second")
     a.lab("launch", "dia_002", "--", sys.executable, "train.py")
     a.lab("compare", "dia_001", "dia_002", "--name", "pair")
@@ -181,6 +184,7 @@ def test_rename_moves_every_reference(clones):
     assert a.lab("show", "dia_001", check=False).returncode != 0
     assert a.store.load_run("dia_002")["parent"] == "dia_009"
     assert a.store.load_run("dia_009")["slug"].endswith("_dia_009_first")
+    assert a.store.baseline("base")["current"] == "dia_009"
     a.lab("render")
     page = (a.path / "logs/ablations/pair.md").read_text()
     assert "dia_009" in page and "dia_001" not in page
