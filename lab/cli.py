@@ -69,7 +69,7 @@ def cmd_init(args) -> int:
         wandb["enabled"] = False
     elif args.wandb_project:
         wandb["enabled"] = True
-    from lab.capture import vcs
+    from lab.capture import remote
 
     store = Store.init(Path.cwd(), wandb=wandb, prefixes=prefixes)
     logs = store.logs_dir.relative_to(store.root).as_posix()
@@ -82,8 +82,8 @@ def cmd_init(args) -> int:
         text = ignore.read_text() if ignore.exists() else ""
         separator = "\n" if text and not text.endswith("\n") else ""
         write_text(ignore, text + separator + "".join(f"{entry}\n" for entry in missing))
-    vcs.configure_clone(store.root, logs)
-    vcs.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],
+    remote.configure_clone(store.root, logs)
+    remote.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],
                 keep=[f"{logs}/ablations/index.json", f"{logs}/ablations/index.jsonl"])
     print(f"lab ready at {store.root} (records in {logs}/; this clone is {store.clone_id[:8]})")
     return 0
@@ -172,7 +172,7 @@ def cmd_note(args) -> int:
 
 def cmd_runs(args) -> int:
     from lab import runs
-    from lab.capture import vcs
+    from lab.capture import remote
 
     store = Store.find()
     rows = runs.list_runs(
@@ -187,7 +187,7 @@ def cmd_runs(args) -> int:
     else:
         print(runs.table(rows))
     clashes = runs.taken_elsewhere(store)
-    reserved = set(vcs.id_holders(store.root)) if clashes else set()
+    reserved = set(remote.id_holders(store.root)) if clashes else set()
     for run_id in clashes:
         with store.lock():
             free = store.next_id(run_id.rsplit("_", 1)[0], reserved)

@@ -10,7 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lab.capture import vcs
+from lab.capture import remote, vcs
 from lab.errors import ConfigError, LabError
 from lab.families import registry
 from lab.pages.context import attempt_config, headline_attempt
@@ -173,10 +173,10 @@ def new_run(
 def id_reserver(store: Store):
     """`reserve(id)` for `Store.create_run`: claims the id through the git remote (lab.json
     `remote.timeout_s`, default 10 s); with no answer it goes ahead, saying so in one line."""
-    timeout = float(store.settings.get("remote", {}).get("timeout_s", vcs.RESERVE_TIMEOUT_S))
+    timeout = float(store.settings.get("remote", {}).get("timeout_s", remote.RESERVE_TIMEOUT_S))
 
     def reserve(run_id: str) -> bool:
-        outcome = vcs.reserve_id(store.root, run_id, store.clone_id, timeout)
+        outcome = remote.reserve_id(store.root, run_id, store.clone_id, timeout)
         if outcome == "offline":
             print(f"lab: warning: the git remote did not answer, so {run_id} is reserved on this clone only; if "
                   "another clone takes it too, git pull shows it and lab rename fixes it", file=sys.stderr)
@@ -188,7 +188,7 @@ def id_reserver(store: Store):
 def taken_elsewhere(store: Store) -> list[str]:
     """This clone's runs whose id another clone reserved on the remote first (an id taken offline, seen once
     `git fetch` or `git pull` brought the reservations): each needs `lab rename` before the merge."""
-    holders = vcs.id_holders(store.root)
+    holders = remote.id_holders(store.root)
     clashes = []
     for run_id in store.readable_run_ids():
         creator = store.load_run(run_id).get("clone")
