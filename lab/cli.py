@@ -35,6 +35,7 @@ EXAMPLES = {
     "doctor": "lab doctor nsd_006",
     "render": "lab render",
     "rm": "lab rm dia_009   |   lab rm dia_009 --yes",
+    "rename": "lab rename dia_001 dia_004",
 }
 
 
@@ -68,16 +69,27 @@ def cmd_init(args) -> int:
         wandb["enabled"] = False
     elif args.wandb_project:
         wandb["enabled"] = True
+    from lab.capture import remote
+
     store = Store.init(Path.cwd(), wandb=wandb, prefixes=prefixes)
+    logs = store.logs_dir.relative_to(store.root).as_posix()
     ignore = Path.cwd() / ".gitignore"
     lines = ignore.read_text().splitlines() if ignore.exists() else []
-    missing = [entry for entry in (f"{store.settings['artefacts']}/", ".env") if entry not in lines]
+    pages = [f"{logs}/{folder}/" for folder in DERIVED_FOLDERS] + [f"{logs}/ablations/*",
+                                                                    f"!{logs}/ablations/index.json*"]
+    missing = [entry for entry in (f"{store.settings['artefacts']}/", ".env", *pages) if entry not in lines]
     if missing:
         text = ignore.read_text() if ignore.exists() else ""
         separator = "\n" if text and not text.endswith("\n") else ""
         write_text(ignore, text + separator + "".join(f"{entry}\n" for entry in missing))
-    print(f"lab ready at {store.root} (records in {store.logs_dir.relative_to(store.root)}/)")
+    remote.configure_clone(store.root, logs)
+    remote.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],
+                keep=[f"{logs}/ablations/index.json", f"{logs}/ablations/index.jsonl"])
+    print(f"lab ready at {store.root} (records in {logs}/; this clone is {store.clone_id[:8]})")
     return 0
+
+
+DERIVED_FOLDERS = ("daily", "reports", "changelogs")  # pages rendered from the records, never committed
 
 
 def cmd_new_run(args) -> int:
@@ -161,6 +173,7 @@ def cmd_note(args) -> int:
 
 def cmd_runs(args) -> int:
     from lab import runs
+    from lab.capture import remote
 
     store = Store.find()
     rows = runs.list_runs(
@@ -174,6 +187,13 @@ def cmd_runs(args) -> int:
         print(json.dumps(rows, indent=2, sort_keys=True))
     else:
         print(runs.table(rows))
+    clashes = runs.taken_elsewhere(store)
+    reserved = set(remote.id_holders(store.root)) if clashes else set()
+    for run_id in clashes:
+        with store.lock():
+            free = store.next_id(run_id.rsplit("_", 1)[0], reserved)
+        print(f"lab: warning: another clone reserved {run_id} first (refs/lab/ids/{run_id}); before you merge, "
+              f"give this clone's run a new id: lab rename {run_id} {free}", file=sys.stderr)
     return 0
 
 
@@ -192,6 +212,13 @@ def cmd_rm(args) -> int:
             return 1
     archived = store.archive_run(args.id)
     print(f"removed {args.id}: records in {archived.relative_to(store.root)}, artefacts deleted")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    from lab import runs
+
+    print(runs.rename_run(Store.find(), args.old, args.new))
     return 0
 
 
@@ -412,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--group", help="only runs of this group")
     sub.add_argument("--since", metavar="YYYY-MM-DD", help="only runs created on or after this day")
     sub.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+
+    sub = command("rename", cmd_rename, "Give a run a new id, with every reference to it (also after two clones "
+                  "took one id).")
+    sub.add_argument("old", help="the run's id now")
+    sub.add_argument("new", help="its new id")
 
     sub = command("show", cmd_show, "Show one run with its attempts and notes.")
     sub.add_argument("id")

@@ -193,10 +193,14 @@ def launch(
         store.end_attempt(attempt_dir, exit_code=None, status="failed")
         raise
     exit_code = _run_and_record(store, attempt_dir, command, env)
+    number = store.attempt_number(run_id, attempt_dir.name) or attempt["number"]
+    ended_dir = store.attempt_dir(run_id, number)  # the attempt has moved from the running folder into logs/
     if metrics_pattern:
-        printed.record_printed_metrics(attempt_dir, metrics_pattern)
-    drop_unused_wandb_link(store, attempt_dir)
-    report_health(store, run_id, attempt["number"])
+        printed.record_printed_metrics(ended_dir, metrics_pattern)
+    drop_unused_wandb_link(store, ended_dir)
+    report_health(store, run_id, number)
+    if commit:
+        commit_attempt_records(store, run, number)
     return exit_code
 
 
@@ -208,6 +212,17 @@ def drop_unused_wandb_link(store: Store, attempt_dir: Path) -> None:
     if wandb and not wandb.get("started") and not wandb.get("copy") and \
             wandb_links.local_folder(store, wandb["run_id"]) is None:
         store.update_attempt(attempt_dir, wandb=None)
+
+
+def commit_attempt_records(store: Store, run: dict, number: int) -> None:
+    """Commit the run's records once its attempt has ended (moved from .git/lab/running into logs/), so that a
+    `git push` after the launch shares the attempt. When git is mid-merge or HEAD is detached, the records stay
+    on disk, named on stderr, for the next launch's commit."""
+    try:
+        vcs.commit_records(store.root, [store.run_dir(run["id"])], f"{vcs.RECORDS_COMMIT}{run['slug']} test {number}")
+    except LabError as error:
+        print(f"lab: the records of {run['id']} test {number} are in {store.run_dir(run['id'])} but not "
+              f"committed: {error}", file=sys.stderr)
 
 
 def remove_stale_temporaries(store: Store, run_id: str) -> None:

@@ -321,7 +321,9 @@ class Tracker:
             from lab.records.store import Store
 
             record = read_json(self.attempt_dir / "attempt.json", {})
-            self._identity = (Store.find(self.attempt_dir), record["run"], record["number"])
+            root = os.environ.get("LAB_ROOT")  # a running attempt's folder is in .git/lab, not under the lab
+            store = Store(Path(root)) if root else Store.find(self.attempt_dir)
+            self._identity = (store, record["run"], record["number"])
         return self._identity
 
     def artefacts_dir(self) -> Path | None:
@@ -458,7 +460,7 @@ class Tracker:
         if self.attempt_dir is None:
             return
         store, run_id, number = self.identity()
-        store.add_event(run_id, kind, attempt=number, **clean(data))
+        store.add_event(run_id, kind, attempt=number, attempt_key=self.attempt_dir.name, **clean(data))
         if self.wandb is not None and kind == "health":
             self.wandb.call("alert", title=str(data.get("rule", kind)), text=str(data.get("message", "")))
 

@@ -7,6 +7,10 @@ index byte for byte as it was (partial staging, intent-to-add, assume-unchanged 
 included), and two launches at once take turns through a lock in the git folder. The user's policy holds for
 the lab's commits too: the pre-commit and commit-msg hooks run (against the staged copy) as for `git commit`, and
 a refusal refuses the launch in one line; commit.gpgSign signs them (a signer that fails refuses the launch).
+
+Every launch's commit is kept reachable under `refs/lab/commits/<sha>` (shared by lab.capture.remote's
+refspecs), so a rebase cannot orphan the sha an attempt recorded; an attempt's records are committed when it
+ends (`commit_records`).
 """
 
 from __future__ import annotations
@@ -93,6 +97,28 @@ def _changed_paths(repo: Repo, *diff_args: str) -> list[str]:
 def quoted(name: str) -> str:
     """A path as one safe line: as it is when plain, else JSON-quoted (a newline cannot fake a record line)."""
     return name if name.isprintable() and name.strip() == name and '"' not in name else json.dumps(name)
+
+
+def unfinished_operation(repo: Repo) -> str | None:
+    """What keeps a launch from committing: a detached HEAD, or a merge, rebase, cherry-pick or revert still
+    in progress (or paths left unmerged); None when HEAD is a branch in a settled state."""
+    git_dir = Path(repo.git_dir)
+    for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
+                         ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert")):
+        if (git_dir / marker).exists():
+            return f"{what} is in progress: finish it (resolve, git add, git commit) or abort it first"
+    if _git(repo, "ls-files", "--unmerged"):
+        return "some paths are unmerged: resolve them and git add them first"
+    if repo.head.is_detached:
+        return ("HEAD is detached, so the launch commit would belong to no branch: check out a branch first "
+                "(git switch -c NAME)")
+    return None
+
+
+def keep_reachable(repo: Repo, sha: str) -> None:
+    """Keep a launch commit reachable under refs/lab/commits/<sha>, which `git push` carries (lab init's
+    refspecs), so `git checkout <recorded sha>` works after a rebase, on any clone."""
+    _git(repo, "update-ref", f"refs/lab/commits/{sha}", sha)
 
 
 def branch_name(repo: Repo) -> str:
@@ -254,6 +280,9 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
     repo = _open_repo(root)
     if repo is None:
         raise LabError(f"{root} is not inside a git repository: run `git init`, or launch with --no-commit")
+    problem = unfinished_operation(repo) if repo.head.is_valid() else None
+    if problem:
+        raise LabError(f"refusing to launch: {problem}")
     policy = policy or CapturePolicy(SecretDetector())
     records = Path(records_dir).resolve() if records_dir is not None else None
     git_dir = Path(repo.git_dir)
@@ -275,6 +304,8 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                     raise LabError("refusing to commit: " + "; ".join(offending)
                                    + ". Add them to .gitignore, or launch with --no-commit")
                 if not staged:
+                    if parent:
+                        keep_reachable(repo, parent)
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
                 _git(repo, "add", "-A")  # again: redacted records changed on disk
                 run_hook(repo, "pre-commit")
@@ -284,6 +315,7 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                 signing = ["-S"] if wants_signing(repo) else []
                 sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
+                keep_reachable(repo, sha)
             install_index(repo, staging)
         finally:
             staging.unlink(missing_ok=True)
@@ -316,6 +348,9 @@ def dirty_state(root: Path, detector: SecretDetector | None = None) -> tuple[dic
             **submodule_state(repo, detector)}, diff
 
 
+RECORDS_COMMIT = "lab records: "  # how the commits of an ended attempt's records begin (left off the pages)
+
+
 SUBMODULE_DIFF_BYTES = 200_000  # of a dirty submodule's diff kept on the attempt
 
 
@@ -346,7 +381,7 @@ def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
 
 def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
-    pages) on any local branch, oldest first.
+    pages) on any local branch, oldest first, without the lab's own records commits.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
@@ -360,7 +395,7 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
             when = commit.committed_datetime.astimezone(zone)
-            if commit.hexsha in found or not start <= when < end:
+            if commit.hexsha in found or not start <= when < end or commit.message.startswith(RECORDS_COMMIT):
                 continue
             found[commit.hexsha] = {
                 "time": when.strftime("%H:%M"),
@@ -383,3 +418,46 @@ def changed_files(repo: Repo, commit) -> int:
     except (git.GitCommandError, ValueError):
         return len([name for name in _git(repo, "diff-tree", "--no-commit-id", "--root", "-r", "--name-only", "-z",
                                           commit.hexsha).split("\0") if name])
+
+
+def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
+    """Commit the lab records under `paths` (and nothing else: the tree is HEAD's with those paths as they are
+    on disk) on the current branch, and update the index for them; returns the new sha, or None when there
+    is nothing to commit. LabError (one line) when HEAD is detached or a merge is in progress."""
+    repo = _open_repo(root)
+    if repo is None or not repo.head.is_valid():
+        return None
+    problem = unfinished_operation(repo)
+    if problem:
+        raise LabError(problem)
+    top = Path(repo.working_tree_dir).resolve()
+    names = [str(Path(path).resolve().relative_to(top)) for path in paths]
+    git_dir = Path(repo.git_dir)
+    with capture_lock(repo):
+        staging = git_dir / f"lab-index-{os.getpid()}"
+        try:
+            with repo.git.custom_environment(GIT_INDEX_FILE=str(staging)):
+                parent = head_sha(repo)
+                _git(repo, "read-tree", parent)
+                _git(repo, "add", "-A", "--", *names)
+                tree = _git(repo, "write-tree")
+                if tree == repo.head.commit.tree.hexsha:
+                    return None
+                signing = ["-S"] if wants_signing(repo) else []
+                sha = _git(repo, "commit-tree", tree, "-p", parent, *signing, "-m", message)
+                _git(repo, "update-ref", "-m", f"lab records: {message}", "HEAD", sha, parent)
+        finally:
+            staging.unlink(missing_ok=True)
+        if (git_dir / "index.lock").exists():
+            raise LabError(f"the records were committed ({sha[:7]}), but another git command holds the index: "
+                           f"run `git reset -- {' '.join(names)}` once it has finished")
+        _git(repo, "add", "-A", "--", *names)
+    return sha
+
+
+def stage(root: Path, paths: list[Path]) -> None:
+    """`git add -A` these paths (marking a resolved conflict resolved); nothing outside git."""
+    repo = _open_repo(root)
+    if repo is not None:
+        top = Path(repo.working_tree_dir).resolve()
+        _git(repo, "add", "-A", "--", *(str(Path(path).resolve().relative_to(top)) for path in paths))

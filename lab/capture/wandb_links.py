@@ -144,8 +144,9 @@ def check_answering(timeout: float = CONNECT_TIMEOUT_S) -> None:
 
 def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] | None = None
                  ) -> list[tuple[str, int, bool, str]]:
-    """Sync every ended attempt whose W&B link is pending; returns (run id, attempt, ok, message) for each,
-    and passes each to `progress` as it is done.
+    """Sync every ended attempt of this clone whose W&B link is pending; returns (run id, attempt, ok, message)
+    for each, and passes each to `progress` as it is done. Other clones' attempts (their W&B data is on their
+    machines) are neither synced nor marked: each clone syncs its own.
 
     An attempt that ended without ever starting W&B is marked `started: False` and not tried again. When any
     attempt has data to send, the server must answer a connection first (LabError otherwise), so that an
@@ -156,6 +157,8 @@ def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] |
         for attempt in store.attempts(run_id):
             wandb = attempt.get("wandb")
             if not wandb or wandb.get("synced") or wandb.get("started") is False or attempt["status"] == "running":
+                continue
+            if not store.mine(attempt):
                 continue
             attempt_dir = store.attempt_dir(run_id, attempt["number"])
             if offline_folder(store, wandb) is None:

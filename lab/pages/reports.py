@@ -26,7 +26,7 @@ from lab.pages.context import (
 )
 from lab.records import config as config_tools
 from lab.records import metrics
-from lab.records.files import read_json, read_jsonl, write_json
+from lab.records.files import append_jsonl, read_json, read_jsonl
 from lab.records.metrics import format_number
 from lab.records.store import Store
 
@@ -189,8 +189,19 @@ def changelog(store: Store, baseline: str) -> Path:
 
 
 def comparisons_index(store: Store) -> Path:
-    """Where each comparison page's runs are kept, so that `lab render` rebuilds it: {name: [RUN[:ATTEMPT]]}."""
-    return store.logs_dir / "ablations" / "index.json"
+    """Where each comparison page's runs are kept, so that `lab render` rebuilds it: one line {"name", "arms":
+    [RUN[:ATTEMPT]]} per change, appended, so that clones' indexes merge as a union (the last line of a name
+    wins). Older labs' logs/ablations/index.json ({name: arms}) is read first."""
+    return store.logs_dir / "ablations" / "index.jsonl"
+
+
+def comparisons(store: Store) -> dict[str, list[str]]:
+    """{page name: its arms}, from the comparisons index."""
+    found = dict(read_json(store.logs_dir / "ablations" / "index.json", {}))
+    for entry in read_jsonl(comparisons_index(store)):
+        if isinstance(entry.get("name"), str) and isinstance(entry.get("arms"), list):
+            found[entry["name"]] = entry["arms"]
+    return found
 
 
 def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
@@ -251,9 +262,8 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
                                       runs[rid].get("family")) if n else None
                for (rid, n), config in zip(arms, configs)]
     folder = store.logs_dir / "ablations"
-    index = read_json(comparisons_index(store), {})
-    if index.get(name) != specs:
-        write_json(comparisons_index(store), {**index, name: list(specs)})
+    if comparisons(store).get(name) != list(specs):
+        append_jsonl(comparisons_index(store), {"name": name, "arms": list(specs)})
     for table in metric_tables:
         series = {}
         for label, (rid, n) in zip(labels, arms):
@@ -543,7 +553,7 @@ def render_all(store: Store) -> list[Path]:
     written += [compare(store, group_arms(store, group), group) for group, ids in sorted(groups.items())
                 if len(ids) > 1]
     readable = set(store.readable_run_ids())
-    for name, specs in sorted(read_json(comparisons_index(store), {}).items()):
+    for name, specs in sorted(comparisons(store).items()):
         if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):
             written.append(compare(store, specs, name))
     written += [report(store, rid) for rid in store.readable_run_ids() if latest_attempt_with_metrics(store, rid)]

@@ -7,6 +7,8 @@ import sys
 import pytest
 from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
 
+from lab.records.store import Store
+
 git, lab_env = lab_fixtures.git, lab_fixtures.lab_env
 
 
@@ -31,12 +33,12 @@ def nd_lab(tmp_path):
 
 
 def rows_of(repo, run_id, attempt):
-    path = repo / "logs" / "runs" / run_id / "attempts" / str(attempt) / "metrics.jsonl"
+    path = Store(repo).attempt_dir(run_id, attempt) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def record_of(repo, run_id, attempt, name="attempt.json"):
-    return json.loads((repo / "logs" / "runs" / run_id / "attempts" / str(attempt) / name).read_text())
+    return json.loads((Store(repo).attempt_dir(run_id, attempt) / name).read_text())
 
 
 def test_tiny_preset_brings_validation_per_well_down(nd_lab):

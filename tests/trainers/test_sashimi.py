@@ -13,6 +13,7 @@ import pytest
 from lab.families import registry
 from lab.health.diagnosis import rules_for
 from lab.health.rules import check
+from lab.records.store import Store
 from trainers.engine import train
 from trainers.family import Context
 from trainers.sashimi import data, family
@@ -116,7 +117,8 @@ def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab):
     assert "wrote" in written and "best.pt" in written
     with wave.open(str(tmp_path / "sample.wav")) as sound:
         assert sound.getframerate() == 16000 and sound.getnframes() == 800
-    media = [json.loads(line) for line in (repo / "logs/runs/sash_001/attempts/1/media.jsonl").read_text().splitlines()]
+    media_log = Store(repo).attempt_dir("sash_001", 1) / "media.jsonl"
+    media = [json.loads(line) for line in media_log.read_text().splitlines()]
     assert [entry["step"] for entry in media] == [10, 20] and Path(media[0]["path"]).is_file()
     profile = lab("profile", "sash_001")
     assert "backbone forward" in profile and "head + loss" in profile and "MiB" in profile
