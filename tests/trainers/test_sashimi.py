@@ -78,7 +78,11 @@ def test_a_corrupt_file_is_a_one_line_error_naming_it(tmp_path):
 def test_the_family_checks_its_config():
     for overrides, message in ((["model.head=mixture"], "model.head='mixture' is not one of"),
                                (["data.train_length=1000"], "must be a positive multiple of the pooling product 16"),
-                               (["model.bits=16"], "use model.input_encoder=linear")):
+                               (["model.bits=16"], "use model.input_encoder=linear"),
+                               (["model.ssm=s5"], "model.ssm='s5' is not one of: s4d, s4"),
+                               (["model.norm=batch"], "model.norm='batch' is not one of: layer, scalar"),
+                               (["model.ssm=s4", "model.ssm_copies=3"],
+                                "model.d_model=16 must be a multiple of model.ssm_copies=3")):
         with pytest.raises(Exception, match=message):
             tiny(*overrides)
 
