@@ -228,6 +228,14 @@ def test_sashimi_sc09_checkpoint_gives_the_originals_logits_with_the_full_s4():
     assert converted.config["model.state_size"] == 8 and converted.config["model.ssm_copies"] == 1
 
 
+def test_weights_inspect_names_a_sashimi_checkpoint_and_its_settings_as_shell_words(tmp_path):
+    result = lab(tmp_path, "weights", "inspect", str(SASHIMI / "sc09-small.pt"))
+    assert result.returncode == 0, result.stderr
+    assert "family: sashimi" in result.stdout
+    assert "format: state-spaces/s4 SaShiMi (training code, full S4)" in result.stdout
+    assert "model.pool=[2,2] model.expand=2 model.ff=2 model.state_size=8 model.ssm=s4" in result.stdout
+
+
 def test_sashimi_sc09_preset_has_the_original_training_codes_parameter_count():
     """4,751,072: state-spaces/s4's training code for configs/experiment/audio/sashimi-sc09.yaml (backbone,
     embedding and head), counted on the meta device."""
