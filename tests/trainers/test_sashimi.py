@@ -24,10 +24,12 @@ def tiny(*overrides: str):
     return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=["train.device=cpu", *overrides]))
 
 
-@pytest.mark.parametrize("head", ["categorical", "dml"])
-def test_tiny_learns_the_synthetic_audio_with_each_head(head, tmp_path):
+@pytest.mark.parametrize("head,layer", [("categorical", "s4d"), ("dml", "s4d"), ("categorical", "s4")])
+def test_tiny_learns_the_synthetic_audio_with_each_head_and_layer(head, layer, tmp_path):
+    """The full S4 (model.ssm=s4, with the SC09 checkpoint's scalar norm and weight-normed pools) learns as S4D."""
     rows = []
-    train(SPEC, tiny(f"model.head={head}", "train.max_steps=150"), out_dir=tmp_path,
+    extra = ["model.ssm=s4", "model.norm=scalar", "model.pool_weight_norm=true"] if layer == "s4" else []
+    train(SPEC, tiny(f"model.head={head}", "train.max_steps=150", *extra), out_dir=tmp_path,
           on_row=lambda row: rows.append(row) or False)
     start = next(row["train/bits_per_sample"] for row in rows if "train/bits_per_sample" in row)
     final = [row["val/bits_per_sample"] for row in rows if "val/bits_per_sample" in row][-1]
