@@ -141,20 +141,23 @@ class S4(nn.Module):
         y = y.transpose(1, 2).to(u.dtype) + u * self.d
         return F.glu(self.output(self.dropout(F.gelu(y))), dim=-1)
 
-    def initial_state(self, batch: int, device: torch.device) -> torch.Tensor:
-        """Zeros (B, H, N) complex: both conjugate halves of the state."""
-        width, modes = self.c.shape[:2]
-        return torch.zeros(batch, width, 2 * modes, dtype=torch.complex64, device=device)
+    def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, tuple]:
+        """(zeros (B, H, N) complex over both conjugate halves, the step matrices): dA (H, N, N), dB (H, N) and
+        C = C-tilde (I - dA^L)^-1 (H, N), computed once per generation rather than per sample."""
+        with torch.no_grad():
+            d_a, d_b = self.discretised()
+            c = torch.view_as_complex(self.c.contiguous())
+            c = torch.cat([c, c.conj()], dim=-1)  # (H, N)
+            if self.kernel_length.item() > 0:
+                eye = torch.eye(d_a.shape[-1], dtype=d_a.dtype, device=d_a.device)
+                power = torch.linalg.matrix_power(d_a, int(self.kernel_length.item()))
+                c = torch.linalg.solve(eye - power.transpose(-1, -2), c.unsqueeze(-1)).squeeze(-1)
+        zeros = torch.zeros(batch, *c.shape, dtype=c.dtype, device=device)
+        return zeros, (d_a.to(device), d_b.to(device), c.to(device))
 
-    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: u (B, H) -> (B, H), with the state (B, H, N); C = C-tilde (I - dA^L)^-1."""
-        d_a, d_b = self.discretised()
-        c = torch.view_as_complex(self.c.contiguous())
-        c = torch.cat([c, c.conj()], dim=-1)  # (H, N)
-        if self.kernel_length.item() > 0:
-            eye = torch.eye(d_a.shape[-1], dtype=d_a.dtype, device=d_a.device)
-            power = torch.linalg.matrix_power(d_a, int(self.kernel_length.item()))
-            c = torch.linalg.solve(eye - power.transpose(-1, -2), c.unsqueeze(-1)).squeeze(-1)
-        state = torch.einsum("hnm,bhm->bhn", d_a, state) + d_b * u.to(d_b.dtype).unsqueeze(-1)
-        y = torch.einsum("hn,bhn->bh", c, state).real + u * self.d
-        return F.glu(self.output(F.gelu(y)), dim=-1), state
+    def step(self, u: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """One sample: u (B, H) -> (B, H), with the state from `initial_state` (or the previous step)."""
+        x, (d_a, d_b, c) = state
+        x = torch.einsum("hnm,bhm->bhn", d_a, x) + d_b * u.to(d_b.dtype).unsqueeze(-1)  # (B, H, N)
+        y = torch.einsum("hn,bhn->bh", c, x).real + u * self.d
+        return F.glu(self.output(F.gelu(y)), dim=-1), (x, (d_a, d_b, c))
