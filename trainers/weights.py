@@ -191,7 +191,12 @@ def describe(original: Original, converted: Converted | None) -> list[str]:
 
 
 def _setting(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    """A config value as one shell word: booleans lower-case, lists without spaces ([2,2])."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(_setting(item) for item in value) + "]"
+    return str(value)
 
 
 def assignments(converted: Converted) -> list[str]:

@@ -25,10 +25,12 @@ def tiny(*overrides: str):
     return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=["train.device=cpu", *overrides]))
 
 
-@pytest.mark.parametrize("head", ["categorical", "dml"])
-def test_tiny_learns_the_synthetic_audio_with_each_head(head, tmp_path):
+@pytest.mark.parametrize("head,layer", [("categorical", "s4d"), ("dml", "s4d"), ("categorical", "s4")])
+def test_tiny_learns_the_synthetic_audio_with_each_head_and_layer(head, layer, tmp_path):
+    """The full S4 (model.ssm=s4, with the SC09 checkpoint's scalar norm and weight-normed pools) learns as S4D."""
     rows = []
-    train(SPEC, tiny(f"model.head={head}", "train.max_steps=150"), out_dir=tmp_path,
+    extra = ["model.ssm=s4", "model.norm=scalar", "model.pool_weight_norm=true"] if layer == "s4" else []
+    train(SPEC, tiny(f"model.head={head}", "train.max_steps=150", *extra), out_dir=tmp_path,
           on_row=lambda row: rows.append(row) or False)
     start = next(row["train/bits_per_sample"] for row in rows if "train/bits_per_sample" in row)
     final = [row["val/bits_per_sample"] for row in rows if "val/bits_per_sample" in row][-1]
@@ -79,7 +81,11 @@ def test_a_corrupt_file_is_a_one_line_error_naming_it(tmp_path):
 def test_the_family_checks_its_config():
     for overrides, message in ((["model.head=mixture"], "model.head='mixture' is not one of"),
                                (["data.train_length=1000"], "must be a positive multiple of the pooling product 16"),
-                               (["model.bits=16"], "use model.input_encoder=linear")):
+                               (["model.bits=16"], "use model.input_encoder=linear"),
+                               (["model.ssm=s5"], "model.ssm='s5' is not one of: s4d, s4"),
+                               (["model.norm=batch"], "model.norm='batch' is not one of: layer, scalar"),
+                               (["model.ssm=s4", "model.ssm_copies=3"],
+                                "model.d_model=16 must be a multiple of model.ssm_copies=3")):
         with pytest.raises(Exception, match=message):
             tiny(*overrides)
 

@@ -199,3 +199,48 @@ def test_a_file_of_no_known_format_is_reported_as_unrecognised(tmp_path):
     assert report.format == "unrecognised" and report.loaded == 0 and report.unexpected == ["encoder.weight"]
     with pytest.raises(ConfigError, match=r"\(unrecognised\): loaded 0 of"):
         load_initial_weights(model, str(path))
+
+
+SASHIMI = FIXTURES / "sashimi"
+
+
+def test_sashimi_sc09_checkpoint_gives_the_originals_logits_with_the_full_s4():
+    """A small SaShiMi built by state-spaces/s4's training code with the SC09 settings (full S4), its kernels
+    attuned to 32 samples; at 64 samples both double their kernel length from the saved state."""
+    path = SASHIMI / "sc09-small.pt"
+    model = model_for("sashimi", path)
+    assert model.config.ssm == "s4" and model.config.norm == "scalar" and model.config.pool == [2, 2]
+    report = load_initial_weights(model, str(path))
+    assert report.format == "state-spaces/s4 SaShiMi (training code, full S4)" and report.clean
+    assert report.loaded == report.total == len(model.state_dict())
+    expected = torch.load(SASHIMI / "expected.pt")
+    with torch.no_grad():
+        logits = model(expected["codes"])  # (B, 32, 256)
+        assert torch.allclose(logits, expected["logits"], rtol=0, atol=1e-5)
+        assert torch.allclose(model(expected["longer"]), expected["longer_logits"], rtol=0, atol=1e-5)
+        state = model.initial_state(2)
+        stepped = []
+        for t in range(expected["longer"].shape[1]):  # generation's recurrence, from the same weights
+            out, state = model.step(expected["longer"][:, t], state)
+            stepped.append(out)
+    assert torch.allclose(torch.stack(stepped, dim=1), expected["longer_logits"], rtol=0, atol=1e-5)
+    converted = weights.convert(weights.read(path), "sashimi")
+    assert converted.config["model.state_size"] == 8 and converted.config["model.ssm_copies"] == 1
+
+
+def test_weights_inspect_names_a_sashimi_checkpoint_and_its_settings_as_shell_words(tmp_path):
+    result = lab(tmp_path, "weights", "inspect", str(SASHIMI / "sc09-small.pt"))
+    assert result.returncode == 0, result.stderr
+    assert "family: sashimi" in result.stdout
+    assert "format: state-spaces/s4 SaShiMi (training code, full S4)" in result.stdout
+    assert "model.pool=[2,2] model.expand=2 model.ff=2 model.state_size=8 model.ssm=s4" in result.stdout
+
+
+def test_sashimi_sc09_preset_has_the_original_training_codes_parameter_count():
+    """4,751,072: state-spaces/s4's training code for configs/experiment/audio/sashimi-sc09.yaml (backbone,
+    embedding and head), counted on the meta device."""
+    spec = registry.get("sashimi")
+    with torch.device("meta"):
+        model = spec.build_model(spec.build_config(spec.preset("sc09")))
+    assert sum(parameter.numel() for parameter in model.parameters()) == 4_751_072
+    assert model.config.ssm == "s4" and spec.build_config(spec.preset("baseline")).model.ssm == "s4d"
