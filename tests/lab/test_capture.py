@@ -12,6 +12,7 @@ import pytest
 from conftest import lab_env
 
 from lab.capture import autolog
+from lab.records.store import Store
 
 NANOGPT = """import sys
 from ast import literal_eval
@@ -46,7 +47,7 @@ print('compile is', compile, 'run', run.id)
 
 def attempt(repo: Path, run_id: str, number: int = 1) -> tuple[dict, list[dict], dict, dict]:
     """(attempt.json, metric rows, config.json, summary.json) of an attempt."""
-    folder = repo / "logs/runs" / run_id / "attempts" / str(number)
+    folder = Store(repo).attempt_dir(run_id, number)
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()] \
         if (folder / "metrics.jsonl").exists() else []
     read = lambda name: json.loads((folder / name).read_text()) if (folder / name).exists() else {}  # noqa: E731

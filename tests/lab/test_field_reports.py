@@ -18,14 +18,19 @@ from conftest import git, lab_env
 
 from lab.capture.output import OutputLog, overprint
 from lab.records.secrets import SecretDetector
+from lab.records.store import Store
+
+
+def attempt_folder(lab, run_id: str, number: int = 1) -> Path:
+    return Store(lab.repo).attempt_dir(run_id, number)
 
 
 def attempt_of(lab, run_id: str, number: int = 1) -> dict:
-    return json.loads((lab.repo / f"logs/runs/{run_id}/attempts/{number}/attempt.json").read_text())
+    return json.loads((attempt_folder(lab, run_id, number) / "attempt.json").read_text())
 
 
 def stdout_log(lab, run_id: str, number: int = 1) -> str:
-    return (lab.repo / f"logs/runs/{run_id}/attempts/{number}/stdout.log").read_text()
+    return (attempt_folder(lab, run_id, number) / "stdout.log").read_text()
 
 
 def set_launch(lab, **launch) -> None:
@@ -122,11 +127,11 @@ def test_a_progress_bar_flood_keeps_one_line_and_the_next_launch_commits(lab):
     result = lab("launch", "o_002", "--", sys.executable, "-c", code)
     assert result.stdout.count("/19999 [") == 20000  # the terminal got every redraw
     assert stdout_log(lab, "o_002") == "start\n100%|19999/19999 [00:01<00:02, 5.0it/s]\nend\n"
-    flood = lab.repo / "logs/runs/o_002/attempts/1/stdout.log"
+    flood = attempt_folder(lab, "o_002") / "stdout.log"
     flood.write_text("old output line\n" * 20000)  # 320 kB of the lab's own records, over max_commit_mb
     lab("launch", "o_002", "--", sys.executable, "-c", "print(1)")
     assert attempt_of(lab, "o_002", 2)["git"]["committed"]
-    assert git(lab.repo, "show", "HEAD:logs/runs/o_002/attempts/1/stdout.log").startswith("old output line\n")
+    assert git(lab.repo, "show", f"HEAD:{flood.relative_to(lab.repo)}").startswith("old output line\n")
 
 
 def test_a_log_that_cannot_be_written_still_counts_the_output(tmp_path):
@@ -265,7 +270,7 @@ def test_a_wandb_server_that_stalls_after_answering_does_not_hold_the_exit(lab):
 
 
 def metric_rows(lab, run_id: str) -> list[dict]:
-    path = lab.repo / f"logs/runs/{run_id}/attempts/1/metrics.jsonl"
+    path = attempt_folder(lab, run_id) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
@@ -281,7 +286,8 @@ def test_a_symlinked_logs_folder_finds_its_lab(lab, tmp_path):
     code = "from lab import tracker\ntracker.config({'lr': 0.1})\ntracker.log(1, loss=0.5)\ntracker.summary(best=0.5)\n"
     result = lab("launch", "l_001", "--no-commit", "--", sys.executable, "-c", code)
     assert "warning" not in result.stdout + result.stderr
-    folder = elsewhere / "runs" / "l_001" / "attempts" / "1"
+    folder = attempt_folder(lab, "l_001")
+    assert folder.resolve().is_relative_to(elsewhere)
     assert json.loads((folder / "config.json").read_text())["lr"] == 0.1
     assert json.loads((folder / "summary.json").read_text()) == {"best": 0.5}
 
@@ -547,7 +553,7 @@ def test_sync_finds_the_wandb_run_where_wandb_put_it(lab, train_script, tmp_path
     elsewhere = tmp_path / "fallback" / "wandb" / folder.name  # as W&B does when the lab's folder is read-only
     elsewhere.parent.mkdir(parents=True)
     folder.rename(elsewhere)
-    record = lab.repo / "logs/runs/r_001/attempts/1/attempt.json"
+    record = attempt_folder(lab, "r_001") / "attempt.json"
     record.write_text(json.dumps({**attempt, "wandb": {**attempt["wandb"], "folder": str(elsewhere)}}))
     result = lab("sync", check=False, env=lab_env(WANDB_BASE_URL=f"http://127.0.0.1:{free_port()}"))
     assert result.returncode != 0 and "cannot reach the W&B server" in result.stderr
