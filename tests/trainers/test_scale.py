@@ -1,0 +1,116 @@
+"""Scaling out: sharded training (train.parallel=fsdp) and the memory plan.
+
+The sharded path runs in-process on one process (the toy family), and for real on two processes with gloo
+(dia tiny), as `lab launch --processes 2` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))  # toy_family is imported by name
+
+import toy_family  # noqa: E402
+
+from lab import tracker  # noqa: E402
+from lab.families import registry  # noqa: E402
+from lab.records.config import apply_overrides, from_dict, to_dict  # noqa: E402
+from lab.records.store import Store  # noqa: E402
+from trainers.engine import train  # noqa: E402
+from trainers.family import Context  # noqa: E402
+from trainers.launch import launch_command  # noqa: E402
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    registry.register(toy_family.SPEC)
+    for name in ("LAB_ATTEMPT_DIR", "LAB_ARTEFACTS_DIR", "LAB_WANDB"):
+        monkeypatch.delenv(name, raising=False)
+    tracker.finish()
+    yield
+    tracker.finish()
+    registry.unregister("toy")
+
+
+def run_toy(tmp_path: Path, name: str, *overrides: str) -> tuple[dict, list[dict]]:
+    config = from_dict(toy_family.Config, apply_overrides(to_dict(toy_family.tiny()), list(overrides)))
+    rows = []
+    summary = train("toy", config, out_dir=tmp_path / name, on_row=lambda row: rows.append(row) and False)
+    return summary, [row for row in rows if "train/loss" in row]
+
+
+def test_one_sharded_process_trains_as_the_unsharded_one_with_bf16_clipping_and_skips(tmp_path, toy):
+    common = ("model.dropout=0", "data.poison_index=5", "train.max_steps=12", "train.eval_every=6",
+              "train.grad_clip=0.05", "train.precision=bf16")
+    plain, plain_rows = run_toy(tmp_path, "plain", *common)
+    sharded, sharded_rows = run_toy(tmp_path, "sharded", *common, "train.parallel=fsdp")
+    assert sharded["skipped_steps"] == plain["skipped_steps"] >= 1
+    assert [row["train/skipped_steps"] for row in sharded_rows] == [row["train/skipped_steps"] for row in plain_rows]
+    for mine, theirs in zip(sharded_rows, plain_rows):
+        for key in ("train/loss", "train/grad_norm"):
+            assert (math.isnan(mine[key]) and math.isnan(theirs[key])) or mine[key] == pytest.approx(theirs[key],
+                                                                                                     rel=1e-5)
+    assert all(row["train/grad_norm"] > 0.05 for row in sharded_rows if math.isfinite(row["train/grad_norm"]))
+    state = torch.load(tmp_path / "sharded" / "checkpoints" / "last.pt", weights_only=False)
+    assert state["parallel"] == "fsdp" and all(type(tensor) is torch.Tensor for tensor in state["model"].values())
+    assert not torch.distributed.is_initialized()  # the one-process group is ended with the run
+
+
+DIA_TINY = ("data.synthetic_clips=20", "data.sliding_window=false", "data.tag_shuffle=false",
+            "train.unconditional_frac=0", "train.eval_every=2")  # no per-process randomness in the data
+
+
+def train_dia(tmp_path: Path, name: str, processes: int, *overrides: str, resume: Path | None = None):
+    """dia tiny trained as the lab launches it, into an attempt of its own; returns (training rows, summary,
+    checkpoint folder)."""
+    store = Store.init(tmp_path / name / "lab")
+    store.create_run("dia_001", hypothesis="sharding changes nothing but memory")
+    attempt = store.begin_attempt("dia_001", command=["python", "-m", "trainers"], pid=os.getpid())
+    values = apply_overrides(registry.get("dia").preset("tiny"), [*DIA_TINY, *overrides])
+    config = tmp_path / name / "config.json"
+    config.write_text(json.dumps(values))
+    artefacts = tmp_path / name / "artefacts"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "WANDB_"))}
+    env.update(LAB_ATTEMPT_DIR=str(attempt), LAB_ARTEFACTS_DIR=str(artefacts), WANDB_MODE="offline",
+               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    done = subprocess.run(launch_command("dia", config, processes=processes, resume=resume), env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (attempt / "metrics.jsonl").read_text().splitlines()]
+    summary = json.loads((attempt / "summary.json").read_text())
+    return [row for row in rows if "train/loss" in row], summary, artefacts / "checkpoints"
+
+
+def test_two_sharded_processes_match_one_resume_exactly_and_consolidate(tmp_path):
+    one, _, _ = train_dia(tmp_path, "one", 1, "train.batch_size=16", "train.max_steps=4")
+    two, summary, _ = train_dia(tmp_path, "two", 2, "train.batch_size=8", "train.max_steps=4", "train.parallel=fsdp")
+    assert summary["processes"] == 2 and [row["step"] for row in two] == [1, 2, 3, 4]
+    for sharded, single in zip(two, one):  # the same global batch of 16, split over two processes
+        assert sharded["train/loss"] == pytest.approx(single["train/loss"], rel=1e-4)
+        assert sharded["train/grad_norm"] == pytest.approx(single["train/grad_norm"], rel=1e-3)  # the full norm
+
+    _, _, halfway = train_dia(tmp_path, "half", 2, "train.batch_size=8", "train.max_steps=2", "train.parallel=fsdp")
+    resumed, _, folder = train_dia(tmp_path, "resumed", 2, "train.batch_size=8", "train.max_steps=4",
+                                   "train.parallel=fsdp", resume=halfway / "last.pt")
+    assert [(row["step"], row["train/loss"], row["train/grad_norm"]) for row in resumed] == \
+        [(row["step"], row["train/loss"], row["train/grad_norm"]) for row in two[2:]]
+
+    state = torch.load(folder / "last.pt", weights_only=False)  # one file, the whole model
+    spec = registry.get("dia")
+    config = spec.build_config(state["config"])
+    model = spec.build_model(config)
+    model.load_state_dict(state["model"])  # strict: every key, full shapes, into the unsharded model
+    data = spec.build_data(config)
+    batches = [data.val_collate([data.val[index] for index in range(len(data.val))])]
+    metrics = spec.evaluate(model.eval(), batches, Context(config=config, max_steps=4, artefacts=tmp_path))
+    assert metrics["val/loss"] == pytest.approx(summary["final/val/loss"], rel=1e-4)
