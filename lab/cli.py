@@ -107,10 +107,14 @@ def cmd_new_run(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from lab.capture.launch import launch
+    import functools
+
+    from lab import runs
+    from lab.capture.launch import Nodes, launch
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
+    family = store.load_run(args.id).get("family")
     return launch(
         store,
         args.id,
@@ -121,6 +125,8 @@ def cmd_launch(args) -> int:
         processes=args.processes,
         resume=args.resume,
         invocation=invocation,
+        nodes=Nodes(args.nodes, args.node_rank, args.main_address),
+        memory_plan=functools.partial(runs.memory_plan, store, family) if family else None,
     )
 
 
@@ -373,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
     sub.usage = ("lab launch [-h] [--set KEY=VALUE] [--note NOTE] [--no-commit] [--processes N] [--resume] "
-                 "ID [-- CMD ...]")
+                 "[--nodes N --node-rank R --main-address HOST:PORT] ID [-- CMD ...]")
     sub.add_argument("id", help="the run this attempt belongs to")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
     sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
@@ -381,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--processes", type=int, default=1, metavar="N",
                      help="processes for the built-in trainer (accelerate)")
     sub.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    sub.add_argument("--nodes", type=int, default=1, metavar="N",
+                     help="machines of a multi-node launch: run the same command on each, with its --node-rank")
+    sub.add_argument("--node-rank", type=int, default=0, metavar="R",
+                     help="this machine's rank; node 0 records the attempt, the others log under artefacts")
+    sub.add_argument("--main-address", metavar="HOST:PORT", help="node 0's address, where the nodes meet")
 
     sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
     sub.add_argument("id", nargs="?", help="the run (none for --insight and --overview)")

@@ -65,18 +65,23 @@ def transformer_activation_elements(*, tokens: int, width: int, heads_width: int
     return tokens * (norms * 2 * width + attention + 4 * ffn)
 
 
+def size(count: float) -> str:
+    """Bytes as GB (decimal, as device sizes are sold), or MB below one GB."""
+    return f"{count / GB:.2f} GB" if count >= GB else f"{count / 1e6:.1f} MB"
+
+
 def describe(plan: dict, device_bytes: float | None, device: str) -> list[str]:
     """The lines `lab new-run` and `lab launch` print: the plan, and one warning when it will not fit."""
     activations = plan["activations"]
-    parts = [f"weights {plan['weights'] / GB:.2f} GB", f"gradients {plan['gradients'] / GB:.2f} GB",
-             f"optimizer {plan['optimizer'] / GB:.2f} GB",
-             f"activations {'unknown' if activations is None else f'~{activations / GB:.2f} GB'}"]
+    parts = [f"weights {size(plan['weights'])}", f"gradients {size(plan['gradients'])}",
+             f"optimizer {size(plan['optimizer'])}",
+             f"activations {'unknown' if activations is None else '~' + size(activations)}"]
     where = f"{plan['parallel']} x{plan['processes']}, {plan['optimizer_name']}"
-    room = f" of {device_bytes / GB:.1f} GB ({device})" if device_bytes else f" ({device}: size unknown)"
-    lines = [f"memory plan per device ({where}): {', '.join(parts)}; total {plan['total'] / GB:.2f} GB{room}"]
+    room = f" of {size(device_bytes)} ({device})" if device_bytes else f" ({device}: size unknown)"
+    lines = [f"memory plan per device ({where}): {', '.join(parts)}; total {size(plan['total'])}{room}"]
     if device_bytes and plan["total"] > device_bytes:
         hint = "train.parallel=fsdp with more processes" if plan["parallel"] != "fsdp" else "more processes"
-        lines.append(f"warning: the plan needs {plan['total'] / GB:.1f} GB per device, more than the "
-                     f"{device_bytes / GB:.1f} GB {device} holds; try {hint}, optim.name=adamw8bit or a smaller "
+        lines.append(f"warning: the plan needs {size(plan['total'])} per device, more than the "
+                     f"{size(device_bytes)} {device} holds; try {hint}, optim.name=adamw8bit or a smaller "
                      "train.batch_size")
     return lines

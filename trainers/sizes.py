@@ -43,10 +43,9 @@ def memory_plan(spec: FamilySpec, config: Any, processes: int = 1, device_gb: fl
                     if not (frozen and name.startswith(frozen)))
     blocks = [unit[0] if isinstance(unit, tuple) else unit for unit in spec.shard_modules(model)] \
         if spec.shard_modules else []
-    largest = max((sum(parameter.numel() for parameter in block.parameters()) for block in blocks), default=0)
     plan = plan_tools.memory_plan(
         parameters=parameters, trainable=trainable, optimizer=config.optim.name, parallel=train.parallel,
-        processes=processes, largest_block=largest,
+        processes=processes, largest_block=largest_unit(model, blocks),
         activation_bytes=spec.activation_bytes(config) if spec.activation_bytes else None)
     try:
         device = resolve_device(train.device)
@@ -55,6 +54,21 @@ def memory_plan(spec: FamilySpec, config: Any, processes: int = 1, device_gb: fl
     device_bytes = device_gb * 1e9 if device_gb else device_size(device)
     return {**plan, "device": device, "device_bytes": device_bytes,
             "lines": plan_tools.describe(plan, device_bytes, device)}
+
+
+def largest_unit(model: torch.nn.Module, blocks: list[torch.nn.Module]) -> int:
+    """Parameters of the largest unit FSDP gathers at once: each block owns its parameters but those of the
+    blocks inside it, and the root owns what no block does."""
+    owner: dict[int, int] = {}
+    units = sorted({id(block): block for block in [*blocks, model]}.values(),
+                   key=lambda block: sum(parameter.numel() for parameter in block.parameters()))
+    sizes = [0] * len(units)
+    for index, unit in enumerate(units):
+        for parameter in unit.parameters():
+            if id(parameter) not in owner:
+                owner[id(parameter)] = index
+                sizes[index] += parameter.numel()
+    return max(sizes)
 
 
 def device_size(device: str) -> float | None:

@@ -108,8 +108,8 @@ class FamilySpec:
     too), from `activation_bytes(config) -> bytes` (one micro-batch's activations, torch-free) and the blocks
     `shard_modules(model) -> [module or (module, method names)]` that `train.parallel=fsdp` shards one by one
     (the names are methods other than forward called from outside the block, which must gather its
-    parameters too); `trainer_command(family, config_path, processes, resume, nodes) -> argv` starts its
-    trainer.
+    parameters too); `trainer_command(family, config_path, processes, resume) -> argv` starts its
+    trainer (with `nodes`, `node_rank` and `main_address` keywords across machines).
     `requires` names the modules the family needs at run time and `install` the command that brings them: a
     family whose modules are missing is listed but refused in one line naming that command.
     """

@@ -114,3 +114,57 @@ def test_two_sharded_processes_match_one_resume_exactly_and_consolidate(tmp_path
     batches = [data.val_collate([data.val[index] for index in range(len(data.val))])]
     metrics = spec.evaluate(model.eval(), batches, Context(config=config, max_steps=4, artefacts=tmp_path))
     assert metrics["val/loss"] == pytest.approx(summary["final/val/loss"], rel=1e-4)
+
+
+# The memory plan ----------------------------------------------------------------------------------------------
+
+
+def dia_config(*overrides: str, preset: str = "baseline"):
+    spec = registry.get("dia")
+    return spec, spec.build_config(apply_overrides(spec.preset(preset), list(overrides)))
+
+
+def test_the_plan_of_the_1_6b_baseline_follows_the_exact_meta_count():
+    spec, config = dia_config("optim.name=adamw", "train.precision=bf16", "train.device=cpu")
+    with torch.device("meta"):
+        model = spec.build_model(config)
+    count = sum(parameter.numel() for parameter in model.parameters())
+    assert 1.5e9 < count < 1.7e9  # "1.6B"
+    plan = spec.memory_plan(spec, config, processes=1, device_gb=16)
+    assert plan["parameters"] == count
+    assert (plan["weights"], plan["gradients"], plan["optimizer"]) == (4 * count, 4 * count, 8 * count)
+    assert 25 < (plan["weights"] + plan["gradients"] + plan["optimizer"]) / 1e9 < 27  # "about 26 GB"
+    assert plan["total"] == 16 * count + plan["activations"] and plan["activations"] > 0
+    assert plan["device_bytes"] == 16e9 and plan["lines"][1].startswith("warning: the plan needs")
+
+    config.train.parallel = "fsdp"
+    sharded = spec.memory_plan(spec, config, processes=8, device_gb=16)
+    layer = model.decoder_layers[0]
+    largest = sum(parameter.numel() for parameter in layer.parameters())  # the decoder layer is the largest block
+    assert sharded["weights"] == 4 * count / 8 + 2 * 4 * largest
+    assert sharded["optimizer"] == 8 * count / 8 and sharded["activations"] == plan["activations"]
+    assert len(sharded["lines"]) == 1  # fits: no warning
+
+    config.optim.name = "adamw8bit"
+    assert spec.memory_plan(spec, config, processes=8)["optimizer"] == 2 * count / 8
+
+
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_the_plan_of_tiny_is_near_the_measured_peak_of_a_step(precision):
+    from trainers.memory import TensorMemory
+    from trainers.optim import build_optimizer, parameter_groups
+
+    spec, config = dia_config("data.synthetic_clips=12", f"train.precision={precision}", preset="tiny")
+    torch.manual_seed(0)
+    model = spec.build_model(config)
+    data = spec.build_data(config)
+    batch = data.collate([data.train[index] for index in range(config.train.batch_size)])
+    optimizer = build_optimizer(parameter_groups(model, config.optim), config.optim)
+    with TensorMemory() as memory:  # what the step creates: activations, gradients, optimizer state
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss, _ = spec.training_loss(model, batch, Context(config=config, max_steps=1, artefacts=None))
+        loss.backward()
+        optimizer.step()
+    plan = spec.memory_plan(spec, config)
+    planned = plan["gradients"] + plan["optimizer"] + plan["activations"]  # the weights were there before
+    assert 0.8 < memory.peak / planned < 1.25

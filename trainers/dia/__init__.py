@@ -27,7 +27,8 @@ def activation_bytes(values: config.Config) -> float:
     Per item: the encoder layers over `data.text_length` bytes; the decoder layers over the
     `audio_length + 1 + longest delay` input steps, each with cross-attention (queries, their rotation, output
     and projection input per step; keys, their rotation and values per text byte); the float32 logits
-    (C * V per step) kept by the model's cast and the cross-entropy's log-softmax, with their gradient.
+    (C * V per step) and their log-softmax kept by the cross-entropy (and the half-precision head output the
+    cast to float32 keeps under autocast).
     Layers count in the autocast width (2 bytes in bf16/fp16, else 4).
     """
     model, data, train = values.model, values.data, values.train
@@ -42,7 +43,7 @@ def activation_bytes(values: config.Config) -> float:
         kv_width=model.dec_kv_heads * model.dec_head_dim, ffn=model.dec_ffn, norms=3) + steps * 4 * cross \
         + text * 3 * cross
     layers = model.enc_layers * encoder + model.dec_layers * decoder + 2 * steps * model.dec_d_model
-    logits = steps * model.channels * model.vocab * (3 * FLOAT32 + (width if width < FLOAT32 else 0))
+    logits = steps * model.channels * model.vocab * (2 * FLOAT32 + (width if width < FLOAT32 else 0))
     return float(train.batch_size * (layers * width + logits))
 
 
