@@ -28,7 +28,7 @@ from lab.records.config import apply_overrides, from_dict, to_dict  # noqa: E402
 from lab.records.store import Store  # noqa: E402
 from trainers.engine import train  # noqa: E402
 from trainers.family import Context  # noqa: E402
-from trainers.launch import launch_command  # noqa: E402
+from trainers.launch import free_port, launch_command  # noqa: E402
 
 
 @pytest.fixture
@@ -168,3 +168,46 @@ def test_the_plan_of_tiny_is_near_the_measured_peak_of_a_step(precision):
     plan = spec.memory_plan(spec, config)
     planned = plan["gradients"] + plan["optimizer"] + plan["activations"]  # the weights were there before
     assert 0.8 < memory.peak / planned < 1.25
+
+
+# The lab: the plan at new-run and launch, two nodes making one attempt ----------------------------------------
+
+
+def test_two_nodes_make_one_attempt_with_its_plan_and_one_metric_stream(tmp_path, family_lab, lab_environment):
+    lab = family_lab("dia", "dia")
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "device_memory_gb": 16}))
+    created = lab("new-run", "dia_001", "--hypothesis", "the 1.6B model fits one 16 GB chip")
+    assert "memory plan per device (ddp x1, adamw8bit)" in created and "of 16.00 GB (" in created
+    assert "warning: the plan needs" in created and created.count("warning") == 1
+    lab("new-run", "dia_002", "--preset", "tiny", "--hypothesis", "two nodes train as one",
+        *(f"--set={value}" for value in (*DIA_TINY, "train.max_steps=2", "train.batch_size=4")))
+
+    address = f"127.0.0.1:{free_port()}"
+    outputs = [tmp_path / f"node{rank}.txt" for rank in (0, 1)]
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "lab", "launch", "dia_002", "--nodes", "2", "--node-rank", str(rank),
+         "--main-address", address], cwd=lab.repo, env=lab_environment, stdout=subprocess.DEVNULL,
+        stderr=output.open("w")) for rank, output in zip((0, 1), outputs)]
+    try:
+        codes = [node.wait(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()  # a node left waiting for a failed peer
+    first, second = (output.read_text() for output in outputs)
+    assert codes == [0, 0], first[-2000:] + second[-2000:]
+    assert "lab: memory plan per device (ddp x2, adamw)" in first and "node 1 of 2: output in" in second
+
+    attempts = lab.repo / "logs" / "runs" / "dia_002" / "attempts"
+    assert [path.name for path in attempts.iterdir()] == ["1"]  # node 1 wrote no records
+    attempt = json.loads((attempts / "1" / "attempt.json").read_text())
+    assert attempt["status"] == "finished" and attempt["nodes"]["count"] == 2
+    assert attempt["memory_plan"]["processes"] == 2 and attempt["memory_plan"]["total"] > 0
+    rows = [json.loads(line) for line in (attempts / "1" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "train/loss" in row] == [1, 2]  # one stream, from global rank 0
+    assert json.loads((attempts / "1" / "summary.json").read_text())["processes"] == 2
+    logs = list(Path(attempt["nodes"]["logs"]).glob("node1_*.log"))
+    assert len(logs) == 1 and "Rank 1" in logs[0].read_text()
+
+    report = Path(lab("report", "dia_002").strip().splitlines()[-1]).read_text()
+    assert "- Memory plan: " in report and "(ddp x2, adamw)" in report
