@@ -97,6 +97,8 @@ def validate(optim: OptimConfig, train: TrainConfig, rules: dict[str, Rule] = RU
         raise ConfigError(f"optim.lr={optim.lr!r} must be positive")
     if train.precision == "fp16" and train.device in ("cpu", "xla"):
         raise ConfigError(f"train.precision=fp16 (loss-scaled) needs CUDA, not train.device={train.device}; use bf16")
+    if train.parallel == "fsdp" and train.device == "xla":
+        raise ConfigError("train.parallel=fsdp runs on CPU and CUDA (torch FSDP2), not on train.device=xla; use ddp")
     if not 0 < optim.plateau_factor < 1:
         raise ConfigError(f"optim.plateau_factor={optim.plateau_factor!r} must lie between 0 and 1")
     if len(optim.betas) != 2:

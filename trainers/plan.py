@@ -80,8 +80,10 @@ def describe(plan: dict, device_bytes: float | None, device: str) -> list[str]:
     room = f" of {size(device_bytes)} ({device})" if device_bytes else f" ({device}: size unknown)"
     lines = [f"memory plan per device ({where}): {', '.join(parts)}; total {size(plan['total'])}{room}"]
     if device_bytes and plan["total"] > device_bytes:
-        hint = "train.parallel=fsdp with more processes" if plan["parallel"] != "fsdp" else "more processes"
+        hints = ["more processes" if plan["parallel"] == "fsdp" else
+                 "train.parallel=fsdp with more processes" if device != "xla" else "",
+                 "optim.name=adamw8bit" if plan["optimizer_name"] != "adamw8bit" else "",
+                 "a smaller train.batch_size"]
         lines.append(f"warning: the plan needs {size(plan['total'])} per device, more than the "
-                     f"{size(device_bytes)} {device} holds; try {hint}, optim.name=adamw8bit or a smaller "
-                     "train.batch_size")
+                     f"{size(device_bytes)} {device} holds; try {', '.join(hint for hint in hints if hint)}")
     return lines
