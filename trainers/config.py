@@ -42,7 +42,8 @@ class TrainConfig:
 
     device: str = "auto"  # auto | cpu | cuda | xla
     precision: str = "no"  # no | bf16 | fp16
-    parallel: str = "ddp"  # ddp (replicated) | fsdp (parameters, gradients and optimizer state sharded per block)
+    parallel: str = "ddp"  # ddp (replicated) | fsdp (parameters, gradients and optimizer state sharded; on XLA
+    # one process drives every device through SPMD, and batch_size is the global batch)
     batch_size: int = 32  # per process and micro-batch; one update sees batch_size * grad_accum * processes
     grad_accum: int = 1  # micro-batches per optimizer update
     max_steps: int = 1000
@@ -97,8 +98,6 @@ def validate(optim: OptimConfig, train: TrainConfig, rules: dict[str, Rule] = RU
         raise ConfigError(f"optim.lr={optim.lr!r} must be positive")
     if train.precision == "fp16" and train.device in ("cpu", "xla"):
         raise ConfigError(f"train.precision=fp16 (loss-scaled) needs CUDA, not train.device={train.device}; use bf16")
-    if train.parallel == "fsdp" and train.device == "xla":
-        raise ConfigError("train.parallel=fsdp runs on CPU and CUDA (torch FSDP2), not on train.device=xla; use ddp")
     if not 0 < optim.plateau_factor < 1:
         raise ConfigError(f"optim.plateau_factor={optim.plateau_factor!r} must lie between 0 and 1")
     if len(optim.betas) != 2:

@@ -87,6 +87,7 @@ class Run:
     last_metrics: dict[str, float] = field(default_factory=dict)
     stop_requested: bool = False
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
+    mesh: Any = None  # the SPMD mesh of train.parallel=fsdp on XLA
 
     @property
     def family_name(self) -> str:
@@ -102,7 +103,8 @@ class Run:
 
     @property
     def sharded(self) -> bool:
-        return self.train_config.parallel == "fsdp"
+        """Whether the model is sharded by FSDP2 (on XLA, SPMD needs none of its collectives)."""
+        return self.train_config.parallel == "fsdp" and self.mesh is None
 
 
 @dataclass
@@ -207,16 +209,21 @@ def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: 
             f"the training set has {len(data.train)} items, fewer than one batch of train.batch_size="
             f"{train_config.batch_size} for each of {accelerator.num_processes} process(es)"
         )
-    if train_config.parallel == "fsdp":
-        if accelerator.device.type == "xla":
-            raise ConfigError("train.parallel=fsdp runs on CPU and CUDA here, not on XLA; use train.parallel=ddp")
+    spmd = train_config.parallel == "fsdp" and accelerator.device.type == "xla"
+    mesh = sharding.xla_mesh() if spmd else None
+    if mesh is not None and train_config.batch_size % mesh.size():
+        raise ConfigError(f"train.batch_size={train_config.batch_size} is the global batch of an XLA fsdp run and "
+                          f"must divide over its {mesh.size()} devices")
+    if train_config.parallel == "fsdp" and not spmd:
         model = sharding.shard(model, spec.shard_modules(model) if spec.shard_modules else [], accelerator.device)
     groups = spec.param_groups(model, config) if spec.param_groups else parameter_groups(model, config.optim)
     optimizer = build_optimizer(groups, config.optim)
-    if train_config.parallel == "fsdp":
+    if train_config.parallel == "fsdp" and not spmd:
         optimizer = accelerator.prepare(optimizer)  # the loss scale and accumulation; the model is already placed
     else:
         model, optimizer = accelerator.prepare(model, optimizer)
+    if mesh is not None:
+        sharding.shard_xla(accelerator.unwrap_model(model), mesh)
     # looked up after prepare, which replaces the parameters when it moves the model to an XLA device
     frozen = frozen_parameters(accelerator.unwrap_model(model), train_config.frozen)
     folder = checkpoint.checkpoint_dir(spec.name, out_dir)
@@ -234,6 +241,7 @@ def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: 
                         is_main=accelerator.is_main_process,
                         steps_per_epoch=max(1, per_epoch // train_config.grad_accum)),
         on_row=on_row,
+        mesh=mesh,
     )
 
 
@@ -313,7 +321,8 @@ def micro_batches(run: Run) -> Iterator[Any]:
         )
         for batch in loader:
             progress.position += 1
-            yield to_device(batch, accelerator.device)
+            batch = to_device(batch, accelerator.device)
+            yield batch if run.mesh is None else sharding.split_batch(batch, run.mesh)
         progress.epoch += 1
         progress.position = 0
 

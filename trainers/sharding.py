@@ -1,5 +1,7 @@
 """`train.parallel=fsdp`: parameters, gradients and optimizer state sharded over the processes with torch's
-FSDP2 (`fully_shard`), one block at a time, then the root.
+FSDP2 (`fully_shard`), one block at a time, then the root; on XLA, over the devices of one process with
+torch_xla's SPMD (a mesh with an `fsdp` axis, parameters and batches split on their first dimension, as
+FSDPv2 does; the compiler inserts the gathers and reduce-scatters).
 
     model = shard(model, spec.shard_modules(model), device)      # before the optimizer is built
     weights, optimizer_state = full_state(model, optimizer)      # every process calls; rank 0 gets the tensors
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -25,6 +28,8 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 from torch.distributed.tensor import DTensor
+
+from trainers.tensors import map_tensors
 
 
 def shard(model: nn.Module, blocks: list[Any], device: torch.device) -> nn.Module:
@@ -80,3 +85,34 @@ def load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, weights:
     """Shard a `full_state` (read by every process) back into `model` and `optimizer`."""
     set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict=optimizer_state,
                    options=StateDictOptions(full_state_dict=True))
+
+
+def xla_mesh():
+    """The SPMD mesh of every XLA device of this process, one `fsdp` axis."""
+    import torch_xla.distributed.spmd as xs
+    import torch_xla.runtime as xr
+
+    count = xr.global_runtime_device_count()
+    return xs.Mesh(np.arange(count), (count,), ("fsdp",))
+
+
+def split_first_dimension(tensor: torch.Tensor, mesh) -> torch.Tensor:
+    """Annotate `tensor` (on the XLA device) as split over the mesh on its first dimension, when that divides
+    evenly; otherwise it stays replicated. Returns the tensor."""
+    import torch_xla.distributed.spmd as xs
+
+    if tensor.dim() and tensor.shape[0] % mesh.size() == 0:
+        xs.mark_sharding(tensor, mesh, ("fsdp",) + (None,) * (tensor.dim() - 1))
+    return tensor
+
+
+def shard_xla(model: nn.Module, mesh) -> None:
+    """Split every parameter of `model` (already on the XLA device) over `mesh`; gradients and optimizer
+    state follow through sharding propagation."""
+    for parameter in model.parameters():
+        split_first_dimension(parameter, mesh)
+
+
+def split_batch(batch: Any, mesh) -> Any:
+    """`batch` with each tensor split over `mesh` on its first (batch) dimension."""
+    return map_tensors(batch, lambda tensor: split_first_dimension(tensor, mesh))

@@ -6,6 +6,7 @@ The sharded path runs in-process on one process (the toy family), and for real o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -70,7 +71,8 @@ DIA_TINY = ("data.synthetic_clips=20", "data.sliding_window=false", "data.tag_sh
             "train.unconditional_frac=0", "train.eval_every=2")  # no per-process randomness in the data
 
 
-def train_dia(tmp_path: Path, name: str, processes: int, *overrides: str, resume: Path | None = None):
+def train_dia(tmp_path: Path, name: str, processes: int, *overrides: str, resume: Path | None = None,
+              variables: dict | None = None):
     """dia tiny trained as the lab launches it, into an attempt of its own; returns (training rows, summary,
     checkpoint folder)."""
     store = Store.init(tmp_path / name / "lab")
@@ -82,9 +84,9 @@ def train_dia(tmp_path: Path, name: str, processes: int, *overrides: str, resume
     artefacts = tmp_path / name / "artefacts"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "WANDB_"))}
     env.update(LAB_ATTEMPT_DIR=str(attempt), LAB_ARTEFACTS_DIR=str(artefacts), WANDB_MODE="offline",
-               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]), **(variables or {}))
     done = subprocess.run(launch_command("dia", config, processes=processes, resume=resume), env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (attempt / "metrics.jsonl").read_text().splitlines()]
     summary = json.loads((attempt / "summary.json").read_text())
@@ -114,6 +116,24 @@ def test_two_sharded_processes_match_one_resume_exactly_and_consolidate(tmp_path
     batches = [data.val_collate([data.val[index] for index in range(len(data.val))])]
     metrics = spec.evaluate(model.eval(), batches, Context(config=config, max_steps=4, artefacts=tmp_path))
     assert metrics["val/loss"] == pytest.approx(summary["final/val/loss"], rel=1e-4)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_xla") is None, reason="torch_xla is not installed")
+def test_xla_spmd_on_a_four_device_mesh_matches_one_device_and_consolidates(tmp_path):
+    xla = {"PJRT_DEVICE": "CPU"}
+    one, _, _ = train_dia(tmp_path, "one", 1, "train.batch_size=16", "train.max_steps=2", "train.device=xla",
+                          variables=xla)
+    four, summary, folder = train_dia(tmp_path, "four", 1, "train.batch_size=16", "train.max_steps=2",
+                                      "train.device=xla", "train.parallel=fsdp",
+                                      variables={**xla, "CPU_NUM_DEVICES": "4"})
+    for sharded, single in zip(four, one):  # one process drives four devices, the global batch split over them
+        assert sharded["train/loss"] == pytest.approx(single["train/loss"], rel=1e-4)
+        assert sharded["train/grad_norm"] == pytest.approx(single["train/grad_norm"], rel=1e-3)
+    state = torch.load(folder / "last.pt", weights_only=False)
+    spec = registry.get("dia")
+    model = spec.build_model(spec.build_config(state["config"]))
+    model.load_state_dict(state["model"])  # whole tensors, gathered from the mesh
+    assert state["parallel"] == "fsdp" and summary["device"].startswith("xla")
 
 
 # The memory plan ----------------------------------------------------------------------------------------------
