@@ -66,7 +66,9 @@ class Nodes:
 
     def check(self) -> None:
         """LabError (one line) for options that cannot make one launch."""
-        if self.count < 1 or not 0 <= self.rank < self.count:
+        if self.count < 1:
+            raise LabError("--nodes must be at least 1")
+        if not 0 <= self.rank < self.count:
             raise LabError(f"--node-rank must lie in 0..{self.count - 1} for --nodes {self.count}")
         if self.count > 1:
             host, _, port = (self.main_address or "").rpartition(":")

@@ -231,3 +231,18 @@ def test_two_nodes_make_one_attempt_with_its_plan_and_one_metric_stream(tmp_path
 
     report = Path(lab("report", "dia_002").strip().splitlines()[-1]).read_text()
     assert "- Memory plan: " in report and "(ddp x2, adamw)" in report
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--nodes", "2", "--node-rank", "2", "--main-address", "127.0.0.1:29500"], "--node-rank must lie in 0..1"),
+    (["--nodes", "2"], "--nodes needs --main-address HOST:PORT"),
+    (["--nodes", "0"], "--nodes must be at least 1"),
+])
+def test_bad_node_options_are_one_line_and_record_nothing(family_lab, options, message, lab_environment):
+    lab = family_lab("dia", "dia")
+    lab("new-run", "dia_001", "--preset", "tiny", "--hypothesis", "nodes")
+    done = subprocess.run([sys.executable, "-m", "lab", "launch", "dia_001", *options], cwd=lab.repo,
+                          env=lab_environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith(f"lab: error: {message}")
+    assert done.stderr.count("\n") == 1
+    assert not (lab.repo / "logs" / "runs" / "dia_001" / "attempts").exists()
