@@ -4,6 +4,7 @@
 
 A family's spec (trainers/registry.py) provides the model, the data, the loss and the evaluations, and
 optionally parameter groups; the engine owns everything else: devices and processes (accelerate, or XLA),
+sharding (`train.parallel=fsdp`, trainers/sharding.py),
 mixed precision, gradient accumulation, the optimizer, the learning-rate schedule, gradient clipping,
 skipping non-finite updates, staged freezing, starting from given weights (`train.init_from`), evaluation
 stages on their own cadence, best and last checkpoints, early stopping, exact resume, and the metrics sent to
@@ -209,16 +210,17 @@ def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: 
             f"the training set has {len(data.train)} items, fewer than one batch of train.batch_size="
             f"{train_config.batch_size} for each of {accelerator.num_processes} process(es)"
         )
-    spmd = train_config.parallel == "fsdp" and accelerator.device.type == "xla"
-    mesh = sharding.xla_mesh() if spmd else None
+    xla = accelerator.device.type == "xla"
+    mesh = sharding.xla_mesh() if train_config.parallel == "fsdp" and xla else None  # SPMD
+    fully_sharded = train_config.parallel == "fsdp" and not xla  # FSDP2
     if mesh is not None and train_config.batch_size % mesh.size():
         raise ConfigError(f"train.batch_size={train_config.batch_size} is the global batch of an XLA fsdp run and "
                           f"must divide over its {mesh.size()} devices")
-    if train_config.parallel == "fsdp" and not spmd:
+    if fully_sharded:
         model = sharding.shard(model, spec.shard_modules(model) if spec.shard_modules else [], accelerator.device)
     groups = spec.param_groups(model, config) if spec.param_groups else parameter_groups(model, config.optim)
     optimizer = build_optimizer(groups, config.optim)
-    if train_config.parallel == "fsdp" and not spmd:
+    if fully_sharded:
         optimizer = accelerator.prepare(optimizer)  # the loss scale and accumulation; the model is already placed
     else:
         model, optimizer = accelerator.prepare(model, optimizer)

@@ -231,6 +231,7 @@ def run_node(store: Store, run: dict, config: dict, processes: int, resume_from:
           file=sys.stderr)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                preexec_fn=_die_with_parent)
+
     def forward(signum, frame):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signum)
