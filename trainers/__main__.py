@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def leave(code: int) -> None:
-    """End a process of a multi-process run once its records are closed, without the interpreter's teardown:
-    there, destroying DDP's reducer joins a gloo worker thread that waits for the GIL the joining thread holds,
-    and the process hangs after training has finished (seen on CPU, torch 2.9)."""
+    """End a process of a multi-process run once its records are closed, without tearing down its process
+    group: destroying gloo's group (the last reference going with DDP's reducer) joins a worker thread that
+    waits for the GIL the joining thread holds, and the process hangs after training (seen on CPU, torch 2.9)."""
     tracker.finish()
     sys.stdout.flush()
     sys.stderr.flush()

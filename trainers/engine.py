@@ -183,7 +183,10 @@ def train(
         tracker.summary(**summary)
     if run.sharded:
         sharding.finish()
-    accelerator.end_training()
+    if accelerator.num_processes == 1:
+        # A multi-process run keeps its process group until the process leaves (trainers.__main__.leave):
+        # destroyed here, its last reference would go with DDP's reducer, whose release can hang in gloo.
+        accelerator.end_training()
     return summary
 
 
