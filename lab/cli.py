@@ -119,10 +119,14 @@ def cmd_new_run(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from lab.capture.launch import launch
+    import functools
+
+    from lab import runs
+    from lab.capture.launch import Nodes, launch
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
+    family = store.load_run(args.id).get("family")
     return launch(
         store,
         args.id,
@@ -134,6 +138,8 @@ def cmd_launch(args) -> int:
         resume=args.resume,
         invocation=invocation,
         metrics_pattern=args.metrics_pattern,
+        nodes=Nodes(args.nodes, args.node_rank, args.main_address),
+        memory_plan=functools.partial(runs.memory_plan, store, family) if family else None,
     )
 
 
@@ -408,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
     sub.usage = ("lab launch [-h] [--set KEY=VALUE] [--note NOTE] [--no-commit] [--processes N] [--resume] "
-                 "[--metrics-pattern REGEX] ID [-- CMD ...]")
+                 "[--metrics-pattern REGEX] [--nodes N --node-rank R --main-address HOST:PORT] ID [-- CMD ...]")
     sub.add_argument("id", help="the run this attempt belongs to")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
     sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
@@ -419,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--metrics-pattern", metavar="REGEX",
                      help=r"turn printed lines into rows: named groups are metrics, 'step' the step, e.g. "
                           r"'step (?P<step>\d+) loss (?P<loss>\S+)' (default: lab.json capture.metrics_pattern)")
+    sub.add_argument("--nodes", type=int, default=1, metavar="N",
+                     help="machines of a multi-node launch: run the same command on each, with its --node-rank")
+    sub.add_argument("--node-rank", type=int, default=0, metavar="R",
+                     help="this machine's rank; node 0 records the attempt, the others log under artefacts")
+    sub.add_argument("--main-address", metavar="HOST:PORT", help="node 0's address, where the nodes meet")
 
     sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
     sub.add_argument("id", nargs="?", help="the run (none for --insight and --overview)")

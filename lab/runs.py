@@ -56,8 +56,16 @@ BUILD_SECONDS = 60  # a model that takes longer than this to build on the meta d
 def parameter_counts(family: str, configs: list[dict], seconds: float | None = None) -> list[int | dict[str, int]]:
     """`parameter_count` of each config, in a child process killed after `seconds` (default BUILD_SECONDS), so
     that an absurd size (100,000 layers) is refused in bounded time instead of hanging `lab new-run`."""
+    return sizes(family, configs, seconds=seconds)[0]
+
+
+def sizes(family: str, configs: list[dict], *, plan: dict | None = None,
+          seconds: float | None = None) -> tuple[list[int | dict[str, int]], dict | None]:
+    """The parameter count of each config and, with `plan` ({"processes": N, "device_gb": X or None}), the
+    family's memory plan of the first (its `memory_plan` hook: bytes per device and the `lines` to print),
+    computed in one child process killed after `seconds`. ConfigError when a model cannot be built."""
     seconds = BUILD_SECONDS if seconds is None else seconds
-    request = json.dumps({"family": family, "configs": configs})
+    request = json.dumps({"family": family, "configs": configs, "plan": plan})
     code = "from lab.runs import count_from_stdin; count_from_stdin()"
     try:
         result = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,
@@ -69,18 +77,26 @@ def parameter_counts(family: str, configs: list[dict], seconds: float | None = N
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
         raise ConfigError(lines[-1].removeprefix("lab: error: "))
-    return json.loads(result.stdout)
+    answer = json.loads(result.stdout)
+    return answer["counts"], answer["plan"]
 
 
 def count_from_stdin() -> None:
-    """The child of `parameter_counts`: {"family", "configs"} on stdin, the counts as JSON on stdout."""
+    """The child of `sizes`: {"family", "configs", "plan"} on stdin, {"counts", "plan"} as JSON on stdout."""
     request = json.load(sys.stdin)
+    family, plan = request["family"], request.get("plan")
     try:
-        counts = [parameter_count(request["family"], values) for values in request["configs"]]
+        counts = [parameter_count(family, values) for values in request["configs"]]
+        spec = registry.get(family)
+        if plan is not None and spec.memory_plan is not None:
+            config = config_tools.from_dict(spec.config.Config, request["configs"][0])
+            plan = spec.memory_plan(spec, config, processes=plan["processes"], device_gb=plan.get("device_gb"))
+        else:
+            plan = None
     except ConfigError as error:
         print(f"lab: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(json.dumps(counts))
+    print(json.dumps({"counts": counts, "plan": plan}))
 
 
 def model_part(count: int | dict[str, int]) -> int:
@@ -95,16 +111,27 @@ def count_text(count: int | dict[str, int]) -> str:
     return f"{count:,}"
 
 
-def structural_check(family: str, values: dict, reference: str, reference_values: dict) -> tuple[list[str], list]:
-    """Model size against where a new run starts (`reference`) and structural smells of its config.
+def memory_plan(store: Store, family: str, values: dict, processes: int) -> dict | None:
+    """The family's memory plan of `values` on `processes` devices (None when it has none), sized against
+    `device_memory_gb` of lab.json when set (TPU chips, whose size torch cannot read)."""
+    device_gb = store.settings.get("device_memory_gb")
+    return sizes(family, [values], plan={"processes": processes, "device_gb": device_gb})[1]
+
+
+def structural_check(family: str, values: dict, reference: str, reference_values: dict,
+                     device_gb: float | None = None) -> tuple[list[str], list]:
+    """Model size against where a new run starts (`reference`), its memory plan on one device (sized against
+    `device_gb` when given) and structural smells of its config.
 
     Returns (the lines `lab new-run` prints, the health findings to record).
     """
     from lab.health import rules as health
 
-    count, reference_count = parameter_counts(family, [values, reference_values])
+    (count, reference_count), plan = sizes(family, [values, reference_values],
+                                           plan={"processes": 1, "device_gb": device_gb})
     findings = health.structural_findings(values, model_part(count), model_part(reference_count))
-    lines = [f"parameters: {count_text(count)} ({reference}: {count_text(reference_count)})"]
+    lines = [f"parameters: {count_text(count)} ({reference}: {count_text(reference_count)})",
+             *(plan["lines"] if plan else [])]
     lines += [f"health [{finding.rule}]: {finding.message}. {finding.suggestion}" for finding in findings]
     return lines, findings
 
@@ -157,7 +184,7 @@ def new_run(
     if family:
         reference = ((parent, store.run_config(parent)) if parent
                      else (f"preset {preset}", registry.get(family).preset(preset)))
-        lines, findings = structural_check(family, values, *reference)
+        lines, findings = structural_check(family, values, *reference, store.settings.get("device_memory_gb"))
     baseline = baseline or (parent_record.get("baseline") if parent_record else None)
     if family and not baseline:
         spec = registry.get(family)

@@ -137,9 +137,17 @@ class DecoderLayer(nn.Module):
         self.mlp_norm = RMSNorm(width, config.norm_eps)
         self.mlp = GatedMLP(width, config.dec_ffn)
 
-    def forward(self, x, positions, self_mask, cross_keys, cross_values, cross_mask, cache=None, cache_at=None):
-        """With `cache` ((B, Hkv, steps, Dh) keys and values), writes this step's keys at `cache_at` and attends
-        over the cache; otherwise attends over x itself."""
+    def cross_keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention keys and values of the encoder output memory (B, S, enc_d_model): each (B, H, S, Dh)."""
+        return self.cross_attention.keys_values(memory, torch.arange(memory.shape[1], device=memory.device))
+
+    def forward(self, x, positions, self_mask, cross, cross_mask, cache=None, cache_at=None):
+        """`cross` is the encoder output (B, S, enc_d_model), or its `cross_keys_values` computed once for
+        decoding. With `cache` ((B, Hkv, steps, Dh) keys and values), writes this step's keys at `cache_at` and
+        attends over the cache; otherwise attends over x itself."""
+        if isinstance(cross, torch.Tensor):
+            cross = self.cross_attention.keys_values(cross, torch.arange(cross.shape[1], device=cross.device))
+        cross_keys, cross_values = cross
         normed = self.self_norm(x)
         keys, values = self.self_attention.keys_values(normed, positions)
         if cache is not None:
@@ -183,6 +191,11 @@ class Dia(nn.Module):
 
     def encode(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """text (B, S) byte ids, text_mask (B, S) True for real bytes -> (B, S, enc_d_model)."""
+        return self._encode(text, text_mask)
+
+    def _encode(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """`encode`'s body, which `forward` calls too: `encode` is an entry point of its own (a sharded model
+        gathers the root's parameters around it), `forward` already is one."""
         positions = torch.arange(text.shape[1], device=text.device)
         mask = (text_mask.unsqueeze(1) & text_mask.unsqueeze(2)).unsqueeze(1)  # (B, 1, S, S)
         # every position may attend itself, so an all-padding row (unconditional text) has a finite softmax
@@ -198,8 +211,7 @@ class Dia(nn.Module):
 
     def cross_sources(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each decoder layer's cross-attention keys and values of the encoder output (computed once)."""
-        positions = torch.arange(memory.shape[1], device=memory.device)
-        return [layer.cross_attention.keys_values(memory, positions) for layer in self.decoder_layers]
+        return [layer.cross_keys_values(memory) for layer in self.decoder_layers]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d) -> (B, T, C, V) in float32."""
@@ -208,14 +220,14 @@ class Dia(nn.Module):
     def forward(self, text: torch.Tensor, tokens: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits (B, T, C, V) for decoder input tokens (B, T, C)."""
         text_mask = text_mask if text_mask is not None else torch.ones_like(text, dtype=torch.bool)
-        memory = self.encode(text, text_mask)
+        memory = self._encode(text, text_mask)
         steps = tokens.shape[1]
         positions = torch.arange(steps, device=tokens.device)
         causal = torch.ones(steps, steps, dtype=torch.bool, device=tokens.device).tril()[None, None]
         cross_mask = text_mask[:, None, None, :]  # (B, 1, 1, S)
         x = self.embed_audio(tokens)
-        for layer, (keys, values) in zip(self.decoder_layers, self.cross_sources(memory)):
-            x = layer(x, positions, causal, keys, values, cross_mask)
+        for layer in self.decoder_layers:
+            x = layer(x, positions, causal, memory, cross_mask)
         return self.logits(x)
 
     def new_cache(self, batch: int, steps: int, device: torch.device, dtype: torch.dtype) -> list:
@@ -231,6 +243,6 @@ class Dia(nn.Module):
         positions = torch.tensor([step], device=tokens.device)
         allowed = (torch.arange(cache[0][0].shape[2], device=tokens.device) <= step)[None, None, None, :]
         cross_mask = text_mask[:, None, None, :]
-        for layer, (keys, values), layer_cache in zip(self.decoder_layers, cross, cache):
-            x = layer(x, positions, allowed, keys, values, cross_mask, cache=layer_cache, cache_at=step)
+        for layer, keys_values, layer_cache in zip(self.decoder_layers, cross, cache):
+            x = layer(x, positions, allowed, keys_values, cross_mask, cache=layer_cache, cache_at=step)
         return self.logits(x)[:, 0]

@@ -19,7 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from lab.capture import autolog, printed, vcs, wandb_links
 from lab.capture.output import HEAD_MB, MB, TAIL_MB, OutputLog
@@ -57,14 +59,43 @@ def environment() -> dict:
     return {key: value for key, value in facts.items() if value}
 
 
-def trainer_command(family: str, config_path: Path, processes: int, resume: str | None) -> list[str]:
+@dataclass(frozen=True)
+class Nodes:
+    """Where this launch stands in a multi-node one: `count` machines, this one `rank`, rendezvous at
+    `main_address` ('HOST:PORT', node 0's). Node 0 records the attempt; the others only run and log."""
+
+    count: int = 1
+    rank: int = 0
+    main_address: str | None = None
+
+    def check(self) -> None:
+        """LabError (one line) for options that cannot make one launch."""
+        if self.count < 1:
+            raise LabError("--nodes must be at least 1")
+        if not 0 <= self.rank < self.count:
+            raise LabError(f"--node-rank must lie in 0..{self.count - 1} for --nodes {self.count}")
+        if self.count > 1:
+            host, _, port = (self.main_address or "").rpartition(":")
+            if not host or not port.isdigit():
+                raise LabError("--nodes needs --main-address HOST:PORT (node 0's address, the same on every node)")
+
+    def trainer_options(self) -> dict:
+        """The keyword arguments of a family's `trainer_command` for these nodes (none on one machine)."""
+        if self.count == 1:
+            return {}
+        return {"nodes": self.count, "node_rank": self.rank, "main_address": self.main_address}
+
+
+def trainer_command(family: str, config_path: Path, processes: int, resume: str | None,
+                    nodes: Nodes = Nodes()) -> list[str]:
     """The argv that trains `family` (its spec's `trainer_command`); LabError when it cannot run here."""
     spec = registry.get(family)
     spec.check_installed()
     if spec.trainer_command is None:
         raise LabError(f"the {family} family has no trainer to launch; pass a command after --")
     try:
-        return spec.trainer_command(family, str(config_path), processes=processes, resume=resume)
+        return spec.trainer_command(family, str(config_path), processes=processes, resume=resume,
+                                    **nodes.trainer_options())
     except ValueError as error:
         raise LabError(str(error)) from None
 
@@ -127,12 +158,16 @@ def launch(
     resume: bool = False,
     invocation: str | None = None,
     metrics_pattern: str | None = None,
+    nodes: Nodes = Nodes(),
+    memory_plan: Callable[[dict, int], dict | None] | None = None,
 ) -> int:
     """Run `command` (or the family's trainer) as a new attempt of `run_id`; returns its exit status.
 
     Everything that can be checked is checked before the commit; once the attempt is open, any failure to
     start it still closes it as `failed`. `metrics_pattern` (else lab.json's `capture.metrics_pattern`) turns
-    printed lines into rows (lab.capture.printed).
+    printed lines into rows (lab.capture.printed). `memory_plan(config, devices)` sizes the built-in trainer's
+    run per device (its lines go to stderr, the plan into the attempt). On `nodes` other than node 0 the trainer
+    runs without records (`run_node`).
     """
     run = store.load_run(run_id)
     if run.get("family"):
@@ -143,15 +178,22 @@ def launch(
     config = config or arguments_config(command or [])
     if not command and not run.get("family"):
         raise LabError(f"run {run_id} has no family, so there is no built-in trainer: give a command after --")
-    if command and processes != 1:
-        raise LabError("--processes is for the built-in trainer; wrap your own command, e.g. -- accelerate launch ...")
+    if command and (processes != 1 or nodes.count != 1):
+        raise LabError("--processes and --nodes are for the built-in trainer; wrap your own command, e.g. "
+                       "-- accelerate launch ...")
     if processes < 1:
         raise LabError("--processes must be at least 1")
+    nodes.check()
     metrics_pattern = metrics_pattern or store.settings.get("capture", {}).get("metrics_pattern")
     if metrics_pattern:
         printed.compile_pattern(metrics_pattern)
-    remove_stale_temporaries(store, run_id)
     resume_from = store.latest_checkpoint(run_id, "last") if resume else None
+    if nodes.rank > 0:
+        return run_node(store, run, config, processes, resume_from, nodes)
+    plan = memory_plan(config, processes * nodes.count) if memory_plan and not command else None
+    for line in (plan or {}).get("lines", []):
+        print(f"lab: {line}", file=sys.stderr)
+    remove_stale_temporaries(store, run_id)
 
     if commit:
         policy = vcs.CapturePolicy.from_settings(store.settings)
@@ -174,6 +216,9 @@ def launch(
         config_source=config_source,
         launch_environment=launch_variables(),
         metrics_pattern=metrics_pattern,
+        **({"memory_plan": {key: value for key, value in plan.items() if key != "lines"}} if plan else {}),
+        **({"nodes": {"count": nodes.count, "main_address": nodes.main_address,
+                      "logs": str(node_log_dir(store, run_id))}} if nodes.count > 1 else {}),
     )
     try:
         write_json(attempt_dir / "config.json", store.redact(config))
@@ -181,7 +226,7 @@ def launch(
             write_text(attempt_dir / "dirty.diff", dirty_diff)
         builtin = not command
         if builtin:
-            command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from)
+            command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from, nodes)
         attempt = store.update_attempt(attempt_dir, command=command, builtin_trainer=builtin)
         env = child_environment(store, run, attempt, attempt_dir)
         if builtin:
@@ -223,6 +268,44 @@ def commit_attempt_records(store: Store, run: dict, number: int) -> None:
     except LabError as error:
         print(f"lab: the records of {run['id']} test {number} are in {store.run_dir(run['id'])} but not "
               f"committed: {error}", file=sys.stderr)
+
+
+def node_log_dir(store: Store, run_id: str) -> Path:
+    """Where the nodes other than node 0 of a run's multi-node launches write their output."""
+    return store.artefacts_root / run_id / "nodes"
+
+
+def run_node(store: Store, run: dict, config: dict, processes: int, resume_from: str | None, nodes: Nodes) -> int:
+    """Node `nodes.rank` (> 0) of a multi-node launch: the trainer runs with no records of its own (node 0's
+    attempt holds them: metrics, checkpoints and summary come from global rank 0); its config and output go
+    to `node_log_dir`, as node<R>_<time>.json and .log, named on stderr. Returns the trainer's exit status."""
+    folder = node_log_dir(store, run["id"])
+    stem = f"node{nodes.rank}_{time.strftime('%Y%m%d-%H%M%S')}"
+    config_path, log_path = folder / f"{stem}.json", folder / f"{stem}.log"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(config_path, store.redact(config))
+    command = trainer_command(run["family"], config_path, processes, resume_from, nodes)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "WANDB_RUN_ID"))}
+    print(f"lab: node {nodes.rank} of {nodes.count}: output in {log_path} (node 0 records the attempt)",
+          file=sys.stderr)
+    log = OutputLog(log_path, store.detector.redact_lines)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                               preexec_fn=_die_with_parent)
+
+    def forward(signum, frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        _tee(process, log)
+    finally:
+        code = process.wait()
+        process.stdout.close()
+        log.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code if code >= 0 else 128 - code
 
 
 def remove_stale_temporaries(store: Store, run_id: str) -> None:

@@ -25,6 +25,13 @@ def build_model(config: Config) -> Dia:
     return Dia(config.model)
 
 
+def shard_modules(model: Dia) -> list:
+    """The blocks `train.parallel=fsdp` shards: every encoder and decoder layer (a decoder layer's cross keys
+    are also computed outside its forward, for decoding), and the root's own methods that generation calls."""
+    return [*model.encoder_layers, *((layer, ("cross_keys_values",)) for layer in model.decoder_layers),
+            (model, ("encode", "cross_sources", "decode_step"))]
+
+
 def build_data(config: Config) -> DataBundle:
     """Crops of cached codes (`data.codes`) or of the synthetic tagged set, with conditioning collates."""
     data_config = config.data
