@@ -395,7 +395,7 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
             when = commit.committed_datetime.astimezone(zone)
-            if commit.hexsha in found or not start <= when < end or commit.message.startswith(RECORDS_COMMIT):
+            if commit.hexsha in found or not start <= when < end or RECORDS_COMMIT in commit.message.partition("\n")[0]:
                 continue
             found[commit.hexsha] = {
                 "time": when.strftime("%H:%M"),
@@ -423,7 +423,9 @@ def changed_files(repo: Repo, commit) -> int:
 def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
     """Commit the lab records under `paths` (and nothing else: the tree is HEAD's with those paths as they are
     on disk) on the current branch, and update the index for them; returns the new sha, or None when there
-    is nothing to commit. LabError (one line) when HEAD is detached or a merge is in progress."""
+    is nothing to commit. LabError (one line) when HEAD is detached or a merge is in progress, or the
+    commit-msg hook refuses. The message goes through that hook and the commit is signed as the repository asks
+    (commit.gpgSign); the pre-commit hook, which checks the user's files, is not run for the lab's records."""
     repo = _open_repo(root)
     if repo is None or not repo.head.is_valid():
         return None
@@ -443,6 +445,7 @@ def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
                 tree = _git(repo, "write-tree")
                 if tree == repo.head.commit.tree.hexsha:
                     return None
+                message = checked_message(repo, message)
                 signing = ["-S"] if wants_signing(repo) else []
                 sha = _git(repo, "commit-tree", tree, "-p", parent, *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab records: {message}", "HEAD", sha, parent)

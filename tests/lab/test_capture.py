@@ -379,7 +379,7 @@ def test_captured_rows_feed_the_live_health_checks(lab, repo):
         "import json, os, pathlib, wandb\nwandb.init()\n"
         "for step in range(3):\n    wandb.log({'train/loss': 1.0})\n"
         "wandb.log({'train/loss': float('nan')})\n"
-        "events = pathlib.Path(os.environ['LAB_ATTEMPT_DIR']).parents[1] / 'events.jsonl'\n"
+        "events = pathlib.Path(os.environ['LAB_ROOT'], 'logs/runs/hl_001/events.jsonl')\n"
         "kinds = [json.loads(line)['kind'] for line in events.read_text().splitlines()]\n"
         "print('health events while running:', kinds.count('health'))\n")
     lab("new-run", "hl_001", "--hypothesis", "h")
