@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from lab.errors import ConfigError, LabError, RecordError
 from lab.families import registry
+from lab.families.spec import Command
 from lab.records.config import flatten
 from lab.records.files import write_text
 from lab.records.store import FINAL_STATUSES, NOTE_FIELDS, PREFIX, Store
@@ -77,7 +79,8 @@ def cmd_init(args) -> int:
     lines = ignore.read_text().splitlines() if ignore.exists() else []
     pages = [f"{logs}/{folder}/" for folder in DERIVED_FOLDERS] + [f"{logs}/ablations/*",
                                                                     f"!{logs}/ablations/index.json*"]
-    missing = [entry for entry in (f"{store.settings['artefacts']}/", ".env", *pages) if entry not in lines]
+    ignored = (f"{store.settings['artefacts']}/", ".env", "wandb/", *pages)  # wandb/: a script's own W&B folder
+    missing = [entry for entry in ignored if entry not in lines]
     if missing:
         text = ignore.read_text() if ignore.exists() else ""
         separator = "\n" if text and not text.endswith("\n") else ""
@@ -119,8 +122,6 @@ def cmd_new_run(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    import functools
-
     from lab import runs
     from lab.capture.launch import Nodes, launch
 
@@ -505,8 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     for family_command in family_commands():
-        sub = command(family_command.name, lambda args, run=family_command.run: run(args), family_command.summary,
-                      family_command.example)
+        sub = command(family_command.name, functools.partial(run_family_command, family_command),
+                      family_command.summary, family_command.example)
         family_command.arguments(sub)
 
     for sub in commands.choices.values():
@@ -514,6 +515,14 @@ def build_parser() -> argparse.ArgumentParser:
             if action.help is None:
                 action.help = POSITIONAL_HELP.get(action.dest, action.dest)
     return parser
+
+
+def run_family_command(command: Command, args: argparse.Namespace) -> int:
+    """Run a family's command, or say in one line what to install when no family declaring it can run here."""
+    owners = [spec for spec in map(registry.get, registry.known()) if command in spec.commands]
+    if owners and all(spec.missing_requirements() for spec in owners):
+        owners[0].check_installed()
+    return command.run(args)
 
 
 def family_commands() -> list:

@@ -437,12 +437,16 @@ def _die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
-def mark_wandb_copy(store: Store, attempt_dir: Path) -> None:
+def mark_wandb_copy(store: Store, attempt_dir: Path, exit_code: int) -> None:
     """Mark W&B's copy of an attempt `incomplete` (and say so) when the script logged metrics but W&B did not
-    finish with all of them (the tracker marks a finished copy `complete`): os._exit, SIGKILL, W&B off midway."""
+    finish with all of them (the tracker, or the capture of a script's own `run.finish()`, marks a finished copy
+    `complete`): os._exit, SIGKILL, W&B off midway. A script's own W&B run that exits normally without calling
+    `finish` is finished by W&B's exit hook, which the lab does not see: no mark either way."""
     wandb = read_json(attempt_dir / "attempt.json", {}).get("wandb")
     metrics = attempt_dir / "metrics.jsonl"
     if not wandb or wandb.get("copy") == "complete" or not metrics.is_file() or not metrics.stat().st_size:
+        return
+    if wandb.get("writer") == "script" and exit_code == 0:
         return
     store.update_attempt(attempt_dir, wandb={**wandb, "copy": "incomplete"})
     print("lab: warning: W&B's copy of this attempt is incomplete (the script ended before W&B had every row); the "
@@ -517,7 +521,7 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
             print(f"lab: the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
                   f"({named}); the attempt is closed without them. Stop them with `kill -- -{process.pid}`",
                   file=sys.stderr)
-        mark_wandb_copy(store, attempt_dir)
+        mark_wandb_copy(store, attempt_dir, exit_code)
         store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
     if log_error is not None:
         print(f"lab: warning: stdout.log stopped early ({log_error.strerror or log_error}); the attempt's other "

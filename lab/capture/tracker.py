@@ -267,7 +267,7 @@ class Tracker:
     def __init__(self, attempt_dir: Path | None, *, wandb: bool = False, owns: bool = False):
         self.attempt_dir = Path(attempt_dir) if attempt_dir is not None else None
         self.owns = owns
-        self.wandb = WandbMirror(self._mark_finished, self._mark_started) \
+        self.wandb = WandbMirror(self.mark_wandb_finished, self._mark_started) \
             if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
         self._warned: set[str] = set()
@@ -286,14 +286,15 @@ class Tracker:
             self.identity()[0].update_attempt(self.attempt_dir, merge=lambda record: {
                 "wandb": {**record["wandb"], "folder": folder}} if record.get("wandb") else {})
 
-    def _mark_finished(self, online: bool) -> None:
-        """W&B's copy of the attempt is complete, and synced when W&B was online."""
+    def mark_wandb_finished(self, online: bool) -> None:
+        """W&B's copy of the attempt is complete (its run finished with every row), and synced when W&B was
+        online: called by the lab's W&B mirror, and by the capture when a script's own W&B run finishes."""
         def finished(record: dict) -> dict:
             if not record.get("wandb"):
                 return {}
             return {"wandb": {**record["wandb"], "copy": "complete", **({"synced": True} if online else {})}}
 
-        if (self.attempt_dir / "attempt.json").is_file():  # an attempt of a lab (not a bare folder)
+        if self.attempt_dir is not None and (self.attempt_dir / "attempt.json").is_file():  # not a bare folder
             self.identity()[0].update_attempt(self.attempt_dir, merge=finished)
 
     def _plain_fields(self, metrics: dict[str, Any]) -> str | None:

@@ -73,6 +73,7 @@ def test_a_nanogpt_shaped_script_shows_its_rows_config_and_link_on_every_page(la
     run_id = out.stdout.split("run ")[-1].strip()
     assert (wandb["project"], wandb["entity"], wandb["name"], wandb["run_id"]) == (
         "shakespeare-char", "my-team", "mini-gpt", run_id)
+    assert wandb.get("copy") != "incomplete" and "incomplete" not in out.stderr  # W&B's exit hook finishes it
     link = f"https://wandb.ai/my-team/shakespeare-char/runs/{run_id}"
     assert wandb["url"] == link
     offline = list(repo.glob(f"**/wandb/offline-run-*-{run_id}/run-{run_id}.wandb"))  # the script's run works
@@ -126,6 +127,7 @@ def test_wandb_rows_steps_config_summary_and_axes(lab, repo):
     assert summary == {"best/val_loss": 0.4, "epochs": 1}
     assert record["metric_axes"] == {"val/*": "epoch"}
     assert record["wandb"]["run_id"] == "steps42" and record["wandb"]["project"] == "dia-music-finetuning"
+    assert record["wandb"]["copy"] == "complete"  # run.finish() was seen: W&B's copy is whole
     folder = Path(record["wandb"]["folder"])  # what `lab sync` sends
     assert folder.name.startswith("offline-run-") and folder.name.endswith("-steps42") and folder.is_dir()
 

@@ -258,7 +258,7 @@ def test_init_keeps_an_unterminated_gitignore_intact(repo):
     (repo / ".gitignore").write_text("*.tmp")
     subprocess.run([sys.executable, "-m", "lab", "init"], cwd=repo, check=True, env=lab_env())
     assert (repo / ".gitignore").read_text().splitlines() == [
-        "*.tmp", "artefacts/", ".env", "logs/daily/", "logs/reports/", "logs/changelogs/", "logs/ablations/*",
+        "*.tmp", "artefacts/", ".env", "wandb/", "logs/daily/", "logs/reports/", "logs/changelogs/", "logs/ablations/*",
         "!logs/ablations/index.json*"]
 
 

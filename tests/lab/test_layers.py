@@ -170,3 +170,15 @@ def test_the_light_install_names_the_trainers_extra(repo):
     launched = run([sys.executable, "-m", "lab", "launch", "s_001", "--no-commit", "--", sys.executable, "train.py"])
     assert launched.returncode == 0, launched.stderr
     assert run([sys.executable, "-m", "lab", "report", "s_001"]).returncode == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="only the light install lacks torch")
+def test_a_family_command_in_the_light_install_names_the_trainers_extra(repo):
+    from conftest import lab_env
+
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, cwd=repo, env=lab_env())
+    assert run([sys.executable, "-m", "lab", "init"]).returncode == 0
+    for command in (["generate", "dia_001"], ["profile", "sash_001"], ["embed", "rdn_001", "--audio", "a.wav"]):
+        done = run([sys.executable, "-m", "lab", *command])
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "pip install 'lab[trainers]'" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -90,7 +90,11 @@ def patch_wandb(module: ModuleType) -> None:
     @functools.wraps(finish)
     def patched_finish(self, *args, **kwargs):
         guarded(stream.flush)
-        return finish(self, *args, **kwargs)
+        online = getattr(getattr(self, "settings", None), "mode", None) == "online"
+        result = finish(self, *args, **kwargs)
+        if threading.current_thread().name != MIRROR_THREAD:  # the script's own run: its copy is whole
+            guarded(tracker.current().mark_wandb_finished, online)
+        return result
 
     @functools.wraps(define_metric)
     def patched_define_metric(self, name, step_metric=None, *args, **kwargs):
@@ -139,6 +143,7 @@ def record_wandb_run(run: Any, lab_run: bool) -> None:
         url = (run.url if mode == "online" else None) or wandb_links.run_url(entity, project, run.id)
         return {"wandb": {**old, "run_id": run.id, "entity": entity, "project": project, "name": run.name,
                           "group": group, "mode": mode, "url": url, "synced": mode == "online", "started": True,
+                          "writer": "lab" if lab_run else "script",
                           "group_url": wandb_links.group_url(entity, project, group) if group else None,
                           "folder": os.path.dirname(run.dir)}}  # what `lab sync` sends
 
