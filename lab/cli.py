@@ -99,6 +99,7 @@ def cmd_new_run(args) -> int:
         overrides=args.set,
         init_from=args.init_from,
         baseline=args.baseline,
+        expect=args.expect,
     )
     print(f"created {record['id']} ({record['slug']})")
     for line in record.get("summary_lines", []):
@@ -271,7 +272,7 @@ def cmd_baseline(args) -> int:
         config = read_config_file(args.config)
     else:
         store.load_run(args.from_run)
-        from lab.pages.context import attempt_config, headline_attempt
+        from lab.pages.results import attempt_config, headline_attempt
 
         config = attempt_config(store, args.from_run, headline_attempt(store, args.from_run))
     provenance = {key: value for key, value in (("repository", args.repo), ("config_file", args.config),
@@ -359,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("id", help="run id like dia_009, or a prefix with --next")
     sub.add_argument("--next", action="store_true", help="ID is a prefix: take its next free number")
     sub.add_argument("--hypothesis", required=True, help="what the run is meant to show, in one sentence")
+    sub.add_argument("--expect", metavar="EXPR",
+                     help="what the hypothesis predicts, checked at the kept checkpoint: metrics, numbers, run ids, "
+                          "+ - * / and < <= > >=, e.g. \"val/eer_16 <= 1.2 * val/eer_64\" or \"val/per < nsd_001\"")
     sub.add_argument("--family", help="model family with a built-in trainer")
     sub.add_argument("--preset", help="family preset (default: baseline)")
     sub.add_argument("--title", help="short title for the slug (default: from the hypothesis)")

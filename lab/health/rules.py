@@ -293,14 +293,12 @@ def loss_blowup(losses: list[tuple[int, float]]) -> list[Finding]:
     )]
 
 
-@evaluation_rule
-def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
-    """Val loss rises from its minimum while the val - train loss gap widens: overfitting.
-
-    The train loss at an evaluation is the mean of those logged since the previous evaluation (the latest one
-    when none was), so that one noisy batch does not make a gap.
+def evaluation_gaps(rows: Iterable[Row]) -> list[tuple[int, float, float]]:
+    """(step, val loss, val loss - train loss) at each evaluation: the one definition of the train/validation
+    gap, used by `gap_widening` and the report's table. The train loss at an evaluation is the mean of those
+    logged since the previous evaluation (the latest one when none was), so that one noisy batch makes no gap.
     """
-    evaluations, recent, train_loss = [], [], None  # evaluations: (step, val loss, val loss - train loss)
+    evaluations, recent, train_loss = [], [], None
     for row in narrowed(rows, ("train/loss", "val/loss")):
         latest = finite(row.get("train/loss"))
         if latest is not None:
@@ -311,6 +309,13 @@ def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
             recent = []
             if train_loss is not None:
                 evaluations.append((int(row.get("step", 0)), val_loss, val_loss - train_loss))
+    return evaluations
+
+
+@evaluation_rule
+def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
+    """Val loss rises from its minimum while the val - train loss gap (`evaluation_gaps`) widens: overfitting."""
+    evaluations = evaluation_gaps(rows)
     if len(evaluations) < GAP_MIN_EVALS:
         return []
     best = min(range(len(evaluations)), key=lambda i: evaluations[i][1])

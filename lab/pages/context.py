@@ -14,11 +14,12 @@ from pathlib import Path
 
 from lab.capture import vcs
 from lab.health.diagnosis import health_findings
-from lab.pages import results
+from lab.pages import results, verdicts
+from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
-from lab.records.files import read_json, write_text
-from lab.records.store import NOTE_FIELDS, Store, latest_attempt_with_metrics
+from lab.records.files import write_text
+from lab.records.store import NOTE_FIELDS, Store
 
 
 def package_templates() -> Path:
@@ -64,24 +65,6 @@ def display_title(run: dict, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def headline_attempt(store: Store, run_id: str) -> int | None:
-    """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
-    the run's judged metric, else the latest with metrics, else the latest; None before any attempt."""
-    picked = store.load_run(run_id).get("headline")
-    if isinstance(picked, int) and picked in store.attempt_numbers(run_id):
-        return picked
-    best = results.run_result(store, run_id)
-    if best:
-        return best["attempt"]
-    return latest_attempt_with_metrics(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
-
-
-def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
-    """The config an attempt ran with (what its script reported, or the lab resolved), else the run's."""
-    recorded = read_json(store.attempt_dir(run_id, number) / "config.json", None) if number else None
-    return recorded if recorded else store.run_config(run_id)
-
-
 def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:
     """What a run's setup is described against: its parent's config (as its headline attempt ran), else its
     baseline's, else None."""
@@ -123,8 +106,6 @@ def command_text(attempt: dict) -> str:
 def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
     """What the pages show of one attempt."""
     number = attempt["number"]
-    folder = store.attempt_dir(run["id"], number)
-    train = store.run_config(run["id"]).get("train", {})
     notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
     findings = health_findings(events, number)
     return {
@@ -140,7 +121,6 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "git": attempt.get("git") or {},
         "notes": notes,
         "findings": findings,
-        "metrics": results.final_and_best(folder, train.get("best_metric"), train.get("best_mode"), run.get("family")),
     }
 
 
@@ -164,6 +144,8 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     ]
     reference, changes = setup_changes(store, run)
     latest_wandb = next((a["wandb"] for a in reversed(attempts) if a.get("wandb")), None)
+    headline = headline_attempt(store, run_id)
+    summary = results.attempt_summary(store, run_id, headline) if headline else {"result": None, "rows": []}
     return {
         "run": run,
         "title": display_title(run),
@@ -174,7 +156,10 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "attempts": attempts,
         "notes": notes,
         "run_findings": health_findings(in_view),
-        "metrics": attempts[-1]["metrics"] if attempts else [],
+        "headline": headline,
+        "result": summary["result"],
+        "metrics": summary["rows"],
+        "verdict": verdicts.hypothesis_verdict(store, run, headline) if summary["result"] else None,
     }
 
 
