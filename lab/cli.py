@@ -112,17 +112,23 @@ def cmd_launch(args) -> int:
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
-    return launch(
-        store,
-        args.id,
-        args.command,
-        overrides=args.set,
-        note=args.note,
-        commit=not args.no_commit,
-        processes=args.processes,
-        resume=args.resume,
-        invocation=invocation,
-    )
+    if args.seeds is None:
+        return launch(store, args.id, args.command, overrides=args.set, note=args.note, commit=not args.no_commit,
+                      processes=args.processes, resume=args.resume, invocation=invocation)
+    run = store.load_run(args.id)
+    if args.seeds < 1 or args.command or args.resume or not run.get("family"):
+        raise LabError("--seeds N (N >= 1) launches the run's built-in trainer N times, one train.seed each; "
+                       "not with a command after --, --resume, or a run without a family")
+    if any(item.partition("=")[0].strip() == "train.seed" for item in args.set):
+        raise LabError("--seeds chooses train.seed itself; drop --set train.seed")
+    first = (store.run_config(args.id).get("train") or {}).get("seed", 0)
+    exit_code = 0
+    for seed in range(first, first + args.seeds):
+        note = f"{args.note}, seed {seed}" if args.note else f"seed {seed}"
+        code = launch(store, args.id, None, overrides=[*args.set, f"train.seed={seed}"], note=note,
+                      commit=not args.no_commit, processes=args.processes, invocation=invocation)
+        exit_code = exit_code or code
+    return exit_code
 
 
 def cmd_note(args) -> int:
@@ -377,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
     sub.usage = ("lab launch [-h] [--set KEY=VALUE] [--note NOTE] [--no-commit] [--processes N] [--resume] "
-                 "ID [-- CMD ...]")
+                 "[--seeds N] ID [-- CMD ...]")
     sub.add_argument("id", help="the run this attempt belongs to")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
     sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
@@ -385,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--processes", type=int, default=1, metavar="N",
                      help="processes for the built-in trainer (accelerate)")
     sub.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    sub.add_argument("--seeds", type=int, metavar="N",
+                     help="launch the built-in trainer N times with train.seed = the run's seed, +1, ...; pages then "
+                          "compare the mean and spread over seeds")
 
     sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
     sub.add_argument("id", nargs="?", help="the run (none for --insight and --overview)")

@@ -108,6 +108,8 @@ def changelog(store: Store, baseline: str) -> Path:
             "result": found[rid],
             "reference_result": reference_result,
             "verdict": verdict(reference_result, found[rid]),
+            "why": results.compare(reference_result, found[rid])["why"],
+            "size": results.size_text(found[rid]),
             "best_earlier": best_entry,
             "beats_best_earlier": best_entry is None or verdict(best_entry["result"], found[rid]) != "worse",
             "notes": {e["field"]: e["text"] for e in store.events(rid)

@@ -56,12 +56,15 @@ def hypothesis_verdict(store: Store, run: dict, number: int | None) -> str:
         return (f"inconclusive: {result['metric']} {format_number(result['best'])} at step {result['best_step']}, "
                 "with no parent run to compare it with and no expectation (lab new-run --from, --expect); "
                 f"{size}")
-    before = results.attempt_result(store, parent, results.headline_attempt(store, parent))
+    result = results.seed_result(store, run["id"]) or result
+    before = results.seed_result(store, parent) or \
+        results.attempt_result(store, parent, results.headline_attempt(store, parent))
     if before is None or before["metric"] != result["metric"]:
         return f"inconclusive: {parent} has no {result['metric']} to compare with; {size}"
     comparison = results.compare(before, result)
-    figures = (f"{result['metric']} {format_number(result['best'])} at step {result['best_step']} vs "
-               f"{format_number(before['best'])} for {parent}:{before['attempt']}, "
+    reference = f"{parent}:{before['attempt']}" if before["attempt"] else parent
+    shown = (results.figure_text(before) if before.get("seeds") else format_number(before["best"]))
+    figures = (f"{result['metric']} {results.figure_text(result)} vs {shown} for {reference}, "
                f"{results.change_words(before['best'], result['best'], result['mode'])}")
     status = {"improved": "supported", "worse": "not supported"}.get(comparison["status"], "inconclusive")
     why = f", {comparison['why']}" if comparison["why"] else ""

@@ -200,3 +200,40 @@ def test_a_run_still_improving_gets_at_most_inconclusive(store):
                               "it was still improving at its last evaluation (step 300)")
     page = reports.report(store, "sash_002").read_text()
     assert "; still improving at its last evaluation" in page
+
+
+def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
+    base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
+    store.save_baseline("base", {"repository": "https://example.org/dia"}, base)
+    size = {"val/clips": 3, "val/tokens": 1234}
+
+    def rows(*losses, se=0.01):
+        return [{"step": 10 * (index + 1), "val/loss": loss, "val/loss_se": se, **size}
+                for index, loss in enumerate(losses)]
+
+    add_run(store, "dia_001", rows(2.0, 1.9, 1.9), base, baseline="base")
+    add_run(store, "dia_002", rows(2.0, 1.88, 1.89, se=0.05), {**base, "optim": {"lr": 0.02}}, parent="dia_001",
+            baseline="base")
+    add_run(store, "dia_003", rows(2.2, 2.071, 2.08), {**base, "optim": {"lr": 0.005}}, parent="dia_001",
+            baseline="base")
+    page = reports.changelog(store, "base").read_text()
+    fails = page.split("## What Doesn't Work")[1]
+    assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071; evaluated on 3 clips, 1,234 tokens)" in fails
+    assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
+    assert re.search(r"inconclusive against Run #1 \(dia_001\): 1\.9; the difference 0\.02 is within the noise "
+                     r"\(±0\.102, 2 standard errors\); evaluated on 3 clips, 1,234 tokens\)", page)
+
+
+def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
+    def seeded(seed):
+        return {"train": {"best_metric": "val/loss", "best_mode": "min", "seed": seed}}
+
+    for seed, loss in enumerate([1.50, 1.52, 1.48]):
+        add_run(store, "sash_001", [{"step": 10, "val/loss": loss + 0.2}, {"step": 20, "val/loss": loss},
+                                    {"step": 30, "val/loss": loss + 0.01}], seeded(seed))
+    for seed, loss in enumerate([1.40, 1.60, 1.35]):  # one lucky seed would call it a win; the spread does not
+        add_run(store, "sash_002", [{"step": 10, "val/loss": loss + 0.2}, {"step": 20, "val/loss": loss},
+                                    {"step": 30, "val/loss": loss + 0.01}], seeded(seed), parent="sash_001")
+    verdict = verdict_line(store, "sash_002")
+    assert verdict.startswith("inconclusive: val/loss 1.45 (mean of 3 seeds, sd 0.1323) vs 1.5 (mean of 3 seeds, "
+                              "sd 0.02) for sash_001, 3.3% lower (better), the difference 0.05 is within the noise")
