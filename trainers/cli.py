@@ -13,6 +13,13 @@ from lab.families.spec import Command
 from lab.records.store import Store
 
 
+def run_store(run_id: str) -> Store:
+    """The lab holding `run_id`, the run checked before any torch import (a wrong id answers at once)."""
+    store = Store.find()
+    store.load_run(run_id)
+    return store
+
+
 def generate_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("id")
     sub.add_argument("--out", default="sample.wav", help="wav file to write (default: sample.wav)")
@@ -25,12 +32,13 @@ def generate_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    store = run_store(args.id)
     from trainers.commands import write_generated
 
     request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
                                               ("seed", args.seed), ("tags", args.tags), ("text", args.text),
                                               ("cfg_scale", args.cfg_scale)) if value is not None}
-    path, seconds, source = write_generated(Store.find(), args.id, args.out, **request)
+    path, seconds, source = write_generated(store, args.id, args.out, **request)
     print(f"wrote {path} ({seconds:.2f} s) from {source}")
     return 0
 
@@ -40,9 +48,10 @@ def profile_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
+    store = run_store(args.id)
     from trainers.commands import profile_run
 
-    components = profile_run(Store.find(), args.id)
+    components = profile_run(store, args.id)
     width = max(len(name) for name in components)
     print(f"{args.id}: peak tensor memory of one training step, by component")
     for name, megabytes in components.items():
@@ -57,9 +66,10 @@ def embed_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    store = run_store(args.id)
     from trainers.commands import embed_files
 
-    embeddings, scores, source = embed_files(Store.find(), args.id, args.audio)
+    embeddings, scores, source = embed_files(store, args.id, args.audio)
     if args.json:
         print(json.dumps({"files": args.audio, "embeddings": embeddings, "cosine": scores, "checkpoint": source}))
         return 0

@@ -123,8 +123,15 @@ def launch(
         raise LabError("--processes is for the built-in trainer; wrap your own command, e.g. -- accelerate launch ...")
     if processes < 1:
         raise LabError("--processes must be at least 1")
+    if run.get("family") and not command and (missing := registry.get(run["family"]).missing_data(config)):
+        raise LabError(f"{', '.join(missing)}: no such file or folder; point it at your data with "
+                       f"lab launch {run_id} --set KEY=PATH (nothing was launched)")
     remove_stale_temporaries(store, run_id)
     resume_from = store.latest_checkpoint(run_id, "last") if resume else None
+    for other in store.attempts(run_id):
+        if other["status"] == "running":
+            print(f"lab: warning: Test {other['number']} of {run_id} is still running (pid {other.get('pid')} on "
+                  f"{other.get('host')}); this launch runs beside it", file=sys.stderr)
 
     if commit:
         policy = vcs.CapturePolicy.from_settings(store.settings)

@@ -103,6 +103,35 @@ def command_text(attempt: dict) -> str:
     return shlex.join(attempt.get("command", []))
 
 
+FAILURE_LINES = 15
+
+
+def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
+    """The last `lines` non-empty lines of an attempt's output (why it failed), read from the end of stdout.log."""
+    path = attempt_dir / "stdout.log"
+    if not path.is_file():
+        return []
+    with open(path, "rb") as stream:
+        size = stream.seek(0, 2)
+        stream.seek(max(0, size - 64 * 1024))
+        text = stream.read().decode("utf-8", errors="replace")
+    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return kept[-lines:]
+
+
+ENDED_BADLY = ("failed", "crashed", "killed")
+
+
+def failure_line(store: Store, run_id: str, attempt: dict | None) -> str | None:
+    """Why an attempt ended badly, in one line: 'failed (exit 1): RuntimeError: CUDA out of memory', its
+    output's last line; None for an attempt that did not fail."""
+    if not attempt or attempt.get("status") not in ENDED_BADLY:
+        return None
+    code = "" if attempt.get("exit_code") is None else f" (exit {attempt['exit_code']})"
+    tail = failure_tail(store.attempt_dir(run_id, attempt["number"]), 1)
+    return f"Test {attempt['number']} {attempt['status']}{code}: " + (tail[0] if tail else "it wrote no output")
+
+
 def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
     """What the pages show of one attempt."""
     number = attempt["number"]
@@ -121,6 +150,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "git": attempt.get("git") or {},
         "notes": notes,
         "findings": findings,
+        "failure": failure_line(store, run["id"], attempt),
     }
 
 

@@ -19,6 +19,8 @@ from lab.pages.context import (
     daily_log,
     display_title,
     duration_text,
+    failure_line,
+    failure_tail,
     headline_attempt,
     render,
 )
@@ -110,6 +112,7 @@ def changelog(store: Store, baseline: str) -> Path:
             "verdict": verdict(reference_result, found[rid]),
             "why": results.compare(reference_result, found[rid])["why"],
             "size": results.size_text(found[rid]),
+            "failure": None if found[rid] else failure_line(store, rid, (store.attempts(rid) or [None])[-1]),
             "best_earlier": best_entry,
             "beats_best_earlier": best_entry is None or verdict(best_entry["result"], found[rid]) != "worse",
             "notes": {e["field"]: e["text"] for e in store.events(rid)
@@ -225,11 +228,13 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
     tables = [{row["metric"]: row for row in summary["rows"]} for summary in summaries]
     names = sorted({metric for table in tables for metric in table})
     resources = ("train/loss", "train/samples_per_s", "train/peak_mem_mb")  # what an arm costs, beside how it scores
-    judged = [m for m in names if m.startswith("val/") and any(table.get(m, {}).get("mode") for table in tables)]
+    judged = [m for m in names if m.startswith("val/") and not m.endswith(results.SE_SUFFIX)
+              and not results.size_metric(m)]
     shown = judged + [m for m in resources if m in names]
-    metric_tables = []
+    metric_tables, not_compared = [], []
     for metric in shown:
-        if uninformative([table.get(metric) for table in tables]):
+        if reason := uninformative([table.get(metric) for table in tables]):
+            not_compared.append(f"{metric} ({reason})")
             continue
         base = kept_figure(tables[0], metric)
         rows = []
@@ -269,6 +274,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,
+        not_compared=not_compared,
     )
 
 
@@ -282,14 +288,17 @@ def kept_figure(table: dict, metric: str) -> dict | None:
             "se": se["kept"] if se and se["kept_step"] == row["kept_step"] else None, "still_improving": False}
 
 
-def uninformative(rows: list[dict | None]) -> bool:
-    """Whether a metric says nothing in a comparison: logged by no arm, all zero, or one value for every arm."""
-    present = [row for row in rows if row]
+def uninformative(rows: list[dict | None]) -> str | None:
+    """Why a metric says nothing in a comparison ('never finite', 'all zero', 'the same for every arm'), or None
+    when it does."""
+    present = [row for row in rows if row and row["final"] is not None]
     if not present:
-        return True
-    all_zero = all(row["final"] == 0 and row["best"] in (0, None) for row in present)
-    same_everywhere = len(present) == len(rows) > 1 and len({(row["best"], row["final"]) for row in present}) == 1
-    return all_zero or same_everywhere
+        return "never finite"
+    if all(row["final"] == 0 and row["best"] in (0, None) for row in present):
+        return "all zero"
+    if len(present) == len(rows) > 1 and len({(row["best"], row["final"]) for row in present}) == 1:
+        return "the same for every arm"
+    return None
 
 
 def winner_line(labels: list[str], found: list[dict | None]) -> str:
@@ -465,7 +474,8 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                  for name, changes in reference_changes(store, run, config)],
         attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
                    "duration": duration_text(a.get("started"), a.get("ended")),
-                   "result": results.attempt_result(store, run_id, a["number"])} for a in store.attempts(run_id)],
+                   "result": results.attempt_result(store, run_id, a["number"]),
+                   "failure": failure_line(store, run_id, a)} for a in store.attempts(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=command_text(attempt),
@@ -496,22 +506,6 @@ def verification_rows(rows: list[dict]) -> list[dict]:
         table.append({"dim": dim, "eer": eer, "mindcf": by_name.get(f"val/mindcf_{dim}"),
                       "vs_largest": results.change_words(largest["kept"], eer["kept"], "min") if comparable else None})
     return table
-
-
-FAILURE_LINES = 15
-
-
-def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
-    """The last `lines` non-empty lines of an attempt's output (why it failed), read from the end of stdout.log."""
-    path = attempt_dir / "stdout.log"
-    if not path.is_file():
-        return []
-    with open(path, "rb") as stream:
-        size = stream.seek(0, 2)
-        stream.seek(max(0, size - 64 * 1024))
-        text = stream.read().decode("utf-8", errors="replace")
-    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return kept[-lines:]
 
 
 # -- doctor and render -------------------------------------------------------------------------------------

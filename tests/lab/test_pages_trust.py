@@ -206,7 +206,7 @@ def test_the_ablation_page_has_its_reference_marks_and_a_winner(story):
     assert "| sin_001:1 (reference) |" in page
     assert re.search(r"\| abl_002:1 \| [^|]+ \| 200 \| [^|]+ \| [^|]+ \| [^|]+ \| -[\d.]+ ✅ \|", page)
     assert re.search(r"\| abl_003:1 \| [^|]+ \| 200 \| [^|]+ \| [^|]+ \| [^|]+ \| \+[\d.]+ ❌ \|", page)
-    assert "val/zero" not in page  # all zero: nothing to compare
+    assert "### val/zero" not in page and "Not compared: val/zero (all zero)." in page  # named, not dropped
     assert "**abl_002:1** wins on val/loss" in page
 
 

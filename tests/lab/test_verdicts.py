@@ -237,3 +237,22 @@ def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
     verdict = verdict_line(store, "sash_002")
     assert verdict.startswith("inconclusive: val/loss 1.45 (mean of 3 seeds, sd 0.1323) vs 1.5 (mean of 3 seeds, "
                               "sd 0.02) for sash_001, 3.3% lower (better), the difference 0.05 is within the noise")
+
+
+def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
+    base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
+    store.save_baseline("base", {"repository": "https://example.org/dia"}, base)
+    add_run(store, "dia_001", [{"step": 10, "val/loss": 2.0, "val/zero": 0.0}], base, baseline="base")
+    store.create_run("dia_002", hypothesis="h", parent="dia_001", baseline="base",
+                     config={**base, "optim": {"lr": 0.1}})
+    folder = store.begin_attempt("dia_002", command=["python", "train.py"], pid=os.getpid())
+    (folder / "stdout.log").write_text("step 1\nTraceback (most recent call last):\nRuntimeError: CUDA out of memory\n")
+    store.end_attempt(folder, exit_code=1, status="failed")
+    why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
+    day = context.daily_log(store, context.active_days(store)[-1]).read_text()
+    assert f"**Why it stopped:** {why}" in day.split("### dia_002")[1]
+    changelog = reports.changelog(store, "base").read_text()
+    assert f"no result: {why}" in changelog and "no result yet" not in changelog
+    add_run(store, "dia_003", [{"step": 10, "val/loss": 1.9, "val/zero": 0.0}], base, parent="dia_001")
+    compare = reports.compare(store, ["dia_001", "dia_003"]).read_text()
+    assert "Not compared: val/zero (all zero)." in compare and "None" not in compare
