@@ -98,15 +98,22 @@ def changelog(store: Store, baseline: str) -> Path:
         code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
                         for e in store.events(rid) if e["kind"] == "change" and isinstance(e.get("text"), str)]
         changes = config_tools.diff(reference_config, configs[rid])
+        switch = preset_switch(run, store.load_run(parent) if parent else None, configs[rid])
+        listed = [c for c in changes if not switch or c.key not in switch["keys"]]
+        tested = [c for c in listed if c.component != "bookkeeping"]
+        count = len(tested) + len(code_changes) + bool(switch)
         entry = {
             "number": number[rid],
             "run": run,
             "attempt": headlines[rid],
             "title": display_title(run),
             "against": f"Run #{number[parent]} ({parent})" if parent else "the baseline",
-            "changes": changes,
+            "changes": listed,
+            "tested": tested,
+            "preset_switch": switch,
             "code_changes": code_changes,
-            "confounded": len(changes) + len(code_changes) > 1,
+            "change_count": count,
+            "confounded": count > 1,
             "result": found[rid],
             "reference_result": reference_result,
             "verdict": verdict(reference_result, found[rid]),
@@ -152,14 +159,20 @@ def changelog(store: Store, baseline: str) -> Path:
         for change in config_tools.diff(base_config, configs[current["id"]]):
             introduced = next((e for e in entries for c in e["changes"]
                                if c.key == change.key and c.after == change.after), None)
+            by_preset = next((e for e in entries if e["preset_switch"] and change.key in e["preset_switch"]["keys"]),
+                             None)
             status = introduced["verdict"] if introduced else "untested"
+            text = f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else "") \
+                + (", confounded" if introduced and introduced["confounded"] else "")
+            if change.component == "bookkeeping":
+                text = "bookkeeping (not judged)"
+            elif by_preset and not introduced:
+                text = f"preset `{by_preset['preset_switch']['to']}` (Run #{by_preset['number']})"
             table.append({
                 "change": change,
-                "status": overrides.get(change.key)
-                or f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else "")
-                + (", confounded" if introduced and introduced["confounded"] else ""),
+                "status": overrides.get(change.key) or text,
             })
-    improved = [e for e in entries if e["verdict"] == "improved" and (e["changes"] or e["code_changes"])]
+    improved = [e for e in entries if e["verdict"] == "improved" and (e["tested"] or e["code_changes"])]
     return render(
         store,
         "changelog.md.j2",
@@ -180,8 +193,21 @@ def changelog(store: Store, baseline: str) -> Path:
         vs_reference=results.improvement(found[reference_run["id"]], best_entry["result"]) if best_entry else None,
         works=[e for e in improved if e["beats_best_earlier"]],
         weak_parent=[e for e in improved if not e["beats_best_earlier"]],
-        fails=[e for e in entries if e["verdict"] == "worse" and (e["changes"] or e["code_changes"])],
+        fails=[e for e in entries if e["verdict"] == "worse" and (e["tested"] or e["code_changes"])],
     )
+
+
+def preset_switch(run: dict, parent: dict | None, config: dict) -> dict | None:
+    """{"from", "to", "keys"} when a family run's preset differs from its reference's (its parent's, else the
+    baseline preset): the keys the switch explains (their value is the new preset's), to be shown as one change."""
+    before = (parent or {}).get("preset") or "baseline"
+    spec = registry.find(run.get("family"))
+    if spec is None or not run.get("preset") or run["preset"] == before or run["preset"] not in spec.presets():
+        return None
+    flat = config_tools.flatten(config)
+    keys = {c.key for c in config_tools.diff(spec.preset(before), spec.preset(run["preset"]))
+            if flat.get(c.key, config_tools.MISSING) == c.after}
+    return {"from": before, "to": run["preset"], "keys": keys} if keys else None
 
 
 # -- ablation comparison -----------------------------------------------------------------------------------

@@ -256,3 +256,29 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     add_run(store, "dia_003", [{"step": 10, "val/loss": 1.9, "val/zero": 0.0}], base, parent="dia_001")
     compare = reports.compare(store, ["dia_001", "dia_003"]).read_text()
     assert "Not compared: val/zero (all zero)." in compare and "None" not in compare
+
+
+def test_a_preset_switch_is_one_change_and_bookkeeping_is_never_judged(store):
+    from lab.families import registry
+
+    spec = registry.get("neural_decoder")
+    base, tiny = spec.preset("baseline"), spec.preset("tiny")
+    store.save_baseline("cffan", {"repository": "https://github.com/cffan/neural_seq_decoder"}, base)
+    rows = [{"step": 10, "val/per": 0.5}, {"step": 20, "val/per": 0.45}, {"step": 30, "val/per": 0.45}]
+    store.create_run("nsd_001", hypothesis="tiny", family="neural_decoder", preset="tiny", baseline="cffan",
+                     config=tiny)
+    add_run(store, "nsd_001", rows, tiny)
+    longer = {**tiny, "train": {**tiny["train"], "max_steps": 999, "eval_every": 7}}
+    store.create_run("nsd_002", hypothesis="longer", family="neural_decoder", preset="tiny", baseline="cffan",
+                     parent="nsd_001", config=longer)
+    add_run(store, "nsd_002", [{**row, "val/per": row["val/per"] + 0.1} for row in rows], longer)
+    page = reports.changelog(store, "cffan").read_text()
+    run_1 = page.split("### Run #1: nsd_001")[1].split("### Run #2")[0]
+    assert "- preset `baseline` → `tiny` (15 keys, counted as one change)" in run_1
+    assert "`optim.lr`" not in run_1 and "confounded" not in run_1
+    fails = page.split("## What Doesn't Work")[1].split("---")[0]
+    assert "- Nothing has made a result worse yet." in fails, "a longer run with a new cadence tests nothing"
+    assert re.search(r"^## \d+\. Bookkeeping", page, re.M)
+    table = page.split("## Baseline Comparison Table")[1]
+    assert "| `train.max_steps` | 10000 | 300 | bookkeeping (not judged) |" in table
+    assert re.search(r"\| `optim.lr` \| [^|]+ \| [^|]+ \| preset `tiny` \(Run #1\) \|", table)
