@@ -52,6 +52,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from trainers.commands import profile_run
 
     components = profile_run(store, args.id)
+    store.add_event(args.id, "profile", components=components)  # reports and comparisons show it
     width = max(len(name) for name in components)
     print(f"{args.id}: peak tensor memory of one training step, by component")
     for name, megabytes in components.items():

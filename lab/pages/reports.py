@@ -253,7 +253,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
     summaries = [results.attempt_summary(store, rid, n) if n else {"result": None, "rows": []} for rid, n in arms]
     tables = [{row["metric"]: row for row in summary["rows"]} for summary in summaries]
     names = sorted({metric for table in tables for metric in table})
-    resources = ("train/loss", "train/samples_per_s", "train/peak_mem_mb")  # what an arm costs, beside how it scores
+    resources = ("train/loss",)  # what an arm costs is in `costs` (overall rates, not the noisiest instant)
     judged = [m for m in names if m.startswith("val/") and not m.endswith(results.SE_SUFFIX)
               and not results.size_metric(m)]
     shown = judged + [m for m in resources if m in names]
@@ -301,7 +301,24 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         differing=differing,
         metric_tables=metric_tables,
         not_compared=not_compared,
+        costs=[{"run": label, **arm_costs(store, rid, n)} for label, (rid, n) in zip(labels, arms)],
     )
+
+
+def latest_profile(store: Store, run_id: str) -> dict | None:
+    """The components of the run's latest `lab profile` (peak tensor memory of one training step, MiB)."""
+    profiles = [event for event in store.events(run_id) if event["kind"] == "profile"
+                and isinstance(event.get("components"), dict)]
+    return profiles[-1]["components"] if profiles else None
+
+
+def arm_costs(store: Store, run_id: str, number: int | None) -> dict:
+    """What an arm costs: its overall samples/s and process peak memory (MB, summary.json) and its profiled
+    peak tensor memory (MiB, `lab profile`); None where unknown."""
+    summary = read_json(store.attempt_dir(run_id, number) / "summary.json", {}) if number else {}
+    profile = latest_profile(store, run_id)
+    return {"samples_per_s": summary.get("samples_per_s"), "peak_mem_mb": summary.get("peak_mem_mb"),
+            "profile": profile}
 
 
 def kept_figure(table: dict, metric: str) -> dict | None:
@@ -512,6 +529,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
         verification=verification_rows(outcome["rows"]),
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
+        profile=latest_profile(store, run_id),
     )
 
 

@@ -282,3 +282,18 @@ def test_a_preset_switch_is_one_change_and_bookkeeping_is_never_judged(store):
     table = page.split("## Baseline Comparison Table")[1]
     assert "| `train.max_steps` | 10000 | 300 | bookkeeping (not judged) |" in table
     assert re.search(r"\| `optim.lr` \| [^|]+ \| [^|]+ \| preset `tiny` \(Run #1\) \|", table)
+
+
+def test_comparisons_cost_overall_rates_and_recorded_profiles(store):
+    for run_id, peak_rate, overall, mib in (("sash_001", 900.0, 100.0, 802.0), ("sash_002", 400.0, 120.0, 749.0)):
+        rows = [{"step": 1, "train/loss": 2.0, "train/samples_per_s": peak_rate},
+                {"step": 2, "train/loss": 1.5, "train/samples_per_s": 50.0}, {"step": 2, "val/loss": 1.6}]
+        folder = add_run(store, run_id, rows)
+        write_json(folder / "summary.json", {"samples_per_s": overall, "peak_mem_mb": 1000.0})
+        store.add_event(run_id, "profile", components={"model": mib, "activations": 12.5})
+    page = reports.compare(store, ["sash_001", "sash_002"]).read_text()
+    assert "### train/samples_per_s" not in page  # the maximum instantaneous rate is no figure to compare
+    assert "| sash_001:1 | 100 | 1000 | activations 12.5, model 802 |" in page
+    assert "| sash_002:1 | 120 | 1000 | activations 12.5, model 749 |" in page
+    report = reports.report(store, "sash_002").read_text()
+    assert "- Peak tensor memory of one training step (`lab profile`): activations 12.5 MiB, model 749 MiB" in report
