@@ -281,7 +281,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
     for table in metric_tables:
         series = {}
         for label, (rid, n) in zip(labels, arms):
-            points = metrics.series(metrics.load(store.attempt_dir(rid, n)), table["metric"], plots.MAX_POINTS) \
+            points = metrics.series(results.stream(store, rid, n), table["metric"], plots.MAX_POINTS) \
                 if n else None
             if points:
                 series[label] = points
