@@ -235,10 +235,24 @@ def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
     )]
 
 
+def stage_boundaries(config: dict) -> list[tuple[int, str]]:
+    """(step, what changed) where a run's training enters a new stage: `train.unfreeze_step` when `train.frozen`
+    holds parameters back until then. A loss that rises there is the new stage starting, not a divergence."""
+    frozen, unfreeze = _setting(config, "train.frozen"), _setting(config, "train.unfreeze_step")
+    if frozen and isinstance(unfreeze, int) and not isinstance(unfreeze, bool) and unfreeze > 0:
+        return [(unfreeze, f"unfroze {', '.join(map(str, frozen))}")]
+    return []
+
+
 def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
     """The loss blew up above its starting value and stayed there, or went down during warmup, then rose well
-    above its minimum and stayed up."""
+    above its minimum and stayed up; judged within the last stage (`stage_boundaries`), whose first rows count
+    as its warmup."""
     losses = metric_points(rows, "train/loss")
+    boundaries = [step for step, _ in stage_boundaries(config) if step <= (losses[-1][0] if losses else 0)]
+    if boundaries:
+        losses = [(step, value) for step, value in losses if step >= boundaries[-1]]
+        config = {**config, "optim": {**(config.get("optim") or {}), "warmup_steps": 0}}
     if len(losses) < DIVERGENCE_MIN_ROWS:
         return []
     blowup = loss_blowup(losses)

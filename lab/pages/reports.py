@@ -388,14 +388,16 @@ def group_runs(store: Store, group: str) -> list[str]:
 
 
 def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None,
-                     kept_step: int | None = None) -> list[dict]:
+                     kept_step: int | None = None, stages: list[tuple[int, str]] = ()) -> list[dict]:
     """Per-evaluation rows: step, train loss, val loss, gap, judged metric and a status word.
 
     `frame` is the attempt's metric table (`results.stream`); an evaluation is a row with a `val/` value. The
     train loss and the gap are the health rule's (`rules.evaluation_gaps`: the mean train loss since the previous
     evaluation). "gap widening" marks the rows from `gap_onset` on (where that rule found overfitting) and no row
-    there is called "best so far"; the row at `kept_step` is marked "kept checkpoint".
+    there is called "best so far"; the row at `kept_step` is marked "kept checkpoint", and the first row at or
+    after each of `stages` (`rules.stage_boundaries`: (step, what changed)) says "stage: <what> at step N".
     """
+    pending = sorted(stages)
     evaluations = evaluation_rows(frame)
     if evaluations.empty:
         return []
@@ -417,6 +419,9 @@ def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None
             status = [word for word in status if word != "best so far"] + ["gap widening"]
         if step == kept_step and value is not None:
             status.append("kept checkpoint")
+        while pending and pending[0][0] <= step:
+            status.append(f"stage: {pending[0][1]} at step {pending[0][0]}")
+            pending.pop(0)
         table.append({"step": step, "train_loss": val_loss - gap if gap is not None else None,
                       "val_loss": val_loss, "gap": gap, "value": value, "status": ", ".join(status) or "-"})
     return table
@@ -505,7 +510,8 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         model=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "model"],
         data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
         metric=metric,
-        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None), kept_step),
+        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None), kept_step,
+                                     health.stage_boundaries(config)),
         curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=result,

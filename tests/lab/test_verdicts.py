@@ -297,3 +297,20 @@ def test_comparisons_cost_overall_rates_and_recorded_profiles(store):
     assert "| sash_002:1 | 120 | 1000 | activations 12.5, model 749 |" in page
     report = reports.report(store, "sash_002").read_text()
     assert "- Peak tensor memory of one training step (`lab profile`): activations 12.5 MiB, model 749 MiB" in report
+
+
+def test_an_unfreeze_is_a_stage_not_a_divergence(store):
+    from lab.health import rules
+
+    rows = []
+    for step in range(1, 101):  # the head learns, the backbone is released at step 50 and the loss jumps, then falls
+        loss = 2.0 - step * 0.02 if step < 50 else 2.5 - (step - 50) * 0.005
+        rows.append({"step": step, "train/loss": loss})
+        if step % 10 == 0:
+            rows.append({"step": step, "val/loss": loss + 0.1})
+    staged = {"train": {"best_metric": "val/loss", "best_mode": "min", "frozen": ["backbone"], "unfreeze_step": 50}}
+    assert "divergence_after_warmup" in [f.rule for f in rules.check(rows, {"train": {}})]  # without the stage
+    assert "divergence_after_warmup" not in [f.rule for f in rules.check(rows, staged)]
+    add_run(store, "spk_009", rows, staged)
+    page = reports.report(store, "spk_009").read_text()
+    assert re.search(r"^\| 50 \| .* \| [^|]*stage: unfroze backbone at step 50 \|$", page, re.M)
