@@ -238,9 +238,12 @@ KILL_GRACE_SECONDS = 30  # after a forwarded stop signal, how long the child has
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: its own process group (signals reach the trainer's workers too), and a
-    SIGKILL when the launcher dies, so a killed launcher leaves no orphan writing into its attempt."""
+    """In the child before exec: its own process group (signals reach the trainer's workers too), SIGINT's
+    default action (a launcher started in the background by a script inherits SIGINT ignored, and would pass
+    that on, so the interrupt it forwards would do nothing), and a SIGKILL when the launcher dies, so a killed
+    launcher leaves no orphan writing into its attempt."""
     os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         import ctypes
 
