@@ -122,7 +122,7 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     table = page.split("### Verification per Embedding Dimension")[1]
     assert all(f"| {dim} |" in table for dim in (16, 32, 64)) and "%" in table
     assert re.search(r"\*\*Verdict\*\*: (supported|not supported|inconclusive): val/eer_16 <= 1\.2 \* val/eer_64: "
-                     r".* \(step \d+ of rdn_001:1\).*; evaluated on \d+ trials", page)
+                     r".* \(step \d+ of rdn_001:1\).*; evaluated on [\d,]+ utterances, [\d,]+ trials", page)
     assert re.search(r"^\| 20 \| .*stage: unfroze backbone at step 20 \|$", page, re.M)
     clips = data.synthetic_speakers(2, 1, 0.5, 16000, 9)
     paths = []
