@@ -51,7 +51,7 @@ def main() -> None:
         attempt = store.begin_attempt("big_001", command=["python", "train.py"], pid=os.getpid())
         write_metrics(attempt / "metrics.jsonl")
         store.end_attempt(attempt, exit_code=0, status="finished")
-        size = (attempt / "metrics.jsonl").stat().st_size / 1e6
+        size = (store.attempt_dir("big_001", 1) / "metrics.jsonl").stat().st_size / 1e6
         print(f"metrics.jsonl: {ROWS:,} rows, {size:.0f} MB")
         for command in ("report", "doctor"):
             seconds, peak = measure(root, command, "big_001")

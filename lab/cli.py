@@ -35,6 +35,7 @@ EXAMPLES = {
     "doctor": "lab doctor nsd_006",
     "render": "lab render",
     "rm": "lab rm dia_009   |   lab rm dia_009 --yes",
+    "rename": "lab rename dia_001 dia_004",
 }
 
 
@@ -68,16 +69,27 @@ def cmd_init(args) -> int:
         wandb["enabled"] = False
     elif args.wandb_project:
         wandb["enabled"] = True
+    from lab.capture import remote
+
     store = Store.init(Path.cwd(), wandb=wandb, prefixes=prefixes)
+    logs = store.logs_dir.relative_to(store.root).as_posix()
     ignore = Path.cwd() / ".gitignore"
     lines = ignore.read_text().splitlines() if ignore.exists() else []
-    missing = [entry for entry in (f"{store.settings['artefacts']}/", ".env") if entry not in lines]
+    pages = [f"{logs}/{folder}/" for folder in DERIVED_FOLDERS] + [f"{logs}/ablations/*",
+                                                                    f"!{logs}/ablations/index.json*"]
+    missing = [entry for entry in (f"{store.settings['artefacts']}/", ".env", *pages) if entry not in lines]
     if missing:
         text = ignore.read_text() if ignore.exists() else ""
         separator = "\n" if text and not text.endswith("\n") else ""
         write_text(ignore, text + separator + "".join(f"{entry}\n" for entry in missing))
-    print(f"lab ready at {store.root} (records in {store.logs_dir.relative_to(store.root)}/)")
+    remote.configure_clone(store.root, logs)
+    remote.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],
+                keep=[f"{logs}/ablations/index.json", f"{logs}/ablations/index.jsonl"])
+    print(f"lab ready at {store.root} (records in {logs}/; this clone is {store.clone_id[:8]})")
     return 0
+
+
+DERIVED_FOLDERS = ("daily", "reports", "changelogs")  # pages rendered from the records, never committed
 
 
 def cmd_new_run(args) -> int:
@@ -108,17 +120,24 @@ def cmd_new_run(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from lab.capture.launch import launch
+    import functools
+
+    from lab import runs
+    from lab.capture.launch import Nodes, launch
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
+    run = store.load_run(args.id)
+    family = run.get("family")
+    nodes = Nodes(args.nodes, args.node_rank, args.main_address)
+    plan = functools.partial(runs.memory_plan, store, family) if family else None
     if args.seeds is None:
         return launch(store, args.id, args.command, overrides=args.set, note=args.note, commit=not args.no_commit,
-                      processes=args.processes, resume=args.resume, invocation=invocation)
-    run = store.load_run(args.id)
-    if args.seeds < 1 or args.command or args.resume or not run.get("family"):
+                      processes=args.processes, resume=args.resume, invocation=invocation,
+                      metrics_pattern=args.metrics_pattern, nodes=nodes, memory_plan=plan)
+    if args.seeds < 1 or args.command or args.resume or not family or nodes.count != 1:
         raise LabError("--seeds N (N >= 1) launches the run's built-in trainer N times, one train.seed each; "
-                       "not with a command after --, --resume, or a run without a family")
+                       "not with a command after --, --resume, --nodes, or a run without a family")
     if any(item.partition("=")[0].strip() == "train.seed" for item in args.set):
         raise LabError("--seeds chooses train.seed itself; drop --set train.seed")
     first = (store.run_config(args.id).get("train") or {}).get("seed", 0)
@@ -126,7 +145,8 @@ def cmd_launch(args) -> int:
     for seed in range(first, first + args.seeds):
         note = f"{args.note}, seed {seed}" if args.note else f"seed {seed}"
         code = launch(store, args.id, None, overrides=[*args.set, f"train.seed={seed}"], note=note,
-                      commit=not args.no_commit, processes=args.processes, invocation=invocation)
+                      commit=not args.no_commit, processes=args.processes, invocation=invocation,
+                      metrics_pattern=args.metrics_pattern, nodes=nodes, memory_plan=plan)
         exit_code = exit_code or code
     return exit_code
 
@@ -167,6 +187,7 @@ def cmd_note(args) -> int:
 
 def cmd_runs(args) -> int:
     from lab import runs
+    from lab.capture import remote
 
     store = Store.find()
     rows = runs.list_runs(
@@ -180,6 +201,13 @@ def cmd_runs(args) -> int:
         print(json.dumps(rows, indent=2, sort_keys=True))
     else:
         print(runs.table(rows))
+    clashes = runs.taken_elsewhere(store)
+    reserved = set(remote.id_holders(store.root)) if clashes else set()
+    for run_id in clashes:
+        with store.lock():
+            free = store.next_id(run_id.rsplit("_", 1)[0], reserved)
+        print(f"lab: warning: another clone reserved {run_id} first (refs/lab/ids/{run_id}); before you merge, "
+              f"give this clone's run a new id: lab rename {run_id} {free}", file=sys.stderr)
     return 0
 
 
@@ -198,6 +226,13 @@ def cmd_rm(args) -> int:
             return 1
     archived = store.archive_run(args.id)
     print(f"removed {args.id}: records in {archived.relative_to(store.root)}, artefacts deleted")
+    return 0
+
+
+def cmd_rename(args) -> int:
+    from lab import runs
+
+    print(runs.rename_run(Store.find(), args.old, args.new))
     return 0
 
 
@@ -224,7 +259,7 @@ def cmd_log(args) -> int:
     from lab.pages import context as pages
 
     store = Store.find()
-    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else date.today()]
+    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else store.today()]
     for day in days:
         print(pages.daily_log(store, day))
     return 0
@@ -251,7 +286,8 @@ def cmd_changelog(args) -> int:
     store = Store.find()
     names = [args.baseline] if args.baseline else reports.baselines_in_use(store)
     if not names:
-        raise LabError("no run uses a baseline yet: create one with lab new-run ID --family FAMILY")
+        raise LabError("no run uses a baseline yet: give a run one with lab new-run ID --baseline NAME (registered "
+                       "with lab baseline add NAME --config FILE), or --family FAMILY for a built-in trainer")
     if args.status and not args.baseline:
         raise LabError("--status needs the baseline it belongs to: lab changelog BASELINE --status KEY=TEXT")
     if args.current and not args.baseline:
@@ -309,13 +345,19 @@ def cmd_report(args) -> int:
 
 def cmd_doctor(args) -> int:
     from lab.health import diagnosis
+    from lab.records.metrics import count_lines
 
     findings = diagnosis.doctor(Store.find(), args.id, args.attempt, record=not args.dry_run)
     for finding in findings:
         print(f"[{finding.severity}] {finding.rule} at step {finding.step}: {finding.message}")
         print(f"    suggestion: {finding.suggestion}")
     if not findings:
-        print(f"{args.id}: no health rule fired")
+        store = Store.find()
+        number = diagnosis.chosen_attempt(store, args.id, args.attempt)
+        rows = count_lines(store.attempt_dir(args.id, number) / "metrics.jsonl") if number else 0
+        print(f"{args.id}: no health rule fired" if rows else
+              f"{args.id}: no metrics logged{f' by attempt {number}' if number else ''}, so only the config was "
+              "checked (no finding)")
     return 0
 
 
@@ -383,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
     sub.usage = ("lab launch [-h] [--set KEY=VALUE] [--note NOTE] [--no-commit] [--processes N] [--resume] "
-                 "[--seeds N] ID [-- CMD ...]")
+                 "[--seeds N] [--metrics-pattern REGEX] [--nodes N --node-rank R --main-address HOST:PORT] "
+                 "ID [-- CMD ...]")
     sub.add_argument("id", help="the run this attempt belongs to")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
     sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
@@ -394,6 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seeds", type=int, metavar="N",
                      help="launch the built-in trainer N times with train.seed = the run's seed, +1, ...; pages then "
                           "compare the mean and spread over seeds")
+    sub.add_argument("--metrics-pattern", metavar="REGEX",
+                     help=r"turn printed lines into rows: named groups are metrics, 'step' the step, e.g. "
+                          r"'step (?P<step>\d+) loss (?P<loss>\S+)' (default: lab.json capture.metrics_pattern)")
+    sub.add_argument("--nodes", type=int, default=1, metavar="N",
+                     help="machines of a multi-node launch: run the same command on each, with its --node-rank")
+    sub.add_argument("--node-rank", type=int, default=0, metavar="R",
+                     help="this machine's rank; node 0 records the attempt, the others log under artefacts")
+    sub.add_argument("--main-address", metavar="HOST:PORT", help="node 0's address, where the nodes meet")
 
     sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
     sub.add_argument("id", nargs="?", help="the run (none for --insight and --overview)")
@@ -414,6 +465,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--group", help="only runs of this group")
     sub.add_argument("--since", metavar="YYYY-MM-DD", help="only runs created on or after this day")
     sub.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+
+    sub = command("rename", cmd_rename, "Give a run a new id, with every reference to it (also after two clones "
+                  "took one id).")
+    sub.add_argument("old", help="the run's id now")
+    sub.add_argument("new", help="its new id")
 
     sub = command("show", cmd_show, "Show one run with its attempts and notes.")
     sub.add_argument("id")

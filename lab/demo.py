@@ -1,8 +1,9 @@
 """`make demo`: a short research story on synthetic neural_decoder data, in a throwaway lab.
 
 The lab lives in artefacts/demo-lab (its own git repository, W&B offline). The story: a baseline run, a run
-whose learning rate is far too high (the doctor flags it), a fixed run, and a two-run ablation group; then
-every page is rendered and its path printed.
+whose learning rate is far too high (the doctor flags it), a fixed run, a two-run ablation group, and a script
+of the researcher's own that logs only with `wandb.log` (recorded by the lab's capture, no lab code in it);
+then every page is rendered and its path printed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ from pathlib import Path
 
 DEMO_DIR = Path("artefacts") / "demo-lab"
 STEPS = "train.max_steps=240"
+WANDB_SCRIPT = """import argparse, math, wandb
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.05)
+parser.add_argument('--steps', type=int, default=60)
+args = parser.parse_args()
+wandb.init(project='my-own-script', config=args)
+for step in range(args.steps):
+    loss = 0.3 + 2.0 * math.exp(-step * args.lr)
+    evaluating = step % 20 == 19
+    wandb.log({'train/loss': loss, 'train/lr': args.lr}, commit=not evaluating)
+    if evaluating:
+        wandb.log({'val/loss': loss + 0.05})  # the same row as the train loss
+"""
 
 
 def lab(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -76,6 +90,13 @@ def main() -> None:
         lab("note", run_id, "--conclusion", f"See the ablation page for white noise {noise} against its sibling.",
             cwd=folder)
     lab("compare", "--group", "noise_ablation", cwd=folder)
+
+    (folder / "my_script.py").write_text(WANDB_SCRIPT)
+    lab("new-run", "own_001", "--title", "My own wandb script", "--hypothesis",
+        "A script that logs only with wandb.log is recorded as it is", cwd=folder)
+    lab("launch", "own_001", "--note", "no lab code in the script", "--", sys.executable, "my_script.py", "--lr",
+        "0.1", cwd=folder)
+    lab("report", "own_001", cwd=folder)
     lab("render", cwd=folder)
     lab("runs", cwd=folder)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; pages are under {folder / 'logs'}")

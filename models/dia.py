@@ -8,7 +8,8 @@
 Encoder: byte embeddings, pre-RMSNorm bidirectional self-attention with RoPE and gated-SiLU MLPs. Decoder: the
 sum of one embedding per codebook channel, causal grouped-query self-attention, cross-attention to the encoder,
 gated-SiLU MLPs, all pre-RMSNorm; the head maps d_model to (channels, vocab). No biases anywhere; attention
-uses `attention_scale` (Dia: 1.0, no 1/sqrt(head_dim)).
+uses `attention_scale` (Dia: 1.0, no 1/sqrt(head_dim)). Cross-attention rotates its queries and keys as the first
+Dia-1.6B release does, or not at all (`cross_rope=False`, as Dia-1.6B-0626).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def unconditional(text: torch.Tensor, text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unconditional input of classifier-free guidance as nari-labs/dia builds it: zero bytes (B, S) under
+    the conditional text's mask (B, S), so the encoder sees as many positions as the condition has."""
+    return torch.zeros_like(text), text_mask
 
 
 class RMSNorm(nn.Module):
@@ -61,8 +68,11 @@ class GatedMLP(nn.Module):
 class Rope:
     min_timescale: float
     max_timescale: float
+    enabled: bool = True  # False: positions are ignored (cross-attention of Dia-1.6B-0626)
 
     def __call__(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
         return rotary(x, positions, self.min_timescale, self.max_timescale)
 
 
@@ -115,7 +125,7 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, config, rope: Rope):
+    def __init__(self, config, rope: Rope, cross_rope: Rope):
         super().__init__()
         width = config.dec_d_model
         self.self_norm = RMSNorm(width, config.norm_eps)
@@ -123,13 +133,21 @@ class DecoderLayer(nn.Module):
                                         config.attention_scale, rope)
         self.cross_norm = RMSNorm(width, config.norm_eps)
         self.cross_attention = Attention(width, config.enc_d_model, config.cross_heads, config.cross_heads,
-                                         config.cross_head_dim, config.attention_scale, rope)
+                                         config.cross_head_dim, config.attention_scale, cross_rope)
         self.mlp_norm = RMSNorm(width, config.norm_eps)
         self.mlp = GatedMLP(width, config.dec_ffn)
 
-    def forward(self, x, positions, self_mask, cross_keys, cross_values, cross_mask, cache=None, cache_at=None):
-        """With `cache` ((B, Hkv, steps, Dh) keys and values), writes this step's keys at `cache_at` and attends
-        over the cache; otherwise attends over x itself."""
+    def cross_keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention keys and values of the encoder output memory (B, S, enc_d_model): each (B, H, S, Dh)."""
+        return self.cross_attention.keys_values(memory, torch.arange(memory.shape[1], device=memory.device))
+
+    def forward(self, x, positions, self_mask, cross, cross_mask, cache=None, cache_at=None):
+        """`cross` is the encoder output (B, S, enc_d_model), or its `cross_keys_values` computed once for
+        decoding. With `cache` ((B, Hkv, steps, Dh) keys and values), writes this step's keys at `cache_at` and
+        attends over the cache; otherwise attends over x itself."""
+        if isinstance(cross, torch.Tensor):
+            cross = self.cross_attention.keys_values(cross, torch.arange(cross.shape[1], device=cross.device))
+        cross_keys, cross_values = cross
         normed = self.self_norm(x)
         keys, values = self.self_attention.keys_values(normed, positions)
         if cache is not None:
@@ -148,15 +166,24 @@ class Dia(nn.Module):
         super().__init__()
         self.config = config
         rope = Rope(config.rope_min_timescale, config.rope_max_timescale)
+        self.cross_rope = Rope(config.rope_min_timescale, config.rope_max_timescale, config.cross_rope)
         self.text_embedding = nn.Embedding(config.text_vocab, config.enc_d_model)
         self.encoder_layers = nn.ModuleList(EncoderLayer(config, rope) for _ in range(config.enc_layers))
         self.encoder_norm = RMSNorm(config.enc_d_model, config.norm_eps)
         self.audio_embeddings = nn.ModuleList(nn.Embedding(config.vocab, config.dec_d_model)
                                               for _ in range(config.channels))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(config, rope) for _ in range(config.dec_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(config, rope, self.cross_rope)
+                                            for _ in range(config.dec_layers))
         self.decoder_norm = RMSNorm(config.dec_d_model, config.norm_eps)
         self.head = nn.Linear(config.dec_d_model, config.channels * config.vocab, bias=False)
         self.apply(self._initialise)
+
+    def adopt(self, settings: dict) -> None:
+        """Take settings that carry no weights from an imported file: {"model.cross_rope": bool}."""
+        for name, value in settings.items():
+            if name != "model.cross_rope":
+                raise ValueError(f"{name} cannot change on a built model")
+            self.config.cross_rope = self.cross_rope.enabled = bool(value)
 
     def _initialise(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -164,6 +191,11 @@ class Dia(nn.Module):
 
     def encode(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """text (B, S) byte ids, text_mask (B, S) True for real bytes -> (B, S, enc_d_model)."""
+        return self._encode(text, text_mask)
+
+    def _encode(self, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """`encode`'s body, which `forward` calls too: `encode` is an entry point of its own (a sharded model
+        gathers the root's parameters around it), `forward` already is one."""
         positions = torch.arange(text.shape[1], device=text.device)
         mask = (text_mask.unsqueeze(1) & text_mask.unsqueeze(2)).unsqueeze(1)  # (B, 1, S, S)
         # every position may attend itself, so an all-padding row (unconditional text) has a finite softmax
@@ -179,8 +211,7 @@ class Dia(nn.Module):
 
     def cross_sources(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each decoder layer's cross-attention keys and values of the encoder output (computed once)."""
-        positions = torch.arange(memory.shape[1], device=memory.device)
-        return [layer.cross_attention.keys_values(memory, positions) for layer in self.decoder_layers]
+        return [layer.cross_keys_values(memory) for layer in self.decoder_layers]
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, d) -> (B, T, C, V) in float32."""
@@ -189,14 +220,14 @@ class Dia(nn.Module):
     def forward(self, text: torch.Tensor, tokens: torch.Tensor, text_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits (B, T, C, V) for decoder input tokens (B, T, C)."""
         text_mask = text_mask if text_mask is not None else torch.ones_like(text, dtype=torch.bool)
-        memory = self.encode(text, text_mask)
+        memory = self._encode(text, text_mask)
         steps = tokens.shape[1]
         positions = torch.arange(steps, device=tokens.device)
         causal = torch.ones(steps, steps, dtype=torch.bool, device=tokens.device).tril()[None, None]
         cross_mask = text_mask[:, None, None, :]  # (B, 1, 1, S)
         x = self.embed_audio(tokens)
-        for layer, (keys, values) in zip(self.decoder_layers, self.cross_sources(memory)):
-            x = layer(x, positions, causal, keys, values, cross_mask)
+        for layer in self.decoder_layers:
+            x = layer(x, positions, causal, memory, cross_mask)
         return self.logits(x)
 
     def new_cache(self, batch: int, steps: int, device: torch.device, dtype: torch.dtype) -> list:
@@ -212,6 +243,6 @@ class Dia(nn.Module):
         positions = torch.tensor([step], device=tokens.device)
         allowed = (torch.arange(cache[0][0].shape[2], device=tokens.device) <= step)[None, None, None, :]
         cross_mask = text_mask[:, None, None, :]
-        for layer, (keys, values), layer_cache in zip(self.decoder_layers, cross, cache):
-            x = layer(x, positions, allowed, keys, values, cross_mask, cache=layer_cache, cache_at=step)
+        for layer, keys_values, layer_cache in zip(self.decoder_layers, cross, cache):
+            x = layer(x, positions, allowed, keys_values, cross_mask, cache=layer_cache, cache_at=step)
         return self.logits(x)[:, 0]

@@ -10,16 +10,11 @@ here, so the parameter count is smaller than the original's by n_days * (F * F +
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.scan_gru import scan_gru
-
-if TYPE_CHECKING:
-    from trainers.neural_decoder.config import ModelConfig
 
 SMOOTHING_KERNEL_SIZE = 20  # bins, as in the original
 
@@ -63,7 +58,7 @@ class GaussianSmoothing(nn.Module):
 class NeuralDecoder(nn.Module):
     """The GRU decoder; `forward` returns unnormalised logits, apply `log_softmax(-1)` before CTC."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config):  # config: trainers.neural_decoder.config.ModelConfig
         super().__init__()
         self.config = config
         n_features = config.n_input_features

@@ -24,7 +24,8 @@ from torch import nn
 
 class MelFrontEnd(nn.Module):
     """Pre-emphasis 0.97, STFT (n_fft 512, window 400 Hamming, hop 160), mel 20-7600 Hz, log(x + 1e-6), and
-    mean normalisation over time: (B, samples) -> (B, n_mels, frames)."""
+    mean normalisation over time: (B, samples) -> (B, n_mels, frames), as IDRnD/ReDimNet's MelBanks computes them
+    (its pre-emphasis reflect-pads the first sample: y[0] = x[0] - 0.97 x[1])."""
 
     def __init__(self, n_mels: int, sample_rate: int = 16000):
         super().__init__()
@@ -37,7 +38,8 @@ class MelFrontEnd(nn.Module):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=waveforms.device.type, enabled=False):
             x = waveforms.float()
-            x = torch.cat([x[:, :1], x[:, 1:] - 0.97 * x[:, :-1]], dim=1)
+            previous = torch.cat([x[:, 1:2], x[:, :-1]], dim=1)  # x[t - 1], reflected at t = 0
+            x = x - 0.97 * previous
             features = torch.log(self.mel(x) + 1e-6)  # (B, n_mels, frames)
             return features - features.mean(dim=-1, keepdim=True)
 
@@ -177,7 +179,9 @@ def to_2d(x: torch.Tensor, channels: int, frequencies: int) -> torch.Tensor:
 
 class AttentiveStatsPooling(nn.Module):
     """Attention-weighted mean and standard deviation over time, the attention seeing each frame with the
-    utterance's global mean and deviation (global context): (B, D, T) -> (B, 2D)."""
+    utterance's global mean and deviation (global context): (B, D, T) -> (B, 2D). As wespeaker's ASTP (which
+    IDRnD/ReDimNet uses): the global deviation is sqrt(unbiased variance + 1e-7), the weighted one
+    sqrt(max(variance, 1e-7))."""
 
     def __init__(self, width: int, bottleneck: int = 128):
         super().__init__()
@@ -185,7 +189,7 @@ class AttentiveStatsPooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.shape[-1]
-        mean, std = x.mean(-1, keepdim=True), torch.sqrt(x.var(-1, keepdim=True, unbiased=False).clamp(min=1e-7))
+        mean, std = x.mean(-1, keepdim=True), torch.sqrt(x.var(-1, keepdim=True) + 1e-7)  # (B, D, 1) each
         context = torch.cat([x, mean.expand(-1, -1, frames), std.expand(-1, -1, frames)], dim=1)
         weights = torch.softmax(self.attention(context), dim=-1)  # (B, D, T)
         weighted_mean = (weights * x).sum(-1)
@@ -283,6 +287,8 @@ class MatryoshkaAAM(nn.Module):
 
 class SpeakerModel(nn.Module):
     """The embedding network and its training head, as one module for the engine."""
+
+    training_only = ("head",)  # the AAM head over the training speakers: not part of the published model
 
     def __init__(self, config, speakers: int):
         super().__init__()

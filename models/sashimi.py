@@ -1,4 +1,4 @@
-"""SaShiMi (Goel et al. 2022): a multi-rate stack of diagonal state-space (S4D) layers for raw waveforms.
+"""SaShiMi (Goel et al. 2022): a multi-rate stack of state-space layers (S4D, or the full S4) for raw waveforms.
 
     model = SaShiMi(config)                  # config: trainers.sashimi.config.ModelConfig
     outputs = model(codes)                   # codes (B, L) long -> head outputs (B, L, classes or 3K)
@@ -9,6 +9,10 @@ Structure (autoregressive variant): each level pools the sequence by p and widen
 level runs `n_layers` (S4 block, FF block) pairs; on the way back each level upsamples (with a one-step causal
 shift at the pooled rate), adds the level's input, runs its own `n_layers` pairs and adds its input again. S4
 layers convolve with an FFT in training and run as a recurrence in `step`, with identical outputs.
+
+`model.ssm` picks the layer (s4d, or s4: models/s4.py), `model.norm` the blocks' pre-norm (layer: LayerNorm; scalar:
+the s4 training code's transposed LayerNorm with one scale and shift), `model.pool_weight_norm` weight-normed pooling
+projections: the SC09 checkpoint's model is ssm=s4, norm=scalar, pool_weight_norm=true.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from models.dml import chunked_cross_entropy, dml_nll
+from models.s4 import S4
 
 KERNEL_CHUNK = 4096  # kernel positions computed at once (recomputed in backward): bounds the Vandermonde memory
 
@@ -104,12 +109,31 @@ class FeedForward(nn.Module):
         return self.outer(self.dropout(F.gelu(self.inner(x))))
 
 
-class Residual(nn.Module):
-    """x + dropout(layer(LayerNorm(x))): the pre-norm residual block around an S4D or a feed-forward layer."""
+class ScalarNorm(nn.Module):
+    """(x - mean + shift) * scale / std over the channels (biased std, no epsilon): the s4 training code's
+    TransposedLN(scalar=True), with one learned scale and shift."""
 
-    def __init__(self, width: int, layer: nn.Module, dropout: float):
+    def __init__(self):
         super().__init__()
-        self.norm = nn.LayerNorm(width)
+        self.shift = nn.Parameter(torch.zeros(1))
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., H) -> (..., H)."""
+        std, mean = torch.std_mean(x, dim=-1, unbiased=False, keepdim=True)
+        return self.scale / std * (x - mean + self.shift)
+
+
+def block_norm(width: int, kind: str) -> nn.Module:
+    return ScalarNorm() if kind == "scalar" else nn.LayerNorm(width)
+
+
+class Residual(nn.Module):
+    """x + dropout(layer(norm(x))): the pre-norm residual block around an S4/S4D or a feed-forward layer."""
+
+    def __init__(self, width: int, layer: nn.Module, dropout: float, norm: str = "layer"):
+        super().__init__()
+        self.norm = block_norm(width, norm)
         self.layer = layer
         self.dropout = nn.Dropout(dropout)
 
@@ -117,10 +141,10 @@ class Residual(nn.Module):
         return x + self.dropout(self.layer(self.norm(x)))
 
     def initial_state(self, batch: int, device: torch.device):
-        return self.layer.initial_state(batch, device) if isinstance(self.layer, S4D) else None
+        return self.layer.initial_state(batch, device) if isinstance(self.layer, (S4, S4D)) else None
 
     def step(self, x: torch.Tensor, state):
-        if isinstance(self.layer, S4D):
+        if isinstance(self.layer, (S4, S4D)):
             y, state = self.layer.step(self.norm(x), state)
         else:
             y = self.layer(self.norm(x))
@@ -130,13 +154,18 @@ class Residual(nn.Module):
 class Stack(nn.Module):
     """`n_layers` (S4 block, FF block) pairs at one width, as a sequence and step by step."""
 
-    def __init__(self, width: int, n_layers: int, state_size: int, ff: int, dropout: float):
+    def __init__(self, width: int, config):
         super().__init__()
         blocks = []
-        for _ in range(n_layers):
-            blocks.append(Residual(width, S4D(width, state_size, dropout=dropout), dropout))
-            if ff > 0:
-                blocks.append(Residual(width, FeedForward(width, ff, dropout), dropout))
+        for _ in range(config.n_layers):
+            if config.ssm == "s4":
+                ssm = S4(width, config.state_size, config.ssm_copies, dropout=config.dropout)
+            else:
+                ssm = S4D(width, config.state_size, dropout=config.dropout)
+            blocks.append(Residual(width, ssm, config.dropout, config.norm))
+            if config.ff > 0:
+                blocks.append(Residual(width, FeedForward(width, config.ff, config.dropout), config.dropout,
+                                       config.norm))
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,6 +184,12 @@ class Stack(nn.Module):
         return x, new_state
 
 
+def pooling(inputs: int, outputs: int, weight_norm: bool) -> nn.Linear:
+    """A pooling projection; weight-normed (w = g v / |v| per output row) as the s4 training code's pools."""
+    linear = nn.Linear(inputs, outputs)
+    return nn.utils.parametrizations.weight_norm(linear) if weight_norm else linear
+
+
 class Level(nn.Module):
     """One pooling level: down-pool, the inner level (or the centre stack), causal up-pool, skip, own stack.
 
@@ -163,18 +198,17 @@ class Level(nn.Module):
     H p, shifts right by one pooled step (so no output sees its own future) and reshapes back to (L, H).
     """
 
-    def __init__(self, width: int, pools: list[int], expand: int, n_layers: int, state_size: int, ff: int,
-                 dropout: float):
+    def __init__(self, width: int, pools: list[int], config):
         super().__init__()
         self.pool = pools[0]
-        inner_width = width * expand
-        self.down = nn.Linear(width * self.pool, inner_width)
+        inner_width = width * config.expand
+        self.down = pooling(width * self.pool, inner_width, config.pool_weight_norm)
         if len(pools) > 1:
-            self.inner = Level(inner_width, pools[1:], expand, n_layers, state_size, ff, dropout)
+            self.inner = Level(inner_width, pools[1:], config)
         else:
-            self.inner = Stack(inner_width, n_layers, state_size, ff, dropout)
-        self.up = nn.Linear(inner_width, width * self.pool)
-        self.stack = Stack(width, n_layers, state_size, ff, dropout)
+            self.inner = Stack(inner_width, config)
+        self.up = pooling(inner_width, width * self.pool, config.pool_weight_norm)
+        self.stack = Stack(width, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
@@ -224,8 +258,7 @@ class SaShiMi(nn.Module):
             self.encoder = nn.Embedding(classes, config.d_model)
         else:
             self.encoder = nn.Linear(1, config.d_model)
-        self.levels = Level(config.d_model, list(config.pool), config.expand, config.n_layers, config.state_size,
-                            config.ff, config.dropout)
+        self.levels = Level(config.d_model, list(config.pool), config)
         self.norm = nn.LayerNorm(config.d_model)
         outputs = 3 * config.n_mixtures if config.head == "dml" else classes
         self.head = nn.Linear(config.d_model, outputs)

@@ -10,6 +10,7 @@ status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -85,5 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def leave(code: int) -> None:
+    """End a process of a multi-process run once its records are closed, without tearing down its process
+    group: destroying gloo's group (the last reference going with DDP's reducer) joins a worker thread that
+    waits for the GIL the joining thread holds, and the process hangs after training (seen on CPU, torch 2.9)."""
+    tracker.finish()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        leave(status)
+    sys.exit(status)

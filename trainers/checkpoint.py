@@ -7,7 +7,7 @@ import pickle
 import random
 import shutil
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -125,7 +125,7 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 
 @dataclass
 class KeyReport:
-    """How a weights file matched a model: what loaded, and every key that did not."""
+    """How a weights file matched a model: its format, what loaded, and every key that did not."""
 
     source: str
     loaded: int
@@ -133,6 +133,9 @@ class KeyReport:
     missing: list[str]  # in the model, not in the file
     unexpected: list[str]  # in the file, not in the model
     mismatched: list[str]  # in both, with different shapes: "name (file shape -> model shape)"
+    format: str = "lab"  # what the file was recognised as (trainers.weights): "lab", an original's, "unrecognised"
+    settings: dict = field(default_factory=dict)  # settings without weights the file's format set on the model
+    dropped: list[str] = field(default_factory=list)  # the original's tensors left out on purpose
 
     @property
     def clean(self) -> bool:
@@ -140,7 +143,13 @@ class KeyReport:
 
     def describe(self) -> str:
         """One line, then a line per kind of problem (first few keys of each)."""
-        lines = [f"init_from {self.source}: loaded {self.loaded} of {self.total} model tensors"]
+        lines = [f"init_from {self.source} ({self.format}): loaded {self.loaded} of {self.total} model tensors"]
+        if self.dropped:
+            lines.append(f"  left out ({len(self.dropped)}): unused by the original's forward, "
+                         + ", ".join(self.dropped[:3]) + (" ..." if len(self.dropped) > 3 else ""))
+        if self.settings:
+            lines.append("  set by the format: " + ", ".join(f"{name}={value}"
+                                                             for name, value in self.settings.items()))
         for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
                             ("shape-mismatched", self.mismatched)):
             if keys:
@@ -161,44 +170,30 @@ def split_source(source: str) -> tuple[Path, str | None]:
     return Path(name), key or None
 
 
-def weights_in(state: object, key: str | None, source: str) -> dict:
-    """The state dict inside a loaded file: under `key` when given, an engine checkpoint's `model`, a
-    `state_dict` entry, or the file itself."""
-    if key is not None:
-        for part in key.split("."):
-            if not isinstance(state, dict) or part not in state:
-                keys = ", ".join(sorted(map(str, state))[:10]) if isinstance(state, dict) else type(state).__name__
-                raise ConfigError(f"init_from {source}: no key {part!r} in the file (its keys: {keys})")
-            state = state[part]
-    elif isinstance(state, dict) and "format" in state and "model" in state:
-        state = state["model"]
-    elif isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
-        raise ConfigError(f"init_from {source}: the file holds no state dict of tensors; name one with PATH:KEY")
-    return {name.removeprefix("module.").removeprefix("_orig_mod."): value for name, value in state.items()}
-
-
 def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = True) -> KeyReport:
     """Load weights only (no optimizer, no progress) from `source` ('PATH' or 'PATH:KEY') into `model`.
 
-    Every key is checked by name and shape; nothing mismatched is ever loaded silently. With `strict`, any
-    missing, unexpected or shape-mismatched key is a ConfigError naming them; otherwise the matching tensors
-    load and the report lists the rest.
+    The file is this project's (an engine checkpoint or a state dict) or an original repository's, recognised
+    by its keys and converted (`trainers.weights`); settings its format fixes without weights (Dia-1.6B-0626's
+    cross-attention without RoPE) are set on the model through `model.adopt`. Every key is checked by name and
+    shape; nothing mismatched is ever loaded silently. With `strict`, any missing, unexpected or
+    shape-mismatched key is a ConfigError naming them; otherwise the matching tensors load and the report lists
+    the rest.
     """
+    from trainers import weights as formats
+
     path, key = split_source(source)
-    if not path.is_file():
-        raise ConfigError(f"init_from: weights file not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # the engine's own checkpoints also hold generator states
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ConfigError(f"init_from {path}: cannot read it ({' '.join(str(error).split())[:200]})") from None
-    weights = weights_in(state, key, source)
+        original = formats.read(path, key)
+    except ConfigError as error:
+        raise ConfigError(f"init_from: {error}") from None
     expected = model.state_dict()
+    converted = formats.for_model(original, set(expected))
+    weights = converted.weights
     matching = {name: value for name, value in weights.items()
                 if name in expected and value.shape == expected[name].shape}
+    settings = {name: value for name, value in converted.settings.items()
+                if getattr(model.config, name.removeprefix("model."), value) != value}
     report = KeyReport(
         source=source,
         loaded=len(matching),
@@ -208,8 +203,16 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
         mismatched=sorted(f"{name} ({tuple(value.shape)} -> {tuple(expected[name].shape)})"
                           for name, value in weights.items()
                           if name in expected and value.shape != expected[name].shape),
+        format=converted.format,
+        settings=settings,
+        dropped=converted.dropped,
     )
     if strict and not report.clean:
-        raise ConfigError(" ".join(report.describe().split()) + "; set train.init_strict=false to load the rest")
+        hint = ""
+        if converted.config and (report.missing or report.mismatched):
+            hint = f"; the file's model: {formats.overrides(converted)}"
+        raise ConfigError(" ".join(report.describe().split()) + hint + "; set train.init_strict=false to load the rest")
+    if settings:
+        model.adopt(settings)
     model.load_state_dict(matching, strict=False)
     return report

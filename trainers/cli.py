@@ -103,6 +103,33 @@ def run_codec(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def weights_arguments(sub: argparse.ArgumentParser) -> None:
+    actions = sub.add_subparsers(dest="action", required=True, metavar="{inspect,convert}")
+    inspect = actions.add_parser("inspect", help="what a weights file is: family, format, size, config")
+    inspect.add_argument("path", help="a .safetensors, .pth/.pt or checkpoint file (PATH:KEY names a nested entry)")
+    convert = actions.add_parser("convert", help="write an original repository's file in this project's keys")
+    convert.add_argument("path", help="the original's file (PATH:KEY names a nested entry)")
+    convert.add_argument("--family", required=True, help="the family the file must belong to")
+    convert.add_argument("--out", required=True, help="file to write (.safetensors, else torch.save)")
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    from trainers import weights
+    from trainers.checkpoint import split_source
+
+    path, key = split_source(args.path)
+    original = weights.read(path, key)
+    if args.action == "inspect":
+        print("\n".join(weights.describe(original, weights.recognise(original))))
+        return 0
+    converted = weights.convert(original, args.family)
+    out = weights.write(converted, args.out)
+    print(f"wrote {out}: {len(converted.weights)} tensors of {converted.format} in {converted.family}'s keys")
+    if converted.config:
+        print(f"build the model with: {weights.overrides(converted)}")
+    return 0
+
+
 GENERATE = Command("generate", "Generate audio with a run's best checkpoint and write a wav.",
                    'lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags "drums, bass"',
                    generate_arguments, run_generate)
@@ -112,3 +139,6 @@ EMBED = Command("embed", "Speaker embeddings of audio files with a run's best ch
                 "lab embed rdn_001 --audio a.wav b.wav", embed_arguments, run_embed)
 CODEC = Command("codec", "Encode audio to DAC codes once (a resumable cache the dia family reads).",
                 "lab codec encode --audio music/ --weights dac_44khz.pth --out data/codes", codec_arguments, run_codec)
+WEIGHTS = Command("weights", "What a weights file is, or an original repository's checkpoint in this project's keys.",
+                  "lab weights inspect dia-v0_1.pth   |   lab weights convert dia-v0_1.pth --family dia --out dia.pt",
+                  weights_arguments, run_weights)

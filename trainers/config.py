@@ -15,6 +15,7 @@ OPTIMIZERS = ("adam", "adamw", "adamw8bit")
 SCHEDULES = ("constant", "linear", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda", "xla")
 PRECISIONS = ("no", "bf16", "fp16")
+PARALLELS = ("ddp", "fsdp")
 BEST_MODES = ("min", "max")
 
 
@@ -41,6 +42,8 @@ class TrainConfig:
 
     device: str = "auto"  # auto | cpu | cuda | xla
     precision: str = "no"  # no | bf16 | fp16
+    parallel: str = "ddp"  # ddp (replicated) | fsdp (parameters, gradients and optimizer state sharded; on XLA
+    # one process drives every device through SPMD, and batch_size is the global batch)
     batch_size: int = 32  # per process and micro-batch; one update sees batch_size * grad_accum * processes
     grad_accum: int = 1  # micro-batches per optimizer update
     max_steps: int = 1000
@@ -77,6 +80,7 @@ def validate(optim: OptimConfig, train: TrainConfig, rules: dict[str, Rule] = RU
         ("optim.schedule", optim.schedule, SCHEDULES),
         ("train.device", train.device, DEVICES),
         ("train.precision", train.precision, PRECISIONS),
+        ("train.parallel", train.parallel, PARALLELS),
         ("train.best_mode", train.best_mode, BEST_MODES),
     ):
         if value not in choices:

@@ -59,6 +59,10 @@ def create_accelerator(train: TrainConfig):
     if train.precision == "fp16" and device != "cuda":
         raise ConfigError(f"train.precision=fp16 (loss-scaled) needs CUDA, not {device}; use bf16")
     _select_accelerate_backend(device)
+    if device == "xla" and train.parallel == "fsdp":
+        import torch_xla.runtime as xr
+
+        xr.use_spmd()  # before any XLA computation: one process, every device, sharding by annotation
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
 

@@ -4,6 +4,7 @@
 
 A family's spec (trainers/registry.py) provides the model, the data, the loss and the evaluations, and
 optionally parameter groups; the engine owns everything else: devices and processes (accelerate, or XLA),
+sharding (`train.parallel=fsdp`, trainers/sharding.py),
 mixed precision, gradient accumulation, the optimizer, the learning-rate schedule, gradient clipping,
 skipping non-finite updates, staged freezing, starting from given weights (`train.init_from`), evaluation
 stages on their own cadence, best and last checkpoints, early stopping, exact resume, and the metrics sent to
@@ -36,7 +37,7 @@ from lab.errors import ConfigError
 from lab.families import registry
 from lab.families.spec import EvalStage, FamilySpec
 from lab.records.config import to_dict
-from trainers import checkpoint
+from trainers import checkpoint, sharding
 from trainers.config import TrainConfig
 from trainers.device import (
     any_process,
@@ -75,7 +76,7 @@ class Run:
     family: FamilySpec
     config: Any
     accelerator: Any
-    model: nn.Module  # as prepared by accelerate: wrapped for multi-process runs
+    model: nn.Module  # as prepared by accelerate (wrapped for multi-process runs), or sharded (train.parallel=fsdp)
     optimizer: Any
     schedule: LearningRateSchedule
     data: DataBundle
@@ -87,6 +88,7 @@ class Run:
     last_metrics: dict[str, float] = field(default_factory=dict)
     stop_requested: bool = False
     writer: checkpoint.BackgroundWriter = field(default_factory=checkpoint.BackgroundWriter)
+    mesh: Any = None  # the SPMD mesh of train.parallel=fsdp on XLA
 
     @property
     def family_name(self) -> str:
@@ -99,6 +101,11 @@ class Run:
     @property
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the model is sharded by FSDP2 (on XLA, SPMD needs none of its collectives)."""
+        return self.train_config.parallel == "fsdp" and self.mesh is None
 
 
 @dataclass
@@ -174,7 +181,12 @@ def train(
     summary = summarise(run, throughput, stop_reason, time.perf_counter() - started)
     if run.is_main:
         tracker.summary(**summary)
-    accelerator.end_training()
+    if run.sharded:
+        sharding.finish()
+    if accelerator.num_processes == 1:
+        # A multi-process run keeps its process group until the process leaves (trainers.__main__.leave):
+        # destroyed here, its last reference would go with DDP's reducer, whose release can hang in gloo.
+        accelerator.end_training()
     return summary
 
 
@@ -201,9 +213,22 @@ def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: 
             f"the training set has {len(data.train)} items, fewer than one batch of train.batch_size="
             f"{train_config.batch_size} for each of {accelerator.num_processes} process(es)"
         )
+    xla = accelerator.device.type == "xla"
+    mesh = sharding.xla_mesh() if train_config.parallel == "fsdp" and xla else None  # SPMD
+    fully_sharded = train_config.parallel == "fsdp" and not xla  # FSDP2
+    if mesh is not None and train_config.batch_size % mesh.size():
+        raise ConfigError(f"train.batch_size={train_config.batch_size} is the global batch of an XLA fsdp run and "
+                          f"must divide over its {mesh.size()} devices")
+    if fully_sharded:
+        model = sharding.shard(model, spec.shard_modules(model) if spec.shard_modules else [], accelerator.device)
     groups = spec.param_groups(model, config) if spec.param_groups else parameter_groups(model, config.optim)
     optimizer = build_optimizer(groups, config.optim)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    if fully_sharded:
+        optimizer = accelerator.prepare(optimizer)  # the loss scale and accumulation; the model is already placed
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
+    if mesh is not None:
+        sharding.shard_xla(accelerator.unwrap_model(model), mesh)
     # looked up after prepare, which replaces the parameters when it moves the model to an XLA device
     frozen = frozen_parameters(accelerator.unwrap_model(model), train_config.frozen)
     folder = checkpoint.checkpoint_dir(spec.name, out_dir)
@@ -221,6 +246,7 @@ def assemble(spec: FamilySpec, config: Any, accelerator, out_dir, on_row, init: 
                         is_main=accelerator.is_main_process,
                         steps_per_epoch=max(1, per_epoch // train_config.grad_accum)),
         on_row=on_row,
+        mesh=mesh,
     )
 
 
@@ -300,7 +326,8 @@ def micro_batches(run: Run) -> Iterator[Any]:
         )
         for batch in loader:
             progress.position += 1
-            yield to_device(batch, accelerator.device)
+            batch = to_device(batch, accelerator.device)
+            yield batch if run.mesh is None else sharding.split_batch(batch, run.mesh)
         progress.epoch += 1
         progress.position = 0
 
@@ -325,8 +352,10 @@ def train_step(run: Run, batches: Iterator[Any]) -> StepResult:
     losses, metrics = [], []
     context = run.context
     context.step, context.epoch = run.progress.step, run.progress.epoch
-    for _ in range(train_config.grad_accum):
+    for micro in range(train_config.grad_accum):
         batch = next(batches)
+        if run.sharded:
+            sharding.set_gradient_sync(model, micro == train_config.grad_accum - 1)
         with accelerator.accumulate(model):
             with accelerator.autocast():
                 loss, batch_metrics = run.family.training_loss(model, batch, context)
@@ -340,6 +369,8 @@ def train_step(run: Run, batches: Iterator[Any]) -> StepResult:
             parameter.grad = None
     max_norm = train_config.grad_clip if train_config.grad_clip > 0 else math.inf
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_norm)  # the norm before clipping
+    if run.sharded:
+        grad_norm = sharding.full_tensor(grad_norm)  # the norm of the whole gradient, not of this shard
     loss = torch.stack(losses).mean()
     if accelerator.num_processes > 1:
         loss = accelerator.reduce(loss, reduction="mean")
@@ -468,10 +499,11 @@ def due_stages(run: Run, final: bool = False) -> list[EvalStage]:
 
 
 def evaluate(run: Run, stages: list[EvalStage]) -> dict[str, float]:
-    """The metrics of `stages`, computed on the main process and shared with the others."""
+    """The metrics of `stages`, computed on the main process and shared with the others (a sharded model needs
+    every process in its forward: each computes them)."""
     accelerator = run.accelerator
     metrics = None
-    if run.is_main:
+    if run.is_main or run.sharded:
         model = accelerator.unwrap_model(run.model)
         context = run.context
         context.step, context.epoch = run.progress.step, run.progress.epoch
@@ -484,7 +516,7 @@ def evaluate(run: Run, stages: list[EvalStage]) -> dict[str, float]:
         finally:
             model.train()
         metrics = {name: float(value) for name, value in metrics.items()}
-    if accelerator.num_processes > 1:
+    if accelerator.num_processes > 1 and not run.sharded:
         from accelerate.utils import broadcast_object_list
 
         metrics = broadcast_object_list([metrics])[0]
@@ -553,13 +585,19 @@ def checkpoint_payload(run: Run) -> dict:
 
         rng = gather_object(rng)
     scaler = accelerator.scaler
+    if run.sharded:
+        weights, optimizer_state = sharding.full_state(run.model, run.optimizer.optimizer)
+    else:
+        weights = checkpoint.to_cpu(accelerator.unwrap_model(run.model).state_dict())
+        optimizer_state = checkpoint.to_cpu(run.optimizer.state_dict())
     return {
         "format": CHECKPOINT_FORMAT,
         "family": run.family_name,
         "config": to_dict(run.config),
         "processes": accelerator.num_processes,
-        "model": checkpoint.to_cpu(accelerator.unwrap_model(run.model).state_dict()),
-        "optimizer": checkpoint.to_cpu(run.optimizer.state_dict()),
+        "parallel": run.train_config.parallel,
+        "model": weights,
+        "optimizer": optimizer_state,
         "schedule": run.schedule.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "progress": asdict(run.progress),
@@ -597,6 +635,10 @@ def restore(run: Run, state: dict) -> None:
             f"the checkpoint was written by {state['processes']} process(es) with train.batch_size="
             f"{saved_batch_size}; resume with the same to replay the data order"
         )
+    parallel = state.get("parallel", "ddp")
+    if parallel != train_config.parallel:
+        raise ConfigError(f"the checkpoint was written with train.parallel={parallel}; resume with the same "
+                          "(train.init_from starts a new run from its weights under either)")
     model = accelerator.unwrap_model(run.model)
     saved, expected = state["model"], model.state_dict()
     changed = [name for name in expected if name in saved and saved[name].shape != expected[name].shape]
@@ -606,9 +648,12 @@ def restore(run: Run, state: dict) -> None:
             f"{', '.join(changed[:3]) or 'different parameter names'}); --resume continues the same model only "
             "(start a new run with train.init_from to reuse weights)"
         )
-    model.load_state_dict(saved)
     peak_rates = [group["initial_lr"] for group in run.optimizer.param_groups]  # a resumed run may change them
-    run.optimizer.load_state_dict(state["optimizer"])
+    if run.sharded:
+        sharding.load_full_state(model, run.optimizer.optimizer, saved, state["optimizer"])
+    else:
+        model.load_state_dict(saved)
+        run.optimizer.load_state_dict(state["optimizer"])
     for group, rate in zip(run.optimizer.param_groups, peak_rates):
         group["initial_lr"] = rate
     run.schedule.load_state_dict(state["schedule"])

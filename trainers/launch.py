@@ -13,26 +13,35 @@ from pathlib import Path
 
 
 def launch_command(
-    family: str, config_path: str | Path, processes: int = 1, resume: str | Path | None = None
+    family: str, config_path: str | Path, processes: int = 1, resume: str | Path | None = None, *,
+    nodes: int = 1, node_rank: int = 0, main_address: str | None = None,
 ) -> list[str]:
-    """The argv that trains `family` with the resolved config at `config_path` on `processes` processes.
+    """The argv that trains `family` with the resolved config at `config_path` on `processes` processes (per
+    node, on each of `nodes` machines).
 
     One process runs `python -m trainers`; several run it under `accelerate launch --multi_gpu`, which starts
     them torchrun-style on a free local port; the engine then joins them with gloo on CPU and NCCL on CUDA.
-    (accelerate's `--cpu` flag would start a single process unless mpirun is set up.)
+    (accelerate's `--cpu` flag would start a single process unless mpirun is set up.) Across nodes every
+    machine runs the same command but for `--machine_rank`, meeting at node 0's `main_address` 'HOST:PORT'.
     """
     trainer = ["-m", "trainers", family, "--config", str(config_path)]
     if resume is not None:
         trainer += ["--resume", str(resume)]
-    if processes <= 1:
+    if processes <= 1 and nodes == 1:
         return [sys.executable, *trainer]
     device = json.loads(Path(config_path).read_text(encoding="utf-8")).get("train", {}).get("device", "auto")
     if device == "xla":
         raise ValueError("multi-process XLA runs are not launched through accelerate here; use processes=1")
+    if nodes > 1:
+        host, _, port = (main_address or "").rpartition(":")
+        where = ["--num_machines", str(nodes), "--machine_rank", str(node_rank), "--main_process_ip", host,
+                 "--main_process_port", port]
+    else:
+        where = ["--num_machines", "1", "--main_process_port", str(free_port())]
     return [
         sys.executable, "-m", "accelerate.commands.launch",
-        "--num_processes", str(processes), "--num_machines", "1", "--multi_gpu",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
+        "--num_processes", str(processes * nodes), *where, "--multi_gpu",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
         *trainer,
     ]
 

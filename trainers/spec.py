@@ -4,7 +4,8 @@ with what every family trained on this engine shares filled in. Imports no torch
     SPEC = family_spec(name="dia", config=config, build_model=Lazy("trainers.dia.family:build_model"), ...)
 
 Filled in: the engine's own config checks before the family's `validate` (`trainers.config.validate`, with the
-family's health rules for `train.stop_on`), parameter counting on the meta device, the trainer's command line,
+family's health rules for `train.stop_on`), parameter counting and the memory plan on the meta device, the
+trainer's command line,
 and the modules the engine needs with the extra that installs them.
 """
 
@@ -34,6 +35,7 @@ def family_spec(*, validate: Callable[[Any], None] | None = None, **fields: Any)
             validate(config)
 
     fields.setdefault("parameter_count", Lazy("trainers.sizes:parameter_count"))
+    fields.setdefault("memory_plan", Lazy("trainers.sizes:memory_plan"))
     fields.setdefault("trainer_command", Lazy("trainers.launch:launch_command"))
     fields.setdefault("requires", REQUIRES)
     fields.setdefault("install", INSTALL)

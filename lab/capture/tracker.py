@@ -7,8 +7,10 @@
 Inside `lab launch` the current attempt is found from `LAB_ATTEMPT_DIR`. Outside it, `tracker.init("nsd_001")`
 opens a new attempt of that run; with neither, every call is a no-op so a script runs unchanged without the
 lab. Only the main process of a multi-process launch writes (RANK 0). Metrics are mirrored to W&B when the
-launch turned W&B on (`LAB_WANDB=1`); W&B trouble (not installed, failing to start or to log) costs one
-warning line and never the run: the lab's own records go on.
+launch turned W&B on (`LAB_WANDB=1`); W&B trouble (not installed, failing to start or to log, a server that
+cannot be reached or does not answer) costs one warning line and never the run: the lab's own records go on, and
+no call of the script waits on W&B (its start, steps and exit are bounded, see WandbMirror). A tracker call never
+raises into the script: bad input skips what it cannot record with one warning.
 
 The module functions are a facade over one `Tracker`, the current one (`current()`); code that manages
 attempts itself makes its own `Tracker(attempt_dir)`.
@@ -17,6 +19,7 @@ attempts itself makes its own `Tracker(attempt_dir)`.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import math
 import os
@@ -26,7 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from lab.records.files import fresh_line_prefix, read_json
 
@@ -36,7 +39,8 @@ if TYPE_CHECKING:
 EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)` records for an init attempt
 
 
-EXIT_POLL_SECONDS = 0.2  # how often the W&B worker looks whether the script's main thread has ended
+INIT_TIMEOUT_SECONDS = 30.0  # W&B's start (wandb.init), in the background; WANDB_INIT_TIMEOUT overrides it
+EXIT_TIMEOUT_SECONDS = 30.0  # how long the script's exit waits for W&B to send what is queued and finish
 MAX_EXACT = 2**53  # integers beyond this are stored as floats (pages and W&B read them as floats anyway)
 
 
@@ -74,67 +78,114 @@ def numbers(metrics: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return kept, skipped
 
 
+def whole_step(step: Any) -> int | None:
+    """`step` as an int when it is a whole number from 0 to 2**53 (int, whole float, 0-d tensor or numpy
+    scalar, numeric string), else None."""
+    if hasattr(step, "item"):
+        try:
+            step = step.item()
+        except (ValueError, RuntimeError):
+            return None
+    if isinstance(step, str):
+        try:
+            step = float(step.strip())
+        except ValueError:
+            return None
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or isinstance(step, float) and \
+            not step.is_integer():
+        return None
+    return int(step) if 0 <= step <= MAX_EXACT else None
+
+
 def warn(message: str) -> None:
     """One warning line on stderr."""
     print(f"lab: warning: {message}", file=sys.stderr, flush=True)
 
 
 class WandbMirror:
-    """W&B's copy of an attempt, sent from a background thread so W&B's cost stays off the training thread.
+    """W&B's copy of an attempt, started and sent from a background thread so W&B's cost stays off the script.
 
-    The W&B run starts on first use from the launch's WANDB_* variables; later calls are queued in order and
-    applied by one worker; `finish` drains the queue. The lab's own records are written before a call is
-    queued, so nothing recorded depends on W&B. Any failure (wandb missing, init or a call raising) prints one
-    warning and turns the mirror off.
+    The W&B run starts in the worker on first use from the launch's WANDB_* variables (wandb.init bounded by
+    INIT_TIMEOUT_SECONDS); calls are queued in order meanwhile. Online, an unreachable server is found first (a
+    TCP connect, 5 s at most): W&B then runs offline for this attempt, so `lab sync` sends it later. The lab's
+    own records are written before a call is queued, so nothing recorded depends on W&B. At the script's exit
+    (or `finish`) W&B gets EXIT_TIMEOUT_SECONDS to send what is queued and finish; past that the script exits
+    anyway, and the link stays pending. Any failure prints one warning and turns the mirror off. `on_finished`
+    (with whether W&B was online) is called once W&B has every call and has finished, so the attempt can say W&B's
+    copy is complete (and, online, synced).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_finished: Callable[[bool], None] | None = None,
+                 on_started: Callable[[str], None] | None = None) -> None:
         self.run: Any = None
         self.failed = False
+        self.on_finished, self.on_started = on_finished, on_started
+        self._starting = False  # while the mirror's own wandb.init runs (in its worker)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (action, args, kwargs), None to stop
         self._worker: threading.Thread | None = None
+        self._done = threading.Event()
 
     def call(self, action: str, *args: Any, **kwargs: Any) -> None:
         """Queue `run.<action>(*args, **kwargs)`; `action` may be dotted ('summary.update')."""
         if self.failed:
             return
         if self._worker is None:
-            try:
-                self.run = self._start()  # on the calling thread: W&B sets up its own exit hooks as it starts
-            except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
-                self._turn_off(error)
-                return
-            self._worker = threading.Thread(target=self._drain, name="lab-wandb")
+            # Here, not in the worker: this import registers the thread pools' exit hook, which W&B's start needs
+            # and which cannot be registered once the interpreter has begun to exit (a short script).
+            import concurrent.futures.thread  # noqa: F401
+            self._worker = threading.Thread(target=self._drain, name="lab-wandb", daemon=True)
             self._worker.start()
+            threading.Thread(target=self._finish_at_exit, name="lab-wandb-exit").start()
         self._queue.put((action, args, kwargs))
+
+    @property
+    def starting(self) -> bool:
+        """Whether this thread is the mirror's worker inside its own wandb.init (capture leaves that run alone)."""
+        return self._starting and threading.current_thread() is self._worker
+
+    @property
+    def started(self) -> bool:
+        """Whether the mirror has opened its W&B run."""
+        return self._worker is not None
 
     def media(self, name: str, path: Path, step: int, kind: str, sample_rate: int | None) -> None:
         """Queue a file to send as wandb.Audio or wandb.Image."""
         self.call("media", name, path, step, kind, sample_rate)
 
     def finish(self) -> None:
-        """Send what is queued, finish the W&B run, and stop the worker."""
-        if self._worker is None:
+        """Send what is queued and finish the W&B run, waiting EXIT_TIMEOUT_SECONDS at most."""
+        if self._worker is None or self._done.is_set():
             return
         self._queue.put(("finish", (), {}))
         self._queue.put(None)
-        self._worker.join()
-        self._worker = None
+        self._worker.join(EXIT_TIMEOUT_SECONDS)
+        self._done.set()
+        if self._worker.is_alive() and not self.failed:
+            self.failed = True
+            self._stop_service()
+            warn(f"W&B did not finish within {EXIT_TIMEOUT_SECONDS:g} s, so the script exits without it: W&B's copy "
+                 "may be incomplete and its link stays pending; the lab's own records are complete")
+
+    def _finish_at_exit(self) -> None:
+        """Wait (not as a daemon, so the interpreter waits too) for the script's main thread to end, then finish:
+        before the interpreter's exit hooks, W&B's own among them, run."""
+        threading.main_thread().join()
+        self.finish()
 
     def _drain(self) -> None:
-        """Apply queued calls in order until `finish`, or until the script's main thread has ended and the
-        queue is empty: the worker is not a daemon, so the interpreter waits for it to send everything and
-        finish the W&B run before it exits (and before W&B's own exit hook runs)."""
-        while True:
+        """Start W&B, then apply queued calls in order until `finish`."""
+        try:
+            self._starting = True
             try:
-                item = self._queue.get(timeout=EXIT_POLL_SECONDS)
-            except queue.Empty:
-                if threading.main_thread().is_alive():
-                    continue
-                item = ("finish", (), {})
-                self._queue.put(None)
-            if item is None:
-                return
+                self.run = self._start()
+            finally:
+                self._starting = False
+            if self.on_started is not None:
+                self.on_started(self.run.settings.sync_dir)  # where W&B really put it (a read-only folder: /tmp)
+        except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
+            self._turn_off(error)
+            self._stop_service()
+        while (item := self._queue.get()) is not None:
             if not self.failed or item[0] == "finish":
                 self._apply(*item)
 
@@ -142,8 +193,11 @@ class WandbMirror:
         try:
             if action == "finish":
                 if self.run is not None:
+                    online = self.run.settings.mode == "online" if hasattr(self.run, "settings") else False
                     self.run.finish()
                     self.run = None
+                    if not self.failed and self.on_finished is not None:
+                        self.on_finished(online)
                 return
             if self.run is None:
                 return
@@ -166,9 +220,32 @@ class WandbMirror:
              "; the lab's own records go on")
 
     @staticmethod
+    def _stop_service() -> None:
+        """Kill W&B's service process after W&B failed to start or to finish: W&B's own exit hook waits for that
+        process, which may wait forever on a server that does not answer. This reaches into wandb's internals
+        (0.25: `wandb_setup.singleton()._connection._proc._process`) and does nothing where they differ."""
+        try:
+            from wandb.sdk import wandb_setup
+
+            wandb_setup.singleton()._connection._proc._process.kill()
+        except Exception:  # noqa: BLE001, S110 - another wandb version: its exit is its own
+            pass
+
+    @staticmethod
     def _start() -> Any:
         import wandb
 
+        if os.environ.get("WANDB_MODE", "online") == "online":
+            from lab.capture.wandb_links import check_answering
+            from lab.errors import LabError
+
+            try:
+                check_answering()
+            except LabError as error:
+                os.environ["WANDB_MODE"] = "offline"
+                warn(f"{str(error).split(';')[0]}: W&B logs offline for this attempt and its link stays pending; "
+                     "`lab sync` sends it later")
+        timeout = float(os.environ.get("WANDB_INIT_TIMEOUT") or INIT_TIMEOUT_SECONDS)
         return wandb.init(
             id=os.environ.get("WANDB_RUN_ID"),
             project=os.environ.get("WANDB_PROJECT"),
@@ -176,6 +253,7 @@ class WandbMirror:
             group=os.environ.get("WANDB_RUN_GROUP") or None,
             notes=os.environ.get("WANDB_NOTES") or None,
             resume="allow",
+            settings=wandb.Settings(init_timeout=timeout),
         )
 
 
@@ -189,15 +267,34 @@ class Tracker:
     def __init__(self, attempt_dir: Path | None, *, wandb: bool = False, owns: bool = False):
         self.attempt_dir = Path(attempt_dir) if attempt_dir is not None else None
         self.owns = owns
-        self.wandb = WandbMirror() if wandb and self.attempt_dir is not None else None
+        self.wandb = WandbMirror(self._mark_finished, self._mark_started) \
+            if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
         self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
         self._keys: dict[str, str] = {}
+        self._source: str | None = None  # the first source that logged a row
+        self._owners: dict[str, str] = {}  # metric -> the source that logged it first, once a second source logs
 
     @property
     def active(self) -> bool:
         return self.attempt_dir is not None
+
+    def _mark_started(self, folder: str) -> None:
+        """Record the folder of W&B's run on the attempt, for `lab sync`."""
+        if (self.attempt_dir / "attempt.json").is_file():
+            self.identity()[0].update_attempt(self.attempt_dir, merge=lambda record: {
+                "wandb": {**record["wandb"], "folder": folder}} if record.get("wandb") else {})
+
+    def _mark_finished(self, online: bool) -> None:
+        """W&B's copy of the attempt is complete, and synced when W&B was online."""
+        def finished(record: dict) -> dict:
+            if not record.get("wandb"):
+                return {}
+            return {"wandb": {**record["wandb"], "copy": "complete", **({"synced": True} if online else {})}}
+
+        if (self.attempt_dir / "attempt.json").is_file():  # an attempt of a lab (not a bare folder)
+            self.identity()[0].update_attempt(self.attempt_dir, merge=finished)
 
     def _plain_fields(self, metrics: dict[str, Any]) -> str | None:
         """The row's JSON fields when every value is a plain number (the common case, written without a JSON
@@ -224,7 +321,9 @@ class Tracker:
             from lab.records.store import Store
 
             record = read_json(self.attempt_dir / "attempt.json", {})
-            self._identity = (Store.find(self.attempt_dir), record["run"], record["number"])
+            root = os.environ.get("LAB_ROOT")  # a running attempt's folder is in .git/lab, not under the lab
+            store = Store(Path(root)) if root else Store.find(self.attempt_dir)
+            self._identity = (store, record["run"], record["number"])
         return self._identity
 
     def artefacts_dir(self) -> Path | None:
@@ -240,15 +339,34 @@ class Tracker:
     def log(self, step: int, **metrics: Any) -> None:
         """Append one row of metrics at `step` to metrics.jsonl (and W&B when on).
 
-        Values that are not single numbers are skipped with one warning per name; a step that is not a whole
-        number from 0 to 2**53 skips the row with a warning.
+        Values that are not single numbers are skipped with one warning per name. The step may be an int, a
+        whole float, a 0-d tensor or a numeric string ("7"); any other step (None, 2.5, "abc", -1) skips the
+        row, with one warning the first time.
+        """
+        self.record(step, metrics)
+
+    def record(self, step: int, metrics: dict[str, Any], source: str = "tracker.log") -> None:
+        """`log` for any source of rows (`tracker.log`, `wandb.log`, `SummaryWriter.add_scalar`, printed
+        lines). A metric is recorded from the first source that logs it; the same name from another source
+        (a script logging it through both `tracker.log` and `wandb.log`) is dropped, so it is recorded once.
+        Only `tracker.log` rows are mirrored to W&B (the others come from the script's own W&B or TensorBoard).
         """
         if self.attempt_dir is None:
             return
-        if isinstance(step, bool) or not isinstance(step, int) and not float(step).is_integer() \
-                or not 0 <= step <= MAX_EXACT:
-            warn(f"tracker.log skips a row with step {step!r}: steps are whole numbers from 0 to 2**53")
+        given, step = step, whole_step(step)
+        if step is None:
+            if "\0step" not in self._warned:
+                self._warned.add("\0step")
+                warn(f"{source} skips a row with step {given!r}, and any later row with a bad step: steps are "
+                     "whole numbers from 0 to 2**53")
             return
+        if source != self._source or self._owners:
+            if self._source is None:
+                self._source = source
+            else:
+                metrics = self._owned(metrics, source)
+                if not metrics:
+                    return
         if self._metrics is None:
             path = self.attempt_dir / "metrics.jsonl"
             with open(path, "a+b") as probe:
@@ -261,20 +379,37 @@ class Tracker:
             fresh = [key for key in skipped if key not in self._warned]
             if fresh:
                 self._warned.update(fresh)
-                warn(f"tracker.log skips values that are not single numbers: {', '.join(fresh)} "
+                warn(f"{source} skips values that are not single numbers: {', '.join(fresh)} "
                      "(log a float per key)")
             fields = "".join(f", {self._json_key(key)}: {json.dumps(value)}" for key, value in row.items())
         else:
             row = metrics
         self._metrics.write(f'{{"step": {int(step)}, "time": {time.time():.3f}{fields}}}\n')
-        if self.wandb is not None:
+        if self.wandb is not None and source == "tracker.log":
             finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
             self.wandb.call("log", finite, step=int(step))
 
-    def config(self, values: Any) -> dict:
+    def _owned(self, metrics: dict[str, Any], source: str) -> dict[str, Any]:
+        """The metrics of a row that `source` owns: it logged them first (a name written before a second
+        source appeared belongs to the first source)."""
+        owned = {}
+        for key, value in metrics.items():
+            owner = self._owners.get(key)
+            if owner is None:
+                owner = self._owners[key] = self._source if key in self._keys else source
+            if owner == source:
+                owned[key] = value
+        return owned
+
+    def config(self, values: Any, source: str = "tracker.config") -> dict:
         """Record the script's own config (a dict, or an argparse Namespace) in the attempt's config.json, where
-        the pages diff it, and in W&B's run config. A key the lab set (`lab launch --set`) to another value
-        is named in a warning. Returns the recorded config."""
+        the pages diff it (and, from `tracker.config`, in W&B's run config). Returns the recorded values.
+
+        The first report replaces a config the launcher only guessed from the command line's options
+        (`config_source: "command"` in attempt.json); later reports merge in. A key of the run's config (what
+        `--from`, `--baseline` or `--set` made it, passed as LAB_CONFIG) that the script reports with another
+        value is named in a warning and in attempt.json's `config_disagreements`, which the pages show.
+        """
         if not isinstance(values, dict):
             values = vars(values)
         reported = clean(dict(values))
@@ -283,17 +418,29 @@ class Tracker:
         from lab.records.config import flatten, merge
         from lab.records.files import write_json
 
-        path = self.attempt_dir / "config.json"
-        recorded = read_json(path, {})
-        given, told = flatten(recorded), flatten(reported)
-        differing = sorted(key for key in given.keys() & told.keys() if given[key] != told[key])
-        if differing:
-            warn("the script reports " + ", ".join(f"{key}={told[key]!r}" for key in differing[:5]) +
-                 " but the lab recorded " + ", ".join(f"{given[key]!r}" for key in differing[:5]) +
-                 "; the pages show what the script reports")
         store = self.identity()[0]
-        write_json(path, store.redact(merge(recorded, reported)))
-        if self.wandb is not None:
+        record = read_json(self.attempt_dir / "attempt.json", {})
+        path = self.attempt_dir / "config.json"
+        guessed = record.get("config_source") == "command" and not record.get("config_reported")
+        write_json(path, store.redact(merge({} if guessed else read_json(path, {}), reported)))
+        disagreements = {}
+        if record.get("config_source") == "run":
+            intended, told = flatten(json.loads(os.environ.get("LAB_CONFIG") or "{}")), flatten(reported)
+            disagreements = {key: {"lab": intended[key], "script": told[key]}
+                             for key in sorted(intended.keys() & told.keys()) if intended[key] != told[key]}
+        known = record.get("config_disagreements", {})
+        fresh = {key: value for key, value in disagreements.items() if known.get(key) != value}
+        if fresh:
+            warn("the script reports " + ", ".join(f"{key}={value['script']!r}" for key, value in fresh.items()) +
+                 " but the lab recorded " + ", ".join(f"{value['lab']!r}" for value in fresh.values()) +
+                 "; the pages show what the script ran")
+        if fresh or not record.get("config_reported"):
+            def add_disagreements(now: dict) -> dict:
+                known = now.get("config_disagreements", {})
+                return {"config_disagreements": {**known, **store.redact(fresh)}} if fresh else {}
+
+            store.update_attempt(self.attempt_dir, config_reported=True, merge=add_disagreements)
+        if self.wandb is not None and source == "tracker.config":
             self.wandb.call("config.update", reported, allow_val_change=True)
         return reported
 
@@ -313,7 +460,7 @@ class Tracker:
         if self.attempt_dir is None:
             return
         store, run_id, number = self.identity()
-        store.add_event(run_id, kind, attempt=number, **clean(data))
+        store.add_event(run_id, kind, attempt=number, attempt_key=self.attempt_dir.name, **clean(data))
         if self.wandb is not None and kind == "health":
             self.wandb.call("alert", title=str(data.get("rule", kind)), text=str(data.get("message", "")))
 
@@ -356,6 +503,25 @@ class Tracker:
 
 _current: Tracker | None = None
 _previous_excepthook: Any = None
+_failed_calls: set[str] = set()
+
+
+def shielded(function: Callable) -> Callable:
+    """A module call that never raises into the script: an error costs one warning per function (the first)
+    and the call is skipped; the script goes on."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the lab never stops the script it records
+            if function.__name__ not in _failed_calls:
+                _failed_calls.add(function.__name__)
+                warn(f"tracker.{function.__name__} is skipped ({type(error).__name__}: "
+                     f"{' '.join(str(error).split())[:200]}); the script goes on")
+            return None
+
+    return call
 
 
 def current() -> Tracker:
@@ -364,8 +530,17 @@ def current() -> Tracker:
     if _current is None:
         location = os.environ.get("LAB_ATTEMPT_DIR")
         attempt = Path(location) if location and is_main_process() else None
-        _current = Tracker(attempt, wandb=os.environ.get("LAB_WANDB") == "1")
+        _current = Tracker(attempt, wandb=os.environ.get("LAB_WANDB") == "1" and not is_worker_process())
     return _current
+
+
+def is_worker_process() -> bool:
+    """Whether Python's multiprocessing started this process (a DataLoader or Pool worker, spawned or forked):
+    its rows are recorded, but it never starts W&B, whose run belongs to the process the launch started.
+    (A script that starts its training ranks with torch.multiprocessing.spawn logs W&B from none of them.)"""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
 
 
 def use(tracker: Tracker | None) -> None:
@@ -428,31 +603,37 @@ def artefacts_dir() -> Path | None:
     return current().artefacts_dir()
 
 
+@shielded
 def log(step: int, **metrics: Any) -> None:
     """Append one row of metrics at `step` to the current attempt (see `Tracker.log`)."""
     current().log(step, **metrics)
 
 
+@shielded
 def config(values: Any) -> dict:
     """Record the script's config (a dict or an argparse Namespace) on the current attempt (see `Tracker.config`)."""
     return current().config(values)
 
 
+@shielded
 def summary(**values: Any) -> None:
     """Merge `values` into the current attempt's summary.json."""
     current().summary(**values)
 
 
+@shielded
 def event(kind: str, **data: Any) -> None:
     """Record an event on the current attempt's run."""
     current().event(kind, **data)
 
 
+@shielded
 def checkpoint(kind: str, path: str | Path, step: int, **info: Any) -> None:
     """Record a checkpoint of the current attempt."""
     current().checkpoint(kind, path, step, **info)
 
 
+@shielded
 def media(name: str, path: str | Path, step: int, *, kind: str = "audio", sample_rate: int | None = None) -> None:
     """Record a sample file of the current attempt."""
     current().media(name, path, step, kind=kind, sample_rate=sample_rate)

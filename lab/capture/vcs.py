@@ -4,7 +4,13 @@ A launch commits without touching the user's index until the commit exists: ever
 temporary copy of the index, checked, written as a tree and committed with `commit-tree`/`update-ref`; only
 then does the copy replace the index (under git's own index.lock). A refused or failed capture leaves the
 index byte for byte as it was (partial staging, intent-to-add, assume-unchanged and skip-worktree flags
-included), and two launches at once take turns through a lock in the git folder.
+included), and two launches at once take turns through a lock in the git folder. The user's policy holds for
+the lab's commits too: the pre-commit and commit-msg hooks run (against the staged copy) as for `git commit`, and
+a refusal refuses the launch in one line; commit.gpgSign signs them (a signer that fails refuses the launch).
+
+Every launch's commit is kept reachable under `refs/lab/commits/<sha>` (shared by lab.capture.remote's
+refspecs), so a rebase cannot orphan the sha an attempt recorded; an attempt's records are committed when it
+ends (`commit_records`).
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ import json
 import os
 import shutil
 import stat
+import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -38,8 +45,8 @@ BINARY_PROBE_BYTES = 8000  # as git: a NUL byte in the first 8000 bytes makes a 
 
 @dataclass
 class CapturePolicy:
-    """What a launch may commit: no secret (by name or content), no file over `max_file_mb` (the lab's own
-    metric and output streams excepted), and no commit adding more than `max_commit_mb` in all.
+    """What a launch may commit: no secret (by name or content), no file over `max_file_mb`, and no commit adding
+    more than `max_commit_mb` in all; the lab's own metric and output streams count towards neither limit.
 
     Set in lab.json: {"commit": {"max_file_mb": 10, "max_commit_mb": 50}, "secrets": {...}}.
     """
@@ -92,6 +99,28 @@ def quoted(name: str) -> str:
     return name if name.isprintable() and name.strip() == name and '"' not in name else json.dumps(name)
 
 
+def unfinished_operation(repo: Repo) -> str | None:
+    """What keeps a launch from committing: a detached HEAD, or a merge, rebase, cherry-pick or revert still
+    in progress (or paths left unmerged); None when HEAD is a branch in a settled state."""
+    git_dir = Path(repo.git_dir)
+    for marker, what in (("MERGE_HEAD", "a merge"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase"),
+                         ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert")):
+        if (git_dir / marker).exists():
+            return f"{what} is in progress: finish it (resolve, git add, git commit) or abort it first"
+    if _git(repo, "ls-files", "--unmerged"):
+        return "some paths are unmerged: resolve them and git add them first"
+    if repo.head.is_detached:
+        return ("HEAD is detached, so the launch commit would belong to no branch: check out a branch first "
+                "(git switch -c NAME)")
+    return None
+
+
+def keep_reachable(repo: Repo, sha: str) -> None:
+    """Keep a launch commit reachable under refs/lab/commits/<sha>, which `git push` carries (lab init's
+    refspecs), so `git checkout <recorded sha>` works after a rebase, on any clone."""
+    _git(repo, "update-ref", f"refs/lab/commits/{sha}", sha)
+
+
 def branch_name(repo: Repo) -> str:
     return "detached" if repo.head.is_detached else repo.active_branch.name
 
@@ -120,12 +149,13 @@ def file_secret(path: Path, detector: SecretDetector) -> str | None:
 
 
 def redact_file(path: Path, detector: SecretDetector) -> bool:
-    """Rewrite a text record with its secrets redacted; True when anything changed."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    cleaned = detector.redact(text)
-    if cleaned == text:
+    """Rewrite a text record with its secrets redacted (the fast path of `redact_lines`); True when anything
+    changed."""
+    data = path.read_bytes()
+    cleaned = detector.redact_lines(data)
+    if cleaned == data:
         return False
-    atomic_write(path, lambda stream: stream.write(cleaned.encode("utf-8")))
+    atomic_write(path, lambda stream: stream.write(cleaned))
     return True
 
 
@@ -164,7 +194,7 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
     Lab records that hold a secret are redacted in place instead of refused.
     """
     top = Path(repo.working_tree_dir).resolve()
-    offending, sizes = [], {}
+    offending, sizes, streams = [], {}, set()
     for name in names:
         path = top / name
         if policy.detector.secret_file_name(name):
@@ -177,12 +207,13 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
         if not stat.S_ISREG(info.st_mode):  # a symlink is committed as a link; a submodule is not a file
             continue
         sizes[name] = info.st_size
-        stream = records is not None and path.is_relative_to(records) and path.name in RECORD_FILES
-        if info.st_size > policy.max_file_mb * MB and not stream:
+        if records is not None and path.is_relative_to(records) and path.name in RECORD_FILES:
+            streams.add(name)
+        elif info.st_size > policy.max_file_mb * MB:
             offending.append(f"{quoted(name)} ({info.st_size / MB:.1f} MB > {policy.max_file_mb:g} MB)")
-    total = sum(sizes.values())
+    total = sum(size for name, size in sizes.items() if name not in streams)  # the lab's own never block a launch
     if total > policy.max_commit_mb * MB:
-        biggest = sorted(sizes, key=sizes.get, reverse=True)[:5]
+        biggest = sorted(set(sizes) - streams, key=sizes.get, reverse=True)[:5]
         offending.append(f"the commit would add {total / MB:.1f} MB > {policy.max_commit_mb:g} MB; biggest: "
                          + ", ".join(f"{quoted(name)} ({sizes[name] / MB:.1f} MB)" for name in biggest))
     if offending:
@@ -192,10 +223,50 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
         in_records = records is not None and path.is_relative_to(records)
         if in_records and path.name in NUMBERS_ONLY:
             continue
+        if in_records:
+            redact_file(path, policy.detector)
+            continue
         rule = file_secret(path, policy.detector)
-        if rule and not (in_records and redact_file(path, policy.detector)):
+        if rule:
             offending.append(f"{quoted(name)} (contains what looks like a secret: {rule})")
     return offending
+
+
+def run_hook(repo: Repo, name: str, *args: str) -> None:
+    """Run the repository's own git hook `name` (core.hooksPath honoured; none is fine) as `git commit` would;
+    a hook that refuses makes a one-line LabError with the last line it printed."""
+    import git
+
+    try:
+        repo.git.hook("run", "--ignore-missing", name, "--", *args)
+    except git.GitCommandError as error:
+        lines = f"{error.stdout or ''}\n{error.stderr or ''}".splitlines()  # GitPython quotes them: stderr: '...'
+        said = [text for line in lines
+                if (text := line.strip().removeprefix("stdout:").removeprefix("stderr:").strip().strip("'").strip())]
+        raise LabError(f"refusing to commit: the {name} hook refused (exit {error.status})"
+                       + (f": {said[-1][:200]}" if said else "") + ". Fix what it says, or launch with --no-commit"
+                       ) from None
+
+
+def checked_message(repo: Repo, message: str) -> str:
+    """The commit message after the repository's commit-msg hook (which may refuse it, or edit it)."""
+    path = Path(repo.git_dir) / f"LAB_COMMIT_MSG-{os.getpid()}"
+    path.write_text(message + "\n", encoding="utf-8")
+    try:
+        run_hook(repo, "commit-msg", str(path))
+        return path.read_text(encoding="utf-8").strip() or message
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def wants_signing(repo: Repo) -> bool:
+    """Whether the repository asks for signed commits (commit.gpgSign), which `commit-tree` does not read itself."""
+    import git
+
+    try:
+        return repo.git.config("--type=bool", "--get", "commit.gpgsign") == "true"
+    except git.GitCommandError:  # not set
+        return False
 
 
 def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | None = None,
@@ -209,6 +280,9 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
     repo = _open_repo(root)
     if repo is None:
         raise LabError(f"{root} is not inside a git repository: run `git init`, or launch with --no-commit")
+    problem = unfinished_operation(repo) if repo.head.is_valid() else None
+    if problem:
+        raise LabError(f"refusing to launch: {problem}")
     policy = policy or CapturePolicy(SecretDetector())
     records = Path(records_dir).resolve() if records_dir is not None else None
     git_dir = Path(repo.git_dir)
@@ -230,15 +304,23 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                     raise LabError("refusing to commit: " + "; ".join(offending)
                                    + ". Add them to .gitignore, or launch with --no-commit")
                 if not staged:
+                    if parent:
+                        keep_reachable(repo, parent)
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
                 _git(repo, "add", "-A")  # again: redacted records changed on disk
+                run_hook(repo, "pre-commit")
+                _git(repo, "add", "-A")  # and again: a pre-commit hook may have fixed files
+                message = checked_message(repo, message)
                 tree = _git(repo, "write-tree")
-                sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message)
+                signing = ["-S"] if wants_signing(repo) else []
+                sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
+                keep_reachable(repo, sha)
             install_index(repo, staging)
         finally:
             staging.unlink(missing_ok=True)
-    return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged)}
+    return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged),
+            **submodule_state(repo, policy.detector)}
 
 
 def redacted_diff(repo: Repo, detector: SecretDetector) -> str:
@@ -262,25 +344,58 @@ def dirty_state(root: Path, detector: SecretDetector | None = None) -> tuple[dic
     untracked = repo.untracked_files
     if untracked:
         diff += "".join(f"\n# untracked: {quoted(name)}" for name in untracked) + "\n"
-    return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0}, diff
+    return {"sha": sha, "branch": branch_name(repo), "committed": False, "files": 0,
+            **submodule_state(repo, detector)}, diff
 
 
-def commits_on(root: Path, day: date) -> list[dict]:
-    """The commits made on `day` (local time) on any local branch, oldest first.
+RECORDS_COMMIT = "lab records: "  # how the commits of an ended attempt's records begin (left off the pages)
+
+
+SUBMODULE_DIFF_BYTES = 200_000  # of a dirty submodule's diff kept on the attempt
+
+
+def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
+    """{"submodules": [{"path", "sha", "dirty": [changed files], "diff": redacted diff}]} for the initialised
+    submodules (recursively), or {} without any. A launch commit pins each submodule's checked-out commit but not
+    its uncommitted edits, so those are recorded here and named in a warning on stderr."""
+    import git
+
+    if not (Path(repo.working_tree_dir) / ".gitmodules").is_file():
+        return {}
+    found = []
+    for line in _git(repo, "submodule", "status", "--recursive").splitlines():
+        if not line or line[0] == "-":  # not initialised: nothing of it ran
+            continue
+        sha, path = line[1:].split()[:2]
+        module = git.Repo(Path(repo.working_tree_dir) / path)
+        dirty = [entry[3:] for entry in module.git.status("--porcelain").splitlines() if entry]
+        entry = {"path": path, "sha": sha, "dirty": dirty}
+        if dirty:
+            entry["diff"] = detector.redact(module.git.diff("HEAD"))[:SUBMODULE_DIFF_BYTES]
+            print(f"lab: warning: submodule {quoted(path)} has uncommitted changes ({len(dirty)} file"
+                  f"{'s' if len(dirty) > 1 else ''}) that its pinned commit {sha[:7]} does not hold; the attempt "
+                  "records them (git.submodules)", file=sys.stderr)
+        found.append(entry)
+    return {"submodules": found} if found else {}
+
+
+def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
+    """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
+    pages) on any local branch, oldest first, without the lab's own records commits.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
     repo = _open_repo(root)
     if repo is None or not repo.head.is_valid():
         return []
-    start = datetime.combine(day, time.min).astimezone()
+    start = datetime.combine(day, time.min, tzinfo=zone) if zone else datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
     heads = sorted(repo.heads, key=lambda head: (head.name != branch_name(repo), head.name))
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
-            when = commit.committed_datetime.astimezone()
-            if commit.hexsha in found or not start <= when < end:
+            when = commit.committed_datetime.astimezone(zone)
+            if commit.hexsha in found or not start <= when < end or RECORDS_COMMIT in commit.message.partition("\n")[0]:
                 continue
             found[commit.hexsha] = {
                 "time": when.strftime("%H:%M"),
@@ -288,6 +403,64 @@ def commits_on(root: Path, day: date) -> list[dict]:
                 "sha": commit.hexsha,
                 "branch": head.name,
                 "message": commit.message.strip().splitlines()[0] if commit.message.strip() else "",
-                "files": commit.stats.total["files"],
+                "files": changed_files(repo, commit),
             }
     return sorted(reversed(found.values()), key=lambda entry: entry["timestamp"])
+
+
+def changed_files(repo: Repo, commit) -> int:
+    """How many files `commit` changed (against its first parent). At a shallow clone's boundary, whose parents
+    are not there, git's own view (the commit as a root) counts them."""
+    import git
+
+    try:
+        return commit.stats.total["files"]
+    except (git.GitCommandError, ValueError):
+        return len([name for name in _git(repo, "diff-tree", "--no-commit-id", "--root", "-r", "--name-only", "-z",
+                                          commit.hexsha).split("\0") if name])
+
+
+def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
+    """Commit the lab records under `paths` (and nothing else: the tree is HEAD's with those paths as they are
+    on disk) on the current branch, and update the index for them; returns the new sha, or None when there
+    is nothing to commit. LabError (one line) when HEAD is detached or a merge is in progress, or the
+    commit-msg hook refuses. The message goes through that hook and the commit is signed as the repository asks
+    (commit.gpgSign); the pre-commit hook, which checks the user's files, is not run for the lab's records."""
+    repo = _open_repo(root)
+    if repo is None or not repo.head.is_valid():
+        return None
+    problem = unfinished_operation(repo)
+    if problem:
+        raise LabError(problem)
+    top = Path(repo.working_tree_dir).resolve()
+    names = [str(Path(path).resolve().relative_to(top)) for path in paths]
+    git_dir = Path(repo.git_dir)
+    with capture_lock(repo):
+        staging = git_dir / f"lab-index-{os.getpid()}"
+        try:
+            with repo.git.custom_environment(GIT_INDEX_FILE=str(staging)):
+                parent = head_sha(repo)
+                _git(repo, "read-tree", parent)
+                _git(repo, "add", "-A", "--", *names)
+                tree = _git(repo, "write-tree")
+                if tree == repo.head.commit.tree.hexsha:
+                    return None
+                message = checked_message(repo, message)
+                signing = ["-S"] if wants_signing(repo) else []
+                sha = _git(repo, "commit-tree", tree, "-p", parent, *signing, "-m", message)
+                _git(repo, "update-ref", "-m", f"lab records: {message}", "HEAD", sha, parent)
+        finally:
+            staging.unlink(missing_ok=True)
+        if (git_dir / "index.lock").exists():
+            raise LabError(f"the records were committed ({sha[:7]}), but another git command holds the index: "
+                           f"run `git reset -- {' '.join(names)}` once it has finished")
+        _git(repo, "add", "-A", "--", *names)
+    return sha
+
+
+def stage(root: Path, paths: list[Path]) -> None:
+    """`git add -A` these paths (marking a resolved conflict resolved); nothing outside git."""
+    repo = _open_repo(root)
+    if repo is not None:
+        top = Path(repo.working_tree_dir).resolve()
+        _git(repo, "add", "-A", "--", *(str(Path(path).resolve().relative_to(top)) for path in paths))

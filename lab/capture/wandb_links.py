@@ -11,6 +11,7 @@ import socket
 import string
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Callable
@@ -65,19 +66,32 @@ def attempt_identity(store: Store, run: dict) -> dict | None:
         "mode": mode,
         "url": run_url(entity, project, run_id),
         "group_url": group_url(entity, project, run["group"]) if run.get("group") else None,
-        "synced": mode == "online",
+        "synced": False,  # online too: pending until the W&B run has finished (the tracker marks it) or `lab sync`
     }
 
 
-def offline_folder(store: Store, run_id: str) -> Path | None:
-    """The offline run folder W&B wrote for `run_id`, if any."""
-    matches = sorted((local_dir(store) / "wandb").glob(f"offline-run-*-{run_id}"))
-    return matches[-1] if matches else None
+def offline_folder(store: Store, wandb: dict) -> Path | None:
+    """The run folder W&B wrote for an attempt's W&B record (offline, or online but not confirmed synced): where
+    the script's own run or the tracker said it wrote (`folder`), else the one found by `local_folder`."""
+    recorded = wandb.get("folder")
+    if recorded and Path(recorded).is_dir():
+        return Path(recorded)
+    return local_folder(store, wandb["run_id"])
+
+
+def local_folder(store: Store, run_id: str) -> Path | None:
+    """The folder W&B wrote for `run_id` in any mode: in the lab's W&B folder, else in the system's temporary
+    folder, where W&B falls back when the lab's is not writable."""
+    for root in (local_dir(store), Path(tempfile.gettempdir())):
+        matches = sorted((root / "wandb").glob(f"*run-*-{run_id}"))
+        if matches:
+            return matches[-1]
+    return None
 
 
 def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, str]:
     """Run `wandb sync` for one attempt; on success mark it synced. Returns (ok, one-line message)."""
-    folder = offline_folder(store, wandb["run_id"])
+    folder = offline_folder(store, wandb)
     if folder is None:
         return False, f"no offline W&B data for {wandb['run_id']} (the command never started W&B)"
     command = [sys.executable, "-m", "wandb", "sync", str(folder)]
@@ -111,10 +125,28 @@ def check_reachable(timeout: float = CONNECT_TIMEOUT_S) -> None:
                        "lab sync again when online") from None
 
 
+def check_answering(timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """LabError (one line) unless the W&B server answers an HTTP request (any status) within `timeout` seconds:
+    a server that accepts connections and never answers is as unreachable as one that refuses them."""
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("WANDB_BASE_URL") or DEFAULT_SERVER
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise LabError(f"cannot reach the W&B server {url} ({reason}); everything stays pending, run lab sync "
+                       "again when online") from None
+
+
 def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] | None = None
                  ) -> list[tuple[str, int, bool, str]]:
-    """Sync every ended attempt whose W&B link is pending; returns (run id, attempt, ok, message) for each,
-    and passes each to `progress` as it is done.
+    """Sync every ended attempt of this clone whose W&B link is pending; returns (run id, attempt, ok, message)
+    for each, and passes each to `progress` as it is done. Other clones' attempts (their W&B data is on their
+    machines) are neither synced nor marked: each clone syncs its own.
 
     An attempt that ended without ever starting W&B is marked `started: False` and not tried again. When any
     attempt has data to send, the server must answer a connection first (LabError otherwise), so that an
@@ -126,8 +158,10 @@ def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] |
             wandb = attempt.get("wandb")
             if not wandb or wandb.get("synced") or wandb.get("started") is False or attempt["status"] == "running":
                 continue
+            if not store.mine(attempt):
+                continue
             attempt_dir = store.attempt_dir(run_id, attempt["number"])
-            if offline_folder(store, wandb["run_id"]) is None:
+            if offline_folder(store, wandb) is None:
                 store.update_attempt(attempt_dir, wandb={**wandb, "started": False})
                 results.append((run_id, attempt["number"], True, "never started W&B: nothing to sync"))
             else:

@@ -103,8 +103,15 @@ class FamilySpec:
     suggestion for this family (a function of the config dict); `metric_directions` says which metrics are
     better lower ('min') or higher ('max'); `report_panels` adds plots to the training report; `commands` are
     the family's own CLI commands; `generate`, `profile` and `embed` are what those commands call.
-    `parameter_count(spec, config) -> int` sizes the model without weights (run in a child process by
-    `lab new-run`); `trainer_command(family, config_path, processes, resume) -> argv` starts its trainer.
+    `parameter_count(spec, config) -> int | {"model": n, "training head": m}` sizes the model without weights,
+    a training-only head apart (run in a child process by `lab new-run`); `memory_plan(spec, config,
+    processes, device_gb) -> dict` estimates one device's memory (bytes of weights, gradients, optimizer,
+    activations, total, and the `lines` to print; run in that child too), from `activation_bytes(config) ->
+    bytes` (one micro-batch's activations, torch-free) and the blocks `shard_modules(model) -> [module or
+    (module, method names)]` that `train.parallel=fsdp` shards one by one (the names are methods other than
+    forward called from outside the block, which must gather its parameters too); `trainer_command(family,
+    config_path, processes, resume) -> argv` starts its trainer (with `nodes`, `node_rank` and `main_address`
+    keywords across machines).
     `requires` names the modules the family needs at run time and `install` the command that brings them: a
     family whose modules are missing is listed but refused in one line naming that command. `data_paths` names
     the config keys holding input paths, checked before an attempt starts.
@@ -129,6 +136,9 @@ class FamilySpec:
     profile: Callable | None = None
     embed: Callable | None = None
     parameter_count: Callable | None = None
+    memory_plan: Callable | None = None
+    activation_bytes: Callable | None = None
+    shard_modules: Callable | None = None
     trainer_command: Callable | None = None
     requires: tuple[str, ...] = ()
     install: str = ""

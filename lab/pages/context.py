@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lab.capture import vcs
 from lab.health.diagnosis import health_findings
-from lab.pages import results, verdicts
+from lab.pages import escape, results, verdicts
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
@@ -43,6 +43,7 @@ def environment(root: Path):
     env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = metrics.format_number
     env.filters["value"] = config_tools.format_value
+    env.filters.update(escape.FILTERS)
     return env
 
 
@@ -53,10 +54,6 @@ def render(store: Store, template: str, path: Path, **context) -> Path:
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text(path, text)
     return path
-
-
-def day_of(timestamp: str) -> date:
-    return datetime.fromisoformat(timestamp).date()
 
 
 def display_title(run: dict, limit: int = 70) -> str:
@@ -132,6 +129,31 @@ def failure_line(store: Store, run_id: str, attempt: dict | None) -> str | None:
     return f"Test {attempt['number']} {attempt['status']}{code}: " + (tail[0] if tail else "it wrote no output")
 
 
+def reproduce_text(attempt: dict) -> str:
+    """`command_text`, and for a wrapped command also the command alone with the variables its launch set
+    (USE_TORCH_XLA=0 ...), so it runs the same without the lab."""
+    text = command_text(attempt)
+    variables = attempt.get("launch_environment")
+    if variables and attempt.get("command") and not attempt.get("builtin_trainer"):
+        assignments = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in sorted(variables.items()))
+        text += "\n# without the lab, with the variables the launch set:\n" \
+            f"{assignments} {shlex.join(attempt['command'])}"
+    return text
+
+
+def resumed_text(store: Store, run_id: str, attempt: dict) -> str | None:
+    """'resumed from Test N at step S' for an attempt started from an earlier attempt's checkpoint, else None
+    (or the checkpoint's path when no attempt of the run recorded it)."""
+    path = attempt.get("resume_from")
+    if not path:
+        return None
+    for earlier in store.attempts(run_id):
+        for checkpoint in (earlier.get("checkpoints") or {}).values():
+            if earlier["number"] < attempt["number"] and checkpoint.get("path") == path:
+                return f"resumed from Test {earlier['number']} at step {checkpoint.get('step')}"
+    return f"resumed from {path}"
+
+
 def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
     """What the pages show of one attempt."""
     number = attempt["number"]
@@ -147,6 +169,8 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "ended": attempt.get("ended"),
         "duration": duration_text(attempt.get("started"), attempt.get("ended")),
         "wandb": attempt.get("wandb"),
+        "resumed": resumed_text(store, run["id"], attempt),
+        "disagreements": attempt.get("config_disagreements") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
         "findings": findings,
@@ -158,13 +182,13 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     """What the pages show of one run; with `day`, only the attempts and notes of that day."""
     run = store.load_run(run_id)
     events = store.events(run_id)
-    in_view = [e for e in events if day is None or day_of(e["time"]) == day]
+    in_view = [e for e in events if day is None or store.day(e["time"]) == day]
     attempts = [
         attempt_view(store, run, attempt, events)
         for attempt in store.attempts(run_id)
         if day is None
-        or day_of(attempt["started"]) == day
-        or (attempt.get("ended") and day_of(attempt["ended"]) == day)
+        or store.day(attempt["started"]) == day
+        or (attempt.get("ended") and store.day(attempt["ended"]) == day)
     ]
     notes = [
         (NOTE_LABELS[field], texts)
@@ -179,7 +203,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     return {
         "run": run,
         "title": display_title(run),
-        "continued": day is not None and any(day_of(e["time"]) < day for e in events),
+        "continued": day is not None and any(store.day(e["time"]) < day for e in events),
         "wandb": latest_wandb,
         "reference": reference,
         "changes": changes,
@@ -195,18 +219,18 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
 
 def active_days(store: Store) -> list[date]:
     """Every day with an event on any run or in the journal, oldest first."""
-    days = {day_of(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
-    days |= {day_of(e["time"]) for e in store.journal()}
+    days = {store.day(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
+    days |= {store.day(e["time"]) for e in store.journal()}
     return sorted(days)
 
 
 def daily_log(store: Store, day: date) -> Path:
     """Write logs/daily/<day>.md from the records and return its path."""
-    run_ids = [rid for rid in store.readable_run_ids() if any(day_of(e["time"]) == day for e in store.events(rid))]
-    first_event = {rid: min(e["time"] for e in store.events(rid) if day_of(e["time"]) == day) for rid in run_ids}
+    run_ids = [rid for rid in store.readable_run_ids() if any(store.day(e["time"]) == day for e in store.events(rid))]
+    first_event = {rid: min(e["time"] for e in store.events(rid) if store.day(e["time"]) == day) for rid in run_ids}
     experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
-    journal = [e for e in store.journal() if day_of(e["time"]) == day]
-    commits = vcs.commits_on(store.root, day)
+    journal = [e for e in store.journal() if store.day(e["time"]) == day]
+    commits = vcs.commits_on(store.root, day, store.zone)
     return render(
         store,
         "daily.md.j2",

@@ -59,6 +59,17 @@ def tick_label(value: float) -> str:
     return f"{value:.4g}"
 
 
+def segments(steps: list[float], values: list[float]) -> list[list[tuple[float, float]]]:
+    """(step, value) pairs cut where the step goes back (a script restarted from an earlier checkpoint inside
+    one attempt), so each stretch is drawn on its own instead of a zig-zag."""
+    cut: list[list[tuple[float, float]]] = [[]]
+    for step, value in zip(steps, values):
+        if cut[-1] and step < cut[-1][-1][0]:
+            cut.append([])
+        cut[-1].append((step, value))
+    return cut
+
+
 def panel_svg(title: str, series: Series, left: float, top: float) -> list[str]:
     """The SVG elements of one panel whose top-left corner is at (left, top)."""
     log = log_scale(title, series)
@@ -108,9 +119,10 @@ def panel_svg(title: str, series: Series, left: float, top: float) -> list[str]:
                  'text-anchor="middle" font-size="10">step</text>')
     for index, (label, (steps, values)) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
-        points = " ".join(f"{x_of(step):.1f},{y_of(transform(value)):.1f}"
-                          for step, value in zip(steps, values) if math.isfinite(value) and (value > 0 or not log))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.3"/>')
+        for segment in segments(steps, values):  # a restart from an earlier step is drawn as its own line
+            points = " ".join(f"{x_of(step):.1f},{y_of(transform(value)):.1f}"
+                              for step, value in segment if math.isfinite(value) and (value > 0 or not log))
+            parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.3"/>')
         if len(series) > 1:
             y = plot_top + 12 + 13 * index
             parts.append(f'<line x1="{plot_left + plot_width - 110:.1f}" y1="{y - 3:.1f}" '

@@ -15,7 +15,6 @@ from lab.pages.context import (
     NOTE_LABELS,
     active_days,
     attempt_config,
-    command_text,
     daily_log,
     display_title,
     duration_text,
@@ -23,10 +22,12 @@ from lab.pages.context import (
     failure_tail,
     headline_attempt,
     render,
+    reproduce_text,
+    resumed_text,
 )
 from lab.records import config as config_tools
 from lab.records import metrics
-from lab.records.files import read_json, read_jsonl, write_json
+from lab.records.files import append_jsonl, read_json, read_jsonl
 from lab.records.metrics import format_number
 from lab.records.store import Store, latest_attempt_with_metrics
 
@@ -214,8 +215,19 @@ def preset_switch(run: dict, parent: dict | None, config: dict) -> dict | None:
 
 
 def comparisons_index(store: Store) -> Path:
-    """Where each comparison page's runs are kept, so that `lab render` rebuilds it: {name: [RUN[:ATTEMPT]]}."""
-    return store.logs_dir / "ablations" / "index.json"
+    """Where each comparison page's runs are kept, so that `lab render` rebuilds it: one line {"name", "arms":
+    [RUN[:ATTEMPT]]} per change, appended, so that clones' indexes merge as a union (the last line of a name
+    wins). Older labs' logs/ablations/index.json ({name: arms}) is read first."""
+    return store.logs_dir / "ablations" / "index.jsonl"
+
+
+def comparisons(store: Store) -> dict[str, list[str]]:
+    """{page name: its arms}, from the comparisons index."""
+    found = dict(read_json(store.logs_dir / "ablations" / "index.json", {}))
+    for entry in read_jsonl(comparisons_index(store)):
+        if isinstance(entry.get("name"), str) and isinstance(entry.get("arms"), list):
+            found[entry["name"]] = entry["arms"]
+    return found
 
 
 def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
@@ -257,10 +269,12 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
     judged = [m for m in names if m.startswith("val/") and not m.endswith(results.SE_SUFFIX)
               and not results.size_metric(m)]
     shown = judged + [m for m in resources if m in names]
-    metric_tables, not_compared = [], []
+    metric_tables, not_compared, identical = [], [], []
     for metric in shown:
         if reason := uninformative([table.get(metric) for table in tables]):
             not_compared.append(f"{metric} ({reason})")
+            if len(arms) > 1 and all(table.get(metric) for table in tables):
+                identical.append(f"{metric} {format_number(tables[0][metric]['best'])}")
             continue
         base = kept_figure(tables[0], metric)
         rows = []
@@ -275,9 +289,8 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
     found = [summary["result"] for summary in summaries]
     folder = store.logs_dir / "ablations"
-    index = read_json(comparisons_index(store), {})
-    if index.get(name) != specs:
-        write_json(comparisons_index(store), {**index, name: list(specs)})
+    if comparisons(store).get(name) != list(specs):
+        append_jsonl(comparisons_index(store), {"name": name, "arms": list(specs)})
     for table in metric_tables:
         series = {}
         for label, (rid, n) in zip(labels, arms):
@@ -302,6 +315,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         metric_tables=metric_tables,
         not_compared=not_compared,
         costs=[{"run": label, **arm_costs(store, rid, n)} for label, (rid, n) in zip(labels, arms)],
+        identical=identical,
     )
 
 
@@ -346,13 +360,17 @@ def uninformative(rows: list[dict | None]) -> str | None:
 
 def winner_line(labels: list[str], found: list[dict | None]) -> str:
     """Which arm won on the reference arm's judged metric, with its figure against the reference; no winner
-    when the best arm's lead is inside the noise (`results.compare`)."""
+    when every arm logged the same value (identical arms) or the best arm's lead is inside the noise
+    (`results.compare`)."""
     reference = found[0]
     if reference is None:
         return "No winner: the reference logged no value of the metric it is judged on."
     scored = [(label, result) for label, result in zip(labels, found)
               if result and result["metric"] == reference["metric"]]
     label, best = scored[0]
+    if len(scored) == len(found) > 1 and len({(result["best"], result["final"]) for _, result in scored}) == 1:
+        return (f"No winner: every arm logged the same {reference['metric']} ({format_number(reference['best'])}); "
+                "the arms are identical (is the setting they vary wired into the script?).")
     for other, result in scored[1:]:
         if results.is_better(result["best"], best["best"], reference["mode"]):
             label, best = other, result
@@ -516,7 +534,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         panel_titles=[title for title, _ in panels],
         result=result,
         verdict=verdicts.hypothesis_verdict(store, run, number),
-        resumed=results.stream_chain(store, run_id, number)[:-1],
+        resumed_chain=results.stream_chain(store, run_id, number)[:-1],
         notes=[(NOTE_LABELS[e["field"]], e["text"]) for e in events
                if e["kind"] == "note" and e.get("attempt") in (None, number)],
         changes=[(name, changes[:CHANGES_SHOWN], len(changes) - CHANGES_SHOWN)
@@ -527,7 +545,9 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                    "failure": failure_line(store, run_id, a)} for a in store.attempts(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
-        reproduce=command_text(attempt),
+        reproduce=reproduce_text(attempt),
+        resumed=resumed_text(store, run_id, attempt),
+        disagreements=attempt.get("config_disagreements") or {},
         findings=findings,
         metric_rows=outcome["rows"],
         kept_step=kept_step,
@@ -573,7 +593,7 @@ def render_all(store: Store) -> list[Path]:
     written += [compare(store, group_arms(store, group), group) for group, ids in sorted(groups.items())
                 if len(ids) > 1]
     readable = set(store.readable_run_ids())
-    for name, specs in sorted(read_json(comparisons_index(store), {}).items()):
+    for name, specs in sorted(comparisons(store).items()):
         if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):
             written.append(compare(store, specs, name))
     written += [report(store, rid) for rid in store.readable_run_ids() if latest_attempt_with_metrics(store, rid)]

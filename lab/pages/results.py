@@ -218,8 +218,8 @@ def run_result(store: Store, run_id: str) -> dict | None:
 def headline_attempt(store: Store, run_id: str) -> int | None:
     """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
     the run's judged metric, else the latest with metrics, else the latest; None before any attempt."""
-    picked = store.load_run(run_id).get("headline")
-    if isinstance(picked, int) and picked in store.attempt_numbers(run_id):
+    picked = store.headline(run_id)
+    if picked is not None:
         return picked
     best = run_result(store, run_id)
     if best:

@@ -10,6 +10,7 @@ import difflib
 import json
 import types
 import typing
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -92,14 +93,29 @@ def merge(base: dict, update: dict) -> dict:
 
 
 def flatten(values: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one flat dict with dotted keys: {'optim': {'lr': 1}} -> {'optim.lr': 1}."""
+    """Nested dicts as one flat dict with dotted keys: {'optim': {'lr': 1}} -> {'optim.lr': 1}.
+
+    A key that itself holds a dot keeps it, unless that would merge it with a nested key: then it is quoted,
+    so {'optim': {'lr': 0.5}, 'optim.lr': 0.1} -> {'optim.lr': 0.5, '"optim.lr"': 0.1}.
+    """
+    leaves = list(_leaves(values, ()))
+    names = [".".join(path) for path, _ in leaves]
+    taken = Counter(names)
     flat: dict[str, Any] = {}
+    for (path, value), name in zip(leaves, names):
+        if taken[name] > 1 and any("." in part for part in path):
+            name = ".".join(json.dumps(part) if "." in part else part for part in path)
+        flat[prefix + name] = value
+    return flat
+
+
+def _leaves(values: dict, path: tuple[str, ...]):
+    """(key path, value) of every leaf of nested dicts (an empty dict is a leaf)."""
     for key, value in values.items():
         if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
+            yield from _leaves(value, (*path, str(key)))
         else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+            yield (*path, str(key)), value
 
 
 def parse_value(key: str, text: str, current: Any) -> Any:
@@ -183,8 +199,14 @@ def arguments_config(command: list[str]) -> dict:
     return config
 
 
+PYTHON_LITERALS = {"True": True, "False": False, "None": None}  # as Python scripts spell them: --compile=False
+
+
 def free_value(text: str) -> Any:
-    """A value given for a key no config declares: JSON when it parses (1, 0.5, true, [1, 2]), else the text."""
+    """A value given for a key no config declares: JSON when it parses (1, 0.5, true, [1, 2]), Python's True,
+    False and None, else the text."""
+    if text in PYTHON_LITERALS:
+        return PYTHON_LITERALS[text]
     try:
         return json.loads(text)
     except json.JSONDecodeError:

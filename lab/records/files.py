@@ -108,20 +108,53 @@ def open_record(path: Path) -> BinaryIO | None:
 def read_jsonl(path: Path) -> Iterator[dict]:
     """The object records of a JSONL file. A line that is not one (a torn last line after a crash, bytes that
     are not UTF-8, a JSON value that is not an object) is skipped; a file that cannot be opened (a folder in its
-    place) is a RecordError."""
+    place) or that holds git conflict markers is a RecordError."""
     stream = open_record(path)
     if stream is None:
         return
     with stream:
-        yield from read_jsonl_lines(stream)
+        try:
+            yield from read_jsonl_lines(stream)
+        except RecordError as error:
+            raise RecordError(f"{path} {error}") from None
+
+
+CONFLICT_MARKERS = (b"<<<<<<< ", b"=======", b">>>>>>> ", b"||||||| ")  # what git writes around a conflict
 
 
 def read_jsonl_lines(lines: Iterable[bytes]) -> Iterator[dict]:
-    """The object records among JSONL lines, skipping any line that is not one (see `read_jsonl`)."""
-    for line in lines:
+    """The object records among JSONL lines, skipping any line that is not one (see `read_jsonl`); a git
+    conflict marker is a RecordError, so a half-merged file is never read as if it were whole."""
+    for number, line in enumerate(lines, 1):
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
+            if line.startswith(CONFLICT_MARKERS):
+                raise RecordError(f"holds an unresolved git conflict (marker on line {number}): keep the lines of "
+                                  "both sides, delete the markers, then git add it") from None
             continue
         if isinstance(record, dict):
             yield record
+
+
+def conflict_sides(text: str) -> tuple[str, str] | None:
+    """(ours, theirs): the two versions of a file that git left with conflict markers (merge or diff3 style),
+    or None when it has none."""
+    if not text.startswith("<<<<<<< ") and "\n<<<<<<< " not in text:
+        return None
+    ours, theirs, section = [], [], None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("<<<<<<< "):
+            section = "ours"
+        elif line.startswith("||||||| ") and section == "ours":
+            section = "base"
+        elif line.startswith("=======") and section in ("ours", "base"):
+            section = "theirs"
+        elif line.startswith(">>>>>>> ") and section == "theirs":
+            section = None
+        else:
+            if section in (None, "ours"):
+                ours.append(line)
+            if section in (None, "theirs"):
+                theirs.append(line)
+    return "".join(ours), "".join(theirs)

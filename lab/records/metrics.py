@@ -79,7 +79,22 @@ def _load(path: Path, mtime_ns: int, size: int):
     columns = {column: values[:rows] for column, values in columns.items()}
     frame = pd.DataFrame(columns, copy=False)
     frame.attrs["non_finite"] = {column: marked for column, marked in non_finite.items() if marked}
-    return frame
+    return one_row_per_step(frame)
+
+
+def one_row_per_step(frame):
+    """Consecutive rows logged at the same step (train and val in separate calls, a corrected value) merged into
+    one: per metric the last value logged at that step wins. A step that goes back (a restart from an earlier
+    checkpoint) is not merged: its rows stay, and start a new segment of the stream."""
+    if "step" not in frame.columns or frame["step"].isna().any() or not frame["step"].duplicated().any():
+        return frame
+    segment = (frame["step"] != frame["step"].shift()).cumsum().to_numpy() - 1  # (rows,) index of the merged row
+    if segment[-1] == len(frame) - 1:
+        return frame
+    marks = frame.attrs.get("non_finite", {})
+    merged = frame.groupby(segment, sort=False).last().reset_index(drop=True)[frame.columns]
+    merged.attrs["non_finite"] = {column: sorted({int(segment[row]) for row in rows}) for column, rows in marks.items()}
+    return merged
 
 
 def count_lines(path: Path) -> int:

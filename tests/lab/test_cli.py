@@ -7,6 +7,8 @@ import sys
 import time
 
 import pytest
+
+from lab.records.store import Store
 from conftest import git, lab_env
 
 
@@ -15,7 +17,7 @@ def read(path):
 
 
 def attempt_record(repo, run_id, number):
-    return read(repo / "logs" / "runs" / run_id / "attempts" / str(number) / "attempt.json")
+    return read(Store(repo).attempt_dir(run_id, number) / "attempt.json")
 
 
 def one_line_error(result, *fragments):
@@ -45,14 +47,17 @@ def test_the_researcher_flow_end_to_end(lab, train_script):
     assert attempt["wandb"]["group_url"] == ("https://wandb.ai/my-team/dia-music-finetuning/groups/"
                                             "musicgen_delay_scaled/workspace")
     assert attempt["wandb"]["synced"] is False
-    folder = repo / "logs" / "runs" / "dia_009" / "attempts" / "2"
+    folder = Store(repo).attempt_dir("dia_009", 2)
     assert "trained with lr" in (folder / "stdout.log").read_text()
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["step"] == 1 and rows[-1] == {**rows[-1], "val/loss": 0.5}
     assert read(folder / "summary.json") == {"final_loss": 0.2}
 
-    assert git(repo, "log", "-1", "--format=%s").strip() == read(repo / "logs/runs/dia_009/run.json")["slug"]
-    assert attempt["git"]["sha"] == git(repo, "rev-parse", "HEAD").strip()
+    slug = read(repo / "logs/runs/dia_009/run.json")["slug"]
+    assert git(repo, "log", "-1", "--format=%s").strip() == f"lab records: {slug} test 2"
+    assert slug in git(repo, "log", "--format=%s").splitlines()  # the launch commit of test 1
+    assert attempt["git"]["sha"] == git(repo, "rev-parse", "HEAD~1").strip()
+    assert "logs/runs/dia_009/events.jsonl" in git(repo, "show", "--name-only", "--format=", "HEAD")
 
     listing = lab("runs").stdout
     assert re.search(r"dia_009\s+finished\s+-\s+musicgen_delay_scaled\s+2", listing)
@@ -78,10 +83,11 @@ def test_launch_passes_the_exit_status_and_lab_variables(lab, repo):
     assert result.returncode == 3
     attempt = attempt_record(repo, "dia_010", 1)
     assert attempt["status"] == "failed" and attempt["exit_code"] == 3
-    assert f"WANDB_RUN_ID = {attempt['wandb']['run_id']}" in result.stdout
+    assert re.search(r"WANDB_RUN_ID = [a-z0-9]{8}\n", result.stdout)
+    assert attempt["wandb"] is None  # the script never started W&B: no link to a run that does not exist
     assert "LAB_RUN_ID = dia_010" in result.stdout and "WANDB_RUN_GROUP = g1" in result.stdout
     assert "WANDB_ENTITY = my-team" in result.stdout and "WANDB_NOTES = Exit codes pass through" in result.stdout
-    assert f"LAB_ATTEMPT_DIR = {repo / 'logs/runs/dia_010/attempts/1'}" in result.stdout
+    assert f"LAB_ATTEMPT_DIR = {repo / '.git/lab/running/dia_010/attempts' / attempt['key']}" in result.stdout
 
 
 def test_no_commit_records_the_dirty_diff(lab, repo, train_script):
@@ -94,7 +100,7 @@ def test_no_commit_records_the_dirty_diff(lab, repo, train_script):
     assert git(repo, "rev-parse", "HEAD").strip() == head
     attempt = attempt_record(repo, "dia_011", 1)
     assert attempt["git"] == {"sha": head, "branch": "main", "committed": False, "files": 0}
-    assert "+# a local change" in (repo / "logs/runs/dia_011/attempts/1/dirty.diff").read_text()
+    assert "+# a local change" in (Store(repo).attempt_dir("dia_011", 1) / "dirty.diff").read_text()
 
 
 @pytest.mark.parametrize("name, content, reason", [
@@ -165,10 +171,10 @@ def test_family_runs_inherit_and_diff(lab, repo):
     lab("new-run", "nsd_002", "--from", "nsd_001", "--hypothesis", "LR 0.02 is too high",
         "--set", "optim.lr=0.0015", "--set", "train.grad_clip=1.0")
     assert lab("diff", "nsd_002").stdout.splitlines() == [
-        "nsd_002 vs cffan_baseline (baseline)", "[schedule]", "  optim.lr: 0.02 -> 0.0015",
+        "nsd_002 vs nsd_001 (parent)", "[schedule]", "  optim.lr: 0.02 -> 0.0015",
         "[clipping]", "  train.grad_clip: 0.0 -> 1.0",
     ]
-    assert lab("diff", "nsd_001", "nsd_002").stdout.splitlines()[0] == "nsd_002 vs nsd_001"
+    assert lab("diff", "nsd_001", "nsd_002").stdout.splitlines()[0] == "nsd_001 -> nsd_002"  # in the order given
     assert lab("diff", "nsd_001").stdout.strip() == "nsd_001 vs cffan_baseline (baseline): no differences"
     run = read(repo / "logs/runs/nsd_002/run.json")
     assert (run["family"], run["parent"], run["baseline"]) == ("neural_decoder", "nsd_001", "cffan_baseline")
@@ -251,7 +257,9 @@ def test_damaged_records_give_a_one_line_error(lab, repo):
 def test_init_keeps_an_unterminated_gitignore_intact(repo):
     (repo / ".gitignore").write_text("*.tmp")
     subprocess.run([sys.executable, "-m", "lab", "init"], cwd=repo, check=True, env=lab_env())
-    assert (repo / ".gitignore").read_text().splitlines() == ["*.tmp", "artefacts/", ".env"]
+    assert (repo / ".gitignore").read_text().splitlines() == [
+        "*.tmp", "artefacts/", ".env", "logs/daily/", "logs/reports/", "logs/changelogs/", "logs/ablations/*",
+        "!logs/ablations/index.json*"]
 
 
 def test_existing_run_is_refused_without_losing_its_records(lab, repo):

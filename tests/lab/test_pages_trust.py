@@ -11,6 +11,9 @@ import pytest
 
 from lab.health import rules as health
 from lab.pages import plots
+from lab.records.store import Store
+
+pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
 pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
@@ -63,7 +66,7 @@ def test_a_script_reports_its_config_and_a_disagreement_is_named(script_lab):
     lab("new-run", "sin_003", "--hypothesis", "h", "--set", "hidden=128")
     result = lab("launch", "sin_003", "--no-commit", "--", sys.executable, "train.py", "--hidden", "16")
     assert "the script reports hidden=16 but the lab recorded 128" in result.stdout + result.stderr
-    config = json.loads((lab.repo / "logs/runs/sin_003/attempts/1/config.json").read_text())
+    config = json.loads((Store(lab.repo).attempt_dir("sin_003", 1) / "config.json").read_text())
     assert config == {"hidden": 16, "lr": 0.1}
 
 
@@ -233,7 +236,7 @@ def test_a_finding_tells_one_story_on_every_page(lab, repo):
     code = ("from lab import tracker\nfor step in range(60):\n"
             "    tracker.log(step, **{'train/loss': 1 / (step + 1), 'train/grad_norm': 50.0 if step == 40 else 1.0})\n")
     lab("launch", "hx_001", "--no-commit", "--", sys.executable, "-c", code)
-    metrics = repo / "logs/runs/hx_001/attempts/1/metrics.jsonl"
+    metrics = Store(repo).attempt_dir("hx_001", 1) / "metrics.jsonl"
     with open(metrics, "a") as stream:  # later evidence: two more spikes, a larger one
         for step, norm in ((60, 1.0), (61, 80.0), (62, 1.0), (63, 60.0)):
             stream.write(json.dumps({"step": step, "train/loss": 1 / (step + 1), "train/grad_norm": norm}) + "\n")
@@ -253,7 +256,7 @@ def test_the_readme_example_script_runs_under_the_lab(lab, repo):
     lab("new-run", "toy_001", "--hypothesis", "grad accumulation lowers the loss faster")
     result = lab("launch", "toy_001", "--no-commit", "--", sys.executable, str(example), "--accum", "16")
     assert result.stdout.startswith("done: final loss")
-    config = json.loads((repo / "logs/runs/toy_001/attempts/1/config.json").read_text())
+    config = json.loads((Store(repo).attempt_dir("toy_001", 1) / "config.json").read_text())
     assert config == {"accum": 16, "lr": 0.0002, "steps": 100}
     lab("report", "toy_001")
     assert "val/loss" in (repo / "logs/reports/toy_001.md").read_text()
@@ -271,7 +274,7 @@ def test_a_scripts_command_line_is_its_config_when_it_reports_none(lab, repo):
     (repo / "plain.py").write_text("import sys\nprint(sys.argv[1:])\n")
     lab("new-run", "arg_001", "--hypothesis", "h")
     lab("launch", "arg_001", "--no-commit", "--", sys.executable, "plain.py", "--lr", "2e-4", "--accum=16", "--fast")
-    config = json.loads((repo / "logs/runs/arg_001/attempts/1/config.json").read_text())
+    config = json.loads((Store(repo).attempt_dir("arg_001", 1) / "config.json").read_text())
     assert config == {"lr": 0.0002, "accum": 16, "fast": True}
     lab("new-run", "arg_002", "--from", "arg_001", "--hypothesis", "h", "--set", "accum=32")
     lab("launch", "arg_002", "--no-commit", "--", sys.executable, "plain.py", "--lr", "2e-4", "--accum=32", "--fast")

@@ -18,6 +18,7 @@ from conftest import git, lab_env
 from lab.capture import vcs
 from lab.errors import LabError
 from lab.records.files import append_jsonl, read_jsonl
+from lab.records.store import Store
 
 WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"
 SECRET_FILES = {
@@ -156,12 +157,20 @@ def test_baseline_names_cannot_escape_the_lab(lab, tmp_path):
 def test_a_half_made_attempt_folder_breaks_no_command(lab):
     lab("new-run", "x_001", "--hypothesis", "h")
     lab("launch", "x_001", "--no-commit", "--", sys.executable, "-c", "print(1)")
-    (lab.repo / "logs" / "runs" / "x_001" / "attempts" / "2").mkdir()  # a kill -9 after mkdir, before the record
+    first = folder_of(lab.repo, "x_001", 1)
+    half_made = first.with_name("20991231T000000Z-0a0b0c0d")
+    half_made.mkdir()  # a kill -9 after mkdir, before the record
     for command in (["runs"], ["show", "x_001"], ["log"], ["render"]):
         assert lab(*command).returncode == 0
     lab("launch", "x_001", "--no-commit", "--", sys.executable, "-c", "print(2)")
-    assert sorted(p.name for p in (lab.repo / "logs/runs/x_001/attempts").iterdir()) == ["1", "2", "3"]
-    assert json.loads((lab.repo / "logs/runs/x_001/attempts/3/attempt.json").read_text())["status"] == "finished"
+    second = folder_of(lab.repo, "x_001", 2)
+    assert sorted(p.name for p in first.parent.iterdir()) == sorted([first.name, half_made.name, second.name])
+    assert json.loads((second / "attempt.json").read_text())["status"] == "finished"
+
+
+def folder_of(repo: Path, run_id: str, number: int) -> Path:
+    """Test `number`'s folder: logs/runs/<id>/attempts/<start>-<clone>/ once ended, in .git/lab while running."""
+    return Store(repo).attempt_dir(run_id, number)
 
 
 def test_an_append_after_a_torn_line_is_kept(tmp_path):
@@ -190,7 +199,7 @@ def test_secrets_are_redacted_where_they_are_recorded(lab):
         if path.is_file():
             text = path.read_text(errors="replace")
             assert WANDB_KEY not in text and "kKVqZwFFsSFH1" not in text, path
-    assert "using [redacted]" in (records / "attempts" / "1" / "stdout.log").read_text()
+    assert "using [redacted]" in (folder_of(lab.repo, "s_001", 1) / "stdout.log").read_text()
     lab("launch", "s_001", "--", sys.executable, "-c", "print(3)")  # no recorded key blocks a later launch
     assert WANDB_KEY not in git(lab.repo, "log", "-p")
 
@@ -200,7 +209,7 @@ def test_a_child_that_prints_a_key_in_pieces_is_still_redacted(lab, repo):
     code = ("import sys, time\nfor part in ('token gho_16C7e42F292c', '6912E7710c838347Ae178B4a', ' done\\n'):\n"
             "    sys.stdout.write(part); sys.stdout.flush(); time.sleep(0.05)\n")
     lab("launch", "s_002", "--no-commit", "--", sys.executable, "-c", code)
-    log = (repo / "logs" / "runs" / "s_002" / "attempts" / "1" / "stdout.log").read_text()
+    log = (folder_of(repo, "s_002", 1) / "stdout.log").read_text()
     assert log == "token [redacted] done\n"
 
 
@@ -265,7 +274,7 @@ def test_odd_metric_values_cost_a_warning_not_the_script(lab, repo):
     assert "script went on" in result.stdout
     assert result.stdout.count("skips values that are not single numbers: pair") == 1
     assert "skips a row with step 1000000000000000000000000000000" in result.stdout
-    rows = list(read_jsonl(repo / "logs/runs/m_001/attempts/1/metrics.jsonl"))
+    rows = list(read_jsonl(folder_of(repo, "m_001", 1) / "metrics.jsonl"))
     assert [(row["step"], row["train/loss"], row.get("huge")) for row in rows] == [(1, 1.0, "inf"), (2, 0.25, None)]
     assert lab("report", "m_001").returncode == 0 and lab("doctor", "m_001").returncode == 0
 
@@ -276,7 +285,7 @@ DAMAGED_RECORDS = {
     "run.json not UTF-8": ("run.json", b"\xff\xfe{"),
     "run.json a list": ("run.json", b"[1, 2]"),
     "run.json without its fields": ("run.json", b'{"id": "x_001"}'),
-    "attempt.json a string": ("attempts/1/attempt.json", b'"x"'),
+    "attempt.json a string": ("attempt.json", b'"x"'),  # Test 1's record
 }
 
 
@@ -300,7 +309,8 @@ def one_line_error(result) -> bool:
 def test_a_damaged_record_is_one_line_and_hides_no_other_run(two_runs, damage):
     lab = two_runs
     name, content = DAMAGED_RECORDS[damage]
-    (lab.repo / "logs/runs/x_001" / name).write_bytes(content)
+    folder = folder_of(lab.repo, "x_001", 1) if damage.startswith("attempt") else lab.repo / "logs/runs/x_001"
+    (folder / name).write_bytes(content)
     listing = lab("runs")
     assert re.search(r"^x_001\s+unreadable", listing.stdout, re.M) and re.search(r"^x_002\s+finished", listing.stdout,
                                                                                re.M)
@@ -319,7 +329,7 @@ def test_a_folder_where_a_record_belongs_is_one_line(two_runs):
     events.mkdir()
     assert one_line_error(lab("show", "x_001", check=False))
     assert one_line_error(lab("note", "x_001", "--findings", "f", check=False))
-    metrics = lab.repo / "logs/runs/x_002/attempts/1/metrics.jsonl"
+    metrics = folder_of(lab.repo, "x_002", 1) / "metrics.jsonl"
     metrics.unlink()
     metrics.mkdir()
     assert one_line_error(lab("report", "x_002", check=False))
@@ -354,7 +364,7 @@ def test_a_malformed_event_line_is_skipped(two_runs, line):
                                   b'{"step": 9, "train/lo'])
 def test_a_malformed_metrics_line_is_skipped(two_runs, line):
     lab = two_runs
-    path = lab.repo / "logs/runs/x_001/attempts/1/metrics.jsonl"
+    path = folder_of(lab.repo, "x_001", 1) / "metrics.jsonl"
     with open(path, "ab") as stream:
         stream.write(line + b"\n")
     with open(path, "a") as stream:
@@ -432,7 +442,7 @@ def test_a_full_disk_during_an_attempt_still_records_how_it_ended(lab):
                             preexec_fn=limited, timeout=120)
     assert result.returncode == 0 and result.stdout.endswith("end\n")
     assert "stdout.log stopped early" in result.stderr and "Traceback" not in result.stderr
-    attempt = json.loads((lab.repo / "logs/runs/d_001/attempts/1/attempt.json").read_text())
+    attempt = json.loads((folder_of(lab.repo, "d_001", 1) / "attempt.json").read_text())
     assert attempt["status"] == "finished" and attempt["exit_code"] == 0
 
 
@@ -475,7 +485,7 @@ def launch_in_background(lab, run_id: str, code: str) -> subprocess.Popen:
 
 
 def attempt_of(lab, run_id: str, number: int = 1) -> dict:
-    return json.loads((lab.repo / f"logs/runs/{run_id}/attempts/{number}/attempt.json").read_text())
+    return json.loads((folder_of(lab.repo, run_id, number) / "attempt.json").read_text())
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(lab):

@@ -197,8 +197,9 @@ def test_ablation_pages_show_cost_and_reports_link_samples(story):
         if "train/loss" in row:
             row.update({"train/samples_per_s": 250.0, "train/peak_mem_mb": 900.0})
     add_run(story, "nsd_009", rows=rows, parent="nsd_001")
+    write_json(story.attempt_dir("nsd_009", 1) / "summary.json", {"samples_per_s": 250.0, "peak_mem_mb": 900.0})
     page = reports.compare(story, ["nsd_001", "nsd_009"]).read_text()
-    assert "train/samples_per_s" in page and "train/peak_mem_mb" in page
+    assert "### Cost" in page and "| nsd_009:1 | 250 | 900 | not profiled |" in page  # overall rate, process peak
     append_jsonl(story.attempt_dir("nsd_009", 1) / "media.jsonl",
                  {"step": 20, "name": "samples/conditional", "path": "/artefacts/s.wav", "kind": "audio"})
     report = reports.report(story, "nsd_009").read_text()

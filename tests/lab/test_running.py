@@ -36,5 +36,5 @@ def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, re
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130 and time.monotonic() - started < 15, process.stderr.read()
-    attempt = json.loads((repo / "logs/runs/k_001/attempts/1/attempt.json").read_text())
+    attempt = Store(repo).load_attempt("k_001", 1)
     assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGINT"}

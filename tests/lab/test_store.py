@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from lab.errors import LabError
-from lab.records.files import append_jsonl, read_jsonl, write_json
+from lab.records.files import append_jsonl, conflict_sides, read_jsonl, write_json
 from lab.records.store import Store, slugify
 
 pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
@@ -58,7 +58,8 @@ def test_attempts_are_numbered_and_a_vanished_process_reads_as_crashed(store):
     dead.wait()
     first = store.begin_attempt("nsd_001", command=["x"], pid=dead.pid)
     second = store.begin_attempt("nsd_001", command=["y"], pid=os.getpid())
-    assert (first.name, second.name) == ("1", "2")
+    assert [store.attempt_number("nsd_001", folder.name) for folder in (first, second)] == [1, 2]
+    assert first.name != second.name and first.name.endswith(store.clone_id[:8])  # no other clone makes these
     assert store.load_attempt("nsd_001", 1)["status"] == "crashed"
     assert store.load_attempt("nsd_001", 2)["status"] == "running"
     kinds = [event["kind"] for event in store.events("nsd_001")]
@@ -87,3 +88,23 @@ def test_store_is_found_from_a_subfolder_and_missing_lab_is_an_error(store, tmp_
     assert Store.find(tmp_path / "deep" / "er").root == store.root
     with pytest.raises(LabError, match="lab init"):
         Store.find(tmp_path.parent / "elsewhere-does-not-exist")
+
+
+def test_attempts_of_several_clones_read_as_tests_in_start_order(store):
+    store.create_run("nsd_001", hypothesis="h")
+    folders = store.run_dir("nsd_001") / "attempts"
+    names = ["20261130T101500Z-bbbbbbbb", "2", "20261130T101500Z-aaaaaaaa-10", "1", "20261130T090000Z-bbbbbbbb",
+             "20261130T101500Z-aaaaaaaa-2", "20261130T101500Z-aaaaaaaa"]
+    for name in names:
+        write_json(folders / name / "attempt.json", {"run": "nsd_001", "number": 1, "status": "finished"})
+    (folders / "20261130T120000Z-cccccccc").mkdir()  # half-made: no record yet
+    assert [folder.name for folder in store.attempt_folders("nsd_001")] == [
+        "1", "2", "20261130T090000Z-bbbbbbbb", "20261130T101500Z-aaaaaaaa", "20261130T101500Z-aaaaaaaa-2",
+        "20261130T101500Z-aaaaaaaa-10", "20261130T101500Z-bbbbbbbb"]
+    assert [store.load_attempt("nsd_001", n)["number"] for n in store.attempt_numbers("nsd_001")] == list(range(1, 8))
+
+
+def test_conflict_sides_rebuild_both_versions():
+    text = "{\n<<<<<<< HEAD\n  \"a\": 1\n||||||| base\n  \"a\": 0\n=======\n  \"a\": 2\n>>>>>>> theirs\n}\n"
+    assert conflict_sides(text) == ('{\n  "a": 1\n}\n', '{\n  "a": 2\n}\n')
+    assert conflict_sides('{"a": 1}\n') is None

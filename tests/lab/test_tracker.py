@@ -49,7 +49,8 @@ def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path,
     record = json.loads((attempt / "attempt.json").read_text())
     assert record["checkpoints"]["best"]["step"] == 2 and record["checkpoints"]["last"]["path"].endswith("last.pt")
     assert store.events("nsd_001")[-1] | {"time": None} == {
-        "time": None, "kind": "health", "attempt": 1, "rule": "non_finite", "step": 1}
+        "time": None, "kind": "health", "attempt": 1, "rule": "non_finite", "step": 1, "clone": store.clone_id,
+        "attempt_key": attempt.name}
 
 
 def test_only_the_main_process_writes(fresh_tracker, tmp_path, monkeypatch):
@@ -65,9 +66,10 @@ def test_init_opens_an_attempt_outside_a_launch(fresh_tracker, tmp_path):
     folder = tracker.init("nsd_002", root=tmp_path)
     tracker.log(1, loss=0.5)
     tracker.finish()
-    assert folder == store.attempt_dir("nsd_002", 1)
+    ended = store.attempt_dir("nsd_002", 1)  # ran out of git's reach, then moved into logs/ when it ended
+    assert folder.name == ended.name and ended.parent == store.run_dir("nsd_002") / "attempts"
     assert store.load_attempt("nsd_002", 1)["status"] == "finished"
-    assert (folder / "metrics.jsonl").read_text().count("\n") == 1
+    assert (ended / "metrics.jsonl").read_text().count("\n") == 1
 
 
 def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):

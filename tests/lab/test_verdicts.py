@@ -19,7 +19,7 @@ EER_CONFIG = {"train": {"best_metric": "val/eer_64", "best_mode": "min"}}
 
 def add_run(store, run_id, rows, config=None, parent=None, expect=None, resume_from=None, artefacts=None,
             baseline=None):
-    """A run (created if new) with one more attempt that logged `rows`; returns the attempt's folder."""
+    """A run (created if new) with one more attempt that logged `rows`; returns the ended attempt's folder."""
     config = config or {"train": {"best_metric": "val/loss", "best_mode": "min"}}
     if not store.exists(run_id):
         store.create_run(run_id, hypothesis=f"hypothesis of {run_id}", parent=parent, config=config,
@@ -33,7 +33,7 @@ def add_run(store, run_id, rows, config=None, parent=None, expect=None, resume_f
     for row in rows:
         append_jsonl(folder / "metrics.jsonl", row)
     store.end_attempt(folder, exit_code=0, status="finished")
-    return folder
+    return store.attempt_dir(run_id, store.attempt_numbers(run_id)[-1])  # where the ended attempt now lies
 
 
 def eer_rows():

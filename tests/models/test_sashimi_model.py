@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from models.s4 import S4, legs_dplr
 from models.sashimi import S4D, SaShiMi
 from trainers.sashimi.config import ModelConfig
 
@@ -24,9 +25,13 @@ def test_a_future_sample_never_changes_an_earlier_output(head):
     assert not torch.allclose(before[0, 20:], after[0, 20:], atol=1e-5)  # the change itself is seen
 
 
-def test_the_recurrence_gives_the_convolutions_outputs():
+S4_DPLR = {"ssm": "s4", "norm": "scalar", "pool_weight_norm": True}
+
+
+@pytest.mark.parametrize("layer", [{}, S4_DPLR], ids=["s4d", "s4"])
+def test_the_recurrence_gives_the_convolutions_outputs(layer):
     torch.manual_seed(1)
-    model = SaShiMi(small()).eval()
+    model = SaShiMi(small(**layer)).eval()
     codes = torch.randint(0, 256, (2, 16))
     parallel = model(codes)  # (B, L, 256)
     state = model.initial_state(2)
@@ -48,6 +53,33 @@ def test_the_s4d_kernel_matches_its_recurrence_over_long_chunks(monkeypatch):
         y, state = layer.step(u[:, t], state)
         outputs.append(y)
     assert torch.allclose(torch.stack(outputs, dim=1), layer(u), atol=1e-4)
+
+
+def test_the_s4_kernel_doubles_its_length_and_keeps_matching_its_recurrence():
+    torch.manual_seed(3)
+    layer = S4(4, state_size=8, copies=2)
+    layer(torch.randn(1, 6, 4))  # attunes C-tilde to 6 samples
+    u = torch.randn(1, 20, 4)
+    with torch.no_grad():
+        convolved = layer(u)  # doubles the kernel length: 6 -> 12 -> 24
+    assert layer.kernel_length.item() == 24
+    state = layer.initial_state(1, torch.device("cpu"))
+    outputs = []
+    for t in range(20):
+        y, state = layer.step(u[:, t], state)
+        outputs.append(y)
+    assert torch.allclose(torch.stack(outputs, dim=1), convolved, atol=1e-4)
+
+
+def test_legs_in_dplr_form_is_the_hippo_legs_matrix():
+    """Lambda - P P^* over both conjugate halves is HiPPO-LegS (A_nk = -sqrt(2n+1) sqrt(2k+1) for n > k, -(n+1) on
+    the diagonal: the S4 paper) in another basis, so it has LegS's eigenvalues -1 .. -N."""
+    eigenvalues, p, _ = legs_dplr(8)
+    assert (eigenvalues.real + 0.5).abs().max() < 1e-12 and (eigenvalues.imag < 0).all()
+    lam, p = torch.cat([eigenvalues, eigenvalues.conj()]), torch.cat([p, p.conj()])
+    got = torch.linalg.eigvals(torch.diag(lam) - torch.outer(p, p.conj()))
+    assert got.imag.abs().max() < 1e-6
+    assert torch.allclose(got.real.sort().values, -torch.arange(8, 0, -1, dtype=torch.float64), atol=1e-6)
 
 
 def test_a_length_that_does_not_pool_is_refused():

@@ -108,6 +108,18 @@ def test_training_sequences_have_one_fixed_shape():
     assert data.tag_text(["a", "b"], config, augment=False) == "a, b"
 
 
+def test_unconditional_batches_are_zero_bytes_under_the_conditions_mask():
+    """As nari-labs/dia builds its classifier-free-guidance input, not an empty (all-padding) text."""
+    items = [(torch.zeros(40, 9, dtype=torch.long), ["drums", "bass"]), (torch.zeros(40, 9, dtype=torch.long),
+                                                                         ["pad"])]
+    fixed = ("data.tag_shuffle=false", "data.tag_dropout=0.0")
+    conditional = data.collate(items, tiny(*fixed, "train.unconditional_frac=0.0"), augment=True)
+    unconditional = data.collate(items, tiny(*fixed, "train.unconditional_frac=1.0"), augment=True)
+    assert (unconditional["text"] == 0).all() and conditional["text"].any()
+    assert torch.equal(unconditional["text_mask"], conditional["text_mask"])
+    assert conditional["text_mask"].sum(1).tolist() == [len("drums, bass"), len("pad")]
+
+
 def test_lab_generate_from_a_run(tmp_path, family_lab):
     lab = family_lab("dia", "dia")
     created = lab("new-run", "dia_009", "--preset", "tiny", "--hypothesis", "MusicGen delay learns the tags",

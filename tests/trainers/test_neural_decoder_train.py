@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
 
+from lab.records.store import Store
+
 git, lab_env = lab_fixtures.git, lab_fixtures.lab_env
 
 
@@ -32,12 +34,12 @@ def nd_lab(tmp_path):
 
 
 def rows_of(repo, run_id, attempt):
-    path = repo / "logs" / "runs" / run_id / "attempts" / str(attempt) / "metrics.jsonl"
+    path = Store(repo).attempt_dir(run_id, attempt) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def record_of(repo, run_id, attempt, name="attempt.json"):
-    return json.loads((repo / "logs" / "runs" / run_id / "attempts" / str(attempt) / name).read_text())
+    return json.loads((Store(repo).attempt_dir(run_id, attempt) / name).read_text())
 
 
 def test_tiny_preset_brings_validation_per_well_down(nd_lab):
@@ -115,7 +117,7 @@ def test_two_stage_recipe_starts_from_the_parents_best_weights(nd_lab):
     config = json.loads((nd_lab.repo / "logs/runs/nsd_007/config.json").read_text())
     assert config["train"]["init_from"] == best and "created nsd_007" in created.stdout
     launched = nd_lab("launch", "nsd_007")
-    assert f"init_from {best}: loaded" in launched.stdout
+    assert f"init_from {best} (lab): loaded" in launched.stdout
     events = [json.loads(line) for line in (nd_lab.repo / "logs/runs/nsd_007/events.jsonl").read_text().splitlines()]
     report = next(event for event in events if event["kind"] == "init_from")
     assert report["loaded"] == report["total"] and not report["missing"] and not report["mismatched"]

@@ -32,6 +32,14 @@ def test_b2_has_the_published_size():
     assert 4.7e6 <= sum(p.numel() for p in model.backbone.parameters()) <= 5.0e6  # paper 4.7M, wespeaker ~4.9M
 
 
+def test_new_run_prints_the_model_and_its_training_head_apart(family_lab):
+    lab = family_lab("rdn", "redimnet")
+    created = lab("new-run", "rdn_001", "--preset", "b0", "--hypothesis", "the published b0 size")
+    # b0 as published is 1.0M; the AAM head over VoxCeleb2's 5,994 training speakers (192 x 5,994 + ...) is apart
+    assert "parameters: 1,004,250 model + 1,150,848 training head (preset b0: 1,004,250 model + 1,150,848 " \
+        "training head)" in created
+
+
 def test_the_margin_ramps_as_wespeaker():
     assert margin_at(19 * 100, 100) == 0.0
     assert margin_at(40 * 100, 100) == pytest.approx(0.2)

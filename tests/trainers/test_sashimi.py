@@ -14,6 +14,7 @@ import pytest
 from lab.families import registry
 from lab.health.diagnosis import rules_for
 from lab.health.rules import check
+from lab.records.store import Store
 from trainers.engine import train
 from trainers.family import Context
 from trainers.sashimi import data, family
@@ -25,10 +26,12 @@ def tiny(*overrides: str):
     return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=["train.device=cpu", *overrides]))
 
 
-@pytest.mark.parametrize("head", ["categorical", "dml"])
-def test_tiny_learns_the_synthetic_audio_with_each_head(head, tmp_path):
+@pytest.mark.parametrize("head,layer", [("categorical", "s4d"), ("dml", "s4d"), ("categorical", "s4")])
+def test_tiny_learns_the_synthetic_audio_with_each_head_and_layer(head, layer, tmp_path):
+    """The full S4 (model.ssm=s4, with the SC09 checkpoint's scalar norm and weight-normed pools) learns as S4D."""
     rows = []
-    train(SPEC, tiny(f"model.head={head}", "train.max_steps=150"), out_dir=tmp_path,
+    extra = ["model.ssm=s4", "model.norm=scalar", "model.pool_weight_norm=true"] if layer == "s4" else []
+    train(SPEC, tiny(f"model.head={head}", "train.max_steps=150", *extra), out_dir=tmp_path,
           on_row=lambda row: rows.append(row) or False)
     start = next(row["train/bits_per_sample"] for row in rows if "train/bits_per_sample" in row)
     final = [row["val/bits_per_sample"] for row in rows if "val/bits_per_sample" in row][-1]
@@ -81,7 +84,11 @@ def test_a_corrupt_file_is_a_one_line_error_naming_it(tmp_path):
 def test_the_family_checks_its_config():
     for overrides, message in ((["model.head=mixture"], "model.head='mixture' is not one of"),
                                (["data.train_length=1000"], "must be a positive multiple of the pooling product 16"),
-                               (["model.bits=16"], "use model.input_encoder=linear")):
+                               (["model.bits=16"], "use model.input_encoder=linear"),
+                               (["model.ssm=s5"], "model.ssm='s5' is not one of: s4d, s4"),
+                               (["model.norm=batch"], "model.norm='batch' is not one of: layer, scalar"),
+                               (["model.ssm=s4", "model.ssm_copies=3"],
+                                "model.d_model=16 must be a multiple of model.ssm_copies=3")):
         with pytest.raises(Exception, match=message):
             tiny(*overrides)
 
@@ -119,7 +126,8 @@ def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab):
     assert "wrote" in written and "best.pt" in written
     with wave.open(str(tmp_path / "sample.wav")) as sound:
         assert sound.getframerate() == 16000 and sound.getnframes() == 800
-    media = [json.loads(line) for line in (repo / "logs/runs/sash_001/attempts/1/media.jsonl").read_text().splitlines()]
+    media_log = Store(repo).attempt_dir("sash_001", 1) / "media.jsonl"
+    media = [json.loads(line) for line in media_log.read_text().splitlines()]
     assert [entry["step"] for entry in media] == [10, 20] and Path(media[0]["path"]).is_file()
     profile = lab("profile", "sash_001")
     assert "backbone forward" in profile and "head + loss" in profile and "MiB" in profile

@@ -11,6 +11,7 @@ from pathlib import Path
 from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
 
 from lab.families import registry
+from lab.records.store import Store
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,9 +34,9 @@ def test_seeds_launch_one_attempt_per_seed_and_the_verdict_compares_their_means(
     lab("new-run", "toy_002", "--from", "toy_001", "--hypothesis", "a lower LR", "--set", "optim.lr=0.001")
     lab("launch", "toy_001", "--seeds", "2", "--no-commit")
     lab("launch", "toy_002", "--seeds", "2", "--no-commit")
-    attempts = [json.loads((repo / f"logs/runs/toy_001/attempts/{n}/attempt.json").read_text()) for n in (1, 2)]
-    seeds = [json.loads((repo / f"logs/runs/toy_001/attempts/{n}/config.json").read_text())["train"]["seed"]
-             for n in (1, 2)]
+    store = Store(repo)
+    attempts = [store.load_attempt("toy_001", n) for n in (1, 2)]
+    seeds = [json.loads((store.attempt_dir("toy_001", n) / "config.json").read_text())["train"]["seed"] for n in (1, 2)]
     assert seeds == [3, 4] and [a["note"] for a in attempts] == ["seed 3", "seed 4"]  # from the preset's seed 3
     lab("report", "toy_002")
     page = (repo / "logs/reports/toy_002.md").read_text()
@@ -44,4 +45,4 @@ def test_seeds_launch_one_attempt_per_seed_and_the_verdict_compares_their_means(
 
     wrapped = lab("launch", "toy_001", "--seeds", "2", "--", sys.executable, "-c", "pass", code=2)
     assert wrapped.stderr.startswith("lab: error: --seeds N") and wrapped.stderr.count("\n") == 1
-    assert not (repo / "logs/runs/toy_001/attempts/3").exists()
+    assert store.attempt_numbers("toy_001") == [1, 2]

@@ -2,12 +2,49 @@
 
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage, Lazy, Panel
-from trainers.cli import CODEC, GENERATE
+from trainers.cli import CODEC, GENERATE, WEIGHTS
 from trainers.config import require_at_least
 from trainers.dia import config
+from trainers.plan import FLOAT32, transformer_activation_elements
 from trainers.spec import family_spec
 
 RUNTIME = "trainers.dia.family"
+
+
+def longest_delay(model: config.ModelConfig) -> int:
+    """The largest codebook delay of the model's pattern (frames)."""
+    pattern = model.delay_pattern
+    if pattern == "dia":
+        return 8
+    if pattern == "musicgen":
+        return (model.channels // 2 if model.stereo else model.channels) - 1
+    return max(int(part) for part in pattern.split(","))
+
+
+def activation_bytes(values: config.Config) -> float:
+    """Activations one training micro-batch keeps for the backward pass (bytes), the memory plan's estimate.
+
+    Per item: the encoder layers over `data.text_length` bytes; the decoder layers over the
+    `audio_length + 1 + longest delay` input steps, each with cross-attention (queries, their rotation, output
+    and projection input per step; keys, their rotation and values per text byte); the float32 logits
+    (C * V per step) and their log-softmax kept by the cross-entropy (and the half-precision head output the
+    cast to float32 keeps under autocast).
+    Layers count in the autocast width (2 bytes in bf16/fp16, else 4).
+    """
+    model, data, train = values.model, values.data, values.train
+    width = 2 if train.precision in ("bf16", "fp16") else FLOAT32
+    text, steps = data.text_length, data.audio_length + 1 + longest_delay(model)
+    encoder = transformer_activation_elements(
+        tokens=text, width=model.enc_d_model, heads_width=model.enc_heads * model.enc_head_dim,
+        kv_width=model.enc_heads * model.enc_head_dim, ffn=model.enc_ffn) + 2 * text * model.enc_d_model
+    cross = model.cross_heads * model.cross_head_dim
+    decoder = transformer_activation_elements(
+        tokens=steps, width=model.dec_d_model, heads_width=model.dec_q_heads * model.dec_head_dim,
+        kv_width=model.dec_kv_heads * model.dec_head_dim, ffn=model.dec_ffn, norms=3) + steps * 4 * cross \
+        + text * 3 * cross
+    layers = model.enc_layers * encoder + model.dec_layers * decoder + 2 * steps * model.dec_d_model
+    logits = steps * model.channels * model.vocab * (2 * FLOAT32 + (width if width < FLOAT32 else 0))
+    return float(train.batch_size * (layers * width + logits))
 
 
 def validate(values: config.Config) -> None:
@@ -38,9 +75,7 @@ def validate(values: config.Config) -> None:
     if model.dec_q_heads % model.dec_kv_heads:
         raise ConfigError(f"model.dec_q_heads={model.dec_q_heads} must be a multiple of model.dec_kv_heads="
                           f"{model.dec_kv_heads}")
-    longest = max(8 if pattern == "dia" else 0, per_group - 1 if pattern == "musicgen" else 0,
-                  *(int(part) for part in pattern.split(",") if pattern not in ("dia", "musicgen")))
-    steps = data.audio_length + 2 + longest
+    steps = data.audio_length + 2 + longest_delay(model)
     if steps > model.dec_max_positions:
         raise ConfigError(f"data.audio_length={data.audio_length} needs {steps} decoder positions, more than "
                           f"model.dec_max_positions={model.dec_max_positions}")
@@ -52,7 +87,7 @@ def validate(values: config.Config) -> None:
 
 SPEC = family_spec(
     name="dia",
-    commands=(GENERATE, CODEC),
+    commands=(GENERATE, CODEC, WEIGHTS),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),
@@ -69,4 +104,6 @@ SPEC = family_spec(
     report_panels=(Panel("codebook 0 loss", ("train/loss_c0", "val/loss_c0")), Panel("accuracy, codebook 0",
                                                                                          ("val/acc_c0",))),
     generate=Lazy(f"{RUNTIME}:generate"),
+    activation_bytes=activation_bytes,
+    shard_modules=Lazy(f"{RUNTIME}:shard_modules"),
 )

@@ -49,6 +49,7 @@ class ModelConfig:
     rope_min_timescale: float = 1.0
     rope_max_timescale: float = 10000.0
     attention_scale: float = 1.0  # Dia attends with scale 1.0 (no 1/sqrt(head_dim))
+    cross_rope: bool = True  # RoPE on cross-attention queries and keys (first release); Dia-1.6B-0626 has none
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """dia data: code clips with tags, crops of `audio_length` frames, conditioning bytes, delayed decoder sequences.
 
-Items are (codes (T, C) long, tags list); the training collate shuffles, drops and limits tags, empties the
-conditioning of a whole batch with probability `unconditional_frac` (classifier-free guidance), and builds
+Items are (codes (T, C) long, tags list); the training collate shuffles, drops and limits tags, gives a whole
+batch the unconditional input with probability `unconditional_frac` (classifier-free guidance; as nari-labs/dia
+builds it, zero bytes under the condition's mask: `models.dia.unconditional`), and builds
 the fixed-length decoder sequence [BOS, delayed codes with EOS, PAD...] so every batch has the same shape (one
 XLA compilation). Randomness comes from torch's global generator, so an exact resume replays it.
 """
@@ -15,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from models.delay import delays, training_sequence
+from models.dia import unconditional as unconditional_input
 from trainers.dia.config import BOS, EOS, PAD, Config
 
 SYNTHETIC_TAGS = ("sine", "square", "drums", "bass")
@@ -110,7 +112,9 @@ def collate(items: list, config: Config, augment: bool) -> dict:
     unconditional = augment and torch.rand(()).item() < config.train.unconditional_frac
     texts, masks, sequences = [], [], []
     for codes, tags in items:
-        ids, mask = text_bytes("" if unconditional else tag_text(tags, config, augment), config.data.text_length)
+        ids, mask = text_bytes(tag_text(tags, config, augment), config.data.text_length)
+        if unconditional:
+            ids, mask = unconditional_input(ids, mask)
         texts.append(ids)
         masks.append(mask)
         sequences.append(training_sequence(codes, pattern, BOS, EOS, PAD))

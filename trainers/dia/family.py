@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from models.delay import revert_delay
-from models.dia import Dia
+from models.dia import Dia, unconditional
 from trainers.dia import codec, data
 from trainers.dia.config import BOS, EOS, PAD, Config
 from trainers.family import Context, DataBundle, with_standard_error
@@ -23,6 +23,13 @@ from trainers.family import Context, DataBundle, with_standard_error
 
 def build_model(config: Config) -> Dia:
     return Dia(config.model)
+
+
+def shard_modules(model: Dia) -> list:
+    """The blocks `train.parallel=fsdp` shards: every encoder and decoder layer (a decoder layer's cross keys
+    are also computed outside its forward, for decoding), and the root's own methods that generation calls."""
+    return [*model.encoder_layers, *((layer, ("cross_keys_values",)) for layer in model.decoder_layers),
+            (model, ("encode", "cross_sources", "decode_step"))]
 
 
 def build_data(config: Config) -> DataBundle:
@@ -128,9 +135,10 @@ def generate_codes(model: Dia, config: Config, frames: int, condition: str, cfg_
     pattern = data.pattern_of(config)
     channels, longest = config.model.channels, max(pattern)
     device = next(model.parameters()).device
-    texts = [data.text_bytes(condition, config.data.text_length), data.text_bytes("", config.data.text_length)]
-    text = torch.stack([ids for ids, _ in texts]).to(device)
-    text_mask = torch.stack([mask for _, mask in texts]).to(device)
+    ids, mask = data.text_bytes(condition, config.data.text_length)
+    empty, empty_mask = unconditional(ids, mask)
+    text = torch.stack([ids, empty]).to(device)  # (2, S): conditional, unconditional
+    text_mask = torch.stack([mask, empty_mask]).to(device)
     memory = model.encode(text, text_mask)
     cross = model.cross_sources(memory)
     steps = frames + longest + 2

@@ -2,6 +2,7 @@
 
 from lab.errors import ConfigError
 from lab.families.spec import Lazy, Panel
+from trainers.cli import WEIGHTS
 from trainers.config import require_at_least
 from trainers.neural_decoder import config
 from trainers.neural_decoder.health import ctc_blank_collapse
@@ -25,6 +26,7 @@ def validate(values: config.Config) -> None:
 
 SPEC = family_spec(
     name="neural_decoder",
+    commands=(WEIGHTS,),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),

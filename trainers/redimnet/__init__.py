@@ -2,7 +2,7 @@
 
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage, Lazy, Panel
-from trainers.cli import EMBED
+from trainers.cli import EMBED, WEIGHTS
 from trainers.config import require_at_least
 from trainers.redimnet import config
 from trainers.spec import family_spec
@@ -55,7 +55,7 @@ def overfitting_suggestion(values: dict) -> str:
 
 SPEC = family_spec(
     name="redimnet",
-    commands=(EMBED,),
+    commands=(EMBED, WEIGHTS),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),

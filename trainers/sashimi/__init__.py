@@ -2,22 +2,24 @@
 
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage, Lazy, Panel
-from trainers.cli import GENERATE, PROFILE
+from trainers.cli import GENERATE, PROFILE, WEIGHTS
 from trainers.config import require_at_least
 from trainers.sashimi import config
 from trainers.spec import family_spec
 
 RUNTIME = "trainers.sashimi.family"
 HEADS, ENCODERS, QUANTIZATIONS = ("categorical", "dml"), ("embedding", "linear"), ("mulaw", "linear")
+SSMS, NORMS = ("s4d", "s4"), ("layer", "scalar")
 
 
 def validate(values: config.Config) -> None:
     """Family checks at `lab new-run`: heads, bit depth, crop lengths against the pooling product."""
     model, data = values.model, values.data
-    require_at_least("model", model, {"n_layers": 1, "ff": 1, "loss_chunk": 1})
+    require_at_least("model", model, {"n_layers": 1, "ff": 1, "loss_chunk": 1, "ssm_copies": 1})
     require_at_least("data", data, {"sample_rate": 1, "synthetic_clips": 1, "val_batch_size": 0, "sample_every": 0})
     for key, value, choices in (("model.head", model.head, HEADS), ("model.input_encoder", model.input_encoder,
-                                ENCODERS), ("data.quantization", data.quantization, QUANTIZATIONS)):
+                                ENCODERS), ("data.quantization", data.quantization, QUANTIZATIONS),
+                                ("model.ssm", model.ssm, SSMS), ("model.norm", model.norm, NORMS)):
         if value not in choices:
             raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}")
     if not 1 <= model.bits <= 16:
@@ -32,6 +34,8 @@ def validate(values: config.Config) -> None:
     multiple = 1
     for factor in model.pool:
         multiple *= factor
+    if model.ssm == "s4" and model.d_model % model.ssm_copies:
+        raise ConfigError(f"model.d_model={model.d_model} must be a multiple of model.ssm_copies={model.ssm_copies}")
     channels = 2 if data.stereo else 1
     for key, length in (("data.train_length", data.train_length), ("data.val_length", data.val_length)):
         if length < 1 or length * channels % multiple:
@@ -58,7 +62,7 @@ def flat_loss_suggestion(values: dict) -> str:
 
 SPEC = family_spec(
     name="sashimi",
-    commands=(GENERATE, PROFILE),
+    commands=(GENERATE, PROFILE, WEIGHTS),
     config=config,
     build_model=Lazy(f"{RUNTIME}:build_model"),
     build_data=Lazy(f"{RUNTIME}:build_data"),

@@ -23,7 +23,11 @@ class ModelConfig:
     pool: list[int] = field(default_factory=lambda: [4, 4])
     expand: int = 2  # width multiplier per pooling level: 64 -> 128 -> 256
     ff: int = 2  # feed-forward expansion
-    state_size: int = 64  # S4 state N (N/2 complex diagonal modes)
+    state_size: int = 64  # S4 state N (N/2 complex modes)
+    ssm: str = "s4d"  # s4d (diagonal) | s4 (DPLR with LegS init, as the paper and the SC09 checkpoint)
+    ssm_copies: int = 1  # s4: independent (Lambda, P, B) sets shared across the channels (the SC09 config's n_ssm)
+    norm: str = "layer"  # the blocks' pre-norm: layer (LayerNorm) | scalar (the s4 training code's, one scale+shift)
+    pool_weight_norm: bool = False  # weight-normed pooling projections, as the s4 training code
     dropout: float = 0.0
     bits: int = 8  # 2^bits sample classes
     head: str = "categorical"  # categorical | dml
@@ -78,6 +82,15 @@ def baseline() -> Config:
     )
 
 
+def sc09() -> Config:
+    """The paper's SC09 model as the s4 training code builds it (configs/experiment/audio/sashimi-sc09.yaml with
+    model/sashimi.yaml and model/layer/s4.yaml): full S4 (DPLR, LegS, n_ssm=1, softplus dt), scalar transposed
+    LayerNorm in the blocks, weight-normed pools; 4,751,072 parameters with the embedding and the head."""
+    config = baseline()
+    config.model = ModelConfig(ssm="s4", ssm_copies=1, norm="scalar", pool_weight_norm=True)
+    return config
+
+
 def music() -> Config:
     """Music (YouTubeMix/Beethoven-style): the same model at lr 0.004 on 8 s crops."""
     config = baseline()
@@ -118,5 +131,5 @@ def tiny() -> Config:
     )
 
 
-PRESETS = {"baseline": baseline, "sc09": baseline, "music": music, "musdb_mono": musdb_mono,
+PRESETS = {"baseline": baseline, "sc09": sc09, "music": music, "musdb_mono": musdb_mono,
            "musdb_stereo": musdb_stereo, "tiny": tiny}

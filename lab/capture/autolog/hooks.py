@@ -1,0 +1,234 @@
+"""The patches: each wraps a library's own method, calls it first with what the script passed, returns what it
+returned, and records after (through `rows.guarded`, so a failure of the lab's part never reaches the script).
+
+- argparse: the parsed namespace, defaults included, as the attempt's config (not a launcher's own options).
+- wandb: `Run.log` rows (explicit and implicit steps, `commit=False` merged), config at init and on updates,
+  summary updates, `define_metric` step axes, and the W&B run the script really opened as the attempt's link.
+- TensorBoard (torch.utils.tensorboard and tensorboardX): `add_scalar`, `add_scalars`, `add_hparams`.
+- transformers: a `Trainer`'s `TrainingArguments` as config.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+from types import ModuleType
+from typing import Any, Callable
+
+from lab.capture import tracker, wandb_links
+from lab.capture.autolog import rows
+from lab.capture.autolog.rows import Stream, guarded
+
+LAUNCHERS = ("torch.distributed.run", "torch.distributed.launch", "accelerate.commands", "deepspeed.launcher",
+             "lightning.fabric.cli")  # modules whose argparse options launch the script, and are not its config
+MIRROR_THREAD = "lab-wandb"  # the tracker's W&B worker: its calls are the lab's own, not the script's
+
+
+def caller_module(frame: Any) -> str:
+    """The module (as `python -m` names it, else `__name__`) of the first frame outside argparse and the lab."""
+    while frame is not None:
+        spec = frame.f_globals.get("__spec__")
+        name = getattr(spec, "name", None) or frame.f_globals.get("__name__", "")
+        if name != "argparse" and not name.startswith("lab.capture.autolog"):
+            return name
+        frame = frame.f_back
+    return ""
+
+
+def patch_argparse(module: ModuleType) -> None:
+    parse_known_args = module.ArgumentParser.parse_known_args
+    depth = threading.local()
+
+    @functools.wraps(parse_known_args)
+    def patched(self, args=None, namespace=None):
+        depth.value = getattr(depth, "value", 0) + 1  # a subparser's parse runs inside its parent's
+        try:
+            result = parse_known_args(self, args, namespace)
+        finally:
+            depth.value -= 1
+        if depth.value == 0 and not caller_module(sys._getframe(1)).startswith(LAUNCHERS):
+            guarded(rows.report_config, vars(result[0]), "argparse")
+        return result
+
+    module.ArgumentParser.parse_known_args = patched
+
+
+def patch_wandb(module: ModuleType) -> None:
+    from wandb.sdk import wandb_config, wandb_run, wandb_summary
+
+    stream = Stream("wandb.log")
+    run_class = wandb_run.Run
+    log, finish, define_metric = run_class.log, run_class.finish, run_class.define_metric
+
+    @functools.wraps(log)
+    def patched_log(self, data, step=None, commit=None, *args, **kwargs):
+        at = step if step is not None else getattr(self, "_step", None)
+        result = log(self, data, step, commit, *args, **kwargs)
+        if threading.current_thread().name != MIRROR_THREAD:
+            guarded(stream.add, at, data, bool(commit) or step is None and commit is None)
+        return result
+
+    def disabled_log(run: Any) -> Any:
+        """`run.log` of a run W&B disabled (WANDB_MODE=disabled, a per-run no-op): recorded all the same, its
+        steps kept as W&B keeps them."""
+        log_nothing = run.log
+
+        def log_disabled(data, step=None, commit=None, *args, **kwargs):
+            at = step if step is not None else run._step
+            result = log_nothing(data, step, commit, *args, **kwargs)
+            if step is not None and step > run._step:
+                run._step = step
+            committed = bool(commit) or step is None and commit is None
+            run._step += committed
+            guarded(stream.add, at, data, committed)
+            return result
+
+        return log_disabled
+
+    @functools.wraps(finish)
+    def patched_finish(self, *args, **kwargs):
+        guarded(stream.flush)
+        return finish(self, *args, **kwargs)
+
+    @functools.wraps(define_metric)
+    def patched_define_metric(self, name, step_metric=None, *args, **kwargs):
+        result = define_metric(self, name, step_metric, *args, **kwargs)
+        if step_metric is not None:
+            guarded(record_axis, name, getattr(step_metric, "name", step_metric))
+        return result
+
+    run_class.log, run_class.finish, run_class.define_metric = patched_log, patched_finish, patched_define_metric
+    patch_wandb_config(wandb_config.Config)
+    patch_wandb_summary(wandb_summary.SummaryDict, wandb_summary.Summary)
+    patch_wandb_init(module, disabled_log)
+
+
+def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any]) -> None:
+    init = module.init
+
+    @functools.wraps(init)
+    def patched_init(*args, **kwargs):
+        mirror = tracker.current().wandb
+        lab_run = mirror is not None and mirror.starting
+        if mirror is not None and not lab_run and not mirror.started:
+            tracker.current().wandb = None  # the script opened its own W&B run: the lab does not open a second
+        run = init(*args, **kwargs)
+        if getattr(getattr(run, "settings", None), "mode", None) == "disabled" and not lab_run:
+            run.log = module.log = disabled_log(run)
+            guarded(rows.report_config, dict(run.config.as_dict()), "wandb.config")
+        else:
+            guarded(record_wandb_run, run, lab_run)
+        return run
+
+    module.init = patched_init
+
+
+def record_wandb_run(run: Any, lab_run: bool) -> None:
+    """The W&B run the process opened becomes the attempt's W&B link; a script's own run also reports its
+    config."""
+    mode = getattr(run.settings, "mode", None) or "offline"
+    current = tracker.current()
+    if current.attempt_dir is None:
+        return
+
+    def link(record: dict) -> dict:
+        old = record.get("wandb") or {}
+        entity, project, group = run.entity or old.get("entity"), run.project, run.group or None
+        url = (run.url if mode == "online" else None) or wandb_links.run_url(entity, project, run.id)
+        return {"wandb": {**old, "run_id": run.id, "entity": entity, "project": project, "name": run.name,
+                          "group": group, "mode": mode, "url": url, "synced": mode == "online", "started": True,
+                          "group_url": wandb_links.group_url(entity, project, group) if group else None,
+                          "folder": os.path.dirname(run.dir)}}  # what `lab sync` sends
+
+    current.identity()[0].update_attempt(current.attempt_dir, merge=link)
+    if not lab_run:
+        rows.report_config(dict(run.config.as_dict()), "wandb.config")
+
+
+def record_axis(name: str, step_metric: str) -> None:
+    """`define_metric(name, step_metric=...)`: the metric's x axis, in attempt.json's `metric_axes`."""
+    current = tracker.current()
+    if current.attempt_dir is not None:
+        current.identity()[0].update_attempt(
+            current.attempt_dir, merge=lambda record: {"metric_axes": {**record.get("metric_axes", {}),
+                                                                       str(name): str(step_metric)}})
+
+
+def patch_wandb_config(config_class: type) -> None:
+    """Config updates of a running W&B run (`wandb.config.x = ...`, `update`, `setdefaults`) are reported."""
+    for method in ("__setitem__", "update", "setdefaults", "update_locked"):
+        original = getattr(config_class, method)
+
+        def patched(self, *args, _original=original, **kwargs):
+            result = _original(self, *args, **kwargs)
+            if getattr(self, "_callback", None) is not None and threading.current_thread().name != MIRROR_THREAD:
+                guarded(rows.report_config, dict(self.as_dict()), "wandb.config")
+            return result
+
+        setattr(config_class, method, functools.wraps(original)(patched))
+    config_class.__setattr__ = config_class.__setitem__
+
+
+def patch_wandb_summary(summary_dict: type, summary_class: type) -> None:
+    """`run.summary[key] = value` and `run.summary.update(...)` are merged into the attempt's summary.json."""
+    update = summary_dict.update
+
+    @functools.wraps(update)
+    def patched(self, d, *args, **kwargs):
+        result = update(self, d, *args, **kwargs)
+        if type(self) is summary_class and threading.current_thread().name != MIRROR_THREAD:
+            values = {str(key): value for key, value in dict(d).items()
+                      if isinstance(rows.jsonable(value), (int, float, str)) and not str(key).startswith("_")}
+            if values:
+                guarded(tracker.current().summary, **values)
+        return result
+
+    summary_dict.update = patched
+
+
+def patch_summary_writer(module: ModuleType) -> None:
+    writer = module.SummaryWriter
+    stream = Stream("SummaryWriter.add_scalar")
+    add_scalar, add_scalars, add_hparams = writer.add_scalar, writer.add_scalars, writer.add_hparams
+    inside_hparams = threading.local()
+
+    @functools.wraps(add_scalar)
+    def patched_add_scalar(self, tag, scalar_value, global_step=None, *args, **kwargs):
+        result = add_scalar(self, tag, scalar_value, global_step, *args, **kwargs)
+        if not getattr(inside_hparams, "value", False):
+            guarded(stream.add, global_step, {tag: scalar_value})
+        return result
+
+    @functools.wraps(add_scalars)
+    def patched_add_scalars(self, main_tag, tag_scalar_dict, global_step=None, *args, **kwargs):
+        result = add_scalars(self, main_tag, tag_scalar_dict, global_step, *args, **kwargs)
+        guarded(stream.add, global_step, {f"{main_tag}/{tag}": value for tag, value in tag_scalar_dict.items()})
+        return result
+
+    @functools.wraps(add_hparams)
+    def patched_add_hparams(self, hparam_dict, metric_dict, *args, **kwargs):
+        inside_hparams.value = True  # its metrics go to a writer of their own through add_scalar
+        try:
+            result = add_hparams(self, hparam_dict, metric_dict, *args, **kwargs)
+        finally:
+            inside_hparams.value = False
+        guarded(rows.report_config, dict(hparam_dict), "SummaryWriter.add_hparams")
+        if metric_dict:
+            guarded(tracker.current().summary, **{str(key): value for key, value in metric_dict.items()})
+        return result
+
+    writer.add_scalar, writer.add_scalars, writer.add_hparams = (patched_add_scalar, patched_add_scalars,
+                                                                 patched_add_hparams)
+
+
+def patch_trainer(module: ModuleType) -> None:
+    init = module.Trainer.__init__
+
+    @functools.wraps(init)
+    def patched_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        guarded(rows.report_config, self.args.to_sanitized_dict(), "TrainingArguments")
+
+    module.Trainer.__init__ = patched_init

@@ -1,0 +1,246 @@
+"""Weights published with the original repositories load into this project's models and give the originals'
+outputs: the fixtures under tests/fixtures/ were made with the original code (tests/fixtures/make_*.py)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lab.errors import ConfigError
+from lab.families import registry
+from lab.records import config as config_tools
+from trainers import weights
+from trainers.checkpoint import load_initial_weights
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+ND = FIXTURES / "neural_decoder"
+DIA = FIXTURES / "dia"
+
+
+def model_for(family: str, path: Path, *overrides: str, skip: tuple[str, ...] = ()):
+    """The family's tiny model resized to the file's (its config as the converter reads it; unchecked, as a small
+    original may lie outside the family's limits, e.g. a 40-token Dia vocabulary)."""
+    spec = registry.get(family)
+    converted = weights.convert(weights.read(path))
+    settings = [setting for setting in weights.assignments(converted) if setting.split("=")[0] not in skip]
+    values = config_tools.apply_overrides(spec.preset("tiny"), [*settings, *overrides])
+    return spec.build_model(config_tools.from_dict(spec.config.Config, values)).eval()
+
+
+def lab(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_neural_decoder_checkpoint_gives_the_originals_logits():
+    model = model_for("neural_decoder", ND / "modelWeights", "model.dropout=0.0")
+    report = load_initial_weights(model, str(ND / "modelWeights"))
+    assert report.format == "cffan/neural_seq_decoder GRUDecoder state dict" and report.clean
+    assert report.loaded == report.total and len(report.dropped) == 6  # 3 days of unused inpLayer weight + bias
+    assert "(cffan/neural_seq_decoder GRUDecoder state dict): loaded 21 of 21" in report.describe()
+    expected = torch.load(ND / "expected.pt")
+    with torch.no_grad():
+        logits = model(expected["features"], expected["day"])  # (B, T', n_classes + 1)
+    assert logits.shape == expected["logits"].shape
+    assert torch.allclose(logits, expected["logits"], rtol=0, atol=1e-6)
+
+
+def test_neural_decoder_config_comes_from_the_shapes_and_the_args_file():
+    converted = weights.convert(weights.read(ND / "modelWeights"), "neural_decoder")
+    assert converted.config == {"model.n_input_features": 8, "model.n_days": 3, "model.n_units": 16,
+                                "model.n_layers": 2, "model.bidirectional": True, "model.kernel_len": 4,
+                                "model.n_classes": 5, "model.stride_len": 2, "model.gaussian_smooth_width": 2.0}
+
+
+def dia_logits(model, expected: dict) -> torch.Tensor:
+    with torch.no_grad():
+        return model(expected["text"], expected["tokens"], expected["text_mask"])  # (B, T, C, V)
+
+
+def test_dia_first_release_gives_the_originals_logits_and_unconditional_input():
+    from models.dia import unconditional
+
+    path = DIA / "v1" / "dia-v0_1.pth"
+    model = model_for("dia", path)
+    report = load_initial_weights(model, str(path))
+    assert report.format == "nari-labs/dia Dia-1.6B first release" and report.clean and not report.settings
+    expected = torch.load(DIA / "v1" / "expected.pt")
+    assert torch.allclose(dia_logits(model, expected), expected["logits"], rtol=0, atol=1e-5)
+    # row 1 is the original's unconditional input for row 0's condition
+    empty, mask = unconditional(expected["text"][:1], expected["text_mask"][:1])
+    with torch.no_grad():
+        logits = model(empty, expected["tokens"][:1], mask)
+    assert torch.allclose(logits[0], expected["logits"][1], rtol=0, atol=1e-5)
+    assert not torch.allclose(logits[0], expected["logits"][0], atol=1e-2)
+
+
+def test_dia_0626_weights_turn_cross_attention_rope_off_on_import():
+    path = DIA / "0626" / "model.safetensors"
+    model = model_for("dia", path, skip=("model.cross_rope",))  # built with the default: RoPE on
+    expected = torch.load(DIA / "0626" / "expected.pt")
+    assert model.config.cross_rope
+    report = load_initial_weights(model, str(path))
+    assert report.format == "nari-labs/dia Dia-1.6B-0626" and report.settings == {"model.cross_rope": False}
+    assert "set by the format: model.cross_rope=False" in report.describe()
+    assert not model.config.cross_rope
+    assert torch.allclose(dia_logits(model, expected), expected["logits"], rtol=0, atol=1e-5)
+    model.adopt({"model.cross_rope": True})  # the same weights with the first release's cross-attention
+    assert (dia_logits(model, expected) - expected["logits"]).abs().max() > 1e-2
+
+
+def test_full_size_dia_key_set_converts_with_no_key_left_over():
+    """Every key and shape of the full Dia-1.6B (from the original's config, on the meta device) maps onto the
+    baseline preset's model."""
+    shapes = json.loads((DIA / "v1" / "full_keys.json").read_text())
+    with torch.device("meta"):
+        original = weights.Original(Path("dia-v0_1.pth"), "torch.save",
+                                    {name: torch.empty(shape) for name, shape in shapes.items()})
+        converted = weights.convert(original, "dia")
+        spec = registry.get("dia")
+        expected = spec.build_model(spec.build_config(spec.preset("baseline"))).state_dict()
+    got = {name: tuple(value.shape) for name, value in converted.weights.items()}
+    assert got == {name: tuple(value.shape) for name, value in expected.items()}
+    assert converted.config["model.dec_layers"] == 18 and converted.config["model.vocab"] == 1028
+
+
+def test_weights_inspect_and_convert_commands(tmp_path):
+    inspected = lab(tmp_path, "weights", "inspect", str(DIA / "0626" / "model.safetensors"))
+    assert inspected.returncode == 0, inspected.stderr
+    assert "family: dia" in inspected.stdout and "format: nari-labs/dia Dia-1.6B-0626" in inspected.stdout
+    assert "model.cross_rope=false" in inspected.stdout and "safetensors, 49 tensors" in inspected.stdout
+
+    out = tmp_path / "nd.safetensors"
+    converted = lab(tmp_path, "weights", "convert", str(ND / "modelWeights"), "--family", "neural_decoder",
+                    "--out", str(out))
+    assert converted.returncode == 0, converted.stderr
+    assert "--set model.n_units=16" in converted.stdout and out.is_file()
+    again = lab(tmp_path, "weights", "inspect", str(out))
+    assert "family: neural_decoder" in again.stdout and "format: this project's keys, converted from " \
+        "cffan/neural_seq_decoder GRUDecoder state dict" in again.stdout
+    model = model_for("neural_decoder", ND / "modelWeights", "model.dropout=0.0")
+    report = load_initial_weights(model, str(out))
+    assert report.format == "lab" and report.clean
+    expected = torch.load(ND / "expected.pt")
+    with torch.no_grad():
+        assert torch.allclose(model(expected["features"], expected["day"]), expected["logits"], rtol=0, atol=1e-6)
+
+    wrong = lab(tmp_path, "weights", "convert", str(ND / "modelWeights"), "--family", "dia", "--out",
+                str(tmp_path / "x.pt"))
+    assert wrong.returncode != 0 and not (tmp_path / "x.pt").exists()
+    assert wrong.stderr.strip().splitlines() == [
+        f"lab: error: {ND / 'modelWeights'} is cffan/neural_seq_decoder GRUDecoder state dict, a neural_decoder "
+        "file, not dia"]
+    missing = lab(tmp_path, "weights", "inspect", str(tmp_path / "none.pth"))
+    assert missing.returncode != 0 and missing.stderr.strip().splitlines() == [
+        f"lab: error: weights file not found: {tmp_path / 'none.pth'}"]
+
+
+def test_a_model_of_other_sizes_refuses_the_file_and_names_the_sizes_it_needs():
+    spec = registry.get("neural_decoder")
+    model = spec.build_model(spec.build_config(spec.preset("tiny")))
+    with pytest.raises(ConfigError, match=r"\(cffan/neural_seq_decoder GRUDecoder state dict\): loaded .*"
+                                          r"--set model.n_input_features=8 .*init_strict=false"):
+        load_initial_weights(model, str(ND / "modelWeights"))
+
+
+def test_new_run_init_from_an_original_checkpoint_trains_from_it(family_lab):
+    lab_run = family_lab("nsd", "neural_decoder")
+    converted = weights.convert(weights.read(ND / "modelWeights"))
+    sizes = [option for setting in weights.assignments(converted) for option in ("--set", setting)]
+    lab_run("new-run", "nsd_001", "--preset", "tiny", "--hypothesis", "fine-tune the original's weights", *sizes,
+            "--set", "data.synthetic_days=3", "--set", "data.synthetic_sentences_per_day=4",
+            "--set", "train.batch_size=4", "--set", "train.max_steps=1", "--set", "train.eval_every=1",
+            "--init-from", str(ND / "modelWeights"))
+    launched = lab_run("launch", "nsd_001")
+    assert f"init_from {ND / 'modelWeights'} (cffan/neural_seq_decoder GRUDecoder state dict): loaded 21 of 21" \
+        in launched
+    events = [json.loads(line) for line in (lab_run.repo / "logs/runs/nsd_001/events.jsonl").read_text().splitlines()]
+    report = next(event for event in events if event["kind"] == "init_from")
+    assert report["format"] == "cffan/neural_seq_decoder GRUDecoder state dict" and report["loaded"] == 21
+
+
+def test_redimnet_front_end_and_pooling_compute_as_the_original():
+    from models.redimnet import AttentiveStatsPooling, MelFrontEnd
+
+    original = torch.load(FIXTURES / "redimnet" / "features.pt")
+    with torch.no_grad():
+        features = MelFrontEnd(72)(original["waveform"])  # (B, 72, frames)
+    assert features.shape == original["features"].shape
+    assert (features - original["features"]).abs().max() < 1e-4  # log-mel, in nats
+    pooling = torch.load(FIXTURES / "redimnet" / "pooling.pt")
+    pool = AttentiveStatsPooling(24)
+    pool.load_state_dict({name.replace("linear1", "attention.0").replace("linear2", "attention.2"): value
+                          for name, value in pooling["state_dict"].items()})
+    with torch.no_grad():
+        assert torch.allclose(pool(pooling["input"]), pooling["output"], rtol=0, atol=1e-6)
+
+
+def test_an_idrnd_hub_checkpoint_is_named_and_refused_in_one_line(tmp_path):
+    path = FIXTURES / "redimnet" / "hub-small.pt"  # a small ReDimNetWrap saved as the torch.hub files are
+    result = lab(tmp_path, "weights", "inspect", str(path))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"lab: error: {path} is an IDRnD/ReDimNet torch.hub checkpoint (47,012 parameters; F=16 C=4 group_divisor=1 "
+        "embed_dim=16 global_context_att=True): IDRnD's blocks are not this project's (wespeaker's port), so it "
+        "cannot be imported yet"]
+    spec = registry.get("redimnet")
+    model = spec.build_model(spec.build_config(spec.preset("tiny")))
+    with pytest.raises(ConfigError, match="IDRnD/ReDimNet torch.hub checkpoint"):
+        load_initial_weights(model, str(path))
+
+
+def test_a_file_of_no_known_format_is_reported_as_unrecognised(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"encoder.weight": torch.zeros(2, 2)}, path)
+    spec = registry.get("neural_decoder")
+    model = spec.build_model(spec.build_config(spec.preset("tiny")))
+    report = load_initial_weights(model, str(path), strict=False)
+    assert report.format == "unrecognised" and report.loaded == 0 and report.unexpected == ["encoder.weight"]
+    with pytest.raises(ConfigError, match=r"\(unrecognised\): loaded 0 of"):
+        load_initial_weights(model, str(path))
+
+
+SASHIMI = FIXTURES / "sashimi"
+
+
+def test_sashimi_sc09_checkpoint_gives_the_originals_logits_with_the_full_s4():
+    """A small SaShiMi built by state-spaces/s4's training code with the SC09 settings (full S4), its kernels
+    attuned to 32 samples; at 64 samples both double their kernel length from the saved state."""
+    path = SASHIMI / "sc09-small.pt"
+    model = model_for("sashimi", path)
+    assert model.config.ssm == "s4" and model.config.norm == "scalar" and model.config.pool == [2, 2]
+    report = load_initial_weights(model, str(path))
+    assert report.format == "state-spaces/s4 SaShiMi (training code, full S4)" and report.clean
+    assert report.loaded == report.total == len(model.state_dict())
+    expected = torch.load(SASHIMI / "expected.pt")
+    with torch.no_grad():
+        logits = model(expected["codes"])  # (B, 32, 256)
+        assert torch.allclose(logits, expected["logits"], rtol=0, atol=1e-5)
+        assert torch.allclose(model(expected["longer"]), expected["longer_logits"], rtol=0, atol=1e-5)
+        state = model.initial_state(2)
+        stepped = []
+        for t in range(expected["longer"].shape[1]):  # generation's recurrence, from the same weights
+            out, state = model.step(expected["longer"][:, t], state)
+            stepped.append(out)
+    assert torch.allclose(torch.stack(stepped, dim=1), expected["longer_logits"], rtol=0, atol=1e-5)
+    converted = weights.convert(weights.read(path), "sashimi")
+    assert converted.config["model.state_size"] == 8 and converted.config["model.ssm_copies"] == 1
+
+
+def test_weights_inspect_names_a_sashimi_checkpoint_and_its_settings_as_shell_words(tmp_path):
+    result = lab(tmp_path, "weights", "inspect", str(SASHIMI / "sc09-small.pt"))
+    assert result.returncode == 0, result.stderr
+    assert "family: sashimi" in result.stdout
+    assert "format: state-spaces/s4 SaShiMi (training code, full S4)" in result.stdout
+    assert "model.pool=[2,2] model.expand=2 model.ff=2 model.state_size=8 model.ssm=s4" in result.stdout
+
+
+def test_sashimi_sc09_preset_has_the_original_training_codes_parameter_count():
+    """4,751,072: state-spaces/s4's training code for configs/experiment/audio/sashimi-sc09.yaml (backbone,
+    embedding and head), counted on the meta device."""
+    spec = registry.get("sashimi")
+    with torch.device("meta"):
+        model = spec.build_model(spec.build_config(spec.preset("sc09")))
+    assert sum(parameter.numel() for parameter in model.parameters()) == 4_751_072
+    assert model.config.ssm == "s4" and spec.build_config(spec.preset("baseline")).model.ssm == "s4d"
