@@ -114,6 +114,7 @@ def cmd_new_run(args) -> int:
         overrides=args.set,
         init_from=args.init_from,
         baseline=args.baseline,
+        expect=args.expect,
     )
     print(f"created {record['id']} ({record['slug']})")
     for line in record.get("summary_lines", []):
@@ -127,21 +128,28 @@ def cmd_launch(args) -> int:
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
-    family = store.load_run(args.id).get("family")
-    return launch(
-        store,
-        args.id,
-        args.command,
-        overrides=args.set,
-        note=args.note,
-        commit=not args.no_commit,
-        processes=args.processes,
-        resume=args.resume,
-        invocation=invocation,
-        metrics_pattern=args.metrics_pattern,
-        nodes=Nodes(args.nodes, args.node_rank, args.main_address),
-        memory_plan=functools.partial(runs.memory_plan, store, family) if family else None,
-    )
+    run = store.load_run(args.id)
+    family = run.get("family")
+    nodes = Nodes(args.nodes, args.node_rank, args.main_address)
+    plan = functools.partial(runs.memory_plan, store, family) if family else None
+    if args.seeds is None:
+        return launch(store, args.id, args.command, overrides=args.set, note=args.note, commit=not args.no_commit,
+                      processes=args.processes, resume=args.resume, invocation=invocation,
+                      metrics_pattern=args.metrics_pattern, nodes=nodes, memory_plan=plan)
+    if args.seeds < 1 or args.command or args.resume or not family or nodes.count != 1:
+        raise LabError("--seeds N (N >= 1) launches the run's built-in trainer N times, one train.seed each; "
+                       "not with a command after --, --resume, --nodes, or a run without a family")
+    if any(item.partition("=")[0].strip() == "train.seed" for item in args.set):
+        raise LabError("--seeds chooses train.seed itself; drop --set train.seed")
+    first = (store.run_config(args.id).get("train") or {}).get("seed", 0)
+    exit_code = 0
+    for seed in range(first, first + args.seeds):
+        note = f"{args.note}, seed {seed}" if args.note else f"seed {seed}"
+        code = launch(store, args.id, None, overrides=[*args.set, f"train.seed={seed}"], note=note,
+                      commit=not args.no_commit, processes=args.processes, invocation=invocation,
+                      metrics_pattern=args.metrics_pattern, nodes=nodes, memory_plan=plan)
+        exit_code = exit_code or code
+    return exit_code
 
 
 def cmd_note(args) -> int:
@@ -307,7 +315,7 @@ def cmd_baseline(args) -> int:
         config = read_config_file(args.config)
     else:
         store.load_run(args.from_run)
-        from lab.pages.context import attempt_config, headline_attempt
+        from lab.pages.results import attempt_config, headline_attempt
 
         config = attempt_config(store, args.from_run, headline_attempt(store, args.from_run))
     provenance = {key: value for key, value in (("repository", args.repo), ("config_file", args.config),
@@ -401,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("id", help="run id like dia_009, or a prefix with --next")
     sub.add_argument("--next", action="store_true", help="ID is a prefix: take its next free number")
     sub.add_argument("--hypothesis", required=True, help="what the run is meant to show, in one sentence")
+    sub.add_argument("--expect", metavar="EXPR",
+                     help="what the hypothesis predicts, checked at the kept checkpoint: metrics, numbers, run ids, "
+                          "+ - * / and < <= > >=, e.g. \"val/eer_16 <= 1.2 * val/eer_64\" or \"val/per < nsd_001\"")
     sub.add_argument("--family", help="model family with a built-in trainer")
     sub.add_argument("--preset", help="family preset (default: baseline)")
     sub.add_argument("--title", help="short title for the slug (default: from the hypothesis)")
@@ -415,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("launch", cmd_launch, "Run a command (after --) or the family trainer as a new attempt.")
     sub.usage = ("lab launch [-h] [--set KEY=VALUE] [--note NOTE] [--no-commit] [--processes N] [--resume] "
-                 "[--metrics-pattern REGEX] [--nodes N --node-rank R --main-address HOST:PORT] ID [-- CMD ...]")
+                 "[--seeds N] [--metrics-pattern REGEX] [--nodes N --node-rank R --main-address HOST:PORT] "
+                 "ID [-- CMD ...]")
     sub.add_argument("id", help="the run this attempt belongs to")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for this attempt")
     sub.add_argument("--note", help="what this attempt changes (shown as 'Test N: note')")
@@ -423,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--processes", type=int, default=1, metavar="N",
                      help="processes for the built-in trainer (accelerate)")
     sub.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    sub.add_argument("--seeds", type=int, metavar="N",
+                     help="launch the built-in trainer N times with train.seed = the run's seed, +1, ...; pages then "
+                          "compare the mean and spread over seeds")
     sub.add_argument("--metrics-pattern", metavar="REGEX",
                      help=r"turn printed lines into rows: named groups are metrics, 'step' the step, e.g. "
                           r"'step (?P<step>\d+) loss (?P<loss>\S+)' (default: lab.json capture.metrics_pattern)")

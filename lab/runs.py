@@ -13,8 +13,10 @@ from pathlib import Path
 from lab.capture import remote, vcs
 from lab.errors import ConfigError, LabError
 from lab.families import registry
-from lab.pages.context import attempt_config, headline_attempt, reference_config
+from lab.pages import expectations
+from lab.pages.context import reference_config
 from lab.pages.reports import comparisons, comparisons_index
+from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records.files import append_jsonl, conflict_sides, read_json, read_jsonl_lines, write_json, write_text
 from lab.records.store import Store, check_run_id, same_run
@@ -140,7 +142,7 @@ def new_run(
     store: Store, run_id: str, *, next_free: bool = False, hypothesis: str, family: str | None = None,
     preset: str | None = None, title: str | None = None, group: str | None = None, tags: list[str] = (),
     parent: str | None = None, config_file: str | None = None, overrides: list[str] = (),
-    init_from: str | None = None, baseline: str | None = None,
+    init_from: str | None = None, baseline: str | None = None, expect: str | None = None,
 ) -> dict:
     """Create a run with its resolved config and baseline snapshot; returns run.json.
 
@@ -148,13 +150,16 @@ def new_run(
     parent then starts from its config.
 
     `init_from` is where the run's weights start: 'best' or 'last' (the parent's checkpoint of that kind), or
-    a weights file 'PATH[:KEY]'; it becomes `train.init_from`. Everything that can fail (config, overrides,
+    a weights file 'PATH[:KEY]'; it becomes `train.init_from`. `expect` is a checkable expectation
+    (`lab.pages.expectations`) that the run's verdict evaluates. Everything that can fail (config, overrides,
     weights path, building the model) is checked before anything is written.
     """
     prefix = run_id if next_free else check_run_id(run_id).rsplit("_", 1)[0]
     if not next_free and store.exists(run_id):
         raise LabError(f"run {run_id} already exists")
     parent_record = store.load_run(parent) if parent else None
+    if expect is not None:
+        expectations.parse(expect, store.exists)
     if parent_record is not None:
         if family and family != parent_record.get("family"):
             raise LabError(f"--family {family} differs from {parent}'s family {parent_record.get('family')}")
@@ -203,6 +208,7 @@ def new_run(
         group=group,
         tags=list(tags),
         config_source=config_file,
+        **({"expect": expect.strip()} if expect is not None else {}),
         config=values,
     )
     for finding in findings:
@@ -446,6 +452,7 @@ def describe(info: dict) -> str:
     lines = [
         f"{run['id']}  {run['slug']}  [{info['status']}]",
         f"hypothesis: {run.get('hypothesis')}",
+        *([f"expect: {run['expect']}"] if run.get("expect") else []),
         f"family: {run.get('family') or '-'}  preset: {run.get('preset') or '-'}"
         f"  baseline: {run.get('baseline') or '-'}"
         f"  parent: {run.get('parent') or '-'}  group: {run.get('group') or '-'}",

@@ -35,3 +35,21 @@ def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: f
     miss, false_alarm = error_rates(np.asarray(scores, dtype=float), labels)
     cost = c_miss * p_target * miss + c_fa * (1 - p_target) * false_alarm
     return float(cost.min() / min(c_miss * p_target, c_fa * (1 - p_target)))
+
+
+BOOTSTRAP_DRAWS = 200  # resamples for a standard error; Efron & Tibshirani (1993) find 25-200 enough for one
+
+
+def bootstrap_se(statistic, scores, labels, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> float:
+    """Bootstrap standard error of `statistic(scores, labels)` (an EER, a minDCF), resampling the trials with
+    replacement `draws` times (Efron & Tibshirani 1993, ch. 6); resamples without both target and non-target
+    trials are skipped. Fixed `seed`: the same trials give the same figure."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)  # (trials,) each
+    generator = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        pick = generator.integers(0, len(scores), len(scores))  # (trials,)
+        if labels[pick].all() or not labels[pick].any():
+            continue
+        values.append(statistic(scores[pick], labels[pick]))
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

@@ -13,6 +13,13 @@ from lab.families.spec import Command
 from lab.records.store import Store
 
 
+def run_store(run_id: str) -> Store:
+    """The lab holding `run_id`, the run checked before any torch import (a wrong id answers at once)."""
+    store = Store.find()
+    store.load_run(run_id)
+    return store
+
+
 def generate_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("id")
     sub.add_argument("--out", default="sample.wav", help="wav file to write (default: sample.wav)")
@@ -24,14 +31,20 @@ def generate_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="classifier-free guidance scale")
 
 
+SHORT_BY = 0.05  # seconds: audio this much shorter than asked ended early, at the model's end-of-sequence token
+
+
 def run_generate(args: argparse.Namespace) -> int:
+    store = run_store(args.id)
     from trainers.commands import write_generated
 
     request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
                                               ("seed", args.seed), ("tags", args.tags), ("text", args.text),
                                               ("cfg_scale", args.cfg_scale)) if value is not None}
-    path, seconds, source = write_generated(Store.find(), args.id, args.out, **request)
-    print(f"wrote {path} ({seconds:.2f} s) from {source}")
+    path, seconds, source = write_generated(store, args.id, args.out, **request)
+    short = args.seconds is not None and seconds < args.seconds - SHORT_BY
+    print(f"wrote {path} ({seconds:.2f} s) from {source}"
+          + (f"; the model ended the sample (end of sequence) before the {args.seconds:g} s asked" if short else ""))
     return 0
 
 
@@ -40,9 +53,11 @@ def profile_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def run_profile(args: argparse.Namespace) -> int:
+    store = run_store(args.id)
     from trainers.commands import profile_run
 
-    components = profile_run(Store.find(), args.id)
+    components = profile_run(store, args.id)
+    store.add_event(args.id, "profile", components=components)  # reports and comparisons show it
     width = max(len(name) for name in components)
     print(f"{args.id}: peak tensor memory of one training step, by component")
     for name, megabytes in components.items():
@@ -54,12 +69,14 @@ def embed_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("id")
     sub.add_argument("--audio", nargs="+", required=True, help="audio files")
     sub.add_argument("--json", action="store_true", help="embeddings and scores as JSON")
+    sub.add_argument("--dim", type=int, help="keep the first DIM dims (a Matryoshka dim, like 64) before scoring")
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    store = run_store(args.id)
     from trainers.commands import embed_files
 
-    embeddings, scores, source = embed_files(Store.find(), args.id, args.audio)
+    embeddings, scores, source = embed_files(store, args.id, args.audio, dim=args.dim)
     if args.json:
         print(json.dumps({"files": args.audio, "embeddings": embeddings, "cosine": scores, "checkpoint": source}))
         return 0

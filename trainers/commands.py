@@ -52,18 +52,26 @@ def write_generated(store: Store, run_id: str, out: str | Path, **request) -> tu
     return path, audio.shape[-1] / rate, source
 
 
-def embed_files(store: Store, run_id: str, paths: list[str]) -> tuple[list[list[float]], list[list[float]], str]:
-    """Embeddings of audio files with the run's best weights, and their pairwise cosine scores."""
+def embed_files(store: Store, run_id: str, paths: list[str],
+                dim: int | None = None) -> tuple[list[list[float]], list[list[float]], str]:
+    """Embeddings of audio files with the run's best weights (their first `dim` dims, a Matryoshka prefix, when
+    given), and their pairwise cosine scores."""
     import torch.nn.functional as F
 
     spec, config = run_family(store, run_id)
     if spec.embed is None:
         raise LabError(f"the {spec.name} family makes no embeddings")
+    width = getattr(config.model, "embed_dim", None)
+    if dim is not None and not (width and 0 < dim <= width):
+        raise LabError(f"--dim {dim}: the {spec.name} model's embeddings have {width} dims"
+                       + (f" (trained Matryoshka dims: {', '.join(map(str, config.model.mrl_dims))})"
+                          if getattr(config.model, "mrl_dims", None) else ""))
     model, source = trained_model(store, run_id, spec, config)
     try:
-        embeddings = spec.embed(model, config, paths)
+        embeddings = spec.embed(model, config, paths)  # (N, embed_dim)
     except ValueError as error:  # AudioError names the file
         raise LabError(str(error)) from None
+    embeddings = embeddings[:, :dim] if dim else embeddings  # (N, dim)
     normed = F.normalize(embeddings, dim=1)
     return embeddings.tolist(), (normed @ normed.T).tolist(), source
 

@@ -414,6 +414,9 @@ def to_host(values: dict[str, Any]) -> dict[str, float]:
 # The loop -----------------------------------------------------------------------------------------------------
 
 
+PROGRESS_SECONDS = 10.0  # without a terminal (under `lab launch`), a progress line at most this often
+
+
 def loop(run: Run) -> tuple[Throughput, str]:
     """Train until max_steps, early stopping or a stop from `on_row`; returns the throughput and the reason."""
     train_config, progress, accelerator = run.train_config, run.progress, run.accelerator
@@ -423,6 +426,7 @@ def loop(run: Run) -> tuple[Throughput, str]:
         total=train_config.max_steps, initial=progress.step, desc=run.family_name, unit="step",
         disable=not (run.is_main and sys.stderr.isatty()), dynamic_ncols=True,
     )
+    printed = None  # when the last progress line went out (no terminal: plain lines instead of the bar)
     run.model.train()
     stop_reason, evaluated_step = "max_steps", None
     while progress.step < train_config.max_steps:
@@ -435,6 +439,10 @@ def loop(run: Run) -> tuple[Throughput, str]:
             row["train/samples_per_s"] = throughput.take_window()
             row["train/peak_mem_mb"] = peak_memory_mb(accelerator)
             bar.set_postfix(loss=f"{result.loss:.4g}", lr=f"{result.lr:.3g}", refresh=False)
+            if bar.disable and run.is_main and (printed is None or time.monotonic() - printed >= PROGRESS_SECONDS):
+                printed = time.monotonic()
+                print(f"{run.family_name}: step {progress.step}/{train_config.max_steps}, loss {result.loss:.4g}, "
+                      f"lr {result.lr:.3g}, {row['train/samples_per_s']:.4g} samples/s", flush=True)
         report(run, row)
         bar.update(1)
         stages = due_stages(run, final=progress.step == train_config.max_steps)

@@ -82,6 +82,22 @@ class Context:
         return path
 
 
+def standard_error(values: list[float]) -> float | None:
+    """Standard error of the mean of `values` (sample standard deviation / sqrt(n): the noise of a validation
+    loss averaged over its batches, logged as `<metric>_se` for the lab's verdicts); None under two values."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    return (variance / len(values)) ** 0.5
+
+
+def with_standard_error(metrics: dict[str, float], name: str, values: list[float]) -> dict[str, float]:
+    """`metrics` with `<name>_se` (`standard_error(values)`) added when it is known."""
+    se = standard_error(values)
+    return metrics if se is None else {**metrics, f"{name}_se": se}
+
+
 def safe_name(name: str) -> str:
     """`name` usable as a file name: 'samples/drums 1' -> 'samples_drums_1'."""
     return "".join(char if char.isalnum() or char in "-." else "_" for char in name).strip("._") or "media"

@@ -184,6 +184,9 @@ def launch(
     if processes < 1:
         raise LabError("--processes must be at least 1")
     nodes.check()
+    if run.get("family") and not command and (missing := registry.get(run["family"]).missing_data(config)):
+        raise LabError(f"{', '.join(missing)}: no such file or folder; point it at your data with "
+                       f"lab launch {run_id} --set KEY=PATH (nothing was launched)")
     metrics_pattern = metrics_pattern or store.settings.get("capture", {}).get("metrics_pattern")
     if metrics_pattern:
         printed.compile_pattern(metrics_pattern)
@@ -194,6 +197,10 @@ def launch(
     for line in (plan or {}).get("lines", []):
         print(f"lab: {line}", file=sys.stderr)
     remove_stale_temporaries(store, run_id)
+    for other in store.attempts(run_id):
+        if other["status"] == "running":
+            print(f"lab: warning: Test {other['number']} of {run_id} is still running (pid {other.get('pid')} on "
+                  f"{other.get('host')}); this launch runs beside it", file=sys.stderr)
 
     if commit:
         policy = vcs.CapturePolicy.from_settings(store.settings)
@@ -425,9 +432,12 @@ KILL_GRACE_SECONDS = 30  # after a forwarded stop signal, how long the child has
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: its own process group (signals reach the trainer's workers too), and a
-    SIGKILL when the launcher dies, so a killed launcher leaves no orphan writing into its attempt."""
+    """In the child before exec: its own process group (signals reach the trainer's workers too), SIGINT's
+    default action (a launcher started in the background by a script inherits SIGINT ignored, and would pass
+    that on, so the interrupt it forwards would do nothing), and a SIGKILL when the launcher dies, so a killed
+    launcher leaves no orphan writing into its attempt."""
     os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         import ctypes
 

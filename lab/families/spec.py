@@ -13,6 +13,7 @@ import argparse
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
@@ -112,7 +113,8 @@ class FamilySpec:
     config_path, processes, resume) -> argv` starts its trainer (with `nodes`, `node_rank` and `main_address`
     keywords across machines).
     `requires` names the modules the family needs at run time and `install` the command that brings them: a
-    family whose modules are missing is listed but refused in one line naming that command.
+    family whose modules are missing is listed but refused in one line naming that command. `data_paths` names
+    the config keys holding input paths, checked before an attempt starts.
     """
 
     name: str
@@ -140,6 +142,7 @@ class FamilySpec:
     trainer_command: Callable | None = None
     requires: tuple[str, ...] = ()
     install: str = ""
+    data_paths: tuple[str, ...] = ()  # dotted config keys holding input files or folders ('synthetic': none)
 
     def __post_init__(self) -> None:
         for attribute in ("Config", "PRESETS", "PROVENANCE"):
@@ -151,6 +154,16 @@ class FamilySpec:
         bad = {metric: mode for metric, mode in self.metric_directions.items() if mode not in (*DIRECTIONS, None)}
         if bad:
             raise TypeError(f"family {self.name}: metric directions must be 'min', 'max' or None, got {bad}")
+
+    def missing_data(self, values: dict) -> list[str]:
+        """'KEY=VALUE' for each of `data_paths` in a config (nested dicts) naming a file or folder that does not
+        exist (relative to the working directory); empty values and 'synthetic' name none."""
+        missing = []
+        for key in self.data_paths:
+            value = config_tools.flatten(values).get(key)
+            if isinstance(value, str) and value not in ("", "synthetic") and not Path(value).expanduser().exists():
+                missing.append(f"{key}={value}")
+        return missing
 
     # -- configs ---------------------------------------------------------------------------------------
 

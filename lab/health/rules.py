@@ -235,10 +235,24 @@ def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
     )]
 
 
+def stage_boundaries(config: dict) -> list[tuple[int, str]]:
+    """(step, what changed) where a run's training enters a new stage: `train.unfreeze_step` when `train.frozen`
+    holds parameters back until then. A loss that rises there is the new stage starting, not a divergence."""
+    frozen, unfreeze = _setting(config, "train.frozen"), _setting(config, "train.unfreeze_step")
+    if frozen and isinstance(unfreeze, int) and not isinstance(unfreeze, bool) and unfreeze > 0:
+        return [(unfreeze, f"unfroze {', '.join(map(str, frozen))}")]
+    return []
+
+
 def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
     """The loss blew up above its starting value and stayed there, or went down during warmup, then rose well
-    above its minimum and stayed up."""
+    above its minimum and stayed up; judged within the last stage (`stage_boundaries`), whose first rows count
+    as its warmup."""
     losses = metric_points(rows, "train/loss")
+    boundaries = [step for step, _ in stage_boundaries(config) if step <= (losses[-1][0] if losses else 0)]
+    if boundaries:
+        losses = [(step, value) for step, value in losses if step >= boundaries[-1]]
+        config = {**config, "optim": {**(config.get("optim") or {}), "warmup_steps": 0}}
     if len(losses) < DIVERGENCE_MIN_ROWS:
         return []
     blowup = loss_blowup(losses)
@@ -293,14 +307,12 @@ def loss_blowup(losses: list[tuple[int, float]]) -> list[Finding]:
     )]
 
 
-@evaluation_rule
-def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
-    """Val loss rises from its minimum while the val - train loss gap widens: overfitting.
-
-    The train loss at an evaluation is the mean of those logged since the previous evaluation (the latest one
-    when none was), so that one noisy batch does not make a gap.
+def evaluation_gaps(rows: Iterable[Row]) -> list[tuple[int, float, float]]:
+    """(step, val loss, val loss - train loss) at each evaluation: the one definition of the train/validation
+    gap, used by `gap_widening` and the report's table. The train loss at an evaluation is the mean of those
+    logged since the previous evaluation (the latest one when none was), so that one noisy batch makes no gap.
     """
-    evaluations, recent, train_loss = [], [], None  # evaluations: (step, val loss, val loss - train loss)
+    evaluations, recent, train_loss = [], [], None
     for row in narrowed(rows, ("train/loss", "val/loss")):
         latest = finite(row.get("train/loss"))
         if latest is not None:
@@ -311,6 +323,13 @@ def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
             recent = []
             if train_loss is not None:
                 evaluations.append((int(row.get("step", 0)), val_loss, val_loss - train_loss))
+    return evaluations
+
+
+@evaluation_rule
+def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
+    """Val loss rises from its minimum while the val - train loss gap (`evaluation_gaps`) widens: overfitting."""
+    evaluations = evaluation_gaps(rows)
     if len(evaluations) < GAP_MIN_EVALS:
         return []
     best = min(range(len(evaluations)), key=lambda i: evaluations[i][1])

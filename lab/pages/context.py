@@ -14,11 +14,12 @@ from pathlib import Path
 
 from lab.capture import vcs
 from lab.health.diagnosis import health_findings
-from lab.pages import escape, results
+from lab.pages import escape, results, verdicts
+from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
-from lab.records.files import read_json, write_text
-from lab.records.store import NOTE_FIELDS, Store, latest_attempt_with_metrics
+from lab.records.files import write_text
+from lab.records.store import NOTE_FIELDS, Store
 
 
 def package_templates() -> Path:
@@ -61,24 +62,6 @@ def display_title(run: dict, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def headline_attempt(store: Store, run_id: str) -> int | None:
-    """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
-    the run's judged metric, else the latest with metrics, else the latest; None before any attempt."""
-    picked = store.headline(run_id)
-    if picked is not None:
-        return picked
-    best = results.run_result(store, run_id)
-    if best:
-        return best["attempt"]
-    return latest_attempt_with_metrics(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
-
-
-def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
-    """The config an attempt ran with (what its script reported, or the lab resolved), else the run's."""
-    recorded = read_json(store.attempt_dir(run_id, number) / "config.json", None) if number else None
-    return recorded if recorded else store.run_config(run_id)
-
-
 def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:
     """What a run's setup is described against: its parent's config (as its headline attempt ran), else its
     baseline's, else None."""
@@ -117,6 +100,35 @@ def command_text(attempt: dict) -> str:
     return shlex.join(attempt.get("command", []))
 
 
+FAILURE_LINES = 15
+
+
+def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
+    """The last `lines` non-empty lines of an attempt's output (why it failed), read from the end of stdout.log."""
+    path = attempt_dir / "stdout.log"
+    if not path.is_file():
+        return []
+    with open(path, "rb") as stream:
+        size = stream.seek(0, 2)
+        stream.seek(max(0, size - 64 * 1024))
+        text = stream.read().decode("utf-8", errors="replace")
+    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return kept[-lines:]
+
+
+ENDED_BADLY = ("failed", "crashed", "killed")
+
+
+def failure_line(store: Store, run_id: str, attempt: dict | None) -> str | None:
+    """Why an attempt ended badly, in one line: 'failed (exit 1): RuntimeError: CUDA out of memory', its
+    output's last line; None for an attempt that did not fail."""
+    if not attempt or attempt.get("status") not in ENDED_BADLY:
+        return None
+    code = "" if attempt.get("exit_code") is None else f" (exit {attempt['exit_code']})"
+    tail = failure_tail(store.attempt_dir(run_id, attempt["number"]), 1)
+    return f"Test {attempt['number']} {attempt['status']}{code}: " + (tail[0] if tail else "it wrote no output")
+
+
 def reproduce_text(attempt: dict) -> str:
     """`command_text`, and for a wrapped command also the command alone with the variables its launch set
     (USE_TORCH_XLA=0 ...), so it runs the same without the lab."""
@@ -145,8 +157,6 @@ def resumed_text(store: Store, run_id: str, attempt: dict) -> str | None:
 def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> dict:
     """What the pages show of one attempt."""
     number = attempt["number"]
-    folder = store.attempt_dir(run["id"], number)
-    train = store.run_config(run["id"]).get("train", {})
     notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
     findings = health_findings(events, number)
     return {
@@ -164,7 +174,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "git": attempt.get("git") or {},
         "notes": notes,
         "findings": findings,
-        "metrics": results.final_and_best(folder, train.get("best_metric"), train.get("best_mode"), run.get("family")),
+        "failure": failure_line(store, run["id"], attempt),
     }
 
 
@@ -188,6 +198,8 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     ]
     reference, changes = setup_changes(store, run)
     latest_wandb = next((a["wandb"] for a in reversed(attempts) if a.get("wandb")), None)
+    headline = headline_attempt(store, run_id)
+    summary = results.attempt_summary(store, run_id, headline) if headline else {"result": None, "rows": []}
     return {
         "run": run,
         "title": display_title(run),
@@ -198,7 +210,10 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "attempts": attempts,
         "notes": notes,
         "run_findings": health_findings(in_view),
-        "metrics": attempts[-1]["metrics"] if attempts else [],
+        "headline": headline,
+        "result": summary["result"],
+        "metrics": summary["rows"],
+        "verdict": verdicts.hypothesis_verdict(store, run, headline) if summary["result"] else None,
     }
 
 

@@ -10,7 +10,7 @@ from lab.errors import LabError
 from lab.families import registry
 from lab.health import rules as health
 from lab.health.diagnosis import chosen_attempt, health_events
-from lab.pages import plots, results
+from lab.pages import plots, results, verdicts
 from lab.pages.context import (
     NOTE_LABELS,
     active_days,
@@ -18,8 +18,9 @@ from lab.pages.context import (
     daily_log,
     display_title,
     duration_text,
+    failure_line,
+    failure_tail,
     headline_attempt,
-    latest_attempt_with_metrics,
     render,
     reproduce_text,
     resumed_text,
@@ -28,9 +29,9 @@ from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import append_jsonl, read_json, read_jsonl
 from lab.records.metrics import format_number
-from lab.records.store import Store
+from lab.records.store import Store, latest_attempt_with_metrics
 
-STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "untested": "❔"}
+STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "inconclusive": "〰️", "untested": "❔"}
 
 
 def metric_file(metric: str) -> str:
@@ -38,11 +39,9 @@ def metric_file(metric: str) -> str:
 
 
 def verdict(before: dict | None, after: dict | None) -> str:
-    """improved / worse / unchanged against the reference result, or untested when either is missing."""
-    change = results.improvement(before, after)
-    if change is None:
-        return "untested"
-    return "improved" if change > 1e-9 else "worse" if change < -1e-9 else "unchanged"
+    """improved / worse / unchanged / inconclusive against the reference result (`results.compare`: noise and
+    convergence considered), or untested when either is missing."""
+    return results.compare(before, after)["status"]
 
 
 # -- baseline changelog ------------------------------------------------------------------------------------
@@ -85,37 +84,45 @@ def changelog(store: Store, baseline: str) -> Path:
     number = {run["id"]: index for index, run in enumerate(runs, start=1)}
     headlines = {run["id"]: headline_attempt(store, run["id"]) for run in runs}
     configs = {rid: attempt_config(store, rid, n) for rid, n in headlines.items()}
-    families = {run["id"]: run.get("family") for run in runs}
-    outcomes = {rid: results.attempt_result(store.attempt_dir(rid, n), configs[rid], families[rid])
-               if n else None for rid, n in headlines.items()}
-    reproductions = [r for r in runs if outcomes[r["id"]] and not config_tools.diff(base_config, configs[r["id"]])]
-    first_with_result = next((r for r in runs if outcomes[r["id"]]), None)
+    found = {rid: results.attempt_result(store, rid, n) for rid, n in headlines.items()}
+    reproductions = [r for r in runs if found[r["id"]] and not config_tools.diff(base_config, configs[r["id"]])]
+    first_with_result = next((r for r in runs if found[r["id"]]), None)
     reference_run = reproductions[0] if reproductions else first_with_result
-    baseline_result = outcomes[reference_run["id"]] if reproductions else None
+    baseline_result = found[reference_run["id"]] if reproductions else None
 
     entries, best_entry = [], None
     for run in runs:
         rid = run["id"]
         parent = run.get("parent") if run.get("parent") in number else None
         reference_config = configs[parent] if parent else base_config
-        reference_result = outcomes[parent] if parent else baseline_result
+        reference_result = found[parent] if parent else baseline_result
         code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
                         for e in store.events(rid) if e["kind"] == "change" and isinstance(e.get("text"), str)]
         changes = config_tools.diff(reference_config, configs[rid])
+        switch = preset_switch(run, store.load_run(parent) if parent else None, configs[rid])
+        listed = [c for c in changes if not switch or c.key not in switch["keys"]]
+        tested = [c for c in listed if c.component != "bookkeeping"]
+        count = len(tested) + len(code_changes) + bool(switch)
         entry = {
             "number": number[rid],
             "run": run,
             "attempt": headlines[rid],
             "title": display_title(run),
             "against": f"Run #{number[parent]} ({parent})" if parent else "the baseline",
-            "changes": changes,
+            "changes": listed,
+            "tested": tested,
+            "preset_switch": switch,
             "code_changes": code_changes,
-            "confounded": len(changes) + len(code_changes) > 1,
-            "result": outcomes[rid],
+            "change_count": count,
+            "confounded": count > 1,
+            "result": found[rid],
             "reference_result": reference_result,
-            "verdict": verdict(reference_result, outcomes[rid]),
+            "verdict": verdict(reference_result, found[rid]),
+            "why": results.compare(reference_result, found[rid])["why"],
+            "size": results.size_text(found[rid]),
+            "failure": None if found[rid] else failure_line(store, rid, (store.attempts(rid) or [None])[-1]),
             "best_earlier": best_entry,
-            "beats_best_earlier": best_entry is None or verdict(best_entry["result"], outcomes[rid]) != "worse",
+            "beats_best_earlier": best_entry is None or verdict(best_entry["result"], found[rid]) != "worse",
             "notes": {e["field"]: e["text"] for e in store.events(rid)
                       if e["kind"] == "note" and not e.get("attempt")},
             "findings": health_events(store, rid),
@@ -153,14 +160,20 @@ def changelog(store: Store, baseline: str) -> Path:
         for change in config_tools.diff(base_config, configs[current["id"]]):
             introduced = next((e for e in entries for c in e["changes"]
                                if c.key == change.key and c.after == change.after), None)
+            by_preset = next((e for e in entries if e["preset_switch"] and change.key in e["preset_switch"]["keys"]),
+                             None)
             status = introduced["verdict"] if introduced else "untested"
+            text = f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else "") \
+                + (", confounded" if introduced and introduced["confounded"] else "")
+            if change.component == "bookkeeping":
+                text = "bookkeeping (not judged)"
+            elif by_preset and not introduced:
+                text = f"preset `{by_preset['preset_switch']['to']}` (Run #{by_preset['number']})"
             table.append({
                 "change": change,
-                "status": overrides.get(change.key)
-                or f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else "")
-                + (", confounded" if introduced and introduced["confounded"] else ""),
+                "status": overrides.get(change.key) or text,
             })
-    improved = [e for e in entries if e["verdict"] == "improved" and (e["changes"] or e["code_changes"])]
+    improved = [e for e in entries if e["verdict"] == "improved" and (e["tested"] or e["code_changes"])]
     return render(
         store,
         "changelog.md.j2",
@@ -173,16 +186,29 @@ def changelog(store: Store, baseline: str) -> Path:
         current=current,
         current_picked=bool(picked and current and current["id"] == picked),
         current_number=number.get(current["id"]) if current else None,
-        current_result=outcomes.get(current["id"]) if current else None,
+        current_result=found.get(current["id"]) if current else None,
         best=best_entry,
         reference_run=reference_run,
         reference_is_baseline=bool(reproductions),
-        reference_result=outcomes[reference_run["id"]] if reference_run else None,
-        vs_reference=results.improvement(outcomes[reference_run["id"]], best_entry["result"]) if best_entry else None,
+        reference_result=found[reference_run["id"]] if reference_run else None,
+        vs_reference=results.improvement(found[reference_run["id"]], best_entry["result"]) if best_entry else None,
         works=[e for e in improved if e["beats_best_earlier"]],
         weak_parent=[e for e in improved if not e["beats_best_earlier"]],
-        fails=[e for e in entries if e["verdict"] == "worse" and (e["changes"] or e["code_changes"])],
+        fails=[e for e in entries if e["verdict"] == "worse" and (e["tested"] or e["code_changes"])],
     )
+
+
+def preset_switch(run: dict, parent: dict | None, config: dict) -> dict | None:
+    """{"from", "to", "keys"} when a family run's preset differs from its reference's (its parent's, else the
+    baseline preset): the keys the switch explains (their value is the new preset's), to be shown as one change."""
+    before = (parent or {}).get("preset") or "baseline"
+    spec = registry.find(run.get("family"))
+    if spec is None or not run.get("preset") or run["preset"] == before or run["preset"] not in spec.presets():
+        return None
+    flat = config_tools.flatten(config)
+    keys = {c.key for c in config_tools.diff(spec.preset(before), spec.preset(run["preset"]))
+            if flat.get(c.key, config_tools.MISSING) == c.after}
+    return {"from": before, "to": run["preset"], "keys": keys} if keys else None
 
 
 # -- ablation comparison -----------------------------------------------------------------------------------
@@ -236,38 +262,39 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         for key in keys
         if len({repr(values.get(key, config_tools.MISSING)) for values in flat}) > 1
     ]
-    tables = [{row["metric"]: row for row in results.final_and_best(store.attempt_dir(rid, n),
-                                                                  family=runs[rid].get("family"))}
-              if n else {} for rid, n in arms]
+    summaries = [results.attempt_summary(store, rid, n) if n else {"result": None, "rows": []} for rid, n in arms]
+    tables = [{row["metric"]: row for row in summary["rows"]} for summary in summaries]
     names = sorted({metric for table in tables for metric in table})
-    resources = ("train/loss", "train/samples_per_s", "train/peak_mem_mb")  # what an arm costs, beside how it scores
-    shown = [m for m in names if m.startswith("val/")] + [m for m in resources if m in names]
-    metric_tables, identical = [], []
+    resources = ("train/loss",)  # what an arm costs is in `costs` (overall rates, not the noisiest instant)
+    judged = [m for m in names if m.startswith("val/") and not m.endswith(results.SE_SUFFIX)
+              and not results.size_metric(m)]
+    shown = judged + [m for m in resources if m in names]
+    metric_tables, not_compared, identical = [], [], []
     for metric in shown:
-        if uninformative([table.get(metric) for table in tables]):
+        if reason := uninformative([table.get(metric) for table in tables]):
+            not_compared.append(f"{metric} ({reason})")
             if len(arms) > 1 and all(table.get(metric) for table in tables):
                 identical.append(f"{metric} {format_number(tables[0][metric]['best'])}")
             continue
-        base = tables[0].get(metric)
+        base = kept_figure(tables[0], metric)
         rows = []
         for index, label in enumerate(labels):
             row = tables[index].get(metric)
-            comparable = row and base and index and row["best"] is not None and base["best"] is not None
-            delta = row["best"] - base["best"] if comparable else None
-            mark = "" if delta is None or not row["mode"] or delta == 0 else \
-                "✅" if (delta < 0) == (row["mode"] == "min") else "❌"
-            rows.append({"run": label, "row": row, "delta": delta, "mark": mark})
+            figure = kept_figure(tables[index], metric)
+            comparable = index and figure and base and row["mode"]
+            outcome = results.compare(base, figure) if comparable else None
+            rows.append({"run": label, "row": row, "delta": figure["best"] - base["best"] if comparable else None,
+                         "mark": STATUS_MARK[outcome["status"]] if outcome else "",
+                         "why": outcome["why"] if outcome else None})
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
-    outcomes = [results.attempt_result(store.attempt_dir(rid, n), config or store.run_config(rid),
-                                      runs[rid].get("family")) if n else None
-               for (rid, n), config in zip(arms, configs)]
+    found = [summary["result"] for summary in summaries]
     folder = store.logs_dir / "ablations"
     if comparisons(store).get(name) != list(specs):
         append_jsonl(comparisons_index(store), {"name": name, "arms": list(specs)})
     for table in metric_tables:
         series = {}
         for label, (rid, n) in zip(labels, arms):
-            points = metrics.series(metrics.load(store.attempt_dir(rid, n)), table["metric"], plots.MAX_POINTS) \
+            points = metrics.series(results.stream(store, rid, n), table["metric"], plots.MAX_POINTS) \
                 if n else None
             if points:
                 series[label] = points
@@ -280,35 +307,68 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         runs=[{"run": runs[rid], "label": label, "title": display_title(runs[rid]), "attempt": n,
                "conclusions": [e["text"] for e in store.events(rid)
                                if e["kind"] == "note" and e.get("field") == "conclusion"],
-               "result": result}
-              for label, (rid, n), result in zip(labels, arms, outcomes)],
-        winner=winner_line(labels, outcomes),
+               "result": result, "size": results.size_text(result) if result else None}
+              for label, (rid, n), result in zip(labels, arms, found)],
+        winner=winner_line(labels, found),
         run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,
+        not_compared=not_compared,
+        costs=[{"run": label, **arm_costs(store, rid, n)} for label, (rid, n) in zip(labels, arms)],
         identical=identical,
     )
 
 
-def uninformative(rows: list[dict | None]) -> bool:
-    """Whether a metric says nothing in a comparison: logged by no arm, all zero, or one value for every arm."""
-    present = [row for row in rows if row]
+def latest_profile(store: Store, run_id: str) -> dict | None:
+    """The components of the run's latest `lab profile` (peak tensor memory of one training step, MiB)."""
+    profiles = [event for event in store.events(run_id) if event["kind"] == "profile"
+                and isinstance(event.get("components"), dict)]
+    return profiles[-1]["components"] if profiles else None
+
+
+def arm_costs(store: Store, run_id: str, number: int | None) -> dict:
+    """What an arm costs: its overall samples/s and process peak memory (MB, summary.json) and its profiled
+    peak tensor memory (MiB, `lab profile`); None where unknown."""
+    summary = read_json(store.attempt_dir(run_id, number) / "summary.json", {}) if number else {}
+    profile = latest_profile(store, run_id)
+    return {"samples_per_s": summary.get("samples_per_s"), "peak_mem_mb": summary.get("peak_mem_mb"),
+            "profile": profile}
+
+
+def kept_figure(table: dict, metric: str) -> dict | None:
+    """A metric's value at an arm's kept step as `results.compare` reads it (its `_se` there as noise)."""
+    row = table.get(metric)
+    if not row or row["kept"] is None:
+        return None
+    se = table.get(metric + results.SE_SUFFIX)
+    return {"metric": metric, "mode": row["mode"], "best": row["kept"], "best_step": row["kept_step"],
+            "se": se["kept"] if se and se["kept_step"] == row["kept_step"] else None, "still_improving": False}
+
+
+def uninformative(rows: list[dict | None]) -> str | None:
+    """Why a metric says nothing in a comparison ('never finite', 'all zero', 'the same for every arm'), or None
+    when it does."""
+    present = [row for row in rows if row and row["final"] is not None]
     if not present:
-        return True
-    all_zero = all(row["final"] == 0 and row["best"] in (0, None) for row in present)
-    same_everywhere = len(present) == len(rows) > 1 and len({(row["best"], row["final"]) for row in present}) == 1
-    return all_zero or same_everywhere
+        return "never finite"
+    if all(row["final"] == 0 and row["best"] in (0, None) for row in present):
+        return "all zero"
+    if len(present) == len(rows) > 1 and len({(row["best"], row["final"]) for row in present}) == 1:
+        return "the same for every arm"
+    return None
 
 
-def winner_line(labels: list[str], outcomes: list[dict | None]) -> str:
-    """Which arm won on the reference arm's judged metric, with its figure against the reference."""
-    reference = outcomes[0]
+def winner_line(labels: list[str], found: list[dict | None]) -> str:
+    """Which arm won on the reference arm's judged metric, with its figure against the reference; no winner
+    when every arm logged the same value (identical arms) or the best arm's lead is inside the noise
+    (`results.compare`)."""
+    reference = found[0]
     if reference is None:
         return "No winner: the reference logged no value of the metric it is judged on."
-    scored = [(label, result) for label, result in zip(labels, outcomes)
+    scored = [(label, result) for label, result in zip(labels, found)
               if result and result["metric"] == reference["metric"]]
     label, best = scored[0]
-    if len(scored) == len(outcomes) > 1 and len({(result["best"], result["final"]) for _, result in scored}) == 1:
+    if len(scored) == len(found) > 1 and len({(result["best"], result["final"]) for _, result in scored}) == 1:
         return (f"No winner: every arm logged the same {reference['metric']} ({format_number(reference['best'])}); "
                 "the arms are identical (is the setting they vary wired into the script?).")
     for other, result in scored[1:]:
@@ -316,11 +376,14 @@ def winner_line(labels: list[str], outcomes: list[dict | None]) -> str:
             label, best = other, result
     if label == labels[0]:
         return (f"**{label}** (the reference) stays best on {reference['metric']} "
-                f"({format_number(reference['best'])}); no arm beat it.")
-    change = results.improvement(reference, best)
-    gain = f", {change:+.1%}" if change is not None else ""
-    return (f"**{label}** wins on {reference['metric']}: {format_number(best['best'])} vs "
-            f"{format_number(reference['best'])} for {labels[0]}{gain}.")
+                f"({format_number(reference['best'])}, {results.size_text(reference)}); no arm beat it.")
+    outcome = results.compare(reference, best)
+    figures = (f"{format_number(best['best'])} vs {format_number(reference['best'])} for {labels[0]}, "
+               f"{results.change_words(reference['best'], best['best'], reference['mode'])}; "
+               f"{results.size_text(best)}")
+    if outcome["status"] != "improved":
+        return f"No clear winner on {reference['metric']}: **{label}** reads {figures}, but {outcome['why']}."
+    return f"**{label}** wins on {reference['metric']}: {figures}."
 
 
 def group_arms(store: Store, group: str) -> list[str]:
@@ -342,41 +405,43 @@ def group_runs(store: Store, group: str) -> list[str]:
 # -- training report ---------------------------------------------------------------------------------------
 
 
-def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None) -> list[dict]:
-    """Per-evaluation rows: step, train loss before it, val loss, gap, judged metric and a status word.
+def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None,
+                     kept_step: int | None = None, stages: list[tuple[int, str]] = ()) -> list[dict]:
+    """Per-evaluation rows: step, train loss, val loss, gap, judged metric and a status word.
 
-    `frame` is the attempt's metric table (`metrics.load`); an evaluation is a row with a `val/` value. From
-    `gap_onset` on (where the gap rule found overfitting) no row is called "best so far": it says
-    "gap widening", as the health finding does.
+    `frame` is the attempt's metric table (`results.stream`); an evaluation is a row with a `val/` value. The
+    train loss and the gap are the health rule's (`rules.evaluation_gaps`: the mean train loss since the previous
+    evaluation). "gap widening" marks the rows from `gap_onset` on (where that rule found overfitting) and no row
+    there is called "best so far"; the row at `kept_step` is marked "kept checkpoint", and the first row at or
+    after each of `stages` (`rules.stage_boundaries`: (step, what changed)) says "stage: <what> at step N".
     """
+    pending = sorted(stages)
     evaluations = evaluation_rows(frame)
     if evaluations.empty:
         return []
-    train_losses = column_values(frame, "train/loss").ffill()[evaluations.index]
+    gaps = {step: (val_loss, gap) for step, val_loss, gap in health.evaluation_gaps(metrics.StreamRows(frame))}
     table = []
-    best = min_val_loss = previous_gap = None
-    for index, row in evaluations.iterrows():
-        train_loss = health.finite(train_losses[index])
+    best = None
+    for _, row in evaluations.iterrows():
+        step = int(row["step"])
         val_loss = health.finite(row.get("val/loss"))
+        gap = gaps[step][1] if step in gaps and gaps[step][0] == val_loss else None
         value = health.finite(row.get(metric))
-        gap = val_loss - train_loss if val_loss is not None and train_loss is not None else None
         status = []
         if value is not None and (best is None or results.is_better(value, best, mode)):
             best = value
             status.append("best so far")
         elif value is not None and abs(value - best) > health.METRIC_WORSE * abs(best):
             status.append("degrading")
-        if val_loss is not None:
-            if gap is not None and previous_gap is not None and gap > previous_gap and min_val_loss is not None \
-                    and val_loss > min_val_loss:
-                status.append("gap widening")
-            min_val_loss = val_loss if min_val_loss is None else min(min_val_loss, val_loss)
-        previous_gap = gap if gap is not None else previous_gap
-        if gap_onset is not None and row["step"] >= gap_onset:
-            status = [word for word in status if word != "best so far"]
-            status += [] if "gap widening" in status else ["gap widening"]
-        table.append({"step": int(row["step"]), "train_loss": train_loss, "val_loss": val_loss, "gap": gap,
-                      "value": value, "status": ", ".join(status) or "-"})
+        if gap_onset is not None and step >= gap_onset:
+            status = [word for word in status if word != "best so far"] + ["gap widening"]
+        if step == kept_step and value is not None:
+            status.append("kept checkpoint")
+        while pending and pending[0][0] <= step:
+            status.append(f"stage: {pending[0][1]} at step {pending[0][0]}")
+            pending.pop(0)
+        table.append({"step": step, "train_loss": val_loss - gap if gap is not None else None,
+                      "val_loss": val_loss, "gap": gap, "value": value, "status": ", ".join(status) or "-"})
     return table
 
 
@@ -399,7 +464,6 @@ def column_values(frame, column: str):
 
 
 CHANGES_SHOWN = 12  # config changes listed per reference in a report; the rest are counted
-VERDICT_MARGIN = 0.01  # a relative change of the judged metric within 1% is inconclusive
 
 
 def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, list[config_tools.Change]]]:
@@ -414,28 +478,6 @@ def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, 
     return [(name, config_tools.diff(base, config)) for name, base in references]
 
 
-def hypothesis_verdict(store: Store, run: dict, result: dict | None) -> str:
-    """Supported / not supported / inconclusive, from the judged metric against the parent's headline attempt,
-    with the figures."""
-    if result is None:
-        return "inconclusive: the attempt logged no value of the metric it is judged on"
-    parent = run.get("parent")
-    if not parent or not store.exists(parent):
-        return (f"inconclusive: {result['metric']} {format_number(result['best'])}, with no parent run to "
-                "compare it with (lab new-run --from)")
-    number = headline_attempt(store, parent)
-    before = results.attempt_result(store.attempt_dir(parent, number), attempt_config(store, parent, number),
-                                    store.load_run(parent).get("family")) if number else None
-    change = results.improvement(before, result)
-    if change is None:
-        return f"inconclusive: {parent} has no {result['metric']} to compare with"
-    figures = (f"{result['metric']} {format_number(result['best'])} vs {format_number(before['best'])} for "
-               f"{parent}:{number} ({change:+.1%} {'better' if change > 0 else 'worse'})")
-    if abs(change) <= VERDICT_MARGIN:
-        return f"inconclusive: {figures}, within {VERDICT_MARGIN:.0%}"
-    return f"{'supported' if change > 0 else 'not supported'}: {figures}"
-
-
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
     """Write logs/reports/<id>.md for one attempt (default: the run's headline attempt, else the latest with
     metrics): verdict, notes, setup, per-evaluation table, plots, resources, environment, health."""
@@ -447,10 +489,13 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         raise LabError(f"run {run_id} has no attempt with metrics to report on")
     attempt = store.load_attempt(run_id, number)
     folder = store.attempt_dir(run_id, number)
-    config = read_json(folder / "config.json", store.run_config(run_id))
-    frame = metrics.load(folder)
+    config = attempt_config(store, run_id, number)
+    frame = results.stream(store, run_id, number)
     family = run.get("family")
     metric, mode = results.judged_metric(config, list(frame.columns), family)
+    outcome = results.attempt_summary(store, run_id, number)
+    result = outcome["result"]
+    kept_step = result["best_step"] if result else None
     summary = read_json(folder / "summary.json", {})
     panels = []
     chosen = [("loss", ["train/loss", "val/loss"]), (metric, [metric]),
@@ -470,7 +515,6 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     flat = config_tools.flatten(config)
     findings = health_events(store, run_id, number)
     gap_onsets = [event["step"] for event in findings if event.get("rule") == "gap_widening"]
-    result = results.attempt_result(folder, config, family)
     events = store.events(run_id)
     return render(
         store,
@@ -484,29 +528,34 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         model=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "model"],
         data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
         metric=metric,
-        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None)),
+        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None), kept_step,
+                                     health.stage_boundaries(config)),
         curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=result,
-        verdict=hypothesis_verdict(store, run, result),
+        verdict=verdicts.hypothesis_verdict(store, run, number),
+        resumed_chain=results.stream_chain(store, run_id, number)[:-1],
         notes=[(NOTE_LABELS[e["field"]], e["text"]) for e in events
                if e["kind"] == "note" and e.get("attempt") in (None, number)],
         changes=[(name, changes[:CHANGES_SHOWN], len(changes) - CHANGES_SHOWN)
                  for name, changes in reference_changes(store, run, config)],
         attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
                    "duration": duration_text(a.get("started"), a.get("ended")),
-                   "result": results.attempt_result(store.attempt_dir(run_id, a["number"]), attempt_config(
-                       store, run_id, a["number"]), family)} for a in store.attempts(run_id)],
+                   "result": results.attempt_result(store, run_id, a["number"]),
+                   "failure": failure_line(store, run_id, a)} for a in store.attempts(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=reproduce_text(attempt),
         resumed=resumed_text(store, run_id, attempt),
         disagreements=attempt.get("config_disagreements") or {},
         findings=findings,
-        metric_rows=results.final_and_best(folder, metric, mode, family),
+        metric_rows=outcome["rows"],
+        kept_step=kept_step,
+        evaluation=results.size_text(result),
         failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
-        verification=verification_rows(results.final_and_best(folder, metric, mode, family)),
+        verification=verification_rows(outcome["rows"]),
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
+        profile=latest_profile(store, run_id),
     )
 
 
@@ -514,28 +563,19 @@ MEDIA_SHOWN = 12  # the latest generated samples listed in a report
 
 
 def verification_rows(rows: list[dict]) -> list[dict]:
-    """EER and minDCF per embedding dim (metrics val/eer_<dim>, val/mindcf_<dim>), smallest dim first."""
+    """EER and minDCF per embedding dim (metrics val/eer_<dim>, val/mindcf_<dim>) as `metric_rows` gives them
+    (at the kept step, own best apart), smallest dim first, each EER at the kept step against the largest dim's."""
     by_name = {row["metric"]: row for row in rows}
     dims = sorted(int(name.rsplit("_", 1)[1]) for name in by_name
                   if re.fullmatch(r"val/eer_\d+", name) and by_name[name]["best"] is not None)
-    return [{"dim": dim, "eer": by_name[f"val/eer_{dim}"], "mindcf": by_name.get(f"val/mindcf_{dim}")}
-            for dim in dims]
-
-
-FAILURE_LINES = 15
-
-
-def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
-    """The last `lines` non-empty lines of an attempt's output (why it failed), read from the end of stdout.log."""
-    path = attempt_dir / "stdout.log"
-    if not path.is_file():
-        return []
-    with open(path, "rb") as stream:
-        size = stream.seek(0, 2)
-        stream.seek(max(0, size - 64 * 1024))
-        text = stream.read().decode("utf-8", errors="replace")
-    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return kept[-lines:]
+    largest = by_name[f"val/eer_{dims[-1]}"] if dims else None
+    table = []
+    for dim in dims:
+        eer = by_name[f"val/eer_{dim}"]
+        comparable = dim != dims[-1] and eer["kept"] is not None and largest["kept"]
+        table.append({"dim": dim, "eer": eer, "mindcf": by_name.get(f"val/mindcf_{dim}"),
+                      "vs_largest": results.change_words(largest["kept"], eer["kept"], "min") if comparable else None})
+    return table
 
 
 # -- doctor and render -------------------------------------------------------------------------------------

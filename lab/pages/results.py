@@ -1,9 +1,11 @@
 """A run's results as pages state them: each metric's direction (the config's choice, the family's declaration,
-the engine's own metrics, else the metric's words), final and best values, the metric a run is judged on, and
-the best attempt of a run.
+the engine's own metrics, else the metric's words), the attempt's metric stream (a resumed attempt continues the
+one it resumed from), the kept step (where the judged metric was best: the checkpoint the engine keeps), every
+metric's value there beside its own best, the evaluation's size and noise, and the best attempt of a run.
 
-    results.attempt_result(store.attempt_dir("nsd_002", 1), config, "neural_decoder")
-    -> {"metric": "val/per", "mode": "min", "best": 0.31, "best_step": 400, "final": 0.33}
+    results.attempt_result(store, "nsd_002", 1)
+    -> {"metric": "val/per", "mode": "min", "best": 0.31, "best_step": 400, "final": 0.33, "attempt": 1,
+        "se": 0.004, "size": {"trials": 480}, "still_improving": False, "last_step": 500}
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 from pathlib import Path
 
 from lab.families import registry
+from lab.records.files import read_json
 from lab.records.metrics import (
     ENGINE_DIRECTIONS,
     HIGHER_IS_BETTER,
@@ -19,17 +22,34 @@ from lab.records.metrics import (
     NOT_METRICS,
     RATE_SUFFIXES,
     file_version,
+    format_number,
     load,
     metric_words,
 )
+from lab.records.store import Store, latest_attempt_with_metrics
+
+SE_SUFFIX = "_se"  # `<metric>_se`: the standard error a family logs beside a metric (over batches, or bootstrap)
+# How big an evaluation was, logged beside it (`val/trials`, `val/tokens`, ...): stated with every verdict.
+SIZE_WORDS = ("clips", "utterances", "trials", "tokens", "frames", "samples", "batches", "speakers")
+STILL_IMPROVING = 0.001  # best at the last evaluation, by over 0.1% of the one before: the run is still improving
+NOISE_Z = 2.0  # a difference within 2 standard errors (about a 95% interval) is inside the noise
+
+
+def size_metric(metric: str) -> str | None:
+    """'trials' for 'val/trials' (an evaluation-size figure), else None."""
+    head, _, word = metric.rpartition("/")
+    return word if head and word in SIZE_WORDS else None
 
 
 def direction(metric: str, best_metric: str | None = None, best_mode: str | None = None,
               family: str | None = None) -> str | None:
     """'min', 'max' or None (no "best" applies): the config's choice for its best metric, the family's
-    declaration, the engine's own metrics, else a guess from the name's words."""
+    declaration, the engine's own metrics, else a guess from the name's words. Standard errors and evaluation
+    sizes have none."""
     if best_metric and metric == best_metric and best_mode in ("min", "max"):
         return best_mode
+    if metric.endswith(SE_SUFFIX) or size_metric(metric):
+        return None
     declared = registry.directions(family)
     if metric in declared:
         return declared[metric]
@@ -43,41 +63,6 @@ def direction(metric: str, best_metric: str | None = None, best_mode: str | None
     return "min" if words & LOWER_IS_BETTER else None
 
 
-def final_and_best(attempt_dir: Path, best_metric: str | None = None, best_mode: str | None = None,
-                   family: str | None = None) -> list[dict]:
-    """One row per metric: {"metric", "final", "best", "best_step", "mode"}, NaN-free, sorted by name.
-
-    A metric with no direction (a learning rate, a gradient norm) has mode, best and best_step None. Cached
-    while metrics.jsonl is unchanged; callers must not modify the rows.
-    """
-    path = Path(attempt_dir) / "metrics.jsonl"
-    return _final_and_best(path, *file_version(path), best_metric, best_mode, family)
-
-
-@functools.lru_cache(maxsize=4096)
-def _final_and_best(path: Path, mtime_ns, size, best_metric, best_mode, family) -> list[dict]:
-    import numpy as np
-
-    frame = load(path.parent)
-    if "step" not in frame:
-        return []
-    steps = frame["step"].to_numpy()  # (rows,)
-    table = []
-    for metric in sorted(column for column in frame.columns if column not in NOT_METRICS):
-        values = frame[metric].to_numpy()  # (rows,)
-        keep = np.isfinite(values) & ~np.isnan(steps)
-        if not keep.any():
-            continue
-        values, kept_steps = values[keep], steps[keep]
-        mode = direction(metric, best_metric, best_mode, family)
-        row = {"metric": metric, "final": float(values[-1]), "best": None, "best_step": None, "mode": mode}
-        if mode is not None:
-            best = int(np.argmin(values) if mode == "min" else np.argmax(values))  # the first best, as idxmin
-            row.update(best=float(values[best]), best_step=int(kept_steps[best]))
-        table.append(row)
-    return table
-
-
 def judged_metric(config: dict, logged: list[str], family: str | None = None) -> tuple[str, str]:
     """(metric, mode) a run is judged on: its config's train.best_metric, else val/loss, else train/loss."""
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
@@ -85,31 +70,195 @@ def judged_metric(config: dict, logged: list[str], family: str | None = None) ->
     return metric, direction(metric, metric, train.get("best_mode"), family) or "min"
 
 
-def attempt_result(attempt_dir: Path, config: dict, family: str | None = None) -> dict | None:
-    """{metric, mode, best, best_step, final} of one attempt on the metric its run is judged on, or None."""
-    train = config.get("train") if isinstance(config.get("train"), dict) else {}
-    rows = final_and_best(attempt_dir, train.get("best_metric"), train.get("best_mode"), family)
-    metric, mode = judged_metric(config, [row["metric"] for row in rows], family)
-    row = next((row for row in rows if row["metric"] == metric), None)
-    if row is None or row["best"] is None:
+def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
+    """The config an attempt ran with (what its script reported, or the lab resolved), else the run's."""
+    recorded = read_json(store.attempt_dir(run_id, number) / "config.json", None) if number else None
+    return recorded if recorded else store.run_config(run_id)
+
+
+# -- the stream of one attempt -----------------------------------------------------------------------------
+
+
+def resumed_attempt(store: Store, run_id: str, number: int) -> int | None:
+    """The earlier attempt whose checkpoint attempt `number` resumed from (`lab launch --resume`), or None."""
+    source = store.load_attempt(run_id, number).get("resume_from")
+    if not source:
         return None
-    return {"metric": metric, "mode": mode, "best": row["best"], "best_step": row["best_step"], "final": row["final"]}
+    source = str(source)
+    for earlier in reversed(store.attempt_numbers(run_id)):
+        if earlier >= number:
+            continue
+        record = store.load_attempt(run_id, earlier)
+        paths = {str(entry.get("path")) for entry in (record.get("checkpoints") or {}).values()
+                 if isinstance(entry, dict)}
+        folder = record.get("artefacts")
+        if source in paths or (folder and source.startswith(str(folder).rstrip("/") + "/")):
+            return earlier
+    return None
+
+
+def stream_chain(store: Store, run_id: str, number: int) -> list[int]:
+    """The attempts whose metrics make attempt `number`'s stream, oldest first: [1, 2] when 2 resumed 1."""
+    chain = [number]
+    while (earlier := resumed_attempt(store, run_id, chain[0])) is not None and earlier not in chain:
+        chain.insert(0, earlier)
+    return chain
+
+
+def stream(store: Store, run_id: str, number: int):
+    """Attempt `number`'s metric table continuing the attempts it resumed from: each earlier attempt's rows
+    before the first step the next one logged. Callers must not modify the frame."""
+    dirs = tuple(store.attempt_dir(run_id, n) for n in stream_chain(store, run_id, number))
+    return _stream(dirs, tuple(file_version(folder / "metrics.jsonl") for folder in dirs))
+
+
+@functools.lru_cache(maxsize=256)
+def _stream(dirs: tuple[Path, ...], versions: tuple):
+    import pandas as pd
+
+    frame = load(dirs[-1])
+    for folder in reversed(dirs[:-1]):
+        earlier = load(folder)
+        if "step" not in earlier or earlier.empty:
+            continue
+        first = frame["step"].min() if "step" in frame and not frame.empty else float("inf")
+        frame = pd.concat([earlier[earlier["step"] < first], frame], ignore_index=True)
+    return frame
+
+
+# -- a table of every metric -------------------------------------------------------------------------------
+
+
+def metric_rows(frame, best_metric: str | None = None, best_mode: str | None = None, family: str | None = None,
+                kept_step: int | None = None) -> list[dict]:
+    """One row per metric: {"metric", "final", "best", "best_step", "mode", "kept", "kept_step"}, sorted by name.
+
+    `best`/`best_step` are the metric's own best (None without a direction); `kept` is its latest value at or
+    before `kept_step` (the step of the kept checkpoint) and `kept_step` the step it was logged at (None when
+    there is no kept step or no value by then). A metric never logged finite has final None.
+    """
+    import numpy as np
+
+    if "step" not in frame:
+        return []
+    steps = frame["step"].to_numpy()  # (rows,)
+    table = []
+    for metric in sorted(column for column in frame.columns if column not in NOT_METRICS):
+        values = frame[metric].to_numpy()  # (rows,)
+        keep = np.isfinite(values) & ~np.isnan(steps)
+        mode = direction(metric, best_metric, best_mode, family)
+        row = {"metric": metric, "final": None, "best": None, "best_step": None, "mode": mode, "kept": None,
+               "kept_step": None}
+        table.append(row)
+        if not keep.any():
+            continue
+        values, kept_steps = values[keep], steps[keep]
+        row["final"] = float(values[-1])
+        if mode is not None:
+            best = int(np.argmin(values) if mode == "min" else np.argmax(values))  # the first best, as idxmin
+            row.update(best=float(values[best]), best_step=int(kept_steps[best]))
+        if kept_step is not None and (until := np.flatnonzero(kept_steps <= kept_step)).size:
+            row.update(kept=float(values[until[-1]]), kept_step=int(kept_steps[until[-1]]))
+    return table
+
+
+def attempt_summary(store: Store, run_id: str, number: int) -> dict:
+    """{"result": attempt_result or None, "rows": metric_rows at the kept step} of one attempt's stream."""
+    config = attempt_config(store, run_id, number)
+    family = store.load_run(run_id).get("family")
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    frame = stream(store, run_id, number)
+    rows = metric_rows(frame, train.get("best_metric"), train.get("best_mode"), family)
+    metric, mode = judged_metric(config, [row["metric"] for row in rows], family)
+    judged = next((row for row in rows if row["metric"] == metric and row["best"] is not None), None)
+    if judged is None:
+        return {"result": None, "rows": rows}
+    rows = metric_rows(frame, train.get("best_metric"), train.get("best_mode"), family, judged["best_step"])
+    by_name = {row["metric"]: row for row in rows}
+    evaluations = frame[metric].dropna()  # (evaluations,) non-finite values are NaN already
+    last, previous = (float(evaluations.iloc[-1]), float(evaluations.iloc[-2])) if len(evaluations) >= 2 else (0, 0)
+    improving = len(evaluations) >= 2 and judged["best_step"] == int(frame["step"][evaluations.index[-1]]) \
+        and is_better(last, previous, mode) and abs(last - previous) > STILL_IMPROVING * abs(previous)
+    se_row = by_name.get(metric + SE_SUFFIX)
+    result = {
+        "metric": metric, "mode": mode, "best": judged["best"], "best_step": judged["best_step"],
+        "final": judged["final"], "attempt": number,
+        "se": se_row["kept"] if se_row and se_row["kept_step"] == judged["best_step"] else None,
+        "size": dict(sorted(((size_metric(row["metric"]), row["kept"]) for row in rows
+                             if size_metric(row["metric"]) and row["kept"] is not None),
+                            key=lambda item: SIZE_WORDS.index(item[0]))),
+        "still_improving": bool(improving),
+        "last_step": int(frame["step"][evaluations.index[-1]]),
+    }
+    return {"result": result, "rows": rows}
+
+
+def attempt_result(store: Store, run_id: str, number: int | None) -> dict | None:
+    """The attempt's judged metric at its kept step: {metric, mode, best, best_step, final, attempt, se, size,
+    still_improving, last_step}, or None when it logged no value of it."""
+    return attempt_summary(store, run_id, number)["result"] if number else None
 
 
 def is_better(value: float, than: float, mode: str) -> bool:
     return value < than if mode == "min" else value > than
 
 
-def run_result(store, run_id: str) -> dict | None:
-    """The run's best attempt on its judged metric: attempt_result plus the attempt number; None if none logged."""
-    config = store.run_config(run_id)
-    family = store.load_run(run_id).get("family")
+def run_result(store: Store, run_id: str) -> dict | None:
+    """The run's best attempt on its judged metric (attempt_result), a resumed attempt winning a tie with the
+    one it continues; None if none logged it."""
     best = None
     for number in store.attempt_numbers(run_id):
-        result = attempt_result(store.attempt_dir(run_id, number), config, family)
-        if result and (best is None or is_better(result["best"], best["best"], result["mode"])):
-            best = {**result, "attempt": number}
+        result = attempt_result(store, run_id, number)
+        if result and (best is None or is_better(result["best"], best["best"], result["mode"])
+                       or result["best"] == best["best"] and best["attempt"] in stream_chain(store, run_id, number)):
+            best = result  # on a tie, an attempt that resumed the best one speaks for it: its stream holds both
     return best
+
+
+def headline_attempt(store: Store, run_id: str) -> int | None:
+    """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
+    the run's judged metric, else the latest with metrics, else the latest; None before any attempt."""
+    picked = store.headline(run_id)
+    if picked is not None:
+        return picked
+    best = run_result(store, run_id)
+    if best:
+        return best["attempt"]
+    return latest_attempt_with_metrics(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
+
+
+def seed_result(store: Store, run_id: str) -> dict | None:
+    """The run's judged metric over its seeds when its attempts ran with two or more `train.seed` values (the
+    latest attempt of each seed, `lab launch ID --seeds N`): attempt_result's fields with `best` the mean of the
+    seeds' kept values, `spread` their sample standard deviation, `se` = spread / sqrt(seeds), `seeds` the count,
+    `attempt` and `best_step` None. None with fewer than two seeds."""
+    per_seed = {}
+    for number in store.attempt_numbers(run_id):
+        result = attempt_result(store, run_id, number)
+        train = attempt_config(store, run_id, number).get("train")
+        seed = train.get("seed") if isinstance(train, dict) else None
+        if result and seed is not None:
+            per_seed[seed] = result
+    found = [result for result in per_seed.values() if result["metric"] == next(iter(per_seed.values()))["metric"]]
+    if len(found) < 2:
+        return None
+    values = [result["best"] for result in found]
+    mean = sum(values) / len(values)
+    spread = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
+    return {**found[-1], "best": mean, "best_step": None, "attempt": None, "spread": spread,
+            "se": spread / len(values) ** 0.5, "seeds": len(values),
+            "still_improving": any(result["still_improving"] for result in found)}
+
+
+def figure_text(result: dict) -> str:
+    """'1.85 at step 20' for one attempt, '1.85 (mean of 3 seeds, sd 0.02)' over seeds."""
+    if result.get("seeds"):
+        spread = format_number(result["spread"])
+        return f"{format_number(result['best'])} (mean of {result['seeds']} seeds, sd {spread})"
+    return f"{format_number(result['best'])} at step {result['best_step']}"
+
+
+# -- comparing two results ---------------------------------------------------------------------------------
 
 
 def improvement(before: dict | None, after: dict | None) -> float | None:
@@ -118,3 +267,62 @@ def improvement(before: dict | None, after: dict | None) -> float | None:
         return None
     change = (before["best"] - after["best"]) / abs(before["best"])
     return change if after["mode"] == "min" else -change
+
+
+def change_words(before: float, after: float, mode: str | None) -> str:
+    """How people say a change: '9.0% higher (worse)', '2.5% lower (better)', 'the same'."""
+    if after == before:
+        return "the same"
+    way = "higher" if after > before else "lower"
+    relative = f"{abs(after - before) / abs(before):.1%} " if before else ""
+    judged = "" if mode is None else f" ({'better' if is_better(after, before, mode) else 'worse'})"
+    return f"{relative}{way}{judged}"
+
+
+def noise(*results: dict) -> float | None:
+    """NOISE_Z combined standard errors of the results' judged figures, or None when none logged one."""
+    errors = [result.get("se") for result in results]
+    if all(error is None for error in errors):
+        return None
+    return NOISE_Z * sum((error or 0.0) ** 2 for error in errors) ** 0.5
+
+
+def size_text(result: dict | None) -> str:
+    """'evaluated on 480 trials, 3 clips' from the sizes logged at the kept step, else 'evaluation size not
+    logged'."""
+    sizes = (result or {}).get("size") or {}
+    if not sizes:
+        return "evaluation size not logged"
+    return "evaluated on " + ", ".join(f"{value:,.0f} {word}" for word, value in sizes.items())
+
+
+RELATIVE_MARGIN = 0.01  # without a logged standard error, a relative change within 1% is inconclusive
+
+
+def compare(before: dict | None, after: dict | None) -> dict:
+    """How `after` fares against `before` on the same judged metric, noise and convergence considered:
+    {"status": improved | worse | unchanged | inconclusive | untested, "change", "why"}.
+
+    A difference within NOISE_Z combined standard errors (or RELATIVE_MARGIN when neither logged one) is
+    inconclusive, and so is a loss for a run that was still improving at its last evaluation.
+    """
+    change = improvement(before, after)
+    if change is None:
+        return {"status": "untested", "change": None, "why": None}
+    spread = noise(before, after)
+    difference = abs(after["best"] - before["best"])
+    if difference == 0:
+        return {"status": "unchanged", "change": 0.0, "why": None}
+    if spread is not None and difference <= spread:
+        return {"status": "inconclusive", "change": change,
+                "why": f"the difference {difference:.4g} is within the noise (±{spread:.4g}, "
+                       f"{NOISE_Z:g} standard errors)"}
+    if spread is None and abs(change) <= RELATIVE_MARGIN:
+        return {"status": "inconclusive", "change": change,
+                "why": f"within {RELATIVE_MARGIN:.0%}, and no standard error was logged"}
+    loser = after if change < 0 else before
+    if loser.get("still_improving"):
+        return {"status": "inconclusive", "change": change,
+                "why": f"{'it' if loser is after else 'the reference'} was still improving at its last evaluation"
+                       + ("" if loser.get("seeds") else f" (step {loser['last_step']})")}
+    return {"status": "improved" if change > 0 else "worse", "change": change, "why": None}

@@ -232,14 +232,26 @@ COMPONENT_WORDS = [
 
 
 COMPONENT_ORDER = ["schedule", "optimizer", "clipping", "precision", "augmentation", "regularisation", "model",
-                   "data", "training"]
+                   "data", "training", "bookkeeping"]
+# Keys that say how long, where or how often, not what is learnt: a changelog lists them but never calls them
+# what works or what does not.
+BOOKKEEPING = {"max_steps", "init_from", "seed", "device", "num_workers", "out_dir", "resume", "processes"}
+
+
+def is_bookkeeping(key: str) -> bool:
+    """Whether a dotted config key is bookkeeping (BOOKKEEPING, or a cadence like `train.eval_every`)."""
+    last = key.rsplit(".", 1)[-1]
+    return last in BOOKKEEPING or last.endswith("_every")
 
 
 def component_of(key: str) -> str:
     """The component a dotted config key belongs to, for grouping diffs and changelogs.
 
-    Matches whole words of the key's last part (`train.grad_clip` -> clipping), then falls back to its section.
+    Bookkeeping keys (`is_bookkeeping`) come first; then whole words of the key's last part
+    (`train.grad_clip` -> clipping), then its section.
     """
+    if is_bookkeeping(key):
+        return "bookkeeping"
     words = set(key.rsplit(".", 1)[-1].lower().split("_"))
     for component, vocabulary in COMPONENT_WORDS:
         if words & vocabulary:

@@ -647,9 +647,9 @@ class Store:
         raise LabError(f"run {run_id} has no intact {kind} checkpoint on this machine")
 
     def run_status(self, run_id: str) -> str:
-        """`created` before any attempt, else the status of the latest attempt."""
-        numbers = self.attempt_numbers(run_id)
-        return self.load_attempt(run_id, numbers[-1])["status"] if numbers else "created"
+        """`created` before any attempt, `running` while any attempt runs, else the latest attempt's status."""
+        statuses = [attempt["status"] for attempt in self.attempts(run_id)]
+        return "running" if "running" in statuses else statuses[-1] if statuses else "created"
 
     def archive_run(self, run_id: str) -> Path:
         """Move a run's records to logs/archive/<id>-<time>/ (out of every list and page) and delete its

@@ -51,7 +51,8 @@ def test_diff_reports_added_and_removed_keys():
 @pytest.mark.parametrize("key, component", [
     ("optim.lr", "schedule"), ("optim.warmup_steps", "schedule"), ("optim.weight_decay", "regularisation"),
     ("model.dropout", "regularisation"), ("data.white_noise_sd", "augmentation"), ("train.precision", "precision"),
-    ("optim.eps", "optimizer"), ("model.n_units", "model"), ("data.source", "data"), ("train.max_steps", "training"),
+    ("optim.eps", "optimizer"), ("model.n_units", "model"), ("data.source", "data"), ("train.max_steps", "bookkeeping"),
+    ("train.eval_every", "bookkeeping"), ("train.batch_size", "training"),
 ])
 def test_components(key, component):
     assert component_of(key) == component

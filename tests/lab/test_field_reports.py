@@ -354,8 +354,9 @@ def test_user_text_cannot_add_headings_sections_columns_or_html(lab, repo):
     fences = [line for line in page.splitlines() if line.startswith("```")]
     assert fences[0] == "````bash" and fences[-1] == "````"  # longer than the note's own fence inside it
     rows = [line for line in page.splitlines() if line.startswith("| ") and "0." in line]
-    assert sorted(rows) == ["| top1\\|top5 | 0.5 | - | - |", "| val loss | 0.25 | - | - |"]
-    assert "| x&lt;b> | 1 | - | - |" in page
+    # | Metric | At kept step | Final | Own best | Own best step |: no judged metric was logged, so no kept step
+    assert sorted(rows) == ["| top1\\|top5 | - | 0.5 | - | - |", "| val loss | - | 0.25 | - | - |"]
+    assert "| x&lt;b> | - | 1 | - | - |" in page
     report = Path(lab("report", "e_001").stdout.strip().splitlines()[-1]).read_text()
     assert not [line for line in outside_code(report) if line.startswith(("## Injected", "### exp_99"))]
     assert "<script" not in report and "<img" not in report and "| top1\\|top5 |" in report

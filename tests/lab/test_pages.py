@@ -57,7 +57,7 @@ def test_daily_log_has_the_reference_shape(lab, repo, train_script):
     for text in ("**Findings:** Loss falls fast", "**Observations:** Val follows", "**Conclusion:** Keep",
                  "**Next steps:** Scale up"):
         assert text in block
-    assert "| train/loss | 0.2 | 0.2 | 10 |" in block
+    assert "| train/loss | 0.2 | 0.2 | 0.2 | 10 |" in block
     assert "- `optim.lr`: 0.02 → 0.0015" in page.split("### nsd_002")[1]
     assert "- Gradient explosions start only when training from scratch" in page
     commits = [line for line in page.split("## Commits")[1].splitlines() if line.startswith("- ")]

@@ -15,11 +15,12 @@ from lab.records.store import Store
 from trainers.neural_decoder.config import baseline
 
 
-def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None, train_key="train/loss"):
-    """Metric rows: train loss decaying from start to end, an evaluation every `eval_every` steps."""
+def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None, train_key="train/loss", rate=10):
+    """Metric rows: train loss decaying from start to end (settled by the last evaluations unless `rate` is
+    small), an evaluation every `eval_every` steps."""
     rows = []
     for step in range(1, steps + 1):
-        loss = end + (start - end) * math.exp(-3 * step / steps)
+        loss = end + (start - end) * math.exp(-rate * step / steps)
         rows.append({"step": step, "time": 1000.0 + step, train_key: loss, "train/grad_norm": 1.0, "train/lr": 1e-3})
         if step % eval_every == 0:
             rising = val_rise_after and step > val_rise_after
@@ -65,7 +66,7 @@ def test_changelog_tracks_changes_results_and_status(story):
     page = reports.changelog(story, "cffan_baseline").read_text()
     assert page.startswith("# Changelog: Modifications from cffan_baseline")
     assert "**Baseline Repository**: https://github.com/cffan/neural_seq_decoder (`config.yaml`)" in page
-    assert re.search(r"\*\*Best val/per\*\*: 0\.2[0-9]* at step 100 \(nsd_002, Run #2\)", page)
+    assert re.search(r"\*\*Best val/per\*\*: 0\.1[0-9]* at step 100 \(nsd_002, Run #2\)", page)
     assert "Against the baseline's own result" in page and "better" in page
     sections = re.findall(r"^## \d+\. (\w+)", page, re.M)
     assert sections == ["Schedule", "Clipping", "Augmentation"]
@@ -99,7 +100,7 @@ def test_ablation_compares_only_differing_keys_with_deltas_and_plots(story):
     assert "| `data.white_noise_sd` | 0.8 | 1.5 |" in config_table
     assert config_table.count("| `") == 1, "only the keys that differ"
     per = page.split("### val/per")[1].split("###")[0]
-    assert re.search(r"\| nsd_003:1 \| [0-9.]+ \| 100 \| [0-9.]+ \| \+0\.0[0-9]+ ❌ \|", per)
+    assert re.search(r"\| nsd_003:1 \| [0-9.]+ \| 100 \| [0-9.]+ \| 100 \| [0-9.]+ \| \+0\.0[0-9]+ ❌ \|", per)
     assert "![val/per](noise/val_per.svg)" in per
     assert (path.parent / "noise" / "val_per.svg").read_text().startswith("<svg ")
     assert "- **nsd_003:1**: More noise hurts" in page
@@ -168,8 +169,9 @@ def test_best_column_follows_metric_directions(story):
             row.update({"train/samples_per_s": 100.0 + index, "train/lr": 1e-3 * (1 + index)})
     add_run(story, "nsd_007", rows=rows, parent="nsd_001")
     page = reports.report(story, "nsd_007").read_text()
-    table = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:5]]
-             for line in page.split("| Metric | Final | Best | Best step |")[1].splitlines() if line.startswith("| ")}
+    table = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[3:6]]
+             for line in page.split("### Final and Best Values")[1].split("###")[0].splitlines()[4:]
+             if line.startswith("| ")}
     assert table["train/samples_per_s"][1:] == ["120", "20"]  # the highest rate is the best one
     assert table["train/lr"][1:] == ["-", "-"] and table["train/grad_norm"][1:] == ["-", "-"]  # no "best" LR
     assert table["train/loss"][2] == "20" and table["val/per"][1] != "-"
@@ -195,8 +197,9 @@ def test_ablation_pages_show_cost_and_reports_link_samples(story):
         if "train/loss" in row:
             row.update({"train/samples_per_s": 250.0, "train/peak_mem_mb": 900.0})
     add_run(story, "nsd_009", rows=rows, parent="nsd_001")
+    write_json(story.attempt_dir("nsd_009", 1) / "summary.json", {"samples_per_s": 250.0, "peak_mem_mb": 900.0})
     page = reports.compare(story, ["nsd_001", "nsd_009"]).read_text()
-    assert "train/samples_per_s" in page and "train/peak_mem_mb" in page
+    assert "### Cost" in page and "| nsd_009:1 | 250 | 900 | not profiled |" in page  # overall rate, process peak
     append_jsonl(story.attempt_dir("nsd_009", 1) / "media.jsonl",
                  {"step": 20, "name": "samples/conditional", "path": "/artefacts/s.wav", "kind": "audio"})
     report = reports.report(story, "nsd_009").read_text()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.verification import equal_error_rate, min_dcf
+from models.verification import bootstrap_se, equal_error_rate, min_dcf
 
 
 def test_separable_scores_have_no_errors():
@@ -35,3 +35,17 @@ def test_min_dcf_is_the_best_threshold_normalised():
 def test_trials_need_both_kinds():
     with pytest.raises(ValueError, match="both target and non-target"):
         equal_error_rate([0.1, 0.2], [1, 1])
+
+
+def test_the_bootstrap_error_of_an_eer_shrinks_with_more_trials_and_repeats():
+    generator = np.random.default_rng(1)
+
+    def trials(count):
+        labels = np.arange(count) % 2 == 0
+        return generator.normal(labels * 1.0, 1.0), labels  # targets score one standard deviation higher
+
+    few, many = trials(40), trials(4000)
+    assert bootstrap_se(equal_error_rate, *few) > 3 * bootstrap_se(equal_error_rate, *many) > 0
+    assert bootstrap_se(equal_error_rate, *few) == bootstrap_se(equal_error_rate, *few)
+    # the binomial standard error of a rate near 0.31 over 2000 + 2000 trials is about 0.01
+    assert 0.005 < bootstrap_se(equal_error_rate, *many) < 0.02

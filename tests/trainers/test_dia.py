@@ -43,6 +43,7 @@ def test_per_codebook_validation_loss_falls_well_below_its_start(trained):
     for channel in range(9):
         assert final[f"val/loss_c{channel}"] < start - 3.0, (channel, final[f"val/loss_c{channel}"])
     assert final["val/acc_c0"] > 0.3
+    assert final["val/tokens"] > final["val/clips"] > 0  # the evaluation's size, stated beside every verdict
 
 
 def test_tag_conditional_samples_differ_from_unconditional_ones(trained):
@@ -125,10 +126,12 @@ def test_lab_generate_from_a_run(tmp_path, family_lab):
                   "--set", "train.max_steps=10", "--set", "train.eval_every=10", "--group", "musicgen_delay")
     assert "parameters: 1,289,248" in created
     lab("launch", "dia_009", "--no-commit", "--set", "train.unconditional_frac=0.4")
-    lab("generate", "dia_009", "--tags", "drums, bass, 120 bpm", "--seconds", "0.1", "--cfg-scale", "3.0",
-        "--out", str(tmp_path / "sample.wav"))
+    written = lab("generate", "dia_009", "--tags", "drums, bass, 120 bpm", "--seconds", "0.1", "--cfg-scale", "3.0",
+                  "--out", str(tmp_path / "sample.wav"))
     with wave.open(str(tmp_path / "sample.wav")) as sound:
         assert sound.getframerate() == 44100 and sound.getnframes() <= 9 * 512
+        ended_early = sound.getnframes() / 44100 < 0.1 - 0.05
+    assert ("before the 0.1 s asked" in written) == ended_early, written  # a sample cut at EOS says so
 
 
 def test_lab_codec_encode_with_local_weights(tmp_path, lab_environment):

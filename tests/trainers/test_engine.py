@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ from lab.records.config import apply_overrides, from_dict, to_dict  # noqa: E402
 from lab.records.store import Store  # noqa: E402
 from trainers.__main__ import main  # noqa: E402
 from trainers.config import OptimConfig  # noqa: E402
+from trainers import engine  # noqa: E402
 from trainers.engine import train  # noqa: E402
 from trainers.launch import launch_command  # noqa: E402
 from trainers.optim import LearningRateSchedule, build_optimizer, parameter_groups  # noqa: E402
@@ -563,3 +565,11 @@ def test_python_m_trainers_resolves_a_partial_file_like_new_run(tmp_path):
     expected = registry.get("neural_decoder").resolve(file_values={"train": {"max_steps": 5}})
     assert to_dict(config) == expected
     assert config.optim.name == "adam" and config.optim.lr == 0.02 and config.train.max_steps == 5
+
+
+def test_without_a_terminal_training_prints_progress_lines(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)  # every logged step, instead of every 10 s
+    run_toy(toy_config("train.max_steps=4", "train.eval_every=4", "train.log_every=2"), tmp_path, "run")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("toy: step ")]
+    assert [line.split(",")[0] for line in lines] == ["toy: step 2/4", "toy: step 4/4"]
+    assert all(re.search(r", loss [\d.e-]+, lr [\d.e-]+, [\d.e+]+ samples/s$", line) for line in lines)

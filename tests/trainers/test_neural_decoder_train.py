@@ -1,6 +1,7 @@
 """The neural_decoder family end to end through `lab launch`: learning, resume, two processes, live health."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -64,6 +65,14 @@ def test_resume_continues_from_the_last_checkpoint(nd_lab):
     assert second["resume_from"] == record_of(nd_lab.repo, "nsd_002", 1)["checkpoints"]["last"]["path"]
     steps = [row["step"] for row in rows_of(nd_lab.repo, "nsd_002", 2) if "train/loss" in row]
     assert steps == list(range(13, 21))
+    evaluation = [row for row in rows_of(nd_lab.repo, "nsd_002", 2) if "val/loss" in row][-1]
+    assert evaluation["val/utterances"] > 0 and evaluation["val/loss_se"] > 0
+    nd_lab("report", "nsd_002", "--attempt", "2")
+    page = (nd_lab.repo / "logs/reports/nsd_002.md").read_text()
+    assert "- Resumed: this stream continues Test 1" in page
+    table = page.split("## Training Metrics")[1].split("###")[0]
+    assert [int(line.split("|")[1]) for line in table.splitlines()[3:] if line.startswith("| ")][:3] == [6, 12, 18]
+    assert re.search(r"- Evaluation: evaluated on \d+ utterances, standard error [\d.]+", page)  # of val/per
 
 
 def test_two_processes_share_one_attempt(nd_lab):
@@ -89,10 +98,14 @@ def test_live_health_stops_a_diverging_run(nd_lab):
 
 def test_missing_data_path_is_a_one_line_error(nd_lab):
     nd_lab("new-run", "nsd_005", "--preset", "tiny", "--hypothesis", "h")
+    commits = git(nd_lab.repo, "rev-list", "--all")
     result = nd_lab("launch", "nsd_005", "--set", "data.source=/no/such/competitionData.pkl", check=False)
     assert result.returncode == 2
-    assert "/no/such/competitionData.pkl" in result.stdout.strip().splitlines()[-1]
-    assert record_of(nd_lab.repo, "nsd_005", 1)["status"] == "failed"
+    assert result.stderr == ("lab: error: data.source=/no/such/competitionData.pkl: no such file or folder; point it "
+                             "at your data with lab launch nsd_005 --set KEY=PATH (nothing was launched)\n")
+    assert not (nd_lab.repo / "logs/runs/nsd_005/attempts").exists() or \
+        not list((nd_lab.repo / "logs/runs/nsd_005/attempts").iterdir())  # checked before the attempt exists
+    assert git(nd_lab.repo, "rev-list", "--all") == commits  # and before the launch commit
 
 
 def test_two_stage_recipe_starts_from_the_parents_best_weights(nd_lab):

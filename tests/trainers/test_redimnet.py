@@ -2,9 +2,14 @@
 the report's verification table and `lab embed`."""
 
 import json
+import re
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
+from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
 
 from lab.errors import ConfigError
 from lab.families import registry
@@ -61,6 +66,7 @@ def test_tiny_reaches_a_low_eer_with_lower_dims_no_better(tmp_path):
     assert summary["best_metric"] == "val/eer_64" and summary["best_value"] < 0.10, summary["best_value"]
     best = next(row for row in rows if row["step"] == summary["best_step"] and "val/eer_64" in row)
     assert best["val/eer_16"] >= best["val/eer_64"] - 0.02
+    assert best["val/trials"] > 0 and 0 < best["val/eer_64_se"] < 0.2  # bootstrap over the trials
     assert any(row.get("train/margin", 0) > 0 for row in rows)  # the ramp started (epoch 2 of a tiny set)
 
 
@@ -115,6 +121,7 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     lab = family_lab("rdn", "redimnet")
     repo = lab.repo
     lab("new-run", "rdn_001", "--preset", "tiny", "--hypothesis", "MRL keeps 16-d EER within 20% of 64-d",
+        "--expect", "val/eer_16 <= 1.2 * val/eer_64",
         "--set", 'train.frozen=["backbone"]', "--set", "train.unfreeze_step=20", "--set", "train.max_steps=40",
         "--set", "train.eval_every=20", "--set", "data.eer_every=20")
     lab("launch", "rdn_001", "--no-commit")
@@ -122,6 +129,9 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     page = (repo / "logs" / "reports" / "rdn_001.md").read_text()
     table = page.split("### Verification per Embedding Dimension")[1]
     assert all(f"| {dim} |" in table for dim in (16, 32, 64)) and "%" in table
+    assert re.search(r"\*\*Verdict\*\*: (supported|not supported|inconclusive): val/eer_16 <= 1\.2 \* val/eer_64: "
+                     r".* \(step \d+ of rdn_001:1\).*; evaluated on [\d,]+ utterances, [\d,]+ trials", page)
+    assert re.search(r"^\| 20 \| .*stage: unfroze backbone at step 20 \|$", page, re.M)
     clips = data.synthetic_speakers(2, 1, 0.5, 16000, 9)
     paths = []
     for index, (_, utterances) in enumerate(clips):
@@ -130,6 +140,14 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     result = json.loads(lab("embed", "rdn_001", "--audio", *map(str, paths), "--json"))
     assert len(result["embeddings"]) == 2 and len(result["embeddings"][0]) == 64
     assert result["cosine"][0][0] == pytest.approx(1.0, abs=1e-5)
+    (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(16000, dtype=np.float32), 16000))
+    (tmp_path / "blip.wav").write_bytes(wav_bytes(clips[0][1][0][:800], 16000))  # 50 ms
+    done = subprocess.run([sys.executable, "-m", "lab", "embed", "rdn_001", "--dim", "16", "--json", "--audio",
+                           str(paths[0]), str(tmp_path / "silence.wav"), str(tmp_path / "blip.wav")],
+                          cwd=repo, capture_output=True, text=True, env=lab_fixtures.lab_env(), timeout=300)
+    assert done.returncode == 0 and len(json.loads(done.stdout)["embeddings"][0]) == 16
+    assert f"lab: warning: {tmp_path / 'silence.wav'} is silent" in done.stderr
+    assert f"lab: warning: {tmp_path / 'blip.wav'} is 0.05 s long" in done.stderr
 
 
 def test_the_head_has_its_own_learning_rate():

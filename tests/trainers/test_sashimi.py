@@ -3,6 +3,7 @@ advice, and `lab generate` / `lab profile` end to end."""
 
 import json
 import math
+import re
 import subprocess
 import sys
 import wave
@@ -36,6 +37,8 @@ def test_tiny_learns_the_synthetic_audio_with_each_head_and_layer(head, layer, t
     final = [row["val/bits_per_sample"] for row in rows if "val/bits_per_sample" in row][-1]
     assert start > 6.0  # about 8 bits: nothing learnt yet
     assert final < start - 1.5, (start, final)
+    evaluation = [row for row in rows if "val/loss" in row][-1]
+    assert evaluation["val/samples"] > evaluation["val/clips"] > 0
 
 
 def test_validation_uses_its_own_chunk_size_and_stereo_interleaves():
@@ -128,3 +131,7 @@ def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab):
     assert [entry["step"] for entry in media] == [10, 20] and Path(media[0]["path"]).is_file()
     profile = lab("profile", "sash_001")
     assert "backbone forward" in profile and "head + loss" in profile and "MiB" in profile
+    lab("report", "sash_001")  # the profile is recorded on the run, so its report shows it
+    report = (repo / "logs/reports/sash_001.md").read_text()
+    assert re.search(r"- Peak tensor memory of one training step \(`lab profile`\): .*backbone forward [\d.]+ MiB",
+                     report)

@@ -97,6 +97,7 @@ SPEC = family_spec(
     validate=validate,
     eval_stages=(EvalStage("samples", Lazy(f"{RUNTIME}:samples_stage"), every="data.sample_every",
                            metrics=("val/sample_rms_conditional", "val/sample_rms_unconditional")),),
+    data_paths=("data.codes", "data.codec_weights"),
     metric_directions={"val/entropy": None, "train/loss_c0": "min", "val/sample_rms_conditional": None,
                        "val/sample_rms_unconditional": None,
                        **{f"val/acc_c{c}": "max" for c in range(18)}, **{f"val/loss_c{c}": "min" for c in range(18)}},

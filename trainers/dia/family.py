@@ -18,7 +18,7 @@ from models.delay import revert_delay
 from models.dia import Dia, unconditional
 from trainers.dia import codec, data
 from trainers.dia.config import BOS, EOS, PAD, Config
-from trainers.family import Context, DataBundle
+from trainers.family import Context, DataBundle, with_standard_error
 
 
 def build_model(config: Config) -> Dia:
@@ -80,10 +80,13 @@ def training_loss(model: torch.nn.Module, batch: dict, ctx: Context) -> tuple[to
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
-    """Weighted validation loss, loss and accuracy per codebook, and the mean entropy of the predictions."""
+    """Weighted validation loss (with its standard error over batches), loss and accuracy per codebook, the mean
+    entropy of the predictions, and the evaluation's size (clips, predicted tokens)."""
     channels = ctx.config.model.channels
     sums, counts, correct = torch.zeros(channels), torch.zeros(channels), torch.zeros(channels)
-    entropy_sum, entropy_count = 0.0, 0
+    entropy_sum, entropy_count, clips = 0.0, 0, 0
+    batch_losses = []  # the weighted loss of each batch, for the standard error over batches
+    weights = channel_weights(ctx.config, torch.device("cpu"))  # (C,)
     for batch in batches:
         tokens = batch["tokens"]
         logits = model(batch["text"], tokens[:, :-1], batch["text_mask"])
@@ -91,6 +94,8 @@ def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
         batch_sums, batch_counts = per_channel_losses(logits, targets)
         sums += batch_sums.cpu()
         counts += batch_counts.cpu()
+        batch_losses.append(float((batch_sums.cpu() / batch_counts.cpu().clamp(min=1) * weights).sum()))
+        clips += tokens.shape[0]
         valid = (targets != PAD) & (targets != BOS)
         correct += ((logits.argmax(-1) == targets) & valid).sum(dim=(0, 1)).cpu()
         log_probs = logits.log_softmax(-1)
@@ -100,8 +105,9 @@ def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
     if entropy_count == 0:
         raise ValueError("evaluate got no validation batches")
     per_channel = sums / counts.clamp(min=1)
-    metrics = {"val/loss": float((per_channel * channel_weights(ctx.config, torch.device("cpu"))).sum()),
-               "val/entropy": entropy_sum / entropy_count}
+    metrics = {"val/loss": float((per_channel * weights).sum()), "val/entropy": entropy_sum / entropy_count,
+               "val/clips": clips, "val/tokens": entropy_count}
+    metrics = with_standard_error(metrics, "val/loss", batch_losses)
     for channel in range(channels):
         metrics[f"val/loss_c{channel}"] = float(per_channel[channel])
         metrics[f"val/acc_c{channel}"] = float(correct[channel] / counts[channel].clamp(min=1))

@@ -35,6 +35,7 @@ SPEC = family_spec(
     validate=validate,
     eval_metrics=("val/loss", "val/per", "val/blank_frac"),
     health_rules={"ctc_blank_collapse": ctc_blank_collapse},
+    data_paths=("data.source",),
     metric_directions={"val/per": "min", "val/blank_frac": "min", "train/ctc_infeasible_frac": "min"},
     report_panels=(Panel("all-blank decodes", ("val/blank_frac",)),),
 )

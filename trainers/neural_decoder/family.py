@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from models.ctc import beam_search_decode, count_all_blank, greedy_decode, phoneme_error_rate
 from models.neural_decoder import NeuralDecoder, output_lengths
-from trainers.family import Context, DataBundle
+from trainers.family import Context, DataBundle, with_standard_error
 from trainers.neural_decoder.config import Config
 from trainers.neural_decoder.data import (
     SentenceDataset,
@@ -117,29 +117,40 @@ def training_loss(model: torch.nn.Module, batch: dict, ctx: Context) -> tuple[to
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
-    """CTC loss (mean per utterance, normalised by target length), PER and the fraction of all-blank outputs.
+    """CTC loss (mean per utterance, normalised by target length) and PER, each with its standard error over
+    batches, the fraction of all-blank outputs and the number of utterances.
 
     Decodes greedily, or by prefix beam search when config.data.beam_width > 0.
     """
     config = ctx.config
-    loss_sum, utterances = 0.0, 0
-    references: list[list[int]] = []
-    hypotheses: list[list[int]] = []
+    loss_sum, utterances, batch_losses = 0.0, 0, []  # the loss of each batch, for its standard error
+    batch_pers, batch_labels, hypotheses = [], [], []  # PER and reference labels of each batch; all decodes
     for batch in batches:
         log_probs, output_lens = _log_probs_and_lengths(model, batch, batch["features"], config)
         losses = _ctc_loss(log_probs, batch, output_lens, reduction="none")  # (B,)
-        loss_sum += (losses / batch["target_lens"].clamp(min=1)).sum().item()
+        normalised = (losses / batch["target_lens"].clamp(min=1)).sum().item()
+        loss_sum += normalised
+        batch_losses.append(normalised / max(losses.numel(), 1))
         utterances += losses.numel()
         if config.data.beam_width > 0:
-            hypotheses += beam_search_decode(log_probs, output_lens, config.data.beam_width, blank=BLANK)
+            decoded = beam_search_decode(log_probs, output_lens, config.data.beam_width, blank=BLANK)
         else:
-            hypotheses += greedy_decode(log_probs, output_lens, blank=BLANK)
+            decoded = greedy_decode(log_probs, output_lens, blank=BLANK)
+        hypotheses += decoded
         targets, target_lens = batch["targets"].cpu(), batch["target_lens"].cpu()
-        references += [row[:length].tolist() for row, length in zip(targets, target_lens)]
+        if int(target_lens.sum()) > 0:
+            references = [row[:length].tolist() for row, length in zip(targets, target_lens)]
+            batch_pers.append(phoneme_error_rate(references, decoded))
+            batch_labels.append(int(target_lens.sum()))
     if utterances == 0:
         raise ValueError("evaluate got no validation batches")
-    return {
+    if not batch_labels:
+        raise ValueError("the references hold no labels, so the error rate is undefined")
+    metrics = {
         "val/loss": loss_sum / utterances,
-        "val/per": phoneme_error_rate(references, hypotheses),
+        # batch PERs weighted by their labels: the summed edit distance over the summed reference length
+        "val/per": sum(per * labels for per, labels in zip(batch_pers, batch_labels)) / sum(batch_labels),
         "val/blank_frac": count_all_blank(hypotheses) / utterances,
+        "val/utterances": utterances,
     }
+    return with_standard_error(with_standard_error(metrics, "val/loss", batch_losses), "val/per", batch_pers)

@@ -64,6 +64,7 @@ SPEC = family_spec(
     eval_metrics=("val/loss",),
     validate=validate,
     eval_stages=(EvalStage("verification", Lazy(f"{RUNTIME}:verification_stage"), every="data.eer_every"),),
+    data_paths=("data.train", "data.val"),
     metric_directions={"train/margin": None, **{f"val/eer_{d}": "min" for d in range(1, 2049)},
                        **{f"val/mindcf_{d}": "min" for d in range(1, 2049)}},
     report_panels=(Panel("loss per Matryoshka dim", ("train/loss",)),),

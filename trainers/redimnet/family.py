@@ -17,9 +17,9 @@ import torch.nn.functional as F
 
 from lab import tracker
 from models.redimnet import SpeakerModel, margin_at
-from models.verification import equal_error_rate, min_dcf
+from models.verification import bootstrap_se, equal_error_rate, min_dcf
 from trainers import audio
-from trainers.family import Context, DataBundle
+from trainers.family import Context, DataBundle, with_standard_error
 from trainers.redimnet import data
 from trainers.redimnet.config import Config
 
@@ -94,18 +94,22 @@ def training_loss(model: torch.nn.Module, batch: dict, ctx: Context) -> tuple[to
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
-    """The training loss (same margin) on held-out utterances of the training speakers, total and per dim."""
+    """The training loss (same margin) on held-out utterances of the training speakers, total (with its standard
+    error over batches) and per dim, and the number of utterances."""
     margin = current_margin(ctx)
     sums: dict[int, float] = {}
-    count = 0
+    count, batch_losses = 0, []  # batch_losses: the total over dims of each batch, for its standard error
     for batch in batches:
-        for dim, loss in model(batch["waveforms"], batch["labels"], margin).items():
-            sums[dim] = sums.get(dim, 0.0) + loss.item() * len(batch["labels"])
+        losses = {dim: loss.item() for dim, loss in model(batch["waveforms"], batch["labels"], margin).items()}
+        for dim, loss in losses.items():
+            sums[dim] = sums.get(dim, 0.0) + loss * len(batch["labels"])
+        batch_losses.append(sum(losses.values()))
         count += len(batch["labels"])
     if count == 0:
         raise ValueError("evaluate got no validation batches")
     metrics = {f"val/loss_{dim}": total / count for dim, total in sums.items()}
-    return {"val/loss": sum(metrics.values()), **metrics}
+    metrics = {"val/loss": sum(metrics.values()), **metrics, "val/utterances": count}
+    return with_standard_error(metrics, "val/loss", batch_losses)
 
 
 @functools.lru_cache(maxsize=2)
@@ -121,7 +125,8 @@ def embed_utterances(backbone: torch.nn.Module, utterances: list[np.ndarray]) ->
 
 
 def verification_stage(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
-    """EER and minDCF (p_target 0.01) per Matryoshka dim, cosine scoring over the verification trials."""
+    """EER and minDCF (p_target 0.01) per Matryoshka dim, cosine scoring over the verification trials, each with
+    its bootstrap standard error over trials (`val/eer_<dim>_se`), and the number of trials."""
     config = ctx.config
     utterances, trials, _ = cached_verification_set(tuple(sorted(vars(config.data).items())))
     embeddings = embed_utterances(model.backbone, utterances)
@@ -132,12 +137,27 @@ def verification_stage(model: torch.nn.Module, batches, ctx: Context) -> dict[st
         normed = F.normalize(embeddings[:, :dim], dim=1)
         scores = (normed[first] * normed[second]).sum(1).numpy()
         metrics[f"val/eer_{dim}"] = equal_error_rate(scores, labels)
+        metrics[f"val/eer_{dim}_se"] = bootstrap_se(equal_error_rate, scores, labels)
         metrics[f"val/mindcf_{dim}"] = min_dcf(scores, labels)
-    return metrics
+        metrics[f"val/mindcf_{dim}_se"] = bootstrap_se(min_dcf, scores, labels)
+    return {**metrics, "val/trials": len(trials)}
 
 
 @torch.no_grad()
 def embed(model: SpeakerModel, config: Config, paths: list[str]) -> torch.Tensor:
-    """Embeddings (N, embed_dim) of audio files, resampled to the model's rate."""
+    """Embeddings (N, embed_dim) of audio files, resampled to the model's rate; a silent clip (RMS under
+    SILENT_RMS) or one shorter than SHORT_SECONDS is embedded with a warning on stderr, since its embedding
+    says little about a speaker."""
     clips = [audio.load(path, config.data.sample_rate, 1)[0] for path in paths]
+    for path, clip in zip(paths, clips):
+        seconds = clip.shape[-1] / config.data.sample_rate
+        if seconds < SHORT_SECONDS:
+            print(f"lab: warning: {path} is {seconds:.2f} s long; under {SHORT_SECONDS:g} s an embedding says "
+                  "little about the speaker", file=sys.stderr)
+        elif float(np.sqrt(np.mean(clip.astype(np.float64) ** 2))) < SILENT_RMS:
+            print(f"lab: warning: {path} is silent; its embedding says nothing about a speaker", file=sys.stderr)
     return embed_utterances(model.eval().backbone, clips)
+
+
+SHORT_SECONDS = 0.5  # shorter clips hold too few frames for the statistics pooling of a speaker embedding
+SILENT_RMS = 1e-4  # about -80 dBFS

@@ -72,6 +72,7 @@ SPEC = family_spec(
     validate=validate,
     eval_stages=(EvalStage("samples", Lazy(f"{RUNTIME}:samples_stage"), every="data.sample_every",
                            metrics=("val/sample_rms",)),),
+    data_paths=("data.source",),
     metric_directions={"val/bits_per_sample": "min", "train/bits_per_sample": "min", "val/sample_rms": None},
     report_panels=(Panel("bits per sample", ("train/bits_per_sample", "val/bits_per_sample")),),
     suggestions={"loss_not_decreasing": flat_loss_suggestion},

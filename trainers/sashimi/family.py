@@ -13,7 +13,7 @@ import torch
 
 from models.dml import dequantize, dml_sample
 from models.sashimi import SaShiMi
-from trainers.family import Context, DataBundle
+from trainers.family import Context, DataBundle, with_standard_error
 from trainers.sashimi import data
 from trainers.sashimi.config import Config
 
@@ -62,16 +62,21 @@ def training_loss(model: torch.nn.Module, batch: dict, ctx: Context) -> tuple[to
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
-    """Validation NLL over every chunk: nats and bits per sample."""
-    total, positions = 0.0, 0
+    """Validation NLL over every chunk: nats (with the standard error over batches) and bits per sample, and the
+    evaluation's size (chunks as clips, samples)."""
+    total, positions, clips, batch_losses = 0.0, 0, 0, []
     for batch in batches:
-        codes = batch["codes"]
-        total += model(shifted(codes, ctx.config.model.bits), codes).item() * codes.numel()
+        codes = batch["codes"]  # (B, L)
+        batch_losses.append(model(shifted(codes, ctx.config.model.bits), codes).item())
+        total += batch_losses[-1] * codes.numel()
         positions += codes.numel()
+        clips += codes.shape[0]
     if positions == 0:
         raise ValueError("evaluate got no validation batches")
     nats = total / positions
-    return {"val/loss": nats, "val/bits_per_sample": nats / math.log(2)}
+    metrics = {"val/loss": nats, "val/bits_per_sample": nats / math.log(2), "val/clips": clips,
+               "val/samples": positions}
+    return with_standard_error(metrics, "val/loss", batch_losses)
 
 
 @torch.no_grad()

@@ -1,0 +1,40 @@
+"""A run with an attempt still running says so: in `lab show`, and when another attempt is launched (issue 21)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import lab_env
+
+from lab.records.store import Store
+
+
+def test_a_running_attempt_is_shown_and_warned_about(lab, repo):
+    lab("new-run", "dia_001", "--hypothesis", "h")
+    store = Store(repo)
+    store.begin_attempt("dia_001", command=["python", "train.py"], pid=os.getpid())  # this test process: alive
+    assert lab("show", "dia_001").stdout.splitlines()[0].endswith("[running]")
+    second = lab("launch", "dia_001", "--no-commit", "--", sys.executable, "-c", "pass")
+    assert (f"lab: warning: Test 1 of dia_001 is still running (pid {os.getpid()} on " in second.stderr
+            and "this launch runs beside it" in second.stderr)
+    assert lab("show", "dia_001").stdout.splitlines()[0].endswith("[running]")  # Test 2 finished, Test 1 has not
+
+
+def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, repo):
+    settings = json.loads((repo / "lab.json").read_text())
+    (repo / "lab.json").write_text(json.dumps({**settings, "launch": {"kill_grace_seconds": 20}}))
+    lab("new-run", "k_001", "--hypothesis", "h")
+    code = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"  # Python's own SIGINT: KeyboardInterrupt
+    process = subprocess.Popen(  # as `lab launch ... &` in a script: the shell starts it with SIGINT ignored
+        [sys.executable, "-m", "lab", "launch", "k_001", "--no-commit", "--", sys.executable, "-u", "-c", code],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=lab_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert process.stdout.readline() == "ready\n"
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130 and time.monotonic() - started < 15, process.stderr.read()
+    attempt = Store(repo).load_attempt("k_001", 1)
+    assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGINT"}

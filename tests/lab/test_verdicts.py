@@ -1,0 +1,316 @@
+"""Verdicts a researcher would sign (issue 21), from synthetic records: checkable expectations, one best per run
+read at the kept checkpoint on every page, a resumed attempt continuing its parent's stream, one gap definition,
+noise and convergence."""
+
+import os
+import re
+
+import pytest
+
+from lab.health import diagnosis
+from lab.pages import context, reports
+from lab.records.files import append_jsonl, write_json
+from lab.records.store import Store
+
+pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
+
+EER_CONFIG = {"train": {"best_metric": "val/eer_64", "best_mode": "min"}}
+
+
+def add_run(store, run_id, rows, config=None, parent=None, expect=None, resume_from=None, artefacts=None,
+            baseline=None):
+    """A run (created if new) with one more attempt that logged `rows`; returns the ended attempt's folder."""
+    config = config or {"train": {"best_metric": "val/loss", "best_mode": "min"}}
+    if not store.exists(run_id):
+        store.create_run(run_id, hypothesis=f"hypothesis of {run_id}", parent=parent, config=config,
+                         baseline=baseline, **({"expect": expect} if expect else {}))
+    fields = {"checkpoints": {"last": {"path": f"{artefacts}/last.pt", "step": rows[-1]["step"]}}} if artefacts else {}
+    folder = store.begin_attempt(run_id, command=["python", "train.py"], pid=os.getpid(), resume_from=resume_from,
+                                 **fields)
+    if artefacts:
+        store.update_attempt(folder, artefacts=artefacts)
+    write_json(folder / "config.json", config)
+    for row in rows:
+        append_jsonl(folder / "metrics.jsonl", row)
+    store.end_attempt(folder, exit_code=0, status="finished")
+    return store.attempt_dir(run_id, store.attempt_numbers(run_id)[-1])  # where the ended attempt now lies
+
+
+def eer_rows():
+    """16-d EER best at step 80 (0.20), 64-d best at step 160 (0.20) where the 16-d one is 0.276."""
+    eer_16 = {40: 0.30, 80: 0.20, 120: 0.25, 160: 0.276, 200: 0.28}
+    eer_64 = {40: 0.35, 80: 0.30, 120: 0.24, 160: 0.20, 200: 0.22}
+    return [{"step": step, "val/eer_16": eer_16[step], "val/eer_64": eer_64[step], "val/trials": 480,
+             "val/speakers": 8} for step in eer_16]
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store.init(tmp_path)
+
+
+def verdict_line(store, run_id):
+    page = reports.report(store, run_id).read_text()
+    return re.search(r"^\*\*Verdict\*\*: (.*)$", page, re.M).group(1)
+
+
+def test_an_expectation_on_per_dim_eer_is_checked_at_the_kept_checkpoint(store):
+    add_run(store, "spk_001", eer_rows(), EER_CONFIG, expect="val/eer_16 <= 1.2 * val/eer_64")
+    verdict = verdict_line(store, "spk_001")
+    # at step 160 (the kept 64-d best) the 16-d EER is 0.276 > 1.2 * 0.20, though its own best (0.20) is not
+    assert verdict.startswith("not supported: val/eer_16 <= 1.2 * val/eer_64: 0.276 <= 1.2 * val/eer_64 = 0.24")
+    assert "val/eer_16 0.276 (step 160 of spk_001:1)" in verdict and "val/eer_64 0.2 (step 160 of spk_001:1)" in verdict
+    assert verdict.endswith("evaluated on 480 trials, 8 speakers")
+
+    page = reports.report(store, "spk_001").read_text()
+    dims = page.split("### Verification per Embedding Dimension")[1]
+    assert "At the kept checkpoint (step 160)" in dims
+    assert "| 16 | 27.60% | 38.0% higher (worse) | - | 20.00% | 80 | 28.00% |" in dims
+    assert "| 64 | 20.00% | - | - | 20.00% | 160 | 22.00% |" in dims
+    values = page.split("### Final and Best Values")[1]
+    assert "| Metric | At kept step 160 | Final | Own best | Own best step |" in values
+    assert "| val/eer_16 | 0.276 | 0.28 | 0.2 | 80 |" in values
+    assert "| val/trials | 480 | 480 | - | - |" in values
+
+
+def test_a_supported_and_a_noisy_expectation(store):
+    add_run(store, "spk_002", eer_rows(), EER_CONFIG, expect="val/eer_16 <= 1.5 * val/eer_64")
+    assert verdict_line(store, "spk_002").startswith("supported: val/eer_16 <= 1.5 * val/eer_64: 0.276 <= ")
+    noisy = [{**row, "val/eer_16_se": 0.03, "val/eer_64_se": 0.03} for row in eer_rows()]
+    add_run(store, "spk_003", noisy, EER_CONFIG, expect="val/eer_16 <= 1.2 * val/eer_64")
+    verdict = verdict_line(store, "spk_003")
+    assert verdict.startswith("inconclusive: ") and "(within ±" in verdict
+    assert "val/eer_16 0.276 ± 0.03" in verdict and "inside the noise (2 standard errors)" in verdict
+
+
+def test_an_expectation_against_another_run(store):
+    add_run(store, "nsd_001", [{"step": 100, "val/per": 0.40}, {"step": 200, "val/per": 0.36},
+                               {"step": 300, "val/per": 0.37}], {"train": {"best_metric": "val/per"}})
+    add_run(store, "nsd_002", [{"step": 100, "val/per": 0.34}, {"step": 200, "val/per": 0.35}],
+            {"train": {"best_metric": "val/per"}}, expect="val/per < nsd_001")
+    verdict = verdict_line(store, "nsd_002")
+    assert verdict.startswith("supported: val/per < nsd_001: 0.34 < 0.36; ")
+    assert "nsd_001:val/per 0.36 (step 200 of nsd_001:1)" in verdict
+    assert "val/per 0.34 (step 100 of nsd_002:1)" in verdict
+    day = context.daily_log(store, context.active_days(store)[-1]).read_text()
+    block = day.split("### nsd_002")[1]
+    assert "**Verdict:** supported: val/per < nsd_001: 0.34 < 0.36" in block
+    assert "Results of Test 1, at its kept checkpoint (step 100, best val/per):" in block
+
+
+def test_new_run_checks_an_expectation_before_creating_anything(lab):
+    lab("new-run", "nsd_001", "--hypothesis", "reference")
+    good = lab("new-run", "nsd_002", "--hypothesis", "lower PER", "--expect", "val/per < nsd_001 - 0.01")
+    assert good.returncode == 0
+    assert "expect: val/per < nsd_001 - 0.01" in lab("show", "nsd_002").stdout
+    for text, message in [("__import__('os').system('true') < 1", "only metrics, numbers, run ids"),
+                          ("val/per < nsd_099", "names nsd_099, which is no run"),
+                          ("val/per", "compares nothing"),
+                          ("nsd_001 < 0.5", "name the metric, like nsd_001:val/loss"),
+                          ("val/per <", "is not a comparison")]:
+        bad = lab("new-run", "nsd_003", "--hypothesis", "h", "--expect", text, check=False)
+        assert bad.returncode == 2 and bad.stderr.startswith("lab: error: --expect") and message in bad.stderr, \
+            (text, bad.stderr)
+        assert bad.stderr.count("\n") == 1
+    assert not (lab.repo / "logs/runs/nsd_003").exists()
+
+
+def test_a_resumed_attempt_continues_its_parents_stream_on_every_page(store, tmp_path):
+    config = {"train": {"best_metric": "val/per", "best_mode": "min"}}
+    store.save_baseline("base", {"repository": "https://example.org/nsd"}, config)
+    first = [{"step": step, "val/per": per} for step, per in [(50, 0.50), (150, 0.40), (250, 0.3541)]]
+    add_run(store, "nsd_001", first, config, artefacts=str(tmp_path / "artefacts/nsd_001/1"), baseline="base")
+    later = [{"step": step, "val/per": per} for step, per in [(300, 0.37), (350, 0.365), (400, 0.3602)]]
+    add_run(store, "nsd_001", later, config, resume_from=str(tmp_path / "artefacts/nsd_001/1/last.pt"))
+
+    day = context.daily_log(store, context.active_days(store)[-1]).read_text()
+    assert "Results of Test 2, at its kept checkpoint (step 250, best val/per):" in day
+    assert "| val/per | 0.3541 | 0.3602 | 0.3541 | 250 |" in day
+    page = reports.report(store, "nsd_001").read_text()
+    assert "- Best val/per: **0.3541** at step 250" in page
+    assert "- Resumed: this stream continues Test 1" in page
+    assert "| 250 | - | - | - | 0.3541 | best so far, kept checkpoint |" in page
+    assert "| 400 | - | - | - | 0.3602 | - |" in page
+    changelog = reports.changelog(store, "base").read_text()
+    assert "val/per 0.3541 at step 250" in changelog and "0.3602 at step 400" not in changelog
+
+
+def gap_rows():
+    """A run that overfits: val loss bottoms at step 40 and rises while the train loss keeps falling; the train
+    loss is noisy between evaluations, so its mean and its last value differ."""
+    rows, val = [], {10: 1.6, 20: 1.4, 30: 1.3, 40: 1.25, 50: 1.3, 60: 1.38, 70: 1.45, 80: 1.55}
+    for step in range(1, 81):
+        rows.append({"step": step, "train/loss": 2.0 - step * 0.015 + (0.1 if step % 2 else -0.1)})
+        if step in val:
+            rows.append({"step": step, "val/loss": val[step]})
+    return rows
+
+
+def test_the_gap_is_one_definition_for_the_rule_and_the_table(store):
+    add_run(store, "gap_001", gap_rows())
+    finding = next(f for f in diagnosis.doctor(store, "gap_001") if f.rule == "gap_widening")
+    page = reports.report(store, "gap_001").read_text()
+    table = page.split("## Training Metrics")[1].split("###")[0]
+    best_row = next(line for line in table.splitlines() if line.startswith(f"| {finding.evidence['best_step']} |"))
+    last_row = next(line for line in table.splitlines() if line.startswith(f"| {finding.evidence['last_step']} |"))
+    assert f"| {finding.evidence['best_gap']:.4g} |" in best_row
+    assert f"| {finding.evidence['last_gap']:.4g} |" in last_row
+    assert "kept checkpoint" in best_row and "gap widening" in last_row
+
+
+def test_no_gap_is_marked_where_no_rule_fired(store):
+    rows = [row for row in gap_rows() if row["step"] <= 50]
+    rows[-1]["val/loss"] = 1.26  # the gap widens, but val loss is within 1% of its minimum: no overfitting
+    add_run(store, "gap_002", rows)
+    assert not [f for f in diagnosis.doctor(store, "gap_002") if f.rule == "gap_widening"]
+    page = reports.report(store, "gap_002").read_text()
+    assert "gap widening" not in page and "No health rule fired." in page
+
+
+def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(store):
+    size = {"val/clips": 3, "val/tokens": 1234}
+    add_run(store, "dia_001", [{"step": 10, "val/loss": 2.0, "val/loss_se": 0.05, **size},
+                               {"step": 20, "val/loss": 1.90, "val/loss_se": 0.05, **size},
+                               {"step": 30, "val/loss": 1.90, "val/loss_se": 0.05, **size}])
+    add_run(store, "dia_002", [{"step": 10, "val/loss": 1.95, "val/loss_se": 0.05, **size},
+                               {"step": 20, "val/loss": 1.85, "val/loss_se": 0.05, **size},
+                               {"step": 30, "val/loss": 1.86, "val/loss_se": 0.05, **size}], parent="dia_001")
+    verdict = verdict_line(store, "dia_002")
+    assert verdict == ("inconclusive: val/loss 1.85 at step 20 vs 1.9 for dia_001:1, 2.6% lower (better), the "
+                       "difference 0.05 is within the noise (±0.1414, 2 standard errors); evaluated on 3 clips, "
+                       "1,234 tokens")
+    add_run(store, "dia_003", [{"step": 10, "val/loss": 2.2, "val/loss_se": 0.01, **size},
+                               {"step": 20, "val/loss": 2.071, "val/loss_se": 0.01, **size},
+                               {"step": 30, "val/loss": 2.08, "val/loss_se": 0.01, **size}], parent="dia_001")
+    assert verdict_line(store, "dia_003").startswith(
+        "not supported: val/loss 2.071 at step 20 vs 1.9 for dia_001:1, 9.0% higher (worse); evaluated on 3 clips")
+    compare = reports.compare(store, ["dia_001", "dia_002"]).read_text()
+    assert re.search(r"\| dia_002:1 \| 1\.85 \| 20 \| .* \| -0\.05 〰️ \(the difference 0\.05 is within the noise",
+                     compare)
+    assert "No clear winner on val/loss: **dia_002:1** reads 1.85 vs 1.9 for dia_001" in compare
+
+
+def test_a_run_still_improving_gets_at_most_inconclusive(store):
+    add_run(store, "sash_001", [{"step": 100, "val/loss": 2.0}, {"step": 200, "val/loss": 1.5},
+                                {"step": 300, "val/loss": 1.5}])
+    add_run(store, "sash_002", [{"step": 100, "val/loss": 2.4}, {"step": 200, "val/loss": 2.0},
+                                {"step": 300, "val/loss": 1.7}], parent="sash_001")
+    verdict = verdict_line(store, "sash_002")
+    assert verdict.startswith("inconclusive: val/loss 1.7 at step 300 vs 1.5 for sash_001:1, 13.3% higher (worse), "
+                              "it was still improving at its last evaluation (step 300)")
+    page = reports.report(store, "sash_002").read_text()
+    assert "; still improving at its last evaluation" in page
+
+
+def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
+    base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
+    store.save_baseline("base", {"repository": "https://example.org/dia"}, base)
+    size = {"val/clips": 3, "val/tokens": 1234}
+
+    def rows(*losses, se=0.01):
+        return [{"step": 10 * (index + 1), "val/loss": loss, "val/loss_se": se, **size}
+                for index, loss in enumerate(losses)]
+
+    add_run(store, "dia_001", rows(2.0, 1.9, 1.9), base, baseline="base")
+    add_run(store, "dia_002", rows(2.0, 1.88, 1.89, se=0.05), {**base, "optim": {"lr": 0.02}}, parent="dia_001",
+            baseline="base")
+    add_run(store, "dia_003", rows(2.2, 2.071, 2.08), {**base, "optim": {"lr": 0.005}}, parent="dia_001",
+            baseline="base")
+    page = reports.changelog(store, "base").read_text()
+    fails = page.split("## What Doesn't Work")[1]
+    assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071; evaluated on 3 clips, 1,234 tokens)" in fails
+    assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
+    assert re.search(r"inconclusive against Run #1 \(dia_001\): 1\.9; the difference 0\.02 is within the noise "
+                     r"\(±0\.102, 2 standard errors\); evaluated on 3 clips, 1,234 tokens\)", page)
+
+
+def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
+    def seeded(seed):
+        return {"train": {"best_metric": "val/loss", "best_mode": "min", "seed": seed}}
+
+    for seed, loss in enumerate([1.50, 1.52, 1.48]):
+        add_run(store, "sash_001", [{"step": 10, "val/loss": loss + 0.2}, {"step": 20, "val/loss": loss},
+                                    {"step": 30, "val/loss": loss + 0.01}], seeded(seed))
+    for seed, loss in enumerate([1.40, 1.60, 1.35]):  # one lucky seed would call it a win; the spread does not
+        add_run(store, "sash_002", [{"step": 10, "val/loss": loss + 0.2}, {"step": 20, "val/loss": loss},
+                                    {"step": 30, "val/loss": loss + 0.01}], seeded(seed), parent="sash_001")
+    verdict = verdict_line(store, "sash_002")
+    assert verdict.startswith("inconclusive: val/loss 1.45 (mean of 3 seeds, sd 0.1323) vs 1.5 (mean of 3 seeds, "
+                              "sd 0.02) for sash_001, 3.3% lower (better), the difference 0.05 is within the noise")
+
+
+def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
+    base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
+    store.save_baseline("base", {"repository": "https://example.org/dia"}, base)
+    add_run(store, "dia_001", [{"step": 10, "val/loss": 2.0, "val/zero": 0.0}], base, baseline="base")
+    store.create_run("dia_002", hypothesis="h", parent="dia_001", baseline="base",
+                     config={**base, "optim": {"lr": 0.1}})
+    folder = store.begin_attempt("dia_002", command=["python", "train.py"], pid=os.getpid())
+    (folder / "stdout.log").write_text("step 1\nTraceback (most recent call last):\nRuntimeError: CUDA out of memory\n")
+    store.end_attempt(folder, exit_code=1, status="failed")
+    why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
+    day = context.daily_log(store, context.active_days(store)[-1]).read_text()
+    assert f"**Why it stopped:** {why}" in day.split("### dia_002")[1]
+    changelog = reports.changelog(store, "base").read_text()
+    assert f"no result: {why}" in changelog and "no result yet" not in changelog
+    add_run(store, "dia_003", [{"step": 10, "val/loss": 1.9, "val/zero": 0.0}], base, parent="dia_001")
+    compare = reports.compare(store, ["dia_001", "dia_003"]).read_text()
+    assert "Not compared: val/zero (all zero)." in compare and "None" not in compare
+
+
+def test_a_preset_switch_is_one_change_and_bookkeeping_is_never_judged(store):
+    from lab.families import registry
+
+    spec = registry.get("neural_decoder")
+    base, tiny = spec.preset("baseline"), spec.preset("tiny")
+    store.save_baseline("cffan", {"repository": "https://github.com/cffan/neural_seq_decoder"}, base)
+    rows = [{"step": 10, "val/per": 0.5}, {"step": 20, "val/per": 0.45}, {"step": 30, "val/per": 0.45}]
+    store.create_run("nsd_001", hypothesis="tiny", family="neural_decoder", preset="tiny", baseline="cffan",
+                     config=tiny)
+    add_run(store, "nsd_001", rows, tiny)
+    longer = {**tiny, "train": {**tiny["train"], "max_steps": 999, "eval_every": 7}}
+    store.create_run("nsd_002", hypothesis="longer", family="neural_decoder", preset="tiny", baseline="cffan",
+                     parent="nsd_001", config=longer)
+    add_run(store, "nsd_002", [{**row, "val/per": row["val/per"] + 0.1} for row in rows], longer)
+    page = reports.changelog(store, "cffan").read_text()
+    run_1 = page.split("### Run #1: nsd_001")[1].split("### Run #2")[0]
+    assert "- preset `baseline` → `tiny` (15 keys, counted as one change)" in run_1
+    assert "`optim.lr`" not in run_1 and "confounded" not in run_1
+    fails = page.split("## What Doesn't Work")[1].split("---")[0]
+    assert "- Nothing has made a result worse yet." in fails, "a longer run with a new cadence tests nothing"
+    assert re.search(r"^## \d+\. Bookkeeping", page, re.M)
+    table = page.split("## Baseline Comparison Table")[1]
+    assert "| `train.max_steps` | 10000 | 300 | bookkeeping (not judged) |" in table
+    assert re.search(r"\| `optim.lr` \| [^|]+ \| [^|]+ \| preset `tiny` \(Run #1\) \|", table)
+
+
+def test_comparisons_cost_overall_rates_and_recorded_profiles(store):
+    for run_id, peak_rate, overall, mib in (("sash_001", 900.0, 100.0, 802.0), ("sash_002", 400.0, 120.0, 749.0)):
+        rows = [{"step": 1, "train/loss": 2.0, "train/samples_per_s": peak_rate},
+                {"step": 2, "train/loss": 1.5, "train/samples_per_s": 50.0}, {"step": 2, "val/loss": 1.6}]
+        folder = add_run(store, run_id, rows)
+        write_json(folder / "summary.json", {"samples_per_s": overall, "peak_mem_mb": 1000.0})
+        store.add_event(run_id, "profile", components={"model": mib, "activations": 12.5})
+    page = reports.compare(store, ["sash_001", "sash_002"]).read_text()
+    assert "### train/samples_per_s" not in page  # the maximum instantaneous rate is no figure to compare
+    assert "| sash_001:1 | 100 | 1000 | activations 12.5, model 802 |" in page
+    assert "| sash_002:1 | 120 | 1000 | activations 12.5, model 749 |" in page
+    report = reports.report(store, "sash_002").read_text()
+    assert "- Peak tensor memory of one training step (`lab profile`): activations 12.5 MiB, model 749 MiB" in report
+
+
+def test_an_unfreeze_is_a_stage_not_a_divergence(store):
+    from lab.health import rules
+
+    rows = []
+    for step in range(1, 101):  # the head learns, the backbone is released at step 50 and the loss jumps, then falls
+        loss = 2.0 - step * 0.02 if step < 50 else 2.5 - (step - 50) * 0.005
+        rows.append({"step": step, "train/loss": loss})
+        if step % 10 == 0:
+            rows.append({"step": step, "val/loss": loss + 0.1})
+    staged = {"train": {"best_metric": "val/loss", "best_mode": "min", "frozen": ["backbone"], "unfreeze_step": 50}}
+    assert "divergence_after_warmup" in [f.rule for f in rules.check(rows, {"train": {}})]  # without the stage
+    assert "divergence_after_warmup" not in [f.rule for f in rules.check(rows, staged)]
+    add_run(store, "spk_009", rows, staged)
+    page = reports.report(store, "spk_009").read_text()
+    assert re.search(r"^\| 50 \| .* \| [^|]*stage: unfroze backbone at step 50 \|$", page, re.M)
