@@ -198,8 +198,8 @@ class Store:
 
     @functools.cached_property
     def settings(self) -> dict:
-        """lab.json, read once per Store."""
-        return read_json(self.root / SETTINGS_FILE, {})
+        """lab.json, read once per Store and checked by `check_settings` (LabError, one line)."""
+        return check_settings(read_json(self.root / SETTINGS_FILE, {}))
 
     @functools.cached_property
     def zone(self) -> tzinfo:
@@ -690,3 +690,39 @@ class Store:
 def latest_attempt_with_metrics(store: Store, run_id: str) -> int | None:
     numbers = [n for n in store.attempt_numbers(run_id) if (store.attempt_dir(run_id, n) / "metrics.jsonl").exists()]
     return numbers[-1] if numbers else None
+
+
+SECTIONS = ("wandb", "prefixes", "launch", "capture", "remote", "commit", "secrets")  # lab.json keys holding objects
+TEXTS = ("logs", "artefacts", "timezone")  # ... holding text
+NUMBERS = {("launch", "kill_grace_seconds"): 0, ("launch", "output_head_mb"): 0, ("launch", "output_tail_mb"): 0,
+           ("remote", "timeout_s"): 0, (None, "device_memory_gb"): 0}  # numbers and their least value (exclusive
+# for the device size and the remote's timeout)
+
+
+def check_settings(settings: dict) -> dict:
+    """`settings` (lab.json) when every key the lab reads has the right kind of value; LabError naming the first
+    that does not (a section that is not an object, a path that is not text, a number that is not one)."""
+    for key in SECTIONS:
+        if key in settings and not isinstance(settings[key], dict):
+            raise LabError(f'lab.json "{key}" must be an object ({{...}}), not {json_kind(settings[key])}')
+    for key in TEXTS:
+        if key in settings and not isinstance(settings[key], str):
+            raise LabError(f'lab.json "{key}" must be text, not {json_kind(settings[key])}')
+    for (section, key), least in NUMBERS.items():
+        holder = settings.get(section, {}) if section else settings
+        if key not in holder:
+            continue
+        value = holder[key]
+        strict = key in ("device_memory_gb", "timeout_s")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > least if strict else
+                                                                                   value >= least):
+            name = f"{section}.{key}" if section else key
+            raise LabError(f'lab.json "{name}" must be a number {">" if strict else ">="} {least}, not {value!r}')
+    return settings
+
+
+def json_kind(value: object) -> str:
+    """The JSON word for a value's kind: 'a list', 'text', 'a number' ..."""
+    return {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false", dict: "an object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+

@@ -343,6 +343,30 @@ def test_a_damaged_lab_json_is_one_line(two_runs):
         assert one_line_error(result) and "lab.json" in result.stderr
 
 
+@pytest.mark.parametrize("settings, command", [
+    ({"launch": {"kill_grace_seconds": "x"}}, "launch"),
+    ({"launch": {"output_head_mb": -1}}, "launch"),
+    ({"wandb": []}, "launch"),
+    ({"capture": []}, "launch"),
+    ({"logs": 5}, "runs"),
+    ({"artefacts": 3}, "launch"),
+    ({"prefixes": "x"}, "new-run"),
+    ({"remote": {"timeout_s": "x"}}, "new-run"),
+    ({"device_memory_gb": "x"}, "new-run"),
+])
+def test_a_wrongly_typed_lab_json_value_is_one_line_and_starts_nothing(two_runs, settings, command):
+    lab = two_runs
+    before = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**before, **settings}))
+    commits = git(lab.repo, "rev-list", "--all", "--count")
+    arguments = {"launch": ["launch", "x_001", "--", sys.executable, "-c", "print(1)"], "runs": ["runs"],
+                 "new-run": ["new-run", "x_009", "--hypothesis", "h"]}[command]
+    result = lab(*arguments, check=False)
+    assert one_line_error(result) and "lab.json" in result.stderr, result.stderr
+    assert git(lab.repo, "rev-list", "--all", "--count") == commits
+    assert not (lab.repo / "logs/runs/x_009").exists()
+
+
 @pytest.mark.parametrize("line", [
     b'{"kind": "note", "field": "findings", "text": "no time"}',
     b'{"kind": "note", "field": "findings", "text": "bad time", "time": "yesterday"}',
