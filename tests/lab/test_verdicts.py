@@ -99,20 +99,20 @@ def test_an_expectation_against_another_run(store):
 
 
 def test_new_run_checks_an_expectation_before_creating_anything(lab):
-    lab("new-run", "nsd_001", "--hypothesis", "reference")
-    good = lab("new-run", "nsd_002", "--hypothesis", "lower PER", "--expect", "val/per < nsd_001 - 0.01")
+    lab("new-run", "exp_001", "--hypothesis", "reference")
+    good = lab("new-run", "exp_002", "--hypothesis", "lower PER", "--expect", "val/per < exp_001 - 0.01")
     assert good.returncode == 0
-    assert "expect: val/per < nsd_001 - 0.01" in lab("show", "nsd_002").stdout
+    assert "expect: val/per < exp_001 - 0.01" in lab("show", "exp_002").stdout
     for text, message in [("__import__('os').system('true') < 1", "only metrics, numbers, run ids"),
-                          ("val/per < nsd_099", "names nsd_099, which is no run"),
+                          ("val/per < exp_099", "names exp_099, which is no run"),
                           ("val/per", "compares nothing"),
-                          ("nsd_001 < 0.5", "name the metric, like nsd_001:val/loss"),
+                          ("exp_001 < 0.5", "name the metric, like exp_001:val/loss"),
                           ("val/per <", "is not a comparison")]:
-        bad = lab("new-run", "nsd_003", "--hypothesis", "h", "--expect", text, check=False)
+        bad = lab("new-run", "exp_003", "--hypothesis", "h", "--expect", text, check=False)
         assert bad.returncode == 2 and bad.stderr.startswith("lab: error: --expect") and message in bad.stderr, \
             (text, bad.stderr)
         assert bad.stderr.count("\n") == 1
-    assert not (lab.repo / "logs/runs/nsd_003").exists()
+    assert not (lab.repo / "logs/runs/exp_003").exists()
 
 
 def test_a_resumed_attempt_continues_its_parents_stream_on_every_page(store, tmp_path):
