@@ -23,6 +23,13 @@ LAYERS = ["lab.errors", "lab.records", "lab.families", "lab.health", "lab.captur
 FORBIDDEN = ("trainers", "models", "torch", "torchaudio", "accelerate", "torch_xla", "dac")
 
 
+def lab_env(**extra: str) -> dict:
+    """This process's environment without the lab's and W&B's variables, W&B offline (conftest has the same
+    helper, but tests/trainers has a conftest of its own that a whole-suite run may import first)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "WANDB_"))}
+    return {**env, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **extra}
+
+
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -140,8 +147,6 @@ SPEC = FamilySpec(name="heavy", config=__import__(__name__), build_model=Lazy("h
 
 
 def test_a_family_whose_packages_are_missing_says_what_to_install(repo, tmp_path):
-    from conftest import lab_env
-
     (tmp_path / "heavy_family.py").write_text(FAKE_FAMILY)
     env = lab_env(LAB_FAMILY_MODULES="heavy_family", PYTHONPATH=f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}")
     run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, cwd=repo, env=env)
@@ -157,8 +162,6 @@ def test_a_family_whose_packages_are_missing_says_what_to_install(repo, tmp_path
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="only the light install lacks torch")
 def test_the_light_install_names_the_trainers_extra(repo):
-    from conftest import lab_env
-
     run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, cwd=repo, env=lab_env())
     assert run([sys.executable, "-m", "lab", "init"]).returncode == 0
     done = run([sys.executable, "-m", "lab", "new-run", "dia_001", "--family", "dia", "--hypothesis", "h"])
@@ -174,8 +177,6 @@ def test_the_light_install_names_the_trainers_extra(repo):
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="only the light install lacks torch")
 def test_a_family_command_in_the_light_install_names_the_trainers_extra(repo):
-    from conftest import lab_env
-
     run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60, cwd=repo, env=lab_env())
     assert run([sys.executable, "-m", "lab", "init"]).returncode == 0
     for command in (["generate", "dia_001"], ["profile", "sash_001"], ["embed", "rdn_001", "--audio", "a.wav"]):

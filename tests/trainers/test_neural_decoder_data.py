@@ -247,7 +247,7 @@ def test_evaluate_reports_loss_per_and_blank_fraction():
     model = family.build_model(config).eval()
     batches = [bundle.collate([bundle.val[index] for index in range(start, start + 4)]) for start in (0, 4)]
     results = family.evaluate(model, batches, context(config))
-    assert set(results) == {"val/loss", "val/per", "val/blank_frac"}
+    assert set(results) == {"val/loss", "val/per", "val/blank_frac", "val/loss_se", "val/per_se", "val/utterances"}
     assert results["val/per"] >= 0 and 0 <= results["val/blank_frac"] <= 1
     single = family.evaluate(model, batches[:1], context(config))["val/loss"]
     assert single == pytest.approx(family.training_loss(model, batches[0], context(config))[0].item(), rel=1e-5)

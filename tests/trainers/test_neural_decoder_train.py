@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
@@ -53,7 +54,7 @@ def test_tiny_preset_brings_validation_per_well_down(nd_lab):
     assert summary["best_value"] == min(per) and summary["data"]["train_items"] > 0
     checkpoints = record_of(nd_lab.repo, "nsd_001", 1)["checkpoints"]
     assert checkpoints["best"]["value"] == min(per)
-    assert (nd_lab.repo / "artefacts" / "nsd_001" / "1" / "checkpoints" / "last.pt").exists()
+    assert (Path(record_of(nd_lab.repo, "nsd_001", 1)["artefacts"]) / "checkpoints" / "last.pt").exists()
 
 
 def test_resume_continues_from_the_last_checkpoint(nd_lab):
