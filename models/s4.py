@@ -134,12 +134,7 @@ class S4(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u (B, L, H) -> (B, L, H), by FFT convolution."""
-        length = u.shape[1]
-        k = self.kernel(length)  # (H, L)
-        u_f = torch.fft.rfft(u.float().transpose(1, 2), n=2 * length)  # (B, H, L + 1)
-        y = torch.fft.irfft(u_f * torch.fft.rfft(k, n=2 * length), n=2 * length)[..., :length]  # (B, H, L)
-        y = y.transpose(1, 2).to(u.dtype) + u * self.d
-        return F.glu(self.output(self.dropout(F.gelu(y))), dim=-1)
+        return convolve(self, u)
 
     def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, tuple]:
         """(zeros (B, H, N) complex over both conjugate halves, the step matrices): dA (H, N, N), dB (H, N) and
@@ -161,3 +156,16 @@ class S4(nn.Module):
         x = torch.einsum("hnm,bhm->bhn", d_a, x) + d_b * u.to(d_b.dtype).unsqueeze(-1)  # (B, H, N)
         y = torch.einsum("hn,bhn->bh", c, x).real + u * self.d
         return F.glu(self.output(F.gelu(y)), dim=-1), (x, (d_a, d_b, c))
+
+
+
+def convolve(layer: nn.Module, u: torch.Tensor) -> torch.Tensor:
+    """An SSM layer's convolution mode, shared by S4 and S4D: u (B, L, H) convolved with `layer.kernel(L)`
+    (H, L) by FFT, plus the skip `layer.d` (H,), then GELU, dropout and the GLU output mix -> (B, L, H)."""
+    length = u.shape[1]
+    k = layer.kernel(length)  # (H, L)
+    u_f = torch.fft.rfft(u.float().transpose(1, 2), n=2 * length)  # (B, H, L + 1)
+    y = torch.fft.irfft(u_f * torch.fft.rfft(k, n=2 * length), n=2 * length)[..., :length]  # (B, H, L)
+    y = y.transpose(1, 2).to(u.dtype) + u * layer.d
+    return F.glu(layer.output(layer.dropout(F.gelu(y))), dim=-1)
+

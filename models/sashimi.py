@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from models.dml import chunked_cross_entropy, dml_nll
-from models.s4 import S4
+from models.s4 import S4, convolve
 
 KERNEL_CHUNK = 4096  # kernel positions computed at once (recomputed in backward): bounds the Vandermonde memory
 
@@ -71,12 +71,7 @@ class S4D(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u (B, L, H) -> (B, L, H), by FFT convolution."""
-        length = u.shape[1]
-        k = self.kernel(length)  # (H, L)
-        u_f = torch.fft.rfft(u.float().transpose(1, 2), n=2 * length)  # (B, H, L + 1)
-        y = torch.fft.irfft(u_f * torch.fft.rfft(k, n=2 * length), n=2 * length)[..., :length]  # (B, H, L)
-        y = y.transpose(1, 2).to(u.dtype) + u * self.d
-        return F.glu(self.output(self.dropout(F.gelu(y))), dim=-1)
+        return convolve(self, u)
 
     def initial_state(self, batch: int, device: torch.device) -> torch.Tensor:
         return torch.zeros(batch, *self.log_a_real.shape, dtype=torch.complex64, device=device)  # (B, H, N/2)
