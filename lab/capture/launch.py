@@ -253,7 +253,26 @@ def launch(
     report_health(store, run_id, number)
     if commit:
         commit_attempt_records(store, run, number)
+    if exit_code != 0:
+        print(f"lab: error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are "
+              f"kept in {ended_dir.relative_to(store.root)}", file=sys.stderr)
     return exit_code
+
+
+def failure(exit_code: int, log: Path) -> str:
+    """How a command ended, in words: its exit status (with the signal's name above 128) and the last line it
+    printed, e.g. 'ended with exit 134 (SIGABRT), last printing "free(): invalid pointer"'."""
+    words = f"ended with exit {exit_code}"
+    with contextlib.suppress(ValueError):
+        if exit_code > 128:
+            words += f" ({signal.Signals(exit_code - 128).name})"
+    try:
+        with log.open("rb") as stream:
+            stream.seek(max(0, stream.seek(0, os.SEEK_END) - 4096))
+            lines = [line.strip() for line in stream.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    return f"{words}, last printing {json.dumps(lines[-1][:200], ensure_ascii=False)}" if lines else words
 
 
 def drop_unused_wandb_link(store: Store, attempt_dir: Path) -> None:

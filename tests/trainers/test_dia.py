@@ -1,6 +1,7 @@
 """The dia family: tiny learns the synthetic tagged music, conditioning changes what it generates, the codec
 cache resumes and skips bad files, `lab generate` writes the asked length, and the family checks its config."""
 
+import json
 import subprocess
 import sys
 import wave
@@ -87,6 +88,15 @@ def test_the_codec_cache_resumes_and_skips_a_bad_file(tmp_path):
     assert len(entries) == 4 and entries[0]["codes"].shape[0] == 9 and entries[0]["codes"].dtype == np.int16
     assert next(entry for entry in entries if entry["file"] == "song0.wav")["tags"] == ["drums", "bass"]
     assert codec.decode(model, entries[0]["codes"]).shape[0] == 1
+
+
+def test_codes_beyond_the_codebook_are_refused_before_training(tmp_path):
+    codes = np.full((9, 300), 7, dtype=np.int16)
+    codes[3, 100] = 1500  # a cache written by another codec (or corrupted)
+    np.save(tmp_path / "clip.npy", codes)
+    (tmp_path / codec.INDEX).write_text(json.dumps({"file": "clip.wav", "codes": "clip.npy", "frames": 300}) + "\n")
+    with pytest.raises(ValueError, match="the codes reach 1500 but DAC codes are below 1024"):
+        family.build_data(tiny(f"data.codes={tmp_path}"))
 
 
 def test_the_family_checks_its_config_and_smells():

@@ -205,6 +205,13 @@ def tiny_family_config(**data_changes) -> Config:
     return dataclasses.replace(config, model=model, data=data)
 
 
+def test_build_data_refuses_labels_the_output_layer_cannot_hold():
+    config = tiny_family_config()
+    fewer = dataclasses.replace(config, model=dataclasses.replace(config.model, n_classes=5))
+    with pytest.raises(ValueError, match=r"phoneme ids up to 40 but model.n_classes is 5 .* model.n_classes=40"):
+        family.build_data(fewer)  # CTC on the CPU would write past the 6 outputs instead of failing
+
+
 def test_build_data_reports_sizes_and_checks_days():
     bundle = family.build_data(tiny_family_config())
     assert bundle.info["train_items"] == len(bundle.train) == 16

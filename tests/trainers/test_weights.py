@@ -51,7 +51,7 @@ def test_neural_decoder_config_comes_from_the_shapes_and_the_args_file():
     converted = weights.convert(weights.read(ND / "modelWeights"), "neural_decoder")
     assert converted.config == {"model.n_input_features": 8, "model.n_days": 3, "model.n_units": 16,
                                 "model.n_layers": 2, "model.bidirectional": True, "model.kernel_len": 4,
-                                "model.n_classes": 5, "model.stride_len": 2, "model.gaussian_smooth_width": 2.0}
+                                "model.n_classes": 40, "model.stride_len": 2, "model.gaussian_smooth_width": 2.0}
 
 
 def dia_logits(model, expected: dict) -> torch.Tensor:

@@ -53,6 +53,13 @@ def build_data(config: Config) -> DataBundle:
             f"the data has {feature_dim} features per bin but model.n_input_features is "
             f"{config.model.n_input_features}"
         )
+    top = max((int(targets.max()) for split in (train, val) for _, targets, _ in split.items if len(targets)),
+              default=0)
+    if top > config.model.n_classes:
+        raise ValueError(
+            f"the data has phoneme ids up to {top} but model.n_classes is {config.model.n_classes} (ids 1 to "
+            f"n_classes, 0 is the CTC blank); set model.n_classes={top} or start from weights with as many classes"
+        )
     info = {
         "source": data_config.source,
         "train_items": len(train),
