@@ -362,6 +362,22 @@ def test_user_text_cannot_add_headings_sections_columns_or_html(lab, repo):
     assert "<script" not in report and "<img" not in report and "| top1\\|top5 |" in report
 
 
+def test_media_names_branches_and_stop_reasons_are_text_on_the_report(lab, repo):
+    subprocess.run(["git", "checkout", "-q", "-b", "x/<img-src=y>#1"], cwd=repo, check=True)
+    lab("new-run", "e_002", "--hypothesis", "h")
+    (repo / "clip.wav").write_bytes(b"RIFF")
+    code = ("from lab import tracker\n"
+            "tracker.log(1, **{'val/loss': 0.5})\n"
+            "tracker.media('sample\\n## Injected <b>x</b>', 'clip.wav', 1, kind='audio')\n")
+    lab("launch", "e_002", "--", sys.executable, "-c", code)
+    report = Path(lab("report", "e_002").stdout.strip().splitlines()[-1]).read_text()
+    assert not [line for line in outside_code(report) if line.startswith("## Injected")]
+    text = "\n".join(outside_code(report))  # the Reproduce block holds the command as it is, fenced
+    assert "<b>" not in text and "<img" not in text
+    assert "- step 1, sample ## Injected &lt;b>x&lt;/b> (audio): `" in report
+    assert "on x/&lt;img-src=y>#1" in report
+
+
 # 8. The same step logged twice -----------------------------------------------------------------------------------
 
 
