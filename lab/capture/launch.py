@@ -315,23 +315,14 @@ def run_node(store: Store, run: dict, config: dict, processes: int, resume_from:
     print(f"lab: node {nodes.rank} of {nodes.count}: output in {log_path} (node 0 records the attempt)",
           file=sys.stderr)
     log = OutputLog(log_path, store.detector.redact_lines)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                               preexec_fn=_die_with_parent)
-
-    def forward(signum, frame):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        _tee(process, log)
-    finally:
-        code = process.wait()
-        process.stdout.close()
-        log.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return code if code >= 0 else 128 - code
+        ended = supervise(command, env, log, _kill_grace(store))
+    except OSError as error:
+        raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None
+    if ended.escalated:
+        print(f"lab: node {nodes.rank}'s trainer ignored {ended.signal_name} for {ended.escalated:g} s and was "
+              "killed", file=sys.stderr)
+    return ended.exit_code
 
 
 def remove_stale_temporaries(store: Store, run_id: str) -> None:
@@ -482,17 +473,41 @@ def mark_wandb_copy(store: Store, attempt_dir: Path, exit_code: int) -> None:
           "lab's own records are whole", file=sys.stderr)
 
 
-def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
-    """Run `command` in its own process group, tee its output to stdout.log, and record how it ended.
+@dataclass
+class Ended:
+    """How a supervised command ended: its exit status as a shell reports it (128 + N for signal N), the stop
+    signals the launcher passed on, the grace after which it was killed (None: it stopped by itself), what the
+    output log reported on closing, and the processes it left running in its group (`pid`)."""
+
+    pid: int
+    code: int
+    interrupted: list[int]
+    escalated: float | None
+    log_error: OSError | None
+    left: list[dict]
+
+    @property
+    def exit_code(self) -> int:
+        return self.code if self.code >= 0 else 128 - self.code
+
+    @property
+    def signal_name(self) -> str | None:
+        return signal.Signals(self.interrupted[0]).name if self.interrupted else None
+
+
+def _kill_grace(store: Store) -> float:
+    return float(store.settings.get("launch", {}).get("kill_grace_seconds", KILL_GRACE_SECONDS))
+
+
+def supervise(command: list[str], env: dict, log: OutputLog, grace: float, on_start=None) -> Ended:
+    """Run `command` in its own process group, tee its output to `log`, and return how it ended.
 
     SIGINT, SIGTERM and SIGHUP to the launcher are passed on to the child's group (with any process the command
-    started); a child still alive `launch.kill_grace_seconds` (lab.json) later is killed, and the attempt records
-    that it was. The attempt ends when the command does: processes it left running are named on the attempt
-    (`left_running`) and on stderr, not waited for.
+    started); a child still alive `grace` seconds after the first is killed. `on_start(pid)` is called once the
+    child runs. OSError when the command cannot start (the log is closed).
     """
-    section = store.settings.get("launch", {})
-    grace = float(section.get("kill_grace_seconds", KILL_GRACE_SECONDS))
     interrupted: list[int] = []
+    escalated: list[float] = []
 
     def on_signal(signum, frame):
         interrupted.append(signum)
@@ -509,18 +524,14 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
 
-    escalated: list[float] = []
-    log = OutputLog(attempt_dir / "stdout.log", store.detector.redact_lines,
-                    head_bytes=int(float(section.get("output_head_mb", HEAD_MB)) * MB),
-                    tail_bytes=int(float(section.get("output_tail_mb", TAIL_MB)) * MB))
     try:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                    preexec_fn=_die_with_parent)
-    except OSError as error:
+    except OSError:
         log.close()
-        store.end_attempt(attempt_dir, exit_code=127, status="failed")
-        raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None
-    store.update_attempt(attempt_dir, child_pid=process.pid)
+        raise
+    if on_start:
+        on_start(process.pid)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         _tee(process, log)
@@ -531,28 +542,52 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
         left = _leftovers(process.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if code == 0:
-            status = "finished"
-        else:
-            status = "killed" if interrupted or code < 0 else "failed"
-        exit_code = code if code >= 0 else 128 - code
-        if interrupted:
-            stop = {"signal": signal.Signals(interrupted[0]).name}
-            if escalated:
-                stop["escalated"] = f"SIGKILL after {escalated[0]:g} s"
-                print(f"lab: the command ignored {stop['signal']} for {escalated[0]:g} s and was killed",
-                      file=sys.stderr)
-            store.update_attempt(attempt_dir, stopped_by=stop)
-        if left:
-            left = [{**item, "command": store.detector.redact(item["command"])} for item in left]
-            store.update_attempt(attempt_dir, left_running=left)
-            named = ", ".join(f"pid {item['pid']}: {item['command'][:80]}" for item in left[:3])
-            print(f"lab: the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
-                  f"({named}); the attempt is closed without them. Stop them with `kill -- -{process.pid}`",
+    return Ended(process.pid, code, interrupted, escalated[0] if escalated else None, log_error, left)
+
+
+def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
+    """Run `command` under `supervise`, tee its output to stdout.log, and record how it ended.
+
+    A child still alive `launch.kill_grace_seconds` (lab.json) after a stop signal is killed, and the attempt
+    records that it was. The attempt ends when the command does: processes it left running are named on the
+    attempt (`left_running`) and on stderr, not waited for.
+    """
+    section = store.settings.get("launch", {})
+    log = OutputLog(attempt_dir / "stdout.log", store.detector.redact_lines,
+                    head_bytes=int(float(section.get("output_head_mb", HEAD_MB)) * MB),
+                    tail_bytes=int(float(section.get("output_tail_mb", TAIL_MB)) * MB))
+    try:
+        ended = supervise(command, env, log, _kill_grace(store),
+                          on_start=lambda pid: store.update_attempt(attempt_dir, child_pid=pid))
+    except OSError as error:
+        store.end_attempt(attempt_dir, exit_code=127, status="failed")
+        raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None
+    except BaseException:
+        store.end_attempt(attempt_dir, exit_code=None, status="failed")
+        raise
+    exit_code, left = ended.exit_code, ended.left
+    if ended.code == 0:
+        status = "finished"
+    else:
+        status = "killed" if ended.interrupted or ended.code < 0 else "failed"
+    if ended.interrupted:
+        stop = {"signal": ended.signal_name}
+        if ended.escalated:
+            stop["escalated"] = f"SIGKILL after {ended.escalated:g} s"
+            print(f"lab: the command ignored {stop['signal']} for {ended.escalated:g} s and was killed",
                   file=sys.stderr)
-        mark_wandb_copy(store, attempt_dir, exit_code)
-        store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
-    if log_error is not None:
-        print(f"lab: warning: stdout.log stopped early ({log_error.strerror or log_error}); the attempt's other "
-              "records are complete", file=sys.stderr)
+        store.update_attempt(attempt_dir, stopped_by=stop)
+    if left:
+        left = [{**item, "command": store.detector.redact(item["command"])} for item in left]
+        store.update_attempt(attempt_dir, left_running=left)
+        named = ", ".join(f"pid {item['pid']}: {item['command'][:80]}" for item in left[:3])
+        print(f"lab: the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
+              f"({named}); the attempt is closed without them. Stop them with `kill -- -{ended.pid}`",
+              file=sys.stderr)
+    mark_wandb_copy(store, attempt_dir, exit_code)
+    store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
+    if ended.log_error is not None:
+        problem = ended.log_error.strerror or ended.log_error
+        print(f"lab: warning: stdout.log stopped early ({problem}); the attempt's other records are complete",
+              file=sys.stderr)
     return exit_code

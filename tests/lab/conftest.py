@@ -1,21 +1,11 @@
 """Fixtures for notebook tests: a real temporary git repository made into a lab, and a `lab` runner."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
-
-
-def lab_env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "WANDB_"))}
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", **extra)
-    return env
+from lab_testing import git, lab_env
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import lab_env
+from lab_testing import lab_env
 
 from lab.capture import autolog
 from lab.records.store import Store

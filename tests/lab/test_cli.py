@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lab.records.store import Store
-from conftest import git, lab_env
+from lab_testing import git, lab_env
 
 
 def read(path):

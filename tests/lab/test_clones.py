@@ -18,7 +18,7 @@ import pytest
 
 from lab.records.files import read_jsonl
 from lab.records.store import Store
-from conftest import git, lab_env
+from lab_testing import git, lab_env
 
 pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 

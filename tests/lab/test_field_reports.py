@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import git, lab_env
+from lab_testing import git, lab_env
 
 from lab.capture.output import OutputLog, overprint
 from lab.records.secrets import SecretDetector

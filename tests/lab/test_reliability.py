@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import git, lab_env
+from lab_testing import git, lab_env
 
 from lab.capture import vcs
 from lab.errors import LabError

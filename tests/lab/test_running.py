@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import lab_env
+from lab_testing import lab_env
 
 from lab.records.store import Store
 

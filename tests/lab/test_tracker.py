@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import lab_env
+from lab_testing import lab_env
 
 from lab import tracker
 from lab.records.store import Store

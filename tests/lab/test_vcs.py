@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import git
+from lab_testing import git
 
 from lab.capture import vcs
 from lab.errors import LabError

@@ -1,22 +1,16 @@
 """Fixtures for family tests: a lab in a fresh git repository, driven through the `lab` command."""
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-_LAB_CONFTEST = Path(__file__).parents[1] / "lab" / "conftest.py"
-_LAB_FIXTURES = importlib.util.spec_from_file_location("lab_fixtures", _LAB_CONFTEST)
-lab_fixtures = importlib.util.module_from_spec(_LAB_FIXTURES)
-_LAB_FIXTURES.loader.exec_module(lab_fixtures)
+from lab_testing import lab_env
 
 
 @pytest.fixture
 def lab_environment() -> dict:
     """The environment a `lab` subprocess runs in: no LAB_ or WANDB_ variables of ours, W&B offline."""
-    return lab_fixtures.lab_env()
+    return lab_env()
 
 
 @pytest.fixture
@@ -31,7 +25,7 @@ def family_lab(tmp_path):
 
         def lab(*args: str) -> str:
             result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
-                                    env=lab_fixtures.lab_env(), timeout=300)
+                                    env=lab_env(), timeout=300)
             assert result.returncode == 0, result.stderr
             return result.stdout
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
+import lab_testing
 
 
 def test_a_family_command_on_an_unknown_run_answers_before_importing_torch(family_lab):
@@ -16,6 +16,6 @@ def test_a_family_command_on_an_unknown_run_answers_before_importing_torch(famil
         "print('CODES', codes, 'TORCH', 'torch' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=lab.repo, capture_output=True, text=True,
-                            env=lab_fixtures.lab_env(), timeout=120)
+                            env=lab_testing.lab_env(), timeout=120)
     assert "CODES [2, 2, 2] TORCH False" in result.stdout, result.stdout + result.stderr
     assert result.stderr.splitlines() == [f"lab: error: no run nope_999 in {lab.repo / 'logs' / 'runs'}"] * 3

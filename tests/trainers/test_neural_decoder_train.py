@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
+import lab_testing
 
 from lab.records.store import Store
 
-git, lab_env = lab_fixtures.git, lab_fixtures.lab_env
+git, lab_env = lab_testing.git, lab_testing.lab_env
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
+import lab_testing
 
 from lab.errors import ConfigError
 from lab.families import registry
@@ -144,7 +144,7 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     (tmp_path / "blip.wav").write_bytes(wav_bytes(clips[0][1][0][:800], 16000))  # 50 ms
     done = subprocess.run([sys.executable, "-m", "lab", "embed", "rdn_001", "--dim", "16", "--json", "--audio",
                            str(paths[0]), str(tmp_path / "silence.wav"), str(tmp_path / "blip.wav")],
-                          cwd=repo, capture_output=True, text=True, env=lab_fixtures.lab_env(), timeout=300)
+                          cwd=repo, capture_output=True, text=True, env=lab_testing.lab_env(), timeout=300)
     assert done.returncode == 0 and len(json.loads(done.stdout)["embeddings"][0]) == 16
     assert f"lab: warning: {tmp_path / 'silence.wav'} is silent" in done.stderr
     assert f"lab: warning: {tmp_path / 'blip.wav'} is 0.05 s long" in done.stderr

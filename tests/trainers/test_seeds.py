@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import lab_fixtures  # this folder's conftest, which loads tests/lab's helpers
+import lab_testing
 
 from lab.families import registry
 from lab.records.store import Store
@@ -20,7 +20,7 @@ def test_seeds_launch_one_attempt_per_seed_and_the_verdict_compares_their_means(
     repo = tmp_path / "lab"
     repo.mkdir()
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    env = lab_fixtures.lab_env(**{registry.FAMILY_MODULES_VARIABLE: "toy_family"})
+    env = lab_testing.lab_env(**{registry.FAMILY_MODULES_VARIABLE: "toy_family"})
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
 
     def lab(*args, code=0):
