@@ -1,7 +1,9 @@
 """redimnet configs: ReDimNet b0-b6 as in wespeaker's port of IDRnD/ReDimNet, and a tiny preset.
 
-Stages are (stride, 2D blocks, conv expansion, attention reduction; 0 = no 1D block). Training follows
-wespeaker's recipe: AAM-softmax with scale 32 and margin ramped to 0.2, here over Matryoshka dims.
+Stages are (stride, 2D blocks, conv expansion, attention reduction; 0 = no 1D block). Each size, given to
+IDRnD's ReDimNetWrap, builds the same keys and shapes as here (tests/trainers/test_weights.py); the model options
+mirror its arguments, so its torch.hub files import with the config they carry (trainers/redimnet/weights.py).
+Training follows wespeaker's recipe: AAM-softmax with scale 32 and margin ramped to 0.2, here over Matryoshka dims.
 """
 
 from __future__ import annotations
