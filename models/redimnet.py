@@ -13,7 +13,8 @@ frequency-wise squeeze-excitation), unfolds to 1D and refines time context with 
 
 Every option of IDRnD/ReDimNet's `ReDimNetWrap` that its published torch.hub files use is a config field
 (redimnet/model.py: `block_1d_type`, `block_2d_type`, `group_divisor`, `out_channels`, `global_context_att`,
-`emb_bn`, `hop_length`, `feat_agg_dropout`), so those files import exactly (trainers/redimnet/weights.py).
+`emb_bn`, `hop_length`, `feat_agg_dropout`), and so are wespeaker's differences (its Kaldi fbank front-end, no
+BatchNorm after the pooling), so both import exactly (trainers/redimnet/weights.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,26 @@ class MelFrontEnd(nn.Module):
             x = x - 0.97 * previous
             features = torch.log(self.mel(x) + 1e-6)  # (B, n_mels, frames)
             return features - features.mean(dim=-1, keepdim=True)
+
+
+class KaldiFbankFrontEnd(nn.Module):
+    """Kaldi log-mel filterbanks (25 ms Hamming frames every `hop_length` samples, no dither, no energy) of the
+    waveform in 16-bit units, then mean normalisation over time: (B, samples) -> (B, n_mels, frames), as
+    wespeaker's recipes feed its ReDimNet (wespeaker/dataset/processor.py compute_fbank and apply_cmvn, through
+    torchaudio.compliance.kaldi.fbank)."""
+
+    def __init__(self, n_mels: int, sample_rate: int = 16000, hop_length: int = 160):
+        super().__init__()
+        self.n_mels, self.sample_rate, self.hop_length = n_mels, sample_rate, hop_length
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=waveforms.device.type, enabled=False):
+            features = torch.stack([torchaudio.compliance.kaldi.fbank(
+                waveform[None].float() * (1 << 15), num_mel_bins=self.n_mels, frame_length=25.0,
+                frame_shift=1000.0 * self.hop_length / self.sample_rate, dither=0.0,
+                sample_frequency=self.sample_rate, window_type="hamming", use_energy=False)
+                for waveform in waveforms])  # (B, frames, n_mels)
+            return (features - features.mean(dim=1, keepdim=True)).transpose(1, 2)
 
 
 class ChannelNorm(nn.Module):
@@ -266,7 +287,8 @@ class ReDimNet(nn.Module):
         self.config = config
         channels, frequencies = config.channels, config.n_mels
         total = channels * frequencies
-        self.front_end = MelFrontEnd(frequencies, hop_length=config.hop_length)
+        front_end = KaldiFbankFrontEnd if config.front_end == "kaldi_fbank" else MelFrontEnd
+        self.front_end = front_end(frequencies, hop_length=config.hop_length)
         self.stem = nn.Sequential(nn.Conv2d(1, channels, 3, padding="same"), ChannelNorm(channels))
         self.shapes, stages = [], []
         for stride, blocks, conv_expand, reduction in config.stages:
@@ -285,7 +307,7 @@ class ReDimNet(nn.Module):
         self.project = nn.Sequential(nn.Conv1d(total, width, 1), nn.BatchNorm1d(width)) if config.out_channels \
             else nn.Identity()
         self.pool = AttentiveStatsPooling(width, global_context=config.global_context)
-        self.norm = nn.BatchNorm1d(2 * width)
+        self.norm = nn.BatchNorm1d(2 * width) if config.pooled_norm else nn.Identity()  # wespeaker's has none
         self.embed = nn.Linear(2 * width, config.embed_dim)
         self.embed_norm = nn.BatchNorm1d(config.embed_dim) if config.embedding_norm else nn.Identity()
         self.dropout = nn.Dropout(config.dropout)
@@ -314,8 +336,11 @@ class ReDimNet(nn.Module):
         "model.stage_dropout": p}."""
         for name, value in settings.items():
             if name == "model.hop_length":
-                self.config.hop_length = self.front_end.mel.hop_length = int(value)
-                self.front_end.mel.spectrogram.hop_length = int(value)
+                self.config.hop_length = int(value)
+                if isinstance(self.front_end, MelFrontEnd):
+                    self.front_end.mel.hop_length = self.front_end.mel.spectrogram.hop_length = int(value)
+                else:
+                    self.front_end.hop_length = int(value)
             elif name == "model.stage_dropout":
                 self.config.stage_dropout = float(value)
             else:

@@ -210,7 +210,7 @@ def test_an_idrnd_hub_checkpoint_names_its_config_and_its_settings(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "family: redimnet" in result.stdout and "format: IDRnD/ReDimNet torch.hub checkpoint" in result.stdout
     assert "model.block_type=basic_resnet_fwse model.block_1d_type=conv+att model.group_divisor=2 " \
-        "model.stages=[[1,1,2,0],[2,2,1,4],[3,1,2,4]] model.embed_dim=16 model.hop_length=240" in result.stdout
+        "model.stages=[[1,1,2,0],[2,2,1,2],[3,1,2,2]] model.embed_dim=16 model.hop_length=240" in result.stdout
     options = weights.convert(weights.read(REDIMNET / "hub-options.pt"))
     assert {name: options.config[name] for name in ("model.block_1d_type", "model.out_channels",
                                                      "model.global_context", "model.embedding_norm")} == \
@@ -274,6 +274,51 @@ def test_full_size_idrnd_key_sets_convert_onto_the_presets_with_no_key_left_over
     assert {name: preset[name.removeprefix("model.")] for name in converted.config if name != "model.size"} == \
         {name: value for name, value in converted.config.items() if name != "model.size"}
     assert sum(parameter.numel() for parameter in model.backbone.parameters()) == published["parameters"]
+
+
+def test_a_wespeaker_redimnet_gives_the_originals_embedding_from_waveform():
+    """wespeaker's ReDimNet (tests/fixtures/make_redimnet_wespeaker.py), sizes read from the shapes: Kaldi fbank
+    features as its recipe computes them, and its embedding within 1e-4."""
+    path = REDIMNET / "wespeaker-small.pt"
+    converted = weights.convert(weights.read(path))
+    assert converted.format == "wenet-e2e/wespeaker ReDimNet state dict"
+    assert converted.config["model.stages"] == [[1, 1, 2, 2], [2, 1, 1, 0], [1, 1, 1, 2]]
+    assert converted.dropped == ["backbone.inputs_weights.0", "projection.weight"]
+    model = redimnet_model(path)
+    report = load_initial_weights(model, str(path))
+    assert report.clean and report.fresh == ["head.weight"]
+    expected = torch.load(REDIMNET / "wespeaker-expected.pt")
+    waveform = torch.load(REDIMNET / "features.pt")["waveform"]
+    with torch.no_grad():
+        features = model.backbone.front_end(waveform)  # (B, n_mels, frames)
+        embeddings = model.eval()(waveform)
+    assert (features.transpose(1, 2) - expected["features"]).abs().max() < 1e-4
+    assert (embeddings - expected["embeddings"]).abs().max() < 1e-4
+
+    spec = registry.get("redimnet")  # the default front-end and pooled BatchNorm do not take the file
+    with pytest.raises(ConfigError, match=r"missing \(\d+\): backbone.front_end.mel.*--set model.front_end="
+                                          r"kaldi_fbank --set model.pooled_norm=false"):
+        load_initial_weights(spec.build_model(spec.build_config(spec.preset("tiny"))), str(path))
+
+
+@pytest.mark.parametrize("size", ["b0", "b1", "b2", "b3", "b4", "b5", "b6"])
+def test_full_size_wespeaker_key_sets_convert_onto_the_presets(size):
+    """wespeaker's ReDimNetB0..B6 state dicts (meta device) convert onto this project's presets with wespeaker's
+    front-end and no pooled BatchNorm, no key left over."""
+    with gzip.open(REDIMNET / "wespeaker-keys.json.gz", "rt") as stream:
+        shapes = json.load(stream)[size]
+    spec = registry.get("redimnet")
+    with torch.device("meta"):
+        original = weights.Original(Path("avg_model.pt"), "torch.save",
+                                    {name: torch.empty(shape) for name, shape in shapes.items()})
+        converted = weights.convert(original, "redimnet")
+        values = config_tools.apply_overrides(spec.preset(size), weights.assignments(converted))
+        model = spec.build_model(spec.build_config(values))
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items() if name != "head.weight"}
+    assert {name: tuple(value.shape) for name, value in converted.weights.items()} == expected
+    preset = spec.preset(size)["model"]
+    assert all(preset[name.removeprefix("model.")] == value for name, value in converted.config.items()
+               if name not in ("model.size", "model.front_end", "model.pooled_norm"))
 
 
 def test_new_run_prints_idrnd_b5_at_the_original_codes_size(family_lab):

@@ -10,6 +10,7 @@ from trainers.spec import family_spec
 RUNTIME = "trainers.redimnet.family"
 BLOCKS = ("convnext_like", "convnext_like_relu", "basic_resnet", "basic_resnet_fwse")
 BLOCKS_1D = ("conv+att", "att", "conv", "fc")  # models.redimnet.BLOCKS_1D, without importing torch
+FRONT_ENDS = ("mel", "kaldi_fbank")
 
 
 def validate(values: config.Config) -> None:
@@ -29,6 +30,8 @@ def validate(values: config.Config) -> None:
         raise ConfigError(f"model.block_type={model.block_type!r} is not one of: {', '.join(BLOCKS)}")
     if model.block_1d_type not in BLOCKS_1D:
         raise ConfigError(f"model.block_1d_type={model.block_1d_type!r} is not one of: {', '.join(BLOCKS_1D)}")
+    if model.front_end not in FRONT_ENDS:
+        raise ConfigError(f"model.front_end={model.front_end!r} is not one of: {', '.join(FRONT_ENDS)}")
     if model.stage_dropout >= 1:
         raise ConfigError(f"model.stage_dropout={model.stage_dropout} must be below 1")
     rows, channels = model.n_mels, model.channels

@@ -48,6 +48,8 @@ class ModelConfig:
     stages: list[list[int]] = field(default_factory=lambda: [list(stage) for stage in SIZES["b2"][4]])
     embed_dim: int = 192
     hop_length: int = 160  # mel frame hop in samples
+    front_end: str = "mel"  # mel (IDRnD's MelBanks) | kaldi_fbank (wespeaker's Kaldi fbank and mean normalisation)
+    pooled_norm: bool = True  # BatchNorm1d on the pooled statistics (IDRnD's; wespeaker's ReDimNet has none)
     out_channels: int = 0  # > 0: pointwise projection + BatchNorm of the C*F output to this width before pooling
     global_context: bool = True  # the pooling's attention sees the utterance mean and std (global_context_att)
     embedding_norm: bool = False  # BatchNorm1d on the embedding (IDRnD's emb_bn)

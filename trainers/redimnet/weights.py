@@ -1,5 +1,7 @@
-"""IDRnD/ReDimNet torch.hub checkpoints ({"model_config": ReDimNetWrap's arguments, "state_dict": ...}, as
-hubconf.py loads the published b0..b6 files) in this project's keys, with the model config read from the file.
+"""ReDimNet checkpoints of the original repositories in this project's keys.
+
+IDRnD/ReDimNet torch.hub files ({"model_config": ReDimNetWrap's arguments, "state_dict": ...}, as hubconf.py loads
+the published b0..b6 files), with the model config read from the file:
 
     model_config: F, C, block_2d_type, block_1d_type, group_divisor, embed_dim, hop_length, out_channels,
     global_context_att, emb_bn, feat_agg_dropout -> model.n_mels, .channels, .block_type, .block_1d_type, ...;
@@ -24,9 +26,18 @@ spec.torchfbank.1.flipped_filter (the constant pre-emphasis filter) and cls_head
 training speakers; this project's training head is its own Matryoshka AAM, initialised fresh). The hop length and
 the stage dropout carry no weights: they are settings the import sets on the model. Stored configs of other
 front-ends ('tf' features), poolings or options this lab does not build are refused in one line that names them.
+
+wespeaker's ReDimNet (wenet-e2e/wespeaker wespeaker/models/redimnet.py, a flat state dict as its trainer saves
+it), sizes read from the shapes: the same blocks, but the stage Sequentials start at the pooling convolution
+(stage{i}.0, blocks from stage{i}.1), the mixing weights are backbone.inputs_weights.{i} (-> backbone.mix.{i-1};
+.0, a constant 1, left out), seg_1 -> backbone.embed with no BatchNorm after the pooling (model.pooled_norm=false),
+and the features are Kaldi fbank with mean normalisation (model.front_end=kaldi_fbank, 10 ms hop). The trainer's
+ArcMargin head (projection.*) is left out; a second embedding layer (two_emb_layer) or a GRU 1D block is refused.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -34,6 +45,7 @@ from lab.errors import ConfigError
 from trainers.weights import Converted, Original
 
 FORMAT = "IDRnD/ReDimNet torch.hub checkpoint"
+WESPEAKER = "wenet-e2e/wespeaker ReDimNet state dict"
 # ReDimNetWrap's arguments (redimnet/model.py) and its defaults, where a value other than the default would build
 # a model this lab cannot (None: any value is read below)
 KNOWN = {"F": None, "C": None, "block_1d_type": None, "block_2d_type": None, "stages_setup": None,
@@ -61,34 +73,102 @@ CHANNEL_NORM = {"weight": "norm.weight", "bias": "norm.bias"}
 
 
 def convert(original: Original) -> Converted | None:
-    """`original` in SpeakerModel keys (the training head left fresh), or None when it is not an IDRnD torch.hub
-    checkpoint. ConfigError (one line) when its stored config asks for what this lab does not build."""
+    """`original` in SpeakerModel keys (the training head left fresh), or None when it is neither an IDRnD
+    torch.hub checkpoint nor a wespeaker ReDimNet. ConfigError (one line) when it asks for what this lab does not
+    build."""
+    tensors = original.tensors
     stored = original.extras.get("model_config")
-    if not isinstance(stored, dict) or not any(name.startswith("backbone.stage") for name in original.tensors):
-        return None
-    config = model_config(stored, original.path)
-    modules = module_map(config)
+    if isinstance(stored, dict) and any(name.startswith("backbone.stage") for name in tensors):
+        config = model_config(stored, original.path)
+        constants = ("backbone.stage0.0.w", "spec.torchfbank.1.flipped_filter")
+        weights, dropped = renamed(original, module_map(config, "idrnd"), FORMAT,
+                                   lambda name: name in constants or name.startswith("cls_head."))
+        settings = {name: config[name] for name in ("model.hop_length", "model.stage_dropout")}
+        return Converted(family="redimnet", format=FORMAT, weights=weights, config=config, settings=settings,
+                         dropped=dropped)
+    if {"backbone.inputs_weights.1", "backbone.stem.0.weight", "seg_1.weight"} <= set(tensors):
+        config = wespeaker_config(tensors, original.path)
+        weights, dropped = renamed(original, module_map(config, "wespeaker"), WESPEAKER,
+                                   lambda name: name == "backbone.inputs_weights.0" or name.startswith("projection."))
+        return Converted(family="redimnet", format=WESPEAKER, weights=weights, config=config,
+                         settings={"model.hop_length": config["model.hop_length"]}, dropped=dropped)
+    return None
+
+
+def renamed(original: Original, modules: dict, kind: str, left_out) -> tuple[dict, list[str]]:
+    """(the tensors in this project's keys, the names `left_out` picks); ConfigError naming tensors no module of
+    the file's config holds."""
     weights, dropped, unknown = {}, [], []
     for name, value in original.tensors.items():
-        if name in ("backbone.stage0.0.w", "spec.torchfbank.1.flipped_filter") or name.startswith("cls_head."):
+        if left_out(name):
             dropped.append(name)
-            continue
-        renamed = rename(name, modules)
-        if renamed is None:
+        elif (new := rename(name, modules)) is None:
             unknown.append(name)
         else:
-            weights[renamed] = value
+            weights[new] = value
     if unknown:
-        raise ConfigError(f"{original.path} is an {FORMAT} with tensors its stored config does not build: "
+        raise ConfigError(f"{original.path} is a {kind} with tensors its config does not build: "
                           + ", ".join(sorted(unknown)[:5]) + (" ..." if len(unknown) > 5 else ""))
     for query in [name for name in weights if name.endswith("attention.q_proj.weight")]:
         prefix = query.removesuffix("q_proj.weight")
-        for kind in ("weight", "bias"):
-            weights[f"{prefix}in_proj_{kind}"] = torch.cat([weights.pop(f"{prefix}{part}_proj.{kind}")
-                                                            for part in "qkv"])
-    settings = {name: config[name] for name in ("model.hop_length", "model.stage_dropout")}
-    return Converted(family="redimnet", format=FORMAT, weights=weights, config=config, settings=settings,
-                     dropped=sorted(dropped))
+        for part in ("weight", "bias"):
+            weights[f"{prefix}in_proj_{part}"] = torch.cat([weights.pop(f"{prefix}{which}_proj.{part}")
+                                                            for which in "qkv"])
+    return weights, sorted(dropped)
+
+
+def wespeaker_config(tensors: dict, path) -> dict:
+    """The dotted model settings of a wespeaker ReDimNet, from its shapes; ConfigError for what this lab does not
+    build (two embedding layers, a pooling other than ASTP, a GRU 1D block)."""
+    refused = []
+    if "seg_2.weight" in tensors:
+        refused.append("two embedding layers (seg_2)")
+    if "pool.linear1.weight" not in tensors:
+        refused.append("a pooling other than ASTP")
+    if any(".tcm.0.gru." in name for name in tensors):
+        refused.append("a GRU 1D block")
+    if refused:
+        raise ConfigError(f"{path} is a {WESPEAKER} this lab does not build: " + ", ".join(refused))
+    channels = tensors["backbone.stem.0.weight"].shape[0]
+    total = tensors["backbone.inputs_weights.1"].shape[2]  # (1, 2, C*F, 1)
+    stages, contexts = [], []
+    while f"backbone.stage{len(stages)}.0.weight" in tensors:
+        here = f"backbone.stage{len(stages)}."
+        wide, narrow, stride, _ = tensors[here + "0.weight"].shape  # the (stride, 1) pooling convolution
+        expand = wide // (narrow * stride)
+        blocks = len({name.split(".")[2] for name in tensors if name.startswith(here) and ".conv_block." in name})
+        context = f"{here}{2 + blocks + (expand != 1)}."  # after the blocks, the squeeze back and to1d
+        reduce = tensors.get(context + "red_dim_conv.0.weight")  # (hidden, C*F, 1)
+        stages.append([stride, blocks, expand, total // reduce.shape[0] if reduce is not None else 0])
+        contexts += [context] if reduce is not None else []
+    block = next((f"backbone.stage{index}.1.conv_block." for index, stage in enumerate(stages) if stage[1]), "")
+    resnet = block + "conv1.weight" in tensors
+    grouped = [value.shape for name, value in tensors.items()  # (C, C / groups, 3, 3) of every 2D block
+               if re.search(r"\.conv_block\.(conv1|dwconvs\.0)\.weight$", name)]
+    # the group divisor: channels // divisor groups in every block (the largest such: several give those groups)
+    divisor = max((divisor for divisor in range(1, max((shape[0] for shape in grouped), default=1) + 1)
+                   if all(max(1, shape[0] // divisor) == shape[0] // shape[1] for shape in grouped)), default=1)
+    one_d = "conv+att"
+    if contexts and contexts[0] + "tcm.4.attention.q_proj.weight" not in tensors:
+        one_d = "att" if contexts[0] + "tcm.1.attention.q_proj.weight" in tensors else "fc"
+    width = tensors["backbone.mfa.0.weight"].shape[0] if "backbone.mfa.0.weight" in tensors else 0
+    return {
+        "model.size": "custom",
+        "model.n_mels": total // channels,
+        "model.channels": channels,
+        "model.block_type": ("basic_resnet_fwse" if block + "se.squeeze.weight" in tensors else "basic_resnet")
+        if resnet else "convnext_like",
+        "model.block_1d_type": one_d,
+        "model.group_divisor": divisor,
+        "model.stages": stages,
+        "model.embed_dim": tensors["seg_1.weight"].shape[0],
+        "model.hop_length": 160,  # wespeaker's recipes: 10 ms frames at 16 kHz
+        "model.front_end": "kaldi_fbank",
+        "model.pooled_norm": False,
+        "model.out_channels": width,
+        "model.global_context": tensors["pool.linear1.weight"].shape[1] == 3 * (width or total),
+        "model.embedding_norm": False,
+    }
 
 
 def model_config(stored: dict, path) -> dict:
@@ -127,8 +207,9 @@ def model_config(stored: dict, path) -> dict:
     }
 
 
-def module_map(config: dict) -> dict[str, tuple[str, dict]]:
-    """{original module prefix: (this project's prefix, {original sub-prefix: project sub-prefix})}."""
+def module_map(config: dict, layout: str) -> dict[str, tuple[str, dict]]:
+    """{original module prefix: (this project's prefix, {original sub-prefix: project sub-prefix})} for the
+    model `config` describes, in IDRnD's key layout (`layout` "idrnd") or wespeaker's ("wespeaker")."""
     one_d = config["model.block_1d_type"]
     context = {"red_dim_conv.0.": "reduce.0.", "red_dim_conv.1.": "reduce.1.norm.", "exp_dim_conv.": "expand."}
     if one_d == "conv+att":
@@ -148,20 +229,28 @@ def module_map(config: dict) -> dict[str, tuple[str, dict]]:
     stages = config["model.stages"]
     modules = {"backbone.stem.0.": ("backbone.stem.0.", {"": ""}),
                "backbone.stem.1.": ("backbone.stem.1.", CHANNEL_NORM),
-               "backbone.fin_wght1d.": (f"backbone.mix.{len(stages) - 1}", {"w": ""}),
                "backbone.mfa.": ("backbone.project.", {"": ""}),
                "pool.linear1.": ("backbone.pool.attention.0.", {"": ""}),
-               "pool.linear2.": ("backbone.pool.attention.2.", {"": ""}),
-               "bn.": ("backbone.norm.", {"": ""}), "linear.": ("backbone.embed.", {"": ""}),
-               "bn2.": ("backbone.embed_norm.", {"": ""}), "spec.torchfbank.2.": ("backbone.front_end.mel.", {"": ""})}
+               "pool.linear2.": ("backbone.pool.attention.2.", {"": ""})}
+    if layout == "idrnd":  # stage Sequentials: weigth1d, to2d, the pooling convolution, blocks
+        first = 3
+        modules |= {"backbone.fin_wght1d.": (f"backbone.mix.{len(stages) - 1}", {"w": ""}),
+                    "bn.": ("backbone.norm.", {"": ""}), "linear.": ("backbone.embed.", {"": ""}),
+                    "bn2.": ("backbone.embed_norm.", {"": ""}),
+                    "spec.torchfbank.2.": ("backbone.front_end.mel.", {"": ""})}
+        modules |= {f"backbone.stage{index}.0.": (f"backbone.mix.{index - 1}", {"w": ""})
+                    for index in range(1, len(stages))}
+    else:  # stage Sequentials: the pooling convolution, blocks
+        first = 1
+        modules |= {"seg_1.": ("backbone.embed.", {"": ""})}
+        modules |= {f"backbone.inputs_weights.{index}": (f"backbone.mix.{index - 1}", {"": ""})
+                    for index in range(1, len(stages) + 1)}
     for index, (_, blocks, expand, reduction) in enumerate(stages):
         here, there = f"backbone.stage{index}.", f"backbone.stages.{index}."
-        if index:
-            modules[here + "0."] = (f"backbone.mix.{index - 1}", {"w": ""})
-        modules[here + "2."] = (there + "pool.", {"": ""})
+        modules[f"{here}{first - 1}."] = (there + "pool.", {"": ""})
         for number in range(blocks):
-            modules[f"{here}{3 + number}."] = (f"{there}blocks.{number}.", block)
-        squeeze = 3 + blocks
+            modules[f"{here}{first + number}."] = (f"{there}blocks.{number}.", block)
+        squeeze = first + blocks
         if expand != 1:
             modules[f"{here}{squeeze}."] = (f"{there}blocks.{blocks}.", {"": ""})
             squeeze += 1
