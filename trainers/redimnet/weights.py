@@ -204,6 +204,8 @@ def model_config(stored: dict, path) -> dict:
         "model.global_context": bool(stored.get("global_context_att", False)),
         "model.embedding_norm": bool(stored.get("emb_bn", False)),
         "model.stage_dropout": float(stored.get("feat_agg_dropout", 0.0)),
+        "model.front_end": "mel",
+        "model.pooled_norm": True,
     }
 
 
