@@ -248,6 +248,11 @@ def test_an_idrnd_config_this_lab_cannot_build_is_one_error_line(tmp_path):
     spec = registry.get("redimnet")
     with pytest.raises(ConfigError, match="agg_gnorm"):
         load_initial_weights(spec.build_model(spec.build_config(spec.preset("tiny"))), str(path))
+    extra = weights.read(REDIMNET / "hub-fc.pt")  # a stage its stored config does not have
+    extra.tensors["backbone.stage2.2.weight"] = torch.zeros(4, 4, 1, 1)
+    with pytest.raises(ConfigError, match=r"\(IDRnD/ReDimNet torch.hub checkpoint\) has tensors its config does "
+                                          r"not build: backbone.stage2.2.weight$"):
+        weights.convert(extra)
 
 
 def published_sizes() -> dict:

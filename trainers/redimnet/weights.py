@@ -107,7 +107,7 @@ def renamed(original: Original, modules: dict, kind: str, left_out) -> tuple[dic
         else:
             weights[new] = value
     if unknown:
-        raise ConfigError(f"{original.path} is a {kind} with tensors its config does not build: "
+        raise ConfigError(f"{original.path} ({kind}) has tensors its config does not build: "
                           + ", ".join(sorted(unknown)[:5]) + (" ..." if len(unknown) > 5 else ""))
     for query in [name for name in weights if name.endswith("attention.q_proj.weight")]:
         prefix = query.removesuffix("q_proj.weight")
