@@ -136,6 +136,7 @@ class KeyReport:
     format: str = "lab"  # what the file was recognised as (trainers.weights): "lab", an original's, "unrecognised"
     settings: dict = field(default_factory=dict)  # settings without weights the file's format set on the model
     dropped: list[str] = field(default_factory=list)  # the original's tensors left out on purpose
+    fresh: list[str] = field(default_factory=list)  # training-only tensors the file has none of: kept as initialised
 
     @property
     def clean(self) -> bool:
@@ -145,8 +146,11 @@ class KeyReport:
         """One line, then a line per kind of problem (first few keys of each)."""
         lines = [f"init_from {self.source} ({self.format}): loaded {self.loaded} of {self.total} model tensors"]
         if self.dropped:
-            lines.append(f"  left out ({len(self.dropped)}): unused by the original's forward, "
+            lines.append(f"  left out ({len(self.dropped)}): unused or constant in the original's forward, "
                          + ", ".join(self.dropped[:3]) + (" ..." if len(self.dropped) > 3 else ""))
+        if self.fresh:
+            lines.append(f"  kept as initialised ({len(self.fresh)}): the training-only "
+                         + ", ".join(self.fresh[:3]) + (" ..." if len(self.fresh) > 3 else "") + ", not in the file")
         if self.settings:
             lines.append("  set by the format: " + ", ".join(f"{name}={value}"
                                                              for name, value in self.settings.items()))
@@ -178,7 +182,8 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
     cross-attention without RoPE) are set on the model through `model.adopt`. Every key is checked by name and
     shape; nothing mismatched is ever loaded silently. With `strict`, any missing, unexpected or
     shape-mismatched key is a ConfigError naming them; otherwise the matching tensors load and the report lists
-    the rest.
+    the rest. The tensors of a model's `training_only` submodules (ReDimNet's AAM head over the training speakers)
+    stay as initialised when the file holds none of them, as published originals do not.
     """
     from trainers import weights as formats
 
@@ -194,11 +199,15 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
                 if name in expected and value.shape == expected[name].shape}
     settings = {name: value for name, value in converted.settings.items()
                 if getattr(model.config, name.removeprefix("model."), value) != value}
+    training_only = tuple(f"{name}." for name in getattr(model, "training_only", ()))
+    fresh = sorted(name for name in expected if name.startswith(training_only))
+    if converted.format == "unrecognised" or any(name in weights for name in fresh):
+        fresh = []
     report = KeyReport(
         source=source,
         loaded=len(matching),
         total=len(expected),
-        missing=sorted(name for name in expected if name not in weights),
+        missing=sorted(name for name in expected if name not in weights and name not in fresh),
         unexpected=sorted(name for name in weights if name not in expected),
         mismatched=sorted(f"{name} ({tuple(value.shape)} -> {tuple(expected[name].shape)})"
                           for name, value in weights.items()
@@ -206,6 +215,7 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
         format=converted.format,
         settings=settings,
         dropped=converted.dropped,
+        fresh=fresh,
     )
     if strict and not report.clean:
         hint = ""

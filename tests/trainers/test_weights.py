@@ -1,6 +1,7 @@
 """Weights published with the original repositories load into this project's models and give the originals'
 outputs: the fixtures under tests/fixtures/ were made with the original code (tests/fixtures/make_*.py)."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -177,17 +178,174 @@ def test_redimnet_front_end_and_pooling_compute_as_the_original():
         assert torch.allclose(pool(pooling["input"]), pooling["output"], rtol=0, atol=1e-6)
 
 
-def test_an_idrnd_hub_checkpoint_is_named_and_refused_in_one_line(tmp_path):
-    path = FIXTURES / "redimnet" / "hub-small.pt"  # a small ReDimNetWrap saved as the torch.hub files are
+REDIMNET = FIXTURES / "redimnet"
+HUB_FILES = ("hub-small.pt", "hub-options.pt", "hub-conv.pt", "hub-fc.pt")
+
+
+def redimnet_model(path: Path):
+    """The redimnet model the file's stored config describes (Matryoshka dims: the embedding's own width)."""
+    converted = weights.convert(weights.read(path))
+    return model_for("redimnet", path, f"model.mrl_dims=[{converted.config['model.embed_dim']}]")
+
+
+@pytest.mark.parametrize("name", HUB_FILES)
+def test_idrnd_hub_checkpoints_give_the_originals_embeddings_from_waveform(name):
+    """IDRnD's ReDimNetWrap, small configurations of each option (tests/fixtures/make_redimnet.py), imported with
+    the config stored in the file: the embedding of a waveform is the original's within 1e-4."""
+    model = redimnet_model(REDIMNET / name)
+    report = load_initial_weights(model, str(REDIMNET / name))
+    assert report.format == "IDRnD/ReDimNet torch.hub checkpoint" and report.clean
+    assert report.fresh == ["head.weight"] and "backbone.stage0.0.w" in report.dropped
+    waveform = torch.load(REDIMNET / "features.pt")["waveform"]  # (B, samples)
+    expected = torch.load(REDIMNET / "expected.pt")[name]  # (B, embed_dim)
+    with torch.no_grad():
+        embeddings = model.eval()(waveform)
+    assert embeddings.shape == expected.shape
+    assert (embeddings - expected).abs().max() < 1e-4
+
+
+def test_an_idrnd_hub_checkpoint_names_its_config_and_its_settings(tmp_path):
+    path = REDIMNET / "hub-small.pt"
+    result = lab(tmp_path, "weights", "inspect", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "family: redimnet" in result.stdout and "format: IDRnD/ReDimNet torch.hub checkpoint" in result.stdout
+    assert "model.block_type=basic_resnet_fwse model.block_1d_type=conv+att model.group_divisor=2 " \
+        "model.stages=[[1,1,2,0],[2,2,1,2],[3,1,2,2]] model.embed_dim=16 model.hop_length=240" in result.stdout
+    options = weights.convert(weights.read(REDIMNET / "hub-options.pt"))
+    assert {name: options.config[name] for name in ("model.block_1d_type", "model.out_channels",
+                                                     "model.global_context", "model.embedding_norm")} == \
+        {"model.block_1d_type": "att", "model.out_channels": 20, "model.global_context": False,
+         "model.embedding_norm": True}
+    assert "cls_head.2.weight" in options.dropped  # the original's classifier; the lab trains its own head
+
+    # a model built at another hop takes the file's: the hop carries no weights, the import sets it
+    model = model_for("redimnet", path, "model.mrl_dims=[16]", skip=("model.hop_length",))
+    report = load_initial_weights(model, str(path))
+    assert report.settings == {"model.hop_length": 240} and model.config.hop_length == 240
+    assert "set by the format: model.hop_length=240" in report.describe()
+    waveform = torch.load(REDIMNET / "features.pt")["waveform"]
+    with torch.no_grad():
+        embeddings = model.eval()(waveform)
+    assert (embeddings - torch.load(REDIMNET / "expected.pt")["hub-small.pt"]).abs().max() < 1e-4
+
+    out = tmp_path / "small.safetensors"
+    converted = lab(tmp_path, "weights", "convert", str(path), "--family", "redimnet", "--out", str(out))
+    assert converted.returncode == 0, converted.stderr
+    assert "--set model.hop_length=240" in converted.stdout
+    report = load_initial_weights(redimnet_model(path), str(out))
+    assert report.format == "lab" and report.clean and report.fresh == ["head.weight"]
+
+
+def test_an_idrnd_config_this_lab_cannot_build_is_one_error_line(tmp_path):
+    stored = torch.load(REDIMNET / "hub-fc.pt")
+    path = tmp_path / "b6-new.pt"
+    torch.save({"model_config": {**stored["model_config"], "feat_type": "tf", "agg_gnorm": True},
+                "state_dict": stored["state_dict"]}, path)
     result = lab(tmp_path, "weights", "inspect", str(path))
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
-        f"lab: error: {path} is an IDRnD/ReDimNet torch.hub checkpoint (47,012 parameters; F=16 C=4 group_divisor=1 "
-        "embed_dim=16 global_context_att=True): IDRnD's blocks are not this project's (wespeaker's port), so it "
-        "cannot be imported yet"]
+        f"lab: error: {path} is an IDRnD/ReDimNet torch.hub checkpoint whose stored config this lab does not "
+        "build: feat_type='tf', agg_gnorm (unknown)"]
     spec = registry.get("redimnet")
-    model = spec.build_model(spec.build_config(spec.preset("tiny")))
-    with pytest.raises(ConfigError, match="IDRnD/ReDimNet torch.hub checkpoint"):
-        load_initial_weights(model, str(path))
+    with pytest.raises(ConfigError, match="agg_gnorm"):
+        load_initial_weights(spec.build_model(spec.build_config(spec.preset("tiny"))), str(path))
+    extra = weights.read(REDIMNET / "hub-fc.pt")  # a stage its stored config does not have
+    extra.tensors["backbone.stage2.2.weight"] = torch.zeros(4, 4, 1, 1)
+    with pytest.raises(ConfigError, match=r"\(IDRnD/ReDimNet torch.hub checkpoint\) has tensors its config does "
+                                          r"not build: backbone.stage2.2.weight$"):
+        weights.convert(extra)
+
+
+def published_sizes() -> dict:
+    with gzip.open(REDIMNET / "published.json.gz", "rt") as stream:
+        return json.load(stream)
+
+
+@pytest.mark.parametrize("size", ["b0", "b1", "b2", "b3", "b4", "b5", "b6"])
+def test_full_size_idrnd_key_sets_convert_onto_the_presets_with_no_key_left_over(size):
+    """Every key and shape of IDRnD's ReDimNetWrap for the published sizes (made with the original code, meta
+    device) converts onto this project's preset of that size; only the training head is the lab's own."""
+    published = published_sizes()[size]
+    spec = registry.get("redimnet")
+    with torch.device("meta"):
+        original = weights.Original(Path(f"{size}-vox2-ft_lm.pt"), "torch.save",
+                                    {name: torch.empty(shape) for name, shape in published["keys"].items()},
+                                    extras={"model_config": published["model_config"]})
+        converted = weights.convert(original, "redimnet")
+        model = spec.build_model(spec.build_config(spec.preset(size)))
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items() if name != "head.weight"}
+    assert {name: tuple(value.shape) for name, value in converted.weights.items()} == expected
+    assert converted.dropped == ["backbone.stage0.0.w", "spec.torchfbank.1.flipped_filter"]
+    preset = spec.preset(size)["model"]
+    assert {name: preset[name.removeprefix("model.")] for name in converted.config if name != "model.size"} == \
+        {name: value for name, value in converted.config.items() if name != "model.size"}
+    assert sum(parameter.numel() for parameter in model.backbone.parameters()) == published["parameters"]
+
+
+def test_a_wespeaker_redimnet_gives_the_originals_embedding_from_waveform():
+    """wespeaker's ReDimNet (tests/fixtures/make_redimnet_wespeaker.py), sizes read from the shapes: Kaldi fbank
+    features as its recipe computes them, and its embedding within 1e-4."""
+    path = REDIMNET / "wespeaker-small.pt"
+    converted = weights.convert(weights.read(path))
+    assert converted.format == "wenet-e2e/wespeaker ReDimNet state dict"
+    assert converted.config["model.stages"] == [[1, 1, 2, 2], [2, 1, 1, 0], [1, 1, 1, 2]]
+    assert converted.dropped == ["backbone.inputs_weights.0", "projection.weight"]
+    model = redimnet_model(path)
+    report = load_initial_weights(model, str(path))
+    assert report.clean and report.fresh == ["head.weight"]
+    expected = torch.load(REDIMNET / "wespeaker-expected.pt")
+    waveform = torch.load(REDIMNET / "features.pt")["waveform"]
+    with torch.no_grad():
+        features = model.backbone.front_end(waveform)  # (B, n_mels, frames)
+        embeddings = model.eval()(waveform)
+    assert (features.transpose(1, 2) - expected["features"]).abs().max() < 1e-4
+    assert (embeddings - expected["embeddings"]).abs().max() < 1e-4
+
+    spec = registry.get("redimnet")  # the default front-end and pooled BatchNorm do not take the file
+    with pytest.raises(ConfigError, match=r"missing \(\d+\): backbone.front_end.mel.*--set model.front_end="
+                                          r"kaldi_fbank --set model.pooled_norm=false"):
+        load_initial_weights(spec.build_model(spec.build_config(spec.preset("tiny"))), str(path))
+
+
+@pytest.mark.parametrize("size", ["b0", "b1", "b2", "b3", "b4", "b5", "b6"])
+def test_full_size_wespeaker_key_sets_convert_onto_the_presets(size):
+    """wespeaker's ReDimNetB0..B6 state dicts (meta device) convert onto this project's presets with wespeaker's
+    front-end and no pooled BatchNorm, no key left over."""
+    with gzip.open(REDIMNET / "wespeaker-keys.json.gz", "rt") as stream:
+        shapes = json.load(stream)[size]
+    spec = registry.get("redimnet")
+    with torch.device("meta"):
+        original = weights.Original(Path("avg_model.pt"), "torch.save",
+                                    {name: torch.empty(shape) for name, shape in shapes.items()})
+        converted = weights.convert(original, "redimnet")
+        values = config_tools.apply_overrides(spec.preset(size), weights.assignments(converted))
+        model = spec.build_model(spec.build_config(values))
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items() if name != "head.weight"}
+    assert {name: tuple(value.shape) for name, value in converted.weights.items()} == expected
+    preset = spec.preset(size)["model"]
+    assert all(preset[name.removeprefix("model.")] == value for name, value in converted.config.items()
+               if name not in ("model.size", "model.front_end", "model.pooled_norm"))
+
+
+def test_new_run_prints_idrnd_b5_at_the_original_codes_size(family_lab):
+    """7,659,760: IDRnD's ReDimNetWrap for b5, counted by make_redimnet.py (its trainable parameters; the paper's
+    table says 9.2M, which no published config builds)."""
+    assert published_sizes()["b5"]["parameters"] == 7_659_760
+    created = family_lab("rdn", "redimnet")("new-run", "rdn_001", "--preset", "b5", "--hypothesis", "IDRnD's b5")
+    assert "parameters: 7,659,760 model + 1,150,848 training head" in created
+
+
+def test_new_run_init_from_an_idrnd_hub_checkpoint_trains_from_it(family_lab):
+    lab_run = family_lab("rdn", "redimnet")
+    converted = weights.convert(weights.read(REDIMNET / "hub-small.pt"))
+    sizes = [option for setting in weights.assignments(converted) for option in ("--set", setting)]
+    lab_run("new-run", "rdn_001", "--preset", "tiny", "--hypothesis", "fine-tune IDRnD's weights", *sizes,
+            "--set", "model.mrl_dims=[8,16]", "--set", "train.max_steps=1", "--set", "train.eval_every=1",
+            "--set", "data.eer_every=0", "--set", "train.best_metric=val/loss",
+            "--init-from", str(REDIMNET / "hub-small.pt"))
+    launched = lab_run("launch", "rdn_001")
+    assert f"init_from {REDIMNET / 'hub-small.pt'} (IDRnD/ReDimNet torch.hub checkpoint): loaded 232 of 233" \
+        in launched
+    assert "kept as initialised (1): the training-only head.weight, not in the file" in launched
 
 
 def test_a_file_of_no_known_format_is_reported_as_unrecognised(tmp_path):

@@ -8,14 +8,17 @@ from trainers.redimnet import config
 from trainers.spec import family_spec
 
 RUNTIME = "trainers.redimnet.family"
-BLOCKS = ("convnext_like", "basic_resnet", "basic_resnet_fwse")
+BLOCKS = ("convnext_like", "convnext_like_relu", "basic_resnet", "basic_resnet_fwse")
+BLOCKS_1D = ("conv+att", "att", "conv", "fc")  # models.redimnet.BLOCKS_1D, without importing torch
+FRONT_ENDS = ("mel", "kaldi_fbank")
 
 
 def validate(values: config.Config) -> None:
     """Family checks at `lab new-run`: Matryoshka dims against the embedding, stages against the mel rows."""
     model, data = values.model, values.data
     require_at_least("model", model, {"n_mels": 1, "channels": 1, "group_divisor": 1, "embed_dim": 1,
-                                      "speakers": 2, "margin_start_epoch": 0, "margin_fix_epoch": 0})
+                                      "speakers": 2, "margin_start_epoch": 0, "margin_fix_epoch": 0,
+                                      "hop_length": 1, "out_channels": 0, "stage_dropout": 0})
     require_at_least("data", data, {"sample_rate": 1, "held_out_per_speaker": 0, "speakers_per_batch": 0,
                                     "synthetic_speakers": 2, "synthetic_val_speakers": 2, "synthetic_utterances": 2,
                                     "eer_every": 0})
@@ -25,6 +28,12 @@ def validate(values: config.Config) -> None:
                           f"{model.embed_dim}")
     if model.block_type not in BLOCKS:
         raise ConfigError(f"model.block_type={model.block_type!r} is not one of: {', '.join(BLOCKS)}")
+    if model.block_1d_type not in BLOCKS_1D:
+        raise ConfigError(f"model.block_1d_type={model.block_1d_type!r} is not one of: {', '.join(BLOCKS_1D)}")
+    if model.front_end not in FRONT_ENDS:
+        raise ConfigError(f"model.front_end={model.front_end!r} is not one of: {', '.join(FRONT_ENDS)}")
+    if model.stage_dropout >= 1:
+        raise ConfigError(f"model.stage_dropout={model.stage_dropout} must be below 1")
     rows, channels = model.n_mels, model.channels
     for index, stage in enumerate(model.stages):
         if len(stage) != 4 or stage[0] < 1 or stage[1] < 0 or stage[2] < 1 or stage[3] < 0:

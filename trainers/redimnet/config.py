@@ -1,7 +1,9 @@
 """redimnet configs: ReDimNet b0-b6 as in wespeaker's port of IDRnD/ReDimNet, and a tiny preset.
 
-Stages are (stride, 2D blocks, conv expansion, attention reduction; 0 = no 1D block). Training follows
-wespeaker's recipe: AAM-softmax with scale 32 and margin ramped to 0.2, here over Matryoshka dims.
+Stages are (stride, 2D blocks, conv expansion, attention reduction; 0 = no 1D block). Each size, given to
+IDRnD's ReDimNetWrap, builds the same keys and shapes as here (tests/trainers/test_weights.py); the model options
+mirror its arguments, so its torch.hub files import with the config they carry (trainers/redimnet/weights.py).
+Training follows wespeaker's recipe: AAM-softmax with scale 32 and margin ramped to 0.2, here over Matryoshka dims.
 """
 
 from __future__ import annotations
@@ -40,10 +42,18 @@ class ModelConfig:
     size: str = "b2"  # b0 .. b6, or custom (the fields below)
     n_mels: int = 72
     channels: int = 16
-    block_type: str = "convnext_like"  # convnext_like | basic_resnet | basic_resnet_fwse
+    block_type: str = "convnext_like"  # 2D: convnext_like | convnext_like_relu | basic_resnet | basic_resnet_fwse
+    block_1d_type: str = "conv+att"  # 1D time-context blocks: conv+att | att | conv | fc (IDRnD's block_1d_type)
     group_divisor: int = 4  # convolution groups = channels // group_divisor (wespeaker); 1 = depthwise
     stages: list[list[int]] = field(default_factory=lambda: [list(stage) for stage in SIZES["b2"][4]])
     embed_dim: int = 192
+    hop_length: int = 160  # mel frame hop in samples
+    front_end: str = "mel"  # mel (IDRnD's MelBanks) | kaldi_fbank (wespeaker's Kaldi fbank and mean normalisation)
+    pooled_norm: bool = True  # BatchNorm1d on the pooled statistics (IDRnD's; wespeaker's ReDimNet has none)
+    out_channels: int = 0  # > 0: pointwise projection + BatchNorm of the C*F output to this width before pooling
+    global_context: bool = True  # the pooling's attention sees the utterance mean and std (global_context_att)
+    embedding_norm: bool = False  # BatchNorm1d on the embedding (IDRnD's emb_bn)
+    stage_dropout: float = 0.0  # dropout on each stage's 1D output while training (IDRnD's feat_agg_dropout)
     dropout: float = 0.0  # before the embedding layer
     mrl_dims: list[int] = field(default_factory=lambda: [64, 128, 192])  # nested dims, each <= embed_dim
     scale: float = 32.0
