@@ -409,14 +409,15 @@ def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None
                      kept_step: int | None = None, stages: list[tuple[int, str]] = ()) -> list[dict]:
     """Per-evaluation rows: step, train loss, val loss, gap, judged metric and a status word.
 
-    `frame` is the attempt's metric table (`results.stream`); an evaluation is a row with a `val/` value. The
-    train loss and the gap are the health rule's (`rules.evaluation_gaps`: the mean train loss since the previous
-    evaluation). "gap widening" marks the rows from `gap_onset` on (where that rule found overfitting) and no row
-    there is called "best so far"; the row at `kept_step` is marked "kept checkpoint", and the first row at or
-    after each of `stages` (`rules.stage_boundaries`: (step, what changed)) says "stage: <what> at step N".
+    `frame` is the attempt's metric table (`results.stream`); an evaluation is a row with a `val/` value or a
+    value of the judged metric. The train loss and the gap are the health rule's (`rules.evaluation_gaps`: the
+    mean train loss since the previous evaluation). "gap widening" marks the rows from `gap_onset` on (where that
+    rule found overfitting) and no row there is called "best so far"; the row at `kept_step` is marked "kept
+    checkpoint", and the first row at or after each of `stages` (`rules.stage_boundaries`: (step, what changed))
+    says "stage: <what> at step N".
     """
     pending = sorted(stages)
-    evaluations = evaluation_rows(frame)
+    evaluations = evaluation_rows(frame, metric)
     if evaluations.empty:
         return []
     gaps = {step: (val_loss, gap) for step, val_loss, gap in health.evaluation_gaps(metrics.StreamRows(frame))}
@@ -445,9 +446,10 @@ def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None
     return table
 
 
-def evaluation_rows(frame):
-    """The rows of a metric table that carry a `val/` value."""
-    columns = [column for column in frame.columns if column.startswith("val/")]
+def evaluation_rows(frame, judged: str | None = None):
+    """The rows of a metric table that carry a `val/` value (or one of the `judged` metric, e.g. a script's
+    `eval/accuracy`)."""
+    columns = [column for column in frame.columns if column.startswith("val/") or column == judged]
     if not columns:
         return frame.iloc[0:0]
     return frame[frame[columns].notna().any(axis=1)]
@@ -527,6 +529,8 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         hyper=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] in ("optim", "train")],
         model=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "model"],
         data=[(k, config_tools.format_value(v)) for k, v in flat.items() if k.split(".")[0] == "data"],
+        other=[(k, config_tools.format_value(v)) for k, v in flat.items()
+               if k.split(".")[0] not in ("optim", "train", "model", "data")],
         metric=metric,
         evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None), kept_step,
                                      health.stage_boundaries(config)),

@@ -63,11 +63,33 @@ def direction(metric: str, best_metric: str | None = None, best_mode: str | None
     return "min" if words & LOWER_IS_BETTER else None
 
 
+# Where a script's validation metrics live: `val/loss`, `eval/loss` (Hugging Face Trainer), `valid_loss`, ...
+VALIDATION_WORDS = ("val", "valid", "validation", "eval", "dev")
+
+
 def judged_metric(config: dict, logged: list[str], family: str | None = None) -> tuple[str, str]:
-    """(metric, mode) a run is judged on: its config's train.best_metric, else val/loss, else train/loss."""
+    """(metric, mode) a run is judged on: its config's train.best_metric; else the first of these that it logged:
+    a validation loss (`val/loss`, `eval/loss`, `valid_loss`, ...), another validation metric with a direction
+    (`eval/accuracy`: max), the training loss (`train/loss`, `loss`), another loss; else `train/loss`."""
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
-    metric = train.get("best_metric") or ("val/loss" if "val/loss" in logged else "train/loss")
-    return metric, direction(metric, metric, train.get("best_mode"), family) or "min"
+    if train.get("best_metric"):
+        metric = train["best_metric"]
+        return metric, direction(metric, metric, train.get("best_mode"), family) or "min"
+    candidates = [name for name in logged if name != "step" and direction(name, family=family)]
+
+    def first(accept) -> str | None:
+        return next((name for name in sorted(candidates, key=len) if accept(metric_words(name))), None)
+
+    def validation(words: set[str]) -> bool:
+        return bool(words & set(VALIDATION_WORDS))
+
+    metric = ("val/loss" if "val/loss" in logged else None) \
+        or first(lambda words: validation(words) and "loss" in words) \
+        or first(validation) \
+        or ("train/loss" if "train/loss" in logged else None) \
+        or first(lambda words: "loss" in words and not words & {"val", "test"}) \
+        or "train/loss"
+    return metric, direction(metric, family=family) or "min"
 
 
 def attempt_config(store: Store, run_id: str, number: int | None) -> dict:

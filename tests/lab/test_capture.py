@@ -94,6 +94,30 @@ def test_a_nanogpt_shaped_script_shows_its_rows_config_and_link_on_every_page(la
     assert "`learning_rate`: 0.001 → 0.006" in daily
 
 
+EVAL_ONLY = """import argparse
+import wandb
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.1)
+parser.add_argument('--layers', type=int, default=4)
+args = parser.parse_args()
+run = wandb.init(project='cls')
+for step, accuracy in enumerate([0.5, 0.7, 0.65], start=1):
+    wandb.log({'train/loss_total': 1.0 / step, 'eval/accuracy': accuracy}, step=step)
+run.finish()
+"""
+
+
+def test_a_script_logging_only_eval_accuracy_is_judged_on_it_and_its_options_are_on_the_report(lab, repo):
+    (repo / "classify.py").write_text(EVAL_ONLY)
+    lab("new-run", "cls_001", "--hypothesis", "a wider head classifies better")
+    lab("launch", "cls_001", "--", sys.executable, "classify.py", "--lr", "0.3")
+    report = (repo / lab("report", "cls_001").stdout.strip()).read_text()
+    assert "**Verdict**: inconclusive: eval/accuracy 0.7 at step 2," in report
+    assert "### Options\n- `layers`: 4\n- `lr`: 0.3\n" in report
+    assert "| 2 | - | - | - | 0.7 | best so far, kept checkpoint |" in report
+    assert "| 3 | - | - | - | 0.65 | degrading |" in report
+
+
 WANDB_STEPS = """import wandb
 run = wandb.init(id='steps42', config={'lr': 0.1, 'optim': {'lr': 0.5}})
 wandb.define_metric('epoch')

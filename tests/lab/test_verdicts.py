@@ -314,3 +314,18 @@ def test_an_unfreeze_is_a_stage_not_a_divergence(store):
     add_run(store, "spk_009", rows, staged)
     page = reports.report(store, "spk_009").read_text()
     assert re.search(r"^\| 50 \| .* \| [^|]*stage: unfroze backbone at step 50 \|$", page, re.M)
+
+
+@pytest.mark.parametrize("logged, judged", [
+    (["train/loss", "val/loss", "val/acc"], ("val/loss", "min")),
+    (["train/loss", "eval/loss", "eval/accuracy"], ("eval/loss", "min")),  # Hugging Face Trainer's names
+    (["train/loss_total", "eval/accuracy"], ("eval/accuracy", "max")),
+    (["valid_loss", "train_loss"], ("valid_loss", "min")),
+    (["loss", "lr", "test/loss"], ("loss", "min")),  # a test-set figure never chooses the checkpoint
+    (["lr", "epoch"], ("train/loss", "min")),
+])
+def test_a_script_is_judged_on_its_validation_metric_else_its_training_loss(logged, judged):
+    from lab.pages.results import judged_metric
+
+    assert judged_metric({}, logged) == judged
+    assert judged_metric({"train": {"best_metric": "lr", "best_mode": "max"}}, logged) == ("lr", "max")
