@@ -105,7 +105,8 @@ class FamilySpec:
     (torch-free; the loss rules judge the last stage, the report marks each in its table and plots);
     `metric_directions` says which metrics are better lower ('min') or higher ('max'); `report_panels` adds
     plots to the training report; `commands` are the family's own CLI commands; `generate`, `profile` and
-    `embed` are what those commands call.
+    `embed` are what those commands call (`generate(model, config, progress=callback(done, total), **request)
+    -> (audio, rate)`, also given `data_info`, the recorded training data info, when it takes that keyword).
     `parameter_count(spec, config) -> int | {"model": n, "training head": m}` sizes the model without weights,
     a training-only head apart (run in a child process by `lab new-run`); `memory_plan(spec, config,
     processes, device_gb) -> dict` estimates one device's memory (bytes of weights, gradients, optimizer,
