@@ -6,6 +6,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +17,10 @@ from lab.errors import ConfigError
 from lab.families import registry
 from lab.health.diagnosis import rules_for, run_stages
 from lab.health.rules import check
+from models.delay import DIA_DELAYS
 from models.redimnet import MatryoshkaAAM, margin_at
 from trainers.engine import train
+from trainers.dia import data as dia_data
 from trainers.family import wav_bytes
 from trainers.redimnet import data, family
 
@@ -205,3 +208,20 @@ def test_the_head_has_its_own_learning_rate():
     backbone = {id(p) for group in groups[:-1] for p in group["params"]}
     assert backbone == {id(p) for p in model.backbone.parameters()}
     assert "lr" not in family.param_groups(model, tiny())[-1]  # 0: the head follows optim.lr
+
+
+def test_readme_states_the_tiny_presets_as_they_are():
+    """README's sentence on the tiny presets, checked against the presets it describes."""
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    dia = registry.get("dia")
+    dia_tiny, dia_baseline = (dia.build_config(dia.preset(name)) for name in ("tiny", "baseline"))
+    assert dia_data.pattern_of(dia_tiny) == list(range(9)) and dia_data.pattern_of(dia_baseline) == list(DIA_DELAYS)
+    assert (dia_tiny.model.dec_layers, dia_tiny.model.dec_d_model, dia_tiny.data.audio_length) == (2, 64, 32)
+    assert ("dia's uses MusicGen's delay pattern (codebook k delayed k frames, 0 to 8) where the Dia baseline uses "
+            "Dia's (0, 8, 9, ..., 15), with 2 decoder layers 64 wide over 32-frame crops.") in readme
+    model, baseline = tiny().model, SPEC.build_config(SPEC.preset("baseline")).model
+    assert (model.embed_dim, model.mrl_dims, baseline.embed_dim, baseline.mrl_dims) == (64, [16, 32, 64], 192,
+                                                                                          [64, 128, 192])
+    assert (model.n_mels, model.channels, len(model.stages), tiny().data.synthetic_speakers) == (24, 4, 2, 24)
+    assert ("redimnet's has a 64-d embedding with Matryoshka dims [16, 32, 64] (the baseline: 192-d, [64, 128, "
+            "192]) from 24 mel bins, 4 channels and 2 stages, trained on 24 synthetic speakers.") in readme
