@@ -121,15 +121,15 @@ def test_overfitting_after_the_unfreeze_gets_stage_advice():
     assert finding.step == 120 and "train.unfreeze_step is 100" in finding.suggestion
 
 
-def margin_stream(steps: int, diverge_after: int | None = None) -> list[dict]:
-    """The rows an init_from run logs every 10 steps (30 updates an epoch, tiny's margin epochs 2 to 6): the
+def margin_stream(steps: int, diverge_after: int | None = None, per_epoch: int = 30) -> list[dict]:
+    """The rows an init_from run logs every 10 steps (`per_epoch` updates an epoch, tiny's margin epochs 2 to 6): the
     loss of trained weights falls a little at margin 0, rises with wespeaker's restarted margin (AAM at scale 32
     moves the target logit by about 32 * margin) and falls again as the weights adapt to it; it scatters from
     batch to batch, and past `diverge_after` climbs for real."""
     rows = []
     for step in range(10, steps + 1, 10):
-        margin = float(np.mean([margin_at(s, 30, 0.2, 2, 6) for s in range(step - 9, step + 1)]))
-        adapted = math.exp(-max(0, step - 190) / 400)
+        margin = float(np.mean([margin_at(s, per_epoch, 0.2, 2, 6) for s in range(step - 9, step + 1)]))
+        adapted = math.exp(-max(0, step - 6 * per_epoch - 10) / 400)
         loss = 0.3 + 0.5 * math.exp(-step / 40) + 12 * margin * adapted + 0.05 * math.sin(step * 1.7)
         if diverge_after is not None and step > diverge_after:
             loss += 0.02 * (step - diverge_after)
@@ -150,6 +150,11 @@ def test_the_margin_schedule_restarting_after_init_from_is_a_stage_not_a_diverge
     # ... the family's rules know it starts a stage
     assert not {"divergence_after_warmup", "loss_not_decreasing"} & {f.rule for f in check(rows, config,
                                                                                          rules_for(SPEC))}
+    ramping = margin_stream(300, per_epoch=60)  # as the live monitor sees a longer epoch's ramp: no judgement yet
+    assert run_stages(SPEC, config, ramping)[-1] == (300, f"margin still ramping ({ramping[-1]['train/margin']:.3g} "
+                                                          "of 0.2)")
+    assert "divergence_after_warmup" in {finding.rule for finding in check(ramping, config)}
+    assert not check(ramping, config, rules_for(SPEC))
     diverged = check(margin_stream(600, diverge_after=300), config, rules_for(SPEC))
     assert any(f.rule == "divergence_after_warmup" and f.step > 300 for f in diverged)  # still caught after it
 
