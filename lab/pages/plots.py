@@ -125,8 +125,10 @@ def panel_svg(title: str, series: Series, left: float, top: float, markers: Mark
         x = x_of(step)
         parts.append(f'<line x1="{x:.1f}" y1="{plot_top:.1f}" x2="{x:.1f}" y2="{plot_top + plot_height:.1f}" '
                      'stroke="#555" stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{x + 3:.1f}" y="{plot_top + 10 + 11 * (index % 3):.1f}" font-size="9" '
-                     f'fill="#555">{escape(label)} (step {step})</text>')
+        right_half = x > plot_left + plot_width / 2  # the label runs away from the nearer edge
+        parts.append(f'<text x="{x - 3 if right_half else x + 3:.1f}" y="{plot_top + 10 + 11 * (index % 3):.1f}" '
+                     f'text-anchor="{"end" if right_half else "start"}" font-size="9" fill="#555">'
+                     f'{escape(label)} (step {step})</text>')
     for index, (label, (steps, values)) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
         for segment in segments(steps, values):  # a restart from an earlier step is drawn as its own line
