@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from lab.families.spec import Command
 from lab.records.store import Store
@@ -41,10 +42,11 @@ def run_generate(args: argparse.Namespace) -> int:
     request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
                                               ("seed", args.seed), ("tags", args.tags), ("text", args.text),
                                               ("cfg_scale", args.cfg_scale)) if value is not None}
-    path, seconds, source = write_generated(store, args.id, args.out, **request)
-    short = args.seconds is not None and seconds < args.seconds - SHORT_BY
-    print(f"wrote {path} ({seconds:.2f} s) from {source}"
-          + (f"; the model ended the sample (end of sequence) before the {args.seconds:g} s asked" if short else ""))
+    path, seconds, asked, source = write_generated(store, args.id, args.out, **request)
+    print(f"wrote {path} ({seconds:.2f} s) from {source}")
+    if asked is not None and seconds < asked - SHORT_BY:
+        print(f"lab: generate: stopped at EOS after {seconds:.2f} s of the {asked:g} s asked (the model ended the "
+              "sample)", file=sys.stderr)
     return 0
 
 

@@ -6,15 +6,17 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from lab.errors import ConfigError, LabError
 from lab.families import registry
-from lab.families.spec import FamilySpec
-from lab.records.files import atomic_write
+from lab.families.spec import FamilySpec, Lazy
+from lab.records.files import atomic_write, read_json
 from lab.records.store import Store
 from trainers import checkpoint
 from trainers.family import Context, wav_bytes
+from trainers.progress import StepProgress
 
 
 def run_family(store: Store, run_id: str) -> tuple[FamilySpec, object]:
@@ -37,19 +39,38 @@ def trained_model(store: Store, run_id: str, spec: FamilySpec, config):
     return model.eval(), path
 
 
-def write_generated(store: Store, run_id: str, out: str | Path, **request) -> tuple[Path, float, str]:
-    """Generate with the run's best weights and write a wav; returns (path, seconds written, checkpoint)."""
+def trained_data(store: Store, run_id: str) -> dict:
+    """The training data's info (`DataBundle.info`) recorded by the run's newest attempt that finished one."""
+    for record in reversed(store.attempts(run_id)):
+        info = read_json(store.attempt_dir(run_id, record["number"]) / "summary.json", {}).get("data")
+        if info:
+            return info
+    return {}
+
+
+def write_generated(store: Store, run_id: str, out: str | Path, **request) -> tuple[Path, float, float | None, str]:
+    """Generate with the run's best weights and write a wav, showing progress on stderr (`StepProgress`);
+    returns (path, seconds written, seconds asked (the request's, else the family's default), checkpoint)."""
     spec, config = run_family(store, run_id)
     if spec.generate is None:
         raise LabError(f"the {spec.name} family does not generate audio")
     model, source = trained_model(store, run_id, spec, config)
+    function = spec.generate.resolve() if isinstance(spec.generate, Lazy) else spec.generate
+    parameters = inspect.signature(function).parameters
+    if "data_info" in parameters:  # what the model was trained on, for a family that checks its conditioning
+        request = {**request, "data_info": trained_data(store, run_id)}
+    progress = StepProgress("generate")
     try:
-        audio, rate = spec.generate(model, config, **request)
+        audio, rate = spec.generate(model, config, progress=progress, **request)
     except TypeError as error:
         raise LabError(f"{spec.name} generate: {error}") from None
+    finally:
+        progress.close()
     path = Path(out)
     atomic_write(path, lambda stream: stream.write(wav_bytes(audio, rate)))
-    return path, audio.shape[-1] / rate, source
+    default = parameters.get("seconds")
+    asked = request.get("seconds", None if default is None or default.default is default.empty else default.default)
+    return path, audio.shape[-1] / rate, asked, source
 
 
 def embed_files(store: Store, run_id: str, paths: list[str],

@@ -100,9 +100,13 @@ class FamilySpec:
     Optional hooks: `validate(config)` raises ConfigError for mistakes in a config (at `lab new-run`);
     `param_groups(model, config)` returns optimizer groups; `eval_stages` adds evaluations on their own cadence;
     `health_rules` adds rules to the global ones (`lab.health.rules`) and `suggestions` rewrites a global rule's
-    suggestion for this family (a function of the config dict); `metric_directions` says which metrics are
-    better lower ('min') or higher ('max'); `report_panels` adds plots to the training report; `commands` are
-    the family's own CLI commands; `generate`, `profile` and `embed` are what those commands call.
+    suggestion for this family (a function of the config dict); `stage_boundaries(rows, config) -> [(step, what
+    changed)]` finds where the family's own schedules start a new stage in a run's metric rows and config dict
+    (torch-free; the loss rules judge the last stage, the report marks each in its table and plots);
+    `metric_directions` says which metrics are better lower ('min') or higher ('max'); `report_panels` adds
+    plots to the training report; `commands` are the family's own CLI commands; `generate`, `profile` and
+    `embed` are what those commands call (`generate(model, config, progress=callback(done, total), **request)
+    -> (audio, rate)`, also given `data_info`, the recorded training data info, when it takes that keyword).
     `parameter_count(spec, config) -> int | {"model": n, "training head": m}` sizes the model without weights,
     a training-only head apart (run in a child process by `lab new-run`); `memory_plan(spec, config,
     processes, device_gb) -> dict` estimates one device's memory (bytes of weights, gradients, optimizer,
@@ -131,6 +135,7 @@ class FamilySpec:
     metric_directions: Mapping[str, str | None] = field(default_factory=dict)
     report_panels: tuple[Panel, ...] = ()
     suggestions: Mapping[str, Callable[[dict], str]] = field(default_factory=dict)
+    stage_boundaries: Callable[[list, dict], list[tuple[int, str]]] | None = None
     commands: tuple[Command, ...] = ()
     generate: Callable | None = None
     profile: Callable | None = None

@@ -29,9 +29,23 @@ def with_suggestion(rule: health.Rule, suggest: Callable[[dict], str]) -> health
     return suggested
 
 
+def with_stages(rule: health.Rule, family_stages: Callable | None) -> health.Rule:
+    """`rule` judging within the stages a family finds (`FamilySpec.stage_boundaries`) when it is a staged rule
+    (`rules.staged_rule`); any other rule as it is."""
+    if family_stages is None or not getattr(rule, "staged", False):
+        return rule
+
+    def staged(rows: list, config: dict) -> list:
+        return rule(rows, config, family_stages=family_stages)
+
+    staged.on_evaluation = getattr(rule, "on_evaluation", False)
+    staged.__doc__ = rule.__doc__
+    return staged
+
+
 def rules_for(family: FamilySpec | str | None) -> dict[str, health.Rule]:
     """The health rules that apply to a run of `family` (a spec, a name, or None for a script's run): the global
-    rules with the family's suggestions, and the family's own rules. TypeError when a family's rule reuses a
+    rules with the family's stages and suggestions, and the family's own rules. TypeError when a family's rule reuses a
     global rule's name."""
     spec = family if isinstance(family, FamilySpec) else registry.find(family)
     if spec is None:
@@ -39,9 +53,17 @@ def rules_for(family: FamilySpec | str | None) -> dict[str, health.Rule]:
     clashes = set(spec.health_rules) & set(health.RULES)
     if clashes:
         raise TypeError(f"family {spec.name}: health rules {sorted(clashes)} clash with the global rules")
+    rules = {name: with_stages(rule, spec.stage_boundaries) for name, rule in health.RULES.items()}
     rules = {name: with_suggestion(rule, spec.suggestions[name]) if name in spec.suggestions else rule
-             for name, rule in health.RULES.items()}
+             for name, rule in rules.items()}
     return {**rules, **spec.health_rules}
+
+
+def run_stages(family: FamilySpec | str | None, config: dict, rows: list) -> list[tuple[int, str]]:
+    """(step, what changed) where a run of `family` enters a new stage (`rules.stage_boundaries` with the
+    family's own `stage_boundaries`), from its config dict and metric rows."""
+    spec = family if isinstance(family, FamilySpec) else registry.find(family)
+    return health.stage_boundaries(config, rows, getattr(spec, "stage_boundaries", None))
 
 
 def health_findings(events: list[dict], attempt: int | None = None, *, every_attempt: bool = False) -> list[dict]:

@@ -213,9 +213,46 @@ def grad_explosion(rows: list[Row], config: dict) -> list[Finding]:
     )]
 
 
-def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
-    """The train loss at the end of the run is not clearly below its starting values."""
-    losses = metric_points(rows, "train/loss")
+def staged_rule(rule: Callable[..., list[Finding]]) -> Callable[..., list[Finding]]:
+    """Mark `rule` as judging the train loss within the run's last stage: it takes `family_stages` (a family's
+    `FamilySpec.stage_boundaries`) as a keyword, which `lab.health.diagnosis.rules_for` fills in."""
+    rule.staged = True
+    return rule
+
+
+def stage_boundaries(config: dict, rows: list[Row] = (),
+                     family_stages: Callable[[list[Row], dict], list[tuple[int, str]]] | None = None,
+                     ) -> list[tuple[int, str]]:
+    """(step, what changed), sorted by step, where a run's training enters a new stage: `train.unfreeze_step`
+    when `train.frozen` holds parameters back until then, and what `family_stages(rows, config)` finds in the
+    metric stream (a family's schedules, such as redimnet's margin ramp, which a `train.init_from` run restarts).
+    A loss that rises there is the new stage starting, not a divergence."""
+    boundaries = []
+    frozen, unfreeze = _setting(config, "train.frozen"), _setting(config, "train.unfreeze_step")
+    if frozen and isinstance(unfreeze, int) and not isinstance(unfreeze, bool) and unfreeze > 0:
+        boundaries.append((unfreeze, f"unfroze {', '.join(map(str, frozen))}"))
+    if family_stages is not None:
+        boundaries += family_stages(rows, config)
+    return sorted(boundaries)
+
+
+def last_stage(losses: list[tuple[int, float]], config: dict, rows: list[Row],
+               family_stages: Callable | None) -> tuple[list[tuple[int, float]], dict]:
+    """The (step, loss) points of the last stage begun by the last logged step, and the config to judge them
+    with: no LR warmup (the stage's first rows stand in for it). Unchanged when the run has one stage."""
+    last = losses[-1][0] if losses else 0
+    boundaries = [step for step, _ in stage_boundaries(config, rows, family_stages) if 0 < step <= last]
+    if not boundaries:
+        return losses, config
+    losses = [(step, value) for step, value in losses if step >= boundaries[-1]]
+    return losses, {**config, "optim": {**(config.get("optim") or {}), "warmup_steps": 0}}
+
+
+@staged_rule
+def loss_not_decreasing(rows: list[Row], config: dict, family_stages: Callable | None = None) -> list[Finding]:
+    """The train loss at the end of the run is not clearly below its starting values, within the last stage
+    (`stage_boundaries`): a loss that rose when a stage began is compared with that stage's start."""
+    losses, config = last_stage(metric_points(rows, "train/loss"), config, rows, family_stages)
     warmup = finite(_setting(config, "optim.warmup_steps")) or 0.0
     if len(losses) < LOSS_MIN_ROWS or losses[-1][0] <= warmup:
         return []
@@ -235,27 +272,18 @@ def loss_not_decreasing(rows: list[Row], config: dict) -> list[Finding]:
     )]
 
 
-def stage_boundaries(config: dict) -> list[tuple[int, str]]:
-    """(step, what changed) where a run's training enters a new stage: `train.unfreeze_step` when `train.frozen`
-    holds parameters back until then. A loss that rises there is the new stage starting, not a divergence."""
-    frozen, unfreeze = _setting(config, "train.frozen"), _setting(config, "train.unfreeze_step")
-    if frozen and isinstance(unfreeze, int) and not isinstance(unfreeze, bool) and unfreeze > 0:
-        return [(unfreeze, f"unfroze {', '.join(map(str, frozen))}")]
-    return []
-
-
-def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
+@staged_rule
+def divergence_after_warmup(rows: list[Row], config: dict, family_stages: Callable | None = None) -> list[Finding]:
     """The loss blew up above its starting value and stayed there, or went down during warmup, then rose well
     above its minimum and stayed up; judged within the last stage (`stage_boundaries`), whose first rows count
     as its warmup."""
-    losses = metric_points(rows, "train/loss")
-    boundaries = [step for step, _ in stage_boundaries(config) if step <= (losses[-1][0] if losses else 0)]
-    if boundaries:
-        losses = [(step, value) for step, value in losses if step >= boundaries[-1]]
-        config = {**config, "optim": {**(config.get("optim") or {}), "warmup_steps": 0}}
+    every_loss = metric_points(rows, "train/loss")
+    losses, config = last_stage(every_loss, config, rows, family_stages)
     if len(losses) < DIVERGENCE_MIN_ROWS:
         return []
-    blowup = loss_blowup(losses)
+    # a later stage's first loss, or that of a run started from trained weights, is no untrained model's
+    trained_start = losses[0][0] > every_loss[0][0] or bool(_setting(config, "train.init_from"))
+    blowup = loss_blowup(losses, DIVERGENCE_SMOOTHING if trained_start else 1)
     if blowup:
         return blowup
     values = [v for _, v in losses]
@@ -286,20 +314,22 @@ def divergence_after_warmup(rows: list[Row], config: dict) -> list[Finding]:
     )]
 
 
-@evaluation_rule
-def loss_blowup(losses: list[tuple[int, float]]) -> list[Finding]:
-    """The last tenth of the losses averages over BLOWUP_FACTOR times the first loss (the untrained model's)."""
+def loss_blowup(losses: list[tuple[int, float]], start_rows: int = 1) -> list[Finding]:
+    """The last tenth of the losses averages over BLOWUP_FACTOR times the start: the mean of the first
+    `start_rows` losses (1: the untrained model's first loss; more for a stage that starts from trained
+    weights, whose batch losses scatter around a low mean)."""
     values = [v for _, v in losses]
-    start = values[0]
+    start = statistics.fmean(values[:start_rows])
     tail = max(DIVERGENCE_SMOOTHING, int(len(values) * DIVERGENCE_TAIL_FRACTION))
     final = statistics.fmean(values[-tail:])
     if start <= 0 or final <= BLOWUP_FACTOR * start:
         return []
     rise_step = next(step for step, value in losses if value > BLOWUP_FACTOR * start)
+    since = f"step {losses[0][0]}" if start_rows == 1 else f"mean of steps {losses[0][0]}-{losses[start_rows - 1][0]}"
     peak = max(values)
     return [Finding(
         "divergence_after_warmup", "error", rise_step,
-        f"train loss blew up from {short(start)} (step {losses[0][0]}) past {short(BLOWUP_FACTOR * start)} at step "
+        f"train loss blew up from {short(start)} ({since}) past {short(BLOWUP_FACTOR * start)} at step "
         f"{rise_step} (peak {short(peak)}) and ends at {short(final)}, {short(final / start)}x its start",
         {"start": start, "rise_step": rise_step, "peak": peak, "final": final, "ratio": final / start},
         "The LR is far too high: lower optim.lr (by 10x or more), add warmup, or enable clipping "

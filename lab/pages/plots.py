@@ -1,5 +1,5 @@
 """Metric plots as SVG files, written directly: line panels with nice ticks, log axes for losses and gradient
-norms, and a legend.
+norms, a legend, and a dashed vertical line labelled at each stage boundary of the run.
 
 A plot is a few kilobytes of text that any markdown viewer shows; writing one takes about a millisecond, so
 `lab render` of a thousand runs is not spent drawing (matplotlib took about 0.2 s per figure). A file is
@@ -18,6 +18,7 @@ from pathlib import Path
 from lab.records.files import atomic_write
 
 Series = dict[str, tuple[list[float], list[float]]]  # label -> (steps, values)
+Markers = list[tuple[int, str]]  # (step, label) of each stage boundary
 MAX_POINTS = 2000  # per plotted series; longer ones are reduced to their lowest and highest point per bucket
 LOG_SCALE_WORDS = ("loss", "grad norm")
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -25,7 +26,7 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 PANEL_WIDTH, PANEL_HEIGHT = 480, 260
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 14, 28, 36
 TICKS = 5
-DRAWING_VERSION = 1  # part of each plot's digest: raise it when the drawing changes, so plots are redrawn
+DRAWING_VERSION = 2  # part of each plot's digest: raise it when the drawing changes, so plots are redrawn
 
 
 def log_scale(title: str, series: Series) -> bool:
@@ -70,8 +71,9 @@ def segments(steps: list[float], values: list[float]) -> list[list[tuple[float, 
     return cut
 
 
-def panel_svg(title: str, series: Series, left: float, top: float) -> list[str]:
-    """The SVG elements of one panel whose top-left corner is at (left, top)."""
+def panel_svg(title: str, series: Series, left: float, top: float, markers: Markers = ()) -> list[str]:
+    """The SVG elements of one panel whose top-left corner is at (left, top), with a dashed vertical line and its
+    label at each of `markers` inside the panel's steps."""
     log = log_scale(title, series)
     transform = math.log10 if log else float
     xs = [step for steps, _ in series.values() for step in steps]
@@ -117,6 +119,16 @@ def panel_svg(title: str, series: Series, left: float, top: float) -> list[str]:
         parts.append(f'<text x="{plot_left - 5:.1f}" y="{y + 3:.1f}" text-anchor="end" font-size="10">{label}</text>')
     parts.append(f'<text x="{plot_left + plot_width / 2:.1f}" y="{top + PANEL_HEIGHT - 4:.1f}" '
                  'text-anchor="middle" font-size="10">step</text>')
+    for index, (step, label) in enumerate(sorted(markers)):
+        if not x_low <= step <= x_high:
+            continue
+        x = x_of(step)
+        parts.append(f'<line x1="{x:.1f}" y1="{plot_top:.1f}" x2="{x:.1f}" y2="{plot_top + plot_height:.1f}" '
+                     'stroke="#555" stroke-dasharray="4 3"/>')
+        right_half = x > plot_left + plot_width / 2  # the label runs away from the nearer edge
+        parts.append(f'<text x="{x - 3 if right_half else x + 3:.1f}" y="{plot_top + 10 + 11 * (index % 3):.1f}" '
+                     f'text-anchor="{"end" if right_half else "start"}" font-size="9" fill="#555">'
+                     f'{escape(label)} (step {step})</text>')
     for index, (label, (steps, values)) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
         for segment in segments(steps, values):  # a restart from an earlier step is drawn as its own line
@@ -133,8 +145,8 @@ def panel_svg(title: str, series: Series, left: float, top: float) -> list[str]:
     return parts
 
 
-def _digest(panels: list[tuple[str, Series]]) -> str:
-    return hashlib.sha1(json.dumps([DRAWING_VERSION, panels], sort_keys=True).encode()).hexdigest()
+def _digest(panels: list[tuple[str, Series]], markers: Markers) -> str:
+    return hashlib.sha1(json.dumps([DRAWING_VERSION, panels, sorted(markers)], sort_keys=True).encode()).hexdigest()
 
 
 def _shows(path: Path, digest: str) -> bool:
@@ -145,9 +157,10 @@ def _shows(path: Path, digest: str) -> bool:
         return False
 
 
-def plot_panels(path: Path, panels: list[tuple[str, Series]]) -> Path:
-    """Draw each (title, series) panel, two per row, in one SVG at `path`, unless it already shows this data."""
-    digest = _digest(panels)
+def plot_panels(path: Path, panels: list[tuple[str, Series]], markers: Markers = ()) -> Path:
+    """Draw each (title, series) panel, two per row, in one SVG at `path`, unless it already shows this data;
+    each panel marks the (step, label) stage boundaries of `markers`."""
+    digest = _digest(panels, list(markers))
     if _shows(path, digest):
         return path
     columns = min(len(panels), 2)
@@ -158,7 +171,8 @@ def plot_panels(path: Path, panels: list[tuple[str, Series]]) -> Path:
              f"<!-- data {digest} -->",
              f'<rect width="{width}" height="{height}" fill="white"/>']
     for index, (title, series) in enumerate(panels):
-        parts += panel_svg(title, series, PANEL_WIDTH * (index % columns), PANEL_HEIGHT * (index // columns))
+        parts += panel_svg(title, series, PANEL_WIDTH * (index % columns), PANEL_HEIGHT * (index // columns),
+                           markers)
     parts.append("</svg>\n")
     data = "\n".join(parts).encode("utf-8")
     atomic_write(path, lambda stream: stream.write(data))

@@ -9,7 +9,7 @@ from pathlib import Path
 from lab.errors import LabError
 from lab.families import registry
 from lab.health import rules as health
-from lab.health.diagnosis import chosen_attempt, health_events
+from lab.health.diagnosis import chosen_attempt, health_events, run_stages
 from lab.pages import plots, results, verdicts
 from lab.pages.context import (
     NOTE_LABELS,
@@ -413,7 +413,7 @@ def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None
     value of the judged metric. The train loss and the gap are the health rule's (`rules.evaluation_gaps`: the
     mean train loss since the previous evaluation). "gap widening" marks the rows from `gap_onset` on (where that
     rule found overfitting) and no row there is called "best so far"; the row at `kept_step` is marked "kept
-    checkpoint", and the first row at or after each of `stages` (`rules.stage_boundaries`: (step, what changed))
+    checkpoint", and the first row at or after each of `stages` (`diagnosis.run_stages`: (step, what changed))
     says "stage: <what> at step N".
     """
     pending = sorted(stages)
@@ -499,6 +499,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     result = outcome["result"]
     kept_step = result["best_step"] if result else None
     summary = read_json(folder / "summary.json", {})
+    stages = run_stages(family, config, metrics.StreamRows(frame))
     panels = []
     chosen = [("loss", ["train/loss", "val/loss"]), (metric, [metric]),
               ("grad norm (pre-clip)", ["train/grad_norm"]), ("learning rate", ["train/lr"])]
@@ -511,7 +512,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
             panels.append((title, series))
     plot_path = store.logs_dir / "reports" / run_id / "curves.svg"
     if panels:
-        plots.plot_panels(plot_path, panels)
+        plots.plot_panels(plot_path, panels, stages)
     eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
     eval_seconds = [later - earlier for earlier, later in zip(eval_times, eval_times[1:])]
     flat = config_tools.flatten(config)
@@ -532,8 +533,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         other=[(k, config_tools.format_value(v)) for k, v in flat.items()
                if k.split(".")[0] not in ("optim", "train", "model", "data")],
         metric=metric,
-        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None), kept_step,
-                                     health.stage_boundaries(config)),
+        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None), kept_step, stages),
         curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=result,

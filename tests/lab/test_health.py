@@ -166,6 +166,23 @@ def test_divergence_without_warmup_setting_uses_the_first_rows():
     assert 300 < found["divergence_after_warmup"].step <= 450
 
 
+def test_a_run_from_trained_weights_is_judged_against_its_first_losses_mean():
+    """An init_from run restarts its LR warmup on weights that already fit: its batch losses scatter around a
+    low mean, and one lucky first batch is no untrained model's loss to measure a blow-up against."""
+    def fine_tuning(step):
+        return 0.02 if step == 10 else 0.3  # the first batch fits almost perfectly, the rest as usual
+
+    config = {**CONFIG, "optim": {"lr": 1e-3, "warmup_steps": 0}}
+    rows = make_rows(train=fine_tuning, val=fine_tuning, steps=400)
+    assert "divergence_after_warmup" in fired(check(rows, config))  # measured from that one batch: "blew up"
+    started = {**config, "train": {**config["train"], "init_from": "runs/nsd_001/best.pt"}}
+    assert "divergence_after_warmup" not in fired(check(rows, started))
+    blowing_up = make_rows(train=lambda step: 0.3 if step <= 200 else 2.0, val=fine_tuning, steps=400)
+    finding = fired(check(blowing_up, started))["divergence_after_warmup"]
+    assert finding.step == 210 and finding.evidence["start"] == pytest.approx(0.3, rel=0.05)
+    assert "(mean of steps 10-50)" in finding.message
+
+
 def test_recovered_spike_is_not_divergence():
     rows = make_rows(train=lambda step: 6.0 if 800 <= step < 900 else decaying(step))
     assert "divergence_after_warmup" not in fired(check(rows, CONFIG))

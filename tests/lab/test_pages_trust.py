@@ -283,6 +283,17 @@ def test_a_scripts_command_line_is_its_config_when_it_reports_none(lab, repo):
     assert "`accum`: 16 → 32" in daily
 
 
+def test_plots_mark_each_stage_boundary_in_every_panel(tmp_path):
+    panels = [("loss", {"train/loss": ([10, 20, 30, 40], [2.0, 0.5, 0.9, 0.4])}),
+              ("learning rate", {"train/lr": ([10, 40], [0.1, 0.2])})]
+    path = plots.plot_panels(tmp_path / "curves.svg", panels, [(14, "margin ramp 0 -> 0.2"), (99, "after the end")])
+    svg = path.read_text()
+    assert svg.count('stroke-dasharray="4 3"') == 2 and svg.count(">margin ramp 0 -&gt; 0.2 (step 14)</text>") == 2
+    assert "after the end" not in svg  # outside the steps drawn
+    plots.plot_panels(path, panels)
+    assert "margin ramp" not in path.read_text(), "other stages are drawn again"
+
+
 def test_plots_are_svg_with_round_ticks_and_log_axes(tmp_path):
     assert plots.nice_ticks(0, 1000) == [0, 250, 500, 750, 1000]
     assert plots.nice_ticks(0.013, 0.05) == pytest.approx([0.02, 0.03, 0.04, 0.05])

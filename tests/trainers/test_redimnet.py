@@ -2,9 +2,11 @@
 the report's verification table and `lab embed`."""
 
 import json
+import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +15,12 @@ import lab_testing
 
 from lab.errors import ConfigError
 from lab.families import registry
-from lab.health.diagnosis import rules_for
+from lab.health.diagnosis import rules_for, run_stages
 from lab.health.rules import check
+from models.delay import DIA_DELAYS
 from models.redimnet import MatryoshkaAAM, margin_at
 from trainers.engine import train
+from trainers.dia import data as dia_data
 from trainers.family import wav_bytes
 from trainers.redimnet import data, family
 
@@ -117,6 +121,44 @@ def test_overfitting_after_the_unfreeze_gets_stage_advice():
     assert finding.step == 120 and "train.unfreeze_step is 100" in finding.suggestion
 
 
+def margin_stream(steps: int, diverge_after: int | None = None, per_epoch: int = 30) -> list[dict]:
+    """The rows an init_from run logs every 10 steps (`per_epoch` updates an epoch, tiny's margin epochs 2 to 6): the
+    loss of trained weights falls a little at margin 0, rises with wespeaker's restarted margin (AAM at scale 32
+    moves the target logit by about 32 * margin) and falls again as the weights adapt to it; it scatters from
+    batch to batch, and past `diverge_after` climbs for real."""
+    rows = []
+    for step in range(10, steps + 1, 10):
+        margin = float(np.mean([margin_at(s, per_epoch, 0.2, 2, 6) for s in range(step - 9, step + 1)]))
+        adapted = math.exp(-max(0, step - 6 * per_epoch - 10) / 400)
+        loss = 0.3 + 0.5 * math.exp(-step / 40) + 12 * margin * adapted + 0.05 * math.sin(step * 1.7)
+        if diverge_after is not None and step > diverge_after:
+            loss += 0.02 * (step - diverge_after)
+        rows.append({"step": step, "train/loss": loss, "train/margin": margin})
+    return rows
+
+
+def test_the_margin_schedule_restarting_after_init_from_is_a_stage_not_a_divergence():
+    """The issue's case: an init_from run's loss rises as its restarted margin ramps up, and the health page
+    said `divergence_after_warmup`, "lower the LR"."""
+    config = SPEC.resolve(preset="tiny", overrides=["train.init_from=artefacts/rdn_001/best.pt",
+                                                    "train.max_steps=600"])
+    rows = margin_stream(600)
+    stages = run_stages(SPEC, config, rows)
+    assert stages == [(70, "margin ramp 0 -> 0.2 (restarted: train.init_from)"), (190, "margin at 0.2")]
+    # the lab's rules alone, blind to the family's schedule, read the rise as a divergence ...
+    assert "divergence_after_warmup" in {finding.rule for finding in check(rows, config)}
+    # ... the family's rules know it starts a stage
+    assert not {"divergence_after_warmup", "loss_not_decreasing"} & {f.rule for f in check(rows, config,
+                                                                                         rules_for(SPEC))}
+    ramping = margin_stream(300, per_epoch=60)  # as the live monitor sees a longer epoch's ramp: no judgement yet
+    assert run_stages(SPEC, config, ramping)[-1] == (300, f"margin still ramping ({ramping[-1]['train/margin']:.3g} "
+                                                          "of 0.2)")
+    assert "divergence_after_warmup" in {finding.rule for finding in check(ramping, config)}
+    assert not check(ramping, config, rules_for(SPEC))
+    diverged = check(margin_stream(600, diverge_after=300), config, rules_for(SPEC))
+    assert any(f.rule == "divergence_after_warmup" and f.step > 300 for f in diverged)  # still caught after it
+
+
 def test_two_stages_report_and_embed(tmp_path, family_lab):
     lab = family_lab("rdn", "redimnet")
     repo = lab.repo
@@ -132,6 +174,19 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     assert re.search(r"\*\*Verdict\*\*: (supported|not supported|inconclusive): val/eer_16 <= 1\.2 \* val/eer_64: "
                      r".* \(step \d+ of rdn_001:1\).*; evaluated on [\d,]+ utterances, [\d,]+ trials", page)
     assert re.search(r"^\| 20 \| .*stage: unfroze backbone at step 20 \|$", page, re.M)
+    assert "unfroze backbone (step 20)</text>" in (repo / "logs" / "reports" / "rdn_001" / "curves.svg").read_text()
+    # a run started from rdn_001's weights restarts the margin schedule: a stage on its table and its plots
+    lab("new-run", "rdn_002", "--from", "rdn_001", "--init-from", "best", "--hypothesis", "fine-tune",
+        "--set", "train.frozen=[]")
+    lab("launch", "rdn_002", "--no-commit")
+    lab("report", "rdn_002")
+    page = (repo / "logs" / "reports" / "rdn_002.md").read_text()
+    # tiny's margin leaves 0 after its 2 epochs of 6 updates: the first logged with a margin is step 14
+    ramp = re.search(r"^\| 20 \| .*stage: margin ramp 0 -> 0\.2 \(restarted: train\.init_from\) at step (\d+)\b",
+                     page, re.M)
+    assert ramp and int(ramp[1]) == 14, page
+    curves = (repo / "logs" / "reports" / "rdn_002" / "curves.svg").read_text()
+    assert curves.count("margin ramp 0 -&gt; 0.2 (restarted: train.init_from) (step 14)</text>") >= 2  # each panel
     clips = data.synthetic_speakers(2, 1, 0.5, 16000, 9)
     paths = []
     for index, (_, utterances) in enumerate(clips):
@@ -158,3 +213,20 @@ def test_the_head_has_its_own_learning_rate():
     backbone = {id(p) for group in groups[:-1] for p in group["params"]}
     assert backbone == {id(p) for p in model.backbone.parameters()}
     assert "lr" not in family.param_groups(model, tiny())[-1]  # 0: the head follows optim.lr
+
+
+def test_readme_states_the_tiny_presets_as_they_are():
+    """README's sentence on the tiny presets, checked against the presets it describes."""
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    dia = registry.get("dia")
+    dia_tiny, dia_baseline = (dia.build_config(dia.preset(name)) for name in ("tiny", "baseline"))
+    assert dia_data.pattern_of(dia_tiny) == list(range(9)) and dia_data.pattern_of(dia_baseline) == list(DIA_DELAYS)
+    assert (dia_tiny.model.dec_layers, dia_tiny.model.dec_d_model, dia_tiny.data.audio_length) == (2, 64, 32)
+    assert ("dia's uses MusicGen's delay pattern (codebook k delayed k frames, 0 to 8) where the Dia baseline uses "
+            "Dia's (0, 8, 9, ..., 15), with 2 decoder layers 64 wide over 32-frame crops.") in readme
+    model, baseline = tiny().model, SPEC.build_config(SPEC.preset("baseline")).model
+    assert (model.embed_dim, model.mrl_dims, baseline.embed_dim, baseline.mrl_dims) == (64, [16, 32, 64], 192,
+                                                                                          [64, 128, 192])
+    assert (model.n_mels, model.channels, len(model.stages), tiny().data.synthetic_speakers) == (24, 4, 2, 24)
+    assert ("redimnet's has a 64-d embedding with Matryoshka dims [16, 32, 64] (the baseline: 192-d, [64, 128, "
+            "192]) from 24 mel bins, 4 channels and 2 stages, trained on 24 synthetic speakers.") in readme

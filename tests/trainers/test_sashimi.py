@@ -116,14 +116,21 @@ def test_a_flat_dml_loss_gets_the_analysis_advice():
     assert "log-scales in [-1, -0.5]" in finding.suggestion
 
 
-def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab):
+def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab, lab_environment):
     lab = family_lab("sash", "sashimi")
     repo = lab.repo
     lab("new-run", "sash_001", "--preset", "tiny", "--hypothesis", "DML learns the tones", "--set", "model.head=dml",
         "--set", "train.max_steps=20", "--set", "train.eval_every=10", "--set", "data.sample_every=20")
     lab("launch", "sash_001", "--no-commit")
-    written = lab("generate", "sash_001", "--seconds", "0.05", "--out", str(tmp_path / "sample.wav"))
-    assert "wrote" in written and "best.pt" in written
+    done = subprocess.run([sys.executable, "-m", "lab", "generate", "sash_001", "--seconds", "0.05", "--out",
+                           str(tmp_path / "sample.wav")], cwd=repo, capture_output=True, text=True,
+                          env=lab_environment, timeout=300)
+    assert done.returncode == 0 and "wrote" in done.stdout and "best.pt" in done.stdout, done.stderr
+    # progress goes to stderr; without a terminal a line every few seconds, and one at the end (800 codes)
+    end = re.search(r"^generate: 800/800 steps in ([\d.]+) s$", done.stderr, re.M)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("generate: ")]
+    assert end and len(lines) <= 2 + float(end[1]) / 5, done.stderr  # not a line per step
+    assert "EOS" not in done.stderr
     with wave.open(str(tmp_path / "sample.wav")) as sound:
         assert sound.getframerate() == 16000 and sound.getnframes() == 800
     media_log = Store(repo).attempt_dir("sash_001", 1) / "media.jsonl"

@@ -83,6 +83,8 @@ def validate(values: config.Config) -> None:
         raise ConfigError("train.unconditional_frac and data.tag_dropout are probabilities (0 to 1)")
     if values.train.channel_weights not in ("dia", "uniform"):
         raise ConfigError(f"train.channel_weights={values.train.channel_weights!r} is not one of: dia, uniform")
+    if data.condition not in ("tags", "text"):
+        raise ConfigError(f"data.condition={data.condition!r} is not one of: tags, text")
 
 
 SPEC = family_spec(

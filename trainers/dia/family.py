@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lab.errors import LabError
 from models.delay import revert_delay
 from models.dia import Dia, unconditional
 from trainers.dia import codec, data
@@ -30,6 +33,9 @@ def shard_modules(model: Dia) -> list:
     are also computed outside its forward, for decoding), and the root's own methods that generation calls."""
     return [*model.encoder_layers, *((layer, ("cross_keys_values",)) for layer in model.decoder_layers),
             (model, ("encode", "cross_sources", "decode_step"))]
+
+
+TAGS_RECORDED = 100  # distinct tags listed in the run's data info (with their count): what `generate` checks
 
 
 def build_data(config: Config) -> DataBundle:
@@ -51,8 +57,9 @@ def build_data(config: Config) -> DataBundle:
     held_out = max(1, round(len(clips) * data_config.val_fraction))
     train = data.ClipDataset(clips[held_out:], data_config.audio_length, data_config.sliding_window)
     val = data.ClipDataset(clips[:held_out], data_config.audio_length, sliding=False)
+    tags = sorted({t for _, clip_tags in clips for t in clip_tags})
     info = {"source": data_config.codes, "train_items": len(train), "val_items": len(val),
-            "frames_per_item": data_config.audio_length, "tags": sorted({t for _, tags in clips for t in tags})[:20]}
+            "frames_per_item": data_config.audio_length, "tags": tags[:TAGS_RECORDED], "tag_count": len(tags)}
     return DataBundle(train=train, val=val, info=info,
                       collate=functools.partial(data.collate, config=config, augment=True),
                       val_collate=functools.partial(data.collate, config=config, augment=False))
@@ -133,9 +140,11 @@ def guided_sample(logits: torch.Tensor, temperature: float, top_p: float, top_k:
 
 @torch.no_grad()
 def generate_codes(model: Dia, config: Config, frames: int, condition: str, cfg_scale: float = 3.0,
-                   temperature: float = 1.2, top_p: float = 0.95, top_k: int = 45) -> np.ndarray:
+                   temperature: float = 1.2, top_p: float = 0.95, top_k: int = 45,
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(C, frames') codes sampled with CFG: BOS where a channel has not started, EOS allowed on channel 0 only,
-    the other channels following with EOS then PAD in a countdown matching their delays, then the delay reverted."""
+    the other channels following with EOS then PAD in a countdown matching their delays, then the delay reverted.
+    `progress(steps done, steps in all)` is called after each decoding step (frames + the longest delay + 1)."""
     pattern = data.pattern_of(config)
     channels, longest = config.model.channels, max(pattern)
     device = next(model.parameters()).device
@@ -167,6 +176,8 @@ def generate_codes(model: Dia, config: Config, frames: int, condition: str, cfg_
             eos_step = position
         rows.append(row)
         token = row.unsqueeze(0).expand(2, -1)
+        if progress is not None:
+            progress(step + 1, steps - 1)
         if eos_step is not None and position >= eos_step + longest:
             break
     delayed = torch.stack(rows).unsqueeze(0)  # (1, S, C)
@@ -184,16 +195,39 @@ def audio_codec(config: Config):
     return codec.load_codec(config.data.codec_weights)
 
 
+def conditioning(config: Config, tags: str | None, text: str | None, data_info: dict | None = None) -> str:
+    """The conditioning string for a model trained on `data.condition` (tags or text). LabError for both, or
+    for the kind it was not trained on; a warning on stderr naming the tags its training data never had
+    (`data_info`: the recorded `build_data` info, whose `tags` list is complete when `tag_count` says so)."""
+    if tags is not None and text is not None:
+        raise LabError("pass --tags or --text, not both")
+    trained, given = config.data.condition, "text" if text is not None else "tags" if tags is not None else None
+    if given is not None and given != trained:
+        raise LabError(f"the model was trained on {trained} (data.condition={trained}), not {given}: "
+                       f"pass --{trained} instead of --{given}")
+    known = list((data_info or {}).get("tags") or [])
+    if tags and known and len(known) >= (data_info or {}).get("tag_count", math.inf):
+        unknown = [tag.strip() for tag in tags.split(",") if tag.strip() and tag.strip() not in known]
+        if unknown:
+            print(f"lab: warning: tags the model never saw in training: {', '.join(unknown)} (it knows: "
+                  f"{', '.join(known)})", file=sys.stderr, flush=True)
+    return text if text is not None else (tags or "")
+
+
 @torch.no_grad()
 def generate(model: Dia, config: Config, seconds: float = 10.0, tags: str | None = None, text: str | None = None,
-             cfg_scale: float = 3.0, temperature: float = 1.2, seed: int = 0) -> tuple[np.ndarray, int]:
-    """`seconds` of audio conditioned on tags or text: ((channels, samples), 44100)."""
+             cfg_scale: float = 3.0, temperature: float = 1.2, seed: int = 0,
+             progress: Callable[[int, int], None] | None = None, data_info: dict | None = None,
+             ) -> tuple[np.ndarray, int]:
+    """`seconds` of audio conditioned on tags or text (`conditioning`, checked against `data_info`, what the
+    model was trained on): ((channels, samples), 44100), shorter when the model ends it (EOS).
+    `progress(steps done, steps in all)` follows the decoding (`generate_codes`)."""
+    condition = conditioning(config, tags, text, data_info)
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         frames = max(1, round(seconds * codec.SAMPLE_RATE / 512))
-        codes = generate_codes(model.eval(), config, frames, text if text is not None else (tags or ""),
-                               cfg_scale, temperature)
+        codes = generate_codes(model.eval(), config, frames, condition, cfg_scale, temperature, progress=progress)
     finally:
         torch.random.set_rng_state(state)
     if codes.shape[1] == 0:
@@ -207,8 +241,9 @@ def samples_stage(model: torch.nn.Module, batches, ctx: Context) -> dict[str, fl
     first = next(iter(batches))
     condition = bytes(first["text"][0][first["text_mask"][0]].tolist()).decode("utf-8", errors="replace")
     metrics = {}
-    for name, tags in (("conditional", condition), ("unconditional", "")):
-        audio, rate = generate(model, config, config.data.sample_seconds, tags=tags, seed=ctx.step)
+    for name, text in (("conditional", condition), ("unconditional", "")):
+        audio, rate = generate(model, config, config.data.sample_seconds, seed=ctx.step,
+                               **{config.data.condition: text})
         ctx.log_media(f"samples/{name}", audio, kind="audio", sample_rate=rate)
         metrics[f"val/sample_rms_{name}"] = float(np.sqrt(np.mean(audio**2))) if audio.size else 0.0
     return metrics

@@ -2,6 +2,7 @@
 
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage, Lazy, Panel
+from lab.health.rules import metric_points
 from trainers.cli import EMBED, WEIGHTS
 from trainers.config import require_at_least
 from trainers.redimnet import config
@@ -62,6 +63,28 @@ def overfitting_suggestion(values: dict) -> str:
     return "; ".join(advice).capitalize() + "."
 
 
+def margin_stages(rows: list, config: dict) -> list[tuple[int, str]]:
+    """Where wespeaker's margin schedule (0, then a ramp to model.margin, then fixed) starts its ramp and where
+    it reaches its final margin: the first logged steps whose `train/margin` (the mean since the previous log,
+    so to within train.log_every) is above 0 and at the final margin, after a lower one; while it ramps, the last
+    logged step, so that the loss rules (which judge the last stage) wait for the ramp to end. The loss of the
+    same weights rises with the margin, most of all in a `train.init_from` run, whose schedule restarts at 0."""
+    points = metric_points(rows, "train/margin")
+    final = (config.get("model") or {}).get("margin") or 0.0
+    restarted = " (restarted: train.init_from)" if (config.get("train") or {}).get("init_from") else ""
+    boundaries, lowest = [], None
+    for step, margin in points:
+        if lowest == 0.0 and margin > 0.0 and not boundaries:
+            boundaries.append((step, f"margin ramp 0 -> {final:g}{restarted}"))
+        if lowest is not None and lowest < final and margin >= final * (1 - 1e-6) > 0:
+            return boundaries + [(step, f"margin at {final:g}")]
+        lowest = margin if lowest is None else min(lowest, margin)
+    if boundaries and points[-1][0] > boundaries[-1][0]:  # the loss rules wait for the ramp to end
+        step, margin = points[-1]
+        boundaries.append((step, f"margin still ramping ({margin:.3g} of {final:g})"))
+    return boundaries
+
+
 SPEC = family_spec(
     name="redimnet",
     commands=(EMBED, WEIGHTS),
@@ -78,6 +101,7 @@ SPEC = family_spec(
                        **{f"val/mindcf_{d}": "min" for d in range(1, 2049)}},
     report_panels=(Panel("loss per Matryoshka dim", ("train/loss",)),),
     suggestions={"gap_widening": overfitting_suggestion},
+    stage_boundaries=margin_stages,
     embed=Lazy(f"{RUNTIME}:embed"),
     param_groups=Lazy(f"{RUNTIME}:param_groups"),
 )

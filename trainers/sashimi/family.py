@@ -7,6 +7,7 @@ and predicts each code. Loss and metrics are in nats and bits per sample, compar
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -81,8 +82,9 @@ def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
 
 @torch.no_grad()
 def generate(model: SaShiMi, config: Config, seconds: float, temperature: float = 1.0,
-             seed: int = 0) -> tuple[np.ndarray, int]:
-    """`seconds` of audio sampled one code at a time through the recurrence: ((channels, frames), rate)."""
+             seed: int = 0, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
+    """`seconds` of audio sampled one code at a time through the recurrence: ((channels, frames), rate).
+    `progress(codes done, codes in all)` is called after each code."""
     model.eval()
     channels = 2 if config.data.stereo else 1
     positions = int(seconds * config.data.sample_rate) * channels
@@ -93,13 +95,15 @@ def generate(model: SaShiMi, config: Config, seconds: float, temperature: float 
         state = model.initial_state(1, device)
         code = torch.full((1,), 2 ** (config.model.bits - 1), dtype=torch.long, device=device)
         codes = []
-        for _ in range(positions):
+        for position in range(positions):
             outputs, state = model.step(code, state)  # (1, outputs)
             if config.model.head == "dml":
                 code = dml_sample(outputs, config.model.bits, temperature)
             else:
                 code = torch.distributions.Categorical(logits=outputs.float() / temperature).sample()
             codes.append(code)
+            if progress is not None:
+                progress(position + 1, positions)
     finally:
         torch.random.set_rng_state(generator_state)
     samples = dequantize(torch.cat(codes), config.model.bits, config.data.quantization).cpu().numpy()
