@@ -56,8 +56,10 @@ class Converted:
 def read(path: str | Path, key: str | None = None) -> Original:
     """The tensors of a .safetensors or torch.save file (a state dict, possibly nested in a checkpoint), with
     `module.`/`_orig_mod.` prefixes removed. `key` ('a.b') names the nested entry to take. ConfigError when the
-    file is missing, unreadable or holds no tensors."""
+    file is missing, a directory, unreadable or holds no tensors."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory: name the weights file in it")
     if not path.is_file():
         raise ConfigError(f"weights file not found: {path}")
     sidecar = path.with_name("config.json")
@@ -210,10 +212,13 @@ def overrides(converted: Converted) -> str:
 
 
 def write(converted: Converted, out: str | Path) -> Path:
-    """Write the converted weights as a plain state dict: safetensors for a .safetensors name, else torch.save."""
+    """Write the converted weights as a plain state dict: safetensors for a .safetensors name, else torch.save.
+    ConfigError when `out` is a directory."""
     from lab.records.files import atomic_write
 
     out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory: name the file to write")
     weights = {name: value.contiguous() for name, value in converted.weights.items()}
     if out.suffix == ".safetensors":
         from safetensors.torch import save

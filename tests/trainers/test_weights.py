@@ -138,6 +138,24 @@ def test_weights_inspect_and_convert_commands(tmp_path):
         f"lab: error: weights file not found: {tmp_path / 'none.pth'}"]
 
 
+def test_a_directory_or_a_file_that_is_no_checkpoint_is_one_error_line(tmp_path):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    for name, error in [("weights", f"{tmp_path / 'weights'} is a directory: name the weights file in it"),
+                        ("notes.pt", f"{tmp_path / 'notes.pt'}: cannot read it (invalid load key, 'n'.)"),
+                        ("list.pt", f"{tmp_path / 'list.pt'}: the file holds no state dict of tensors; name one "
+                                    "with PATH:KEY")]:
+        result = lab(tmp_path, "weights", "inspect", str(tmp_path / name))
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"lab: error: {error}"], name
+    out = lab(tmp_path, "weights", "convert", str(ND / "modelWeights"), "--family", "neural_decoder", "--out",
+              str(tmp_path / "weights"))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"lab: error: --out {tmp_path / 'weights'} is a directory: name the file to write"]
+    assert not list((tmp_path / "weights").iterdir()) and sorted(path.name for path in tmp_path.iterdir()) == \
+        ["list.pt", "notes.pt", "weights"]
+
+
 def test_a_model_of_other_sizes_refuses_the_file_and_names_the_sizes_it_needs():
     spec = registry.get("neural_decoder")
     model = spec.build_model(spec.build_config(spec.preset("tiny")))
