@@ -323,6 +323,8 @@ def test_an_unfreeze_is_a_stage_not_a_divergence(store):
     (["valid_loss", "train_loss"], ("valid_loss", "min")),
     (["loss", "lr", "test/loss"], ("loss", "min")),  # a test-set figure never chooses the checkpoint
     (["lr", "epoch"], ("train/loss", "min")),
+    (["train/loss", "eval/throughput", "eval/top1_accuracy"], ("eval/top1_accuracy", "max")),  # speed is no result
+    (["val_samples_per_sec", "val_top1_accuracy"], ("val_top1_accuracy", "max")),
 ])
 def test_a_script_is_judged_on_its_validation_metric_else_its_training_loss(logged, judged):
     from lab.pages.results import judged_metric
