@@ -273,6 +273,28 @@ def test_an_idrnd_config_this_lab_cannot_build_is_one_error_line(tmp_path):
         weights.convert(extra)
 
 
+def test_a_redimnet_trained_on_other_speakers_starts_a_run_with_a_fresh_head(tmp_path):
+    """The AAM head is over the training speakers: a checkpoint of another speaker count gives its backbone, the
+    head stays as initialised (README's fine-tune of a b2 onto new data), under strict init as well."""
+    spec = registry.get("redimnet")
+    trained = spec.build_model(spec.build_config(spec.preset("tiny")))  # 24 speakers
+    torch.save(trained.state_dict(), tmp_path / "tiny.pt")
+    values = config_tools.apply_overrides(spec.preset("tiny"), ["model.speakers=30"])
+    model = spec.build_model(spec.build_config(values))
+    head = model.head.weight.detach().clone()
+    report = load_initial_weights(model, str(tmp_path / "tiny.pt"))
+    assert report.clean and report.loaded == report.total - 1
+    assert report.fresh == ["head.weight ((24, 64) -> (30, 64))"]
+    assert "kept as initialised (1): the training-only head.weight ((24, 64) -> (30, 64)), of another size in the " \
+           "file" in report.describe()
+    assert torch.equal(model.head.weight, head)
+    assert all(torch.equal(value, trained.state_dict()[name]) for name, value in model.state_dict().items()
+               if name != "head.weight")
+    same = spec.build_model(spec.build_config(spec.preset("tiny")))  # the same speakers: the head loads too
+    assert load_initial_weights(same, str(tmp_path / "tiny.pt")).fresh == []
+    assert torch.equal(same.head.weight, trained.head.weight)
+
+
 def published_sizes() -> dict:
     with gzip.open(REDIMNET / "published.json.gz", "rt") as stream:
         return json.load(stream)
