@@ -147,7 +147,7 @@ class KeyReport:
         """One line, then a line per kind of problem (first few keys of each)."""
         lines = [f"init_from {self.source} ({self.format}): loaded {self.loaded} of {self.total} model tensors"]
         if self.dropped:
-            lines.append(f"  left out ({len(self.dropped)}): unused or constant in the original's forward, "
+            lines.append(f"  left out ({len(self.dropped)}: constants, unused layers, the original's training head): "
                          + ", ".join(self.dropped[:3]) + (" ..." if len(self.dropped) > 3 else ""))
         if self.fresh:
             where = "of another size in the file" if self.fresh[0].endswith(")") else "not in the file"  # all alike

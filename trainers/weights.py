@@ -50,7 +50,8 @@ class Converted:
     weights: dict[str, torch.Tensor]
     config: dict[str, Any]  # dotted settings of the model the file holds ("model.n_units": 1024)
     settings: dict[str, Any] = field(default_factory=dict)  # of `config`, those that carry no weights: set on load
-    dropped: list[str] = field(default_factory=list)  # original keys left out on purpose (unused or constant)
+    dropped: list[str] = field(default_factory=list)  # original keys left out on purpose: constants,
+    # unused layers, a training head over the original's speakers
 
 
 def read(path: str | Path, key: str | None = None) -> Original:
@@ -185,8 +186,9 @@ def describe(original: Original, converted: Converted | None) -> list[str]:
     lines.append(f"family: {converted.family}")
     lines.append(f"format: {converted.format}")
     if converted.dropped:
-        lines.append(f"left out: {len(converted.dropped)} tensors unused or constant in the forward ("
-                     + ", ".join(converted.dropped[:3]) + (" ..." if len(converted.dropped) > 3 else "") + ")")
+        lines.append(f"left out: {len(converted.dropped)} tensors (constants, unused layers, the original's "
+                     "training head): "
+                     + ", ".join(converted.dropped[:3]) + (" ..." if len(converted.dropped) > 3 else ""))
     if converted.config:
         lines.append("config: " + " ".join(assignments(converted)))
     return lines

@@ -235,6 +235,9 @@ def test_an_idrnd_hub_checkpoint_names_its_config_and_its_settings(tmp_path):
         {"model.block_1d_type": "att", "model.out_channels": 20, "model.global_context": False,
          "model.embedding_norm": True}
     assert "cls_head.2.weight" in options.dropped  # the original's classifier; the lab trains its own head
+    shown = lab(tmp_path, "weights", "inspect", str(REDIMNET / "hub-options.pt")).stdout
+    assert "left out: 4 tensors (constants, unused layers, the original's training head): backbone.stage0.0.w, " \
+        "cls_head.2.bias, cls_head.2.weight ...\n" in shown
 
     # a model built at another hop takes the file's: the hop carries no weights, the import sets it
     model = model_for("redimnet", path, "model.mrl_dims=[16]", skip=("model.hop_length",))
