@@ -59,3 +59,24 @@ def test_a_failed_launch_ends_with_one_error_line_naming_its_exit_and_last_print
         assert sum(line.startswith("lab: error:") for line in launched.stderr.splitlines()) == 1
     finished = lab("launch", "f_001", "--no-commit", "--", sys.executable, "-c", "print('done')")
     assert "lab: error" not in finished.stderr
+
+
+def test_a_pid_record_that_cannot_be_written_neither_stops_the_command_nor_reads_as_not_started(lab, repo, capsys):
+    from lab.capture import launch
+
+    class FullDisk(Store):
+        def update_attempt(self, attempt_dir, merge=None, **fields):
+            if "child_pid" in fields:
+                raise OSError(28, "No space left on device")
+            return super().update_attempt(attempt_dir, merge, **fields)
+
+    lab("new-run", "p_001", "--hypothesis", "h")
+    store = FullDisk(repo)
+    folder = store.begin_attempt("p_001", command=["python"], pid=os.getpid())
+    code = launch._run_and_record(store, folder, [sys.executable, "-c", "print('ran to the end')"], lab_env())
+    printed = capsys.readouterr()
+    assert code == 0 and "ran to the end" in printed.out
+    assert "lab: warning: the attempt does not name the command's pid " in printed.err
+    assert "(No space left on device); the command runs on" in printed.err
+    attempt = store.load_attempt("p_001", 1)
+    assert attempt["status"] == "finished" and attempt["exit_code"] == 0
