@@ -82,8 +82,8 @@ def judged_metric(config: dict, logged: list[str], family: str | None = None) ->
     def first(accept) -> str | None:
         return next((name for name in sorted(candidates, key=len) if accept(metric_words(name))), None)
 
-    def validation(words: set[str]) -> bool:
-        return bool(words & set(VALIDATION_WORDS))
+    def validation(words: set[str]) -> bool:  # `train/loss_std_dev` is a training figure
+        return bool(words & set(VALIDATION_WORDS)) and "train" not in words
 
     metric = ("val/loss" if "val/loss" in logged else None) \
         or first(lambda words: validation(words) and "loss" in words) \

@@ -325,6 +325,8 @@ def test_an_unfreeze_is_a_stage_not_a_divergence(store):
     (["lr", "epoch"], ("train/loss", "min")),
     (["train/loss", "eval/throughput", "eval/top1_accuracy"], ("eval/top1_accuracy", "max")),  # speed is no result
     (["val_samples_per_sec", "val_top1_accuracy"], ("val_top1_accuracy", "max")),
+    (["train/loss", "train/loss_std_dev"], ("train/loss", "min")),  # a training figure, whatever its words
+    (["Loss/train", "Loss/val"], ("Loss/val", "min")),  # TensorBoard's tag order
 ])
 def test_a_script_is_judged_on_its_validation_metric_else_its_training_loss(logged, judged):
     from lab.pages.results import judged_metric
