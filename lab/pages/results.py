@@ -82,9 +82,6 @@ def judged_metric(config: dict, logged: list[str], family: str | None = None) ->
     def first(accept) -> str | None:
         return next((name for name in sorted(candidates, key=len) if accept(metric_words(name))), None)
 
-    def validation(words: set[str]) -> bool:  # `train/loss_std_dev` is a training figure
-        return bool(words & set(VALIDATION_WORDS)) and "train" not in words
-
     metric = ("val/loss" if "val/loss" in logged else None) \
         or first(lambda words: validation(words) and "loss" in words) \
         or first(validation) \
@@ -92,6 +89,12 @@ def judged_metric(config: dict, logged: list[str], family: str | None = None) ->
         or first(lambda words: "loss" in words and not words & {"val", "test"}) \
         or "train/loss"
     return metric, direction(metric, family=family) or "min"
+
+
+def validation(words: set[str]) -> bool:
+    """Whether a metric of these words (`metric_words`) is measured on held-out data: `eval/accuracy`,
+    `valid_loss`, `Loss/val`; `train/loss_std_dev` is not."""
+    return bool(words & set(VALIDATION_WORDS)) and "train" not in words
 
 
 def speed(metric: str) -> bool:

@@ -333,3 +333,15 @@ def test_a_script_is_judged_on_its_validation_metric_else_its_training_loss(logg
 
     assert judged_metric({}, logged) == judged
     assert judged_metric({"train": {"best_metric": "lr", "best_mode": "max"}}, logged) == ("lr", "max")
+
+
+def test_a_script_logging_only_its_training_loss_has_no_evaluation_rows(store):
+    script = {"lr": 0.1}  # a wrapped script's config: no train.best_metric
+    add_run(store, "tl_001", [{"step": step, "loss": 3.0 / step} for step in range(1, 301)], config=script)
+    page = reports.report(store, "tl_001").read_text()
+    assert "| - | - | - | - | - | no evaluation logged |" in page
+    assert not re.search(r"^\| \d+ \| .* \| best so far", page, re.M)  # not a row per training step
+    add_run(store, "tl_002", [{"step": step, "loss": 3.0 / step, **({"eval/accuracy": step / 400} if step % 100 == 0
+                                                                    else {})} for step in range(1, 301)], config=script)
+    page = reports.report(store, "tl_002").read_text()
+    assert re.findall(r"^\| (\d+) \| .* \| best so far[^|]*\|$", page, re.M) == ["100", "200", "300"]
