@@ -136,7 +136,8 @@ class KeyReport:
     format: str = "lab"  # what the file was recognised as (trainers.weights): "lab", an original's, "unrecognised"
     settings: dict = field(default_factory=dict)  # settings without weights the file's format set on the model
     dropped: list[str] = field(default_factory=list)  # the original's tensors left out on purpose
-    fresh: list[str] = field(default_factory=list)  # training-only tensors the file has none of: kept as initialised
+    fresh: list[str] = field(default_factory=list)  # training-only tensors kept as initialised: the file has none of
+    # them, or has them all at other shapes ("head.weight ((24, 64) -> (30, 64))")
 
     @property
     def clean(self) -> bool:
@@ -146,11 +147,12 @@ class KeyReport:
         """One line, then a line per kind of problem (first few keys of each)."""
         lines = [f"init_from {self.source} ({self.format}): loaded {self.loaded} of {self.total} model tensors"]
         if self.dropped:
-            lines.append(f"  left out ({len(self.dropped)}): unused or constant in the original's forward, "
+            lines.append(f"  left out ({len(self.dropped)}: constants, unused layers, the original's training head): "
                          + ", ".join(self.dropped[:3]) + (" ..." if len(self.dropped) > 3 else ""))
         if self.fresh:
+            where = "of another size in the file" if self.fresh[0].endswith(")") else "not in the file"  # all alike
             lines.append(f"  kept as initialised ({len(self.fresh)}): the training-only "
-                         + ", ".join(self.fresh[:3]) + (" ..." if len(self.fresh) > 3 else "") + ", not in the file")
+                         + ", ".join(self.fresh[:3]) + (" ..." if len(self.fresh) > 3 else "") + f", {where}")
         if self.settings:
             lines.append("  set by the format: " + ", ".join(f"{name}={value}"
                                                              for name, value in self.settings.items()))
@@ -183,7 +185,8 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
     shape; nothing mismatched is ever loaded silently. With `strict`, any missing, unexpected or
     shape-mismatched key is a ConfigError naming them; otherwise the matching tensors load and the report lists
     the rest. The tensors of a model's `training_only` submodules (ReDimNet's AAM head over the training speakers)
-    stay as initialised when the file holds none of them, as published originals do not.
+    stay as initialised when the file holds none of them, as published originals do not, or holds all of them at
+    other shapes (a checkpoint trained on another number of speakers).
     """
     from trainers import weights as formats
 
@@ -201,7 +204,10 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
                 if getattr(model.config, name.removeprefix("model."), value) != value}
     training_only = tuple(f"{name}." for name in getattr(model, "training_only", ()))
     fresh = sorted(name for name in expected if name.startswith(training_only))
-    if converted.format == "unrecognised" or any(name in weights for name in fresh):
+    held = [name for name in fresh if name in weights]
+    resized = bool(held) and len(held) == len(fresh) and all(weights[name].shape != expected[name].shape
+                                                             for name in held)
+    if converted.format == "unrecognised" or (held and not resized):
         fresh = []
     report = KeyReport(
         source=source,
@@ -211,11 +217,12 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
         unexpected=sorted(name for name in weights if name not in expected),
         mismatched=sorted(f"{name} ({tuple(value.shape)} -> {tuple(expected[name].shape)})"
                           for name, value in weights.items()
-                          if name in expected and value.shape != expected[name].shape),
+                          if name in expected and value.shape != expected[name].shape and name not in fresh),
         format=converted.format,
         settings=settings,
         dropped=converted.dropped,
-        fresh=fresh,
+        fresh=[f"{name} ({tuple(weights[name].shape)} -> {tuple(expected[name].shape)})" if resized else name
+               for name in fresh],
     )
     if strict and not report.clean:
         hint = ""

@@ -50,14 +50,17 @@ class Converted:
     weights: dict[str, torch.Tensor]
     config: dict[str, Any]  # dotted settings of the model the file holds ("model.n_units": 1024)
     settings: dict[str, Any] = field(default_factory=dict)  # of `config`, those that carry no weights: set on load
-    dropped: list[str] = field(default_factory=list)  # original keys left out on purpose (unused or constant)
+    dropped: list[str] = field(default_factory=list)  # original keys left out on purpose: constants,
+    # unused layers, a training head over the original's speakers
 
 
 def read(path: str | Path, key: str | None = None) -> Original:
     """The tensors of a .safetensors or torch.save file (a state dict, possibly nested in a checkpoint), with
     `module.`/`_orig_mod.` prefixes removed. `key` ('a.b') names the nested entry to take. ConfigError when the
-    file is missing, unreadable or holds no tensors."""
+    file is missing, a directory, unreadable or holds no tensors."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory: name the weights file in it")
     if not path.is_file():
         raise ConfigError(f"weights file not found: {path}")
     sidecar = path.with_name("config.json")
@@ -183,8 +186,9 @@ def describe(original: Original, converted: Converted | None) -> list[str]:
     lines.append(f"family: {converted.family}")
     lines.append(f"format: {converted.format}")
     if converted.dropped:
-        lines.append(f"left out: {len(converted.dropped)} tensors unused or constant in the forward ("
-                     + ", ".join(converted.dropped[:3]) + (" ..." if len(converted.dropped) > 3 else "") + ")")
+        lines.append(f"left out: {len(converted.dropped)} tensors (constants, unused layers, the original's "
+                     "training head): "
+                     + ", ".join(converted.dropped[:3]) + (" ..." if len(converted.dropped) > 3 else ""))
     if converted.config:
         lines.append("config: " + " ".join(assignments(converted)))
     return lines
@@ -210,10 +214,13 @@ def overrides(converted: Converted) -> str:
 
 
 def write(converted: Converted, out: str | Path) -> Path:
-    """Write the converted weights as a plain state dict: safetensors for a .safetensors name, else torch.save."""
+    """Write the converted weights as a plain state dict: safetensors for a .safetensors name, else torch.save.
+    ConfigError when `out` is a directory."""
     from lab.records.files import atomic_write
 
     out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory: name the file to write")
     weights = {name: value.contiguous() for name, value in converted.weights.items()}
     if out.suffix == ".safetensors":
         from safetensors.torch import save

@@ -556,9 +556,15 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
     log = OutputLog(attempt_dir / "stdout.log", store.detector.redact_lines,
                     head_bytes=int(float(section.get("output_head_mb", HEAD_MB)) * MB),
                     tail_bytes=int(float(section.get("output_tail_mb", TAIL_MB)) * MB))
+    def record_child(pid: int) -> None:  # a record that cannot be written must not stop the command
+        try:
+            store.update_attempt(attempt_dir, child_pid=pid)
+        except (OSError, LabError) as error:
+            print(f"lab: warning: the attempt does not name the command's pid {pid} "
+                  f"({getattr(error, 'strerror', None) or error}); the command runs on", file=sys.stderr)
+
     try:
-        ended = supervise(command, env, log, _kill_grace(store),
-                          on_start=lambda pid: store.update_attempt(attempt_dir, child_pid=pid))
+        ended = supervise(command, env, log, _kill_grace(store), on_start=record_child)
     except OSError as error:
         store.end_attempt(attempt_dir, exit_code=127, status="failed")
         raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None

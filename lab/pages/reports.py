@@ -447,9 +447,10 @@ def evaluation_table(frame, metric: str, mode: str, gap_onset: int | None = None
 
 
 def evaluation_rows(frame, judged: str | None = None):
-    """The rows of a metric table that carry a `val/` value (or one of the `judged` metric, e.g. a script's
-    `eval/accuracy`)."""
-    columns = [column for column in frame.columns if column.startswith("val/") or column == judged]
+    """The rows of a metric table that carry a `val/` value (or one of the `judged` metric when it is a validation
+    metric, e.g. a script's `eval/accuracy`; a training loss logged every step makes no evaluations)."""
+    held_out = judged is not None and results.validation(metrics.metric_words(judged))
+    columns = [column for column in frame.columns if column.startswith("val/") or (held_out and column == judged)]
     if not columns:
         return frame.iloc[0:0]
     return frame[frame[columns].notna().any(axis=1)]

@@ -70,18 +70,17 @@ VALIDATION_WORDS = ("val", "valid", "validation", "eval", "dev")
 def judged_metric(config: dict, logged: list[str], family: str | None = None) -> tuple[str, str]:
     """(metric, mode) a run is judged on: its config's train.best_metric; else the first of these that it logged:
     a validation loss (`val/loss`, `eval/loss`, `valid_loss`, ...), another validation metric with a direction
-    (`eval/accuracy`: max), the training loss (`train/loss`, `loss`), another loss; else `train/loss`."""
+    (`eval/accuracy`: max; not a throughput), the training loss (`train/loss`, `loss`), another loss; else
+    `train/loss`."""
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     if train.get("best_metric"):
         metric = train["best_metric"]
         return metric, direction(metric, metric, train.get("best_mode"), family) or "min"
-    candidates = [name for name in logged if name != "step" and direction(name, family=family)]
+    candidates = [name for name in logged if name != "step" and direction(name, family=family)
+                  and not speed(name)]
 
     def first(accept) -> str | None:
         return next((name for name in sorted(candidates, key=len) if accept(metric_words(name))), None)
-
-    def validation(words: set[str]) -> bool:
-        return bool(words & set(VALIDATION_WORDS))
 
     metric = ("val/loss" if "val/loss" in logged else None) \
         or first(lambda words: validation(words) and "loss" in words) \
@@ -90,6 +89,18 @@ def judged_metric(config: dict, logged: list[str], family: str | None = None) ->
         or first(lambda words: "loss" in words and not words & {"val", "test"}) \
         or "train/loss"
     return metric, direction(metric, family=family) or "min"
+
+
+def validation(words: set[str]) -> bool:
+    """Whether a metric of these words (`metric_words`) is measured on held-out data: `eval/accuracy`,
+    `valid_loss`, `Loss/val`; `train/loss_std_dev` is not."""
+    return bool(words & set(VALIDATION_WORDS)) and "train" not in words
+
+
+def speed(metric: str) -> bool:
+    """A throughput figure (`eval/samples_per_second`, `val/throughput`): it has a direction but never judges
+    a run."""
+    return metric.lower().endswith(RATE_SUFFIXES) or "throughput" in metric_words(metric)
 
 
 def attempt_config(store: Store, run_id: str, number: int | None) -> dict:

@@ -38,3 +38,45 @@ def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, re
     assert process.wait(timeout=60) == 130 and time.monotonic() - started < 15, process.stderr.read()
     attempt = Store(repo).load_attempt("k_001", 1)
     assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGINT"}
+
+
+def test_a_failed_launch_ends_with_one_error_line_naming_its_exit_and_last_printed_line(lab, repo):
+    lab("new-run", "f_001", "--hypothesis", "h")
+    crash = "import sys\nprint('step 1', flush=True)\nprint('CUDA error: device-side assert', file=sys.stderr)\n" \
+            "sys.exit(3)\n"
+    abort = "import os\nprint('about to abort', flush=True)\nos.abort()\n"
+    silent = "import sys\nsys.exit(2)\n"
+    for number, (code, exit_code, words) in enumerate([
+            (crash, 3, 'ended with exit 3, last printing "CUDA error: device-side assert"'),
+            (abort, 134, 'ended with exit 134 (SIGABRT), last printing "about to abort"'),
+            (silent, 2, "ended with exit 2")], start=1):
+        launched = lab("launch", "f_001", "--no-commit", "--", sys.executable, "-c", code, check=False)
+        attempt = Store(repo).load_attempt("f_001", number)
+        folder = Store(repo).attempt_dir("f_001", number).relative_to(repo)
+        assert launched.returncode == exit_code and attempt["exit_code"] == exit_code
+        assert launched.stderr.splitlines()[-1] == f"lab: error: f_001 Test {number} {words}; its records are kept " \
+                                                   f"in {folder}"
+        assert sum(line.startswith("lab: error:") for line in launched.stderr.splitlines()) == 1
+    finished = lab("launch", "f_001", "--no-commit", "--", sys.executable, "-c", "print('done')")
+    assert "lab: error" not in finished.stderr
+
+
+def test_a_pid_record_that_cannot_be_written_neither_stops_the_command_nor_reads_as_not_started(lab, repo, capsys):
+    from lab.capture import launch
+
+    class FullDisk(Store):
+        def update_attempt(self, attempt_dir, merge=None, **fields):
+            if "child_pid" in fields:
+                raise OSError(28, "No space left on device")
+            return super().update_attempt(attempt_dir, merge, **fields)
+
+    lab("new-run", "p_001", "--hypothesis", "h")
+    store = FullDisk(repo)
+    folder = store.begin_attempt("p_001", command=["python"], pid=os.getpid())
+    code = launch._run_and_record(store, folder, [sys.executable, "-c", "print('ran to the end')"], lab_env())
+    printed = capsys.readouterr()
+    assert code == 0 and "ran to the end" in printed.out
+    assert "lab: warning: the attempt does not name the command's pid " in printed.err
+    assert "(No space left on device); the command runs on" in printed.err
+    attempt = store.load_attempt("p_001", 1)
+    assert attempt["status"] == "finished" and attempt["exit_code"] == 0

@@ -323,9 +323,25 @@ def test_an_unfreeze_is_a_stage_not_a_divergence(store):
     (["valid_loss", "train_loss"], ("valid_loss", "min")),
     (["loss", "lr", "test/loss"], ("loss", "min")),  # a test-set figure never chooses the checkpoint
     (["lr", "epoch"], ("train/loss", "min")),
+    (["train/loss", "eval/throughput", "eval/top1_accuracy"], ("eval/top1_accuracy", "max")),  # speed is no result
+    (["val_samples_per_sec", "val_top1_accuracy"], ("val_top1_accuracy", "max")),
+    (["train/loss", "train/loss_std_dev"], ("train/loss", "min")),  # a training figure, whatever its words
+    (["Loss/train", "Loss/val"], ("Loss/val", "min")),  # TensorBoard's tag order
 ])
 def test_a_script_is_judged_on_its_validation_metric_else_its_training_loss(logged, judged):
     from lab.pages.results import judged_metric
 
     assert judged_metric({}, logged) == judged
     assert judged_metric({"train": {"best_metric": "lr", "best_mode": "max"}}, logged) == ("lr", "max")
+
+
+def test_a_script_logging_only_its_training_loss_has_no_evaluation_rows(store):
+    script = {"lr": 0.1}  # a wrapped script's config: no train.best_metric
+    add_run(store, "tl_001", [{"step": step, "loss": 3.0 / step} for step in range(1, 301)], config=script)
+    page = reports.report(store, "tl_001").read_text()
+    assert "| - | - | - | - | - | no evaluation logged |" in page
+    assert not re.search(r"^\| \d+ \| .* \| best so far", page, re.M)  # not a row per training step
+    add_run(store, "tl_002", [{"step": step, "loss": 3.0 / step, **({"eval/accuracy": step / 400} if step % 100 == 0
+                                                                    else {})} for step in range(1, 301)], config=script)
+    page = reports.report(store, "tl_002").read_text()
+    assert re.findall(r"^\| (\d+) \| .* \| best so far[^|]*\|$", page, re.M) == ["100", "200", "300"]

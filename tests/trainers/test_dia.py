@@ -97,7 +97,11 @@ def test_codes_beyond_the_codebook_are_refused_before_training(tmp_path):
     codes[3, 100] = 1500  # a cache written by another codec (or corrupted)
     np.save(tmp_path / "clip.npy", codes)
     (tmp_path / codec.INDEX).write_text(json.dumps({"file": "clip.wav", "codes": "clip.npy", "frames": 300}) + "\n")
-    with pytest.raises(ValueError, match="the codes reach 1500 but DAC codes are below 1024"):
+    with pytest.raises(ValueError, match="the codes span 7 to 1500 but DAC codes are 0 to 1023"):
+        family.build_data(tiny(f"data.codes={tmp_path}"))
+    codes[3, 100] = -3  # an int16 cache that wrapped around
+    np.save(tmp_path / "clip.npy", codes)
+    with pytest.raises(ValueError, match="the codes span -3 to 7 but DAC codes are 0 to 1023"):
         family.build_data(tiny(f"data.codes={tmp_path}"))
 
 

@@ -81,6 +81,29 @@ def test_the_family_checks_its_config():
         tiny("model.stages=[[5,1,1,8]]")
 
 
+def test_new_run_refuses_a_judged_metric_the_run_would_never_log(family_lab):
+    """tiny judges val/eer_64: a smaller embedding (as an imported file's) must name its own dim at new-run, not
+    fail at the first evaluation."""
+    lab_run = family_lab("rdn", "redimnet")
+
+    def refused(*settings: str) -> list[str]:
+        result = subprocess.run([sys.executable, "-m", "lab", "new-run", "rdn_001", "--preset", "tiny",
+                                 "--hypothesis", "h", "--set", "model.embed_dim=16", "--set", "model.mrl_dims=[8,16]",
+                                 *(part for setting in settings for part in ("--set", setting))],
+                                cwd=lab_run.repo, capture_output=True, text=True, env=lab_testing.lab_env())
+        assert result.returncode == 2 and not (lab_run.repo / "logs" / "runs" / "rdn_001").exists()
+        return result.stderr.strip().splitlines()
+
+    assert refused() == ["lab: error: train.best_metric=val/eer_64 is of dim 64, not one of model.mrl_dims=[8, 16]: "
+                         "choose val/eer_16"]
+    assert refused("train.best_metric=val/mindcf_16", "data.eer_every=0") == [
+        "lab: error: train.best_metric=val/mindcf_16 is never computed with data.eer_every=0: set data.eer_every or "
+        "choose val/loss"]
+    assert "created rdn_001" in lab_run("new-run", "rdn_001", "--preset", "tiny", "--hypothesis", "h", "--set",
+                                        "model.embed_dim=16", "--set", "model.mrl_dims=[8,16]", "--set",
+                                        "train.best_metric=val/loss_16")
+
+
 def test_overlapping_verification_speakers_are_flagged(tmp_path, capsys):
     root = tmp_path / "vox"
     for speaker, utterances in data.synthetic_speakers(3, 3, 0.5, 16000, 5):

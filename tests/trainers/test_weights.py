@@ -138,6 +138,24 @@ def test_weights_inspect_and_convert_commands(tmp_path):
         f"lab: error: weights file not found: {tmp_path / 'none.pth'}"]
 
 
+def test_a_directory_or_a_file_that_is_no_checkpoint_is_one_error_line(tmp_path):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    for name, error in [("weights", f"{tmp_path / 'weights'} is a directory: name the weights file in it"),
+                        ("notes.pt", f"{tmp_path / 'notes.pt'}: cannot read it (invalid load key, 'n'.)"),
+                        ("list.pt", f"{tmp_path / 'list.pt'}: the file holds no state dict of tensors; name one "
+                                    "with PATH:KEY")]:
+        result = lab(tmp_path, "weights", "inspect", str(tmp_path / name))
+        assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"lab: error: {error}"], name
+    out = lab(tmp_path, "weights", "convert", str(ND / "modelWeights"), "--family", "neural_decoder", "--out",
+              str(tmp_path / "weights"))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"lab: error: --out {tmp_path / 'weights'} is a directory: name the file to write"]
+    assert not list((tmp_path / "weights").iterdir()) and sorted(path.name for path in tmp_path.iterdir()) == \
+        ["list.pt", "notes.pt", "weights"]
+
+
 def test_a_model_of_other_sizes_refuses_the_file_and_names_the_sizes_it_needs():
     spec = registry.get("neural_decoder")
     model = spec.build_model(spec.build_config(spec.preset("tiny")))
@@ -217,6 +235,9 @@ def test_an_idrnd_hub_checkpoint_names_its_config_and_its_settings(tmp_path):
         {"model.block_1d_type": "att", "model.out_channels": 20, "model.global_context": False,
          "model.embedding_norm": True}
     assert "cls_head.2.weight" in options.dropped  # the original's classifier; the lab trains its own head
+    shown = lab(tmp_path, "weights", "inspect", str(REDIMNET / "hub-options.pt")).stdout
+    assert "left out: 4 tensors (constants, unused layers, the original's training head): backbone.stage0.0.w, " \
+        "cls_head.2.bias, cls_head.2.weight ...\n" in shown
 
     # a model built at another hop takes the file's: the hop carries no weights, the import sets it
     model = model_for("redimnet", path, "model.mrl_dims=[16]", skip=("model.hop_length",))
@@ -253,6 +274,28 @@ def test_an_idrnd_config_this_lab_cannot_build_is_one_error_line(tmp_path):
     with pytest.raises(ConfigError, match=r"\(IDRnD/ReDimNet torch.hub checkpoint\) has tensors its config does "
                                           r"not build: backbone.stage2.2.weight$"):
         weights.convert(extra)
+
+
+def test_a_redimnet_trained_on_other_speakers_starts_a_run_with_a_fresh_head(tmp_path):
+    """The AAM head is over the training speakers: a checkpoint of another speaker count gives its backbone, the
+    head stays as initialised (README's fine-tune of a b2 onto new data), under strict init as well."""
+    spec = registry.get("redimnet")
+    trained = spec.build_model(spec.build_config(spec.preset("tiny")))  # 24 speakers
+    torch.save(trained.state_dict(), tmp_path / "tiny.pt")
+    values = config_tools.apply_overrides(spec.preset("tiny"), ["model.speakers=30"])
+    model = spec.build_model(spec.build_config(values))
+    head = model.head.weight.detach().clone()
+    report = load_initial_weights(model, str(tmp_path / "tiny.pt"))
+    assert report.clean and report.loaded == report.total - 1
+    assert report.fresh == ["head.weight ((24, 64) -> (30, 64))"]
+    assert "kept as initialised (1): the training-only head.weight ((24, 64) -> (30, 64)), of another size in the " \
+           "file" in report.describe()
+    assert torch.equal(model.head.weight, head)
+    assert all(torch.equal(value, trained.state_dict()[name]) for name, value in model.state_dict().items()
+               if name != "head.weight")
+    same = spec.build_model(spec.build_config(spec.preset("tiny")))  # the same speakers: the head loads too
+    assert load_initial_weights(same, str(tmp_path / "tiny.pt")).fresh == []
+    assert torch.equal(same.head.weight, trained.head.weight)
 
 
 def published_sizes() -> dict:

@@ -51,9 +51,10 @@ def build_data(config: Config) -> DataBundle:
     if channels != {config.model.channels}:
         raise ValueError(f"the codes have {sorted(channels)} codebooks but model.channels is {config.model.channels}")
     top = max((int(codes.max()) for codes, _ in clips if codes.size), default=0)
-    if top >= EOS:
-        raise ValueError(f"the codes reach {top} but DAC codes are below {EOS} (the ids from {EOS} on are EOS, PAD "
-                         "and BOS); they come from another codec or a corrupt cache")
+    low = min((int(codes.min()) for codes, _ in clips if codes.size), default=0)
+    if top >= EOS or low < 0:
+        raise ValueError(f"the codes span {low} to {top} but DAC codes are 0 to {EOS - 1} (the ids from {EOS} on are "
+                         "EOS, PAD and BOS); they come from another codec or a corrupt cache")
     held_out = max(1, round(len(clips) * data_config.val_fraction))
     train = data.ClipDataset(clips[held_out:], data_config.audio_length, data_config.sliding_window)
     val = data.ClipDataset(clips[:held_out], data_config.audio_length, sliding=False)

@@ -1,5 +1,7 @@
 """The redimnet family: ReDimNet b0-b6 speaker embeddings with Matryoshka AAM-softmax (IDRnD/ReDimNet)."""
 
+import re
+
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage, Lazy, Panel
 from lab.health.rules import metric_points
@@ -12,10 +14,13 @@ RUNTIME = "trainers.redimnet.family"
 BLOCKS = ("convnext_like", "convnext_like_relu", "basic_resnet", "basic_resnet_fwse")
 BLOCKS_1D = ("conv+att", "att", "conv", "fc")  # models.redimnet.BLOCKS_1D, without importing torch
 FRONT_ENDS = ("mel", "kaldi_fbank")
+# metrics logged per Matryoshka dim (family.py): val/loss_<dim> every evaluation, EER and minDCF every data.eer_every
+PER_DIM = re.compile(r"val/(loss|eer|mindcf)_(\d+)")
 
 
 def validate(values: config.Config) -> None:
-    """Family checks at `lab new-run`: Matryoshka dims against the embedding, stages against the mel rows."""
+    """Family checks at `lab new-run`: Matryoshka dims against the embedding and the judged metric, stages
+    against the mel rows."""
     model, data = values.model, values.data
     require_at_least("model", model, {"n_mels": 1, "channels": 1, "group_divisor": 1, "embed_dim": 1,
                                       "speakers": 2, "margin_start_epoch": 0, "margin_fix_epoch": 0,
@@ -27,6 +32,13 @@ def validate(values: config.Config) -> None:
     if not dims or dims != sorted(set(dims)) or dims[0] < 1 or dims[-1] > model.embed_dim:
         raise ConfigError(f"model.mrl_dims={dims} must rise strictly from 1 to at most model.embed_dim="
                           f"{model.embed_dim}")
+    best = PER_DIM.fullmatch(values.train.best_metric)
+    if best and int(best[2]) not in dims:
+        raise ConfigError(f"train.best_metric={best[0]} is of dim {best[2]}, not one of model.mrl_dims={dims}: "
+                          f"choose val/{best[1]}_{dims[-1]}")
+    if best and best[1] != "loss" and not data.eer_every:
+        raise ConfigError(f"train.best_metric={best[0]} is never computed with data.eer_every=0: set data.eer_every "
+                          "or choose val/loss")
     if model.block_type not in BLOCKS:
         raise ConfigError(f"model.block_type={model.block_type!r} is not one of: {', '.join(BLOCKS)}")
     if model.block_1d_type not in BLOCKS_1D:
