@@ -67,20 +67,39 @@ def sizes(family: str, configs: list[dict], *, plan: dict | None = None,
     family's memory plan of the first (its `memory_plan` hook: bytes per device and the `lines` to print),
     computed in one child process killed after `seconds`. ConfigError when a model cannot be built."""
     seconds = BUILD_SECONDS if seconds is None else seconds
-    request = json.dumps({"family": family, "configs": configs, "plan": plan})
-    code = "from lab.runs import count_from_stdin; count_from_stdin()"
+    answer = _in_child("count_from_stdin", {"family": family, "configs": configs, "plan": plan}, seconds,
+                       f"the {family} model took over {seconds:g} s to build without weights; check its sizes "
+                       "(layers, widths) in the config")
+    return answer["counts"], answer["plan"]
+
+
+def file_settings(family: str, source: str) -> dict[str, str]:
+    """The settings without weights that the weights file `source` fixes for its model, as override values
+    ({"model.cross_rope": "false"} for Dia-1.6B-0626), from the family's `weights_settings` hook run in a child
+    process (it reads the file with torch); {} when the family has no such hook. ConfigError when the file
+    cannot be read."""
+    if registry.get(family).weights_settings is None:
+        return {}
+    return _in_child("settings_from_stdin", {"family": family, "source": source}, READ_SECONDS,
+                     f"reading {source} took over {READ_SECONDS} s")
+
+
+READ_SECONDS = 600  # reading a weights file's keys and config (a 6 GB Dia-1.6B file takes seconds)
+
+
+def _in_child(function: str, request: dict, seconds: float, too_long: str):
+    """JSON answer of `lab.runs.<function>()` run in a child process with `request` (JSON) on stdin, killed after
+    `seconds` (ConfigError `too_long`); a child's `lab: error:` line becomes a ConfigError."""
+    code = f"from lab.runs import {function}; {function}()"
     try:
-        result = subprocess.run([sys.executable, "-c", code], input=request, capture_output=True, text=True,
-                                timeout=seconds)
+        result = subprocess.run([sys.executable, "-c", code], input=json.dumps(request), capture_output=True,
+                                text=True, timeout=seconds)
     except subprocess.TimeoutExpired:
-        raise ConfigError(
-            f"the {family} model took over {seconds:g} s to build without weights; check its sizes (layers, "
-            "widths) in the config") from None
+        raise ConfigError(too_long) from None
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
         raise ConfigError(lines[-1].removeprefix("lab: error: "))
-    answer = json.loads(result.stdout)
-    return answer["counts"], answer["plan"]
+    return json.loads(result.stdout)
 
 
 def count_from_stdin() -> None:
@@ -99,6 +118,17 @@ def count_from_stdin() -> None:
         print(f"lab: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     print(json.dumps({"counts": counts, "plan": plan}))
+
+
+def settings_from_stdin() -> None:
+    """The child of `file_settings`: {"family", "source"} on stdin, the settings as JSON on stdout."""
+    request = json.load(sys.stdin)
+    try:
+        settings = registry.get(request["family"]).weights_settings(request["source"])
+    except ConfigError as error:
+        print(f"lab: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(settings))
 
 
 def model_part(count: int | dict[str, int]) -> int:
@@ -175,7 +205,13 @@ def new_run(
     if init_from is not None:
         if not family:
             raise LabError("--init-from needs a family with a built-in trainer (--family NAME)")
-        overrides = [*overrides, f"train.init_from={initial_weights(store, init_from, parent)}"]
+        source = initial_weights(store, init_from, parent)
+        chosen = {item.partition("=")[0].strip() for item in overrides}
+        fixed = {key: value for key, value in file_settings(family, source).items() if key not in chosen}
+        if fixed:
+            print(f"lab: set from the weights file (its format fixes them, with no weights to show it): "
+                  f"{' '.join(f'{key}={value}' for key, value in fixed.items())}", file=sys.stderr)
+        overrides = [*overrides, *(f"{key}={value}" for key, value in fixed.items()), f"train.init_from={source}"]
     snapshot = None
     if baseline is not None:
         snapshot = store.baseline(baseline)

@@ -178,13 +178,6 @@ class Dia(nn.Module):
         self.head = nn.Linear(config.dec_d_model, config.channels * config.vocab, bias=False)
         self.apply(self._initialise)
 
-    def adopt(self, settings: dict) -> None:
-        """Take settings that carry no weights from an imported file: {"model.cross_rope": bool}."""
-        for name, value in settings.items():
-            if name != "model.cross_rope":
-                raise ValueError(f"{name} cannot change on a built model")
-            self.config.cross_rope = self.cross_rope.enabled = bool(value)
-
     def _initialise(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)

@@ -331,21 +331,6 @@ class ReDimNet(nn.Module):
         features = self.project(self.backbone(self.front_end(waveforms)))  # (B, width, T)
         return self.embed_norm(self.embed(self.dropout(self.norm(self.pool(features)))))
 
-    def adopt(self, settings: dict) -> None:
-        """Take settings that carry no weights from an imported file: {"model.hop_length": samples,
-        "model.stage_dropout": p}."""
-        for name, value in settings.items():
-            if name == "model.hop_length":
-                self.config.hop_length = int(value)
-                if isinstance(self.front_end, MelFrontEnd):
-                    self.front_end.mel.hop_length = self.front_end.mel.spectrogram.hop_length = int(value)
-                else:
-                    self.front_end.hop_length = int(value)
-            elif name == "model.stage_dropout":
-                self.config.stage_dropout = float(value)
-            else:
-                raise ValueError(f"{name} cannot change on a built model")
-
 
 def margin_at(step: int, steps_per_epoch: int, final: float = 0.2, start_epoch: int = 20, fix_epoch: int = 40) -> float:
     """wespeaker's margin schedule, stepped every batch: 0 before `start_epoch`, then an exponential ramp
@@ -399,10 +384,6 @@ class SpeakerModel(nn.Module):
         self.config = config
         self.backbone = ReDimNet(config)
         self.head = MatryoshkaAAM(config.embed_dim, speakers, config.mrl_dims, config.scale)
-
-    def adopt(self, settings: dict) -> None:
-        """The backbone's `adopt`."""
-        self.backbone.adopt(settings)
 
     def forward(self, waveforms: torch.Tensor, labels: torch.Tensor | None = None,
                 margin: float = 0.0) -> torch.Tensor | dict[int, torch.Tensor]:

@@ -154,8 +154,8 @@ class KeyReport:
             lines.append(f"  kept as initialised ({len(self.fresh)}): the training-only "
                          + ", ".join(self.fresh[:3]) + (" ..." if len(self.fresh) > 3 else "") + f", {where}")
         if self.settings:
-            lines.append("  set by the format: " + ", ".join(f"{name}={value}"
-                                                             for name, value in self.settings.items()))
+            lines.append("  the run's own settings kept (they carry no weights); the file's model has: " + ", ".join(
+                f"{name}={value}" for name, value in self.settings.items()))
         for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
                             ("shape-mismatched", self.mismatched)):
             if keys:
@@ -180,9 +180,11 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
     """Load weights only (no optimizer, no progress) from `source` ('PATH' or 'PATH:KEY') into `model`.
 
     The file is this project's (an engine checkpoint or a state dict) or an original repository's, recognised
-    by its keys and converted (`trainers.weights`); settings its format fixes without weights (Dia-1.6B-0626's
-    cross-attention without RoPE) are set on the model through `model.adopt`. Every key is checked by name and
-    shape; nothing mismatched is ever loaded silently. With `strict`, any missing, unexpected or
+    by its keys and converted (`trainers.weights`). Settings its format fixes without weights (Dia-1.6B-0626's
+    cross-attention without RoPE) are the run's config's to choose, so that its records say what ran: `lab new-run
+    --init-from` writes the file's into the config unless set otherwise, and a model that differs keeps its own
+    (`KeyReport.settings` lists the file's). Every key is checked by name and shape; nothing mismatched is ever
+    loaded silently. With `strict`, any missing, unexpected or
     shape-mismatched key is a ConfigError naming them; otherwise the matching tensors load and the report lists
     the rest. The tensors of a model's `training_only` submodules (ReDimNet's AAM head over the training speakers)
     stay as initialised when the file holds none of them, as published originals do not, or holds all of them at
@@ -229,7 +231,5 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
         if converted.config and (report.missing or report.mismatched):
             hint = f"; the file's model: {formats.overrides(converted)}"
         raise ConfigError(" ".join(report.describe().split()) + hint + "; set train.init_strict=false to load the rest")
-    if settings:
-        model.adopt(settings)
     model.load_state_dict(matching, strict=False)
     return report

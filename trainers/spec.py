@@ -35,6 +35,7 @@ def family_spec(*, validate: Callable[[Any], None] | None = None, **fields: Any)
             validate(config)
 
     fields.setdefault("parameter_count", Lazy("trainers.sizes:parameter_count"))
+    fields.setdefault("weights_settings", Lazy("trainers.weights:file_settings"))
     fields.setdefault("memory_plan", Lazy("trainers.sizes:memory_plan"))
     fields.setdefault("trainer_command", Lazy("trainers.launch:launch_command"))
     fields.setdefault("requires", REQUIRES)

@@ -194,18 +194,28 @@ def describe(original: Original, converted: Converted | None) -> list[str]:
     return lines
 
 
-def _setting(value: Any) -> str:
+def setting_text(value: Any) -> str:
     """A config value as one shell word: booleans lower-case, lists without spaces ([2,2])."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list):
-        return "[" + ",".join(_setting(item) for item in value) + "]"
+        return "[" + ",".join(setting_text(item) for item in value) + "]"
     return str(value)
+
+
+def file_settings(source: str) -> dict[str, str]:
+    """{"model.cross_rope": "false"}: the settings without weights that the file at `source` ('PATH[:KEY]') fixes
+    for its model (the format's `settings`, as override values); {} for this project's own files and unknown
+    formats. ConfigError when the file cannot be read."""
+    from trainers.checkpoint import split_source
+
+    converted = recognise(read(*split_source(source)))
+    return {name: setting_text(value) for name, value in converted.settings.items()} if converted else {}
 
 
 def assignments(converted: Converted) -> list[str]:
     """'KEY=VALUE' overrides that build a model matching the file."""
-    return [f"{name}={_setting(value)}" for name, value in converted.config.items()]
+    return [f"{name}={setting_text(value)}" for name, value in converted.config.items()]
 
 
 def overrides(converted: Converted) -> str:

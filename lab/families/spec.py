@@ -116,6 +116,9 @@ class FamilySpec:
     forward called from outside the block, which must gather its parameters too); `trainer_command(family,
     config_path, processes, resume) -> argv` starts its trainer (with `nodes`, `node_rank` and `main_address`
     keywords across machines).
+    `weights_settings(source) -> {"model.key": "value"}` names the settings without weights that a weights
+    file fixes for its model (Dia-1.6B-0626: `model.cross_rope=false`), which `lab new-run --init-from` writes
+    into the run's config (run in a child process, as it reads the file with torch).
     `requires` names the modules the family needs at run time and `install` the command that brings them: a
     family whose modules are missing is listed but refused in one line naming that command. `data_paths` names
     the config keys holding input paths, checked before an attempt starts.
@@ -145,6 +148,7 @@ class FamilySpec:
     activation_bytes: Callable | None = None
     shard_modules: Callable | None = None
     trainer_command: Callable | None = None
+    weights_settings: Callable | None = None
     requires: tuple[str, ...] = ()
     install: str = ""
     data_paths: tuple[str, ...] = ()  # dotted config keys holding input files or folders ('synthetic': none)

@@ -79,16 +79,19 @@ def test_dia_first_release_gives_the_originals_logits_and_unconditional_input():
 
 def test_dia_0626_weights_turn_cross_attention_rope_off_on_import():
     path = DIA / "0626" / "model.safetensors"
-    model = model_for("dia", path, skip=("model.cross_rope",))  # built with the default: RoPE on
     expected = torch.load(DIA / "0626" / "expected.pt")
-    assert model.config.cross_rope
+    assert weights.file_settings(str(path)) == {"model.cross_rope": "false"}  # what lab new-run --init-from sets
+    model = model_for("dia", path)
     report = load_initial_weights(model, str(path))
-    assert report.format == "nari-labs/dia Dia-1.6B-0626" and report.settings == {"model.cross_rope": False}
-    assert "set by the format: model.cross_rope=False" in report.describe()
+    assert report.format == "nari-labs/dia Dia-1.6B-0626" and report.clean and not report.settings
     assert not model.config.cross_rope
     assert torch.allclose(dia_logits(model, expected), expected["logits"], rtol=0, atol=1e-5)
-    model.adopt({"model.cross_rope": True})  # the same weights with the first release's cross-attention
-    assert (dia_logits(model, expected) - expected["logits"]).abs().max() > 1e-2
+    rope = model_for("dia", path, skip=("model.cross_rope",))  # built with the default: RoPE on
+    report = load_initial_weights(rope, str(path))  # the run's own setting is kept, and said to differ
+    assert rope.config.cross_rope and report.settings == {"model.cross_rope": False}
+    assert "the run's own settings kept (they carry no weights); the file's model has: model.cross_rope=False" \
+        in report.describe()
+    assert (dia_logits(rope, expected) - expected["logits"]).abs().max() > 1e-2
 
 
 def test_full_size_dia_key_set_converts_with_no_key_left_over():
@@ -239,11 +242,13 @@ def test_an_idrnd_hub_checkpoint_names_its_config_and_its_settings(tmp_path):
     assert "left out: 4 tensors (constants, unused layers, the original's training head): backbone.stage0.0.w, " \
         "cls_head.2.bias, cls_head.2.weight ...\n" in shown
 
-    # a model built at another hop takes the file's: the hop carries no weights, the import sets it
-    model = model_for("redimnet", path, "model.mrl_dims=[16]", skip=("model.hop_length",))
-    report = load_initial_weights(model, str(path))
-    assert report.settings == {"model.hop_length": 240} and model.config.hop_length == 240
-    assert "set by the format: model.hop_length=240" in report.describe()
+    # a model built at another hop keeps its own (the hop carries no weights) and the report names the file's
+    other = model_for("redimnet", path, "model.mrl_dims=[16]", skip=("model.hop_length",))
+    report = load_initial_weights(other, str(path))
+    assert report.settings == {"model.hop_length": 240} and other.config.hop_length == 160
+    assert "the file's model has: model.hop_length=240" in report.describe()
+    model = model_for("redimnet", path, "model.mrl_dims=[16]")
+    assert not load_initial_weights(model, str(path)).settings
     waveform = torch.load(REDIMNET / "features.pt")["waveform"]
     with torch.no_grad():
         embeddings = model.eval()(waveform)
@@ -380,14 +385,17 @@ def test_new_run_prints_idrnd_b5_at_the_original_codes_size(family_lab):
 def test_new_run_init_from_an_idrnd_hub_checkpoint_trains_from_it(family_lab):
     lab_run = family_lab("rdn", "redimnet")
     converted = weights.convert(weights.read(REDIMNET / "hub-small.pt"))
-    sizes = [option for setting in weights.assignments(converted) for option in ("--set", setting)]
+    sizes = [option for setting in weights.assignments(converted) for option in ("--set", setting)
+             if not setting.startswith("model.hop_length=")]  # a setting without weights: new-run reads it
     lab_run("new-run", "rdn_001", "--preset", "tiny", "--hypothesis", "fine-tune IDRnD's weights", *sizes,
             "--set", "model.mrl_dims=[8,16]", "--set", "train.max_steps=1", "--set", "train.eval_every=1",
             "--set", "data.eer_every=0", "--set", "train.best_metric=val/loss",
             "--init-from", str(REDIMNET / "hub-small.pt"))
+    config = json.loads((lab_run.repo / "logs/runs/rdn_001/config.json").read_text())
+    assert config["model"]["hop_length"] == 240  # the file's, written into the run's records
     launched = lab_run("launch", "rdn_001")
     assert f"init_from {REDIMNET / 'hub-small.pt'} (IDRnD/ReDimNet torch.hub checkpoint): loaded 232 of 233" \
-        in launched
+        in launched and "settings kept" not in launched
     assert "kept as initialised (1): the training-only head.weight, not in the file" in launched
 
 
