@@ -322,6 +322,9 @@ def run_node(store: Store, run: dict, config: dict, processes: int, resume_from:
     if ended.escalated:
         print(f"lab: node {nodes.rank}'s trainer ignored {ended.signal_name} for {ended.escalated:g} s and was "
               "killed", file=sys.stderr)
+    if ended.exit_code != 0:
+        print(f"lab: error: node {nodes.rank} of {run['id']} {failure(ended.exit_code, log_path)}; its output is "
+              f"in {log_path}", file=sys.stderr)
     return ended.exit_code
 
 

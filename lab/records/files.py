@@ -14,6 +14,16 @@ from lab.errors import RecordError
 TEMPORARY_SUFFIX = ".tmp"
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back, once, at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     """Call `write(stream)` on a temporary file in `path`'s folder, fsync it, then rename it over `path`.
 
@@ -22,8 +32,13 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777  # a file written again keeps its mode
+    except OSError:
+        mode = 0o666 & ~UMASK  # a new file gets the mode `open` would give it (mkstemp's is 0600)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
+        os.fchmod(handle, mode)
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()

@@ -108,3 +108,17 @@ def test_conflict_sides_rebuild_both_versions():
     text = "{\n<<<<<<< HEAD\n  \"a\": 1\n||||||| base\n  \"a\": 0\n=======\n  \"a\": 2\n>>>>>>> theirs\n}\n"
     assert conflict_sides(text) == ('{\n  "a": 1\n}\n', '{\n  "a": 2\n}\n')
     assert conflict_sides('{"a": 1}\n') is None
+
+
+def test_atomic_writes_give_a_new_file_the_usual_mode_and_keep_an_existing_files(tmp_path):
+    """A temporary file is created private (0600); the written record must not stay so (lab.json, .gitignore and
+    converted weights unreadable to the rest of a shared machine)."""
+    from lab.records import files
+
+    files.write_text(tmp_path / "new.json", "{}")
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o666 & ~files.UMASK
+    private = tmp_path / "private.json"
+    private.write_text("{}")
+    private.chmod(0o640)
+    files.write_text(private, "[]")
+    assert private.stat().st_mode & 0o777 == 0o640 and private.read_text() == "[]"
