@@ -167,15 +167,6 @@ class KeyReport:
         return asdict(self)
 
 
-def split_source(source: str) -> tuple[Path, str | None]:
-    """'PATH' or 'PATH:KEY' -> (path, key); a path that exists as given is never split."""
-    path = Path(source)
-    if path.exists() or ":" not in source:
-        return path, None
-    name, _, key = source.rpartition(":")
-    return Path(name), key or None
-
-
 def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = True) -> KeyReport:
     """Load weights only (no optimizer, no progress) from `source` ('PATH' or 'PATH:KEY') into `model`.
 
@@ -192,7 +183,7 @@ def load_initial_weights(model: torch.nn.Module, source: str, strict: bool = Tru
     """
     from trainers import weights as formats
 
-    path, key = split_source(source)
+    path, key = formats.split_source(source)
     try:
         original = formats.read(path, key)
     except ConfigError as error:

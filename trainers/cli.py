@@ -117,7 +117,7 @@ def weights_arguments(sub: argparse.ArgumentParser) -> None:
 
 def run_weights(args: argparse.Namespace) -> int:
     from trainers import weights
-    from trainers.checkpoint import split_source
+    from trainers.weights import split_source
 
     path, key = split_source(args.path)
     original = weights.read(path, key)

@@ -203,12 +203,19 @@ def setting_text(value: Any) -> str:
     return str(value)
 
 
+def split_source(source: str) -> tuple[Path, str | None]:
+    """'PATH' or 'PATH:KEY' -> (path, key); a path that exists as given is never split."""
+    path = Path(source)
+    if path.exists() or ":" not in source:
+        return path, None
+    name, _, key = source.rpartition(":")
+    return Path(name), key or None
+
+
 def file_settings(source: str) -> dict[str, str]:
     """{"model.cross_rope": "false"}: the settings without weights that the file at `source` ('PATH[:KEY]') fixes
     for its model (the format's `settings`, as override values); {} for this project's own files and unknown
     formats. ConfigError when the file cannot be read."""
-    from trainers.checkpoint import split_source
-
     converted = recognise(read(*split_source(source)))
     return {name: setting_text(value) for name, value in converted.settings.items()} if converted else {}
 
