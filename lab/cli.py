@@ -165,6 +165,7 @@ def cmd_note(args) -> int:
         for kind, text in journal.items():
             if text:
                 store.add_journal(kind, text)
+        commit_notes(store, [store.logs_dir / "journal.jsonl"], "day notes")
         return 0
     if any(journal.values()):
         raise LabError("--insight and --overview are day notes: give them without a run id")
@@ -183,7 +184,21 @@ def cmd_note(args) -> int:
     for field, text in fields.items():
         if text:
             store.add_event(args.id, "note", field=field, text=text, attempt=args.attempt)
+    commit_notes(store, [store.run_dir(args.id)], f"notes of {store.load_run(args.id)['slug']}")
     return 0
+
+
+def commit_notes(store: Store, paths: list, what: str) -> None:
+    """Commit the records `lab note` wrote (as a launch commits an ended attempt's), so that the next `git push`
+    shares them and a `git pull --rebase` meets no uncommitted record. When git cannot commit now (mid-merge,
+    detached HEAD, a refusing hook), the notes stay on disk, named on stderr, for the next commit."""
+    from lab.capture import vcs
+
+    try:
+        vcs.commit_records(store.root, paths, f"{vcs.RECORDS_COMMIT}{what}")
+    except LabError as error:
+        print(f"lab: the {what} are saved in {', '.join(str(path) for path in paths)} but not committed: {error}",
+              file=sys.stderr)
 
 
 def cmd_runs(args) -> int:

@@ -54,10 +54,14 @@ def test_the_researcher_flow_end_to_end(lab, train_script):
     assert read(folder / "summary.json") == {"final_loss": 0.2}
 
     slug = read(repo / "logs/runs/dia_009/run.json")["slug"]
-    assert git(repo, "log", "-1", "--format=%s").strip() == f"lab records: {slug} test 2"
+    assert git(repo, "log", "-4", "--format=%s").splitlines() == [  # each note commits itself, after the attempt
+        "lab records: day notes", f"lab records: notes of {slug}", f"lab records: notes of {slug}",
+        f"lab records: {slug} test 2"]
+    assert git(repo, "status", "--porcelain", "logs") == ""
     assert slug in git(repo, "log", "--format=%s").splitlines()  # the launch commit of test 1
-    assert attempt["git"]["sha"] == git(repo, "rev-parse", "HEAD~1").strip()
-    assert "logs/runs/dia_009/events.jsonl" in git(repo, "show", "--name-only", "--format=", "HEAD")
+    assert attempt["git"]["sha"] == git(repo, "rev-parse", "HEAD~4").strip()
+    assert "logs/runs/dia_009/events.jsonl" in git(repo, "show", "--name-only", "--format=", "HEAD~3")
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["logs/journal.jsonl"]
 
     listing = lab("runs").stdout
     assert re.search(r"dia_009\s+finished\s+-\s+musicgen_delay_scaled\s+2", listing)

@@ -86,9 +86,10 @@ def clones(tmp_path: Path) -> tuple[Clone, Clone]:
 
 
 def commit(clone: Clone, message: str = "records") -> None:
-    """Commit what a record-only command wrote (new-run and notes commit nothing by themselves)."""
+    """Commit what a record-only command left uncommitted (new-run commits nothing by itself; notes do)."""
     clone.git("add", "-A")
-    clone.git("commit", "-qm", message)
+    if clone.git("status", "--porcelain"):
+        clone.git("commit", "-qm", message)
 
 
 def attempts_of(clone: Clone, run_id: str) -> list[dict]:
@@ -209,7 +210,9 @@ def test_attempts_from_two_clones_are_tests_1_2_3_each_with_its_records(clones):
     for number in (1, 2, 3):
         assert [row["step"] for row in metric_rows(b, "nsd_001", number)] == list(range(1, 31))
     b.lab("note", "nsd_001", "--attempt", "1", "--result", "a's result")
-    commit(b)
+    assert b.git("status", "--porcelain") == ""  # the note committed itself, ready to push
+    assert b.git("log", "-1", "--format=%s").strip() == "lab records: notes of " + \
+        json.loads(b.lab("show", "nsd_001", "--json").stdout)["run"]["slug"]
     b.git("push", "-q")
     a.git("pull", "-q", "--no-rebase")
     shown = a.lab("show", "nsd_001").stdout
