@@ -194,11 +194,8 @@ def commit_notes(store: Store, paths: list, what: str) -> None:
     detached HEAD, a refusing hook), the notes stay on disk, named on stderr, for the next commit."""
     from lab.capture import vcs
 
-    try:
-        vcs.commit_records(store.root, paths, f"{vcs.RECORDS_COMMIT}{what}")
-    except LabError as error:
-        print(f"lab: the {what} are saved in {', '.join(str(path) for path in paths)} but not committed: {error}",
-              file=sys.stderr)
+    vcs.commit_records_or_say(store.root, paths, what,
+                              f"the {what} are saved in {', '.join(str(path) for path in paths)}")
 
 
 def cmd_runs(args) -> int:

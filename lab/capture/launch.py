@@ -289,11 +289,8 @@ def commit_attempt_records(store: Store, run: dict, number: int) -> None:
     """Commit the run's records once its attempt has ended (moved from .git/lab/running into logs/), so that a
     `git push` after the launch shares the attempt. When git is mid-merge or HEAD is detached, the records stay
     on disk, named on stderr, for the next launch's commit."""
-    try:
-        vcs.commit_records(store.root, [store.run_dir(run["id"])], f"{vcs.RECORDS_COMMIT}{run['slug']} test {number}")
-    except LabError as error:
-        print(f"lab: the records of {run['id']} test {number} are in {store.run_dir(run['id'])} but not "
-              f"committed: {error}", file=sys.stderr)
+    vcs.commit_records_or_say(store.root, [store.run_dir(run["id"])], f"{run['slug']} test {number}",
+                              f"the records of {run['id']} test {number} are in {store.run_dir(run['id'])}")
 
 
 def node_log_dir(store: Store, run_id: str) -> Path:

@@ -458,6 +458,16 @@ def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
     return sha
 
 
+def commit_records_or_say(root: Path, paths: list[Path], what: str, kept: str) -> None:
+    """`commit_records` of `paths` with the message RECORDS_COMMIT + `what`; when git cannot commit now (mid-merge,
+    detached HEAD, a refusing hook) the records stay on disk for the next commit and one stderr line says so:
+    "lab: <kept> but not committed: <why>"."""
+    try:
+        commit_records(root, paths, f"{RECORDS_COMMIT}{what}")
+    except LabError as error:
+        print(f"lab: {kept} but not committed: {error}", file=sys.stderr)
+
+
 def stage(root: Path, paths: list[Path]) -> None:
     """`git add -A` these paths (marking a resolved conflict resolved); nothing outside git."""
     repo = _open_repo(root)
