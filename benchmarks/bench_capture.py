@@ -59,8 +59,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         store = Store.init(Path(folder))
-        store.create_run("bench_001", hypothesis="capture cost")
-        attempt = store.begin_attempt("bench_001", command=["bench"], pid=os.getpid())
+        store.runs.create("bench_001", hypothesis="capture cost")
+        attempt = store.attempts.begin("bench_001", command=["bench"], pid=os.getpid())
         env = {**os.environ, "LAB_ATTEMPT_DIR": str(attempt), "PYTHONPATH": str(ROOT)}
         output = subprocess.run([sys.executable, "-c", CHILD], env=env, check=True, capture_output=True,
                                 text=True).stdout

@@ -53,12 +53,12 @@ def work(folder: Path) -> None:
     store = Store(folder)
     reserve = id_reserver(store)
     for _ in range(RUNS):
-        run = store.create_run(None, prefix="dia", reserve=reserve, hypothesis=f"from {folder.name}")
+        run = store.runs.create(None, prefix="dia", reserve=reserve, hypothesis=f"from {folder.name}")
         for _ in range(ATTEMPTS):
-            attempt = store.begin_attempt(run["id"], command=["python", "train.py"], pid=0)
+            attempt = store.attempts.begin(run["id"], command=["python", "train.py"], pid=0)
             for step in range(1, ROWS + 1):
                 append_jsonl(attempt / "metrics.jsonl", {"step": step, "train/loss": 1.0 / step})
-            store.end_attempt(attempt, exit_code=0, status="finished")
+            store.attempts.end(attempt, exit_code=0, status="finished")
         vcs.commit_records(folder, [store.run_dir(run["id"])], f"{vcs.RECORDS_COMMIT}{run['slug']}")
 
 

@@ -31,8 +31,8 @@ DATA = ["data.sliding_window=false", "train.unconditional_frac=0", "data.tag_shu
 def step_seconds(folder: Path, processes: int, overrides: list[str]) -> tuple[float, dict]:
     """Seconds per training step of dia with `overrides` on `processes` processes, and the summary."""
     store = Store.init(folder / "lab")
-    store.create_run("dia_001", hypothesis="benchmark")
-    attempt = store.begin_attempt("dia_001", command=["python", "-m", "trainers"], pid=os.getpid())
+    store.runs.create("dia_001", hypothesis="benchmark")
+    attempt = store.attempts.begin("dia_001", command=["python", "-m", "trainers"], pid=os.getpid())
     config = folder / "config.json"
     config.write_text(json.dumps(apply_overrides(registry.get("dia").preset(overrides[0]), overrides[1:])))
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "WANDB_"))}

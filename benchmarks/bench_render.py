@@ -35,20 +35,20 @@ def metric_lines(rng: random.Random, final: float) -> str:
 def build(store: Store) -> None:
     rng = random.Random(0)
     base = to_dict(baseline())
-    store.save_baseline(PROVENANCE["baseline"], PROVENANCE, base)
+    store.baselines.save(PROVENANCE["baseline"], PROVENANCE, base)
     for index in range(1, RUNS + 1):
         run_id = f"nsd_{index:03d}" if index < 1000 else f"nse_{index - 999:03d}"
         lr = rng.choice(["0.001", "0.0015", "0.002", "0.003"])
         config = apply_overrides(base, [f"optim.lr={lr}", f"model.dropout={rng.choice(['0.2', '0.3', '0.4'])}"])
-        store.create_run(run_id, hypothesis=f"LR {lr} works", family="neural_decoder", preset="baseline",
+        store.runs.create(run_id, hypothesis=f"LR {lr} works", family="neural_decoder", preset="baseline",
                          baseline=PROVENANCE["baseline"], group=f"group_{index // GROUP_SIZE:03d}", config=config)
-        folder = store.begin_attempt(run_id, command=["python", "-m", "trainers"], pid=os.getpid(),
+        folder = store.attempts.begin(run_id, command=["python", "-m", "trainers"], pid=os.getpid(),
                                      builtin_trainer=True, overrides=[])
         write_json(folder / "config.json", config)
         (folder / "metrics.jsonl").write_text(metric_lines(rng, rng.uniform(0.8, 1.5)))
         write_json(folder / "summary.json", {"param_count": 133845033, "steps": STEPS, "samples_per_s": 900.0})
-        store.end_attempt(folder, exit_code=0, status="finished")
-        store.add_event(run_id, "note", field="conclusion", text="Synthetic conclusion.")
+        store.attempts.end(folder, exit_code=0, status="finished")
+        store.events.add(run_id, "note", field="conclusion", text="Synthetic conclusion.")
 
 
 def main() -> None:

@@ -47,10 +47,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         store = Store.init(root)
-        store.create_run("big_001", hypothesis="a long run")
-        attempt = store.begin_attempt("big_001", command=["python", "train.py"], pid=os.getpid())
+        store.runs.create("big_001", hypothesis="a long run")
+        attempt = store.attempts.begin("big_001", command=["python", "train.py"], pid=os.getpid())
         write_metrics(attempt / "metrics.jsonl")
-        store.end_attempt(attempt, exit_code=0, status="finished")
+        store.attempts.end(attempt, exit_code=0, status="finished")
         size = (store.attempt_dir("big_001", 1) / "metrics.jsonl").stat().st_size / 1e6
         print(f"metrics.jsonl: {ROWS:,} rows, {size:.0f} MB")
         for command in ("report", "doctor"):

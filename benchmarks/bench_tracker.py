@@ -32,8 +32,8 @@ def tracker_cost_with_wandb_us(calls: int = 2000) -> float:
         from lab.records.store import Store
 
         store = Store.init(Path(folder))
-        store.create_run("bench_001", hypothesis="h")
-        attempt = store.begin_attempt("bench_001", command=["bench"], pid=os.getpid())
+        store.runs.create("bench_001", hypothesis="h")
+        attempt = store.attempts.begin("bench_001", command=["bench"], pid=os.getpid())
         code = ("import time\nfrom lab import tracker\n"
                 "metrics = {'train/loss': 0.123, 'train/grad_norm': 1.5, 'train/lr': 1e-3}\n"
                 "tracker.log(0, **metrics)\ntime.sleep(5)\n"  # W&B has started in the background

@@ -16,7 +16,10 @@ from lab.families import registry
 from lab.families.spec import Command
 from lab.records.config import flatten
 from lab.records.files import write_text
-from lab.records.store import FINAL_STATUSES, NOTE_FIELDS, PREFIX, Store
+from lab.records.store import Store
+from lab.records.store.attempts import FINAL_STATUSES
+from lab.records.store.events import NOTE_FIELDS
+from lab.records.store.names import PREFIX
 
 EXAMPLES = {
     "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
@@ -128,7 +131,7 @@ def cmd_launch(args) -> int:
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
-    run = store.load_run(args.id)
+    run = store.runs.load(args.id)
     family = run.get("family")
     nodes = Nodes(args.nodes, args.node_rank, args.main_address)
     plan = functools.partial(runs.memory_plan, store, family) if family else None
@@ -141,7 +144,7 @@ def cmd_launch(args) -> int:
                        "not with a command after --, --resume, --nodes, or a run without a family")
     if any(item.partition("=")[0].strip() == "train.seed" for item in args.set):
         raise LabError("--seeds chooses train.seed itself; drop --set train.seed")
-    first = (store.run_config(args.id).get("train") or {}).get("seed", 0)
+    first = (store.runs.config(args.id).get("train") or {}).get("seed", 0)
     exit_code = 0
     for seed in range(first, first + args.seeds):
         note = f"{args.note}, seed {seed}" if args.note else f"seed {seed}"
@@ -164,7 +167,7 @@ def cmd_note(args) -> int:
                            "or --insight/--overview")
         for kind, text in journal.items():
             if text:
-                store.add_journal(kind, text)
+                store.events.add_journal(kind, text)
         commit_notes(store, [store.logs_dir / "journal.jsonl"], "day notes")
         return 0
     if any(journal.values()):
@@ -174,17 +177,17 @@ def cmd_note(args) -> int:
     if not any(fields.values()) and args.headline is None and not args.change:
         raise LabError(f"nothing to note: give one of {', '.join('--' + f for f in NOTE_FIELDS)}, --change TEXT "
                        "or --headline N")
-    store.load_run(args.id)
+    store.runs.load(args.id)
     if args.change:
-        store.add_event(args.id, "change", text=args.change, component=args.component or "code")
+        store.events.add(args.id, "change", text=args.change, component=args.component or "code")
     if args.attempt is not None:
-        store.load_attempt(args.id, args.attempt)
+        store.attempts.load(args.id, args.attempt)
     if args.headline is not None:
-        store.set_headline(args.id, args.headline)
+        store.attempts.set_headline(args.id, args.headline)
     for field, text in fields.items():
         if text:
-            store.add_event(args.id, "note", field=field, text=text, attempt=args.attempt)
-    commit_notes(store, [store.run_dir(args.id)], f"notes of {store.load_run(args.id)['slug']}")
+            store.events.add(args.id, "note", field=field, text=text, attempt=args.attempt)
+    commit_notes(store, [store.run_dir(args.id)], f"notes of {store.runs.load(args.id)['slug']}")
     return 0
 
 
@@ -218,7 +221,7 @@ def cmd_runs(args) -> int:
     reserved = set(remote.id_holders(store.root)) if clashes else set()
     for run_id in clashes:
         with store.lock():
-            free = store.next_id(run_id.rsplit("_", 1)[0], reserved)
+            free = store.ids.next(run_id.rsplit("_", 1)[0], reserved)
         print(f"lab: warning: another clone reserved {run_id} first (refs/lab/ids/{run_id}); before you merge, "
               f"give this clone's run a new id: lab rename {run_id} {free}", file=sys.stderr)
     return 0
@@ -226,10 +229,10 @@ def cmd_runs(args) -> int:
 
 def cmd_rm(args) -> int:
     store = Store.find()
-    run = store.load_run(args.id)
+    run = store.runs.load(args.id)
     artefacts = store.artefacts_root / args.id
     size = sum(path.stat().st_size for path in artefacts.rglob("*") if path.is_file()) if artefacts.is_dir() else 0
-    question = (f"remove {args.id} ({run['title']}, {len(store.attempt_numbers(args.id))} attempt(s)): records "
+    question = (f"remove {args.id} ({run['title']}, {len(store.attempts.numbers(args.id))} attempt(s)): records "
                 f"to {store.logs_dir.name}/archive/, {size / 1e6:.1f} MB of artefacts deleted? [y/N] ")
     if not args.yes:
         if not sys.stdin.isatty():
@@ -237,7 +240,7 @@ def cmd_rm(args) -> int:
         if input(question).strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 1
-    archived = store.archive_run(args.id)
+    archived = store.runs.archive(args.id)
     print(f"removed {args.id}: records in {archived.relative_to(store.root)}, artefacts deleted")
     return 0
 
@@ -319,20 +322,20 @@ def cmd_baseline(args) -> int:
     store = Store.find()
     if bool(args.config) == bool(args.from_run):
         raise LabError("give the baseline's config with --config FILE or --from-run RUN (one of them)")
-    if store.baseline(args.name) is not None:
-        raise LabError(f"baseline {args.name} exists ({store.baseline_path(args.name)}); runs already diff against it")
+    if store.baselines.get(args.name) is not None:
+        raise LabError(f"baseline {args.name} exists ({store.baselines.path(args.name)}); runs already diff against it")
     if args.config:
         from lab.records.config import read_config_file
 
         config = read_config_file(args.config)
     else:
-        store.load_run(args.from_run)
+        store.runs.load(args.from_run)
         from lab.pages.results import attempt_config, headline_attempt
 
         config = attempt_config(store, args.from_run, headline_attempt(store, args.from_run))
     provenance = {key: value for key, value in (("repository", args.repo), ("config_file", args.config),
                                                 ("from_run", args.from_run), ("reference", args.reference)) if value}
-    store.save_baseline(args.name, provenance, store.redact(config))
+    store.baselines.save(args.name, provenance, store.redact(config))
     print(f"baseline {args.name}: {len(flatten(config))} config keys; use it with lab new-run ID --baseline "
           f"{args.name}")
     return 0

@@ -19,7 +19,9 @@ from lab.pages.reports import comparisons, comparisons_index
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records.files import append_jsonl, conflict_sides, read_json, read_jsonl_lines, write_json, write_text
-from lab.records.store import Store, check_run_id, same_run
+from lab.records.store import Store
+from lab.records.store.ids import same_run
+from lab.records.store.names import check_run_id
 
 
 def resolve_config(
@@ -32,7 +34,7 @@ def resolve_config(
     A family config goes through the family's one config path (`FamilySpec.resolve`): checked against its
     dataclass, the engine's limits and the family's own checks, with defaults filled in.
     """
-    base = store.run_config(parent["id"]) if parent is not None else None
+    base = store.runs.config(parent["id"]) if parent is not None else None
     if parent is not None and not family and not base:  # a script's run: start from what its script reported
         base = ran_config(store, parent["id"])
     file_values = config_tools.read_config_file(config_file) if config_file else None
@@ -187,7 +189,7 @@ def new_run(
     prefix = run_id if next_free else check_run_id(run_id).rsplit("_", 1)[0]
     if not next_free and store.exists(run_id):
         raise LabError(f"run {run_id} already exists")
-    parent_record = store.load_run(parent) if parent else None
+    parent_record = store.runs.load(parent) if parent else None
     if expect is not None:
         expectations.parse(expect, store.exists)
     if parent_record is not None:
@@ -214,7 +216,7 @@ def new_run(
         overrides = [*overrides, *(f"{key}={value}" for key, value in fixed.items()), f"train.init_from={source}"]
     snapshot = None
     if baseline is not None:
-        snapshot = store.baseline(baseline)
+        snapshot = store.baselines.get(baseline)
         if snapshot is None:
             raise LabError(f"no baseline {baseline!r}: register it with lab baseline add {baseline} --config FILE")
     values = resolve_config(
@@ -223,15 +225,15 @@ def new_run(
     )
     lines, findings = [], []
     if family:
-        reference = ((parent, store.run_config(parent)) if parent
+        reference = ((parent, store.runs.config(parent)) if parent
                      else (f"preset {preset}", registry.get(family).preset(preset)))
         lines, findings = structural_check(family, values, *reference, store.settings.get("device_memory_gb"))
     baseline = baseline or (parent_record.get("baseline") if parent_record else None)
     if family and not baseline:
         spec = registry.get(family)
         baseline = spec.provenance["baseline"]
-        store.save_baseline(baseline, spec.provenance, spec.preset("baseline"))
-    record = store.create_run(
+        store.baselines.save(baseline, spec.provenance, spec.preset("baseline"))
+    record = store.runs.create(
         None if next_free else run_id,
         prefix=prefix,
         reserve=id_reserver(store),
@@ -248,12 +250,12 @@ def new_run(
         config=values,
     )
     for finding in findings:
-        store.add_event(record["id"], "health", **finding.to_dict())
+        store.events.add(record["id"], "health", **finding.to_dict())
     return {**record, "summary_lines": lines}
 
 
 def id_reserver(store: Store):
-    """`reserve(id)` for `Store.create_run`: claims the id through the git remote (lab.json
+    """`reserve(id)` for `store.runs.create`: claims the id through the git remote (lab.json
     `remote.timeout_s`, default 10 s); with no answer it goes ahead, saying so in one line."""
     timeout = float(store.settings.get("remote", {}).get("timeout_s", remote.RESERVE_TIMEOUT_S))
 
@@ -273,7 +275,7 @@ def taken_elsewhere(store: Store) -> list[str]:
     holders = remote.id_holders(store.root)
     clashes = []
     for run_id in store.readable_run_ids():
-        creator = store.load_run(run_id).get("clone")
+        creator = store.runs.load(run_id).get("clone")
         if creator == store.clone_id and run_id in holders and creator not in holders[run_id]:
             clashes.append(run_id)
     return clashes
@@ -292,10 +294,10 @@ def rename_run(store: Store, old: str, new: str) -> str:
         raise LabError(f"run {new} already exists: choose another id")
     if store.running_dir(old).is_dir() and any(store.running_dir(old).iterdir()):
         raise LabError(f"run {old} has an attempt running on this clone: rename it once the attempt has ended")
-    sides = store.conflicted_run(old)
+    sides = store.ids.conflicted(old)
     if sides is not None and not same_run(*sides):
         return split_collision(store, old, new, sides)
-    run = store.load_run(old)
+    run = store.runs.load(old)
     claim(store, new)
     with store.lock():
         os.replace(store.run_dir(old), store.run_dir(new))
@@ -313,7 +315,7 @@ def rename_run(store: Store, old: str, new: str) -> str:
         if arms != comparisons(store).get(name):
             append_jsonl(comparisons_index(store), {"name": name, "arms": arms})
             references += 1
-    store.add_event(new, "renamed", from_id=old)
+    store.events.add(new, "renamed", from_id=old)
     return f"renamed {old} to {new}: {moved} attempt(s), {references} reference(s) updated"
 
 
@@ -393,7 +395,7 @@ def split_collision(store: Store, old: str, new: str, sides: tuple[dict, dict]) 
             count += 1
     adopt(store, new_folder, moving, old, new)
     rewrite_references(store, old, new, lambda record: record.get("clone") == owner)
-    store.add_event(new, "renamed", from_id=old)
+    store.events.add(new, "renamed", from_id=old)
     vcs.stage(store.root, [old_folder, new_folder])
     return (f"renamed this clone's {old} to {new} ({count} attempt(s)); {old} is the other clone's run again. "
             "Commit the merge: git commit")
@@ -404,7 +406,7 @@ def initial_weights(store: Store, source: str, parent: str | None) -> str:
     if source in ("best", "last"):
         if not parent:
             raise LabError(f"--init-from {source} takes the {source} checkpoint of the --from run: give --from RUN")
-        return store.latest_checkpoint(parent, source)
+        return store.attempts.latest_checkpoint(parent, source)
     path, key = Path(source), ""
     if not path.exists() and ":" in source:
         name, _, key = source.rpartition(":")
@@ -431,13 +433,13 @@ def list_runs(
                              "created": "", "title": None, "slug": None, "hypothesis": None,
                              "error": store.unreadable[run_id]})
             continue
-        run = store.load_run(run_id)
+        run = store.runs.load(run_id)
         row = {
             "id": run_id,
-            "status": store.run_status(run_id),
+            "status": store.attempts.run_status(run_id),
             "family": run.get("family"),
             "group": run.get("group"),
-            "attempts": len(store.attempt_numbers(run_id)),
+            "attempts": len(store.attempts.numbers(run_id)),
             "created": run["created"],
             "title": run["title"],
             "slug": run["slug"],
@@ -470,15 +472,15 @@ def details(store: Store, run_id: str) -> dict:
     from lab.records.files import read_json
 
     attempts = []
-    for attempt in store.attempts(run_id):
+    for attempt in store.attempts.of(run_id):
         folder = store.attempt_dir(run_id, attempt["number"])
         attempts.append({**attempt, "summary": read_json(folder / "summary.json", {})})
     return {
-        "run": store.load_run(run_id),
-        "status": store.run_status(run_id),
-        "config": store.run_config(run_id),
+        "run": store.runs.load(run_id),
+        "status": store.attempts.run_status(run_id),
+        "config": store.runs.config(run_id),
         "attempts": attempts,
-        "events": store.events(run_id),
+        "events": store.events.of(run_id),
     }
 
 
@@ -517,9 +519,9 @@ def ran_config(store: Store, run_id: str) -> dict:
 def diff_text(store: Store, first: str, second: str | None = None) -> str:
     """`lab diff`: a run against what its pages describe it against (its parent, else its baseline), or two
     runs, grouped by component. A run's config is the one its headline attempt ran with, as on the pages."""
-    run = store.load_run(first)
+    run = store.runs.load(first)
     if second is not None:
-        store.load_run(second)
+        store.runs.load(second)
         name, before, after = f"{first} -> {second}", ran_config(store, first), ran_config(store, second)
     else:
         reference = reference_config(store, run)

@@ -17,7 +17,7 @@ from lab.records.store import Store
 def run_store(run_id: str) -> Store:
     """The lab holding `run_id`, the run checked before any torch import (a wrong id answers at once)."""
     store = Store.find()
-    store.load_run(run_id)
+    store.runs.load(run_id)
     return store
 
 
@@ -59,7 +59,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from trainers.commands import profile_run
 
     components = profile_run(store, args.id)
-    store.add_event(args.id, "profile", components=components)  # reports and comparisons show it
+    store.events.add(args.id, "profile", components=components)  # reports and comparisons show it
     width = max(len(name) for name in components)
     print(f"{args.id}: peak tensor memory of one training step, by component")
     for name, megabytes in components.items():

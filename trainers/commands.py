@@ -21,19 +21,19 @@ from trainers.progress import StepProgress
 
 def run_family(store: Store, run_id: str) -> tuple[FamilySpec, object]:
     """The run's family spec and its Config dataclass, from the run's recorded config."""
-    run = store.load_run(run_id)
+    run = store.runs.load(run_id)
     if not run.get("family"):
         raise LabError(f"run {run_id} wraps a script of yours, not a built-in family: nothing to rebuild")
     spec = registry.get(run["family"])
-    return spec, spec.build_config(store.run_config(run_id))
+    return spec, spec.build_config(store.runs.config(run_id))
 
 
 def trained_model(store: Store, run_id: str, spec: FamilySpec, config):
     """The run's model with the weights of its best checkpoint (else its last)."""
     try:
-        path = store.latest_checkpoint(run_id, "best")
+        path = store.attempts.latest_checkpoint(run_id, "best")
     except LabError:
-        path = store.latest_checkpoint(run_id, "last")
+        path = store.attempts.latest_checkpoint(run_id, "last")
     model = spec.build_model(config)
     checkpoint.load_initial_weights(model, path, strict=True)
     return model.eval(), path
@@ -41,7 +41,7 @@ def trained_model(store: Store, run_id: str, spec: FamilySpec, config):
 
 def trained_data(store: Store, run_id: str) -> dict:
     """The training data's info (`DataBundle.info`) recorded by the run's newest attempt that finished one."""
-    for record in reversed(store.attempts(run_id)):
+    for record in reversed(store.attempts.of(run_id)):
         info = read_json(store.attempt_dir(run_id, record["number"]) / "summary.json", {}).get("data")
         if info:
             return info

@@ -169,11 +169,11 @@ def launch(
     run per device (its lines go to stderr, the plan into the attempt). On `nodes` other than node 0 the trainer
     runs without records (`run_node`).
     """
-    run = store.load_run(run_id)
+    run = store.runs.load(run_id)
     if run.get("family"):
-        config = registry.get(run["family"]).resolve(base=store.run_config(run_id), overrides=list(overrides))
+        config = registry.get(run["family"]).resolve(base=store.runs.config(run_id), overrides=list(overrides))
     else:
-        config = apply_overrides(store.run_config(run_id), list(overrides))
+        config = apply_overrides(store.runs.config(run_id), list(overrides))
     config_source = "run" if config else "command"  # a config guessed from the options, until the script reports
     config = config or arguments_config(command or [])
     if not command and not run.get("family"):
@@ -190,14 +190,14 @@ def launch(
     metrics_pattern = metrics_pattern or store.settings.get("capture", {}).get("metrics_pattern")
     if metrics_pattern:
         printed.compile_pattern(metrics_pattern)
-    resume_from = store.latest_checkpoint(run_id, "last") if resume else None
+    resume_from = store.attempts.latest_checkpoint(run_id, "last") if resume else None
     if nodes.rank > 0:
         return run_node(store, run, config, processes, resume_from, nodes)
     plan = memory_plan(config, processes * nodes.count) if memory_plan and not command else None
     for line in (plan or {}).get("lines", []):
         print(f"lab: {line}", file=sys.stderr)
     remove_stale_temporaries(store, run_id)
-    for other in store.attempts(run_id):
+    for other in store.attempts.of(run_id):
         if other["status"] == "running":
             print(f"lab: warning: Test {other['number']} of {run_id} is still running (pid {other.get('pid')} on "
                   f"{other.get('host')}); this launch runs beside it", file=sys.stderr)
@@ -209,7 +209,7 @@ def launch(
     else:
         git_info, dirty_diff = vcs.dirty_state(store.root, store.detector)
 
-    attempt_dir = store.begin_attempt(
+    attempt_dir = store.attempts.begin(
         run_id,
         command=list(command or []),
         pid=os.getpid(),
@@ -234,7 +234,7 @@ def launch(
         builtin = not command
         if builtin:
             command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from, nodes)
-        attempt = store.update_attempt(attempt_dir, command=command, builtin_trainer=builtin)
+        attempt = store.attempts.update(attempt_dir, command=command, builtin_trainer=builtin)
         env = child_environment(store, run, attempt, attempt_dir)
         if builtin:
             env["LAB_AUTOLOG"] = "0"  # the trainer records through the tracker itself: its own options are not config
@@ -242,7 +242,7 @@ def launch(
         if resume_from:
             env["LAB_RESUME_FROM"] = resume_from
     except BaseException:
-        store.end_attempt(attempt_dir, exit_code=None, status="failed")
+        store.attempts.end(attempt_dir, exit_code=None, status="failed")
         raise
     exit_code = _run_and_record(store, attempt_dir, command, env)
     number = store.attempt_number(run_id, attempt_dir.name) or attempt["number"]
@@ -282,7 +282,7 @@ def drop_unused_wandb_link(store: Store, attempt_dir: Path) -> None:
     wandb = record.get("wandb")
     if wandb and not wandb.get("started") and not wandb.get("copy") and \
             wandb_links.local_folder(store, wandb["run_id"]) is None:
-        store.update_attempt(attempt_dir, wandb=None)
+        store.attempts.update(attempt_dir, wandb=None)
 
 
 def commit_attempt_records(store: Store, run: dict, number: int) -> None:
@@ -328,7 +328,7 @@ def run_node(store: Store, run: dict, config: dict, processes: int, resume_from:
 def remove_stale_temporaries(store: Store, run_id: str) -> None:
     """Delete the half-written files (`.NAME.*.tmp`, from a kill mid-write) that ended attempts of the run
     left in their artefacts folders, naming them on stderr."""
-    for attempt in store.attempts(run_id):
+    for attempt in store.attempts.of(run_id):
         folder = attempt.get("artefacts")
         if attempt["status"] == "running" or not folder or not Path(folder).is_dir():
             continue
@@ -468,7 +468,7 @@ def mark_wandb_copy(store: Store, attempt_dir: Path, exit_code: int) -> None:
         return
     if wandb.get("writer") == "script" and exit_code == 0:
         return
-    store.update_attempt(attempt_dir, wandb={**wandb, "copy": "incomplete"})
+    store.attempts.update(attempt_dir, wandb={**wandb, "copy": "incomplete"})
     print("lab: warning: W&B's copy of this attempt is incomplete (the script ended before W&B had every row); the "
           "lab's own records are whole", file=sys.stderr)
 
@@ -558,7 +558,7 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
                     tail_bytes=int(float(section.get("output_tail_mb", TAIL_MB)) * MB))
     def record_child(pid: int) -> None:  # a record that cannot be written must not stop the command
         try:
-            store.update_attempt(attempt_dir, child_pid=pid)
+            store.attempts.update(attempt_dir, child_pid=pid)
         except (OSError, LabError) as error:
             print(f"lab: warning: the attempt does not name the command's pid {pid} "
                   f"({getattr(error, 'strerror', None) or error}); the command runs on", file=sys.stderr)
@@ -566,10 +566,10 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
     try:
         ended = supervise(command, env, log, _kill_grace(store), on_start=record_child)
     except OSError as error:
-        store.end_attempt(attempt_dir, exit_code=127, status="failed")
+        store.attempts.end(attempt_dir, exit_code=127, status="failed")
         raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None
     except BaseException:
-        store.end_attempt(attempt_dir, exit_code=None, status="failed")
+        store.attempts.end(attempt_dir, exit_code=None, status="failed")
         raise
     exit_code, left = ended.exit_code, ended.left
     if ended.code == 0:
@@ -582,16 +582,16 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
             stop["escalated"] = f"SIGKILL after {ended.escalated:g} s"
             print(f"lab: the command ignored {stop['signal']} for {ended.escalated:g} s and was killed",
                   file=sys.stderr)
-        store.update_attempt(attempt_dir, stopped_by=stop)
+        store.attempts.update(attempt_dir, stopped_by=stop)
     if left:
         left = [{**item, "command": store.detector.redact(item["command"])} for item in left]
-        store.update_attempt(attempt_dir, left_running=left)
+        store.attempts.update(attempt_dir, left_running=left)
         named = ", ".join(f"pid {item['pid']}: {item['command'][:80]}" for item in left[:3])
         print(f"lab: the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
               f"({named}); the attempt is closed without them. Stop them with `kill -- -{ended.pid}`",
               file=sys.stderr)
     mark_wandb_copy(store, attempt_dir, exit_code)
-    store.end_attempt(attempt_dir, exit_code=exit_code, status=status)
+    store.attempts.end(attempt_dir, exit_code=exit_code, status=status)
     if ended.log_error is not None:
         problem = ended.log_error.strerror or ended.log_error
         print(f"lab: warning: stdout.log stopped early ({problem}); the attempt's other records are complete",

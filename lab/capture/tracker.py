@@ -283,7 +283,7 @@ class Tracker:
     def _mark_started(self, folder: str) -> None:
         """Record the folder of W&B's run on the attempt, for `lab sync`."""
         if (self.attempt_dir / "attempt.json").is_file():
-            self.identity()[0].update_attempt(self.attempt_dir, merge=lambda record: {
+            self.identity()[0].attempts.update(self.attempt_dir, merge=lambda record: {
                 "wandb": {**record["wandb"], "folder": folder}} if record.get("wandb") else {})
 
     def mark_wandb_finished(self, online: bool) -> None:
@@ -295,7 +295,7 @@ class Tracker:
             return {"wandb": {**record["wandb"], "copy": "complete", **({"synced": True} if online else {})}}
 
         if self.attempt_dir is not None and (self.attempt_dir / "attempt.json").is_file():  # not a bare folder
-            self.identity()[0].update_attempt(self.attempt_dir, merge=finished)
+            self.identity()[0].attempts.update(self.attempt_dir, merge=finished)
 
     def _plain_fields(self, metrics: dict[str, Any]) -> str | None:
         """The row's JSON fields when every value is a plain number (the common case, written without a JSON
@@ -440,7 +440,7 @@ class Tracker:
                 known = now.get("config_disagreements", {})
                 return {"config_disagreements": {**known, **store.redact(fresh)}} if fresh else {}
 
-            store.update_attempt(self.attempt_dir, config_reported=True, merge=add_disagreements)
+            store.attempts.update(self.attempt_dir, config_reported=True, merge=add_disagreements)
         if self.wandb is not None and source == "tracker.config":
             self.wandb.call("config.update", reported, allow_val_change=True)
         return reported
@@ -461,7 +461,7 @@ class Tracker:
         if self.attempt_dir is None:
             return
         store, run_id, number = self.identity()
-        store.add_event(run_id, kind, attempt=number, attempt_key=self.attempt_dir.name, **clean(data))
+        store.events.add(run_id, kind, attempt=number, attempt_key=self.attempt_dir.name, **clean(data))
         if self.wandb is not None and kind == "health":
             self.wandb.call("alert", title=str(data.get("rule", kind)), text=str(data.get("message", "")))
 
@@ -474,7 +474,7 @@ class Tracker:
         def add_checkpoint(record: dict) -> dict:
             return {"checkpoints": {**record.get("checkpoints", {}), kind: entry}}
 
-        self.identity()[0].update_attempt(self.attempt_dir, merge=add_checkpoint)
+        self.identity()[0].attempts.update(self.attempt_dir, merge=add_checkpoint)
 
     def media(self, name: str, path: str | Path, step: int, *, kind: str = "audio",
               sample_rate: int | None = None) -> None:
@@ -498,7 +498,7 @@ class Tracker:
         if self.wandb is not None:
             self.wandb.finish()
         if self.owns and self.attempt_dir is not None:
-            self.identity()[0].end_attempt(self.attempt_dir, exit_code=EXIT_CODES.get(status), status=status)
+            self.identity()[0].attempts.end(self.attempt_dir, exit_code=EXIT_CODES.get(status), status=status)
             self.owns = False
 
 
@@ -557,7 +557,7 @@ def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = Non
     from lab.records.store import Store
 
     store = Store.find(Path(root))
-    attempt = store.begin_attempt(run_id, command=command or ["python", *sys.argv], pid=os.getpid())
+    attempt = store.attempts.begin(run_id, command=command or ["python", *sys.argv], pid=os.getpid())
     use(Tracker(attempt, owns=True))
     _catch_uncaught_exceptions()
     atexit.unregister(finish)

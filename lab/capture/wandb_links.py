@@ -104,7 +104,7 @@ def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, st
     if result.returncode != 0 or failures:
         detail = (failures or lines or [f"exit status {result.returncode}"])[-1]
         return False, f"wandb sync failed, still pending: {detail[:200]}"
-    store.update_attempt(attempt_dir, wandb={**wandb, "synced": True})
+    store.attempts.update(attempt_dir, wandb={**wandb, "synced": True})
     return True, f"synced {wandb['url']}"
 
 
@@ -154,7 +154,7 @@ def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] |
     """
     results, to_sync = [], []
     for run_id in store.readable_run_ids():
-        for attempt in store.attempts(run_id):
+        for attempt in store.attempts.of(run_id):
             wandb = attempt.get("wandb")
             if not wandb or wandb.get("synced") or wandb.get("started") is False or attempt["status"] == "running":
                 continue
@@ -162,7 +162,7 @@ def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] |
                 continue
             attempt_dir = store.attempt_dir(run_id, attempt["number"])
             if offline_folder(store, wandb) is None:
-                store.update_attempt(attempt_dir, wandb={**wandb, "started": False})
+                store.attempts.update(attempt_dir, wandb={**wandb, "started": False})
                 results.append((run_id, attempt["number"], True, "never started W&B: nothing to sync"))
             else:
                 to_sync.append((run_id, attempt["number"], attempt_dir, wandb))

@@ -15,7 +15,7 @@ from lab.families.spec import FamilySpec
 from lab.health import rules as health
 from lab.records import metrics
 from lab.records.files import read_json
-from lab.records.store import Store, latest_attempt_with_metrics
+from lab.records.store import Store
 
 
 def with_suggestion(rule: health.Rule, suggest: Callable[[dict], str]) -> health.Rule:
@@ -80,22 +80,22 @@ def health_findings(events: list[dict], attempt: int | None = None, *, every_att
 
 def health_events(store: Store, run_id: str, attempt: int | None = None) -> list[dict]:
     """The run's findings (one per rule and attempt, with its latest evidence): of one attempt, or all."""
-    return health_findings(store.events(run_id), attempt, every_attempt=attempt is None)
+    return health_findings(store.events.of(run_id), attempt, every_attempt=attempt is None)
 
 
 def chosen_attempt(store: Store, run_id: str, number: int | None) -> int | None:
     """`number` when that attempt exists (LabError otherwise), else the latest attempt with metrics."""
     if number is None:
-        return latest_attempt_with_metrics(store, run_id)
-    store.load_attempt(run_id, number)
+        return store.attempts.latest_with_metrics(run_id)
+    store.attempts.load(run_id, number)
     return number
 
 
 def diagnose(store: Store, run_id: str, attempt_number: int | None = None) -> tuple[int | None, list[health.Finding]]:
     """The health findings of an attempt (default: the latest with metrics) and of its config."""
-    run = store.load_run(run_id)
+    run = store.runs.load(run_id)
     number = chosen_attempt(store, run_id, attempt_number)
-    config = store.run_config(run_id)
+    config = store.runs.config(run_id)
     if number is None:
         return None, health.structural_findings(config)
     folder = store.attempt_dir(run_id, number)
@@ -116,7 +116,7 @@ def record_findings(store: Store, run_id: str, number: int | None,
             continue
         before = recorded.get((finding.rule, number))
         if before is None or before.get("message") != finding.message:
-            store.add_event(run_id, "health", attempt=number, **finding.to_dict())
+            store.events.add(run_id, "health", attempt=number, **finding.to_dict())
             changed.append(finding)
     return changed
 

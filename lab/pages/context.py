@@ -19,7 +19,8 @@ from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import write_text
-from lab.records.store import NOTE_FIELDS, Store
+from lab.records.store import Store
+from lab.records.store.events import NOTE_FIELDS
 
 
 def package_templates() -> Path:
@@ -68,7 +69,7 @@ def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:
     if run.get("parent") and store.exists(run["parent"]):
         parent = run["parent"]
         return parent, attempt_config(store, parent, headline_attempt(store, parent))
-    snapshot = store.baseline(run["baseline"]) if run.get("baseline") else None
+    snapshot = store.baselines.get(run["baseline"]) if run.get("baseline") else None
     if snapshot:
         return run["baseline"], snapshot["config"]
     return None
@@ -147,7 +148,7 @@ def resumed_text(store: Store, run_id: str, attempt: dict) -> str | None:
     path = attempt.get("resume_from")
     if not path:
         return None
-    for earlier in store.attempts(run_id):
+    for earlier in store.attempts.of(run_id):
         for checkpoint in (earlier.get("checkpoints") or {}).values():
             if earlier["number"] < attempt["number"] and checkpoint.get("path") == path:
                 return f"resumed from Test {earlier['number']} at step {checkpoint.get('step')}"
@@ -180,12 +181,12 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
 
 def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     """What the pages show of one run; with `day`, only the attempts and notes of that day."""
-    run = store.load_run(run_id)
-    events = store.events(run_id)
+    run = store.runs.load(run_id)
+    events = store.events.of(run_id)
     in_view = [e for e in events if day is None or store.day(e["time"]) == day]
     attempts = [
         attempt_view(store, run, attempt, events)
-        for attempt in store.attempts(run_id)
+        for attempt in store.attempts.of(run_id)
         if day is None
         or store.day(attempt["started"]) == day
         or (attempt.get("ended") and store.day(attempt["ended"]) == day)
@@ -219,17 +220,17 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
 
 def active_days(store: Store) -> list[date]:
     """Every day with an event on any run or in the journal, oldest first."""
-    days = {store.day(e["time"]) for run_id in store.readable_run_ids() for e in store.events(run_id)}
-    days |= {store.day(e["time"]) for e in store.journal()}
+    days = {store.day(e["time"]) for run_id in store.readable_run_ids() for e in store.events.of(run_id)}
+    days |= {store.day(e["time"]) for e in store.events.journal()}
     return sorted(days)
 
 
 def daily_log(store: Store, day: date) -> Path:
     """Write logs/daily/<day>.md from the records and return its path."""
-    run_ids = [rid for rid in store.readable_run_ids() if any(store.day(e["time"]) == day for e in store.events(rid))]
-    first_event = {rid: min(e["time"] for e in store.events(rid) if store.day(e["time"]) == day) for rid in run_ids}
+    run_ids = [rid for rid in store.readable_run_ids() if any(store.day(e["time"]) == day for e in store.events.of(rid))]
+    first_event = {rid: min(e["time"] for e in store.events.of(rid) if store.day(e["time"]) == day) for rid in run_ids}
     experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
-    journal = [e for e in store.journal() if store.day(e["time"]) == day]
+    journal = [e for e in store.events.journal() if store.day(e["time"]) == day]
     commits = vcs.commits_on(store.root, day, store.zone)
     return render(
         store,

@@ -22,7 +22,7 @@ from typing import Callable
 
 from lab.errors import LabError
 from lab.records.metrics import format_number
-from lab.records.store import RUN_ID
+from lab.records.store.names import RUN_ID
 
 MAX_LENGTH = 300
 NOISE_Z = 2.0  # a side within 2 combined standard errors of the other is inside the noise

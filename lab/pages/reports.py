@@ -29,7 +29,7 @@ from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import append_jsonl, read_json, read_jsonl
 from lab.records.metrics import format_number
-from lab.records.store import Store, latest_attempt_with_metrics
+from lab.records.store import Store
 
 STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "inconclusive": "〰️", "untested": "❔"}
 
@@ -48,37 +48,37 @@ def verdict(before: dict | None, after: dict | None) -> str:
 
 
 def baselines_in_use(store: Store) -> list[str]:
-    return sorted({store.load_run(rid).get("baseline") for rid in store.readable_run_ids()} - {None})
+    return sorted({store.runs.load(rid).get("baseline") for rid in store.readable_run_ids()} - {None})
 
 
 def set_status_override(store: Store, baseline: str, assignment: str) -> None:
     """Record a researcher's own status for a changelog row: KEY=TEXT."""
     key, sep, text = assignment.partition("=")
-    snapshot = store.baseline(baseline)
+    snapshot = store.baselines.get(baseline)
     if not sep or not key or snapshot is None:
         raise LabError(f"--status takes KEY=TEXT for an existing baseline, got {assignment!r}")
     snapshot.setdefault("status_overrides", {})[key.strip()] = text.strip()
-    store.write_baseline(snapshot)
+    store.baselines.write(snapshot)
 
 
 def set_current(store: Store, baseline: str, run_id: str) -> None:
     """Make `run_id` the run a baseline's changelog calls current."""
-    snapshot = store.baseline(baseline)
+    snapshot = store.baselines.get(baseline)
     if snapshot is None:
         raise LabError(f"no baseline {baseline!r}")
-    if store.load_run(run_id).get("baseline") != baseline:
+    if store.runs.load(run_id).get("baseline") != baseline:
         raise LabError(f"run {run_id} does not use baseline {baseline}")
-    store.write_baseline({**snapshot, "current": run_id})
+    store.baselines.write({**snapshot, "current": run_id})
 
 
 def changelog(store: Store, baseline: str) -> Path:
     """Write logs/changelogs/<baseline>.md: what every run changed from the baseline (config and code), and how
     it went against its parent and against the best run before it."""
-    snapshot = store.baseline(baseline)
+    snapshot = store.baselines.get(baseline)
     if snapshot is None:
         raise LabError(f"no baseline {baseline!r}; baselines in use: {', '.join(baselines_in_use(store)) or 'none'}")
     base_config = snapshot["config"]
-    runs = sorted((store.load_run(rid) for rid in store.readable_run_ids()),
+    runs = sorted((store.runs.load(rid) for rid in store.readable_run_ids()),
                   key=lambda run: (run["created"], run["id"]))
     runs = [run for run in runs if run.get("baseline") == baseline]
     number = {run["id"]: index for index, run in enumerate(runs, start=1)}
@@ -97,9 +97,9 @@ def changelog(store: Store, baseline: str) -> Path:
         reference_config = configs[parent] if parent else base_config
         reference_result = found[parent] if parent else baseline_result
         code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
-                        for e in store.events(rid) if e["kind"] == "change" and isinstance(e.get("text"), str)]
+                        for e in store.events.of(rid) if e["kind"] == "change" and isinstance(e.get("text"), str)]
         changes = config_tools.diff(reference_config, configs[rid])
-        switch = preset_switch(run, store.load_run(parent) if parent else None, configs[rid])
+        switch = preset_switch(run, store.runs.load(parent) if parent else None, configs[rid])
         listed = [c for c in changes if not switch or c.key not in switch["keys"]]
         tested = [c for c in listed if c.component != "bookkeeping"]
         count = len(tested) + len(code_changes) + bool(switch)
@@ -120,10 +120,10 @@ def changelog(store: Store, baseline: str) -> Path:
             "verdict": verdict(reference_result, found[rid]),
             "why": results.compare(reference_result, found[rid])["why"],
             "size": results.size_text(found[rid]),
-            "failure": None if found[rid] else failure_line(store, rid, (store.attempts(rid) or [None])[-1]),
+            "failure": None if found[rid] else failure_line(store, rid, (store.attempts.of(rid) or [None])[-1]),
             "best_earlier": best_entry,
             "beats_best_earlier": best_entry is None or verdict(best_entry["result"], found[rid]) != "worse",
-            "notes": {e["field"]: e["text"] for e in store.events(rid)
+            "notes": {e["field"]: e["text"] for e in store.events.of(rid)
                       if e["kind"] == "note" and not e.get("attempt")},
             "findings": health_events(store, rid),
         }
@@ -233,12 +233,12 @@ def comparisons(store: Store) -> dict[str, list[str]]:
 def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
     """'RUN' (its headline attempt) or 'RUN:ATTEMPT' -> (run id, attempt number or None if it has none)."""
     run_id, _, number = spec.partition(":")
-    store.load_run(run_id)
+    store.runs.load(run_id)
     if not number:
         return run_id, headline_attempt(store, run_id)
     if not number.isdigit():
         raise LabError(f"{spec!r}: write RUN or RUN:ATTEMPT, like nsd_004:2")
-    store.load_attempt(run_id, int(number))
+    store.attempts.load(run_id, int(number))
     return run_id, int(number)
 
 
@@ -252,9 +252,9 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         raise LabError("compare needs different runs or attempts; the same one is named twice")
     labels = [f"{rid}:{n}" if n else rid for rid, n in arms]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "_vs_".join(specs)).strip("._") or "ablation"
-    runs = {rid: store.load_run(rid) for rid, _ in arms}
+    runs = {rid: store.runs.load(rid) for rid, _ in arms}
     configs = [read_json(store.attempt_dir(rid, n) / "config.json", None) if n else None for rid, n in arms]
-    flat = [config_tools.flatten(config if config is not None else store.run_config(rid))
+    flat = [config_tools.flatten(config if config is not None else store.runs.config(rid))
             for (rid, _), config in zip(arms, configs)]
     keys = sorted({k for values in flat for k in values})
     differing = [
@@ -305,7 +305,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
         folder / f"{name}.md",
         name=name,
         runs=[{"run": runs[rid], "label": label, "title": display_title(runs[rid]), "attempt": n,
-               "conclusions": [e["text"] for e in store.events(rid)
+               "conclusions": [e["text"] for e in store.events.of(rid)
                                if e["kind"] == "note" and e.get("field") == "conclusion"],
                "result": result, "size": results.size_text(result) if result else None}
               for label, (rid, n), result in zip(labels, arms, found)],
@@ -321,7 +321,7 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
 
 def latest_profile(store: Store, run_id: str) -> dict | None:
     """The components of the run's latest `lab profile` (peak tensor memory of one training step, MiB)."""
-    profiles = [event for event in store.events(run_id) if event["kind"] == "profile"
+    profiles = [event for event in store.events.of(run_id) if event["kind"] == "profile"
                 and isinstance(event.get("components"), dict)]
     return profiles[-1]["components"] if profiles else None
 
@@ -389,14 +389,14 @@ def winner_line(labels: list[str], found: list[dict | None]) -> str:
 def group_arms(store: Store, group: str) -> list[str]:
     """A group's runs for a comparison, led by the run they all branch from when it is outside the group."""
     ids = group_runs(store, group)
-    parents = {store.load_run(rid).get("parent") for rid in ids}
+    parents = {store.runs.load(rid).get("parent") for rid in ids}
     if len(parents) == 1 and (parent := parents.pop()) and parent not in ids and store.exists(parent):
         return [parent, *ids]
     return ids
 
 
 def group_runs(store: Store, group: str) -> list[str]:
-    ids = [rid for rid in store.readable_run_ids() if store.load_run(rid).get("group") == group]
+    ids = [rid for rid in store.readable_run_ids() if store.runs.load(rid).get("group") == group]
     if not ids:
         raise LabError(f"no runs in group {group!r}")
     return ids
@@ -475,7 +475,7 @@ def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, 
     if run.get("parent") and store.exists(run["parent"]):
         parent = run["parent"]
         references.append((f"parent {parent}", attempt_config(store, parent, headline_attempt(store, parent))))
-    snapshot = store.baseline(run["baseline"]) if run.get("baseline") else None
+    snapshot = store.baselines.get(run["baseline"]) if run.get("baseline") else None
     if snapshot:
         references.append((f"baseline {run['baseline']}", snapshot["config"]))
     return [(name, config_tools.diff(base, config)) for name, base in references]
@@ -484,13 +484,13 @@ def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, 
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
     """Write logs/reports/<id>.md for one attempt (default: the run's headline attempt, else the latest with
     metrics): verdict, notes, setup, per-evaluation table, plots, resources, environment, health."""
-    run = store.load_run(run_id)
+    run = store.runs.load(run_id)
     headline = headline_attempt(store, run_id) if attempt_number is None else None
     with_metrics = headline is not None and (store.attempt_dir(run_id, headline) / "metrics.jsonl").exists()
     number = headline if with_metrics else chosen_attempt(store, run_id, attempt_number)
     if number is None:
         raise LabError(f"run {run_id} has no attempt with metrics to report on")
-    attempt = store.load_attempt(run_id, number)
+    attempt = store.attempts.load(run_id, number)
     folder = store.attempt_dir(run_id, number)
     config = attempt_config(store, run_id, number)
     frame = results.stream(store, run_id, number)
@@ -519,7 +519,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     flat = config_tools.flatten(config)
     findings = health_events(store, run_id, number)
     gap_onsets = [event["step"] for event in findings if event.get("rule") == "gap_widening"]
-    events = store.events(run_id)
+    events = store.events.of(run_id)
     return render(
         store,
         "report.md.j2",
@@ -547,7 +547,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
                    "duration": duration_text(a.get("started"), a.get("ended")),
                    "result": results.attempt_result(store, run_id, a["number"]),
-                   "failure": failure_line(store, run_id, a)} for a in store.attempts(run_id)],
+                   "failure": failure_line(store, run_id, a)} for a in store.attempts.of(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=reproduce_text(attempt),
@@ -592,7 +592,7 @@ def render_all(store: Store) -> list[Path]:
     written += [changelog(store, name) for name in baselines_in_use(store)]
     groups: dict[str, list[str]] = {}
     for rid in store.readable_run_ids():
-        group = store.load_run(rid).get("group")
+        group = store.runs.load(rid).get("group")
         if group:
             groups.setdefault(group, []).append(rid)
     written += [compare(store, group_arms(store, group), group) for group, ids in sorted(groups.items())
@@ -601,5 +601,5 @@ def render_all(store: Store) -> list[Path]:
     for name, specs in sorted(comparisons(store).items()):
         if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):
             written.append(compare(store, specs, name))
-    written += [report(store, rid) for rid in store.readable_run_ids() if latest_attempt_with_metrics(store, rid)]
+    written += [report(store, rid) for rid in store.readable_run_ids() if store.attempts.latest_with_metrics(rid)]
     return written

@@ -26,7 +26,7 @@ from lab.records.metrics import (
     load,
     metric_words,
 )
-from lab.records.store import Store, latest_attempt_with_metrics
+from lab.records.store import Store
 
 SE_SUFFIX = "_se"  # `<metric>_se`: the standard error a family logs beside a metric (over batches, or bootstrap)
 # How big an evaluation was, logged beside it (`val/trials`, `val/tokens`, ...): stated with every verdict.
@@ -106,7 +106,7 @@ def speed(metric: str) -> bool:
 def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
     """The config an attempt ran with (what its script reported, or the lab resolved), else the run's."""
     recorded = read_json(store.attempt_dir(run_id, number) / "config.json", None) if number else None
-    return recorded if recorded else store.run_config(run_id)
+    return recorded if recorded else store.runs.config(run_id)
 
 
 # -- the stream of one attempt -----------------------------------------------------------------------------
@@ -114,14 +114,14 @@ def attempt_config(store: Store, run_id: str, number: int | None) -> dict:
 
 def resumed_attempt(store: Store, run_id: str, number: int) -> int | None:
     """The earlier attempt whose checkpoint attempt `number` resumed from (`lab launch --resume`), or None."""
-    source = store.load_attempt(run_id, number).get("resume_from")
+    source = store.attempts.load(run_id, number).get("resume_from")
     if not source:
         return None
     source = str(source)
-    for earlier in reversed(store.attempt_numbers(run_id)):
+    for earlier in reversed(store.attempts.numbers(run_id)):
         if earlier >= number:
             continue
-        record = store.load_attempt(run_id, earlier)
+        record = store.attempts.load(run_id, earlier)
         paths = {str(entry.get("path")) for entry in (record.get("checkpoints") or {}).values()
                  if isinstance(entry, dict)}
         folder = record.get("artefacts")
@@ -198,7 +198,7 @@ def metric_rows(frame, best_metric: str | None = None, best_mode: str | None = N
 def attempt_summary(store: Store, run_id: str, number: int) -> dict:
     """{"result": attempt_result or None, "rows": metric_rows at the kept step} of one attempt's stream."""
     config = attempt_config(store, run_id, number)
-    family = store.load_run(run_id).get("family")
+    family = store.runs.load(run_id).get("family")
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     frame = stream(store, run_id, number)
     rows = metric_rows(frame, train.get("best_metric"), train.get("best_mode"), family)
@@ -240,7 +240,7 @@ def run_result(store: Store, run_id: str) -> dict | None:
     """The run's best attempt on its judged metric (attempt_result), a resumed attempt winning a tie with the
     one it continues; None if none logged it."""
     best = None
-    for number in store.attempt_numbers(run_id):
+    for number in store.attempts.numbers(run_id):
         result = attempt_result(store, run_id, number)
         if result and (best is None or is_better(result["best"], best["best"], result["mode"])
                        or result["best"] == best["best"] and best["attempt"] in stream_chain(store, run_id, number)):
@@ -251,13 +251,13 @@ def run_result(store: Store, run_id: str) -> dict | None:
 def headline_attempt(store: Store, run_id: str) -> int | None:
     """The attempt that speaks for a run: the researcher's pick (`lab note ID --headline N`), else the best on
     the run's judged metric, else the latest with metrics, else the latest; None before any attempt."""
-    picked = store.headline(run_id)
+    picked = store.attempts.headline(run_id)
     if picked is not None:
         return picked
     best = run_result(store, run_id)
     if best:
         return best["attempt"]
-    return latest_attempt_with_metrics(store, run_id) or (store.attempt_numbers(run_id) or [None])[-1]
+    return store.attempts.latest_with_metrics(run_id) or (store.attempts.numbers(run_id) or [None])[-1]
 
 
 def seed_result(store: Store, run_id: str) -> dict | None:
@@ -266,7 +266,7 @@ def seed_result(store: Store, run_id: str) -> dict | None:
     seeds' kept values, `spread` their sample standard deviation, `se` = spread / sqrt(seeds), `seeds` the count,
     `attempt` and `best_step` None. None with fewer than two seeds."""
     per_seed = {}
-    for number in store.attempt_numbers(run_id):
+    for number in store.attempts.numbers(run_id):
         result = attempt_result(store, run_id, number)
         train = attempt_config(store, run_id, number).get("train")
         seed = train.get("seed") if isinstance(train, dict) else None

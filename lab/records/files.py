@@ -173,3 +173,10 @@ def conflict_sides(text: str) -> tuple[str, str] | None:
             if section in (None, "theirs"):
                 theirs.append(line)
     return "".join(ours), "".join(theirs)
+
+
+def require_fields(path: Path, record: dict, fields: dict[str, type]) -> None:
+    """RecordError (one line) unless `record` (read from `path`) has each of `fields` with its type."""
+    wrong = [name for name, kind in fields.items() if not isinstance(record.get(name), kind)]
+    if wrong:
+        raise RecordError(f"{path} lacks a valid {', '.join(wrong)}; fix it or restore it from git")

@@ -140,7 +140,7 @@ def test_a_collision_made_offline_is_named_once_and_lab_rename_keeps_both_runs(c
             steps = [row["step"] for row in metric_rows(b, run, number)]
             assert steps == list(range(1, 31))  # one experiment per attempt, never two interleaved
     names = [attempt["wandb"]["name"] for attempt in attempts_of(b, "dia_002")]
-    assert names == [f"{b.store.load_run('dia_002')['slug']}_test{n}" for n in (1, 2)]
+    assert names == [f"{b.store.runs.load('dia_002')['slug']}_test{n}" for n in (1, 2)]
     b.git("push", "-q")
     a.git("pull", "-q", "--no-rebase")
     assert "created dia_003" in a.lab("new-run", "dia", "--next", "--hypothesis", "next").stdout
@@ -165,7 +165,7 @@ def test_an_offline_id_taken_first_elsewhere_is_named_after_a_fetch_and_renamed_
     merged = subprocess.run(["git", "pull", "--no-rebase", "--no-edit"], cwd=b.path, capture_output=True, text=True)
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert b.lab("runs").stderr == ""
-    hypotheses = {run: b.store.load_run(run)["hypothesis"] for run in ("dia_001", "dia_002")}
+    hypotheses = {run: b.store.runs.load(run)["hypothesis"] for run in ("dia_001", "dia_002")}
     assert hypotheses == {"dia_001": "a's decoder", "dia_002": "b's encoder"}
     assert [len(attempts_of(b, run)) for run in ("dia_001", "dia_002")] == [1, 1]
     b.git("push", "-q")
@@ -183,9 +183,9 @@ def test_rename_moves_every_reference(clones):
     a.lab("compare", "dia_001", "dia_002", "--name", "pair")
     a.lab("rename", "dia_001", "dia_009")
     assert a.lab("show", "dia_001", check=False).returncode != 0
-    assert a.store.load_run("dia_002")["parent"] == "dia_009"
-    assert a.store.load_run("dia_009")["slug"].endswith("_dia_009_first")
-    assert a.store.baseline("base")["current"] == "dia_009"
+    assert a.store.runs.load("dia_002")["parent"] == "dia_009"
+    assert a.store.runs.load("dia_009")["slug"].endswith("_dia_009_first")
+    assert a.store.baselines.get("base")["current"] == "dia_009"
     a.lab("render")
     page = (a.path / "logs/ablations/pair.md").read_text()
     assert "dia_009" in page and "dia_001" not in page
@@ -356,7 +356,7 @@ def test_detached_head_and_unfinished_merge_are_refused(clones):
     refused = a.lab("launch", "nsd_001", "--", sys.executable, "train.py", check=False)
     assert refused.returncode != 0 and refused.stderr.count("\n") == 1 and "HEAD is detached" in refused.stderr
     a.git("checkout", "-q", "main")
-    assert a.store.attempt_numbers("nsd_001") == []
+    assert a.store.attempts.numbers("nsd_001") == []
     (a.path / "shared.txt").write_text("a\n")
     a.git("add", "-A")
     a.git("commit", "-qm", "a")

@@ -78,7 +78,7 @@ def test_daily_log_has_the_reference_shape(lab, repo, train_script):
 
 def test_continued_runs_are_marked(tmp_path):
     store = Store.init(tmp_path)
-    store.create_run("nsd_001", hypothesis="Spans two days")
+    store.runs.create("nsd_001", hypothesis="Spans two days")
     events_path = store.run_dir("nsd_001") / "events.jsonl"
     created = json.loads(events_path.read_text())
     created["time"] = "2026-01-01T23:50:00+00:00"

@@ -431,12 +431,12 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_intact_one(lab, capsy
         path = lab.repo / "artefacts" / f"last_{number}.pt"
         with zipfile.ZipFile(path, "w") as archive:  # the container torch.save writes
             archive.writestr("archive/data.pkl", b"weights" * 1000)
-        store.update_attempt(store.attempt_dir("c_001", number),
+        store.attempts.update(store.attempt_dir("c_001", number),
                              checkpoints={"last": {"path": str(path), "step": number}})
         paths.append(path)
-    assert store.latest_checkpoint("c_001", "last") == str(paths[1])
+    assert store.attempts.latest_checkpoint("c_001", "last") == str(paths[1])
     paths[1].write_bytes(paths[1].read_bytes()[:2000])  # a copy cut short
-    assert store.latest_checkpoint("c_001", "last") == str(paths[0])
+    assert store.attempts.latest_checkpoint("c_001", "last") == str(paths[0])
     assert "is damaged" in capsys.readouterr().err
 
 

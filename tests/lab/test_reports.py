@@ -30,11 +30,11 @@ def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None,
 
 
 def add_run(store, run_id, overrides=(), rows=None, parent=None, group=None, conclusion=None, base=None):
-    config = apply_overrides(store.run_config(parent) if parent else base or to_dict(baseline()), list(overrides))
-    store.create_run(run_id, hypothesis=f"hypothesis of {run_id}", family="neural_decoder", preset="baseline",
+    config = apply_overrides(store.runs.config(parent) if parent else base or to_dict(baseline()), list(overrides))
+    store.runs.create(run_id, hypothesis=f"hypothesis of {run_id}", family="neural_decoder", preset="baseline",
                      baseline="cffan_baseline", parent=parent, group=group, config=config)
     if rows is not None:
-        folder = store.begin_attempt(run_id, command=["python", "-m", "trainers"], pid=os.getpid(),
+        folder = store.attempts.begin(run_id, command=["python", "-m", "trainers"], pid=os.getpid(),
                                      builtin_trainer=True, overrides=[],
                                      git={"sha": "0123456789abcdef", "branch": "main", "committed": True},
                                      checkpoints={"last": {"path": "/artefacts/last.pt", "step": rows[-1]["step"]}})
@@ -43,16 +43,16 @@ def add_run(store, run_id, overrides=(), rows=None, parent=None, group=None, con
             append_jsonl(folder / "metrics.jsonl", row)
         write_json(folder / "summary.json", {"param_count": 12345, "steps": rows[-1]["step"], "samples_per_s": 100.0,
                                              "wall_s": 60.0, "peak_mem_mb": 512.0})
-        store.end_attempt(folder, exit_code=0, status="finished")
+        store.attempts.end(folder, exit_code=0, status="finished")
     if conclusion:
-        store.add_event(run_id, "note", field="conclusion", text=conclusion)
+        store.events.add(run_id, "note", field="conclusion", text=conclusion)
 
 
 @pytest.fixture
 def story(tmp_path):
     """nsd_001 reproduces the baseline, nsd_002 lowers the LR (better), nsd_003 adds noise (worse)."""
     store = Store.init(tmp_path)
-    store.save_baseline("cffan_baseline", {"repository": "https://github.com/cffan/neural_seq_decoder",
+    store.baselines.save("cffan_baseline", {"repository": "https://github.com/cffan/neural_seq_decoder",
                                            "config_file": "config.yaml"}, to_dict(baseline()))
     add_run(store, "nsd_001", rows=curve(100, 3.0, 1.2))
     add_run(store, "nsd_002", ["optim.lr=0.0015", "train.grad_clip=1.0"], curve(100, 3.0, 0.6), parent="nsd_001",
@@ -137,7 +137,7 @@ def test_doctor_records_each_finding_once_and_render_is_byte_stable(story):
     first = diagnosis.doctor(story, "nsd_005")
     assert "non_finite" in {f.rule for f in first}
     diagnosis.doctor(story, "nsd_005")
-    events = [e for e in story.events("nsd_005") if e["kind"] == "health"]
+    events = [e for e in story.events.of("nsd_005") if e["kind"] == "health"]
     assert sorted(e["rule"] for e in events) == sorted(f.rule for f in first)
     assert diagnosis.doctor(story, "nsd_002", record=False) == []
 
@@ -155,7 +155,7 @@ def test_doctor_records_each_finding_once_and_render_is_byte_stable(story):
 
 def test_doctor_lists_findings_recorded_live(story):
     add_run(story, "nsd_006", rows=curve(100, 3.0, 1.0), parent="nsd_001")
-    story.add_event("nsd_006", "health", attempt=1, rule="ctc_blank_collapse", severity="warning", step=60,
+    story.events.add("nsd_006", "health", attempt=1, rule="ctc_blank_collapse", severity="warning", step=60,
                     message="val/blank_frac above 0.9", evidence={"step": 60}, suggestion="Lower the LR")
     findings = diagnosis.doctor(story, "nsd_006", record=False)
     assert "ctc_blank_collapse" in {finding.rule for finding in findings}

@@ -10,12 +10,13 @@ import time
 from lab_testing import lab_env
 
 from lab.records.store import Store
+from lab.records.store.attempts import Attempts
 
 
 def test_a_running_attempt_is_shown_and_warned_about(lab, repo):
     lab("new-run", "dia_001", "--hypothesis", "h")
     store = Store(repo)
-    store.begin_attempt("dia_001", command=["python", "train.py"], pid=os.getpid())  # this test process: alive
+    store.attempts.begin("dia_001", command=["python", "train.py"], pid=os.getpid())  # this test process: alive
     assert lab("show", "dia_001").stdout.splitlines()[0].endswith("[running]")
     second = lab("launch", "dia_001", "--no-commit", "--", sys.executable, "-c", "pass")
     assert (f"lab: warning: Test 1 of dia_001 is still running (pid {os.getpid()} on " in second.stderr
@@ -36,7 +37,7 @@ def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, re
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130 and time.monotonic() - started < 15, process.stderr.read()
-    attempt = Store(repo).load_attempt("k_001", 1)
+    attempt = Store(repo).attempts.load("k_001", 1)
     assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGINT"}
 
 
@@ -51,7 +52,7 @@ def test_a_failed_launch_ends_with_one_error_line_naming_its_exit_and_last_print
             (abort, 134, 'ended with exit 134 (SIGABRT), last printing "about to abort"'),
             (silent, 2, "ended with exit 2")], start=1):
         launched = lab("launch", "f_001", "--no-commit", "--", sys.executable, "-c", code, check=False)
-        attempt = Store(repo).load_attempt("f_001", number)
+        attempt = Store(repo).attempts.load("f_001", number)
         folder = Store(repo).attempt_dir("f_001", number).relative_to(repo)
         assert launched.returncode == exit_code and attempt["exit_code"] == exit_code
         assert launched.stderr.splitlines()[-1] == f"lab: error: f_001 Test {number} {words}; its records are kept " \
@@ -64,19 +65,20 @@ def test_a_failed_launch_ends_with_one_error_line_naming_its_exit_and_last_print
 def test_a_pid_record_that_cannot_be_written_neither_stops_the_command_nor_reads_as_not_started(lab, repo, capsys):
     from lab.capture import launch
 
-    class FullDisk(Store):
-        def update_attempt(self, attempt_dir, merge=None, **fields):
+    class FullDisk(Attempts):
+        def update(self, attempt_dir, merge=None, **fields):
             if "child_pid" in fields:
                 raise OSError(28, "No space left on device")
-            return super().update_attempt(attempt_dir, merge, **fields)
+            return super().update(attempt_dir, merge, **fields)
 
     lab("new-run", "p_001", "--hypothesis", "h")
-    store = FullDisk(repo)
-    folder = store.begin_attempt("p_001", command=["python"], pid=os.getpid())
+    store = Store(repo)
+    store.attempts = FullDisk(store, store.runs, store.events)
+    folder = store.attempts.begin("p_001", command=["python"], pid=os.getpid())
     code = launch._run_and_record(store, folder, [sys.executable, "-c", "print('ran to the end')"], lab_env())
     printed = capsys.readouterr()
     assert code == 0 and "ran to the end" in printed.out
     assert "lab: warning: the attempt does not name the command's pid " in printed.err
     assert "(No space left on device); the command runs on" in printed.err
-    attempt = store.load_attempt("p_001", 1)
+    attempt = store.attempts.load("p_001", 1)
     assert attempt["status"] == "finished" and attempt["exit_code"] == 0

@@ -8,7 +8,8 @@ import pytest
 
 from lab.errors import LabError
 from lab.records.files import append_jsonl, conflict_sides, read_jsonl, write_json
-from lab.records.store import Store, slugify
+from lab.records.store import Store
+from lab.records.store.names import slugify
 
 pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
@@ -22,47 +23,47 @@ def store(tmp_path):
                                     "dia_0091", "dia-009"])
 def test_invalid_and_escaping_ids_are_refused(store, run_id):
     with pytest.raises(LabError, match="invalid run id"):
-        store.create_run(run_id, hypothesis="h")
+        store.runs.create(run_id, hypothesis="h")
     assert not any(store.runs_dir.parent.parent.glob("x_001"))
 
 
 def test_existing_id_is_refused_and_nothing_is_lost(store):
-    store.create_run("dia_009", hypothesis="first")
+    store.runs.create("dia_009", hypothesis="first")
     with pytest.raises(LabError, match="already exists"):
-        store.create_run("dia_009", hypothesis="second")
-    assert store.load_run("dia_009")["hypothesis"] == "first"
+        store.runs.create("dia_009", hypothesis="second")
+    assert store.runs.load("dia_009")["hypothesis"] == "first"
 
 
 def test_slug_has_date_id_and_short_title(store):
-    record = store.create_run("dia_009", hypothesis="MusicGen delay needs the full-size decoder")
+    record = store.runs.create("dia_009", hypothesis="MusicGen delay needs the full-size decoder")
     assert record["slug"].endswith("_dia_009_musicgen_delay_needs_full_size")
     assert record["slug"][:8].isdigit()
-    assert store.create_run("dia_010", hypothesis="x", title_text="Bottleneck fix")["slug"].endswith("bottleneck_fix")
+    assert store.runs.create("dia_010", hypothesis="x", title_text="Bottleneck fix")["slug"].endswith("bottleneck_fix")
     assert slugify("The  a of") == "the_a_of"
 
 
 def _create_next(root):
-    return Store(root).create_run(None, prefix="nsd", hypothesis="parallel")["id"]
+    return Store(root).runs.create(None, prefix="nsd", hypothesis="parallel")["id"]
 
 
 def test_next_ids_are_unique_under_concurrency(store):
-    store.create_run("nsd_007", hypothesis="existing")
+    store.runs.create("nsd_007", hypothesis="existing")
     with multiprocessing.get_context("fork").Pool(6) as pool:
         ids = pool.map(_create_next, [store.root] * 12)
     assert sorted(ids) == [f"nsd_{n:03d}" for n in range(8, 20)]
 
 
 def test_attempts_are_numbered_and_a_vanished_process_reads_as_crashed(store):
-    store.create_run("nsd_001", hypothesis="h")
+    store.runs.create("nsd_001", hypothesis="h")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    first = store.begin_attempt("nsd_001", command=["x"], pid=dead.pid)
-    second = store.begin_attempt("nsd_001", command=["y"], pid=os.getpid())
+    first = store.attempts.begin("nsd_001", command=["x"], pid=dead.pid)
+    second = store.attempts.begin("nsd_001", command=["y"], pid=os.getpid())
     assert [store.attempt_number("nsd_001", folder.name) for folder in (first, second)] == [1, 2]
     assert first.name != second.name and first.name.endswith(store.clone_id[:8])  # no other clone makes these
-    assert store.load_attempt("nsd_001", 1)["status"] == "crashed"
-    assert store.load_attempt("nsd_001", 2)["status"] == "running"
-    kinds = [event["kind"] for event in store.events("nsd_001")]
+    assert store.attempts.load("nsd_001", 1)["status"] == "crashed"
+    assert store.attempts.load("nsd_001", 2)["status"] == "running"
+    kinds = [event["kind"] for event in store.events.of("nsd_001")]
     assert kinds == ["created", "attempt_started", "attempt_started", "attempt_crashed"]
 
 
@@ -78,9 +79,9 @@ def test_atomic_json_leaves_no_temp_files_and_torn_jsonl_lines_are_skipped(tmp_p
 
 
 def test_baseline_snapshot_is_taken_once(store):
-    store.save_baseline("cffan_baseline", {"repository": "r"}, {"optim": {"lr": 0.02}})
-    store.save_baseline("cffan_baseline", {"repository": "r"}, {"optim": {"lr": 0.5}})
-    assert store.baseline("cffan_baseline")["config"] == {"optim": {"lr": 0.02}}
+    store.baselines.save("cffan_baseline", {"repository": "r"}, {"optim": {"lr": 0.02}})
+    store.baselines.save("cffan_baseline", {"repository": "r"}, {"optim": {"lr": 0.5}})
+    assert store.baselines.get("cffan_baseline")["config"] == {"optim": {"lr": 0.02}}
 
 
 def test_store_is_found_from_a_subfolder_and_missing_lab_is_an_error(store, tmp_path):
@@ -91,7 +92,7 @@ def test_store_is_found_from_a_subfolder_and_missing_lab_is_an_error(store, tmp_
 
 
 def test_attempts_of_several_clones_read_as_tests_in_start_order(store):
-    store.create_run("nsd_001", hypothesis="h")
+    store.runs.create("nsd_001", hypothesis="h")
     folders = store.run_dir("nsd_001") / "attempts"
     names = ["20261130T101500Z-bbbbbbbb", "2", "20261130T101500Z-aaaaaaaa-10", "1", "20261130T090000Z-bbbbbbbb",
              "20261130T101500Z-aaaaaaaa-2", "20261130T101500Z-aaaaaaaa"]
@@ -101,7 +102,7 @@ def test_attempts_of_several_clones_read_as_tests_in_start_order(store):
     assert [folder.name for folder in store.attempt_folders("nsd_001")] == [
         "1", "2", "20261130T090000Z-bbbbbbbb", "20261130T101500Z-aaaaaaaa", "20261130T101500Z-aaaaaaaa-2",
         "20261130T101500Z-aaaaaaaa-10", "20261130T101500Z-bbbbbbbb"]
-    assert [store.load_attempt("nsd_001", n)["number"] for n in store.attempt_numbers("nsd_001")] == list(range(1, 8))
+    assert [store.attempts.load("nsd_001", n)["number"] for n in store.attempts.numbers("nsd_001")] == list(range(1, 8))
 
 
 def test_conflict_sides_rebuild_both_versions():

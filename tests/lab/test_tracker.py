@@ -31,8 +31,8 @@ def test_outside_a_launch_every_call_is_a_no_op(fresh_tracker, tmp_path):
 
 def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path, monkeypatch):
     store = Store.init(tmp_path)
-    store.create_run("nsd_001", hypothesis="h")
-    attempt = store.begin_attempt("nsd_001", command=["x"], pid=os.getpid())
+    store.runs.create("nsd_001", hypothesis="h")
+    attempt = store.attempts.begin("nsd_001", command=["x"], pid=os.getpid())
     monkeypatch.setenv("LAB_ATTEMPT_DIR", str(attempt))
     tracker.log(1, **{"train/loss": 2.5, "train/grad_norm": float("nan")})
     tracker.log(2, **{"train/loss": 2.0})
@@ -48,7 +48,7 @@ def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path,
     assert json.loads((attempt / "summary.json").read_text()) == {"best_value": 2.0, "steps": 2}
     record = json.loads((attempt / "attempt.json").read_text())
     assert record["checkpoints"]["best"]["step"] == 2 and record["checkpoints"]["last"]["path"].endswith("last.pt")
-    assert store.events("nsd_001")[-1] | {"time": None} == {
+    assert store.events.of("nsd_001")[-1] | {"time": None} == {
         "time": None, "kind": "health", "attempt": 1, "rule": "non_finite", "step": 1, "clone": store.clone_id,
         "attempt_key": attempt.name}
 
@@ -62,20 +62,20 @@ def test_only_the_main_process_writes(fresh_tracker, tmp_path, monkeypatch):
 
 def test_init_opens_an_attempt_outside_a_launch(fresh_tracker, tmp_path):
     store = Store.init(tmp_path)
-    store.create_run("nsd_002", hypothesis="h")
+    store.runs.create("nsd_002", hypothesis="h")
     folder = tracker.init("nsd_002", root=tmp_path)
     tracker.log(1, loss=0.5)
     tracker.finish()
     ended = store.attempt_dir("nsd_002", 1)  # ran out of git's reach, then moved into logs/ when it ended
     assert folder.name == ended.name and ended.parent == store.run_dir("nsd_002") / "attempts"
-    assert store.load_attempt("nsd_002", 1)["status"] == "finished"
+    assert store.attempts.load("nsd_002", 1)["status"] == "finished"
     assert (ended / "metrics.jsonl").read_text().count("\n") == 1
 
 
 def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
     store = Store.init(tmp_path)
-    store.create_run("dia_001", hypothesis="h")
-    attempt = store.begin_attempt("dia_001", command=["x"], pid=os.getpid())
+    store.runs.create("dia_001", hypothesis="h")
+    attempt = store.attempts.begin("dia_001", command=["x"], pid=os.getpid())
     env = lab_env(LAB_ATTEMPT_DIR=str(attempt), LAB_WANDB="1", WANDB_RUN_ID="abcd1234", WANDB_PROJECT="proj",
                   WANDB_DIR=str(tmp_path / "wb"))
     script = ("from lab import tracker\ntracker.log(1, loss=0.5)\ntracker.summary(best=0.5)\n"
@@ -84,7 +84,7 @@ def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
     folders = list((tmp_path / "wb" / "wandb").glob("offline-run-*-abcd1234"))
     assert len(folders) == 1 and list(folders[0].glob("*.wandb"))
     assert (attempt / "metrics.jsonl").exists()
-    assert store.events("dia_001")[-1]["rule"] == "grad_explosion", "the W&B alert path records the event"
+    assert store.events.of("dia_001")[-1]["rule"] == "grad_explosion", "the W&B alert path records the event"
 
 
 @pytest.mark.parametrize("ending, status, exit_code", [
@@ -93,12 +93,12 @@ def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
 ])
 def test_an_init_attempt_records_how_the_script_ended(tmp_path, ending, status, exit_code):
     store = Store.init(tmp_path)
-    store.create_run("nsd_003", hypothesis="h")
+    store.runs.create("nsd_003", hypothesis="h")
     script = f"from lab import tracker\ntracker.init('nsd_003', root={str(tmp_path)!r})\ntracker.log(1, loss=0.5)\n"
     result = subprocess.run([sys.executable, "-c", script + ending], env=lab_env(), capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == exit_code
-    record = store.load_attempt("nsd_003", 1)
+    record = store.attempts.load("nsd_003", 1)
     assert (record["status"], record["exit_code"]) == (status, exit_code)
     assert ("RuntimeError: diverged" in result.stderr) == (status == "failed"), "the traceback is still printed"
-    assert [event["kind"] for event in store.events("nsd_003")][-1] == f"attempt_{status}"
+    assert [event["kind"] for event in store.events.of("nsd_003")][-1] == f"attempt_{status}"

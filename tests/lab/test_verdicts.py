@@ -22,18 +22,18 @@ def add_run(store, run_id, rows, config=None, parent=None, expect=None, resume_f
     """A run (created if new) with one more attempt that logged `rows`; returns the ended attempt's folder."""
     config = config or {"train": {"best_metric": "val/loss", "best_mode": "min"}}
     if not store.exists(run_id):
-        store.create_run(run_id, hypothesis=f"hypothesis of {run_id}", parent=parent, config=config,
+        store.runs.create(run_id, hypothesis=f"hypothesis of {run_id}", parent=parent, config=config,
                          baseline=baseline, **({"expect": expect} if expect else {}))
     fields = {"checkpoints": {"last": {"path": f"{artefacts}/last.pt", "step": rows[-1]["step"]}}} if artefacts else {}
-    folder = store.begin_attempt(run_id, command=["python", "train.py"], pid=os.getpid(), resume_from=resume_from,
+    folder = store.attempts.begin(run_id, command=["python", "train.py"], pid=os.getpid(), resume_from=resume_from,
                                  **fields)
     if artefacts:
-        store.update_attempt(folder, artefacts=artefacts)
+        store.attempts.update(folder, artefacts=artefacts)
     write_json(folder / "config.json", config)
     for row in rows:
         append_jsonl(folder / "metrics.jsonl", row)
-    store.end_attempt(folder, exit_code=0, status="finished")
-    return store.attempt_dir(run_id, store.attempt_numbers(run_id)[-1])  # where the ended attempt now lies
+    store.attempts.end(folder, exit_code=0, status="finished")
+    return store.attempt_dir(run_id, store.attempts.numbers(run_id)[-1])  # where the ended attempt now lies
 
 
 def eer_rows():
@@ -117,7 +117,7 @@ def test_new_run_checks_an_expectation_before_creating_anything(lab):
 
 def test_a_resumed_attempt_continues_its_parents_stream_on_every_page(store, tmp_path):
     config = {"train": {"best_metric": "val/per", "best_mode": "min"}}
-    store.save_baseline("base", {"repository": "https://example.org/nsd"}, config)
+    store.baselines.save("base", {"repository": "https://example.org/nsd"}, config)
     first = [{"step": step, "val/per": per} for step, per in [(50, 0.50), (150, 0.40), (250, 0.3541)]]
     add_run(store, "nsd_001", first, config, artefacts=str(tmp_path / "artefacts/nsd_001/1"), baseline="base")
     later = [{"step": step, "val/per": per} for step, per in [(300, 0.37), (350, 0.365), (400, 0.3602)]]
@@ -204,7 +204,7 @@ def test_a_run_still_improving_gets_at_most_inconclusive(store):
 
 def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
     base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
-    store.save_baseline("base", {"repository": "https://example.org/dia"}, base)
+    store.baselines.save("base", {"repository": "https://example.org/dia"}, base)
     size = {"val/clips": 3, "val/tokens": 1234}
 
     def rows(*losses, se=0.01):
@@ -241,13 +241,13 @@ def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
 
 def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
-    store.save_baseline("base", {"repository": "https://example.org/dia"}, base)
+    store.baselines.save("base", {"repository": "https://example.org/dia"}, base)
     add_run(store, "dia_001", [{"step": 10, "val/loss": 2.0, "val/zero": 0.0}], base, baseline="base")
-    store.create_run("dia_002", hypothesis="h", parent="dia_001", baseline="base",
+    store.runs.create("dia_002", hypothesis="h", parent="dia_001", baseline="base",
                      config={**base, "optim": {"lr": 0.1}})
-    folder = store.begin_attempt("dia_002", command=["python", "train.py"], pid=os.getpid())
+    folder = store.attempts.begin("dia_002", command=["python", "train.py"], pid=os.getpid())
     (folder / "stdout.log").write_text("step 1\nTraceback (most recent call last):\nRuntimeError: CUDA out of memory\n")
-    store.end_attempt(folder, exit_code=1, status="failed")
+    store.attempts.end(folder, exit_code=1, status="failed")
     why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
     assert f"**Why it stopped:** {why}" in day.split("### dia_002")[1]
@@ -263,13 +263,13 @@ def test_a_preset_switch_is_one_change_and_bookkeeping_is_never_judged(store):
 
     spec = registry.get("neural_decoder")
     base, tiny = spec.preset("baseline"), spec.preset("tiny")
-    store.save_baseline("cffan", {"repository": "https://github.com/cffan/neural_seq_decoder"}, base)
+    store.baselines.save("cffan", {"repository": "https://github.com/cffan/neural_seq_decoder"}, base)
     rows = [{"step": 10, "val/per": 0.5}, {"step": 20, "val/per": 0.45}, {"step": 30, "val/per": 0.45}]
-    store.create_run("nsd_001", hypothesis="tiny", family="neural_decoder", preset="tiny", baseline="cffan",
+    store.runs.create("nsd_001", hypothesis="tiny", family="neural_decoder", preset="tiny", baseline="cffan",
                      config=tiny)
     add_run(store, "nsd_001", rows, tiny)
     longer = {**tiny, "train": {**tiny["train"], "max_steps": 999, "eval_every": 7}}
-    store.create_run("nsd_002", hypothesis="longer", family="neural_decoder", preset="tiny", baseline="cffan",
+    store.runs.create("nsd_002", hypothesis="longer", family="neural_decoder", preset="tiny", baseline="cffan",
                      parent="nsd_001", config=longer)
     add_run(store, "nsd_002", [{**row, "val/per": row["val/per"] + 0.1} for row in rows], longer)
     page = reports.changelog(store, "cffan").read_text()
@@ -290,7 +290,7 @@ def test_comparisons_cost_overall_rates_and_recorded_profiles(store):
                 {"step": 2, "train/loss": 1.5, "train/samples_per_s": 50.0}, {"step": 2, "val/loss": 1.6}]
         folder = add_run(store, run_id, rows)
         write_json(folder / "summary.json", {"samples_per_s": overall, "peak_mem_mb": 1000.0})
-        store.add_event(run_id, "profile", components={"model": mib, "activations": 12.5})
+        store.events.add(run_id, "profile", components={"model": mib, "activations": 12.5})
     page = reports.compare(store, ["sash_001", "sash_002"]).read_text()
     assert "### train/samples_per_s" not in page  # the maximum instantaneous rate is no figure to compare
     assert "| sash_001:1 | 100 | 1000 | activations 12.5, model 802 |" in page

@@ -272,8 +272,8 @@ def test_resume_replays_the_straight_run_exactly(tmp_path):
 def lab_attempt(tmp_path):
     """An open attempt of a run in a real lab at tmp_path/lab, and an artefacts folder."""
     store = Store.init(tmp_path / "lab")
-    store.create_run("toy_001", hypothesis="the engine records into the lab")
-    attempt = store.begin_attempt("toy_001", command=["python", "-m", "trainers"], pid=os.getpid())
+    store.runs.create("toy_001", hypothesis="the engine records into the lab")
+    attempt = store.attempts.begin("toy_001", command=["python", "-m", "trainers"], pid=os.getpid())
     return attempt, tmp_path / "artefacts"
 
 

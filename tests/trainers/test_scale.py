@@ -76,8 +76,8 @@ def train_dia(tmp_path: Path, name: str, processes: int, *overrides: str, resume
     """dia tiny trained as the lab launches it, into an attempt of its own; returns (training rows, summary,
     checkpoint folder)."""
     store = Store.init(tmp_path / name / "lab")
-    store.create_run("dia_001", hypothesis="sharding changes nothing but memory")
-    attempt = store.begin_attempt("dia_001", command=["python", "-m", "trainers"], pid=os.getpid())
+    store.runs.create("dia_001", hypothesis="sharding changes nothing but memory")
+    attempt = store.attempts.begin("dia_001", command=["python", "-m", "trainers"], pid=os.getpid())
     values = apply_overrides(registry.get("dia").preset("tiny"), [*DIA_TINY, *overrides])
     config = tmp_path / name / "config.json"
     config.write_text(json.dumps(values))

@@ -35,7 +35,7 @@ def test_seeds_launch_one_attempt_per_seed_and_the_verdict_compares_their_means(
     lab("launch", "toy_001", "--seeds", "2", "--no-commit")
     lab("launch", "toy_002", "--seeds", "2", "--no-commit")
     store = Store(repo)
-    attempts = [store.load_attempt("toy_001", n) for n in (1, 2)]
+    attempts = [store.attempts.load("toy_001", n) for n in (1, 2)]
     seeds = [json.loads((store.attempt_dir("toy_001", n) / "config.json").read_text())["train"]["seed"] for n in (1, 2)]
     assert seeds == [3, 4] and [a["note"] for a in attempts] == ["seed 3", "seed 4"]  # from the preset's seed 3
     lab("report", "toy_002")
@@ -45,4 +45,4 @@ def test_seeds_launch_one_attempt_per_seed_and_the_verdict_compares_their_means(
 
     wrapped = lab("launch", "toy_001", "--seeds", "2", "--", sys.executable, "-c", "pass", code=2)
     assert wrapped.stderr.startswith("lab: error: --seeds N") and wrapped.stderr.count("\n") == 1
-    assert store.attempt_numbers("toy_001") == [1, 2]
+    assert store.attempts.numbers("toy_001") == [1, 2]

@@ -147,7 +147,7 @@ def record_wandb_run(run: Any, lab_run: bool) -> None:
                           "group_url": wandb_links.group_url(entity, project, group) if group else None,
                           "folder": os.path.dirname(run.dir)}}  # what `lab sync` sends
 
-    current.identity()[0].update_attempt(current.attempt_dir, merge=link)
+    current.identity()[0].attempts.update(current.attempt_dir, merge=link)
     if not lab_run:
         rows.report_config(dict(run.config.as_dict()), "wandb.config")
 
@@ -156,7 +156,7 @@ def record_axis(name: str, step_metric: str) -> None:
     """`define_metric(name, step_metric=...)`: the metric's x axis, in attempt.json's `metric_axes`."""
     current = tracker.current()
     if current.attempt_dir is not None:
-        current.identity()[0].update_attempt(
+        current.identity()[0].attempts.update(
             current.attempt_dir, merge=lambda record: {"metric_axes": {**record.get("metric_axes", {}),
                                                                        str(name): str(step_metric)}})
 

@@ -1,0 +1,202 @@
+"""Where a lab is and what every piece of its store shares: its folders, its settings (lab.json), the zone its
+days are read in, this clone's id, the lock across processes, and the redaction of whatever is recorded.
+
+`Place` holds no record of its own; the pieces of the store (runs, attempts, events, baselines, ids) are each
+handed the place and write under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import socket
+import uuid
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from pathlib import Path
+from typing import Any, Iterator
+
+from lab.errors import LabError
+from lab.records.files import read_json
+from lab.records.store.names import RUN_ID, attempt_order, check_run_id, is_attempt_key
+from lab.records.store.settings import SETTINGS_FILE, check_settings
+
+
+def git_dir(start: Path) -> Path | None:
+    """The git folder of the repository holding `start` (a `.git` folder, or the one a `.git` file names, as in
+    a worktree), or None outside git. Found without running git."""
+    for folder in (start, *start.parents):
+        dot_git = folder / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():
+            target = dot_git.read_text(encoding="utf-8", errors="replace").partition("gitdir:")[2].strip()
+            return (folder / target).resolve() if target else None
+    return None
+
+
+@dataclass
+class Place:
+    """A lab rooted at `root` (the folder holding lab.json); every record lives under root/logs."""
+
+    root: Path
+
+    # -- settings, days and redaction --------------------------------------------------------------------
+
+    @functools.cached_property
+    def settings(self) -> dict:
+        """lab.json, read once per Store and checked by `check_settings` (LabError, one line)."""
+        return check_settings(read_json(self.root / SETTINGS_FILE, {}))
+
+    @functools.cached_property
+    def zone(self) -> tzinfo:
+        """The zone every record's day is read in, on every page and in the commit list: lab.json's `timezone`
+        (an IANA name such as "Europe/Berlin"), else the zone of the machine the lab runs on."""
+        name = self.settings.get("timezone")
+        if not name:
+            return datetime.now().astimezone().tzinfo
+        try:
+            return zoneinfo.ZoneInfo(str(name))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise LabError(f'lab.json "timezone" {name!r} is not a time zone name (e.g. "Europe/Berlin", "UTC")') \
+                from None
+
+    def day(self, timestamp: str) -> date:
+        """The day of a recorded ISO timestamp (written with the writer's UTC offset), in the lab's zone."""
+        return datetime.fromisoformat(timestamp).astimezone(self.zone).date()
+
+    def today(self) -> date:
+        """Today in the lab's zone."""
+        return datetime.now(self.zone).date()
+
+    @functools.cached_property
+    def detector(self):
+        """The lab's secret detector (lab.json `secrets`), used to redact what is recorded."""
+        from lab.records.secrets import SecretDetector
+
+        return SecretDetector.from_settings(self.settings)
+
+    def redact(self, value: Any) -> Any:
+        """`value` with secrets redacted in every string inside (dicts, lists)."""
+        if isinstance(value, str):
+            return self.detector.redact(value)
+        if isinstance(value, dict):
+            return {key: self._redact_entry(key, item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.redact(item) for item in value]
+        return value
+
+    def _redact_entry(self, key: Any, item: Any) -> Any:
+        """A dict value redacted, its key read as context: {"token": "<40 hex digits>"} is a secret although
+        the value alone is not recognisable."""
+        from lab.records.secrets import REDACTED
+
+        redacted = self.redact(item)
+        if isinstance(item, str) and redacted == item:
+            entry = f"{key}={item}"
+            return REDACTED if self.detector.redact(entry) != entry else item
+        return redacted
+
+    # -- this clone ----------------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def lab_dir(self) -> Path:
+        """This clone's own lab folder, which no git command reads or rewrites: .git/lab, or artefacts/.lab
+        outside git."""
+        found = git_dir(self.root)
+        return found / "lab" if found else self.artefacts_root / ".lab"
+
+    @functools.cached_property
+    def clone_id(self) -> str:
+        """This clone's UUID, made on first use and kept in .git/lab/clone-id (a fresh `git clone` gets its
+        own, as a git-annex repository does): it names who wrote a record and which attempts are this clone's."""
+        path = self.lab_dir / "clone-id"
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return str(uuid.UUID(path.read_text().strip()))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".clone-id.{os.getpid()}")
+        temporary.write_text(f"{uuid.uuid4()}\n")
+        try:
+            os.link(temporary, path)  # the first process to make it wins; the others read its id
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink(missing_ok=True)
+        return str(uuid.UUID(path.read_text().strip()))
+
+    def mine(self, record: dict) -> bool:
+        """Whether a record was written by this clone (records older than clone ids: by this host)."""
+        if record.get("clone"):
+            return record["clone"] == self.clone_id
+        return record.get("host") == socket.gethostname()
+
+    @contextlib.contextmanager
+    def lock(self, name: str = "store") -> Iterator[None]:
+        """An exclusive lock across processes (new ids, attempt numbers, attempt records).
+
+        Lock files live in the git-ignored artefacts folder, so they never reach a commit.
+        """
+        folder = self.artefacts_root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- folders -------------------------------------------------------------------------------------------
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / self.settings.get("logs", "logs")
+
+    @property
+    def artefacts_root(self) -> Path:
+        return self.root / self.settings.get("artefacts", "artefacts")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.logs_dir / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / check_run_id(run_id)
+
+    def run_ids(self) -> list[str]:
+        """The ids of the runs in the lab (folders of logs/runs/ holding a run.json), sorted."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir() if RUN_ID.fullmatch(p.name) and (p / "run.json").exists())
+
+    def exists(self, run_id: str) -> bool:
+        """Whether the lab has a run `run_id` (its run.json, readable or not)."""
+        return (self.run_dir(run_id) / "run.json").is_file()
+
+    def running_dir(self, run_id: str) -> Path:
+        """Where this clone's running attempts of `run_id` are written, out of git's reach."""
+        return self.lab_dir / "running" / check_run_id(run_id) / "attempts"
+
+    def attempt_folders(self, run_id: str) -> list[Path]:
+        """The run's attempt folders, ended ones (logs/) and this clone's running ones, in Test order: older
+        labs' numbered folders first, then by start time. A half-made folder (no record) is not an attempt."""
+        folders: dict[str, Path] = {}
+        for parent in (self.running_dir(run_id), self.run_dir(run_id) / "attempts"):
+            if parent.is_dir():
+                folders.update({p.name: p for p in parent.iterdir()
+                                if is_attempt_key(p.name) and (p / "attempt.json").is_file()})
+        return [folders[name] for name in sorted(folders, key=attempt_order)]
+
+    def attempt_dir(self, run_id: str, number: int) -> Path:
+        """The folder of Test `number` (1-based, in start order); a path that does not exist for no such test."""
+        folders = self.attempt_folders(run_id)
+        if isinstance(number, int) and 1 <= number <= len(folders):
+            return folders[number - 1]
+        return self.run_dir(run_id) / "attempts" / str(number)
+
+    def attempt_number(self, run_id: str, key: str) -> int | None:
+        """The Test number of the attempt in folder `key`, or None."""
+        names = [folder.name for folder in self.attempt_folders(run_id)]
+        return names.index(key) + 1 if key in names else None
