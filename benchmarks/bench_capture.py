@@ -1,4 +1,4 @@
-"""Cost of zero-code capture (lab.capture.autolog) per `wandb.log` and per `SummaryWriter.add_scalar` call, on
+"""Cost of zero-code capture (lab.tracking.autolog) per `wandb.log` and per `SummaryWriter.add_scalar` call, on
 top of the library's own: the lab's patch is put around a library method that does nothing, in a process
 recording to an attempt as under `lab launch`, so the time per call is the capture's alone (wrapping, W&B's
 row merging, the tracker's rules and the metrics.jsonl line). Target: under 10 us each."""
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import time, types
 from wandb.sdk import wandb_run
-from lab.capture.autolog import hooks
+from lab.tracking.autolog import hooks
 
 def per_call_us(function, calls=1000, batches=60):
     best = float('inf')  # the quickest batch: the cost without the other processes of a shared machine
@@ -35,7 +35,7 @@ run = types.SimpleNamespace(_step=0)
 data = {'train/loss': 0.5, 'train/lr': 1e-3, 'train/grad_norm': 1.2}
 print('wandb.log', per_call_us(lambda step: wandb_run.Run.log(run, data, step=step)))
 import os, pathlib
-from lab.capture.tracker import Tracker
+from lab.tracking.tracker import Tracker
 own = Tracker(pathlib.Path(os.environ['LAB_ATTEMPT_DIR']))  # a tracker of its own: no other source's rows
 print('tracker.log', per_call_us(lambda step: own.log(step, **data)))
 

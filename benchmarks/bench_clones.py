@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.capture import vcs
+from lab.launcher import vcs
 from lab.records.files import append_jsonl, read_jsonl
 from lab.records.store import Store
 from lab.runs import id_reserver

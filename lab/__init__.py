@@ -6,7 +6,8 @@ The notebook's layers, each importing only those listed before it (never `traine
     lab.records     the run store and its records: files, configs, metric tables, secret redaction
     lab.families    the family seam: what the notebook needs from a model family, and how families are found
     lab.health      health rules over metric streams, and diagnosing an attempt with its family's rules
-    lab.capture     what runs around a training command: launcher, git, W&B links, the tracker client
+    lab.tracking    what runs inside the user's training process: the tracker, zero-code capture (autolog)
+    lab.launcher    what runs around the user's command: `lab launch`, its tee, git, W&B links and sync
     lab.pages       rendered pages: context for templates, reports, comparisons, changelogs, plots
     lab.runs, lab.cli, lab.demo   the run operations and the `lab` command on top
 
@@ -17,7 +18,7 @@ import importlib
 
 
 def __getattr__(name: str):
-    """`from lab import tracker` gives the tracker client (lab.capture.tracker) without importing it eagerly."""
+    """`from lab import tracker` gives the tracker client (lab.tracking.tracker) without importing it eagerly."""
     if name == "tracker":
-        return importlib.import_module("lab.capture.tracker")
+        return importlib.import_module("lab.tracking.tracker")
     raise AttributeError(f"module 'lab' has no attribute {name!r}")

@@ -74,7 +74,7 @@ def cmd_init(args) -> int:
         wandb["enabled"] = False
     elif args.wandb_project:
         wandb["enabled"] = True
-    from lab.capture import remote
+    from lab.launcher import remote
 
     store = Store.init(Path.cwd(), wandb=wandb, prefixes=prefixes)
     logs = store.logs_dir.relative_to(store.root).as_posix()
@@ -127,7 +127,7 @@ def cmd_new_run(args) -> int:
 
 def cmd_launch(args) -> int:
     from lab import runs
-    from lab.capture.launch import Nodes, launch
+    from lab.launcher.launch import Nodes, launch
 
     store = Store.find()
     invocation = shlex.join(["lab", *args.argv])
@@ -195,7 +195,7 @@ def commit_notes(store: Store, paths: list, what: str) -> None:
     """Commit the records `lab note` wrote (as a launch commits an ended attempt's), so that the next `git push`
     shares them and a `git pull --rebase` meets no uncommitted record. When git cannot commit now (mid-merge,
     detached HEAD, a refusing hook), the notes stay on disk, named on stderr, for the next commit."""
-    from lab.capture import vcs
+    from lab.launcher import vcs
 
     vcs.commit_records_or_say(store.root, paths, what,
                               f"the {what} are saved in {', '.join(str(path) for path in paths)}")
@@ -203,7 +203,7 @@ def commit_notes(store: Store, paths: list, what: str) -> None:
 
 def cmd_runs(args) -> int:
     from lab import runs
-    from lab.capture import remote
+    from lab.launcher import remote
 
     store = Store.find()
     rows = runs.list_runs(
@@ -282,7 +282,7 @@ def cmd_log(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    from lab.capture import wandb_links
+    from lab.launcher import wandb_links
 
     def progress(run_id: str, number: int, ok: bool, message: str) -> None:
         print(f"{run_id} test {number}: {message}", flush=True)

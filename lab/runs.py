@@ -10,8 +10,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from lab.capture import remote, vcs
-from lab.errors import ConfigError, LabError
+from lab.launcher import remote, vcs
+from lab.errors import ConfigError, LabError, say, warn
 from lab.families import registry
 from lab.pages import expectations
 from lab.pages.context import reference_config
@@ -117,7 +117,7 @@ def count_from_stdin() -> None:
         else:
             plan = None
     except ConfigError as error:
-        print(f"lab: error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         raise SystemExit(2) from None
     print(json.dumps({"counts": counts, "plan": plan}))
 
@@ -128,7 +128,7 @@ def settings_from_stdin() -> None:
     try:
         settings = registry.get(request["family"]).weights_settings(request["source"])
     except ConfigError as error:
-        print(f"lab: error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         raise SystemExit(2) from None
     print(json.dumps(settings))
 
@@ -211,8 +211,8 @@ def new_run(
         chosen = {item.partition("=")[0].strip() for item in overrides}
         fixed = {key: value for key, value in file_settings(family, source).items() if key not in chosen}
         if fixed:
-            print(f"lab: set from the weights file (its format fixes them, with no weights to show it): "
-                  f"{' '.join(f'{key}={value}' for key, value in fixed.items())}", file=sys.stderr)
+            say(f"set from the weights file (its format fixes them, with no weights to show it): "
+                f"{' '.join(f'{key}={value}' for key, value in fixed.items())}")
         overrides = [*overrides, *(f"{key}={value}" for key, value in fixed.items()), f"train.init_from={source}"]
     snapshot = None
     if baseline is not None:
@@ -262,8 +262,8 @@ def id_reserver(store: Store):
     def reserve(run_id: str) -> bool:
         outcome = remote.reserve_id(store.root, run_id, store.clone_id, timeout)
         if outcome == "offline":
-            print(f"lab: warning: the git remote did not answer, so {run_id} is reserved on this clone only; if "
-                  "another clone takes it too, git pull shows it and lab rename fixes it", file=sys.stderr)
+            warn(f"the git remote did not answer, so {run_id} is reserved on this clone only; if "
+                 "another clone takes it too, git pull shows it and lab rename fixes it")
         return outcome != "taken"
 
     return reserve

@@ -12,7 +12,7 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from lab.capture import vcs
+from lab.launcher import vcs
 from lab.health.diagnosis import health_findings
 from lab.pages import escape, results, verdicts
 from lab.pages.results import attempt_config, headline_attempt
@@ -227,8 +227,9 @@ def active_days(store: Store) -> list[date]:
 
 def daily_log(store: Store, day: date) -> Path:
     """Write logs/daily/<day>.md from the records and return its path."""
-    run_ids = [rid for rid in store.readable_run_ids() if any(store.day(e["time"]) == day for e in store.events.of(rid))]
-    first_event = {rid: min(e["time"] for e in store.events.of(rid) if store.day(e["time"]) == day) for rid in run_ids}
+    events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day] for rid in store.readable_run_ids()}
+    run_ids = [rid for rid, on_day in events.items() if on_day]
+    first_event = {rid: min(e["time"] for e in events[rid]) for rid in run_ids}
     experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
     journal = [e for e in store.events.journal() if store.day(e["time"]) == day]
     commits = vcs.commits_on(store.root, day, store.zone)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lab_testing import lab_env
 
-from lab.capture import autolog
+from lab.tracking import autolog
 from lab.records.store import Store
 
 NANOGPT = """import sys

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from lab_testing import git, lab_env
 
-from lab.capture.output import OutputLog, overprint
+from lab.launcher.output import OutputLog, overprint
 from lab.records.secrets import SecretDetector
 from lab.records.store import Store
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.light  # also run in the light install (no torch) by ma
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab"
 # Each layer may import only the layers before it (and itself).
-LAYERS = ["lab.errors", "lab.records", "lab.families", "lab.health", "lab.capture", "lab.pages",
+LAYERS = ["lab.errors", "lab.records", "lab.families", "lab.health", "lab.tracking", "lab.launcher", "lab.pages",
           "lab.runs", "lab.cli", "lab.demo", "lab.__main__"]
 FORBIDDEN = ("trainers", "models", "torch", "torchaudio", "accelerate", "torch_xla", "dac")
 
@@ -112,6 +112,29 @@ def test_importing_every_module_loads_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def lab_modules_loaded(code: str, **env: str) -> list[str]:
+    """The lab modules a fresh interpreter has loaded after running `code`."""
+    report = "\nimport sys\nprint(sorted(m for m in sys.modules if m == 'lab' or m.startswith('lab.')))"
+    done = subprocess.run([sys.executable, "-c", code + report], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, env=lab_env(**env))
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_tracker_runs_in_a_training_script_without_the_launcher():
+    assert lab_modules_loaded("from lab import tracker") == [
+        "lab", "lab.errors", "lab.records", "lab.records.files", "lab.tracking", "lab.tracking.tracker"]
+
+
+def test_zero_code_capture_in_a_launched_script_loads_nothing_of_the_launcher(tmp_path):
+    code = ("from lab.tracking import autolog\nassert autolog.install()\nimport argparse, wandb\n"
+            "argparse.ArgumentParser().parse_args([])")
+    loaded = lab_modules_loaded(code, LAB_ATTEMPT_DIR=str(tmp_path))
+    assert "lab.tracking.autolog.hooks" in loaded and "lab.tracking.tracker" in loaded
+    assert [name for name in loaded if name.startswith(("lab.launcher", "lab.pages", "lab.runs", "lab.api",
+                                                       "lab.cli"))] == []
 
 
 def test_help_lists_family_commands_from_the_seam():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lab_testing import git, lab_env
 
-from lab.capture import vcs
+from lab.launcher import vcs
 from lab.errors import LabError
 from lab.records.files import append_jsonl, read_jsonl
 from lab.records.store import Store
@@ -110,7 +110,7 @@ def test_two_captures_at_once_leave_the_index_matching_head(project, tmp_path):
     for index in range(30):
         (project / f"data_{index}.txt").write_text(f"{index}\n")
     go = tmp_path / "go"
-    code = ("import sys, time; from pathlib import Path; from lab.capture import vcs\n"
+    code = ("import sys, time; from pathlib import Path; from lab.launcher import vcs\n"
             "while not Path(sys.argv[1]).exists(): time.sleep(0.005)\n"
             "vcs.commit_working_tree(Path(sys.argv[2]), sys.argv[3])\n")
     workers = [subprocess.Popen([sys.executable, "-c", code, str(go), str(project), f"launch {n}"]) for n in range(2)]
@@ -247,7 +247,7 @@ def test_a_big_file_in_the_attempt_folder_is_refused(project):
 def test_killing_the_launcher_during_capture_leaves_the_index_alone(project):
     (project / "big.txt").write_text("line\n" * 2_000_000)
     index = (project / ".git" / "index").read_bytes()
-    code = f"from pathlib import Path; from lab.capture import vcs; vcs.commit_working_tree(Path({str(project)!r}), 'x')"  # noqa: E501
+    code = f"from pathlib import Path; from lab.launcher import vcs; vcs.commit_working_tree(Path({str(project)!r}), 'x')"  # noqa: E501
     process = subprocess.Popen([sys.executable, "-c", code])
     try:
         process.wait(timeout=0.3)

@@ -63,7 +63,7 @@ def test_a_failed_launch_ends_with_one_error_line_naming_its_exit_and_last_print
 
 
 def test_a_pid_record_that_cannot_be_written_neither_stops_the_command_nor_reads_as_not_started(lab, repo, capsys):
-    from lab.capture import launch
+    from lab.launcher import launch
 
     class FullDisk(Attempts):
         def update(self, attempt_dir, merge=None, **fields):

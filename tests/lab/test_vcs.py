@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from lab_testing import git
 
-from lab.capture import vcs
+from lab.launcher import vcs
 from lab.errors import LabError
 
 pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test

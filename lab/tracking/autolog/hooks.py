@@ -17,9 +17,9 @@ import threading
 from types import ModuleType
 from typing import Any, Callable
 
-from lab.capture import tracker, wandb_links
-from lab.capture.autolog import rows
-from lab.capture.autolog.rows import Stream, guarded
+from lab.tracking import tracker, wandb_server
+from lab.tracking.autolog import rows
+from lab.tracking.autolog.rows import Stream, guarded
 
 LAUNCHERS = ("torch.distributed.run", "torch.distributed.launch", "accelerate.commands", "deepspeed.launcher",
              "lightning.fabric.cli")  # modules whose argparse options launch the script, and are not its config
@@ -31,7 +31,7 @@ def caller_module(frame: Any) -> str:
     while frame is not None:
         spec = frame.f_globals.get("__spec__")
         name = getattr(spec, "name", None) or frame.f_globals.get("__name__", "")
-        if name != "argparse" and not name.startswith("lab.capture.autolog"):
+        if name != "argparse" and not name.startswith("lab.tracking.autolog"):
             return name
         frame = frame.f_back
     return ""
@@ -140,11 +140,11 @@ def record_wandb_run(run: Any, lab_run: bool) -> None:
     def link(record: dict) -> dict:
         old = record.get("wandb") or {}
         entity, project, group = run.entity or old.get("entity"), run.project, run.group or None
-        url = (run.url if mode == "online" else None) or wandb_links.run_url(entity, project, run.id)
+        url = (run.url if mode == "online" else None) or wandb_server.run_url(entity, project, run.id)
         return {"wandb": {**old, "run_id": run.id, "entity": entity, "project": project, "name": run.name,
                           "group": group, "mode": mode, "url": url, "synced": mode == "online", "started": True,
                           "writer": "lab" if lab_run else "script",
-                          "group_url": wandb_links.group_url(entity, project, group) if group else None,
+                          "group_url": wandb_server.group_url(entity, project, group) if group else None,
                           "folder": os.path.dirname(run.dir)}}  # what `lab sync` sends
 
     current.identity()[0].attempts.update(current.attempt_dir, merge=link)

@@ -1,4 +1,4 @@
-"""Put first on PYTHONPATH by `lab launch`: start the lab's capture (lab.capture.autolog), then run the
+"""Put first on PYTHONPATH by `lab launch`: start the lab's capture (lab.tracking.autolog), then run the
 `sitecustomize` this one hides, if any. Never raises into the program."""
 
 import importlib
@@ -8,12 +8,12 @@ import sys
 
 def _start_capture() -> None:
     try:
-        from lab.capture import autolog
+        from lab.tracking import autolog
     except ImportError:  # another interpreter than the lab's: reach the lab where the launcher said it is
         if not os.environ.get("LAB_PACKAGE_ROOT"):
             return
         sys.path.append(os.environ["LAB_PACKAGE_ROOT"])
-        from lab.capture import autolog
+        from lab.tracking import autolog
     autolog.install()
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # typing's names only: importing `types` or more of `typing` 
     from types import ModuleType
     from typing import Any, Callable
 
-PATCHED_MODULES = {  # module -> name of its patch in lab.capture.autolog.hooks
+PATCHED_MODULES = {  # module -> name of its patch in lab.tracking.autolog.hooks
     "argparse": "patch_argparse",
     "wandb": "patch_wandb",
     "torch.utils.tensorboard.writer": "patch_summary_writer",
@@ -50,7 +50,7 @@ def install() -> bool:
 
 def patch(name: str, module: ModuleType) -> None:
     """Apply the patch of `name` to its freshly imported module; a failure turns capture off with a warning."""
-    from lab.capture.autolog import hooks, rows
+    from lab.tracking.autolog import hooks, rows
 
     rows.guarded(getattr(hooks, PATCHED_MODULES[name]), module)
 

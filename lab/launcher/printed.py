@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab.capture.tracker import Tracker
+from lab.tracking.tracker import Tracker
 from lab.errors import LabError
 
 

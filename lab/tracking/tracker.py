@@ -236,7 +236,7 @@ class WandbMirror:
         import wandb
 
         if os.environ.get("WANDB_MODE", "online") == "online":
-            from lab.capture.wandb_links import check_answering
+            from lab.tracking.wandb_server import check_answering
             from lab.errors import LabError
 
             try:

@@ -1,4 +1,6 @@
-"""Launching an attempt: git capture, W&B identity, environment, tee'd output, exit status.
+"""Launching an attempt: prepare (every check before anything is written), the git capture, the attempt opened
+with its W&B identity and environment, the command run under `supervise` with its output tee'd to stdout.log,
+and close (printed rows, health, the records committed, one line for a failure).
 
 Works for any command (`lab launch ID -- python train.py ...`) and for a family's built-in trainer.
 """
@@ -6,31 +8,27 @@ Works for any command (`lab launch ID -- python train.py ...`) and for a family'
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.metadata
 import json
 import os
 import platform
-import queue
-import select
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lab.capture import autolog, printed, vcs, wandb_links
-from lab.capture.output import HEAD_MB, MB, TAIL_MB, OutputLog
-from lab.errors import LabError
+from lab.errors import LabError, say, warn
 from lab.families import registry
+from lab.launcher import printed, vcs, wandb_links
+from lab.launcher.output import HEAD_MB, MB, TAIL_MB, OutputLog
+from lab.launcher.supervise import KILL_GRACE_SECONDS, supervise
 from lab.records.config import apply_overrides, arguments_config
 from lab.records.files import TEMPORARY_SUFFIX, read_json, write_json, write_text
 from lab.records.store import Store
-
+from lab.tracking import autolog
 
 def package_version(name: str) -> str | None:
     try:
@@ -107,7 +105,7 @@ REPRODUCE_DEFAULTS = {"USE_TORCH_XLA": "0"}  # set unless the researcher exporte
 
 def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path) -> dict:
     """The launcher's environment plus the lab and W&B variables of this attempt, the capture's sitecustomize
-    first on PYTHONPATH (lab.capture.autolog), and REPRODUCE_DEFAULTS where the environment has none."""
+    first on PYTHONPATH (lab.tracking.autolog), and REPRODUCE_DEFAULTS where the environment has none."""
     env = dict(os.environ)
     env.update(
         LAB_RUN_ID=run["id"],
@@ -146,6 +144,19 @@ def launch_variables() -> dict:
     return {key: value for key, value in REPRODUCE_DEFAULTS.items() if key not in os.environ}
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A launch once everything that can be checked before the commit has been: the run, the attempt's config
+    and where it came from ("run", or "command": guessed from the command's options until the script reports
+    its own), the metrics pattern of printed lines, and the checkpoint a resume starts from."""
+
+    run: dict
+    config: dict
+    config_source: str
+    metrics_pattern: str | None
+    resume_from: str | None
+
+
 def launch(
     store: Store,
     run_id: str,
@@ -163,17 +174,43 @@ def launch(
 ) -> int:
     """Run `command` (or the family's trainer) as a new attempt of `run_id`; returns its exit status.
 
-    Everything that can be checked is checked before the commit; once the attempt is open, any failure to
-    start it still closes it as `failed`. `metrics_pattern` (else lab.json's `capture.metrics_pattern`) turns
-    printed lines into rows (lab.capture.printed). `memory_plan(config, devices)` sizes the built-in trainer's
-    run per device (its lines go to stderr, the plan into the attempt). On `nodes` other than node 0 the trainer
-    runs without records (`run_node`).
+    Everything that can be checked is checked before the commit (`prepare`: LabError, ConfigError); once the
+    attempt is open, any failure to start it still closes it as `failed`. `metrics_pattern` (else lab.json's
+    `capture.metrics_pattern`) turns printed lines into rows (lab.launcher.printed). `memory_plan(config,
+    devices)` sizes the built-in trainer's run per device (its lines go to stderr, the plan into the attempt).
+    On `nodes` other than node 0 the trainer runs without records (`run_node`).
     """
+    ready = prepare(store, run_id, command, list(overrides), processes=processes, resume=resume,
+                    metrics_pattern=metrics_pattern, nodes=nodes)
+    if nodes.rank > 0:
+        return run_node(store, ready.run, ready.config, processes, ready.resume_from, nodes)
+    plan = memory_plan(ready.config, processes * nodes.count) if memory_plan and not command else None
+    look_around(store, run_id, plan)
+    git_info, dirty_diff = capture_git(store, ready.run, commit)
+    attempt_dir = begin_attempt(store, ready, command, git_info, overrides=list(overrides), note=note,
+                                invocation=invocation, plan=plan, nodes=nodes)
+    try:
+        write_json(attempt_dir / "config.json", store.redact(ready.config))
+        if dirty_diff:
+            write_text(attempt_dir / "dirty.diff", dirty_diff)
+        command, env, attempt = command_and_environment(store, ready, attempt_dir, command, processes, nodes)
+    except BaseException:
+        store.attempts.end(attempt_dir, exit_code=None, status="failed")
+        raise
+    exit_code = _run_and_record(store, attempt_dir, command, env)
+    close(store, ready, attempt_dir.name, attempt["number"], exit_code, commit)
+    return exit_code
+
+
+def prepare(store: Store, run_id: str, command: list[str] | None, overrides: list[str], *, processes: int,
+            resume: bool, metrics_pattern: str | None, nodes: Nodes) -> Prepared:
+    """Check a launch before anything is written: the run, its config with `overrides`, the options, the data
+    a built-in trainer reads, the metrics pattern, the checkpoint to resume from. LabError (one line) else."""
     run = store.runs.load(run_id)
     if run.get("family"):
-        config = registry.get(run["family"]).resolve(base=store.runs.config(run_id), overrides=list(overrides))
+        config = registry.get(run["family"]).resolve(base=store.runs.config(run_id), overrides=overrides)
     else:
-        config = apply_overrides(store.runs.config(run_id), list(overrides))
+        config = apply_overrides(store.runs.config(run_id), overrides)
     config_source = "run" if config else "command"  # a config guessed from the options, until the script reports
     config = config or arguments_config(command or [])
     if not command and not run.get("family"):
@@ -191,71 +228,108 @@ def launch(
     if metrics_pattern:
         printed.compile_pattern(metrics_pattern)
     resume_from = store.attempts.latest_checkpoint(run_id, "last") if resume else None
-    if nodes.rank > 0:
-        return run_node(store, run, config, processes, resume_from, nodes)
-    plan = memory_plan(config, processes * nodes.count) if memory_plan and not command else None
+    return Prepared(run, config, config_source, metrics_pattern, resume_from)
+
+
+def look_around(store: Store, run_id: str, plan: dict | None) -> None:
+    """Before the attempt opens: print the memory plan's lines, clear what killed attempts left half-written,
+    and warn of the run's attempts still running."""
     for line in (plan or {}).get("lines", []):
-        print(f"lab: {line}", file=sys.stderr)
+        say(line)
     remove_stale_temporaries(store, run_id)
     for other in store.attempts.of(run_id):
         if other["status"] == "running":
-            print(f"lab: warning: Test {other['number']} of {run_id} is still running (pid {other.get('pid')} on "
-                  f"{other.get('host')}); this launch runs beside it", file=sys.stderr)
+            warn(f"Test {other['number']} of {run_id} is still running (pid {other.get('pid')} on "
+                 f"{other.get('host')}); this launch runs beside it")
 
+
+def capture_git(store: Store, run: dict, commit: bool) -> tuple[dict, str]:
+    """(the attempt's git record, its dirty diff): the working tree committed with the run's slug as message
+    (lab.json's `commit` policy), or with `commit` False the state as it is and its diff."""
     if commit:
         policy = vcs.CapturePolicy.from_settings(store.settings)
-        git_info = vcs.commit_working_tree(store.root, run["slug"], policy=policy, records_dir=store.logs_dir)
-        dirty_diff = ""
-    else:
-        git_info, dirty_diff = vcs.dirty_state(store.root, store.detector)
+        return vcs.commit_working_tree(store.root, run["slug"], policy=policy, records_dir=store.logs_dir), ""
+    return vcs.dirty_state(store.root, store.detector)
 
-    attempt_dir = store.attempts.begin(
+
+def begin_attempt(store: Store, ready: Prepared, command: list[str] | None, git_info: dict, *,
+                  overrides: list[str], note: str | None, invocation: str | None, plan: dict | None,
+                  nodes: Nodes) -> Path:
+    """Open the attempt (status running) with everything known before its command runs; returns its folder."""
+    run_id = ready.run["id"]
+    return store.attempts.begin(
         run_id,
         command=list(command or []),
         pid=os.getpid(),
         note=note,
-        overrides=list(overrides),
+        overrides=overrides,
         git=git_info,
-        wandb=wandb_links.attempt_identity(store, run),
+        wandb=wandb_links.attempt_identity(store, ready.run),
         environment=environment(),
-        resume_from=resume_from,
+        resume_from=ready.resume_from,
         invocation=invocation,
-        config_source=config_source,
+        config_source=ready.config_source,
         launch_environment=launch_variables(),
-        metrics_pattern=metrics_pattern,
+        metrics_pattern=ready.metrics_pattern,
         **({"memory_plan": {key: value for key, value in plan.items() if key != "lines"}} if plan else {}),
         **({"nodes": {"count": nodes.count, "main_address": nodes.main_address,
                       "logs": str(node_log_dir(store, run_id))}} if nodes.count > 1 else {}),
     )
-    try:
-        write_json(attempt_dir / "config.json", store.redact(config))
-        if dirty_diff:
-            write_text(attempt_dir / "dirty.diff", dirty_diff)
-        builtin = not command
-        if builtin:
-            command = trainer_command(run["family"], attempt_dir / "config.json", processes, resume_from, nodes)
-        attempt = store.attempts.update(attempt_dir, command=command, builtin_trainer=builtin)
-        env = child_environment(store, run, attempt, attempt_dir)
-        if builtin:
-            env["LAB_AUTOLOG"] = "0"  # the trainer records through the tracker itself: its own options are not config
-        env["LAB_CONFIG"] = json.dumps(store.redact(config), sort_keys=True, default=str)
-        if resume_from:
-            env["LAB_RESUME_FROM"] = resume_from
-    except BaseException:
-        store.attempts.end(attempt_dir, exit_code=None, status="failed")
-        raise
-    exit_code = _run_and_record(store, attempt_dir, command, env)
-    number = store.attempt_number(run_id, attempt_dir.name) or attempt["number"]
-    ended_dir = store.attempt_dir(run_id, number)  # the attempt has moved from the running folder into logs/
-    if metrics_pattern:
-        printed.record_printed_metrics(ended_dir, metrics_pattern)
+
+
+def command_and_environment(store: Store, ready: Prepared, attempt_dir: Path, command: list[str] | None,
+                            processes: int, nodes: Nodes) -> tuple[list[str], dict, dict]:
+    """(the command to run, its environment, the attempt's record): the family's trainer on the attempt's
+    config.json when no command was given, recorded on the attempt."""
+    builtin = not command
+    if builtin:
+        command = trainer_command(ready.run["family"], attempt_dir / "config.json", processes, ready.resume_from,
+                                  nodes)
+    attempt = store.attempts.update(attempt_dir, command=command, builtin_trainer=builtin)
+    env = child_environment(store, ready.run, attempt, attempt_dir)
+    if builtin:
+        env["LAB_AUTOLOG"] = "0"  # the trainer records through the tracker itself: its own options are not config
+    env["LAB_CONFIG"] = json.dumps(store.redact(ready.config), sort_keys=True, default=str)
+    if ready.resume_from:
+        env["LAB_RESUME_FROM"] = ready.resume_from
+    return command, env, attempt
+
+
+def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: int, commit: bool) -> None:
+    """Once the command has ended (its attempt moved into logs/): rows from printed lines, a W&B link that leads
+    nowhere dropped, the end-of-attempt health check, the records committed, and one error line for a failure."""
+    run_id = ready.run["id"]
+    number = store.attempt_number(run_id, key) or started_as
+    ended_dir = store.attempt_dir(run_id, number)
+    if ready.metrics_pattern:
+        printed.record_printed_metrics(ended_dir, ready.metrics_pattern)
     drop_unused_wandb_link(store, ended_dir)
     report_health(store, run_id, number)
     if commit:
-        commit_attempt_records(store, run, number)
+        commit_attempt_records(store, ready.run, number)
     if exit_code != 0:
-        print(f"lab: error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are "
-              f"kept in {ended_dir.relative_to(store.root)}", file=sys.stderr)
+        say(f"error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are kept "
+            f"in {ended_dir.relative_to(store.root)}")
+
+
+def launch_seeds(store: Store, run_id: str, seeds: int, command: list[str] | None = None, *,
+                 overrides: list[str] = (), note: str | None = None, **options) -> int:
+    """`lab launch --seeds N`: the run's built-in trainer N times as N attempts, with train.seed the run's seed,
+    +1, ... (each attempt's note says which); returns the first non-zero exit status, else 0. `options` are
+    `launch`'s (not `resume`, nor several nodes). LabError (one line) for a launch that cannot take seeds."""
+    run = store.runs.load(run_id)
+    nodes = options.get("nodes", Nodes())
+    if seeds < 1 or command or options.get("resume") or not run.get("family") or nodes.count != 1:
+        raise LabError("--seeds N (N >= 1) launches the run's built-in trainer N times, one train.seed each; "
+                       "not with a command after --, --resume, --nodes, or a run without a family")
+    if any(item.partition("=")[0].strip() == "train.seed" for item in overrides):
+        raise LabError("--seeds chooses train.seed itself; drop --set train.seed")
+    first = (store.runs.config(run_id).get("train") or {}).get("seed", 0)
+    exit_code = 0
+    for seed in range(first, first + seeds):
+        code = launch(store, run_id, None, overrides=[*overrides, f"train.seed={seed}"],
+                      note=f"{note}, seed {seed}" if note else f"seed {seed}", **options)
+        exit_code = exit_code or code
     return exit_code
 
 
@@ -309,19 +383,18 @@ def run_node(store: Store, run: dict, config: dict, processes: int, resume_from:
     write_json(config_path, store.redact(config))
     command = trainer_command(run["family"], config_path, processes, resume_from, nodes)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "WANDB_RUN_ID"))}
-    print(f"lab: node {nodes.rank} of {nodes.count}: output in {log_path} (node 0 records the attempt)",
-          file=sys.stderr)
+    say(f"node {nodes.rank} of {nodes.count}: output in {log_path} (node 0 records the attempt)")
     log = OutputLog(log_path, store.detector.redact_lines)
     try:
         ended = supervise(command, env, log, _kill_grace(store))
     except OSError as error:
         raise LabError(f"cannot start {command[0]!r}: {error.strerror}") from None
     if ended.escalated:
-        print(f"lab: node {nodes.rank}'s trainer ignored {ended.signal_name} for {ended.escalated:g} s and was "
-              "killed", file=sys.stderr)
+        say(f"node {nodes.rank}'s trainer ignored {ended.signal_name} for {ended.escalated:g} s and was "
+            "killed")
     if ended.exit_code != 0:
-        print(f"lab: error: node {nodes.rank} of {run['id']} {failure(ended.exit_code, log_path)}; its output is "
-              f"in {log_path}", file=sys.stderr)
+        say(f"error: node {nodes.rank} of {run['id']} {failure(ended.exit_code, log_path)}; its output is "
+            f"in {log_path}")
     return ended.exit_code
 
 
@@ -334,7 +407,7 @@ def remove_stale_temporaries(store: Store, run_id: str) -> None:
             continue
         for path in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}"):
             path.unlink(missing_ok=True)
-            print(f"lab: removed {path}, left half-written by attempt {attempt['number']}", file=sys.stderr)
+            say(f"removed {path}, left half-written by attempt {attempt['number']}")
 
 
 def report_health(store: Store, run_id: str, number: int) -> None:
@@ -342,119 +415,7 @@ def report_health(store: Store, run_id: str, number: int) -> None:
     from lab.health.diagnosis import diagnose, record_findings
 
     for finding in record_findings(store, run_id, number, diagnose(store, run_id, number)[1]):
-        print(f"lab: health [{finding.rule}] step {finding.step}: {finding.message}", file=sys.stderr)
-
-
-READ_BYTES = 1 << 20  # one read from the child's pipe; the pipe itself is raised to this size where Linux allows
-BLOCK_BYTES = 4 << 20  # output gathered before the log writer takes it, so the redaction runs on large blocks
-DRAIN_SECONDS = 1.0  # after the command exits, how long its output is still read (a child it left may hold the pipe)
-QUIET_SECONDS = 0.05  # ... stopping sooner once the pipe has nothing more to give
-
-
-def _tee(process: subprocess.Popen, log: OutputLog) -> None:
-    """Copy the child's output to the terminal as it comes, and hand it to `log` in a thread of its own, so the
-    log's work never holds the child's pipe back. Returns once the command has exited and its output is read:
-    a process it left behind holding the pipe open does not keep the attempt open. A closed terminal never stops
-    the log, and a log that cannot be written (a full disk) never stops the child."""
-    terminal = sys.stdout.buffer
-    handed: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-
-    def write_log() -> None:
-        while (chunk := handed.get()) is not None:
-            blocks = [chunk]
-            while sum(map(len, blocks)) < BLOCK_BYTES and not handed.empty():
-                if (chunk := handed.get()) is None:
-                    log.feed(b"".join(blocks))
-                    return
-                blocks.append(chunk)
-            log.feed(b"".join(blocks))
-
-    writer = threading.Thread(target=write_log, name="lab-stdout-log")
-    writer.start()
-    pipe = process.stdout.fileno()
-    with contextlib.suppress(AttributeError, OSError):
-        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, READ_BYTES)
-    poller = select.poll()
-    poller.register(pipe, select.POLLIN)
-    drain_until = None
-    try:
-        while True:
-            if drain_until is None and process.poll() is not None:
-                drain_until = time.monotonic() + DRAIN_SECONDS
-            if not poller.poll(200 if drain_until is None else QUIET_SECONDS * 1000):
-                if drain_until is None:
-                    continue
-                break
-            chunk = os.read(pipe, READ_BYTES)
-            if not chunk:
-                break
-            handed.put(chunk)
-            if terminal is not None:
-                try:
-                    terminal.write(chunk)
-                    terminal.flush()
-                except OSError:
-                    terminal = None
-            if drain_until is not None and time.monotonic() > drain_until:
-                break
-    finally:
-        handed.put(None)
-        writer.join()
-
-
-def _left_running(group: int) -> list[dict]:
-    """The live processes (zombies aside) still in process group `group`: [{"pid", "command"}] from /proc
-    (Linux), or one entry without a pid where only `killpg(group, 0)` can tell."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(group, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [{"pid": None, "command": f"process group {group}"}]
-    found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != group or fields[0] == "Z":
-                continue
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, IndexError, ValueError):
-            continue
-        found.append({"pid": int(entry.name), "command": command})
-    return sorted(found, key=lambda item: item["pid"])
-
-
-LEFTOVER_GRACE_SECONDS = 1.0  # how long processes of the group may take to exit after the command before they count
-
-
-def _leftovers(group: int) -> list[dict]:
-    """What the command left running in its process group, after giving it LEFTOVER_GRACE_SECONDS to exit."""
-    deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
-    while (found := _left_running(group)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return found
-
-
-KILL_GRACE_SECONDS = 30  # after a forwarded stop signal, how long the child has before it is killed
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: its own process group (signals reach the trainer's workers too), SIGINT's
-    default action (a launcher started in the background by a script inherits SIGINT ignored, and would pass
-    that on, so the interrupt it forwards would do nothing), and a SIGKILL when the launcher dies, so a killed
-    launcher leaves no orphan writing into its attempt."""
-    os.setpgrp()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-PR_SET_PDEATHSIG = 1
+        say(f"health [{finding.rule}] step {finding.step}: {finding.message}")
 
 
 def mark_wandb_copy(store: Store, attempt_dir: Path, exit_code: int) -> None:
@@ -469,80 +430,12 @@ def mark_wandb_copy(store: Store, attempt_dir: Path, exit_code: int) -> None:
     if wandb.get("writer") == "script" and exit_code == 0:
         return
     store.attempts.update(attempt_dir, wandb={**wandb, "copy": "incomplete"})
-    print("lab: warning: W&B's copy of this attempt is incomplete (the script ended before W&B had every row); the "
-          "lab's own records are whole", file=sys.stderr)
-
-
-@dataclass
-class Ended:
-    """How a supervised command ended: its exit status as a shell reports it (128 + N for signal N), the stop
-    signals the launcher passed on, the grace after which it was killed (None: it stopped by itself), what the
-    output log reported on closing, and the processes it left running in its group (`pid`)."""
-
-    pid: int
-    code: int
-    interrupted: list[int]
-    escalated: float | None
-    log_error: OSError | None
-    left: list[dict]
-
-    @property
-    def exit_code(self) -> int:
-        return self.code if self.code >= 0 else 128 - self.code
-
-    @property
-    def signal_name(self) -> str | None:
-        return signal.Signals(self.interrupted[0]).name if self.interrupted else None
+    warn("W&B's copy of this attempt is incomplete (the script ended before W&B had every row); the "
+         "lab's own records are whole")
 
 
 def _kill_grace(store: Store) -> float:
     return float(store.settings.get("launch", {}).get("kill_grace_seconds", KILL_GRACE_SECONDS))
-
-
-def supervise(command: list[str], env: dict, log: OutputLog, grace: float, on_start=None) -> Ended:
-    """Run `command` in its own process group, tee its output to `log`, and return how it ended.
-
-    SIGINT, SIGTERM and SIGHUP to the launcher are passed on to the child's group (with any process the command
-    started); a child still alive `grace` seconds after the first is killed. `on_start(pid)` is called once the
-    child runs. OSError when the command cannot start (the log is closed).
-    """
-    interrupted: list[int] = []
-    escalated: list[float] = []
-
-    def on_signal(signum, frame):
-        interrupted.append(signum)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signum)
-        if len(interrupted) == 1:
-            threading.Thread(target=escalate, daemon=True).start()
-
-    def escalate():
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            escalated.append(grace)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-    try:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                   preexec_fn=_die_with_parent)
-    except OSError:
-        log.close()
-        raise
-    if on_start:
-        on_start(process.pid)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        _tee(process, log)
-    finally:
-        code = process.wait()
-        process.stdout.close()
-        log_error = log.close()
-        left = _leftovers(process.pid)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return Ended(process.pid, code, interrupted, escalated[0] if escalated else None, log_error, left)
 
 
 def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: dict) -> int:
@@ -560,8 +453,8 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
         try:
             store.attempts.update(attempt_dir, child_pid=pid)
         except (OSError, LabError) as error:
-            print(f"lab: warning: the attempt does not name the command's pid {pid} "
-                  f"({getattr(error, 'strerror', None) or error}); the command runs on", file=sys.stderr)
+            warn(f"the attempt does not name the command's pid {pid} "
+                 f"({getattr(error, 'strerror', None) or error}); the command runs on")
 
     try:
         ended = supervise(command, env, log, _kill_grace(store), on_start=record_child)
@@ -580,20 +473,17 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
         stop = {"signal": ended.signal_name}
         if ended.escalated:
             stop["escalated"] = f"SIGKILL after {ended.escalated:g} s"
-            print(f"lab: the command ignored {stop['signal']} for {ended.escalated:g} s and was killed",
-                  file=sys.stderr)
+            say(f"the command ignored {stop['signal']} for {ended.escalated:g} s and was killed")
         store.attempts.update(attempt_dir, stopped_by=stop)
     if left:
         left = [{**item, "command": store.detector.redact(item["command"])} for item in left]
         store.attempts.update(attempt_dir, left_running=left)
         named = ", ".join(f"pid {item['pid']}: {item['command'][:80]}" for item in left[:3])
-        print(f"lab: the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
-              f"({named}); the attempt is closed without them. Stop them with `kill -- -{ended.pid}`",
-              file=sys.stderr)
+        say(f"the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
+            f"({named}); the attempt is closed without them. Stop them with `kill -- -{ended.pid}`")
     mark_wandb_copy(store, attempt_dir, exit_code)
     store.attempts.end(attempt_dir, exit_code=exit_code, status=status)
     if ended.log_error is not None:
         problem = ended.log_error.strerror or ended.log_error
-        print(f"lab: warning: stdout.log stopped early ({problem}); the attempt's other records are complete",
-              file=sys.stderr)
+        warn(f"stdout.log stopped early ({problem}); the attempt's other records are complete")
     return exit_code

@@ -8,7 +8,7 @@ included), and two launches at once take turns through a lock in the git folder.
 the lab's commits too: the pre-commit and commit-msg hooks run (against the staged copy) as for `git commit`, and
 a refusal refuses the launch in one line; commit.gpgSign signs them (a signer that fails refuses the launch).
 
-Every launch's commit is kept reachable under `refs/lab/commits/<sha>` (shared by lab.capture.remote's
+Every launch's commit is kept reachable under `refs/lab/commits/<sha>` (shared by lab.launcher.remote's
 refspecs), so a rebase cannot orphan the sha an attempt recorded; an attempt's records are committed when it
 ends (`commit_records`).
 """
@@ -21,13 +21,12 @@ import json
 import os
 import shutil
 import stat
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from lab.errors import LabError
+from lab.errors import LabError, say, warn
 from lab.records.files import atomic_write
 from lab.records.secrets import SecretDetector
 
@@ -372,9 +371,9 @@ def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
         entry = {"path": path, "sha": sha, "dirty": dirty}
         if dirty:
             entry["diff"] = detector.redact(module.git.diff("HEAD"))[:SUBMODULE_DIFF_BYTES]
-            print(f"lab: warning: submodule {quoted(path)} has uncommitted changes ({len(dirty)} file"
-                  f"{'s' if len(dirty) > 1 else ''}) that its pinned commit {sha[:7]} does not hold; the attempt "
-                  "records them (git.submodules)", file=sys.stderr)
+            warn(f"submodule {quoted(path)} has uncommitted changes ({len(dirty)} file"
+                 f"{'s' if len(dirty) > 1 else ''}) that its pinned commit {sha[:7]} does not hold; the attempt "
+                 "records them (git.submodules)")
         found.append(entry)
     return {"submodules": found} if found else {}
 
@@ -465,7 +464,7 @@ def commit_records_or_say(root: Path, paths: list[Path], what: str, kept: str) -
     try:
         commit_records(root, paths, f"{RECORDS_COMMIT}{what}")
     except LabError as error:
-        print(f"lab: {kept} but not committed: {error}", file=sys.stderr)
+        say(f"{kept} but not committed: {error}")
 
 
 def stage(root: Path, paths: list[Path]) -> None:

@@ -16,7 +16,7 @@ import math
 import sys
 from typing import Any, Callable
 
-from lab.capture import tracker
+from lab.tracking import tracker
 
 STREAMS: list[Stream] = []
 MONITOR: list = []  # the live health monitor of the process, made on its first row

@@ -7,37 +7,24 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import string
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 from pathlib import Path
 from typing import Callable
 
-from lab.errors import LabError
 from lab.records.store import Store
+from lab.tracking.wandb_server import check_reachable, group_url, run_url
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
-BASE_URL = "https://wandb.ai"
 SYNC_TIMEOUT_S = 120
-DEFAULT_SERVER = "https://api.wandb.ai"
-CONNECT_TIMEOUT_S = 5.0
 SYNC_FAILURE_PREFIXES = ("wandb: ERROR", "Error:")  # how `wandb sync` reports a failure on its own lines
 
 
 def new_run_id() -> str:
     """An 8-character W&B run id, chosen by the lab so the link is known before the run starts."""
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(8))
-
-
-def run_url(entity: str | None, project: str, run_id: str) -> str:
-    return f"{BASE_URL}/{entity or '<entity>'}/{project}/runs/{run_id}"
-
-
-def group_url(entity: str | None, project: str, group: str) -> str:
-    return f"{BASE_URL}/{entity or '<entity>'}/{project}/groups/{group}/workspace"
 
 
 def local_dir(store: Store) -> Path:
@@ -106,40 +93,6 @@ def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, st
         return False, f"wandb sync failed, still pending: {detail[:200]}"
     store.attempts.update(attempt_dir, wandb={**wandb, "synced": True})
     return True, f"synced {wandb['url']}"
-
-
-def server_address() -> tuple[str, int]:
-    """(host, port) of the W&B server: `WANDB_BASE_URL`, else api.wandb.ai over HTTPS."""
-    url = urllib.parse.urlsplit(os.environ.get("WANDB_BASE_URL") or DEFAULT_SERVER)
-    return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
-
-
-def check_reachable(timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """LabError (one line) unless a TCP connection to the W&B server opens within `timeout` seconds."""
-    host, port = server_address()
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as error:
-        reason = error.strerror or str(error) or type(error).__name__
-        raise LabError(f"cannot reach the W&B server {host}:{port} ({reason}); everything stays pending, run "
-                       "lab sync again when online") from None
-
-
-def check_answering(timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """LabError (one line) unless the W&B server answers an HTTP request (any status) within `timeout` seconds:
-    a server that accepts connections and never answers is as unreachable as one that refuses them."""
-    import urllib.error
-    import urllib.request
-
-    url = os.environ.get("WANDB_BASE_URL") or DEFAULT_SERVER
-    try:
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return  # it answered
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "reason", None) or error
-        raise LabError(f"cannot reach the W&B server {url} ({reason}); everything stays pending, run lab sync "
-                       "again when online") from None
 
 
 def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] | None = None

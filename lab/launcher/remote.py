@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.capture.vcs import _git, _open_repo
+from lab.launcher.vcs import _git, _open_repo
 from lab.records.files import atomic_write
 
 if TYPE_CHECKING:
