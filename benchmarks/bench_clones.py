@@ -19,7 +19,7 @@ from pathlib import Path
 from lab.launcher import vcs
 from lab.records.files import append_jsonl, read_jsonl
 from lab.records.store import Store
-from lab.runs import id_reserver
+from lab.runs.ids import id_reserver
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 ATTEMPTS = int(sys.argv[2]) if len(sys.argv) > 2 else 2

@@ -1,4 +1,5 @@
-"""The `lab` command: a thin layer over the Python API (store, launch, pages). Imports no torch at start-up."""
+"""The `lab` command: each command parses its arguments, calls one function of the Python API (lab.api) and prints
+what it returns. Imports no torch at start-up."""
 
 from __future__ import annotations
 
@@ -9,17 +10,13 @@ import os
 import shlex
 import sys
 from datetime import date
-from pathlib import Path
 
-from lab.errors import ConfigError, LabError, RecordError
+from lab import api
+from lab.errors import ConfigError, LabError, RecordError, say, warn
 from lab.families import registry
 from lab.families.spec import Command
-from lab.records.config import flatten
-from lab.records.files import write_text
-from lab.records.store import Store
 from lab.records.store.attempts import FINAL_STATUSES
 from lab.records.store.events import NOTE_FIELDS
-from lab.records.store.names import PREFIX
 
 EXAMPLES = {
     "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
@@ -59,66 +56,24 @@ def parse_day(text: str) -> date:
         raise LabError(f"invalid date {text!r}: use YYYY-MM-DD") from None
 
 
-# -- commands --------------------------------------------------------------------------------------------
+# -- commands: each parses nothing more than argparse did, calls one function of lab.api, and prints ------------
 
 
 def cmd_init(args) -> int:
-    prefixes = dict(item.split("=", 1) for item in args.prefix if "=" in item)
-    if len(prefixes) != len(args.prefix) or not all(PREFIX.match(prefix) for prefix in prefixes):
-        raise LabError("--prefix takes PREFIX=FAMILY with a lowercase prefix, for example nsd=neural_decoder")
-    if prefixes:
-        for family in prefixes.values():
-            registry.get(family)
-    wandb = {"entity": args.wandb_entity, "project": args.wandb_project, "mode": args.wandb_mode}
-    if args.no_wandb:
-        wandb["enabled"] = False
-    elif args.wandb_project:
-        wandb["enabled"] = True
-    from lab.launcher import remote
+    from lab.runs.setup_lab import parse_prefixes
 
-    store = Store.init(Path.cwd(), wandb=wandb, prefixes=prefixes)
+    store = api.init(wandb_entity=args.wandb_entity, wandb_project=args.wandb_project, wandb_mode=args.wandb_mode,
+                     wandb=not args.no_wandb, prefixes=parse_prefixes(args.prefix))
     logs = store.logs_dir.relative_to(store.root).as_posix()
-    ignore = Path.cwd() / ".gitignore"
-    lines = ignore.read_text().splitlines() if ignore.exists() else []
-    pages = [f"{logs}/{folder}/" for folder in DERIVED_FOLDERS] + [f"{logs}/ablations/*",
-                                                                    f"!{logs}/ablations/index.json*"]
-    ignored = (f"{store.settings['artefacts']}/", ".env", "wandb/", *pages)  # wandb/: a script's own W&B folder
-    missing = [entry for entry in ignored if entry not in lines]
-    if missing:
-        text = ignore.read_text() if ignore.exists() else ""
-        separator = "\n" if text and not text.endswith("\n") else ""
-        write_text(ignore, text + separator + "".join(f"{entry}\n" for entry in missing))
-    remote.configure_clone(store.root, logs)
-    remote.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],
-                keep=[f"{logs}/ablations/index.json", f"{logs}/ablations/index.jsonl"])
     print(f"lab ready at {store.root} (records in {logs}/; this clone is {store.clone_id[:8]})")
     return 0
 
 
-DERIVED_FOLDERS = ("daily", "reports", "changelogs")  # pages rendered from the records, never committed
-
-
 def cmd_new_run(args) -> int:
-    from lab import runs
-
-    store = Store.find()
-    record = runs.new_run(
-        store,
-        args.id,
-        next_free=args.next,
-        hypothesis=args.hypothesis,
-        family=args.family,
-        preset=args.preset,
-        title=args.title,
-        group=args.group,
-        tags=args.tag,
-        parent=args.parent,
-        config_file=args.config,
-        overrides=args.set,
-        init_from=args.init_from,
-        baseline=args.baseline,
-        expect=args.expect,
-    )
+    record = api.new_run(args.id, next_free=args.next, hypothesis=args.hypothesis, family=args.family,
+                         preset=args.preset, title=args.title, group=args.group, tags=args.tag, parent=args.parent,
+                         config_file=args.config, overrides=args.set, init_from=args.init_from,
+                         baseline=args.baseline, expect=args.expect)
     print(f"created {record['id']} ({record['slug']})")
     for line in record.get("summary_lines", []):
         print(f"  {line}")
@@ -126,269 +81,114 @@ def cmd_new_run(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from lab import runs
-    from lab.launcher.launch import Nodes, launch
-
-    store = Store.find()
-    invocation = shlex.join(["lab", *args.argv])
-    run = store.runs.load(args.id)
-    family = run.get("family")
-    nodes = Nodes(args.nodes, args.node_rank, args.main_address)
-    plan = functools.partial(runs.memory_plan, store, family) if family else None
-    if args.seeds is None:
-        return launch(store, args.id, args.command, overrides=args.set, note=args.note, commit=not args.no_commit,
-                      processes=args.processes, resume=args.resume, invocation=invocation,
-                      metrics_pattern=args.metrics_pattern, nodes=nodes, memory_plan=plan)
-    if args.seeds < 1 or args.command or args.resume or not family or nodes.count != 1:
-        raise LabError("--seeds N (N >= 1) launches the run's built-in trainer N times, one train.seed each; "
-                       "not with a command after --, --resume, --nodes, or a run without a family")
-    if any(item.partition("=")[0].strip() == "train.seed" for item in args.set):
-        raise LabError("--seeds chooses train.seed itself; drop --set train.seed")
-    first = (store.runs.config(args.id).get("train") or {}).get("seed", 0)
-    exit_code = 0
-    for seed in range(first, first + args.seeds):
-        note = f"{args.note}, seed {seed}" if args.note else f"seed {seed}"
-        code = launch(store, args.id, None, overrides=[*args.set, f"train.seed={seed}"], note=note,
-                      commit=not args.no_commit, processes=args.processes, invocation=invocation,
-                      metrics_pattern=args.metrics_pattern, nodes=nodes, memory_plan=plan)
-        exit_code = exit_code or code
-    return exit_code
+    return api.launch(args.id, args.command or None, overrides=args.set, note=args.note, commit=not args.no_commit,
+                      processes=args.processes, resume=args.resume, seeds=args.seeds,
+                      metrics_pattern=args.metrics_pattern, nodes=args.nodes, node_rank=args.node_rank,
+                      main_address=args.main_address, invocation=shlex.join(["lab", *args.argv]))
 
 
 def cmd_note(args) -> int:
-    store = Store.find()
-    journal = {"insight": args.insight, "overview": args.overview}
-    fields = {field: getattr(args, field) for field in NOTE_FIELDS}
-    if args.id is None:
-        if any(fields.values()):
-            raise LabError("run notes (--findings, ...) need a run id: lab note ID --findings ...")
-        if not any(journal.values()):
-            raise LabError("give a run id with --findings/--observations/--conclusion/--next/--result, "
-                           "or --insight/--overview")
-        for kind, text in journal.items():
-            if text:
-                store.events.add_journal(kind, text)
-        commit_notes(store, [store.logs_dir / "journal.jsonl"], "day notes")
-        return 0
-    if any(journal.values()):
-        raise LabError("--insight and --overview are day notes: give them without a run id")
-    if args.component and not args.change:
-        raise LabError("--component names the part a code change touched: give it with --change TEXT")
-    if not any(fields.values()) and args.headline is None and not args.change:
-        raise LabError(f"nothing to note: give one of {', '.join('--' + f for f in NOTE_FIELDS)}, --change TEXT "
-                       "or --headline N")
-    store.runs.load(args.id)
-    if args.change:
-        store.events.add(args.id, "change", text=args.change, component=args.component or "code")
-    if args.attempt is not None:
-        store.attempts.load(args.id, args.attempt)
-    if args.headline is not None:
-        store.attempts.set_headline(args.id, args.headline)
-    for field, text in fields.items():
-        if text:
-            store.events.add(args.id, "note", field=field, text=text, attempt=args.attempt)
-    commit_notes(store, [store.run_dir(args.id)], f"notes of {store.runs.load(args.id)['slug']}")
+    api.note(args.id, **{field: getattr(args, field) for field in NOTE_FIELDS}, attempt=args.attempt,
+             change=args.change, component=args.component, headline=args.headline, insight=args.insight,
+             overview=args.overview)
     return 0
 
 
-def commit_notes(store: Store, paths: list, what: str) -> None:
-    """Commit the records `lab note` wrote (as a launch commits an ended attempt's), so that the next `git push`
-    shares them and a `git pull --rebase` meets no uncommitted record. When git cannot commit now (mid-merge,
-    detached HEAD, a refusing hook), the notes stay on disk, named on stderr, for the next commit."""
-    from lab.launcher import vcs
-
-    vcs.commit_records_or_say(store.root, paths, what,
-                              f"the {what} are saved in {', '.join(str(path) for path in paths)}")
-
-
 def cmd_runs(args) -> int:
-    from lab import runs
-    from lab.launcher import remote
+    from lab.runs.listing import table
 
-    store = Store.find()
-    rows = runs.list_runs(
-        store,
-        family=args.family,
-        status=args.status,
-        group=args.group,
-        since=parse_day(args.since) if args.since else None,
-    )
-    if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
-    else:
-        print(runs.table(rows))
-    clashes = runs.taken_elsewhere(store)
-    reserved = set(remote.id_holders(store.root)) if clashes else set()
-    for run_id in clashes:
-        with store.lock():
-            free = store.ids.next(run_id.rsplit("_", 1)[0], reserved)
-        print(f"lab: warning: another clone reserved {run_id} first (refs/lab/ids/{run_id}); before you merge, "
-              f"give this clone's run a new id: lab rename {run_id} {free}", file=sys.stderr)
+    rows = api.list_runs(family=args.family, status=args.status, group=args.group,
+                         since=parse_day(args.since) if args.since else None)
+    print(json.dumps(rows, indent=2, sort_keys=True) if args.json else table(rows))
     return 0
 
 
 def cmd_rm(args) -> int:
-    store = Store.find()
-    run = store.runs.load(args.id)
-    artefacts = store.artefacts_root / args.id
-    size = sum(path.stat().st_size for path in artefacts.rglob("*") if path.is_file()) if artefacts.is_dir() else 0
-    question = (f"remove {args.id} ({run['title']}, {len(store.attempts.numbers(args.id))} attempt(s)): records "
-                f"to {store.logs_dir.name}/archive/, {size / 1e6:.1f} MB of artefacts deleted? [y/N] ")
     if not args.yes:
+        from lab.runs.removal import removal_question
+
+        question = removal_question(api.lab_at(), args.id)
         if not sys.stdin.isatty():
             raise LabError(f"lab rm asks before removing; add --yes to remove {args.id} without asking")
         if input(question).strip().lower() not in ("y", "yes"):
             print("nothing removed")
             return 1
-    archived = store.runs.archive(args.id)
-    print(f"removed {args.id}: records in {archived.relative_to(store.root)}, artefacts deleted")
+    print(api.remove(args.id))
     return 0
 
 
 def cmd_rename(args) -> int:
-    from lab import runs
-
-    print(runs.rename_run(Store.find(), args.old, args.new))
+    print(api.rename(args.old, args.new))
     return 0
 
 
 def cmd_show(args) -> int:
-    from lab import runs
+    from lab.runs.listing import describe
 
-    store = Store.find()
-    details = runs.details(store, args.id)
-    if args.json:
-        print(json.dumps(details, indent=2, sort_keys=True))
-    else:
-        print(runs.describe(details))
+    details = api.show(args.id)
+    print(json.dumps(details, indent=2, sort_keys=True) if args.json else describe(details))
     return 0
 
 
 def cmd_diff(args) -> int:
-    from lab import runs
-
-    print(runs.diff_text(Store.find(), args.a, args.b))
+    print(api.diff(args.a, args.b))
     return 0
 
 
 def cmd_log(args) -> int:
-    from lab.pages import context as pages
-
-    store = Store.find()
-    days = pages.active_days(store) if args.all else [parse_day(args.date) if args.date else store.today()]
-    for day in days:
-        print(pages.daily_log(store, day))
+    for path in api.log(parse_day(args.date) if args.date else None, every_day=args.all):
+        print(path)
     return 0
 
 
 def cmd_sync(args) -> int:
-    from lab.launcher import wandb_links
-
     def progress(run_id: str, number: int, ok: bool, message: str) -> None:
         print(f"{run_id} test {number}: {message}", flush=True)
 
-    results = wandb_links.sync_pending(Store.find(), progress)
+    results = api.sync(progress)
     pending = sum(not ok for _, _, ok, _ in results)
     if pending:
-        print(f"lab: {pending} attempt(s) still pending sync", file=sys.stderr)
+        say(f"{pending} attempt(s) still pending sync")
         return 1
     print("nothing pending" if not results else "all synced")
     return 0
 
 
 def cmd_changelog(args) -> int:
-    from lab.pages import reports
-
-    store = Store.find()
-    names = [args.baseline] if args.baseline else reports.baselines_in_use(store)
-    if not names:
-        raise LabError("no run uses a baseline yet: give a run one with lab new-run ID --baseline NAME (registered "
-                       "with lab baseline add NAME --config FILE), or --family FAMILY for a built-in trainer")
-    if args.status and not args.baseline:
-        raise LabError("--status needs the baseline it belongs to: lab changelog BASELINE --status KEY=TEXT")
-    if args.current and not args.baseline:
-        raise LabError("--current belongs to one baseline: lab changelog BASELINE --current RUN")
-    for assignment in args.status:
-        reports.set_status_override(store, args.baseline, assignment)
-    if args.current:
-        reports.set_current(store, args.baseline, args.current)
-    for name in names:
-        print(reports.changelog(store, name))
+    for path in api.changelog(args.baseline, status=args.status, current=args.current):
+        print(path)
     return 0
 
 
 def cmd_baseline(args) -> int:
+    from lab.runs.baselines import baseline_line
 
-    store = Store.find()
-    if bool(args.config) == bool(args.from_run):
-        raise LabError("give the baseline's config with --config FILE or --from-run RUN (one of them)")
-    if store.baselines.get(args.name) is not None:
-        raise LabError(f"baseline {args.name} exists ({store.baselines.path(args.name)}); runs already diff against it")
-    if args.config:
-        from lab.records.config import read_config_file
-
-        config = read_config_file(args.config)
-    else:
-        store.runs.load(args.from_run)
-        from lab.pages.results import attempt_config, headline_attempt
-
-        config = attempt_config(store, args.from_run, headline_attempt(store, args.from_run))
-    provenance = {key: value for key, value in (("repository", args.repo), ("config_file", args.config),
-                                                ("from_run", args.from_run), ("reference", args.reference)) if value}
-    store.baselines.save(args.name, provenance, store.redact(config))
-    print(f"baseline {args.name}: {len(flatten(config))} config keys; use it with lab new-run ID --baseline "
-          f"{args.name}")
+    snapshot = api.add_baseline(args.name, config_file=args.config, from_run=args.from_run, repository=args.repo,
+                                reference=args.reference)
+    print(baseline_line(args.name, snapshot))
     return 0
 
 
 def cmd_compare(args) -> int:
-    from lab.pages import reports
-
-    store = Store.find()
-    if args.group and args.ids:
-        raise LabError("give run ids or --group, not both")
-    ids = reports.group_arms(store, args.group) if args.group else args.ids
-    print(reports.compare(store, ids, args.name or args.group))
+    print(api.compare(args.ids, group=args.group, name=args.name))
     return 0
 
 
 def cmd_report(args) -> int:
-    from lab.pages import reports
-
-    print(reports.report(Store.find(), args.id, args.attempt))
+    print(api.report(args.id, args.attempt))
     return 0
 
 
 def cmd_doctor(args) -> int:
-    from lab.health import diagnosis
-    from lab.records.metrics import count_lines
+    from lab.health.diagnosis import doctor_text
 
-    findings = diagnosis.doctor(Store.find(), args.id, args.attempt, record=not args.dry_run)
-    for finding in findings:
-        print(f"[{finding.severity}] {finding.rule} at step {finding.step}: {finding.message}")
-        print(f"    suggestion: {finding.suggestion}")
-    if not findings:
-        store = Store.find()
-        number = diagnosis.chosen_attempt(store, args.id, args.attempt)
-        rows = count_lines(store.attempt_dir(args.id, number) / "metrics.jsonl") if number else 0
-        print(f"{args.id}: no health rule fired" if rows else
-              f"{args.id}: no metrics logged{f' by attempt {number}' if number else ''}, so only the config was "
-              "checked (no finding)")
+    findings = api.doctor(args.id, args.attempt, record=not args.dry_run)
+    print(doctor_text(api.lab_at(), args.id, args.attempt, findings))
     return 0
 
 
-
-
-
-
-
-
-
-
 def cmd_render(args) -> int:
-    from lab.pages import reports
-
-    for path in reports.render_all(Store.find()):
+    for path in api.render():
         print(path)
     return 0
 
@@ -560,7 +360,7 @@ def family_commands() -> list:
     try:
         return registry.commands()
     except ConfigError as error:
-        print(f"lab: warning: {error}", file=sys.stderr)
+        warn(str(error))
         return []
 
 

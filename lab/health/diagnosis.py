@@ -15,6 +15,7 @@ from lab.families.spec import FamilySpec
 from lab.health import rules as health
 from lab.records import metrics
 from lab.records.files import read_json
+from lab.records.metrics import count_lines
 from lab.records.store import Store
 
 
@@ -131,3 +132,20 @@ def doctor(store: Store, run_id: str, attempt_number: int | None = None, record:
     recorded = [health.Finding.from_dict(event) for event in health_events(store, run_id)
                 if event.get("attempt") in (number, None) and event.get("rule") not in found]
     return sorted(findings + recorded, key=lambda finding: (finding.step, finding.rule))
+
+
+def doctor_text(store: Store, run_id: str, attempt_number: int | None, findings: list[health.Finding]) -> str:
+    """What `lab doctor` prints of `findings`: each with its suggestion, or what was checked when none fired
+    (the metrics of the chosen attempt, or only the config when it logged none)."""
+    lines = []
+    for finding in findings:
+        lines += [f"[{finding.severity}] {finding.rule} at step {finding.step}: {finding.message}",
+                  f"    suggestion: {finding.suggestion}"]
+    if findings:
+        return "\n".join(lines)
+    number = chosen_attempt(store, run_id, attempt_number)
+    rows = count_lines(store.attempt_dir(run_id, number) / "metrics.jsonl") if number else 0
+    if rows:
+        return f"{run_id}: no health rule fired"
+    return (f"{run_id}: no metrics logged{f' by attempt {number}' if number else ''}, so only the config was "
+            "checked (no finding)")

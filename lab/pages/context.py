@@ -12,8 +12,8 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from lab.launcher import vcs
 from lab.health.diagnosis import health_findings
+from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
@@ -218,11 +218,25 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
     }
 
 
+def latest_profile(store: Store, run_id: str) -> dict | None:
+    """The components of the run's latest `lab profile` (peak tensor memory of one training step, MiB)."""
+    profiles = [event for event in store.events.of(run_id) if event["kind"] == "profile"
+                and isinstance(event.get("components"), dict)]
+    return profiles[-1]["components"] if profiles else None
+
+
 def active_days(store: Store) -> list[date]:
     """Every day with an event on any run or in the journal, oldest first."""
     days = {store.day(e["time"]) for run_id in store.readable_run_ids() for e in store.events.of(run_id)}
     days |= {store.day(e["time"]) for e in store.events.journal()}
     return sorted(days)
+
+
+def daily_logs(store: Store, day: date | None = None, every_day: bool = False) -> list[Path]:
+    """`lab log`: the daily page of `day` (default: today in the lab's zone), or with `every_day` of every day
+    with activity; returns their paths."""
+    days = active_days(store) if every_day else [day or store.today()]
+    return [daily_log(store, one) for one in days]
 
 
 def daily_log(store: Store, day: date) -> Path:

@@ -260,6 +260,11 @@ def headline_attempt(store: Store, run_id: str) -> int | None:
     return store.attempts.latest_with_metrics(run_id) or (store.attempts.numbers(run_id) or [None])[-1]
 
 
+def ran_config(store: Store, run_id: str) -> dict:
+    """The config a run's headline attempt ran with (the run's own before any attempt), as its pages show it."""
+    return attempt_config(store, run_id, headline_attempt(store, run_id))
+
+
 def seed_result(store: Store, run_id: str) -> dict | None:
     """The run's judged metric over its seeds when its attempts ran with two or more `train.seed` values (the
     latest attempt of each seed, `lab launch ID --seeds N`): attempt_result's fields with `best` the mean of the
@@ -329,6 +334,8 @@ def size_text(result: dict | None) -> str:
     return "evaluated on " + ", ".join(f"{value:,.0f} {word}" for word, value in sizes.items())
 
 
+# how the pages mark each status of `compare`
+STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "inconclusive": "〰️", "untested": "❔"}
 RELATIVE_MARGIN = 0.01  # without a logged standard error, a relative change within 1% is inconclusive
 
 

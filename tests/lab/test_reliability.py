@@ -483,17 +483,17 @@ def test_a_bad_value_is_refused_before_anything_is_written(lab, override):
 
 
 def test_an_absurd_model_size_is_refused_in_bounded_time():
-    from lab import runs
+    from lab.runs import sizing
     from lab.errors import ConfigError
     from lab.families import registry
 
     values = registry.get("neural_decoder").resolve(preset="tiny", overrides=["model.n_layers=100000"])
     started = time.monotonic()
     with pytest.raises(ConfigError, match="took over 5 s to build"):
-        runs.parameter_counts("neural_decoder", [values], seconds=5)
+        sizing.parameter_counts("neural_decoder", [values], seconds=5)
     assert time.monotonic() - started < 30
     tiny = registry.get("neural_decoder").resolve(preset="tiny")
-    assert runs.parameter_counts("neural_decoder", [tiny]) == [runs.parameter_count("neural_decoder", tiny)]
+    assert sizing.parameter_counts("neural_decoder", [tiny]) == [sizing.parameter_count("neural_decoder", tiny)]
 
 
 # 11. Signals -----------------------------------------------------------------------------------------------------

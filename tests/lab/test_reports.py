@@ -8,7 +8,7 @@ import re
 import pytest
 
 from lab.health import diagnosis
-from lab.pages import reports
+from lab.pages import changelogs, comparisons, reports
 from lab.records.config import apply_overrides, to_dict
 from lab.records.files import append_jsonl, write_json
 from lab.records.store import Store
@@ -63,7 +63,7 @@ def story(tmp_path):
 
 
 def test_changelog_tracks_changes_results_and_status(story):
-    page = reports.changelog(story, "cffan_baseline").read_text()
+    page = changelogs.changelog(story, "cffan_baseline").read_text()
     assert page.startswith("# Changelog: Modifications from cffan_baseline")
     assert "**Baseline Repository**: https://github.com/cffan/neural_seq_decoder (`config.yaml`)" in page
     assert re.search(r"\*\*Best val/per\*\*: 0\.1[0-9]* at step 100 \(nsd_002, Run #2\)", page)
@@ -79,8 +79,8 @@ def test_changelog_tracks_changes_results_and_status(story):
     assert "Current (Run #2)" in table, "the best run, not the latest ablation arm"
     assert "| `optim.lr` | 0.02 | 0.0015 | ✅ improved (Run #2), confounded |" in table  # two keys in one run
     assert "white_noise_sd" not in table
-    reports.set_current(story, "cffan_baseline", "nsd_003")
-    picked = reports.changelog(story, "cffan_baseline").read_text()
+    changelogs.set_current(story, "cffan_baseline", "nsd_003")
+    picked = changelogs.changelog(story, "cffan_baseline").read_text()
     picked_table = picked.split("## Baseline Comparison Table")[1]
     assert "| `data.white_noise_sd` | 0.8 | 1.5 | ❌ worse (Run #3) |" in picked_table
     works = page.split("## What Works")[1].split("## What Doesn't Work")[0]
@@ -88,13 +88,13 @@ def test_changelog_tracks_changes_results_and_status(story):
     assert "`train.grad_clip`: 0.0 → 1.0" in works and "white_noise_sd" not in works
     assert "`data.white_noise_sd`: 0.8 → 1.5" in fails
 
-    reports.set_status_override(story, "cffan_baseline", "train.grad_clip=✅ critical fix")
-    table = reports.changelog(story, "cffan_baseline").read_text().split("## Baseline Comparison Table")[1]
+    changelogs.set_status_override(story, "cffan_baseline", "train.grad_clip=✅ critical fix")
+    table = changelogs.changelog(story, "cffan_baseline").read_text().split("## Baseline Comparison Table")[1]
     assert "| `train.grad_clip` | 0.0 | 1.0 | ✅ critical fix |" in table
 
 
 def test_ablation_compares_only_differing_keys_with_deltas_and_plots(story):
-    path = reports.compare(story, ["nsd_002", "nsd_003"], "noise")
+    path = comparisons.compare(story, ["nsd_002", "nsd_003"], "noise")
     page = path.read_text()
     config_table = page.split("## Config Differences")[1].split("## Results")[0]
     assert "| `data.white_noise_sd` | 0.8 | 1.5 |" in config_table
@@ -105,7 +105,7 @@ def test_ablation_compares_only_differing_keys_with_deltas_and_plots(story):
     assert (path.parent / "noise" / "val_per.svg").read_text().startswith("<svg ")
     assert "- **nsd_003:1**: More noise hurts" in page
     with pytest.raises(reports.LabError, match="at least two"):
-        reports.compare(story, ["nsd_002"])
+        comparisons.compare(story, ["nsd_002"])
 
 
 def test_report_has_evaluation_table_plots_resources_and_reproduce(story):
@@ -198,7 +198,7 @@ def test_ablation_pages_show_cost_and_reports_link_samples(story):
             row.update({"train/samples_per_s": 250.0, "train/peak_mem_mb": 900.0})
     add_run(story, "nsd_009", rows=rows, parent="nsd_001")
     write_json(story.attempt_dir("nsd_009", 1) / "summary.json", {"samples_per_s": 250.0, "peak_mem_mb": 900.0})
-    page = reports.compare(story, ["nsd_001", "nsd_009"]).read_text()
+    page = comparisons.compare(story, ["nsd_001", "nsd_009"]).read_text()
     assert "### Cost" in page and "| nsd_009:1 | 250 | 900 | not profiled |" in page  # overall rate, process peak
     append_jsonl(story.attempt_dir("nsd_009", 1) / "media.jsonl",
                  {"step": 20, "name": "samples/conditional", "path": "/artefacts/s.wav", "kind": "audio"})

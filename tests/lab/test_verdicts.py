@@ -8,7 +8,7 @@ import re
 import pytest
 
 from lab.health import diagnosis
-from lab.pages import context, reports
+from lab.pages import changelogs, comparisons, context, reports
 from lab.records.files import append_jsonl, write_json
 from lab.records.store import Store
 
@@ -131,7 +131,7 @@ def test_a_resumed_attempt_continues_its_parents_stream_on_every_page(store, tmp
     assert "- Resumed: this stream continues Test 1" in page
     assert "| 250 | - | - | - | 0.3541 | best so far, kept checkpoint |" in page
     assert "| 400 | - | - | - | 0.3602 | - |" in page
-    changelog = reports.changelog(store, "base").read_text()
+    changelog = changelogs.changelog(store, "base").read_text()
     assert "val/per 0.3541 at step 250" in changelog and "0.3602 at step 400" not in changelog
 
 
@@ -184,7 +184,7 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
                                {"step": 30, "val/loss": 2.08, "val/loss_se": 0.01, **size}], parent="dia_001")
     assert verdict_line(store, "dia_003").startswith(
         "not supported: val/loss 2.071 at step 20 vs 1.9 for dia_001:1, 9.0% higher (worse); evaluated on 3 clips")
-    compare = reports.compare(store, ["dia_001", "dia_002"]).read_text()
+    compare = comparisons.compare(store, ["dia_001", "dia_002"]).read_text()
     assert re.search(r"\| dia_002:1 \| 1\.85 \| 20 \| .* \| -0\.05 〰️ \(the difference 0\.05 is within the noise",
                      compare)
     assert "No clear winner on val/loss: **dia_002:1** reads 1.85 vs 1.9 for dia_001" in compare
@@ -216,7 +216,7 @@ def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
             baseline="base")
     add_run(store, "dia_003", rows(2.2, 2.071, 2.08), {**base, "optim": {"lr": 0.005}}, parent="dia_001",
             baseline="base")
-    page = reports.changelog(store, "base").read_text()
+    page = changelogs.changelog(store, "base").read_text()
     fails = page.split("## What Doesn't Work")[1]
     assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071; evaluated on 3 clips, 1,234 tokens)" in fails
     assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
@@ -251,10 +251,10 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
     assert f"**Why it stopped:** {why}" in day.split("### dia_002")[1]
-    changelog = reports.changelog(store, "base").read_text()
+    changelog = changelogs.changelog(store, "base").read_text()
     assert f"no result: {why}" in changelog and "no result yet" not in changelog
     add_run(store, "dia_003", [{"step": 10, "val/loss": 1.9, "val/zero": 0.0}], base, parent="dia_001")
-    compare = reports.compare(store, ["dia_001", "dia_003"]).read_text()
+    compare = comparisons.compare(store, ["dia_001", "dia_003"]).read_text()
     assert "Not compared: val/zero (all zero)." in compare and "None" not in compare
 
 
@@ -272,7 +272,7 @@ def test_a_preset_switch_is_one_change_and_bookkeeping_is_never_judged(store):
     store.runs.create("nsd_002", hypothesis="longer", family="neural_decoder", preset="tiny", baseline="cffan",
                      parent="nsd_001", config=longer)
     add_run(store, "nsd_002", [{**row, "val/per": row["val/per"] + 0.1} for row in rows], longer)
-    page = reports.changelog(store, "cffan").read_text()
+    page = changelogs.changelog(store, "cffan").read_text()
     run_1 = page.split("### Run #1: nsd_001")[1].split("### Run #2")[0]
     assert "- preset `baseline` → `tiny` (15 keys, counted as one change)" in run_1
     assert "`optim.lr`" not in run_1 and "confounded" not in run_1
@@ -291,7 +291,7 @@ def test_comparisons_cost_overall_rates_and_recorded_profiles(store):
         folder = add_run(store, run_id, rows)
         write_json(folder / "summary.json", {"samples_per_s": overall, "peak_mem_mb": 1000.0})
         store.events.add(run_id, "profile", components={"model": mib, "activations": 12.5})
-    page = reports.compare(store, ["sash_001", "sash_002"]).read_text()
+    page = comparisons.compare(store, ["sash_001", "sash_002"]).read_text()
     assert "### train/samples_per_s" not in page  # the maximum instantaneous rate is no figure to compare
     assert "| sash_001:1 | 100 | 1000 | activations 12.5, model 802 |" in page
     assert "| sash_002:1 | 120 | 1000 | activations 12.5, model 749 |" in page

@@ -1,0 +1,205 @@
+"""The lab's Python API: one function per `lab` command, with the command's errors and the records it writes.
+
+    from lab import api
+    api.init(wandb_project="dia-music")
+    run = api.new_run("dia_009", hypothesis="the full-size decoder needs the MusicGen delay")
+    api.launch("dia_009", ["python", "train.py", "--lr", "2e-4"], note="batch 4")
+    api.note("dia_009", findings="the loss falls twice as fast")
+    print(api.report("dia_009").read_text())
+
+Every function takes `root`: the lab's folder or any folder inside it (default: the working directory). Bad
+input raises LabError, ConfigError or RecordError with a one-line message (the CLI prints it as `lab: error:`
+and exits 2); warnings go to stderr as `lab: warning:` lines. The work itself lives in the layers below (run
+operations in lab.runs, pages in lab.pages, the launcher in lab.launcher); each function here finds the lab and
+hands over. Modules are imported when a function is first called, so `import lab.api` costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from lab.records.store import Store
+
+
+def lab_at(root: str | os.PathLike | None = None) -> Store:
+    """The lab holding `root` (default: the working directory); LabError when there is none."""
+    return Store.find(Path(root) if root is not None else None)
+
+
+def init(root: str | os.PathLike | None = None, *, wandb_entity: str | None = None,
+         wandb_project: str | None = None, wandb_mode: str | None = None, wandb: bool = True,
+         prefixes: dict[str, str] | None = None) -> Store:
+    """`lab init`: make `root` (default: the working directory) a lab, or update its settings; returns it.
+    LabError for a prefix that cannot start a run id, ConfigError for a family that is not installed."""
+    from lab.runs.setup_lab import init_lab
+
+    return init_lab(Path(root) if root is not None else Path.cwd(), wandb_entity=wandb_entity,
+                    wandb_project=wandb_project, wandb_mode=wandb_mode, wandb=wandb, prefixes=prefixes)
+
+
+def new_run(run_id: str, *, hypothesis: str, next_free: bool = False, family: str | None = None,
+            preset: str | None = None, title: str | None = None, group: str | None = None, tags: list[str] = (),
+            parent: str | None = None, config_file: str | None = None, overrides: list[str] = (),
+            init_from: str | None = None, baseline: str | None = None, expect: str | None = None,
+            root: str | os.PathLike | None = None) -> dict:
+    """`lab new-run`: create a run (with `next_free`, `run_id` is a prefix taking its next free number); returns
+    its run.json with `summary_lines`. LabError, ConfigError for anything that cannot make the run, checked
+    before anything is written (see `lab.runs.create.new_run`)."""
+    from lab.runs.create import new_run as create
+
+    return create(lab_at(root), run_id, next_free=next_free, hypothesis=hypothesis, family=family, preset=preset,
+                  title=title, group=group, tags=list(tags), parent=parent, config_file=config_file,
+                  overrides=list(overrides), init_from=init_from, baseline=baseline, expect=expect)
+
+
+def launch(run_id: str, command: list[str] | None = None, *, overrides: list[str] = (), note: str | None = None,
+           commit: bool = True, processes: int = 1, resume: bool = False, seeds: int | None = None,
+           metrics_pattern: str | None = None, nodes: int = 1, node_rank: int = 0, main_address: str | None = None,
+           invocation: str | None = None, root: str | os.PathLike | None = None) -> int:
+    """`lab launch`: run `command` (None: the run's built-in trainer) as a new attempt, or with `seeds` the
+    trainer that many times; returns the exit status (the first non-zero of several). The command's output goes
+    to sys.stdout. LabError, ConfigError for a launch that cannot start (nothing recorded)."""
+    from lab.launcher.launch import Nodes, launch as run, launch_seeds
+    from lab.runs import sizing
+
+    store = lab_at(root)
+    family = store.runs.load(run_id).get("family")
+    options = dict(overrides=list(overrides), note=note, commit=commit, processes=processes, invocation=invocation,
+                   metrics_pattern=metrics_pattern, nodes=Nodes(nodes, node_rank, main_address),
+                   memory_plan=functools.partial(sizing.memory_plan, store, family) if family else None)
+    if seeds is not None:
+        return launch_seeds(store, run_id, seeds, command, **options)
+    return run(store, run_id, command, resume=resume, **options)
+
+
+def note(run_id: str | None = None, *, findings: str | None = None, observations: str | None = None,
+         conclusion: str | None = None, next: str | None = None, result: str | None = None,
+         attempt: int | None = None, change: str | None = None, component: str | None = None,
+         headline: int | None = None, insight: str | None = None, overview: str | None = None,
+         root: str | os.PathLike | None = None) -> None:
+    """`lab note`: notes on a run (on Test `attempt` when given), a code `change` it makes, its `headline`
+    attempt; without a run id, the day's `insight` and `overview`. Committed once written. LabError for a note
+    that says nothing, or mixes run and day notes."""
+    from lab.runs.notes import note as write
+
+    notes = {"findings": findings, "observations": observations, "conclusion": conclusion, "next": next,
+             "result": result}
+    write(lab_at(root), run_id, notes=notes, attempt=attempt, change=change, component=component,
+          headline=headline, insight=insight, overview=overview)
+
+
+def list_runs(*, family: str | None = None, status: str | None = None, group: str | None = None,
+              since: date | None = None, root: str | os.PathLike | None = None) -> list[dict]:
+    """`lab runs`: one dict per run matching the filters (id, status, family, group, attempts, created, title,
+    slug, hypothesis; an unreadable run with status `unreadable` and its `error`). Each of this clone's runs
+    whose id another clone reserved first is named in a warning."""
+    from lab.runs import ids, listing
+
+    store = lab_at(root)
+    rows = listing.list_runs(store, family=family, status=status, group=group, since=since)
+    ids.warn_taken_elsewhere(store)
+    return rows
+
+
+def show(run_id: str, root: str | os.PathLike | None = None) -> dict:
+    """`lab show`: everything recorded about a run: {"run", "status", "config", "attempts", "events"}."""
+    from lab.runs import listing
+
+    return listing.details(lab_at(root), run_id)
+
+
+def diff(first: str, second: str | None = None, root: str | os.PathLike | None = None) -> str:
+    """`lab diff`: a run's config against its parent (else its baseline), or against run `second`, grouped by
+    component. LabError for a run without a reference when `second` is not given."""
+    from lab.runs import listing
+
+    return listing.diff_text(lab_at(root), first, second)
+
+
+def log(day: date | None = None, *, every_day: bool = False, root: str | os.PathLike | None = None) -> list[Path]:
+    """`lab log`: write the daily page of `day` (default: today), or of every day with activity; their paths."""
+    from lab.pages import context
+
+    return context.daily_logs(lab_at(root), day, every_day)
+
+
+def sync(progress: Callable[[str, int, bool, str], None] | None = None,
+         root: str | os.PathLike | None = None) -> list[tuple[str, int, bool, str]]:
+    """`lab sync`: send this clone's pending offline W&B runs; (run id, attempt, ok, message) for each, also
+    passed to `progress` as each is done. LabError when the W&B server cannot be reached."""
+    from lab.launcher import wandb_links
+
+    return wandb_links.sync_pending(lab_at(root), progress)
+
+
+def changelog(baseline: str | None = None, *, status: list[str] = (), current: str | None = None,
+              root: str | os.PathLike | None = None) -> list[Path]:
+    """`lab changelog`: write the changelog of `baseline` (with its own `status` rows, KEY=TEXT, and its
+    `current` run set first), or of every baseline in use; their paths. LabError for a baseline not in use."""
+    from lab.pages import changelogs
+
+    return changelogs.changelogs(lab_at(root), baseline, status=list(status), current=current)
+
+
+def add_baseline(name: str, *, config_file: str | None = None, from_run: str | None = None,
+                 repository: str | None = None, reference: str | None = None,
+                 root: str | os.PathLike | None = None) -> dict:
+    """`lab baseline add`: register a baseline from a config file or a run's recorded config; its snapshot.
+    LabError for both or neither, or a baseline that exists."""
+    from lab.runs import baselines
+
+    return baselines.add_baseline(lab_at(root), name, config_file=config_file, from_run=from_run,
+                                  repository=repository, reference=reference)
+
+
+def compare(run_ids: list[str] = (), *, group: str | None = None, name: str | None = None,
+            root: str | os.PathLike | None = None) -> Path:
+    """`lab compare`: write the comparison of runs (`RUN` or `RUN:ATTEMPT`, the first the reference) or of a
+    group's runs; its path. LabError for fewer than two arms, or both ids and a group."""
+    from lab.pages import comparisons
+
+    return comparisons.compare_page(lab_at(root), list(run_ids), group, name)
+
+
+def report(run_id: str, attempt: int | None = None, root: str | os.PathLike | None = None) -> Path:
+    """`lab report`: write the training report of an attempt (default: the run's headline attempt); its path.
+    LabError for a run with no attempt that logged metrics."""
+    from lab.pages import reports
+
+    return reports.report(lab_at(root), run_id, attempt)
+
+
+def doctor(run_id: str, attempt: int | None = None, *, record: bool = True,
+           root: str | os.PathLike | None = None) -> list:
+    """`lab doctor`: the health findings of an attempt (default: the latest with metrics), the rules run again
+    and those recorded live; new ones are recorded unless `record` is False."""
+    from lab.health import diagnosis
+
+    return diagnosis.doctor(lab_at(root), run_id, attempt, record=record)
+
+
+def render(root: str | os.PathLike | None = None) -> list[Path]:
+    """`lab render`: rebuild every page from the records; their paths."""
+    from lab.pages import reports
+
+    return reports.render_all(lab_at(root))
+
+
+def remove(run_id: str, root: str | os.PathLike | None = None) -> str:
+    """`lab rm --yes`: archive a run's records (logs/archive/) and delete its artefacts; the line saying where
+    the records went. LabError for no such run."""
+    from lab.runs import removal
+
+    return removal.remove_run(lab_at(root), run_id)
+
+
+def rename(old: str, new: str, root: str | os.PathLike | None = None) -> str:
+    """`lab rename`: give run `old` the id `new` with every reference to it; a summary line. LabError for an id
+    that is taken or invalid, or a run with an attempt running."""
+    from lab.runs import rename as renaming
+
+    return renaming.rename_run(lab_at(root), old, new)

@@ -1,0 +1,34 @@
+"""`lab baseline add`: a baseline of the researcher's own project registered for changelogs, its config taken
+from a file or from what a run recorded, with its provenance (repository, config file, run, reference)."""
+
+from __future__ import annotations
+
+from lab.errors import LabError
+from lab.pages.results import ran_config
+from lab.records.config import flatten, read_config_file
+from lab.records.store import Store
+
+
+def add_baseline(store: Store, name: str, *, config_file: str | None = None, from_run: str | None = None,
+                 repository: str | None = None, reference: str | None = None) -> dict:
+    """Snapshot baseline `name` from `config_file` or from the config `from_run`'s headline attempt ran with
+    (one of the two), secrets redacted; returns the snapshot. LabError when both or neither are given, or when
+    the baseline exists (runs already diff against it); ConfigError for a config file that cannot be read."""
+    if bool(config_file) == bool(from_run):
+        raise LabError("give the baseline's config with --config FILE or --from-run RUN (one of them)")
+    if store.baselines.get(name) is not None:
+        raise LabError(f"baseline {name} exists ({store.baselines.path(name)}); runs already diff against it")
+    if config_file:
+        config = read_config_file(config_file)
+    else:
+        store.runs.load(from_run)
+        config = ran_config(store, from_run)
+    provenance = {key: value for key, value in (("repository", repository), ("config_file", config_file),
+                                                ("from_run", from_run), ("reference", reference)) if value}
+    return store.baselines.save(name, provenance, store.redact(config))
+
+
+def baseline_line(name: str, snapshot: dict) -> str:
+    """What `lab baseline add` prints: how many config keys the baseline holds and how to use it."""
+    return (f"baseline {name}: {len(flatten(snapshot['config']))} config keys; use it with lab new-run ID "
+            f"--baseline {name}")

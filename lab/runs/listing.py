@@ -1,0 +1,132 @@
+"""Reading runs back: `lab runs` (one row per run, filtered, as dicts or a table), `lab show` (everything
+recorded about one run) and `lab diff` (a run's config against its reference, or two runs')."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from lab.errors import LabError
+from lab.pages.context import reference_config
+from lab.pages.results import ran_config
+from lab.records import config as config_tools
+from lab.records.files import read_json
+from lab.records.store import Store
+
+
+def list_runs(
+    store: Store, *, family: str | None = None, status: str | None = None, group: str | None = None,
+    since: date | None = None,
+) -> list[dict]:
+    """One row per run matching the filters: id, status, family, group, attempts, created, title, slug.
+
+    A run whose records cannot be read is listed with status `unreadable` and the reason (as `error`).
+    """
+    rows = []
+    readable = store.readable_run_ids()
+    for run_id in store.run_ids():
+        if run_id not in readable:
+            if status in (None, "unreadable") and not (family or group or since):
+                rows.append({"id": run_id, "status": "unreadable", "family": None, "group": None, "attempts": None,
+                             "created": "", "title": None, "slug": None, "hypothesis": None,
+                             "error": store.unreadable[run_id]})
+            continue
+        run = store.runs.load(run_id)
+        row = {
+            "id": run_id,
+            "status": store.attempts.run_status(run_id),
+            "family": run.get("family"),
+            "group": run.get("group"),
+            "attempts": len(store.attempts.numbers(run_id)),
+            "created": run["created"],
+            "title": run["title"],
+            "slug": run["slug"],
+            "hypothesis": run.get("hypothesis"),
+        }
+        if family and row["family"] != family or status and row["status"] != status:
+            continue
+        if group and row["group"] != group or since and date.fromisoformat(row["created"][:10]) < since:
+            continue
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """A plain-text table of `list_runs` rows."""
+    if not rows:
+        return "no runs"
+    columns = ["id", "status", "family", "group", "attempts", "created", "title"]
+    cells = [[str(row[c] if row[c] is not None else "-") for c in columns] for row in rows]
+    for row in cells:
+        row[5] = row[5][:16].replace("T", " ")
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def details(store: Store, run_id: str) -> dict:
+    """Everything recorded about a run: run.json, config, attempts (with summaries), events."""
+    attempts = []
+    for attempt in store.attempts.of(run_id):
+        folder = store.attempt_dir(run_id, attempt["number"])
+        attempts.append({**attempt, "summary": read_json(folder / "summary.json", {})})
+    return {
+        "run": store.runs.load(run_id),
+        "status": store.attempts.run_status(run_id),
+        "config": store.runs.config(run_id),
+        "attempts": attempts,
+        "events": store.events.of(run_id),
+    }
+
+
+def describe(info: dict) -> str:
+    """A readable account of `details`."""
+    run = info["run"]
+    lines = [
+        f"{run['id']}  {run['slug']}  [{info['status']}]",
+        f"hypothesis: {run.get('hypothesis')}",
+        *([f"expect: {run['expect']}"] if run.get("expect") else []),
+        f"family: {run.get('family') or '-'}  preset: {run.get('preset') or '-'}"
+        f"  baseline: {run.get('baseline') or '-'}"
+        f"  parent: {run.get('parent') or '-'}  group: {run.get('group') or '-'}",
+    ]
+    for attempt in info["attempts"]:
+        link = (attempt.get("wandb") or {}).get("url", "")
+        pending = "" if not link or attempt["wandb"].get("synced") else " (pending sync)"
+        sha = ((attempt.get("git") or {}).get("sha") or "")[:7]
+        lines.append(
+            f"  test {attempt['number']}: {attempt['status']}"
+            f"{'' if attempt.get('exit_code') is None else ' exit ' + str(attempt['exit_code'])}"
+            f"  {sha}  {attempt.get('note') or ''}  {link}{pending}".rstrip()
+        )
+    for event in info["events"]:
+        if event["kind"] == "note":
+            where = f" (test {event['attempt']})" if event.get("attempt") else ""
+            lines.append(f"  {event['field']}{where}: {event['text']}")
+    return "\n".join(lines)
+
+
+def diff_text(store: Store, first: str, second: str | None = None) -> str:
+    """`lab diff`: a run against what its pages describe it against (its parent, else its baseline), or two
+    runs, grouped by component. A run's config is the one its headline attempt ran with, as on the pages."""
+    run = store.runs.load(first)
+    if second is not None:
+        store.runs.load(second)
+        name, before, after = f"{first} -> {second}", ran_config(store, first), ran_config(store, second)
+    else:
+        reference = reference_config(store, run)
+        if reference is None:
+            raise LabError(f"run {first} has no baseline or parent: give a second run, lab diff {first} OTHER")
+        kind = "parent" if reference[0] == run.get("parent") else "baseline"
+        name, before, after = f"{first} vs {reference[0]} ({kind})", reference[1], ran_config(store, first)
+    changes = config_tools.diff(before, after)
+    if not changes:
+        return f"{name}: no differences"
+    lines = [name]
+    component = None
+    for change in changes:
+        if change.component != component:
+            component = change.component
+            lines.append(f"[{component}]")
+        lines.append(f"  {change.describe()}")
+    return "\n".join(lines)
