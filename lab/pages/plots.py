@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -71,6 +72,41 @@ def segments(steps: list[float], values: list[float]) -> list[list[tuple[float, 
     return cut
 
 
+@dataclass(frozen=True)
+class Frame:
+    """Where a panel's plot area lies (its top-left corner, width and height, in pixels) and the step and value
+    ranges it shows (values as log10 on a log axis): maps a (step, value) to a point."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    x_low: float
+    x_high: float
+    y_low: float
+    y_high: float
+
+    def x(self, step: float) -> float:
+        return self.left + (step - self.x_low) / (self.x_high - self.x_low) * self.width
+
+    def y(self, value: float) -> float:
+        return self.top + (self.y_high - value) / (self.y_high - self.y_low) * self.height
+
+
+def panel_frame(xs: list[float], ys: list[float], left: float, top: float) -> Frame:
+    """The frame of a panel at (left, top) showing steps `xs` and values `ys`, with 5% room above and below (an
+    empty range widened by one either way)."""
+    x_low, x_high = min(xs), max(xs)
+    y_low, y_high = min(ys), max(ys)
+    if x_high == x_low:
+        x_low, x_high = x_low - 1, x_high + 1
+    if y_high == y_low:
+        y_low, y_high = y_low - 1, y_high + 1
+    padding = (y_high - y_low) * 0.05
+    return Frame(left + MARGIN_LEFT, top + MARGIN_TOP, PANEL_WIDTH - MARGIN_LEFT - MARGIN_RIGHT,
+                 PANEL_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM, x_low, x_high, y_low - padding, y_high + padding)
+
+
 def panel_svg(title: str, series: Series, left: float, top: float, markers: Markers = ()) -> list[str]:
     """The SVG elements of one panel whose top-left corner is at (left, top), with a dashed vertical line and its
     label at each of `markers` inside the panel's steps."""
@@ -80,68 +116,74 @@ def panel_svg(title: str, series: Series, left: float, top: float, markers: Mark
     ys = [transform(value) for _, values in series.values() for value in values if math.isfinite(value)]
     if not xs or not ys:
         return []
-    x_low, x_high = min(xs), max(xs)
-    y_low, y_high = min(ys), max(ys)
-    if x_high == x_low:
-        x_low, x_high = x_low - 1, x_high + 1
-    if y_high == y_low:
-        y_low, y_high = y_low - 1, y_high + 1
-    padding = (y_high - y_low) * 0.05
-    y_low, y_high = y_low - padding, y_high + padding
-    plot_left, plot_top = left + MARGIN_LEFT, top + MARGIN_TOP
-    plot_width = PANEL_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
-    plot_height = PANEL_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-
-    def x_of(step: float) -> float:
-        return plot_left + (step - x_low) / (x_high - x_low) * plot_width
-
-    def y_of(value: float) -> float:
-        return plot_top + (y_high - value) / (y_high - y_low) * plot_height
-
+    frame = panel_frame(xs, ys, left, top)
     parts = [f'<text x="{left + PANEL_WIDTH / 2:.1f}" y="{top + 17:.1f}" text-anchor="middle" font-size="13">'
              f'{escape(title)}{" (log)" if log else ""}</text>',
-             f'<rect x="{plot_left:.1f}" y="{plot_top:.1f}" width="{plot_width:.1f}" height="{plot_height:.1f}" '
+             f'<rect x="{frame.left:.1f}" y="{frame.top:.1f}" width="{frame.width:.1f}" height="{frame.height:.1f}" '
              'fill="none" stroke="#444"/>']
-    for tick in nice_ticks(x_low, x_high):
-        x = x_of(tick)
-        parts.append(f'<line x1="{x:.1f}" y1="{plot_top:.1f}" x2="{x:.1f}" y2="{plot_top + plot_height:.1f}" '
-                     'stroke="#ddd"/>')
-        parts.append(f'<text x="{x:.1f}" y="{plot_top + plot_height + 14:.1f}" text-anchor="middle" '
+    parts += axes_svg(frame, log)
+    parts.append(f'<text x="{frame.left + frame.width / 2:.1f}" y="{top + PANEL_HEIGHT - 4:.1f}" '
+                 'text-anchor="middle" font-size="10">step</text>')
+    parts += markers_svg(frame, markers)
+    parts += lines_svg(frame, series, transform, log)
+    return parts
+
+
+def axes_svg(frame: Frame, log: bool) -> list[str]:
+    """The grid lines and tick labels of a panel: round steps across, round values (or 1, 2, 5 times powers of
+    ten on a log axis) up."""
+    parts = []
+    bottom = frame.top + frame.height
+    for tick in nice_ticks(frame.x_low, frame.x_high):
+        x = frame.x(tick)
+        parts.append(f'<line x1="{x:.1f}" y1="{frame.top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 14:.1f}" text-anchor="middle" '
                      f'font-size="10">{tick_label(tick)}</text>')
-    y_ticks = log_ticks(y_low, y_high) if log else nice_ticks(y_low, y_high)
+    y_ticks = log_ticks(frame.y_low, frame.y_high) if log else nice_ticks(frame.y_low, frame.y_high)
     for tick in y_ticks:
-        if not y_low <= tick <= y_high:
+        if not frame.y_low <= tick <= frame.y_high:
             continue
-        y = y_of(tick)
-        parts.append(f'<line x1="{plot_left:.1f}" y1="{y:.1f}" x2="{plot_left + plot_width:.1f}" y2="{y:.1f}" '
+        y = frame.y(tick)
+        parts.append(f'<line x1="{frame.left:.1f}" y1="{y:.1f}" x2="{frame.left + frame.width:.1f}" y2="{y:.1f}" '
                      'stroke="#ddd"/>')
         label = tick_label(round(10 ** tick, 12)) if log else tick_label(tick)
-        parts.append(f'<text x="{plot_left - 5:.1f}" y="{y + 3:.1f}" text-anchor="end" font-size="10">{label}</text>')
-    parts.append(f'<text x="{plot_left + plot_width / 2:.1f}" y="{top + PANEL_HEIGHT - 4:.1f}" '
-                 'text-anchor="middle" font-size="10">step</text>')
+        parts.append(f'<text x="{frame.left - 5:.1f}" y="{y + 3:.1f}" text-anchor="end" font-size="10">{label}</text>')
+    return parts
+
+
+def markers_svg(frame: Frame, markers: Markers) -> list[str]:
+    """A dashed vertical line at each (step, label) marker inside the panel's steps, labelled on the side away
+    from the nearer edge."""
+    parts = []
     for index, (step, label) in enumerate(sorted(markers)):
-        if not x_low <= step <= x_high:
+        if not frame.x_low <= step <= frame.x_high:
             continue
-        x = x_of(step)
-        parts.append(f'<line x1="{x:.1f}" y1="{plot_top:.1f}" x2="{x:.1f}" y2="{plot_top + plot_height:.1f}" '
+        x = frame.x(step)
+        parts.append(f'<line x1="{x:.1f}" y1="{frame.top:.1f}" x2="{x:.1f}" y2="{frame.top + frame.height:.1f}" '
                      'stroke="#555" stroke-dasharray="4 3"/>')
-        right_half = x > plot_left + plot_width / 2  # the label runs away from the nearer edge
-        parts.append(f'<text x="{x - 3 if right_half else x + 3:.1f}" y="{plot_top + 10 + 11 * (index % 3):.1f}" '
+        right_half = x > frame.left + frame.width / 2
+        parts.append(f'<text x="{x - 3 if right_half else x + 3:.1f}" y="{frame.top + 10 + 11 * (index % 3):.1f}" '
                      f'text-anchor="{"end" if right_half else "start"}" font-size="9" fill="#555">'
                      f'{escape(label)} (step {step})</text>')
+    return parts
+
+
+def lines_svg(frame: Frame, series: Series, transform, log: bool) -> list[str]:
+    """Each series as polylines in its colour (a restart from an earlier step drawn as its own line), and a
+    legend when there are several."""
+    parts = []
     for index, (label, (steps, values)) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
-        for segment in segments(steps, values):  # a restart from an earlier step is drawn as its own line
-            points = " ".join(f"{x_of(step):.1f},{y_of(transform(value)):.1f}"
+        for segment in segments(steps, values):
+            points = " ".join(f"{frame.x(step):.1f},{frame.y(transform(value)):.1f}"
                               for step, value in segment if math.isfinite(value) and (value > 0 or not log))
             parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.3"/>')
         if len(series) > 1:
-            y = plot_top + 12 + 13 * index
-            parts.append(f'<line x1="{plot_left + plot_width - 110:.1f}" y1="{y - 3:.1f}" '
-                         f'x2="{plot_left + plot_width - 96:.1f}" y2="{y - 3:.1f}" stroke="{colour}" '
-                         'stroke-width="2"/>')
-            parts.append(f'<text x="{plot_left + plot_width - 92:.1f}" y="{y:.1f}" font-size="10">'
-                         f'{escape(label)}</text>')
+            y = frame.top + 12 + 13 * index
+            right = frame.left + frame.width
+            parts.append(f'<line x1="{right - 110:.1f}" y1="{y - 3:.1f}" x2="{right - 96:.1f}" y2="{y - 3:.1f}" '
+                         f'stroke="{colour}" stroke-width="2"/>')
+            parts.append(f'<text x="{right - 92:.1f}" y="{y:.1f}" font-size="10">{escape(label)}</text>')
     return parts
 
 
