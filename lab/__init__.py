@@ -1,4 +1,5 @@
-"""lab: a research lab notebook and run tracker. `from lab import tracker` inside training scripts.
+"""lab: a research lab notebook and run tracker. `from lab import tracker` inside training scripts, `from lab
+import api` to drive the notebook from Python.
 
 The notebook's layers, each importing only those listed before it (never `trainers/`, `models/` or torch):
 
@@ -9,7 +10,9 @@ The notebook's layers, each importing only those listed before it (never `traine
     lab.tracking    what runs inside the user's training process: the tracker, zero-code capture (autolog)
     lab.launcher    what runs around the user's command: `lab launch`, its tee, git, W&B links and sync
     lab.pages       rendered pages: context for templates, reports, comparisons, changelogs, plots
-    lab.runs, lab.cli, lab.demo   the run operations and the `lab` command on top
+    lab.runs        the run operations, one module per command: init, new-run, note, runs/show/diff, rename, rm
+    lab.api         the Python API: one function per `lab` command (`from lab import api`)
+    lab.cli, lab.demo   the `lab` command (parse, call lab.api, print) and `make demo` on top
 
 `tests/lab/test_layers.py` holds the code to this map.
 """
