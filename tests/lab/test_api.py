@@ -51,7 +51,8 @@ def test_the_api_raises_the_one_line_error_the_cli_prints(lab_root, capsys):
                        (lambda: api.new_run("s_001", hypothesis="again", root=lab_root),
                         ["new-run", "s_001", "--hypothesis", "again"]),
                        (lambda: api.launch("s_001", root=lab_root), ["launch", "s_001"]),
-                       (lambda: api.compare(["s_001"], group="g", root=lab_root), ["compare", "s_001", "--group", "g"])]:
+                       (lambda: api.compare(["s_001"], group="g", root=lab_root),
+                        ["compare", "s_001", "--group", "g"])]:
         with pytest.raises(LabError) as raised:
             call()
         capsys.readouterr()
