@@ -2,8 +2,9 @@
 (before) against one snapshot written once in the background, best.pt a hard link to it (the engine now).
 
 The model is a 50M-parameter MLP with Adam state (a 600 MB payload); the issue's neural_decoder baseline is
-134M parameters (1.6 GB), where the same ratio holds. Target: the training thread's cost at least 5x less than
-writing both files (the time left is taking the snapshot on the CPU)."""
+134M parameters (1.6 GB), where the same ratio holds. Target (set here; 3.07 s -> 0.11 s was measured when it
+was built): the training thread's cost at least 5x less than writing both files (the time left is taking the
+snapshot on the CPU)."""
 
 from __future__ import annotations
 

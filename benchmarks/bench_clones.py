@@ -7,8 +7,9 @@ attempts and metric rows counted on both sides (nothing lost, nothing duplicated
 
     python benchmarks/bench_clones.py [RUNS] [ATTEMPTS]     (default 300 x 2)
 
-Targets: the merge under MERGE_TARGET_S, rendering within the 30 s that bench_render allows 1,000 runs, the
-repository growing at most GROWTH_TARGET_KIB per run; nothing lost or duplicated, and git left clean (asserted).
+Targets (set here; 0.83 s, 25.3 s and 1.2 KiB were measured when it was built): the merge under MERGE_TARGET_S,
+rendering within the 30 s that bench_render allows 1,000 runs, the repository growing at most GROWTH_TARGET_KIB per
+run; nothing lost or duplicated, and git left clean (asserted).
 """
 
 from __future__ import annotations

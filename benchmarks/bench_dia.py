@@ -5,8 +5,8 @@ training steps (forward, backward, AdamW update) on fixed-shape random batches, 
 model FLOPs (6 x parameters x tokens seen, encoder over text bytes and decoder over frames, plus attention)
 over the GPU's dense bf16 peak.
 
-Targets: tiny on the CPU at least CPU_TARGET code tokens/s (half of the 59,000 measured on a 2-core machine, so a
-slower step shows), the baseline's MFU at least MFU_TARGET.
+Targets: tiny on the CPU at least CPU_TARGET code tokens/s (half of the 59,164 measured on a 2-core machine when it
+was built, so a slower step shows); the baseline's MFU at least MFU_TARGET (set here; not yet measured on a GPU).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ there). The engine's figure counts only its training steps (its final evaluation
 so the ratio is the cost of what the engine adds per step: gradient-norm computation, the non-finite check,
 the schedule, metrics rows and throughput bookkeeping. The two alternate for a few rounds and the best round
 of each is compared, which keeps other work on a shared machine from deciding the ratio. Target: engine/plain
-at least TARGET_RATIO (what the engine adds per step costs at most 5%).
+at least TARGET_RATIO (issue 11's bound for the engine against a plain loop, set for a GPU and held here on the
+CPU).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sizes import pick  # noqa: E402
 from trainers.engine.training import train  # noqa: E402
 from trainers.family.context import Context  # noqa: E402
 
-TARGET_RATIO = 0.95
+TARGET_RATIO = 0.97
 
 
 def family_and_config(steps: int):
@@ -39,6 +40,10 @@ def family_and_config(steps: int):
     config.train.device = "cpu"
     config.train.max_steps = steps
     config.train.eval_every = steps + 1  # only the final evaluation, outside the timed steps
+    model, data, training = config.model, config.data, config.train  # the preset at full size; smaller when tiny
+    model.n_units, model.n_layers = pick(full=model.n_units, tiny=16), pick(full=model.n_layers, tiny=1)
+    data.synthetic_sentences_per_day = pick(full=data.synthetic_sentences_per_day, tiny=8)
+    training.batch_size = pick(full=training.batch_size, tiny=4)
     return name, config
 
 
