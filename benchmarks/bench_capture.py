@@ -11,15 +11,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sizes import pick
+
 TARGET_US = 10.0
 ROOT = Path(__file__).resolve().parents[1]
+CALLS, BATCHES = pick(full=1000, tiny=20), pick(full=60, tiny=2)  # per batch; the quickest batch counts
 
 CHILD = """
 import time, types
 from wandb.sdk import wandb_run
 from lab.tracking.autolog import hooks
 
-def per_call_us(function, calls=1000, batches=60):
+def per_call_us(function, calls={calls}, batches={batches}):
     best = float('inf')  # the quickest batch: the cost without the other processes of a shared machine
     for _ in range(batches):
         start = time.perf_counter()
@@ -62,7 +65,8 @@ def main() -> None:
         store.runs.create("bench_001", hypothesis="capture cost")
         attempt = store.attempts.begin("bench_001", command=["bench"], pid=os.getpid())
         env = {**os.environ, "LAB_ATTEMPT_DIR": str(attempt), "PYTHONPATH": str(ROOT)}
-        output = subprocess.run([sys.executable, "-c", CHILD], env=env, check=True, capture_output=True,
+        child = CHILD.replace("{calls}", str(CALLS)).replace("{batches}", str(BATCHES))
+        output = subprocess.run([sys.executable, "-c", child], env=env, check=True, capture_output=True,
                                 text=True).stdout
     for line in output.splitlines():
         name, cost = line.split()

@@ -2,8 +2,8 @@
 
 The MUSDB18 settings of the analysis page: mono crops of 24,576 samples, and stereo crops of 12,288 samples
 per channel (24,576 interleaved positions); batch 1. Memory is the peak of tensors alive during the head and
-loss forward and backward on the backbone's output (trainers.memory), so CPU and GPU report the same thing.
-Target: DML <= 0.1x categorical.
+loss forward and backward on the backbone's output (trainers.sizing.tensor_memory), so CPU and GPU report the
+same thing. Target: DML <= 0.1x categorical.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 from lab.families import registry
-from trainers.family import Context
+from sizes import pick
+from trainers.family.context import Context
 from trainers.sashimi import family
 
 HEAD_AND_LOSS = "head + loss (forward and backward)"
 SPEC = registry.get("sashimi")
+MONO, STEREO = pick(full=24576, tiny=256), pick(full=12288, tiny=128)  # samples per channel of one crop
 
 
 def measure(head: str, stereo: bool, length: int) -> dict:
@@ -35,7 +37,8 @@ def measure(head: str, stereo: bool, length: int) -> dict:
 
 def main() -> None:
     print(f"{'setting':<28}{'categorical MiB':>16}{'DML MiB':>10}{'ratio':>8}   target <= 0.1")
-    for label, stereo, length in (("16-bit mono, L=24576", False, 24576), ("16-bit stereo, 12288 x 2", True, 12288)):
+    settings = ((f"16-bit mono, L={MONO}", False, MONO), (f"16-bit stereo, {STEREO} x 2", True, STEREO))
+    for label, stereo, length in settings:
         categorical, dml = measure("categorical", stereo, length), measure("dml", stereo, length)
         ratio = dml[HEAD_AND_LOSS] / categorical[HEAD_AND_LOSS]
         print(f"{label:<28}{categorical[HEAD_AND_LOSS]:>16.1f}{dml[HEAD_AND_LOSS]:>10.1f}{ratio:>8.4f}   "

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from lab.records.store import Store
+from sizes import pick
 
-ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else pick(full=1_000_000, tiny=1_000)
 TARGET_SECONDS, TARGET_MB = 10, 300
 
 

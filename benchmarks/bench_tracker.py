@@ -1,5 +1,6 @@
 """Tracker cost per call (W&B off, and W&B on as the training thread feels it), and start-up time of
-`lab --help` and a record-only command."""
+`lab --help` and a record-only command. Targets: 8 us and 30 us per call (issue 11); 300 ms for each command
+(set here; about 106 ms was measured when it was built, with no torch imported)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ import time
 import timeit
 from pathlib import Path
 
+from sizes import pick
 
-def tracker_cost_us(calls: int = 20000) -> float:
+CALLS, WANDB_CALLS, WANDB_START_S, REPEATS = pick(20000, 200), pick(2000, 20), pick(5, 0), pick(5, 1)
+COMMAND_TARGET_MS = 300
+
+
+def tracker_cost_us(calls: int = CALLS) -> float:
     with tempfile.TemporaryDirectory() as folder:
         os.environ["LAB_ATTEMPT_DIR"] = folder
         from lab import tracker
@@ -26,7 +32,7 @@ def tracker_cost_us(calls: int = 20000) -> float:
     return seconds / calls * 1e6
 
 
-def tracker_cost_with_wandb_us(calls: int = 2000) -> float:
+def tracker_cost_with_wandb_us(calls: int = WANDB_CALLS) -> float:
     """Per-call cost on the training thread with an offline W&B run mirrored (its own cost is in the background)."""
     with tempfile.TemporaryDirectory() as folder:
         from lab.records.store import Store
@@ -36,7 +42,7 @@ def tracker_cost_with_wandb_us(calls: int = 2000) -> float:
         attempt = store.attempts.begin("bench_001", command=["bench"], pid=os.getpid())
         code = ("import time\nfrom lab import tracker\n"
                 "metrics = {'train/loss': 0.123, 'train/grad_norm': 1.5, 'train/lr': 1e-3}\n"
-                "tracker.log(0, **metrics)\ntime.sleep(5)\n"  # W&B has started in the background
+                f"tracker.log(0, **metrics)\ntime.sleep({WANDB_START_S})\n"  # W&B has started in the background
                 f"start = time.perf_counter()\nfor step in range(1, {calls + 1}):\n"
                 "    tracker.log(step, **metrics)\n"
                 f"print((time.perf_counter() - start) / {calls} * 1e6)\ntracker.finish()\n")
@@ -47,7 +53,7 @@ def tracker_cost_with_wandb_us(calls: int = 2000) -> float:
         return float(result.stdout.split()[-1])
 
 
-def command_seconds(args: list[str], cwd: Path, repeats: int = 5) -> float:
+def command_seconds(args: list[str], cwd: Path, repeats: int = REPEATS) -> float:
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -62,8 +68,9 @@ def main() -> None:
           "call (target <= 30 us)")
     with tempfile.TemporaryDirectory() as folder:
         subprocess.run([sys.executable, "-m", "lab", "init"], cwd=folder, check=True, capture_output=True)
-        print(f"lab --help: {command_seconds(['--help'], Path(folder)) * 1000:.0f} ms (median of 5)")
-        print(f"lab runs:   {command_seconds(['runs'], Path(folder)) * 1000:.0f} ms (median of 5)")
+        for name, args in (("lab --help", ["--help"]), ("lab runs  ", ["runs"])):
+            print(f"{name}: {command_seconds(args, Path(folder)) * 1000:.0f} ms (median of {REPEATS}, target <= "
+                  f"{COMMAND_TARGET_MS} ms)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`make bench`: run every benchmark in this folder, each in its own process, and print its figures."""
+"""`make bench`: run every benchmark in this folder, each in its own process, and print its figures beside their
+targets. `BENCH_SIZE=tiny` runs each at a tiny size (what the test suite's smoke run does)."""
 
 import subprocess
 import sys

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = load_config(args.family, args.preset, args.config, args.overrides)
-        from trainers.engine import train
+        from trainers.engine.training import train
 
         spec = registry.get(args.family)
         train(spec, config, resume=args.resume, out_dir=args.out, on_row=health_monitor(spec, config))

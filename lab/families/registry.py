@@ -8,7 +8,7 @@ finds its plugins) and the modules named in `LAB_FAMILY_MODULES`. Imports no tor
 A package declares its families in its metadata:
 
     [project.entry-points."lab.families"]
-    dia = "trainers.dia:SPEC"
+    dia = "trainers.dia.spec:SPEC"
 
 `LAB_FAMILY_MODULES` names further modules (comma-separated) that export `SPEC = FamilySpec(...)`; tests
 register a family in-process with `register` and forget it with `unregister`.

@@ -93,8 +93,8 @@ class FamilySpec:
     `PROVENANCE` (`baseline` name, repository, config file); and the four callables
 
         build_model(config) -> nn.Module
-        build_data(config) -> DataBundle                           (trainers.family)
-        training_loss(model, batch, ctx) -> (loss, metrics)        ctx: trainers.family.Context
+        build_data(config) -> DataBundle                           (trainers.family.context)
+        training_loss(model, batch, ctx) -> (loss, metrics)        ctx: trainers.family.context.Context
         evaluate(model, batches, ctx) -> {"val/<name>": float}     (at least `eval_metrics`)
 
     Optional hooks: `validate(config)` raises ConfigError for mistakes in a config (at `lab new-run`);

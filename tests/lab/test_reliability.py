@@ -444,13 +444,13 @@ def test_loading_a_truncated_checkpoint_is_one_line(tmp_path):
     import torch
 
     from lab.errors import ConfigError
-    from trainers import checkpoint
+    from trainers.engine import checkpoints
 
     path = tmp_path / "last.pt"
     torch.save({"model": {"w": torch.zeros(1000)}}, path)
     path.write_bytes(path.read_bytes()[:1500])
     with pytest.raises(ConfigError, match="cannot be read, damaged or truncated"):
-        checkpoint.load(path)
+        checkpoints.load(path)
 
 
 def test_a_full_disk_during_an_attempt_still_records_how_it_ended(lab):

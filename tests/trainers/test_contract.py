@@ -25,9 +25,10 @@ from lab.errors import ConfigError  # noqa: E402
 from lab.families import registry  # noqa: E402
 from lab.families.spec import FamilySpec  # noqa: E402
 from lab.records.config import to_dict  # noqa: E402
-from trainers import checkpoint  # noqa: E402
-from trainers.engine import train  # noqa: E402
-from trainers.spec import stage_interval  # noqa: E402
+from trainers.engine import checkpoints  # noqa: E402
+from trainers.engine.initial_weights import load_initial_weights  # noqa: E402
+from trainers.engine.training import train  # noqa: E402
+from trainers.family.spec import stage_interval  # noqa: E402
 
 FAMILIES = sorted({*registry.known(), toy_family.SPEC.name})
 STEPS = 4  # two evaluations: at step 2 and at the end
@@ -95,9 +96,9 @@ def test_tiny_trains_evaluates_resumes_and_initialises(name, tmp_path):
 
     run(spec, short_config(spec), tmp_path / "interrupted", stop_at=2)
     run(spec, short_config(spec), tmp_path / "resumed", resume=tmp_path / "interrupted" / "checkpoints" / "last.pt")
-    straight = checkpoint.load(tmp_path / "straight" / "checkpoints" / "last.pt")["model"]
-    resumed = checkpoint.load(tmp_path / "resumed" / "checkpoints" / "last.pt")["model"]
-    halfway = checkpoint.load(tmp_path / "interrupted" / "checkpoints" / "last.pt")["model"]
+    straight = checkpoints.load(tmp_path / "straight" / "checkpoints" / "last.pt")["model"]
+    resumed = checkpoints.load(tmp_path / "resumed" / "checkpoints" / "last.pt")["model"]
+    halfway = checkpoints.load(tmp_path / "interrupted" / "checkpoints" / "last.pt")["model"]
     assert straight.keys() == resumed.keys()
 
     def distance(a: dict, b: dict) -> float:
@@ -108,9 +109,9 @@ def test_tiny_trains_evaluates_resumes_and_initialises(name, tmp_path):
                                                                                distance(straight, halfway))
 
     fresh = spec.build_model(config)
-    report = checkpoint.load_initial_weights(fresh, str(tmp_path / "straight" / "checkpoints" / "best.pt"))
+    report = load_initial_weights(fresh, str(tmp_path / "straight" / "checkpoints" / "best.pt"))
     assert report.clean and report.loaded == report.total == len(fresh.state_dict())
-    best = checkpoint.load(tmp_path / "straight" / "checkpoints" / "best.pt")["model"]
+    best = checkpoints.load(tmp_path / "straight" / "checkpoints" / "best.pt")["model"]
     assert all(torch.equal(fresh.state_dict()[key], best[key]) for key in best)
 
 

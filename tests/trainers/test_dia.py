@@ -16,8 +16,8 @@ from lab.families import registry
 from lab.health.rules import structural_findings
 from lab.records.store import Store
 from trainers.dia import codec, data, family
-from trainers.engine import train
-from trainers.family import wav_bytes
+from trainers.engine.training import train
+from trainers.formats.audio import wav_bytes
 
 SPEC = registry.get("dia")
 

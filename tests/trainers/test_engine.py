@@ -30,11 +30,11 @@ from lab.families import registry  # noqa: E402
 from lab.records.config import apply_overrides, from_dict, to_dict  # noqa: E402
 from lab.records.store import Store  # noqa: E402
 from trainers.__main__ import main  # noqa: E402
-from trainers.config import OptimConfig  # noqa: E402
-from trainers import engine  # noqa: E402
-from trainers.engine import train  # noqa: E402
-from trainers.launch import launch_command  # noqa: E402
-from trainers.optim import LearningRateSchedule, build_optimizer, parameter_groups  # noqa: E402
+from trainers.family.config import OptimConfig  # noqa: E402
+from trainers.engine import console  # noqa: E402
+from trainers.engine.training import train  # noqa: E402
+from trainers.family.launch import launch_command  # noqa: E402
+from trainers.engine.optim import LearningRateSchedule, build_optimizer, parameter_groups  # noqa: E402
 
 
 def reset_tracker() -> None:
@@ -317,7 +317,7 @@ def subprocess_env(**extra: str) -> dict:
 
 def test_the_xla_path_trains_on_the_cpu(tmp_path):
     script = (
-        "import json, toy_family; from trainers.engine import train; "
+        "import json, toy_family; from trainers.engine.training import train; "
         "config = toy_family.tiny(); config.train.device = 'xla'; config.train.max_steps = 3; "
         "config.train.eval_every = 3; config.train.grad_clip = 1.0; config.train.frozen = ['head']; "
         f"print(json.dumps(train('toy', config, out_dir={str(tmp_path)!r})))"
@@ -369,7 +369,7 @@ def test_two_processes_train_together_and_only_the_main_one_writes(tmp_path):
 
 
 def test_launch_command_needs_no_torch():
-    code = "import sys, trainers.launch, trainers.__main__; print('torch' in sys.modules)"
+    code = "import sys, trainers.family.launch, trainers.__main__; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
     assert launch_command("toy", "c.json") == [sys.executable, "-m", "trainers", "toy", "--config", "c.json"]
@@ -526,7 +526,7 @@ def test_init_from_never_loads_a_mismatch_silently(tmp_path):
     with pytest.raises(ConfigError, match=r"loaded 1 of 7 model tensors shape-mismatched \(6\).*init_strict=false"):
         run_toy(wide, tmp_path, "wide")
     model = toy_family.build_model(wide)
-    from trainers.checkpoint import load_initial_weights
+    from trainers.engine.initial_weights import load_initial_weights
 
     report = load_initial_weights(model, str(source), strict=False)
     assert report.loaded == 1 and len(report.mismatched) == 6 and not report.missing and not report.unexpected
@@ -568,7 +568,7 @@ def test_python_m_trainers_resolves_a_partial_file_like_new_run(tmp_path):
 
 
 def test_without_a_terminal_training_prints_progress_lines(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)  # every logged step, instead of every 10 s
+    monkeypatch.setattr(console, "PROGRESS_SECONDS", 0.0)  # every logged step, instead of every 10 s
     run_toy(toy_config("train.max_steps=4", "train.eval_every=4", "train.log_every=2"), tmp_path, "run")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("toy: step ")]
     assert [line.split(",")[0] for line in lines] == ["toy: step 2/4", "toy: step 4/4"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.family import Context
+from trainers.family.context import Context
 from trainers.neural_decoder import family
 from trainers.neural_decoder.config import Config, DataConfig, ModelConfig, tiny
 from trainers.neural_decoder.data import (

@@ -2,7 +2,7 @@
 
 import io
 
-from trainers.progress import StepProgress
+from trainers.commands.progress import StepProgress
 
 
 def test_without_a_terminal_a_line_every_few_seconds_and_one_at_the_end():

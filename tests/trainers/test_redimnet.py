@@ -19,9 +19,9 @@ from lab.health.diagnosis import rules_for, run_stages
 from lab.health.rules import check
 from models.delay import DIA_DELAYS
 from models.redimnet import MatryoshkaAAM, margin_at
-from trainers.engine import train
+from trainers.engine.training import train
 from trainers.dia import data as dia_data
-from trainers.family import wav_bytes
+from trainers.formats.audio import wav_bytes
 from trainers.redimnet import data, family
 
 SPEC = registry.get("redimnet")

@@ -15,8 +15,8 @@ from lab.families import registry
 from lab.health.diagnosis import rules_for
 from lab.health.rules import check
 from lab.records.store import Store
-from trainers.engine import train
-from trainers.family import Context
+from trainers.engine.training import train
+from trainers.family.context import Context
 from trainers.sashimi import data, family
 
 SPEC = registry.get("sashimi")

@@ -27,9 +27,9 @@ from lab import tracker  # noqa: E402
 from lab.families import registry  # noqa: E402
 from lab.records.config import apply_overrides, from_dict, to_dict  # noqa: E402
 from lab.records.store import Store  # noqa: E402
-from trainers.engine import train  # noqa: E402
-from trainers.family import Context  # noqa: E402
-from trainers.launch import free_port, launch_command  # noqa: E402
+from trainers.engine.training import train  # noqa: E402
+from trainers.family.context import Context  # noqa: E402
+from trainers.family.launch import free_port, launch_command  # noqa: E402
 
 
 @pytest.fixture
@@ -171,8 +171,8 @@ def test_the_plan_of_the_1_6b_baseline_follows_the_exact_meta_count():
 
 @pytest.mark.parametrize("precision", ["no", "bf16"])
 def test_the_plan_of_tiny_is_near_the_measured_peak_of_a_step(precision):
-    from trainers.memory import TensorMemory
-    from trainers.optim import build_optimizer, parameter_groups
+    from trainers.sizing.tensor_memory import TensorMemory
+    from trainers.engine.optim import build_optimizer, parameter_groups
 
     spec, config = dia_config("data.synthetic_clips=12", f"train.precision={precision}", preset="tiny")
     torch.manual_seed(0)

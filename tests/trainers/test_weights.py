@@ -13,8 +13,8 @@ import torch
 from lab.errors import ConfigError
 from lab.families import registry
 from lab.records import config as config_tools
-from trainers import weights
-from trainers.checkpoint import load_initial_weights
+from trainers.formats import weights
+from trainers.engine.initial_weights import load_initial_weights
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 ND = FIXTURES / "neural_decoder"

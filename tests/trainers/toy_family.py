@@ -21,9 +21,9 @@ from torch.utils.data import Dataset
 
 from lab.errors import ConfigError
 from lab.families.spec import EvalStage
-from trainers.config import OptimConfig, TrainConfig
-from trainers.family import Context, DataBundle
-from trainers.spec import family_spec
+from trainers.family.config import OptimConfig, TrainConfig
+from trainers.family.context import Context, DataBundle
+from trainers.family.spec import family_spec
 
 PROVENANCE = {"baseline": "toy", "repository": "tests/trainers/toy_family.py"}
 

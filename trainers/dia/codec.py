@@ -22,8 +22,8 @@ import torch
 
 from lab.errors import ConfigError
 from lab.records.files import append_jsonl, atomic_write, read_jsonl
-from trainers import audio
-from trainers.checkpoint import load_initial_weights
+from trainers.formats import audio
+from trainers.engine.initial_weights import load_initial_weights
 
 SAMPLE_RATE = 44100
 CODEBOOKS = 9

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainers.config import OptimConfig, TrainConfig
+from trainers.family.config import OptimConfig, TrainConfig
 
 PROVENANCE = {
     "baseline": "nari_dia_1.6b",

@@ -21,7 +21,7 @@ from models.delay import revert_delay
 from models.dia import Dia, unconditional
 from trainers.dia import codec, data
 from trainers.dia.config import BOS, EOS, PAD, Config
-from trainers.family import Context, DataBundle, with_standard_error
+from trainers.family.context import Context, DataBundle, with_standard_error
 
 
 def build_model(config: Config) -> Dia:

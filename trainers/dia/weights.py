@@ -22,7 +22,7 @@ import re
 
 import torch
 
-from trainers.weights import Converted, Original
+from trainers.formats.weights import Converted, Original
 
 FIRST, LATEST = "nari-labs/dia Dia-1.6B first release", "nari-labs/dia Dia-1.6B-0626"
 NORMS = {"encoder": {"pre_sa_norm": "attention_norm", "post_sa_norm": "mlp_norm"},

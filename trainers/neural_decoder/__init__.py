@@ -1,41 +1,9 @@
-"""The neural_decoder family: GRU + CTC phoneme decoding of intracortical features (cffan/neural_seq_decoder)."""
+"""The neural_decoder family: GRU + CTC phoneme decoding of intracortical features (cffan/neural_seq_decoder).
 
-from lab.errors import ConfigError
-from lab.families.spec import Lazy, Panel
-from trainers.cli import WEIGHTS
-from trainers.config import require_at_least
-from trainers.neural_decoder import config
-from trainers.neural_decoder.health import ctc_blank_collapse
-from trainers.spec import family_spec
-
-RUNTIME = "trainers.neural_decoder.family"
-
-
-def validate(values: config.Config) -> None:
-    """Family checks at `lab new-run`: positive sizes, a stride within the unfold window, a dropout rate."""
-    model, data = values.model, values.data
-    require_at_least("model", model, {"n_input_features": 1, "n_classes": 1, "n_units": 1, "n_layers": 1,
-                                      "kernel_len": 1, "stride_len": 1, "n_days": 1, "gaussian_smooth_width": 0})
-    require_at_least("data", data, {"synthetic_days": 1, "synthetic_sentences_per_day": 1, "time_mask_width": 0,
-                                    "freq_mask_width": 0, "beam_width": 0, "pad_frames_to": 0})
-    if model.stride_len > model.kernel_len:
-        raise ConfigError(f"model.stride_len={model.stride_len} must not exceed model.kernel_len={model.kernel_len}"
-                          " (frames between windows would be skipped)")
-    if not 0 <= model.dropout < 1:
-        raise ConfigError(f"model.dropout={model.dropout!r} must lie in [0, 1)")
-
-SPEC = family_spec(
-    name="neural_decoder",
-    commands=(WEIGHTS,),
-    config=config,
-    build_model=Lazy(f"{RUNTIME}:build_model"),
-    build_data=Lazy(f"{RUNTIME}:build_data"),
-    training_loss=Lazy(f"{RUNTIME}:training_loss"),
-    evaluate=Lazy(f"{RUNTIME}:evaluate"),
-    validate=validate,
-    eval_metrics=("val/loss", "val/per", "val/blank_frac"),
-    health_rules={"ctc_blank_collapse": ctc_blank_collapse},
-    data_paths=("data.source",),
-    metric_directions={"val/per": "min", "val/blank_frac": "min", "train/ctc_infeasible_frac": "min"},
-    report_panels=(Panel("all-blank decodes", ("val/blank_frac",)),),
-)
+    spec.py      SPEC: what the family declares (found through the `lab.families` entry point), torch-free
+    config.py    its config dataclasses and presets, torch-free
+    family.py    build_model, build_data, training_loss, evaluate and its hooks (torch)
+    data.py      its datasets
+    health.py    its health rule: CTC output collapsing to blanks
+    weights.py   the original repository's weights files, converted to this project's keys
+"""

@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from lab.records.files import atomic_write
-from trainers.family import one_line
+from trainers.family.context import one_line
 from trainers.neural_decoder.config import DataConfig
 
 PHONEMES = (

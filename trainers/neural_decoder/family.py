@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from models.ctc import beam_search_decode, count_all_blank, greedy_decode, phoneme_error_rate
 from models.neural_decoder import NeuralDecoder, output_lengths
-from trainers.family import Context, DataBundle, with_standard_error
+from trainers.family.context import Context, DataBundle, with_standard_error
 from trainers.neural_decoder.config import Config
 from trainers.neural_decoder.data import (
     SentenceDataset,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pickle
 import re
 
-from trainers.weights import Converted, Original
+from trainers.formats.weights import Converted, Original
 
 FORMAT = "cffan/neural_seq_decoder GRUDecoder state dict"
 RENAMES = (("gaussianSmoother.", "smoothing."), ("gru_decoder.", "gru."), ("fc_decoder_out.", "head."))

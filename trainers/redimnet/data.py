@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainers import audio
+from trainers.formats import audio
 from trainers.redimnet.config import DataConfig
 
 

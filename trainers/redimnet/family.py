@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from lab import tracker
 from models.redimnet import SpeakerModel, margin_at
 from models.verification import bootstrap_se, equal_error_rate, min_dcf
-from trainers import audio
-from trainers.family import Context, DataBundle, with_standard_error
+from trainers.formats import audio
+from trainers.family.context import Context, DataBundle, with_standard_error
 from trainers.redimnet import data
 from trainers.redimnet.config import Config
 
@@ -71,7 +71,7 @@ def build_data(config: Config) -> DataBundle:
 
 def param_groups(model: SpeakerModel, config: Config) -> list[dict]:
     """The backbone's groups (weight decay on matrices only) at optim.lr, and the head at train.head_lr."""
-    from trainers.optim import parameter_groups
+    from trainers.engine.optim import parameter_groups
 
     head = {"params": [p for p in model.head.parameters() if p.requires_grad], "param_names": ["head.weight"],
             "weight_decay": config.optim.weight_decay}

@@ -42,7 +42,7 @@ import re
 import torch
 
 from lab.errors import ConfigError
-from trainers.weights import Converted, Original
+from trainers.formats.weights import Converted, Original
 
 FORMAT = "IDRnD/ReDimNet torch.hub checkpoint"
 WESPEAKER = "wenet-e2e/wespeaker ReDimNet state dict"

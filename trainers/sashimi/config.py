@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainers.config import OptimConfig, TrainConfig
+from trainers.family.config import OptimConfig, TrainConfig
 
 PROVENANCE = {
     "baseline": "s4_sashimi_sc09",

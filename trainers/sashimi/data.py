@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from models.dml import quantize
-from trainers import audio
-from trainers.family import wav_bytes
+from trainers.formats import audio
+from trainers.formats.audio import wav_bytes
 from trainers.sashimi.config import DataConfig
 
 MUSDB_STEMS = ("mixture", "drums", "bass", "other", "vocals")

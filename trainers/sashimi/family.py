@@ -14,7 +14,7 @@ import torch
 
 from models.dml import dequantize, dml_sample
 from models.sashimi import SaShiMi
-from trainers.family import Context, DataBundle, with_standard_error
+from trainers.family.context import Context, DataBundle, with_standard_error
 from trainers.sashimi import data
 from trainers.sashimi.config import Config
 
@@ -121,7 +121,7 @@ def samples_stage(model: torch.nn.Module, batches, ctx: Context) -> dict[str, fl
 def profile(model: SaShiMi, batch: dict, ctx: Context) -> dict[str, float]:
     """Peak tensor memory (MiB) of one training step, by component: the backbone's forward, then the head and
     loss forward and backward on the backbone's output, then the backbone's backward."""
-    from trainers.memory import TensorMemory
+    from trainers.sizing.tensor_memory import TensorMemory
 
     codes = batch["codes"]
     inputs = shifted(codes, ctx.config.model.bits)

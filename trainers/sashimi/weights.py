@@ -24,7 +24,7 @@ import re
 import torch
 
 from lab.errors import ConfigError
-from trainers.weights import Converted, Original
+from trainers.formats.weights import Converted, Original
 
 FORMAT = "state-spaces/s4 SaShiMi (training code, full S4)"
 KERNEL = {"inv_dt": "inv_dt", "A_real": "a_real", "A_imag": "a_imag", "B": "b", "P": "p", "C": "c",

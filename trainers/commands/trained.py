@@ -14,9 +14,10 @@ from lab.families import registry
 from lab.families.spec import FamilySpec, Lazy
 from lab.records.files import atomic_write, read_json
 from lab.records.store import Store
-from trainers import checkpoint
-from trainers.family import Context, wav_bytes
-from trainers.progress import StepProgress
+from trainers.commands.progress import StepProgress
+from trainers.engine.initial_weights import load_initial_weights
+from trainers.family.context import Context
+from trainers.formats.audio import wav_bytes
 
 
 def run_family(store: Store, run_id: str) -> tuple[FamilySpec, object]:
@@ -35,7 +36,7 @@ def trained_model(store: Store, run_id: str, spec: FamilySpec, config):
     except LabError:
         path = store.attempts.latest_checkpoint(run_id, "last")
     model = spec.build_model(config)
-    checkpoint.load_initial_weights(model, path, strict=True)
+    load_initial_weights(model, path, strict=True)
     return model.eval(), path
 
 

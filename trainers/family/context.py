@@ -1,6 +1,6 @@
 """What the engine hands a family and what a family hands back: the training context and the data bundle.
 
-A family's callables (see `trainers.FamilySpec`):
+A family's callables (see `lab.families.spec.FamilySpec`):
 
     build_model(config) -> torch.nn.Module
     build_data(config) -> DataBundle
@@ -18,13 +18,13 @@ one transfer per step. `build_model` and `build_data` raise OSError or ValueErro
 from __future__ import annotations
 
 import io
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from lab import tracker
 from lab.records.files import atomic_write
+from trainers.formats.audio import wav_bytes
 
 # (dataset, batch_size, seed, epoch, rank, processes) -> this process's index batches for the epoch
 BatchSampler = Callable[[Any, int, int, int, int, int], list[list[int]]]
@@ -123,21 +123,6 @@ def write_media(path: Path, data: Any, kind: str, sample_rate: int | None) -> No
         atomic_write(path, lambda stream: stream.write(buffer.getvalue()))
     else:
         raise ValueError(f"media kind must be 'audio' or 'image', got {kind!r}")
-
-
-def wav_bytes(audio: Any, sample_rate: int) -> bytes:
-    """A 16-bit PCM wav file of `audio`: (samples,) or (channels, samples) floats in [-1, 1]."""
-    import numpy as np
-
-    samples = np.atleast_2d(np.asarray(audio, dtype=np.float32))  # (C, N)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2").T  # (N, C), interleaved
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as stream:
-        stream.setnchannels(samples.shape[0])
-        stream.setsampwidth(2)
-        stream.setframerate(int(sample_rate))
-        stream.writeframes(pcm.tobytes())
-    return buffer.getvalue()
 
 
 def one_line(text: object) -> str:

@@ -29,7 +29,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 from torch.distributed.tensor import DTensor
 
-from trainers.tensors import map_tensors
+from trainers.engine.tensors import map_tensors
 
 
 def shard(model: nn.Module, blocks: list[Any], device: torch.device) -> nn.Module:

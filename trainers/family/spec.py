@@ -3,10 +3,10 @@ with what every family trained on this engine shares filled in. Imports no torch
 
     SPEC = family_spec(name="dia", config=config, build_model=Lazy("trainers.dia.family:build_model"), ...)
 
-Filled in: the engine's own config checks before the family's `validate` (`trainers.config.validate`, with the
-family's health rules for `train.stop_on`), parameter counting and the memory plan on the meta device, the
-trainer's command line,
-and the modules the engine needs with the extra that installs them.
+Filled in: the engine's own config checks before the family's `validate` (`trainers.family.config.validate`,
+with the family's health rules for `train.stop_on`), parameter counting and the memory plan on the meta device
+(`trainers.sizing.meta`), the settings a weights file fixes (`trainers.formats.weights`), the trainer's command
+line (`trainers.family.launch`), and the modules the engine needs with the extra that installs them.
 """
 
 from __future__ import annotations
@@ -28,20 +28,21 @@ def family_spec(*, validate: Callable[[Any], None] | None = None, **fields: Any)
 
     def checked(config: Any) -> None:
         from lab.health.diagnosis import rules_for
-        from trainers.config import validate as engine_validate
+        from trainers.family.config import validate as engine_validate
 
         engine_validate(config.optim, config.train, rules=rules_for(spec))
         if validate is not None:
             validate(config)
 
-    fields.setdefault("parameter_count", Lazy("trainers.sizes:parameter_count"))
-    fields.setdefault("weights_settings", Lazy("trainers.weights:file_settings"))
-    fields.setdefault("memory_plan", Lazy("trainers.sizes:memory_plan"))
-    fields.setdefault("trainer_command", Lazy("trainers.launch:launch_command"))
+    fields.setdefault("parameter_count", Lazy("trainers.sizing.meta:parameter_count"))
+    fields.setdefault("weights_settings", Lazy("trainers.formats.weights:file_settings"))
+    fields.setdefault("memory_plan", Lazy("trainers.sizing.meta:memory_plan"))
+    fields.setdefault("trainer_command", Lazy("trainers.family.launch:launch_command"))
     fields.setdefault("requires", REQUIRES)
     fields.setdefault("install", INSTALL)
     spec = FamilySpec(validate=checked, **fields)
     return spec
+
 
 def stage_interval(stage: EvalStage, config: Any) -> int:
     """Steps between runs of `stage` under `config` (0: never)."""

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lab.errors import ConfigError
-from trainers.config import OptimConfig
+from trainers.family.config import OptimConfig
 
 
 def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict]:

@@ -10,7 +10,7 @@ import torch
 
 from lab.errors import ConfigError
 from lab.families.spec import FamilySpec
-from trainers import plan as plan_tools
+from trainers.sizing import plan as plan_tools
 
 
 def meta_model(spec: FamilySpec, config: Any) -> torch.nn.Module:
@@ -41,10 +41,10 @@ def parameter_count(spec: FamilySpec, config: Any) -> int | dict[str, int]:
 
 
 def memory_plan(spec: FamilySpec, config: Any, processes: int = 1, device_gb: float | None = None) -> dict:
-    """The memory plan (trainers.plan) of training `spec`'s model with `config` on `processes` devices, with the
-    lines to print (`lines`) and the device's size (`device_bytes`: `device_gb` when given, else CUDA's total
+    """The memory plan (`trainers.sizing.plan`) of training `spec`'s model with `config` on `processes` devices,
+    with the lines to print (`lines`) and the device's size (`device_bytes`: `device_gb` when given, else CUDA's total
     memory or the host's RAM; unknown on XLA). ConfigError (one line) when the model cannot be built."""
-    from trainers.device import resolve_device
+    from trainers.engine.device import resolve_device
 
     model = meta_model(spec, config)
     train = config.train

@@ -7,9 +7,11 @@ the file and the fix, so a data loader can list it and go on.
 
 from __future__ import annotations
 
+import io
 import struct
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,3 +124,16 @@ def load(path: str | Path, rate: int, channels: int) -> np.ndarray:
     """An audio file as (channels, frames) float32 at `rate`."""
     samples, file_rate = read_audio(path)
     return resample(to_channels(samples, channels), file_rate, rate)
+
+
+def wav_bytes(audio: Any, sample_rate: int) -> bytes:
+    """A 16-bit PCM wav file of `audio`: (samples,) or (channels, samples) floats in [-1, 1]."""
+    samples = np.atleast_2d(np.asarray(audio, dtype=np.float32))  # (C, N)
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).round().astype("<i2").T  # (N, C), interleaved
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as stream:
+        stream.setnchannels(samples.shape[0])
+        stream.setsampwidth(2)
+        stream.setframerate(int(sample_rate))
+        stream.writeframes(pcm.tobytes())
+    return buffer.getvalue()

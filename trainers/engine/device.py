@@ -15,7 +15,7 @@ import sys
 import torch
 
 from lab.errors import ConfigError
-from trainers.config import TrainConfig
+from trainers.family.config import TrainConfig
 
 
 def resolve_device(requested: str) -> str:

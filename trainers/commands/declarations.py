@@ -1,7 +1,10 @@
-"""The CLI commands the built-in families bring to `lab` (declared in each family's `SPEC.commands`).
+"""The `lab` commands the built-in families share (declared in each family's `SPEC.commands`): `generate`,
+`profile` and `embed` on a trained run, and `weights` on a weights file. A command only one family has lives in
+that family's folder (dia's `codec`: `trainers/dia/commands.py`).
 
-Torch-free at import: each command's options are plain argparse, and its work imports `trainers.commands`
-(torch) only when it runs. `lab --help` lists a command only while a family that declares it is installed.
+Torch-free at import: each command's options are plain argparse, and its work imports `trainers.commands.trained`
+or `trainers.formats.weights` (torch) only when it runs. `lab --help` lists a command only while a family that
+declares it is installed.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ SHORT_BY = 0.05  # seconds: audio this much shorter than asked ended early, at t
 
 def run_generate(args: argparse.Namespace) -> int:
     store = run_store(args.id)
-    from trainers.commands import write_generated
+    from trainers.commands.trained import write_generated
 
     request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
                                               ("seed", args.seed), ("tags", args.tags), ("text", args.text),
@@ -56,7 +59,7 @@ def profile_arguments(sub: argparse.ArgumentParser) -> None:
 
 def run_profile(args: argparse.Namespace) -> int:
     store = run_store(args.id)
-    from trainers.commands import profile_run
+    from trainers.commands.trained import profile_run
 
     components = profile_run(store, args.id)
     store.events.add(args.id, "profile", components=components)  # reports and comparisons show it
@@ -76,7 +79,7 @@ def embed_arguments(sub: argparse.ArgumentParser) -> None:
 
 def run_embed(args: argparse.Namespace) -> int:
     store = run_store(args.id)
-    from trainers.commands import embed_files
+    from trainers.commands.trained import embed_files
 
     embeddings, scores, source = embed_files(store, args.id, args.audio, dim=args.dim)
     if args.json:
@@ -86,23 +89,6 @@ def run_embed(args: argparse.Namespace) -> int:
     for row, name in enumerate(args.audio):
         print(f"  {name}: " + "  ".join(f"{scores[row][col]:+.3f}" for col in range(len(args.audio))))
     return 0
-
-
-def codec_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("action", choices=["encode"])
-    sub.add_argument("--audio", required=True, help="folder of audio files (tags in <name>.txt beside each)")
-    sub.add_argument("--weights", required=True, help="local DAC weights (dac_44khz.pth); nothing is downloaded")
-    sub.add_argument("--out", required=True, help="cache folder: one .npy of codes per file plus index.jsonl")
-    sub.add_argument("--stereo", action="store_true", help="encode both channels (18 codebooks)")
-
-
-def run_codec(args: argparse.Namespace) -> int:
-    from trainers.dia import codec
-
-    model = codec.load_codec(args.weights)
-    report = codec.encode_folder(args.audio, model, args.out, channels=2 if args.stereo else 1)
-    print(f"encoded {report.encoded}, already cached {report.skipped}, failed {len(report.failed)} -> {args.out}")
-    return 1 if report.failed else 0
 
 
 def weights_arguments(sub: argparse.ArgumentParser) -> None:
@@ -116,10 +102,9 @@ def weights_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def run_weights(args: argparse.Namespace) -> int:
-    from trainers import weights
-    from trainers.weights import split_source
+    from trainers.formats import weights
 
-    path, key = split_source(args.path)
+    path, key = weights.split_source(args.path)
     original = weights.read(path, key)
     if args.action == "inspect":
         print("\n".join(weights.describe(original, weights.recognise(original))))
@@ -139,8 +124,6 @@ PROFILE = Command("profile", "Peak memory of one training step of a run, by comp
                   profile_arguments, run_profile)
 EMBED = Command("embed", "Speaker embeddings of audio files with a run's best checkpoint, and their cosine scores.",
                 "lab embed rdn_001 --audio a.wav b.wav", embed_arguments, run_embed)
-CODEC = Command("codec", "Encode audio to DAC codes once (a resumable cache the dia family reads).",
-                "lab codec encode --audio music/ --weights dac_44khz.pth --out data/codes", codec_arguments, run_codec)
 WEIGHTS = Command("weights", "What a weights file is, or an original repository's checkpoint in this project's keys.",
                   "lab weights inspect dia-v0_1.pth   |   lab weights convert dia-v0_1.pth --family dia --out dia.pt",
                   weights_arguments, run_weights)
