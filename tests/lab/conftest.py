@@ -1,11 +1,9 @@
 """Fixtures for notebook tests: a real temporary git repository made into a lab, and a `lab` runner."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from lab_testing import git, lab_env
+from lab_testing import git, run_lab
 
 
 @pytest.fixture
@@ -21,13 +19,11 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def lab(repo: Path):
-    """Run `lab ARGS...` in a lab made of `repo`; returns CompletedProcess (text). `check=False` allows failure."""
+    """Run `lab ARGS...` in process in a lab made of `repo`; returns CompletedProcess (text). `check=False` allows
+    failure."""
 
     def run(*args: str, check: bool = True, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
-        result = subprocess.run(
-            [sys.executable, "-m", "lab", *args], cwd=cwd or repo, capture_output=True, text=True,
-            env=env or lab_env(), timeout=timeout,
-        )
+        result = run_lab(*args, cwd=cwd or repo, env=env, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"lab {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
