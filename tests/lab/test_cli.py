@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from lab_testing import git, lab_env
+from lab_testing import git, lab_env, run_lab
 
 from lab.records.store import Store
 
@@ -113,8 +113,7 @@ def test_bad_input_gets_a_one_line_error(lab, repo, args, fragments):
 
 
 def test_commands_outside_a_lab_say_so(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lab", "runs"], cwd=tmp_path, capture_output=True, text=True,
-                            env=lab_env())
+    result = run_lab("runs", cwd=tmp_path)
     one_line_error(result, "lab init")
 
 
@@ -137,6 +136,7 @@ def test_help_and_record_only_commands_do_not_import_torch(lab, train_script):
         "print('TORCH', 'torch' in sys.modules)\n"
     )
     lab("new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "h")
+    # a fresh interpreter: whether torch is imported is a question about a process of its own
     result = subprocess.run([sys.executable, "-c", probe], cwd=lab.repo, capture_output=True, text=True, env=lab_env())
     assert "TORCH False" in result.stdout, result.stdout + result.stderr
 

@@ -3,13 +3,12 @@ from machines in other time zones landing on one day."""
 
 import json
 import re
-import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from lab_testing import git, lab_env
+from lab_testing import git, lab_env, run_lab
 
 from lab.records.files import write_json
 from lab.records.store import Store
@@ -109,9 +108,8 @@ def test_a_shallow_clone_lists_its_commits(repo, tmp_path):
         git(repo, "commit", "-qm", f"change {number}")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
-    subprocess.run([sys.executable, "-m", "lab", "init"], cwd=clone, check=True, capture_output=True, env=lab_env())
-    result = subprocess.run([sys.executable, "-m", "lab", "log"], cwd=clone, capture_output=True, text=True,
-                            env=lab_env())
+    assert run_lab("init", cwd=clone).returncode == 0
+    result = run_lab("log", cwd=clone)
     assert result.returncode == 0 and "Traceback" not in result.stderr
     page = Path(result.stdout.strip()).read_text()
     assert "**main**: change 3 (3 files)" in page  # the boundary commit as git sees it: a root

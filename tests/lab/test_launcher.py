@@ -221,6 +221,7 @@ def test_a_full_disk_during_an_attempt_still_records_how_it_ended(lab):
     def limited():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
+    # a process of its own: the file-size limit holds for the launcher's whole process
     result = subprocess.run([sys.executable, "-m", "lab", "launch", "d_001", "--no-commit", "--", sys.executable,
                              "-c", code], cwd=lab.repo, capture_output=True, text=True, env=lab_env(),
                             preexec_fn=limited, timeout=120)
@@ -326,7 +327,8 @@ def test_a_pid_record_that_cannot_be_written_neither_stops_the_command_nor_reads
 
 
 def start_sleepy_launch(lab, repo, run_id):
-    """Launch a command that prints 'started' and sleeps; returns the launcher once the command runs."""
+    """Launch a command that prints 'started' and sleeps; returns the launcher (a process of its own, to be
+    signalled or killed) once the command runs."""
     (repo / "sleepy.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
     lab("new-run", run_id, "--hypothesis", "h")
     launcher = subprocess.Popen([sys.executable, "-m", "lab", "launch", run_id, "--", sys.executable, "sleepy.py"],
@@ -357,6 +359,7 @@ def test_a_vanished_launcher_shows_as_crashed(lab, repo):
 def test_a_signal_to_the_launcher_reaches_what_the_command_started(lab):
     lab("new-run", "o_004", "--hypothesis", "h")
     code = HELPER + "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    # a process of its own: the test signals the launcher
     process = subprocess.Popen([sys.executable, "-m", "lab", "launch", "o_004", "--no-commit", "--", sys.executable,
                                 "-c", code], cwd=lab.repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=lab_env())

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from lab_testing import git, lab_env
+from lab_testing import git, run_lab
 
 from lab.errors import LabError
 from lab.records.files import append_jsonl, conflict_sides, read_jsonl, write_json
@@ -173,7 +173,7 @@ def test_names_too_long_or_with_a_newline_are_refused(lab):
 
 def test_init_keeps_an_unterminated_gitignore_intact(repo):
     (repo / ".gitignore").write_text("*.tmp")
-    subprocess.run([sys.executable, "-m", "lab", "init"], cwd=repo, check=True, env=lab_env())
+    assert run_lab("init", cwd=repo).returncode == 0
     assert (repo / ".gitignore").read_text().splitlines() == [
         "*.tmp", "artefacts/", ".env", "wandb/", "logs/daily/", "logs/reports/", "logs/changelogs/", "logs/ablations/*",
         "!logs/ablations/index.json*"]
