@@ -4,12 +4,14 @@ what it returns. Imports no torch at start-up."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
 import shlex
 import sys
 from datetime import date
+from typing import TextIO
 
 from lab import api
 from lab.errors import ConfigError, LabError, RecordError, say, warn
@@ -377,8 +379,22 @@ def lab_version() -> str:
         return "unknown"
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run `lab ARGV` (default: this process's arguments) and return its exit status: 0, 2 for bad input (one
+    `lab: error:` line), a launched command's own status, 130 when interrupted. What it prints goes to `stdout`
+    and `stderr` (text streams; default: the process's own), a launched command's output included."""
+    with contextlib.redirect_stdout(stdout or sys.stdout), contextlib.redirect_stderr(stderr or sys.stderr):
+        try:
+            return run_command(list(sys.argv[1:] if argv is None else argv), own_stdout=stdout is None)
+        except SystemExit as done:  # argparse's --help, --version and usage errors
+            if done.code is None or isinstance(done.code, int):
+                return done.code or 0
+            print(done.code, file=sys.stderr)
+            return 1
+
+
+def run_command(argv: list[str], own_stdout: bool) -> int:
+    """`main` once its streams are in place; `own_stdout`: stdout is this process's own file descriptor 1."""
     trailing: list[str] = []
     if "--" in argv:
         split = argv.index("--")
@@ -402,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if own_stdout:  # the reader went away (`lab runs | head`): nothing more reaches it, and no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (LabError, ConfigError, RecordError) as error:
         print(f"lab: error: {error}", file=sys.stderr)

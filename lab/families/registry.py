@@ -28,7 +28,9 @@ ENTRY_POINT_GROUP = "lab.families"
 FAMILY_MODULES_VARIABLE = "LAB_FAMILY_MODULES"
 
 _registered: dict[str, FamilySpec] = {}
-_discovered = False
+_discovered = False  # the entry points have been read
+_modules_read: str | None = None  # the LAB_FAMILY_MODULES value whose families are registered
+_from_modules: dict[str, FamilySpec] = {}  # the families that value registered
 
 
 def register(spec: FamilySpec) -> FamilySpec:
@@ -47,23 +49,33 @@ def unregister(name: str) -> None:
 
 
 def _discover() -> None:
-    """Register the families of installed entry points and of LAB_FAMILY_MODULES (once per process).
+    """Register the families of installed entry points (once per process) and of LAB_FAMILY_MODULES (again
+    whenever its value changes, forgetting the families an earlier value named, so a `lab.cli.main` call in a
+    process that already ran one sees its own environment's families).
 
     Raises ConfigError naming the entry point or module that does not load or exports no FamilySpec.
     """
-    global _discovered
-    if _discovered:
+    global _discovered, _modules_read
+    if not _discovered:
+        _discovered = True
+        for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                spec = entry.load()
+            except ImportError as error:
+                raise ConfigError(f"the family {entry.name!r} ({entry.value}) does not import: {error}") from None
+            if not isinstance(spec, FamilySpec):
+                raise ConfigError(f"the entry point {entry.name!r} ({entry.value}) is not a FamilySpec")
+            _registered.setdefault(spec.name, spec)
+    modules = os.environ.get(FAMILY_MODULES_VARIABLE, "")
+    if modules == _modules_read:
         return
-    _discovered = True
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            spec = entry.load()
-        except ImportError as error:
-            raise ConfigError(f"the family {entry.name!r} ({entry.value}) does not import: {error}") from None
-        if not isinstance(spec, FamilySpec):
-            raise ConfigError(f"the entry point {entry.name!r} ({entry.value}) is not a FamilySpec")
-        _registered.setdefault(spec.name, spec)
-    for module_name in (name.strip() for name in os.environ.get(FAMILY_MODULES_VARIABLE, "").split(",")):
+    _modules_read = modules
+    for name, spec in _from_modules.items():
+        if _registered.get(name) is spec:
+            del _registered[name]
+    _from_modules.clear()
+    directions.cache_clear()
+    for module_name in (name.strip() for name in modules.split(",")):
         if not module_name:
             continue
         try:
@@ -73,7 +85,8 @@ def _discover() -> None:
                               f"{error}") from None
         if not isinstance(spec, FamilySpec):
             raise ConfigError(f"{FAMILY_MODULES_VARIABLE} names {module_name!r}, which has no SPEC = FamilySpec(...)")
-        _registered.setdefault(spec.name, spec)
+        if _registered.setdefault(spec.name, spec) is spec:
+            _from_modules[spec.name] = spec
 
 
 def known() -> list[str]:

@@ -10,6 +10,7 @@ Knows nothing of runs and attempts: `lab.launcher.launch` records what `supervis
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import fcntl
 import os
@@ -31,12 +32,26 @@ DRAIN_SECONDS = 1.0  # after the command exits, how long its output is still rea
 QUIET_SECONDS = 0.05  # ... stopping sooner once the pipe has nothing more to give
 
 
+class TextTerminal:
+    """A text stream without a byte side (a StringIO given to `lab.cli.main`) taking the child's output as bytes:
+    UTF-8, a character split between two reads decoded once whole, undecodable bytes replaced."""
+
+    def __init__(self, stream):
+        self.stream, self.decoder = stream, codecs.getincrementaldecoder("utf-8")("replace")
+
+    def write(self, chunk: bytes) -> None:
+        self.stream.write(self.decoder.decode(chunk))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _tee(process: subprocess.Popen, log: OutputLog) -> None:
     """Copy the child's output to the terminal as it comes, and hand it to `log` in a thread of its own, so the
     log's work never holds the child's pipe back. Returns once the command has exited and its output is read:
     a process it left behind holding the pipe open does not keep the attempt open. A closed terminal never stops
     the log, and a log that cannot be written (a full disk) never stops the child."""
-    terminal = sys.stdout.buffer
+    terminal = getattr(sys.stdout, "buffer", None) or TextTerminal(sys.stdout)
     handed: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
     def write_log() -> None:

@@ -1,11 +1,11 @@
-"""Fixtures for notebook tests: a real temporary git repository made into a lab, and a `lab` runner."""
+"""Fixtures for notebook tests: a real temporary git repository made into a lab, a `lab` runner (in process), and
+labs with scripts and runs that several test files start from."""
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from lab_testing import git, lab_env
+from lab_testing import git, run_lab
 
 
 @pytest.fixture
@@ -21,13 +21,11 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def lab(repo: Path):
-    """Run `lab ARGS...` in a lab made of `repo`; returns CompletedProcess (text). `check=False` allows failure."""
+    """Run `lab ARGS...` in process in a lab made of `repo`; returns CompletedProcess (text). `check=False` allows
+    failure."""
 
     def run(*args: str, check: bool = True, cwd: Path | None = None, env: dict | None = None, timeout: float = 120):
-        result = subprocess.run(
-            [sys.executable, "-m", "lab", *args], cwd=cwd or repo, capture_output=True, text=True,
-            env=env or lab_env(), timeout=timeout,
-        )
+        result = run_lab(*args, cwd=cwd or repo, env=env, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"lab {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -58,3 +56,46 @@ def train_script(repo: Path) -> Path:
         "sys.exit(args.exit)\n"
     )
     return script
+
+
+@pytest.fixture
+def project(repo: Path) -> Path:
+    """`repo` with one commit: a train.py."""
+    (repo / "train.py").write_text("print('training')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "start")
+    return repo
+
+
+@pytest.fixture
+def two_runs(lab):
+    """x_001 and x_002, each with one finished attempt that logged metrics."""
+    script = lab.repo / "ok.py"
+    script.write_text("from lab import tracker\n"
+                      "for step in range(5):\n    tracker.log(step, **{'train/loss': 1 / (step + 1)})\n")
+    for run_id in ("x_001", "x_002"):
+        lab("new-run", run_id, "--hypothesis", f"h {run_id}")
+        lab("launch", run_id, "--no-commit", "--", sys.executable, "ok.py")
+    return lab
+
+
+SCRIPT = """import argparse
+from lab import tracker
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.1)
+parser.add_argument('--hidden', type=int, default=32)
+args = parser.parse_args()
+tracker.config(vars(args))
+for step in range(1, 21):
+    loss = 1.0 / (step * args.lr * 10)
+    tracker.log(step, **{'train/loss': loss})
+    if step % 5 == 0:
+        tracker.log(step, **{'val/loss': loss + 0.01})
+"""
+
+
+@pytest.fixture
+def script_lab(lab):
+    """A lab whose train.py reports its argparse config (--lr, --hidden) and logs train and val losses."""
+    (lab.repo / "train.py").write_text(SCRIPT)
+    return lab

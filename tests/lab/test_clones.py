@@ -18,7 +18,7 @@ import pytest
 
 from lab.records.files import read_jsonl
 from lab.records.store import Store
-from lab_testing import git, lab_env
+from lab_testing import git, lab_env, run_lab
 
 pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
@@ -34,14 +34,15 @@ for step in range(1, 31):
 
 
 class Clone:
-    """One clone of the shared remote: `lab(...)` and `git(...)` run in it."""
+    """One clone of the shared remote: `lab(...)` (in process) and `git(...)` run in it; `start(...)` starts `lab`
+    as a process of its own, to run beside what the other clone does."""
 
     def __init__(self, path: Path, name: str):
         self.path, self.name = path, name
 
     def lab(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=self.path, capture_output=True, text=True,
-                                env=lab_env(PYTHONPATH=str(Path(__file__).resolve().parents[2])), timeout=120)
+        result = run_lab(*args, cwd=self.path, env=lab_env(PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+                         timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"{self.name}: lab {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -98,6 +99,14 @@ def attempts_of(clone: Clone, run_id: str) -> list[dict]:
 
 def metric_rows(clone: Clone, run_id: str, number: int) -> list[dict]:
     return list(read_jsonl(clone.store.attempt_dir(run_id, number) / "metrics.jsonl"))
+
+
+def wait_until_running(clone: Clone, run_id: str) -> None:
+    """Return once a launch started with `clone.start` has begun its attempt (its launch commit made)."""
+    deadline = time.monotonic() + 60
+    while not list((clone.path / ".git/lab/running" / run_id / "attempts").glob("*/attempt.json")):
+        assert time.monotonic() < deadline, f"the launch of {run_id} never started"
+        time.sleep(0.05)
 
 
 def test_next_ids_are_reserved_through_the_remote(clones):
@@ -241,6 +250,7 @@ def test_shared_files_merge_by_union_and_pages_stay_out_of_git(clones):
     a.git("push", "-q")
     b.git("pull", "-q", "--no-rebase")
     running = a.start("launch", "nsd_001", "--", sys.executable, "train.py", str(a.path.parent / "go"))
+    wait_until_running(a, "nsd_001")  # its launch commit made: what follows happens while it runs
     b.lab("note", "nsd_001", "--findings", "noted on b while a runs")
     for clone in (a, b):
         clone.lab("note", "--insight", f"insight from {clone.name}")

@@ -1,10 +1,17 @@
+"""Configs: dotted overrides typed by the current value, diffs grouped by component, a run's config from its family
+preset, a file, its parent or the script's own report, and bad values refused before anything is written."""
+
+import json
 import re
+import sys
+import time
 
 import pytest
 
 from lab.errors import ConfigError
 from lab.records.config import apply_overrides, component_of, diff, flatten, from_dict, to_dict
 from trainers.neural_decoder.config import Config, baseline, tiny
+
 
 BASE = {"optim": {"lr": 0.02, "betas": [0.9, 0.999], "name": "adam"}, "train": {"grad_clip": 0.0, "steps": 10,
         "bf16": False}, "model": {"note": None}}
@@ -65,3 +72,89 @@ def test_family_configs_round_trip_and_reject_unknown_keys():
     with pytest.raises(ConfigError, match="unknown config key 'model.n_unit'"):
         from_dict(Config, values)
     assert flatten(to_dict(baseline()))["optim.eps"] == 0.1
+
+
+def read(path):
+    return json.loads(path.read_text())
+
+
+def test_family_runs_inherit_and_diff(lab, repo):
+    lab("new-run", "nsd_001", "--family", "neural_decoder", "--hypothesis", "The original recipe reproduces")
+    lab("new-run", "nsd_002", "--from", "nsd_001", "--hypothesis", "LR 0.02 is too high",
+        "--set", "optim.lr=0.0015", "--set", "train.grad_clip=1.0")
+    assert lab("diff", "nsd_002").stdout.splitlines() == [
+        "nsd_002 vs nsd_001 (parent)", "[schedule]", "  optim.lr: 0.02 -> 0.0015",
+        "[clipping]", "  train.grad_clip: 0.0 -> 1.0",
+    ]
+    assert lab("diff", "nsd_001", "nsd_002").stdout.splitlines()[0] == "nsd_001 -> nsd_002"  # in the order given
+    assert lab("diff", "nsd_001").stdout.strip() == "nsd_001 vs cffan_baseline (baseline): no differences"
+    run = read(repo / "logs/runs/nsd_002/run.json")
+    assert (run["family"], run["parent"], run["baseline"]) == ("neural_decoder", "nsd_001", "cffan_baseline")
+    snapshot = read(repo / "logs/baselines/cffan_baseline.json")
+    assert snapshot["provenance"]["repository"] == "https://github.com/cffan/neural_seq_decoder"
+    lab("new-run", "nsd", "--next", "--hypothesis", "prefix maps to the family")
+    assert read(repo / "logs/runs/nsd_003/run.json")["family"] == "neural_decoder"
+    lab("new-run", "nsd_004", "--preset", "tiny", "--hypothesis", "tiny preset")
+    assert read(repo / "logs/runs/nsd_004/config.json")["model"]["n_units"] == 64
+
+
+def one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lab: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_wrapped_run_stores_its_config_file(lab, repo):
+    (repo / "cfg.json").write_text('{"lr": 0.001, "batch": 4}')
+    lab("new-run", "dia_016", "--config", "cfg.json", "--set", "batch=8", "--hypothesis", "h")
+    assert read(repo / "logs/runs/dia_016/config.json") == {"lr": 0.001, "batch": 8}
+    one_line_error(lab("diff", "dia_016", check=False), "no baseline or parent")
+
+
+def test_a_partial_config_file_is_merged_into_the_family_preset(lab, repo):
+    (repo / "short.json").write_text('{"train": {"max_steps": 5}}')
+    lab("new-run", "nsd_001", "--family", "neural_decoder", "--preset", "tiny", "--config", "short.json",
+        "--hypothesis", "h")
+    config = read(repo / "logs/runs/nsd_001/config.json")
+    assert config["train"]["max_steps"] == 5 and config["train"]["batch_size"] == 16
+    assert config["optim"]["lr"] == 3e-3
+
+
+@pytest.mark.light
+def test_a_scripts_run_continues_from_its_reported_config(script_lab):
+    lab = script_lab
+    lab("new-run", "sin_007", "--hypothesis", "h")
+    lab("launch", "sin_007", "--no-commit", "--", sys.executable, "train.py", "--hidden", "32")
+    lab("new-run", "sin_008", "--from", "sin_007", "--hypothesis", "wider", "--set", "hidden=64")
+    assert json.loads((lab.repo / "logs/runs/sin_008/config.json").read_text()) == {"hidden": 64, "lr": 0.1}
+    typo = lab("new-run", "sin_009", "--from", "sin_007", "--hypothesis", "h", "--set", "hiden=64", check=False)
+    assert typo.returncode == 2 and "did you mean 'hidden'" in typo.stderr
+
+
+def is_one_line_error(result) -> bool:
+    return result.returncode == 2 and result.stderr.startswith("lab: error: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("override", ["optim.lr=inf", "train.grad_clip=nan", "model.stride_len=0",
+                                      "model.n_input_features=0", "model.stride_len=64"])
+def test_a_bad_value_is_refused_before_anything_is_written(lab, override):
+    result = lab("new-run", "nsd_001", "--family", "neural_decoder", "--preset", "tiny", "--hypothesis", "h",
+                 "--set", override, check=False)
+    assert is_one_line_error(result) and override.split("=")[0] in result.stderr
+    assert not (lab.repo / "logs/runs/nsd_001").exists()
+
+
+def test_an_absurd_model_size_is_refused_in_bounded_time():
+    from lab.runs import sizing
+    from lab.errors import ConfigError
+    from lab.families import registry
+
+    values = registry.get("neural_decoder").resolve(preset="tiny", overrides=["model.n_layers=100000"])
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="took over 5 s to build"):
+        sizing.parameter_counts("neural_decoder", [values], seconds=5)
+    assert time.monotonic() - started < 30
+    tiny = registry.get("neural_decoder").resolve(preset="tiny")
+    assert sizing.parameter_counts("neural_decoder", [tiny]) == [sizing.parameter_count("neural_decoder", tiny)]

@@ -1,4 +1,5 @@
-"""Health rules on synthetic metric streams: each known failure fires its rule, a healthy run fires nothing."""
+"""Health rules on synthetic metric streams: each known failure fires its rule, a healthy run fires nothing, and a
+finding tells one story on every page."""
 
 import json
 import math
@@ -9,10 +10,11 @@ import sys
 import pytest
 
 from lab.families import registry
+from lab.health import rules as health
 from lab.health.diagnosis import rules_for
-from lab.health.rules import RULES, Finding, LiveMonitor, check, structural_findings
+from lab.health.rules import Finding, LiveMonitor, RULES, check, structural_findings
+from lab.records.store import Store
 
-DECODER_RULES = rules_for(registry.get("neural_decoder"))  # the global rules and ctc_blank_collapse
 
 CONFIG = {
     "optim": {"lr": 1e-3, "warmup_steps": 100, "schedule": "cosine"},
@@ -50,6 +52,18 @@ def make_rows(
     return rows
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_healthy_run_triggers_nothing(seed):
+    assert check(make_rows(seed=seed), CONFIG) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_healthy_run_triggers_nothing_live(seed):
+    monitor = LiveMonitor(CONFIG, stop_on=list(RULES), every=5)
+    assert [finding for row in make_rows(seed=seed) for finding in monitor.observe(row)] == []
+    assert not monitor.should_stop
+
+
 def fired(findings):
     return {finding.rule: finding for finding in findings}
 
@@ -62,34 +76,6 @@ def with_nan_at(rows, bad_step):
             if row["step"] == bad_step:
                 row["train/loss"], row["train/grad_norm"] = "nan", "inf"
     return rows
-
-
-def overfitting_rows(seed=0):
-    """Train loss keeps falling; val loss bottoms out near step 1000 and climbs."""
-    return make_rows(
-        train=lambda step: 0.1 + 4.0 * math.exp(-step / 300),
-        val=lambda step: 1.0 + 3.5 * math.exp(-step / 300) + 0.0004 * max(0, step - 800),
-        seed=seed,
-    )
-
-
-def diverging_loss(step):
-    """Falls from 5 to 2 by step 300 (warmup ends at 200), climbs to 6 by step 400 and stays there."""
-    if step <= 300:
-        return 5.0 - 3.0 * step / 300
-    return min(6.0, 2.0 + 4.0 * (step - 300) / 100)
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_healthy_run_triggers_nothing(seed):
-    assert check(make_rows(seed=seed), CONFIG) == []
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_healthy_run_triggers_nothing_live(seed):
-    monitor = LiveMonitor(CONFIG, stop_on=list(RULES), every=5)
-    assert [finding for row in make_rows(seed=seed) for finding in monitor.observe(row)] == []
-    assert not monitor.should_stop
 
 
 def test_injected_nan():
@@ -118,6 +104,15 @@ def test_exploding_grad_norm():
 
 def test_grad_explosion_needs_history():
     assert check(make_rows(grad=lambda step: 80.0 if step == 100 else 1.0), CONFIG) == []
+
+
+def overfitting_rows(seed=0):
+    """Train loss keeps falling; val loss bottoms out near step 1000 and climbs."""
+    return make_rows(
+        train=lambda step: 0.1 + 4.0 * math.exp(-step / 300),
+        val=lambda step: 1.0 + 3.5 * math.exp(-step / 300) + 0.0004 * max(0, step - 800),
+        seed=seed,
+    )
 
 
 def test_widening_gap():
@@ -150,6 +145,13 @@ def test_flat_loss():
 def test_flat_loss_is_not_judged_during_warmup():
     config = {**CONFIG, "optim": {"warmup_steps": 5000}}
     assert check(make_rows(train=lambda step: 2.3, val=lambda step: 2.4), config) == []
+
+
+def diverging_loss(step):
+    """Falls from 5 to 2 by step 300 (warmup ends at 200), climbs to 6 by step 400 and stays there."""
+    if step <= 300:
+        return 5.0 - 3.0 * step / 300
+    return min(6.0, 2.0 + 4.0 * (step - 300) / 100)
 
 
 def test_divergence_after_warmup():
@@ -203,6 +205,9 @@ def test_degrading_metric_respects_max_mode():
     config = {"train": {"best_metric": "val/per", "best_mode": "max"}}
     assert check(rows, config) == []
     assert check(rows, {"train": {"best_metric": "val/per", "best_mode": "min"}})[0].rule == "metric_degrading"
+
+
+DECODER_RULES = rules_for(registry.get("neural_decoder"))  # the global rules and ctc_blank_collapse
 
 
 def test_blank_collapse_after_learning():
@@ -322,3 +327,33 @@ def test_imports_no_heavy_libraries():
     code = "import sys, lab.health.rules; print(sorted({'torch', 'numpy', 'pandas'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.light
+def test_a_tiny_healthy_gradient_is_no_explosion():
+    rows = [{"step": step, "train/grad_norm": 0.0004} for step in range(40)]
+    rows.append({"step": 40, "train/grad_norm": 0.05})
+    assert health.grad_explosion(rows, {}) == []
+    rows.append({"step": 41, "train/grad_norm": 5.0})
+    assert [finding.step for finding in health.grad_explosion(rows, {})] == [41]
+
+
+@pytest.mark.light
+def test_a_finding_tells_one_story_on_every_page(lab, repo):
+    lab("new-run", "hx_001", "--hypothesis", "h")
+    code = ("from lab import tracker\nfor step in range(60):\n"
+            "    tracker.log(step, **{'train/loss': 1 / (step + 1), 'train/grad_norm': 50.0 if step == 40 else 1.0})\n")
+    lab("launch", "hx_001", "--no-commit", "--", sys.executable, "-c", code)
+    metrics = Store(repo).attempt_dir("hx_001", 1) / "metrics.jsonl"
+    with open(metrics, "a") as stream:  # later evidence: two more spikes, a larger one
+        for step, norm in ((60, 1.0), (61, 80.0), (62, 1.0), (63, 60.0)):
+            stream.write(json.dumps({"step": step, "train/loss": 1 / (step + 1), "train/grad_norm": norm}) + "\n")
+    doctor = lab("doctor", "hx_001").stdout
+    assert "3 such spikes, max 80" in doctor
+    lab("report", "hx_001")
+    lab("log", "--all")
+    report = (repo / "logs/reports/hx_001.md").read_text()
+    daily = next((repo / "logs/daily").glob("*.md")).read_text()
+    for page in (report, daily):
+        assert page.count("`grad_explosion`") == 1 and "3 such spikes, max 80" in page
+    assert "- Health findings: 1" in report

@@ -1,9 +1,12 @@
-"""Pages beyond the daily log, built from records of known situations (no training needed)."""
+"""Pages beyond the daily log: training reports, baseline changelogs and ablation comparisons, from records of known
+situations and from wrapped scripts' runs."""
 
 import json
 import math
 import os
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,20 +16,6 @@ from lab.records.config import apply_overrides, to_dict
 from lab.records.files import append_jsonl, write_json
 from lab.records.store import Store
 from trainers.neural_decoder.config import baseline
-
-
-def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None, train_key="train/loss", rate=10):
-    """Metric rows: train loss decaying from start to end (settled by the last evaluations unless `rate` is
-    small), an evaluation every `eval_every` steps."""
-    rows = []
-    for step in range(1, steps + 1):
-        loss = end + (start - end) * math.exp(-rate * step / steps)
-        rows.append({"step": step, "time": 1000.0 + step, train_key: loss, "train/grad_norm": 1.0, "train/lr": 1e-3})
-        if step % eval_every == 0:
-            rising = val_rise_after and step > val_rise_after
-            val = loss + val_offset + (0.02 * (step - val_rise_after) if rising else 0)
-            rows.append({"step": step, "time": 1000.5 + step, "val/loss": val, "val/per": val / 4})
-    return rows
 
 
 def add_run(store, run_id, overrides=(), rows=None, parent=None, group=None, conclusion=None, base=None):
@@ -46,6 +35,20 @@ def add_run(store, run_id, overrides=(), rows=None, parent=None, group=None, con
         store.attempts.end(folder, exit_code=0, status="finished")
     if conclusion:
         store.events.add(run_id, "note", field="conclusion", text=conclusion)
+
+
+def curve(steps, start, end, eval_every=10, val_offset=0.1, val_rise_after=None, train_key="train/loss", rate=10):
+    """Metric rows: train loss decaying from start to end (settled by the last evaluations unless `rate` is
+    small), an evaluation every `eval_every` steps."""
+    rows = []
+    for step in range(1, steps + 1):
+        loss = end + (start - end) * math.exp(-rate * step / steps)
+        rows.append({"step": step, "time": 1000.0 + step, train_key: loss, "train/grad_norm": 1.0, "train/lr": 1e-3})
+        if step % eval_every == 0:
+            rising = val_rise_after and step > val_rise_after
+            val = loss + val_offset + (0.02 * (step - val_rise_after) if rising else 0)
+            rows.append({"step": step, "time": 1000.5 + step, "val/loss": val, "val/per": val / 4})
+    return rows
 
 
 @pytest.fixture
@@ -204,3 +207,146 @@ def test_ablation_pages_show_cost_and_reports_link_samples(story):
                  {"step": 20, "name": "samples/conditional", "path": "/artefacts/s.wav", "kind": "audio"})
     report = reports.report(story, "nsd_009").read_text()
     assert "## Samples" in report and "step 20, samples/conditional (audio): `/artefacts/s.wav`" in report
+
+
+@pytest.mark.light
+def test_a_compare_names_the_attempt_of_every_figure(script_lab):
+    lab = script_lab
+    lab("new-run", "sin_001", "--hypothesis", "a small LR is enough")
+    lab("launch", "sin_001", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.1")
+    lab("launch", "sin_001", "--no-commit", "--", sys.executable, "train.py", "--lr", "1.2")  # LR changed
+    lab("new-run", "sin_002", "--hypothesis", "a wider layer helps")
+    lab("launch", "sin_002", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.1", "--hidden", "64")
+    page = (lab.repo / "logs/ablations/sin_001_1_vs_sin_002.md")
+    lab("compare", "sin_001:1", "sin_002")
+    text = page.read_text()
+    assert "**sin_001** (a small LR is enough, test 1)" in text and "| sin_001:1 |" in text and "| sin_002:1 |" in text
+    assert "| `hidden` | 32 | 64 |" in text and "`lr`" not in text  # the compared change only
+    lab("compare", "sin_001", "sin_002")  # the headline attempt is sin_001's best: test 2
+    assert "| sin_001:2 |" in (lab.repo / "logs/ablations/sin_001_vs_sin_002.md").read_text()
+    lab("report", "sin_001")  # a report speaks for the headline attempt too
+    assert ", Test 2 (finished" in (lab.repo / "logs/reports/sin_001.md").read_text()
+    lab("note", "sin_001", "--headline", "1")
+    lab("compare", "sin_001", "sin_002")
+    assert "| sin_001:1 |" in (lab.repo / "logs/ablations/sin_001_vs_sin_002.md").read_text()
+    refused = lab("compare", "sin_001", "sin_001:1", check=False)
+    assert refused.returncode == 2 and "named twice" in refused.stderr
+
+
+@pytest.mark.light
+def test_a_constant_learning_rate_gets_no_panel(script_lab, repo):
+    lab = script_lab
+    (repo / "lr.py").write_text("from lab import tracker\nfor step in range(1, 11):\n"
+                                "    tracker.log(step, **{'train/loss': 1 / step, 'train/lr': 0.001})\n")
+    lab("new-run", "sin_006", "--hypothesis", "h")
+    lab("launch", "sin_006", "--no-commit", "--", sys.executable, "lr.py")
+    lab("report", "sin_006")
+    assert "learning rate" not in (repo / "logs/reports/sin_006.md").read_text()
+
+
+STORY_SCRIPT = """import argparse, math
+from lab import tracker
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.01)
+parser.add_argument('--hidden', type=int, default=32)
+args = parser.parse_args()
+tracker.config(vars(args))
+floor = 0.5 - 0.002 * args.hidden + 0.1 * abs(math.log10(args.lr / 0.03))  # settled by the last evaluations
+for step in range(1, 201):
+    loss = floor + 2 * math.exp(-step * 0.06)
+    tracker.log(step, **{'train/loss': loss, 'train/lr': args.lr})
+    if step % 50 == 0:
+        tracker.log(step, **{'val/loss': loss + 0.05, 'val/zero': 0.0})
+"""
+
+
+@pytest.fixture
+def script_story(lab):
+    """A baseline of the researcher's own project and four runs: a reproduction, a two-key change that wins,
+    a change that loses, and a change that beats its weak parent but not the best run."""
+    (lab.repo / "train.py").write_text(STORY_SCRIPT)
+    (lab.repo / "base.json").write_text('{"lr": 0.01, "hidden": 32}')
+    lab("baseline", "add", "sine_base", "--config", "base.json", "--repo", "https://github.com/me/sine")
+    steps = [("sin_001", [], ["--baseline", "sine_base"], []),
+             ("sin_002", ["lr=0.03", "hidden=64"], ["--from", "sin_001"], ["--lr", "0.03", "--hidden", "64"]),
+             ("sin_003", ["lr=0.001"], ["--from", "sin_001"], ["--lr", "0.001"]),
+             ("sin_004", ["hidden=64"], ["--from", "sin_003"], ["--lr", "0.001", "--hidden", "64"])]
+    for run_id, sets, origin, args in steps:
+        lab("new-run", run_id, "--hypothesis", f"hypothesis of {run_id}", *origin,
+            *[item for value in sets for item in ("--set", value)])
+        lab("launch", run_id, "--no-commit", "--", sys.executable, "train.py", *args)
+    lab("note", "sin_004", "--change", "checkpoint on the actual metric", "--component", "training")
+    lab("note", "sin_002", "--findings", "both changes together help", "--conclusion", "keep them")
+    return lab
+
+
+@pytest.mark.light
+def test_the_changelog_flags_confounded_changes_and_wins_over_a_weak_parent(script_story):
+    script_story("changelog", "sine_base")
+    page = (script_story.repo / "logs/changelogs/sine_base.md").read_text()
+    assert "**Baseline Repository**: https://github.com/me/sine" in page
+    assert "### Current Status (Run #2: sin_002, the best run)" in page
+    works = page.split("## What Works")[1].split("## What Doesn't Work")[0]
+    assert "`lr`: 0.01 → 0.03 (Run #2" in works and "confounded" in works
+    assert "Run #4 (sin_004)" in works.split("weaker parent only")[1] and "✅ `hidden`: 32 → 64 (Run #4" not in works
+    assert "code (training): checkpoint on the actual metric" in page
+    script_story("changelog", "sine_base", "--current", "sin_004")
+    page = (script_story.repo / "logs/changelogs/sine_base.md").read_text()
+    assert "### Current Status (Run #4: sin_004, your pick)" in page
+
+
+@pytest.mark.light
+def test_the_report_tells_the_story(script_story):
+    script_story("report", "sin_002")
+    page = (script_story.repo / "logs/reports/sin_002.md").read_text()
+    assert re.search(r"\*\*Verdict\*\*: supported: val/loss 0\.422 at step 200 vs 0\.53\d* for sin_001:1, "
+                     r"2\d\.\d% lower \(better\); evaluation size not logged", page)
+    assert "- **Findings**: both changes together help" in page and "- **Conclusion**: keep them" in page
+    assert "Changes against parent sin_001:\n- `lr`: 0.01 → 0.03\n- `hidden`: 32 → 64" in page
+    assert "Changes against baseline sine_base:" in page
+    assert re.search(r"- Wall time: \d+s", page)
+    script_story("report", "sin_003")
+    assert "**Verdict**: not supported: val/loss" in (script_story.repo / "logs/reports/sin_003.md").read_text()
+
+
+@pytest.mark.light
+def test_the_ablation_page_has_its_reference_marks_and_a_winner(script_story):
+    for run_id in ("sin_002", "sin_003"):
+        script_story("new-run", run_id.replace("sin", "abl"), "--from", "sin_001", "--group", "lr", "--hypothesis", "h")
+    script_story("launch", "abl_002", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.03")
+    script_story("launch", "abl_003", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.001")
+    script_story("compare", "--group", "lr")
+    page = (script_story.repo / "logs/ablations/lr.md").read_text()
+    assert "| sin_001:1 (reference) |" in page
+    assert re.search(r"\| abl_002:1 \| [^|]+ \| 200 \| [^|]+ \| [^|]+ \| [^|]+ \| -[\d.]+ ✅ \|", page)
+    assert re.search(r"\| abl_003:1 \| [^|]+ \| 200 \| [^|]+ \| [^|]+ \| [^|]+ \| \+[\d.]+ ❌ \|", page)
+    assert "### val/zero" not in page and "Not compared: val/zero (all zero)." in page  # named, not dropped
+    assert "**abl_002:1** wins on val/loss" in page
+
+
+@pytest.mark.light
+def test_render_rebuilds_comparison_pages(script_story):
+    script_story("compare", "sin_002", "sin_003")
+    page = script_story.repo / "logs/ablations/sin_002_vs_sin_003.md"
+    page.unlink()
+    script_story("render")
+    assert page.exists()
+
+
+@pytest.mark.light
+def test_a_baseline_needs_one_config_and_is_never_replaced(script_story):
+    both = script_story("baseline", "add", "other", "--config", "base.json", "--from-run", "sin_001", check=False)
+    assert both.returncode == 2 and "one of them" in both.stderr
+    again = script_story("baseline", "add", "sine_base", "--from-run", "sin_002", check=False)
+    assert again.returncode == 2 and "exists" in again.stderr
+    script_story("baseline", "add", "wide_base", "--from-run", "sin_002")
+    script_story("new-run", "sin_009", "--baseline", "wide_base", "--hypothesis", "h")
+    assert json.loads((script_story.repo / "logs/runs/sin_009/config.json").read_text()) == {"hidden": 64, "lr": 0.03}
+
+
+def test_a_changelog_without_results_names_no_best_run(lab, repo):
+    (repo / "base.json").write_text(json.dumps({"lr": 0.1}))
+    lab("baseline", "add", "orig", "--config", "base.json")
+    lab("new-run", "c_003", "--baseline", "orig", "--hypothesis", "h", "--set", "lr=0.2")
+    page = Path(lab("changelog", "orig").stdout.strip()).read_text()
+    assert "the best run" not in page and "the latest run: no run has a result yet" in page

@@ -1,15 +1,19 @@
+"""The tracker client (`from lab import tracker`) inside a script's process: a no-op outside a launch, writes to its
+attempt, mirrors to W&B, and never raises into the script on bad input."""
+
 import json
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from lab_testing import lab_env
 
 from lab import tracker
+from lab.records.files import read_jsonl
 from lab.records.store import Store
-
-pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
 
 @pytest.fixture
@@ -21,6 +25,7 @@ def fresh_tracker(monkeypatch):
     tracker.finish()
 
 
+@pytest.mark.light
 def test_outside_a_launch_every_call_is_a_no_op(fresh_tracker, tmp_path):
     tracker.log(1, loss=1.0)
     tracker.summary(best=1)
@@ -29,6 +34,7 @@ def test_outside_a_launch_every_call_is_a_no_op(fresh_tracker, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.light
 def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path, monkeypatch):
     store = Store.init(tmp_path)
     store.runs.create("nsd_001", hypothesis="h")
@@ -53,6 +59,7 @@ def test_writes_to_the_attempt_named_by_the_environment(fresh_tracker, tmp_path,
         "attempt_key": attempt.name}
 
 
+@pytest.mark.light
 def test_only_the_main_process_writes(fresh_tracker, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_ATTEMPT_DIR", str(tmp_path))
     monkeypatch.setenv("RANK", "1")
@@ -60,6 +67,7 @@ def test_only_the_main_process_writes(fresh_tracker, tmp_path, monkeypatch):
     assert not tracker.active() and not (tmp_path / "metrics.jsonl").exists()
 
 
+@pytest.mark.light
 def test_init_opens_an_attempt_outside_a_launch(fresh_tracker, tmp_path):
     store = Store.init(tmp_path)
     store.runs.create("nsd_002", hypothesis="h")
@@ -72,6 +80,7 @@ def test_init_opens_an_attempt_outside_a_launch(fresh_tracker, tmp_path):
     assert (ended / "metrics.jsonl").read_text().count("\n") == 1
 
 
+@pytest.mark.light
 def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
     store = Store.init(tmp_path)
     store.runs.create("dia_001", hypothesis="h")
@@ -87,6 +96,7 @@ def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
     assert store.events.of("dia_001")[-1]["rule"] == "grad_explosion", "the W&B alert path records the event"
 
 
+@pytest.mark.light
 @pytest.mark.parametrize("ending, status, exit_code", [
     ("raise RuntimeError('diverged')", "failed", 1),
     ("pass", "finished", 0),
@@ -102,3 +112,86 @@ def test_an_init_attempt_records_how_the_script_ended(tmp_path, ending, status, 
     assert (record["status"], record["exit_code"]) == (status, exit_code)
     assert ("RuntimeError: diverged" in result.stderr) == (status == "failed"), "the traceback is still printed"
     assert [event["kind"] for event in store.events.of("nsd_003")][-1] == f"attempt_{status}"
+
+
+def attempt_folder(lab, run_id: str, number: int = 1) -> Path:
+    return Store(lab.repo).attempt_dir(run_id, number)
+
+
+def metric_rows(lab, run_id: str) -> list[dict]:
+    path = attempt_folder(lab, run_id) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_bad_step_skips_its_row_with_one_warning_and_a_numeric_string_is_a_number(lab):
+    lab("new-run", "l_002", "--hypothesis", "h")
+    code = ("from lab import tracker\ntracker.log(None, loss=1.0)\ntracker.log('7', loss=0.7)\n"
+            "tracker.log(2.5, loss=0.6)\ntracker.log('abc', loss=0.5)\ntracker.log(8.0, loss=0.4)\n"
+            "tracker.log(9, **{'loss': 0.3, 'note': 'text'})\nprint('done')\n")
+    result = lab("launch", "l_002", "--no-commit", "--", sys.executable, "-c", code)
+    assert result.stdout.endswith("done\n") and "Traceback" not in result.stdout
+    assert [(row["step"], row["loss"]) for row in metric_rows(lab, "l_002")] == [(7, 0.7), (8, 0.4), (9, 0.3)]
+    assert result.stdout.count("skips a row with step None") == 1 and result.stdout.count("skips a row") == 1
+    assert result.stdout.count("lab: warning") == 2  # the bad steps once, the text value once
+
+
+def test_a_tracker_call_that_fails_never_raises_into_the_script(lab):
+    lab("new-run", "l_003", "--hypothesis", "h")
+    code = ("from lab import tracker\ntracker.config(42)\ntracker.config(42)\ntracker.log(1, loss=0.5)\n"
+            "print('done')\n")
+    result = lab("launch", "l_003", "--no-commit", "--", sys.executable, "-c", code)
+    assert result.stdout.endswith("done\n") and result.stdout.count("tracker.config is skipped (TypeError") == 1
+    assert metric_rows(lab, "l_003")[0]["loss"] == 0.5
+
+
+def folder_of(repo: Path, run_id: str, number: int) -> Path:
+    """Test `number`'s folder: logs/runs/<id>/attempts/<start>-<clone>/ once ended, in .git/lab while running."""
+    return Store(repo).attempt_dir(run_id, number)
+
+
+def test_odd_metric_values_cost_a_warning_not_the_script(lab, repo):
+    lab("new-run", "m_001", "--hypothesis", "h")
+    script = repo / "odd.py"
+    script.write_text(
+        "import numpy as np\nfrom lab import tracker\n"
+        "tracker.log(1, **{'train/loss': 1.0, 'pair': np.array([1.0, 2.0]), 'huge': 10**400})\n"
+        "tracker.log(10**30, **{'train/loss': 0.5})\n"
+        "tracker.log(2, **{'train/loss': 0.25, 'pair': np.array([1.0, 2.0])})\n"
+        "print('script went on')\n")
+    result = lab("launch", "m_001", "--", sys.executable, "odd.py")
+    assert "script went on" in result.stdout
+    assert result.stdout.count("skips values that are not single numbers: pair") == 1
+    assert "skips a row with step 1000000000000000000000000000000" in result.stdout
+    rows = list(read_jsonl(folder_of(repo, "m_001", 1) / "metrics.jsonl"))
+    assert [(row["step"], row["train/loss"], row.get("huge")) for row in rows] == [(1, 1.0, "inf"), (2, 0.25, None)]
+    assert lab("report", "m_001").returncode == 0 and lab("doctor", "m_001").returncode == 0
+
+
+def test_a_step_logged_twice_is_one_row_with_the_last_values(lab):
+    lab("new-run", "s_001", "--hypothesis", "h")
+    code = ("from lab import tracker\n"
+            "for step, (train, val) in enumerate([(1.0, 0.5), (0.8, 0.4), (0.6, 0.3), (0.4, 0.2)], start=2):\n"
+            "    tracker.log(step, **{'train/loss': train})\n"
+            "    tracker.log(step, **{'val/loss': val})\n"
+            "tracker.log(5, **{'val/loss': 0.25})\n")  # a corrected value
+    lab("launch", "s_001", "--no-commit", "--", sys.executable, "-c", code)
+    doctor = lab("doctor", "s_001").stdout
+    assert "(step 5) to" not in doctor and "gap" not in doctor
+    report = Path(lab("report", "s_001").stdout.strip().splitlines()[-1]).read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| 5 |")]
+    assert len(rows) == 1 and "| 0.4 | 0.25 |" in rows[0] and "gap widening" not in report
+
+
+def attempt_of(lab, run_id: str, number: int = 1) -> dict:
+    return json.loads((attempt_folder(lab, run_id, number) / "attempt.json").read_text())
+
+
+def test_an_init_attempt_stopped_by_sigterm_reads_killed(lab):
+    lab("new-run", "k_004", "--hypothesis", "h")
+    code = "import time\nfrom lab import tracker\ntracker.init('k_004')\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    process = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=lab.repo, stdout=subprocess.PIPE, text=True,
+                               env=lab_env())
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == -signal.SIGTERM
+    assert attempt_of(lab, "k_004")["status"] == "killed"

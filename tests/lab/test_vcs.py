@@ -1,5 +1,11 @@
-"""Git capture on real temporary repositories: what is committed, what is refused, and the index left behind."""
+"""Git capture on real temporary repositories: what a launch commits, what is refused, the index left behind, and the
+user's own commit policy (hooks, signing, submodules)."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,11 +13,7 @@ from lab_testing import git
 
 from lab.launcher import vcs
 from lab.errors import LabError
-
-pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
-
-GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8"  # 36 characters after the prefix
-FILLER_LINE = b"# nothing to see on this line\n"
+from lab.records.store import Store
 
 
 def commit_all(repo: Path, message: str = "start") -> None:
@@ -19,20 +21,7 @@ def commit_all(repo: Path, message: str = "start") -> None:
     git(repo, "commit", "-qm", message)
 
 
-def write_filler(path: Path, size: int, insert_at: int | None = None, text: bytes = b"") -> None:
-    """A file of `size` bytes of harmless lines, with `text` written at byte `insert_at`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = bytearray((FILLER_LINE * (size // len(FILLER_LINE) + 1))[:size])
-    if insert_at is not None:
-        data[insert_at:insert_at + len(text)] = text
-    path.write_bytes(bytes(data))
-
-
-def index_state(repo: Path) -> tuple[str, str, str]:
-    """What is staged, what is not, and the index's tree: equal before and after means untouched."""
-    return git(repo, "diff", "--cached"), git(repo, "diff"), git(repo, "write-tree")
-
-
+@pytest.mark.light
 def test_a_submodule_and_a_symlinked_folder_are_committed_without_being_read(repo):
     (repo / "README.md").write_text("project\n")
     commit_all(repo)
@@ -53,6 +42,22 @@ def test_a_submodule_and_a_symlinked_folder_are_committed_without_being_read(rep
     assert modes["vendor/lib"] == "160000" and modes["linked_data"] == "120000"
 
 
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8"  # 36 characters after the prefix
+
+
+FILLER_LINE = b"# nothing to see on this line\n"
+
+
+def write_filler(path: Path, size: int, insert_at: int | None = None, text: bytes = b"") -> None:
+    """A file of `size` bytes of harmless lines, with `text` written at byte `insert_at`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = bytearray((FILLER_LINE * (size // len(FILLER_LINE) + 1))[:size])
+    if insert_at is not None:
+        data[insert_at:insert_at + len(text)] = text
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.light
 @pytest.mark.parametrize("offset", [3 * 1024 * 1024, vcs.SCAN_CHUNK_BYTES - 10], ids=["beyond_1mb", "across_chunks"])
 def test_a_key_anywhere_in_a_file_is_refused(repo, offset):
     (repo / "README.md").write_text("project\n")
@@ -68,6 +73,11 @@ def test_a_key_anywhere_in_a_file_is_refused(repo, offset):
     assert git(repo, "diff", "--cached", "--name-only") == ""
 
 
+def index_state(repo: Path) -> tuple[str, str, str]:
+    """What is staged, what is not, and the index's tree: equal before and after means untouched."""
+    return git(repo, "diff", "--cached"), git(repo, "diff"), git(repo, "write-tree")
+
+
 def partially_staged(repo: Path) -> None:
     """a.txt with its first change staged (as `git add -p` leaves it) and a second one not, plus a leaked key."""
     lines = [f"line {n}\n" for n in range(1, 21)]
@@ -77,6 +87,7 @@ def partially_staged(repo: Path) -> None:
     (repo / "settings.py").write_text(f"TOKEN = '{GITHUB_TOKEN}'\n")
 
 
+@pytest.mark.light
 @pytest.mark.parametrize("with_history", [True, False], ids=["with_commits", "no_commits_yet"])
 def test_refusal_restores_a_partially_staged_index_exactly(repo, with_history):
     if with_history:
@@ -92,6 +103,7 @@ def test_refusal_restores_a_partially_staged_index_exactly(repo, with_history):
     assert index_state(repo) == before
 
 
+@pytest.mark.light
 def test_refusal_in_a_repository_without_commits_leaves_an_empty_index_empty(repo):
     (repo / "id_rsa").write_text("not really a key\n")
     with pytest.raises(LabError, match=r"id_rsa \(secret file name\)"):
@@ -99,6 +111,7 @@ def test_refusal_in_a_repository_without_commits_leaves_an_empty_index_empty(rep
     assert git(repo, "ls-files") == ""
 
 
+@pytest.mark.light
 def test_a_failed_commit_is_one_line_and_restores_the_index(repo, monkeypatch):
     (repo / "a.txt").write_text("".join(f"line {n}\n" for n in range(1, 21)))
     commit_all(repo)
@@ -119,6 +132,7 @@ def test_a_failed_commit_is_one_line_and_restores_the_index(repo, monkeypatch):
     assert index_state(repo) == before
 
 
+@pytest.mark.light
 def test_a_locked_index_is_a_one_line_error(repo):
     (repo / "a.txt").write_text("a\n")
     commit_all(repo)
@@ -130,6 +144,7 @@ def test_a_locked_index_is_a_one_line_error(repo):
     assert git(repo, "diff", "--cached") == "" and git(repo, "log", "--oneline").count("\n") == 1
 
 
+@pytest.mark.light
 def test_large_lab_streams_are_committed_but_large_files_elsewhere_are_refused(repo):
     (repo / "README.md").write_text("project\n")
     commit_all(repo)
@@ -147,6 +162,7 @@ def test_large_lab_streams_are_committed_but_large_files_elsewhere_are_refused(r
     assert info["committed"] and "logs/runs/nsd_001/attempts/1/metrics.jsonl" in git(repo, "ls-files")
 
 
+@pytest.mark.light
 def test_lab_records_holding_a_key_are_redacted_not_refused(repo):
     (repo / "README.md").write_text("project\n")
     commit_all(repo)
@@ -159,6 +175,7 @@ def test_lab_records_holding_a_key_are_redacted_not_refused(repo):
     assert stdout.read_text() == committed
 
 
+@pytest.mark.light
 def test_dirty_state_redacts_keys_and_leaves_out_secret_files(repo):
     (repo / "train.py").write_text("lr = 1e-3\n")
     (repo / ".env").write_text("WANDB_MODE=offline\n")
@@ -175,5 +192,191 @@ def test_dirty_state_redacts_keys_and_leaves_out_secret_files(repo):
     assert "# left out: .env (secret file name)" in diff and "# untracked: new_notes.md" in diff
 
 
+@pytest.mark.light
 def test_dirty_state_outside_git_is_none(tmp_path):
     assert vcs.dirty_state(tmp_path) == (None, "")
+
+
+def one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lab: error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    (".env", "WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567\n", "secret file name"),
+    ("keys/server.pem", "-----BEGIN RSA PRIVATE KEY-----\n", "secret file name"),
+    ("settings.py", "api_key = 'abcdefghijklmnopqrstuvwxyz123456'\n", "looks like a secret"),
+    ("weights.bin", None, "> 10 MB"),
+])
+def test_launch_refuses_to_commit_secrets_and_large_files(lab, repo, train_script, name, content, reason):
+    lab("new-run", "dia_012", "--hypothesis", "h")
+    path = repo / name
+    path.parent.mkdir(exist_ok=True)
+    if content is None:
+        path.write_bytes(b"\0" * (11 * 1024 * 1024))
+    else:
+        path.write_text(content)
+    if name == ".env":
+        (repo / ".gitignore").write_text("")  # a lab whose .gitignore lost its .env entry
+    result = lab("launch", "dia_012", "--", sys.executable, "my_train.py", check=False)
+    one_line_error(result, "refusing to commit", name, reason)
+    assert git(repo, "diff", "--cached", "--name-only") == ""
+    assert path.exists()
+    assert not (repo / "logs/runs/dia_012/attempts").exists()
+
+
+def test_a_file_name_with_a_newline_cannot_forge_diff_lines(project):
+    (project / "evil\n# left out: nothing").write_text("x\n")
+    _, diff = vcs.dirty_state(project)
+    assert '# untracked: "evil\\n# left out: nothing"' in diff
+    assert not any(line.startswith("# left out") for line in diff.splitlines())
+
+
+def test_two_captures_at_once_leave_the_index_matching_head(project, tmp_path):
+    for index in range(30):
+        (project / f"data_{index}.txt").write_text(f"{index}\n")
+    go = tmp_path / "go"
+    code = ("import sys, time; from pathlib import Path; from lab.launcher import vcs\n"
+            "while not Path(sys.argv[1]).exists(): time.sleep(0.005)\n"
+            "vcs.commit_working_tree(Path(sys.argv[2]), sys.argv[3])\n")
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(go), str(project), f"launch {n}"]) for n in range(2)]
+    go.write_text("")  # both start capturing at once
+    assert [worker.wait(timeout=60) for worker in workers] == [0, 0]
+    assert git(project, "diff", "--cached", "HEAD") == "" and git(project, "status", "--porcelain") == ""
+    assert len(git(project, "ls-tree", "-r", "--name-only", "HEAD").split()) == 31
+    (project / "later.txt").write_text("x\n")
+    git(project, "add", "later.txt")
+    git(project, "commit", "-qm", "the user's own commit")
+    assert len(git(project, "ls-tree", "-r", "--name-only", "HEAD").split()) == 32  # nothing deleted
+
+
+def test_a_refused_capture_keeps_index_flags(project):
+    (project / "pinned.txt").write_text("a\n")
+    (project / "sparse.txt").write_text("b\n")
+    commit_all(project, "two files")
+    git(project, "update-index", "--assume-unchanged", "pinned.txt")
+    git(project, "update-index", "--skip-worktree", "sparse.txt")
+    (project / "planned.py").write_text("x = 1\n")
+    git(project, "add", "--intent-to-add", "planned.py")
+    index = (project / ".git" / "index").read_bytes()
+    (project / "id_rsa").write_text("key\n")
+    with pytest.raises(LabError, match="id_rsa"):
+        vcs.commit_working_tree(project, "refused")
+    assert (project / ".git" / "index").read_bytes() == index
+    flags = git(project, "ls-files", "-v")
+    assert "h pinned.txt" in flags and "S sparse.txt" in flags
+
+
+def test_a_commit_over_the_total_cap_is_refused_naming_the_biggest_files(project):
+    folder = project / "data"
+    folder.mkdir()
+    for index in range(7):
+        (folder / f"shard_{index}.bin").write_bytes(os.urandom(9_000_000 + index))
+    with pytest.raises(LabError, match=r"the commit would add 63.0 MB > 50 MB; biggest: data/shard_6.bin \(9.0 MB\)"):
+        vcs.commit_working_tree(project, "data")
+    policy = vcs.CapturePolicy.from_settings({"commit": {"max_commit_mb": 100}})
+    assert vcs.commit_working_tree(project, "data", policy=policy)["committed"]
+
+
+def test_a_big_file_in_the_attempt_folder_is_refused(project):
+    attempt = project / "logs" / "runs" / "x_001" / "attempts" / "1"
+    attempt.mkdir(parents=True)
+    (attempt / "weights.bin").write_bytes(os.urandom(11_000_000))
+    with pytest.raises(LabError, match=r"weights.bin \(11.0 MB > 10 MB\)"):
+        vcs.commit_working_tree(project, "x", records_dir=project / "logs")
+
+
+def test_killing_the_launcher_during_capture_leaves_the_index_alone(project):
+    (project / "big.txt").write_text("line\n" * 2_000_000)
+    index = (project / ".git" / "index").read_bytes()
+    code = f"from pathlib import Path; from lab.launcher import vcs; vcs.commit_working_tree(Path({str(project)!r}), 'x')"  # noqa: E501
+    process = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        process.wait(timeout=0.3)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    now = (project / ".git" / "index").read_bytes()
+    assert now == index or git(project, "diff", "--cached", "HEAD") == ""
+
+
+def test_a_bad_policy_in_lab_json_is_one_line(lab):
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    settings["commit"] = {"max_file_mb": "big"}
+    (lab.repo / "lab.json").write_text(json.dumps(settings))
+    lab("new-run", "s_003", "--hypothesis", "h")
+    result = lab("launch", "s_003", "--", sys.executable, "-c", "print(1)", check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "max_file_mb" in result.stderr
+
+
+def hook(repo: Path, name: str, body: str) -> None:
+    path = repo / ".git" / "hooks" / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+def test_hooks_that_refuse_the_users_commits_refuse_the_labs(lab, repo):
+    lab("new-run", "g_001", "--hypothesis", "h")
+    hook(repo, "pre-commit", "echo 'lint failed: trailing whitespace' >&2\nexit 1\n")
+    result = lab("launch", "g_001", "--", sys.executable, "-c", "print(1)", check=False)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1
+    assert "the pre-commit hook refused (exit 1): lint failed: trailing whitespace" in result.stderr
+    assert "Test 1" not in lab("show", "g_001").stdout and "test 1" not in lab("show", "g_001").stdout
+    (repo / ".git" / "hooks" / "pre-commit").unlink()
+    hook(repo, "commit-msg", "grep -q '^JIRA-' \"$1\" || { echo 'message must start with JIRA-'; exit 1; }\n")
+    result = lab("launch", "g_001", "--", sys.executable, "-c", "print(1)", check=False)
+    assert result.returncode != 0 and "the commit-msg hook refused (exit 1): message must start with JIRA-" \
+        in result.stderr
+    hook(repo, "commit-msg", "sed -i 's/^/JIRA-1 /' \"$1\"\n")  # a hook that edits the message
+    lab("launch", "g_001", "--", sys.executable, "-c", "print(1)")
+    assert git(repo, "log", "-1", "--format=%s").startswith("JIRA-1 ")
+
+
+FAKE_SIGNER = ("#!/bin/sh\ncat > /dev/null\necho '[GNUPG:] SIG_CREATED D 1 8 00 1 ABCD' >&2\n"
+               "printf -- '-----BEGIN PGP SIGNATURE-----\\nfake\\n-----END PGP SIGNATURE-----\\n'\n")
+
+
+def test_a_repository_that_signs_gets_signed_lab_commits(lab, repo, tmp_path):
+    signer = tmp_path / "signer.sh"
+    signer.write_text(FAKE_SIGNER)
+    signer.chmod(0o755)
+    git(repo, "config", "commit.gpgsign", "true")
+    git(repo, "config", "gpg.program", str(signer))
+    lab("new-run", "g_002", "--hypothesis", "h")
+    lab("launch", "g_002", "--", sys.executable, "-c", "print(1)")
+    assert "gpgsig -----BEGIN PGP SIGNATURE-----" in git(repo, "cat-file", "commit", "HEAD")
+    git(repo, "config", "gpg.program", "false")  # a signer that fails
+    (repo / "change.txt").write_text("x")
+    result = lab("launch", "g_002", "--", sys.executable, "-c", "print(1)", check=False)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1 and "git commit-tree failed" in result.stderr
+
+
+def attempt_folder(lab, run_id: str, number: int = 1) -> Path:
+    return Store(lab.repo).attempt_dir(run_id, number)
+
+
+def attempt_of(lab, run_id: str, number: int = 1) -> dict:
+    return json.loads((attempt_folder(lab, run_id, number) / "attempt.json").read_text())
+
+
+def test_an_edited_submodule_is_recorded_with_the_attempt(lab, repo, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    git(library, "init", "-q", "-b", "main")
+    git(library, "config", "user.email", "a@example.org")
+    git(library, "config", "user.name", "A")
+    (library / "layers.py").write_text("WIDTH = 64\n")
+    git(library, "add", "-A")
+    git(library, "commit", "-qm", "library")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib")
+    git(repo, "commit", "-qm", "add lib")
+    (repo / "lib" / "layers.py").write_text("WIDTH = 128\n")  # edited, not committed in the submodule
+    lab("new-run", "m_001", "--hypothesis", "h")
+    result = lab("launch", "m_001", "--", sys.executable, "-c", "print(1)")
+    assert "submodule lib has uncommitted changes (1 file)" in result.stderr
+    [module] = attempt_of(lab, "m_001")["git"]["submodules"]
+    assert module["path"] == "lib" and module["dirty"] == ["layers.py"]
+    assert module["sha"] == git(library, "rev-parse", "HEAD").strip() and "+WIDTH = 128" in module["diff"]

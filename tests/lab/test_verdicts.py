@@ -1,9 +1,11 @@
-"""Verdicts a researcher would sign (issue 21), from synthetic records: checkable expectations, one best per run
-read at the kept checkpoint on every page, a resumed attempt continuing its parent's stream, one gap definition,
-noise and convergence."""
+"""Verdicts a researcher would sign (issue 21), from synthetic records: checkable expectations, one best per run read
+at the kept checkpoint on every page, a resumed attempt continuing its parent's stream, one gap definition, noise
+and convergence."""
 
 import os
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +14,13 @@ from lab.pages import changelogs, comparisons, context, reports
 from lab.records.files import append_jsonl, write_json
 from lab.records.store import Store
 
-pytestmark = pytest.mark.light  # also run in the light install (no torch) by make test
 
 EER_CONFIG = {"train": {"best_metric": "val/eer_64", "best_mode": "min"}}
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store.init(tmp_path)
 
 
 def add_run(store, run_id, rows, config=None, parent=None, expect=None, resume_from=None, artefacts=None,
@@ -44,16 +50,12 @@ def eer_rows():
              "val/speakers": 8} for step in eer_16]
 
 
-@pytest.fixture
-def store(tmp_path):
-    return Store.init(tmp_path)
-
-
 def verdict_line(store, run_id):
     page = reports.report(store, run_id).read_text()
     return re.search(r"^\*\*Verdict\*\*: (.*)$", page, re.M).group(1)
 
 
+@pytest.mark.light
 def test_an_expectation_on_per_dim_eer_is_checked_at_the_kept_checkpoint(store):
     add_run(store, "spk_001", eer_rows(), EER_CONFIG, expect="val/eer_16 <= 1.2 * val/eer_64")
     verdict = verdict_line(store, "spk_001")
@@ -73,6 +75,7 @@ def test_an_expectation_on_per_dim_eer_is_checked_at_the_kept_checkpoint(store):
     assert "| val/trials | 480 | 480 | - | - |" in values
 
 
+@pytest.mark.light
 def test_a_supported_and_a_noisy_expectation(store):
     add_run(store, "spk_002", eer_rows(), EER_CONFIG, expect="val/eer_16 <= 1.5 * val/eer_64")
     assert verdict_line(store, "spk_002").startswith("supported: val/eer_16 <= 1.5 * val/eer_64: 0.276 <= ")
@@ -83,6 +86,7 @@ def test_a_supported_and_a_noisy_expectation(store):
     assert "val/eer_16 0.276 ± 0.03" in verdict and "inside the noise (2 standard errors)" in verdict
 
 
+@pytest.mark.light
 def test_an_expectation_against_another_run(store):
     add_run(store, "nsd_001", [{"step": 100, "val/per": 0.40}, {"step": 200, "val/per": 0.36},
                                {"step": 300, "val/per": 0.37}], {"train": {"best_metric": "val/per"}})
@@ -98,6 +102,7 @@ def test_an_expectation_against_another_run(store):
     assert "Results of Test 1, at its kept checkpoint (step 100, best val/per):" in block
 
 
+@pytest.mark.light
 def test_new_run_checks_an_expectation_before_creating_anything(lab):
     lab("new-run", "exp_001", "--hypothesis", "reference")
     good = lab("new-run", "exp_002", "--hypothesis", "lower PER", "--expect", "val/per < exp_001 - 0.01")
@@ -115,6 +120,7 @@ def test_new_run_checks_an_expectation_before_creating_anything(lab):
     assert not (lab.repo / "logs/runs/exp_003").exists()
 
 
+@pytest.mark.light
 def test_a_resumed_attempt_continues_its_parents_stream_on_every_page(store, tmp_path):
     config = {"train": {"best_metric": "val/per", "best_mode": "min"}}
     store.baselines.save("base", {"repository": "https://example.org/nsd"}, config)
@@ -146,6 +152,7 @@ def gap_rows():
     return rows
 
 
+@pytest.mark.light
 def test_the_gap_is_one_definition_for_the_rule_and_the_table(store):
     add_run(store, "gap_001", gap_rows())
     finding = next(f for f in diagnosis.doctor(store, "gap_001") if f.rule == "gap_widening")
@@ -158,6 +165,7 @@ def test_the_gap_is_one_definition_for_the_rule_and_the_table(store):
     assert "kept checkpoint" in best_row and "gap widening" in last_row
 
 
+@pytest.mark.light
 def test_no_gap_is_marked_where_no_rule_fired(store):
     rows = [row for row in gap_rows() if row["step"] <= 50]
     rows[-1]["val/loss"] = 1.26  # the gap widens, but val loss is within 1% of its minimum: no overfitting
@@ -167,6 +175,7 @@ def test_no_gap_is_marked_where_no_rule_fired(store):
     assert "gap widening" not in page and "No health rule fired." in page
 
 
+@pytest.mark.light
 def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(store):
     size = {"val/clips": 3, "val/tokens": 1234}
     add_run(store, "dia_001", [{"step": 10, "val/loss": 2.0, "val/loss_se": 0.05, **size},
@@ -190,6 +199,7 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
     assert "No clear winner on val/loss: **dia_002:1** reads 1.85 vs 1.9 for dia_001" in compare
 
 
+@pytest.mark.light
 def test_a_run_still_improving_gets_at_most_inconclusive(store):
     add_run(store, "sash_001", [{"step": 100, "val/loss": 2.0}, {"step": 200, "val/loss": 1.5},
                                 {"step": 300, "val/loss": 1.5}])
@@ -202,6 +212,7 @@ def test_a_run_still_improving_gets_at_most_inconclusive(store):
     assert "; still improving at its last evaluation" in page
 
 
+@pytest.mark.light
 def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
     base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
     store.baselines.save("base", {"repository": "https://example.org/dia"}, base)
@@ -224,6 +235,7 @@ def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
                      r"\(±0\.102, 2 standard errors\); evaluated on 3 clips, 1,234 tokens\)", page)
 
 
+@pytest.mark.light
 def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
     def seeded(seed):
         return {"train": {"best_metric": "val/loss", "best_mode": "min", "seed": seed}}
@@ -239,6 +251,7 @@ def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
                               "sd 0.02) for sash_001, 3.3% lower (better), the difference 0.05 is within the noise")
 
 
+@pytest.mark.light
 def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     base = {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": 0.01}}
     store.baselines.save("base", {"repository": "https://example.org/dia"}, base)
@@ -258,6 +271,7 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     assert "Not compared: val/zero (all zero)." in compare and "None" not in compare
 
 
+@pytest.mark.light
 def test_a_preset_switch_is_one_change_and_bookkeeping_is_never_judged(store):
     from lab.families import registry
 
@@ -284,6 +298,7 @@ def test_a_preset_switch_is_one_change_and_bookkeeping_is_never_judged(store):
     assert re.search(r"\| `optim.lr` \| [^|]+ \| [^|]+ \| preset `tiny` \(Run #1\) \|", table)
 
 
+@pytest.mark.light
 def test_comparisons_cost_overall_rates_and_recorded_profiles(store):
     for run_id, peak_rate, overall, mib in (("sash_001", 900.0, 100.0, 802.0), ("sash_002", 400.0, 120.0, 749.0)):
         rows = [{"step": 1, "train/loss": 2.0, "train/samples_per_s": peak_rate},
@@ -299,6 +314,7 @@ def test_comparisons_cost_overall_rates_and_recorded_profiles(store):
     assert "- Peak tensor memory of one training step (`lab profile`): activations 12.5 MiB, model 749 MiB" in report
 
 
+@pytest.mark.light
 def test_an_unfreeze_is_a_stage_not_a_divergence(store):
     from lab.health import rules
 
@@ -316,6 +332,7 @@ def test_an_unfreeze_is_a_stage_not_a_divergence(store):
     assert re.search(r"^\| 50 \| .* \| [^|]*stage: unfroze backbone at step 50 \|$", page, re.M)
 
 
+@pytest.mark.light
 @pytest.mark.parametrize("logged, judged", [
     (["train/loss", "val/loss", "val/acc"], ("val/loss", "min")),
     (["train/loss", "eval/loss", "eval/accuracy"], ("eval/loss", "min")),  # Hugging Face Trainer's names
@@ -335,6 +352,7 @@ def test_a_script_is_judged_on_its_validation_metric_else_its_training_loss(logg
     assert judged_metric({"train": {"best_metric": "lr", "best_mode": "max"}}, logged) == ("lr", "max")
 
 
+@pytest.mark.light
 def test_a_script_logging_only_its_training_loss_has_no_evaluation_rows(store):
     script = {"lr": 0.1}  # a wrapped script's config: no train.best_metric
     add_run(store, "tl_001", [{"step": step, "loss": 3.0 / step} for step in range(1, 301)], config=script)
@@ -345,3 +363,14 @@ def test_a_script_logging_only_its_training_loss_has_no_evaluation_rows(store):
                                                                     else {})} for step in range(1, 301)], config=script)
     page = reports.report(store, "tl_002").read_text()
     assert re.findall(r"^\| (\d+) \| .* \| best so far[^|]*\|$", page, re.M) == ["100", "200", "300"]
+
+
+def test_identical_ablation_arms_are_called_identical(lab):
+    code = "from lab import tracker\nfor step in (1, 2):\n    tracker.log(step, **{'val/loss': 0.5 / step})\n"
+    for run_id in ("a_001", "a_002"):
+        lab("new-run", run_id, "--hypothesis", "h")
+        lab("launch", run_id, "--no-commit", "--", sys.executable, "-c", code, "--dropout", "0.1")
+    page = Path(lab("compare", "a_001", "a_002").stdout.strip().splitlines()[-1]).read_text()
+    assert "No run has logged metrics yet" not in page
+    assert "The arms are identical: each logged the same val/loss 0.25." in page
+    assert "No winner: every arm logged the same val/loss (0.25); the arms are identical" in page

@@ -1,15 +1,12 @@
-"""Fixtures for family tests: a lab in a fresh git repository, driven through the `lab` command."""
-
-import subprocess
-import sys
+"""Fixtures for family tests: a lab in a fresh git repository, driven through the `lab` command (in process)."""
 
 import pytest
-from lab_testing import lab_env
+from lab_testing import git, lab_env, run_lab
 
 
 @pytest.fixture
 def lab_environment() -> dict:
-    """The environment a `lab` subprocess runs in: no LAB_ or WANDB_ variables of ours, W&B offline."""
+    """The environment a `lab` call runs in: no LAB_ or WANDB_ variables of ours, W&B offline."""
     return lab_env()
 
 
@@ -21,11 +18,10 @@ def family_lab(tmp_path):
     def make(prefix: str, family: str):
         repo = tmp_path / "lab"
         repo.mkdir()
-        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+        git(repo, "init", "-q", "-b", "main")
 
         def lab(*args: str) -> str:
-            result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
-                                    env=lab_env(), timeout=300)
+            result = run_lab(*args, cwd=repo, timeout=300)
             assert result.returncode == 0, result.stderr
             return result.stdout
 

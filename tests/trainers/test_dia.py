@@ -9,6 +9,7 @@ import wave
 
 import numpy as np
 import pytest
+from lab_testing import run_lab
 import torch
 
 from lab.errors import ConfigError
@@ -142,9 +143,8 @@ def test_lab_generate_from_a_run(tmp_path, family_lab, lab_environment):
                   "--set", "train.max_steps=10", "--set", "train.eval_every=10", "--group", "musicgen_delay")
     assert "parameters: 1,289,248" in created
     lab("launch", "dia_009", "--no-commit", "--set", "train.unconditional_frac=0.4")
-    done = subprocess.run([sys.executable, "-m", "lab", "generate", "dia_009", "--tags", "drums, bass, 120 bpm",
-                           "--seconds", "1", "--cfg-scale", "3.0", "--out", str(tmp_path / "sample.wav")],
-                          cwd=lab.repo, capture_output=True, text=True, env=lab_environment, timeout=300)
+    done = run_lab("generate", "dia_009", "--tags", "drums, bass, 120 bpm", "--seconds", "1", "--cfg-scale", "3.0",
+                   "--out", str(tmp_path / "sample.wav"), cwd=lab.repo, env=lab_environment)
     assert done.returncode == 0 and "wrote" in done.stdout, done.stderr
     with wave.open(str(tmp_path / "sample.wav")) as sound:
         assert sound.getframerate() == 44100 and sound.getnframes() <= 86 * 512
@@ -172,8 +172,7 @@ def test_lab_generate_checks_the_conditioning_against_what_the_model_was_trained
     assert "samples/conditional" in media and "samples/unconditional" in media
 
     def generate(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "lab", "generate", "dia_001", "--seconds", "0.05", *args],
-                              cwd=lab.repo, capture_output=True, text=True, env=lab_environment, timeout=300)
+        return run_lab("generate", "dia_001", "--seconds", "0.05", *args, cwd=lab.repo, env=lab_environment)
 
     unknown = generate("--tags", "drums, kazoo, 120 bpm", "--out", str(tmp_path / "kazoo.wav"))
     warnings = [line for line in unknown.stderr.splitlines() if line.startswith("lab: warning:")]
@@ -192,13 +191,11 @@ def test_lab_codec_encode_with_local_weights(tmp_path, lab_environment):
                weights)
     (tmp_path / "music").mkdir()
     (tmp_path / "music" / "a.wav").write_bytes(wav_bytes(np.zeros(4410), 44100))
-    done = subprocess.run([sys.executable, "-m", "lab", "codec", "encode", "--audio", str(tmp_path / "music"),
-                           "--weights", str(weights), "--out", str(tmp_path / "codes")],
-                          capture_output=True, text=True, env=lab_environment, timeout=120, cwd=tmp_path)
+    done = run_lab("codec", "encode", "--audio", str(tmp_path / "music"), "--weights", str(weights), "--out",
+                   str(tmp_path / "codes"), env=lab_environment, timeout=120, cwd=tmp_path)
     assert done.returncode == 0 and "encoded 1" in done.stdout, done.stderr
-    missing = subprocess.run([sys.executable, "-m", "lab", "codec", "encode", "--audio", str(tmp_path / "music"),
-                              "--weights", str(tmp_path / "none.pth"), "--out", str(tmp_path / "codes")],
-                             capture_output=True, text=True, env=lab_environment, timeout=120, cwd=tmp_path)
+    missing = run_lab("codec", "encode", "--audio", str(tmp_path / "music"), "--weights", str(tmp_path / "none.pth"),
+                      "--out", str(tmp_path / "codes"), env=lab_environment, timeout=120, cwd=tmp_path)
     assert missing.returncode == 2 and "codec weights not found" in missing.stderr
     assert missing.stderr.count("\n") == 1
 

@@ -543,6 +543,16 @@ def test_resume_refuses_a_changed_model_in_one_line(tmp_path):
         run_toy(toy_config("model.width=32"), tmp_path, "wide", resume=tmp_path / "narrow/checkpoints/last.pt")
 
 
+def test_loading_a_truncated_checkpoint_is_one_line(tmp_path):
+    from trainers.engine import checkpoints
+
+    path = tmp_path / "last.pt"
+    torch.save({"model": {"w": torch.zeros(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:1500])
+    with pytest.raises(ConfigError, match="cannot be read, damaged or truncated"):
+        checkpoints.load(path)
+
+
 def test_a_missing_wandb_costs_one_warning_not_the_run(tmp_path, monkeypatch, capsys):
     attempt, artefacts = lab_attempt(tmp_path)
     monkeypatch.setenv("LAB_ATTEMPT_DIR", str(attempt))

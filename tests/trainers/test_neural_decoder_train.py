@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ import lab_testing
 
 from lab.records.store import Store
 
-git, lab_env = lab_testing.git, lab_testing.lab_env
+git = lab_testing.git
 
 
 @pytest.fixture
@@ -23,8 +21,7 @@ def nd_lab(tmp_path):
     git(repo, "config", "user.name", "Researcher")
 
     def run(*args, check=True):
-        result = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
-                                env=lab_env(), timeout=600)
+        result = lab_testing.run_lab(*args, cwd=repo, timeout=600)
         if check and result.returncode != 0:
             raise AssertionError(f"lab {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

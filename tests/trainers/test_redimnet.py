@@ -4,8 +4,6 @@ the report's verification table and `lab embed`."""
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +85,9 @@ def test_new_run_refuses_a_judged_metric_the_run_would_never_log(family_lab):
     lab_run = family_lab("rdn", "redimnet")
 
     def refused(*settings: str) -> list[str]:
-        result = subprocess.run([sys.executable, "-m", "lab", "new-run", "rdn_001", "--preset", "tiny",
-                                 "--hypothesis", "h", "--set", "model.embed_dim=16", "--set", "model.mrl_dims=[8,16]",
-                                 *(part for setting in settings for part in ("--set", setting))],
-                                cwd=lab_run.repo, capture_output=True, text=True, env=lab_testing.lab_env())
+        result = lab_testing.run_lab("new-run", "rdn_001", "--preset", "tiny", "--hypothesis", "h", "--set",
+                                     "model.embed_dim=16", "--set", "model.mrl_dims=[8,16]",
+                                     *(part for setting in settings for part in ("--set", setting)), cwd=lab_run.repo)
         assert result.returncode == 2 and not (lab_run.repo / "logs" / "runs" / "rdn_001").exists()
         return result.stderr.strip().splitlines()
 
@@ -220,9 +217,8 @@ def test_two_stages_report_and_embed(tmp_path, family_lab):
     assert result["cosine"][0][0] == pytest.approx(1.0, abs=1e-5)
     (tmp_path / "silence.wav").write_bytes(wav_bytes(np.zeros(16000, dtype=np.float32), 16000))
     (tmp_path / "blip.wav").write_bytes(wav_bytes(clips[0][1][0][:800], 16000))  # 50 ms
-    done = subprocess.run([sys.executable, "-m", "lab", "embed", "rdn_001", "--dim", "16", "--json", "--audio",
-                           str(paths[0]), str(tmp_path / "silence.wav"), str(tmp_path / "blip.wav")],
-                          cwd=repo, capture_output=True, text=True, env=lab_testing.lab_env(), timeout=300)
+    done = lab_testing.run_lab("embed", "rdn_001", "--dim", "16", "--json", "--audio", str(paths[0]),
+                               str(tmp_path / "silence.wav"), str(tmp_path / "blip.wav"), cwd=repo)
     assert done.returncode == 0 and len(json.loads(done.stdout)["embeddings"][0]) == 16
     assert f"lab: warning: {tmp_path / 'silence.wav'} is silent" in done.stderr
     assert f"lab: warning: {tmp_path / 'blip.wav'} is 0.05 s long" in done.stderr

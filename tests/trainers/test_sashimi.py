@@ -10,6 +10,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from lab_testing import run_lab
 
 from lab.families import registry
 from lab.health.diagnosis import rules_for
@@ -122,9 +123,8 @@ def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab, lab_environme
     lab("new-run", "sash_001", "--preset", "tiny", "--hypothesis", "DML learns the tones", "--set", "model.head=dml",
         "--set", "train.max_steps=20", "--set", "train.eval_every=10", "--set", "data.sample_every=20")
     lab("launch", "sash_001", "--no-commit")
-    done = subprocess.run([sys.executable, "-m", "lab", "generate", "sash_001", "--seconds", "0.05", "--out",
-                           str(tmp_path / "sample.wav")], cwd=repo, capture_output=True, text=True,
-                          env=lab_environment, timeout=300)
+    done = run_lab("generate", "sash_001", "--seconds", "0.05", "--out", str(tmp_path / "sample.wav"), cwd=repo,
+                   env=lab_environment)
     assert done.returncode == 0 and "wrote" in done.stdout and "best.pt" in done.stdout, done.stderr
     # progress goes to stderr; without a terminal a line every few seconds, and one at the end (800 codes)
     end = re.search(r"^generate: 800/800 steps in ([\d.]+) s$", done.stderr, re.M)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lab_testing import run_lab
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -205,7 +206,7 @@ def test_two_nodes_make_one_attempt_with_its_plan_and_one_metric_stream(tmp_path
 
     address = f"127.0.0.1:{free_port()}"
     outputs = [tmp_path / f"node{rank}.txt" for rank in (0, 1)]
-    nodes = [subprocess.Popen(
+    nodes = [subprocess.Popen(  # two launchers at once, as on two machines: a process each
         [sys.executable, "-m", "lab", "launch", "dia_002", "--nodes", "2", "--node-rank", str(rank),
          "--main-address", address], cwd=lab.repo, env=lab_environment, stdout=subprocess.DEVNULL,
         stderr=output.open("w")) for rank, output in zip((0, 1), outputs)]
@@ -242,8 +243,7 @@ def test_two_nodes_make_one_attempt_with_its_plan_and_one_metric_stream(tmp_path
 def test_bad_node_options_are_one_line_and_record_nothing(family_lab, options, message, lab_environment):
     lab = family_lab("dia", "dia")
     lab("new-run", "dia_001", "--preset", "tiny", "--hypothesis", "nodes")
-    done = subprocess.run([sys.executable, "-m", "lab", "launch", "dia_001", *options], cwd=lab.repo,
-                          env=lab_environment, capture_output=True, text=True, timeout=120)
+    done = run_lab("launch", "dia_001", *options, cwd=lab.repo, env=lab_environment, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith(f"lab: error: {message}")
     assert done.stderr.count("\n") == 1
     assert not (lab.repo / "logs" / "runs" / "dia_001" / "attempts").exists()

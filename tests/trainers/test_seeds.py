@@ -24,8 +24,7 @@ def test_seeds_launch_one_attempt_per_seed_and_the_verdict_compares_their_means(
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
 
     def lab(*args, code=0):
-        done = subprocess.run([sys.executable, "-m", "lab", *args], cwd=repo, capture_output=True, text=True,
-                              env=env, timeout=300)
+        done = lab_testing.run_lab(*args, cwd=repo, env=env, timeout=300)
         assert done.returncode == code, done.stderr
         return done
 

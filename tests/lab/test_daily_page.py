@@ -1,7 +1,14 @@
+"""The daily research log (`lab log`): the reference shape, runs continued over days, the day's commits, and records
+from machines in other time zones landing on one day."""
+
 import json
 import re
 import sys
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from lab_testing import git, lab_env, run_lab
 
 from lab.records.files import write_json
 from lab.records.store import Store
@@ -92,3 +99,49 @@ def test_continued_runs_are_marked(tmp_path):
     assert "### nsd_001: Spans two days (continued)" in second and "**Findings:** After midnight" in second
     assert "After midnight" not in first
     write_json(store.logs_dir / "unused.json", {})
+
+
+def test_a_shallow_clone_lists_its_commits(repo, tmp_path):
+    for number in (1, 2, 3):
+        (repo / f"f{number}.txt").write_text(str(number))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", f"change {number}")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    assert run_lab("init", cwd=clone).returncode == 0
+    result = run_lab("log", cwd=clone)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    page = Path(result.stdout.strip()).read_text()
+    assert "**main**: change 3 (3 files)" in page  # the boundary commit as git sees it: a root
+
+
+def attempt_folder(lab, run_id: str, number: int = 1) -> Path:
+    return Store(lab.repo).attempt_dir(run_id, number)
+
+
+def attempt_of(lab, run_id: str, number: int = 1) -> dict:
+    return json.loads((attempt_folder(lab, run_id, number) / "attempt.json").read_text())
+
+
+def test_records_written_in_different_zones_land_on_one_day(lab):
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "timezone": "UTC"}))
+    lab("new-run", "z_001", "--hypothesis", "h", env=lab_env(TZ="America/Los_Angeles"))
+    lab("launch", "z_001", "--", sys.executable, "-c", "print(1)", env=lab_env(TZ="Pacific/Kiritimati"))  # UTC+14
+    lab("note", "z_001", "--findings", "seconds later, in Tokyo", env=lab_env(TZ="Asia/Tokyo"))
+    pages = lab("log", "--all", env=lab_env(TZ="Pacific/Pago_Pago")).stdout.split()  # UTC-11
+    now = datetime.now(timezone.utc)
+    if now.hour == 23 and now.minute == 59:
+        pytest.skip("the records may straddle midnight UTC")
+    assert [Path(page).stem for page in pages] == [now.date().isoformat()]
+    page = Path(pages[0]).read_text()
+    assert "seconds later, in Tokyo" in page and "**Test 1:**" in page
+    assert json.loads((lab.repo / "logs/runs/z_001/run.json").read_text())["slug"].startswith(now.strftime("%Y%m%d"))
+    assert f"[`{attempt_of(lab, 'z_001')['git']['sha'][:7]}`]" in page  # the launch commit on the same page
+
+
+def test_a_bad_timezone_is_one_line(lab):
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "timezone": "Mars/Olympus"}))
+    result = lab("log", check=False)
+    assert result.returncode != 0 and result.stderr.count("\n") == 1 and "Mars/Olympus" in result.stderr

@@ -1,0 +1,158 @@
+"""Secrets: the detector's rules and its fast redaction, files that are never committed, a lab's own patterns, and keys
+redacted wherever the lab records them."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from lab_testing import git
+
+from lab.launcher import vcs
+from lab.errors import LabError
+from lab.records.secrets import SecretDetector
+from lab.records.store import Store
+
+
+H64 = "0123456789abcdef" * 4
+
+
+KEY_KINDS = ("DSA ", "EC ", "OPENSSH ", "", "RSA ", "SSH2 ENCRYPTED ")
+
+
+MIXED = "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9cF2hJ4kL6nP8rS0uX2zA4" * 2
+
+
+SECRETS = [  # at least one for every rule of the detector, at the shortest length each rule takes
+    "AKIAIOSFODNN7EXAMPLE", 'aws_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', "aws_secret_access_key = "
+    + MIXED[:40], "artifactory AKCp5abcdef12 ok", "artifactory AP6abcdefgh ok", "AccountKey=" + ("a1B2+/c3D4" * 9)[:88],
+    "https://user:pw@example.org/repo", f'cloudant_password = "{H64}"', 'cl_key: "abcdefghijklmnopqrstuvwx"',
+    f"https://acct:{H64}@acct.cloudant.com", "https://acct:abcdefghijklmnopqrstuvwx@acct.cloudant.com",
+    "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs", "ghp_" + MIXED[:36], "glpat-" + MIXED[:20],
+    "GR1348941" + MIXED[:20], "glcbt-" + MIXED[:20], "glimt-" + MIXED[:25], "glptt-" + MIXED[:40],
+    "glagent-" + MIXED[:50], "gloas-" + MIXED[:64], f'cos_hmac_secret_access_key = "{H64[:48]}"',
+    f'ibm_cloud_iam_api_key = "{MIXED[:44]}"', "eyJa.eyJb.c", "0123456789abcdefghijklmnopqrstuv-us12",
+    "//registry.npmjs.org/:_authToken=npm_abc", "sk-" + MIXED[:20] + "T3BlbkFJ" + MIXED[:20],
+    *(f"-----BEGIN {kind}PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END {kind}PRIVATE KEY-----"
+      for kind in KEY_KINDS), "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+    "PuTTY-User-Key-File-2: ssh-rsa", "pypi-AgEIcHlwaS5vcmc" + MIXED[:70], "pypi-AgENdGVzdC5weXBpLm9yZw" + MIXED[:70],
+    "SG." + MIXED[:22] + "." + MIXED[:43], "xoxb-1-a", "https://hooks.slack.com/services/T0/B0/x",
+    f'softlayer_api_key = "{H64}"', f"https://api.softlayer.com/soap/v3/{H64}", "sq0csp-" + MIXED[:43],
+    "sk_live_" + MIXED[:24], "123456789:" + MIXED[:35], "AC" + H64[:32], "SK" + H64[:32], "github_pat_" + MIXED[:22],
+    "AIza" + MIXED[:35], "hf_" + MIXED[:30], "sk-proj-" + MIXED[:20], "machine a\nlogin b\npassword c",
+    "WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567", "secret = 'aB3+dE5/gH7+jK9/mN1+pQ3/sT5+vW7/yZ9'",
+]
+
+
+def test_every_rule_of_the_detector_has_a_secret_here():
+    uncovered = [name for name, pattern, _ in SecretDetector().rules if not any(pattern.search(s) for s in SECRETS)]
+    assert not uncovered  # a rule added to the detector needs its shortest secret in SECRETS
+
+
+NOISE = "step 12/1000 | loss 0.512 | lr 3.00e-04 | saved /data/ckpt/model_12.pt\n" * 4
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_the_fast_redaction_finds_what_the_full_detector_finds(secret):
+    detector = SecretDetector()
+    text = f"{NOISE}prefix {secret} suffix\n{NOISE}"
+    full = detector.redact(text)
+    assert "[redacted]" in full and detector.redact_lines(text.encode()) == full.encode()
+
+
+def test_ordinary_output_passes_the_fast_path_byte_for_byte():
+    data = NOISE.encode() + "naïve ünïcode \xff bytes\n".encode("latin-1")
+    assert SecretDetector().redact_lines(data) == data
+
+
+WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"
+
+
+SECRET_FILES = {
+    "cfg.py": f'import os\nos.environ["WANDB_API_KEY"] = "{WANDB_KEY}"\n',
+    "login.py": f'import wandb\nwandb.login(key="{WANDB_KEY}")\n',
+    "defaults.py": f'import os\nos.environ.setdefault("WANDB_API_KEY", "{WANDB_KEY}")\n',
+    "explore.ipynb": json.dumps({"cells": [{"cell_type": "code", "source": [
+        f'os.environ["WANDB_API_KEY"] = "{WANDB_KEY}"\n']}]}),
+    "aws.sh": "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+    ".aws/credentials": "[default]\nregion = eu-west-1\n",
+    "gh.txt": "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN\n",
+    "oauth.txt": "gho_16C7e42F292c6912E7710c838347Ae178B4a\n",
+    "slack.txt": "SLACK_BOT=xoxb-2410212019-2410212027-kKVqZwFFsSFH1tZJdjyPvYZv\n",
+    "maps.js": "const key = 'AIzaSyD-1234567890abcdefghijklmnopqrstu';\n",
+    "hosts.cfg": "machine api.wandb.ai\n  login user\n  password s3cr3tpassw0rd\n",
+    "prod.env": "MODE=prod\n",
+    "id_ecdsa": "not shown\n",
+    "deploy.ppk": "not shown\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECRET_FILES))
+def test_a_secret_is_never_committed(project, name):
+    path = project / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SECRET_FILES[name])
+    head = git(project, "rev-parse", "HEAD")
+    with pytest.raises(LabError, match=rf"^refusing to commit: {name} \((secret file name|contains what looks like)"):
+        vcs.commit_working_tree(project, "leak")
+    assert git(project, "rev-parse", "HEAD") == head and git(project, "diff", "--cached") == ""
+
+
+def test_ordinary_code_and_hashes_are_not_secrets(project):
+    (project / "model.py").write_text(
+        'model_key = "encoder_decoder_attention_weights_v2"\nsha = "0c61a2f3e4b5a6978d9e0f1a2b3c4d5e6f708192"\n'
+        'checkpoint = "artefacts/nsd_001/1/checkpoints/last.pt"\nlr, hidden = 0.0015, 256\n')
+    assert vcs.commit_working_tree(project, "model")["committed"]
+
+
+def test_a_lab_adds_its_own_patterns_and_names(project):
+    settings = {"secrets": {"patterns": [r"corp-[0-9]{6}"], "names": ["*.vault"]}}
+    policy = vcs.CapturePolicy.from_settings(settings)
+    (project / "notes.txt").write_text("ticket corp-123456\n")
+    with pytest.raises(LabError, match=r"notes.txt \(contains what looks like a secret: lab.json pattern 1\)"):
+        vcs.commit_working_tree(project, "x", policy=policy)
+    (project / "notes.txt").unlink()
+    (project / "team.vault").write_text("x\n")
+    with pytest.raises(LabError, match=r"team.vault \(secret file name\)"):
+        vcs.commit_working_tree(project, "x", policy=policy)
+    with pytest.raises(LabError, match="is not a regular expression"):
+        vcs.CapturePolicy.from_settings({"secrets": {"patterns": ["("]}})
+
+
+def test_dirty_diff_redacts_every_kind_of_secret(project):
+    (project / "train.py").write_text("".join(SECRET_FILES[name] for name in ("cfg.py", "login.py", "slack.txt")))
+    _, diff = vcs.dirty_state(project)
+    assert WANDB_KEY not in diff and "xoxb-2410212019" not in diff and diff.count("[redacted]") == 3
+
+
+def folder_of(repo: Path, run_id: str, number: int) -> Path:
+    """Test `number`'s folder: logs/runs/<id>/attempts/<start>-<clone>/ once ended, in .git/lab while running."""
+    return Store(repo).attempt_dir(run_id, number)
+
+
+def test_secrets_are_redacted_where_they_are_recorded(lab):
+    key = f"WANDB_API_KEY={WANDB_KEY}"
+    lab("new-run", "s_001", "--hypothesis", f"logging in with {key} works")
+    script = lab.repo / "ok.py"
+    script.write_text(  # the script holds no key itself; it prints them whole
+        "print('using', 'xoxb-' + '2410212019-2410212027-kKVqZwFFsSFH1tZJdjyPvYZv')\n"
+        f"print('WANDB_API_KEY=' + '{WANDB_KEY[:20]}' + '{WANDB_KEY[20:]}')\n")
+    lab("launch", "s_001", "--note", f"with token {key}", "--", sys.executable, "ok.py", f"--token={WANDB_KEY}")
+    lab("note", "s_001", "--findings", f"the key was {key}")
+    records = lab.repo / "logs" / "runs" / "s_001"
+    for path in records.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert WANDB_KEY not in text and "kKVqZwFFsSFH1" not in text, path
+    assert "using [redacted]" in (folder_of(lab.repo, "s_001", 1) / "stdout.log").read_text()
+    lab("launch", "s_001", "--", sys.executable, "-c", "print(3)")  # no recorded key blocks a later launch
+    assert WANDB_KEY not in git(lab.repo, "log", "-p")
+
+
+def test_a_child_that_prints_a_key_in_pieces_is_still_redacted(lab, repo):
+    lab("new-run", "s_002", "--hypothesis", "h")
+    code = ("import sys, time\nfor part in ('token gho_16C7e42F292c', '6912E7710c838347Ae178B4a', ' done\\n'):\n"
+            "    sys.stdout.write(part); sys.stdout.flush(); time.sleep(0.05)\n")
+    lab("launch", "s_002", "--no-commit", "--", sys.executable, "-c", code)
+    log = (folder_of(repo, "s_002", 1) / "stdout.log").read_text()
+    assert log == "token [redacted] done\n"
