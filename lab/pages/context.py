@@ -12,7 +12,7 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from lab.health.diagnosis import health_findings
+from lab.health.diagnosis import run_findings
 from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
 from lab.pages.results import attempt_config, headline_attempt
@@ -159,7 +159,6 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
     """What the pages show of one attempt."""
     number = attempt["number"]
     notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
-    findings = health_findings(events, number)
     return {
         "number": number,
         "note": attempt.get("note"),
@@ -174,7 +173,6 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "disagreements": attempt.get("config_disagreements") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
-        "findings": findings,
         "failure": failure_line(store, run["id"], attempt),
     }
 
@@ -210,7 +208,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "changes": changes,
         "attempts": attempts,
         "notes": notes,
-        "run_findings": health_findings(in_view),
+        "findings": run_findings(store, run_id, headline),
         "headline": headline,
         "result": summary["result"],
         "metrics": summary["rows"],

@@ -10,7 +10,7 @@ from pathlib import Path
 from lab.errors import LabError
 from lab.families import registry
 from lab.health import rules as health
-from lab.health.diagnosis import chosen_attempt, health_events, run_stages
+from lab.health.diagnosis import chosen_attempt, run_findings, run_stages
 from lab.pages import plots, results, verdicts
 from lab.pages.changelogs import baselines_in_use, changelog
 from lab.pages.comparisons import compare, comparisons, group_arms
@@ -130,8 +130,8 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         plots.plot_panels(store.logs_dir / "reports" / run_id / "curves.svg", panels, stages)
     eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
     eval_seconds = [later - earlier for earlier, later in zip(eval_times, eval_times[1:])]
-    findings = health_events(store, run_id, number)
-    gap_onsets = [event["step"] for event in findings if event.get("rule") == "gap_widening"]
+    findings = run_findings(store, run_id, number)
+    gap_onsets = [finding.step for finding in findings if finding.rule == "gap_widening"]
     return render(
         store,
         "report.md.j2",
