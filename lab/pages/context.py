@@ -84,6 +84,17 @@ def setup_changes(store: Store, run: dict) -> tuple[str | None, list[config_tool
     return name, config_tools.diff(base, attempt_config(store, run["id"], headline_attempt(store, run["id"])))
 
 
+def setup_text(run: dict, reference: str | None) -> str:
+    """A run's setup in words, as markdown: its family and preset, and what it is compared with, each where there
+    is one ("neural_decoder (preset `tiny`), against nsd_001"; "against sine_011"; "" for neither)."""
+    parts = []
+    if run.get("family"):
+        parts.append(run["family"] + (f" (preset {escape.code(run['preset'])})" if run.get("preset") else ""))
+    if reference:
+        parts.append(f"against {reference}")
+    return ", ".join(parts)
+
+
 def duration_text(started: str | None, ended: str | None) -> str | None:
     """'3m 12s' between two ISO timestamps, or None while running."""
     if not started or not ended:
@@ -205,6 +216,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "continued": day is not None and any(store.day(e["time"]) < day for e in events),
         "wandb": latest_wandb,
         "reference": reference,
+        "setup": setup_text(run, reference),
         "changes": changes,
         "attempts": attempts,
         "notes": notes,
