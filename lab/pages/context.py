@@ -43,6 +43,9 @@ def environment(root: Path):
     loader = jinja2.FileSystemLoader([str(root / "templates"), str(PACKAGE_TEMPLATES)])
     env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = metrics.format_number
+    env.filters["figure"] = metrics.figure_text
+    env.filters["memory"] = metrics.memory_text  # bytes
+    env.filters["mib"] = lambda mib: metrics.memory_text(None if mib is None else mib * metrics.MIB)
     env.filters["value"] = config_tools.format_value
     env.filters.update(escape.FILTERS)
     return env
