@@ -21,6 +21,7 @@ from lab.records import metrics
 from lab.records.files import write_text
 from lab.records.store import Store
 from lab.records.store.events import NOTE_FIELDS
+from lab.records.store.names import shortened
 
 
 def package_templates() -> Path:
@@ -61,9 +62,10 @@ def render(store: Store, template: str, path: Path, **context) -> Path:
 
 
 def display_title(run: dict, limit: int = 70) -> str:
-    """The run's heading: its --title, else its hypothesis (shortened), else its slug title."""
+    """The run's title in words: its --title, else its hypothesis, else its slug title, shortened to `limit`
+    characters at a word boundary (`names.shortened`)."""
     text = run.get("title_text") or run.get("hypothesis") or run["title"].replace("_", " ")
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return shortened(text, limit)
 
 
 def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:

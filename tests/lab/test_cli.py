@@ -183,3 +183,16 @@ def test_a_closed_pipe_is_not_a_traceback(two_runs):
     result = subprocess.run(f"{sys.executable} -m lab runs | head -c 1", shell=True, cwd=two_runs.repo,
                             capture_output=True, text=True)
     assert result.stdout == "I" and result.stderr == ""
+
+
+@pytest.mark.light
+def test_titles_keep_what_the_hypothesis_said(lab):
+    created = lab("new-run", "sc_001", "--hypothesis", "16 units underfit at lr 3e-2").stdout
+    assert "_sc_001_16_units_underfit_lr_3e-2)" in created.splitlines()[0]
+    lab("new-run", "sc_002", "--title", "Wider GRU", "--hypothesis", "a wider GRU learns faster")
+    long = "A learning rate of 0.5 without clipping makes the CTC loss diverge within a hundred steps"
+    lab("new-run", "sc_003", "--hypothesis", long)
+    listing = lab("runs").stdout.splitlines()
+    titles = {line.split()[0]: line.split("  ")[-1].strip() for line in listing[1:]}
+    assert titles == {"sc_001": "16 units underfit at lr 3e-2", "sc_002": "Wider GRU",
+                      "sc_003": "A learning rate of 0.5 without clipping makes the…"}
