@@ -62,12 +62,15 @@ def parse_day(text: str) -> date:
 
 
 def cmd_init(args) -> int:
-    from lab.runs.setup_lab import parse_prefixes
+    from lab.runs.setup_lab import parse_prefixes, wandb_line
 
     store = api.init(wandb_entity=args.wandb_entity, wandb_project=args.wandb_project, wandb_mode=args.wandb_mode,
                      wandb=not args.no_wandb, prefixes=parse_prefixes(args.prefix))
     logs = store.logs_dir.relative_to(store.root).as_posix()
     print(f"lab ready at {store.root} (records in {logs}/; this clone is {store.clone_id[:8]})")
+    line = wandb_line(store, entity_given=bool(args.wandb_entity))
+    if line:
+        print(line)
     return 0
 
 
