@@ -132,7 +132,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
     eval_seconds = [later - earlier for earlier, later in zip(eval_times, eval_times[1:])]
     findings = run_findings(store, run_id, number)
-    gap_onsets = [finding.step for finding in findings if finding.rule == "gap_widening"]
+    gap_onset = min((finding.step for finding in findings if finding.rule == "gap_widening"), default=None)
     return render(
         store,
         "report.md.j2",
@@ -143,8 +143,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         summary=read_json(folder / "summary.json", {}),
         **config_sections(config),
         metric=metric,
-        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None),
-                                     kept_step if checkpointed else None, stages),
+        evaluations=evaluation_table(frame, metric, mode, gap_onset, kept_step if checkpointed else None, stages),
         metric_column=metric not in ("val/loss", "train/loss"),
         curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
@@ -165,8 +164,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         resumed=resumed_text(store, run_id, attempt),
         disagreements=attempt.get("config_disagreements") or {},
         findings=findings,
-        metric_rows=[row for row in outcome["rows"] if not results.bookkeeping(row["metric"])],
-        detail_rows=[row for row in outcome["rows"] if results.bookkeeping(row["metric"])],
+        **metric_tables(outcome["rows"]),
         kept_step=kept_step,
         checkpointed=checkpointed,
         evaluation=results.size_text(result),
@@ -175,6 +173,13 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
         profile=latest_profile(store, run_id),
     )
+
+
+def metric_tables(rows: list[dict]) -> dict[str, list[dict]]:
+    """A report's `metric_rows` (results, own bests) and `detail_rows` (bookkeeping: `results.bookkeeping`) of
+    `results.metric_rows`."""
+    return {"metric_rows": [row for row in rows if not results.bookkeeping(row["metric"])],
+            "detail_rows": [row for row in rows if results.bookkeeping(row["metric"])]}
 
 
 def checkpoint_at(store: Store, run_id: str, number: int, step: int) -> bool:
