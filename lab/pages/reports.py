@@ -110,6 +110,13 @@ def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, 
     return [(name, config_tools.diff(base, config)) for name, base in references]
 
 
+def median_seconds_between_evaluations(frame) -> float | None:
+    """The median wall-clock seconds from one evaluation row of `frame` to the next; None with fewer than two."""
+    times = column_values(evaluation_rows(frame), "time").dropna().tolist()
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    return sorted(gaps)[len(gaps) // 2] if gaps else None
+
+
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
     """Write logs/reports/<id>.md for one attempt (default: the run's headline attempt, else the latest with
     metrics): verdict, notes, setup, per-evaluation table, plots, resources, environment, health. LabError for
@@ -129,8 +136,6 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     panels = report_panels(frame, metric, run.get("family"))
     if panels:
         plots.plot_panels(store.logs_dir / "reports" / run_id / "curves.svg", panels, stages)
-    eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
-    eval_seconds = [later - earlier for earlier, later in zip(eval_times, eval_times[1:])]
     findings = run_findings(store, run_id, number)
     gap_onset = min((finding.step for finding in findings if finding.rule == "gap_widening"), default=None)
     return render(
@@ -159,7 +164,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                    "result": results.attempt_result(store, run_id, a["number"]),
                    "failure": failure_line(store, run_id, a)} for a in store.attempts.of(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
-        seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
+        seconds_per_eval=median_seconds_between_evaluations(frame),
         reproduce=reproduce_text(attempt),
         resumed=resumed_text(store, run_id, attempt),
         disagreements=attempt.get("config_disagreements") or {},
