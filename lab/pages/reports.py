@@ -117,6 +117,14 @@ def median_seconds_between_evaluations(frame) -> float | None:
     return sorted(gaps)[len(gaps) // 2] if gaps else None
 
 
+def attempt_rows(store: Store, run_id: str) -> list[dict]:
+    """The report's table of a run's attempts: number, status, note, duration, result and why it failed."""
+    return [{"number": a["number"], "status": a["status"], "note": a.get("note"),
+             "duration": duration_text(a.get("started"), a.get("ended")),
+             "result": results.attempt_result(store, run_id, a["number"]),
+             "failure": failure_line(store, run_id, a)} for a in store.attempts.of(run_id)]
+
+
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
     """Write logs/reports/<id>.md for one attempt (default: the run's headline attempt, else the latest with
     metrics): verdict, notes, setup, per-evaluation table, plots, resources, environment, health. LabError for
@@ -159,10 +167,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                if e["kind"] == "note" and e.get("attempt") in (None, number)],
         changes=[(name, changes[:CHANGES_SHOWN], len(changes) - CHANGES_SHOWN)
                  for name, changes in reference_changes(store, run, config)],
-        attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
-                   "duration": duration_text(a.get("started"), a.get("ended")),
-                   "result": results.attempt_result(store, run_id, a["number"]),
-                   "failure": failure_line(store, run_id, a)} for a in store.attempts.of(run_id)],
+        attempts=attempt_rows(store, run_id),
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=median_seconds_between_evaluations(frame),
         reproduce=reproduce_text(attempt),
