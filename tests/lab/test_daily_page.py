@@ -147,7 +147,6 @@ def test_a_bad_timezone_is_one_line(lab):
     assert result.returncode != 0 and result.stderr.count("\n") == 1 and "Mars/Olympus" in result.stderr
 
 
-@pytest.mark.light
 def test_the_setup_line_names_only_what_there_is(lab, repo):
     lab("new-run", "sc_001", "--hypothesis", "a script of my own")
     lab("new-run", "sc_002", "--from", "sc_001", "--hypothesis", "the same script again")

@@ -461,7 +461,6 @@ def test_a_change_within_the_logged_noise_is_no_degradation():
     assert fired(check(rows, PLATEAU))["metric_degrading"].evidence["noise"] == 0.01
 
 
-@pytest.mark.light
 def test_doctor_report_and_daily_page_show_one_set_of_findings(lab, repo):
     lab("new-run", "nsd_001", "--preset", "tiny", "--set", "optim.lr=0.5", "--set", "train.grad_clip=0",
         "--hypothesis", "a far too high LR")

@@ -399,7 +399,6 @@ def test_memory_has_one_unit_everywhere(story):
     assert "- **Data mean_frames**: 112.6" in page and "- **Data days**: 4" in page
 
 
-@pytest.mark.light
 def test_new_run_states_its_memory_plan_in_mib(lab):
     created = lab("new-run", "nsd_001", "--preset", "tiny", "--hypothesis", "the tiny preset").stdout
     plan = next(line for line in created.splitlines() if "memory plan per device" in line)
