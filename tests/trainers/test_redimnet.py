@@ -62,6 +62,7 @@ def test_each_matryoshka_dim_normalises_its_own_slice():
     assert head(z, labels, margin=0.2)[4] > losses[4]  # a margin makes the target harder
 
 
+@pytest.mark.slow
 def test_tiny_reaches_a_low_eer_with_lower_dims_no_better(tmp_path):
     rows = []
     summary = train(SPEC, tiny("train.max_steps=120"), out_dir=tmp_path, on_row=lambda row: rows.append(row) or False)

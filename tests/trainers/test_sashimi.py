@@ -27,6 +27,7 @@ def tiny(*overrides: str):
     return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=["train.device=cpu", *overrides]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head,layer", [("categorical", "s4d"), ("dml", "s4d"), ("categorical", "s4")])
 def test_tiny_learns_the_synthetic_audio_with_each_head_and_layer(head, layer, tmp_path):
     """The full S4 (model.ssm=s4, with the SC09 checkpoint's scalar norm and weight-normed pools) learns as S4D."""
