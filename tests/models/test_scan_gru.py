@@ -60,6 +60,7 @@ def test_reversing_valid_frames_twice_gives_them_back():
     assert torch.equal(reverse_valid(once, lengths), x)
 
 
+@pytest.mark.slow
 def test_the_xla_scan_matches_the_cpu_gru():
     script = (
         "import json, time, torch\n"
