@@ -6,6 +6,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -444,3 +445,52 @@ def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, re
     assert process.wait(timeout=90) == 130 and time.monotonic() - started < 45, process.stderr.read()  # not killed
     attempt = Store(repo).attempts.load("k_001", 1)
     assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGINT"}
+
+
+RM_FROM_THE_COMMAND = """import subprocess, sys
+removal = subprocess.run([sys.executable, '-m', 'lab', 'rm', 'exp_001', '--yes'], capture_output=True, text=True)
+print('rm exit', removal.returncode)
+print(removal.stderr.strip())
+"""
+
+
+@pytest.mark.light
+def test_rm_of_a_run_with_an_attempt_running_is_refused_naming_it_and_how_to_stop_it(lab, repo):
+    (repo / "remove_me.py").write_text(RM_FROM_THE_COMMAND)
+    lab("new-run", "exp_001", "--hypothesis", "removed while it runs")
+
+    result = lab("launch", "exp_001", "--", sys.executable, "remove_me.py")
+
+    started = attempt_record(repo, "exp_001", 1)["started"]
+    assert "rm exit 2" in result.stdout
+    assert (f"lab: error: refusing to remove exp_001: it has an attempt running: Test 1 (pid {os.getpid()} on "
+            f"{socket.gethostname()}, started {started}). Stop it first (Ctrl-C in its terminal, or "
+            f"`kill {os.getpid()}` on that host; the attempt then reads killed), then `lab rm exp_001` again"
+            ) in result.stdout
+    assert attempt_record(repo, "exp_001", 1)["status"] == "finished"
+    assert "exp_001" in lab("runs").stdout
+    assert lab("rm", "exp_001", "--yes").stdout.startswith("removed exp_001: records in logs/archive/exp_001-")
+
+
+@pytest.mark.light
+def test_a_launch_that_ends_after_its_run_was_removed_keeps_the_attempt_in_the_archive(lab, repo):
+    (repo / "removed_under_me.py").write_text(  # what a `git pull` of an rm made on another clone does
+        "import os, subprocess\nos.makedirs('logs/archive', exist_ok=True)\n"
+        "subprocess.run(['git', 'mv', 'logs/runs/exp_001', 'logs/archive/exp_001-20260101T000000'], check=True)\n"
+        "subprocess.run(['git', 'commit', '-qm', 'lab rm exp_001 (on another clone)'], check=True)\n")
+    lab("new-run", "exp_001", "--hypothesis", "removed on another clone")
+
+    result = lab("launch", "exp_001", "--", sys.executable, "removed_under_me.py")
+
+    archived = repo / "logs" / "archive" / "exp_001-20260101T000000"
+    [kept] = (archived / "attempts").iterdir()
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"lab: warning: exp_001 was removed while its Test 1 ran; the attempt is kept with the removed run's records "
+        f"in logs/archive/exp_001-20260101T000000/attempts/{kept.name} (it is on no page)")
+    assert read(kept / "attempt.json")["status"] == "finished"
+    assert [json.loads(line)["kind"] for line in (archived / "events.jsonl").read_text().splitlines()][-1] == \
+        "attempt_finished"
+    assert not (repo / "logs" / "runs" / "exp_001").exists()
+    assert git(repo, "status", "--porcelain", "--", "logs") == ""
+    assert "no runs" in lab("runs").stdout
+    lab("new-run", "exp_001", "--hypothesis", "the id is free again")

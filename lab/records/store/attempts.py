@@ -65,9 +65,9 @@ class Attempts:
     def begin(self, run_id: str, *, command: list[str], pid: int, **fields: Any) -> Path:
         """Open a new attempt of `run_id` in this clone's running folder; returns that folder (status
         `running`). Its name, `<UTC start>-<clone>`, is one no other clone can make. LabError for no such run."""
-        self.runs.load(run_id)
         command, fields = self.place.redact(command), self.place.redact(fields)
-        with self.place.lock(f"attempt_{run_id}"):
+        with self.place.lock(f"attempt_{run_id}"):  # `lab rm` holds it too: a run is removed or gets the attempt
+            self.runs.load(run_id)
             running = self.place.running_dir(run_id)
             running.mkdir(parents=True, exist_ok=True)
             taken = {folder.name for folder in self.place.attempt_folders(run_id)}
@@ -120,19 +120,19 @@ class Attempts:
         record = self.update(attempt_dir, merge=close)
         self.settle(attempt_dir)
         if not ended:
-            number = self.place.attempt_number(record["run"], attempt_dir.name)
+            number = self.place.attempt_number(record["run"], attempt_dir.name) or record.get("number")
             self.events.add(record["run"], f"attempt_{status}", attempt=number, attempt_key=attempt_dir.name,
                             exit_code=exit_code)
         return record
 
     def settle(self, attempt_dir: Path) -> Path:
-        """Move an ended attempt from this clone's running folder to logs/runs/<id>/attempts/; returns where
-        it now is."""
+        """Move an ended attempt from this clone's running folder to logs/runs/<id>/attempts/ (to the removed
+        run's archive folder, `Place.home`, when the run was removed while it ran); returns where it now is."""
         attempt_dir = Path(attempt_dir)
         run_id = attempt_dir.parent.parent.name
         if attempt_dir.parent != self.place.running_dir(run_id) or not attempt_dir.is_dir():
             return attempt_dir
-        target = self.place.run_dir(run_id) / "attempts" / attempt_dir.name
+        target = self.place.home(run_id) / "attempts" / attempt_dir.name
         with self.place.lock(f"attempt_{run_id}_{attempt_dir.name}"):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(attempt_dir, target)

@@ -48,7 +48,7 @@ class Events:
             data["attempt_key"] = folder.name if folder.exists() else None
         event = {"time": now_iso(), "kind": kind, "clone": self.place.clone_id,
                  **self.place.redact({k: v for k, v in data.items() if v is not None})}
-        append_jsonl(self.place.run_dir(run_id) / "events.jsonl", event)
+        append_jsonl(self.place.home(run_id) / "events.jsonl", event)
         return event
 
     def of(self, run_id: str) -> list[dict]:
