@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -494,3 +494,45 @@ def test_a_launch_that_ends_after_its_run_was_removed_keeps_the_attempt_in_the_a
     assert git(repo, "status", "--porcelain", "--", "logs") == ""
     assert "no runs" in lab("runs").stdout
     lab("new-run", "exp_001", "--hypothesis", "the id is free again")
+
+
+@pytest.mark.light
+def test_a_wall_clock_stepped_back_during_an_attempt_is_noted_never_a_negative_time(lab, repo, monkeypatch):
+    stepped = repo / "artefacts" / "clock_stepped"
+
+    def wall_clock() -> str:  # the machine's clock, an hour back once the command has made NTP step it
+        moment = datetime.now().astimezone() - (timedelta(hours=1) if stepped.exists() else timedelta())
+        return moment.isoformat(timespec="seconds")
+
+    monkeypatch.setattr("lab.records.store.attempts.now_iso", wall_clock)
+    monkeypatch.setattr("lab.records.store.events.now_iso", wall_clock)
+    (repo / "steps_the_clock.py").write_text(
+        "import pathlib\npathlib.Path('artefacts/clock_stepped').touch()\n"
+        "from lab import tracker\ntracker.log(1, **{'train/loss': 1.0})\n")
+    lab("new-run", "exp_001", "--hypothesis", "the clock steps back")
+
+    lab("launch", "exp_001", "--", sys.executable, "steps_the_clock.py")
+
+    record = attempt_record(repo, "exp_001", 1)
+    assert record["ended"] < record["started"]  # the wall clock's own stamps, as they were
+    assert 0 <= record["seconds"] < 60 and abs(record["clock_jump_s"] + 3600) <= 2
+    lab("report", "exp_001")
+    report = (repo / "logs/reports/exp_001.md").read_text()
+    daily = Path(lab("log").stdout.strip().splitlines()[-1])
+    daily = daily if daily.is_absolute() else repo / daily
+    for page in (report, daily.read_text()):
+        assert "-1h" not in page and "(the wall clock stepped back 1h 0m meanwhile)" in page
+    events = json.loads(lab("show", "exp_001", "--json").stdout)["events"]
+    kinds = [event["kind"] for event in events]
+    assert kinds.index("attempt_started") < kinds.index("attempt_finished")
+
+
+@pytest.mark.light
+def test_an_older_attempt_whose_stamps_run_backwards_reads_unknown_not_negative():
+    from lab.pages.context import duration_text
+
+    backwards = {"started": "2026-12-07T10:00:09+00:00", "ended": "2026-12-07T09:00:18+00:00"}
+    assert duration_text(backwards) == "unknown (the wall clock stepped back 59m 51s meanwhile)"
+    assert duration_text({**backwards, "seconds": 9.2, "clock_jump_s": -3600}) == \
+        "9s (the wall clock stepped back 1h 0m meanwhile)"
+    assert duration_text({"started": "2026-12-07T10:00:00+00:00", "ended": "2026-12-07T10:03:12+00:00"}) == "3m 12s"
