@@ -536,3 +536,19 @@ def test_an_older_attempt_whose_stamps_run_backwards_reads_unknown_not_negative(
     assert duration_text({**backwards, "seconds": 9.2, "clock_jump_s": -3600}) == \
         "9s (the wall clock stepped back 1h 0m meanwhile)"
     assert duration_text({"started": "2026-12-07T10:00:00+00:00", "ended": "2026-12-07T10:03:12+00:00"}) == "3m 12s"
+
+
+@pytest.mark.light
+def test_rows_keep_the_order_they_were_logged_in_when_the_scripts_wall_clock_steps_back(lab, repo):
+    (repo / "rows_across_a_step.py").write_text(
+        "import time\nreal = time.time\nstep_back = [0.0]\ntime.time = lambda: real() - step_back[0]\n"
+        "from lab import tracker\ntracker.log(1, **{'train/loss': 1.0})\n"
+        "step_back[0] = 3600.0  # NTP steps the clock back an hour\n"
+        "tracker.log(2, **{'train/loss': 0.5})\n")
+    lab("new-run", "exp_001", "--hypothesis", "rows across a clock step")
+
+    lab("launch", "exp_001", "--", sys.executable, "rows_across_a_step.py")
+
+    rows = [json.loads(line) for line in (folder_of(repo, "exp_001", 1) / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert 0 <= rows[1]["time"] - rows[0]["time"] < 60
