@@ -30,7 +30,7 @@ demo: install
 
 # One pytest worker per core (pytest-xdist). `make test` runs each test once: the light ones in the light install
 # (test-light), the rest here; tests marked slow (training long enough to learn) run in test-all only.
-PYTEST := WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -n auto --durations=10
+PYTEST := WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -n auto --dist worksteal --durations=10
 
 test: install test-light
 	$(PYTEST) -m "not slow and not light"
@@ -42,7 +42,7 @@ test-all: install test-light
 # so that `lab` is the installed package, not the checkout.
 test-light: install-light
 	$(LIGHT)/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
-	cd tests && WANDB_MODE=offline WANDB_SILENT=true ../$(LIGHT)/bin/python -m pytest -q -n auto -m light -p no:cacheprovider lab
+	cd tests && WANDB_MODE=offline WANDB_SILENT=true ../$(LIGHT)/bin/python -m pytest -q -n auto --dist worksteal -m light -p no:cacheprovider lab
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

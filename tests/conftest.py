@@ -5,6 +5,10 @@ takes several times as long."""
 
 import os
 
+import pytest
+
+import lab_testing
+
 
 def pytest_configure(config):
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
@@ -12,3 +16,11 @@ def pytest_configure(config):
         threads = str(max(1, (os.cpu_count() or 1) // int(workers)))
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(variable, threads)
+
+
+@pytest.fixture(autouse=True)
+def wandb_mode(request):
+    """W&B offline for the `lab` calls and launches of a test marked `wandb`, disabled for the others."""
+    lab_testing.WANDB_MODE = "offline" if request.node.get_closest_marker("wandb") else "disabled"
+    yield
+    lab_testing.WANDB_MODE = "disabled"

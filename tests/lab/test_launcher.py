@@ -29,6 +29,7 @@ def attempt_record(repo, run_id, number):
     return read(Store(repo).attempt_dir(run_id, number) / "attempt.json")
 
 
+@pytest.mark.wandb
 def test_launch_passes_the_exit_status_and_lab_variables(lab, repo):
     (repo / "show_env.py").write_text(
         "import os, sys\n"
