@@ -299,6 +299,9 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
     """Once the command has ended (its attempt moved into logs/): rows from printed lines, a W&B link that leads
     nowhere dropped, the end-of-attempt health check, the records committed, and one error line for a failure."""
     run_id = ready.run["id"]
+    if not store.exists(run_id):
+        removed_while_running(store, ready.run, key, started_as, commit)
+        return
     number = store.attempt_number(run_id, key) or started_as
     ended_dir = store.attempt_dir(run_id, number)
     if ready.metrics_pattern:
@@ -310,6 +313,18 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
     if exit_code != 0:
         say(f"error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are kept "
             f"in {ended_dir.relative_to(store.root)}")
+
+
+def removed_while_running(store: Store, run: dict, key: str, number: int, commit: bool) -> None:
+    """The run was removed while its attempt ran (`lab rm`, here or on another clone and pulled in): the ended
+    attempt is kept with the removed run's archived records (`Place.home`), committed there, and one error line
+    says where."""
+    home = store.home(run["id"])
+    if commit:
+        vcs.commit_records_or_say(store.root, [home], f"{run['slug']} test {number} (run removed)",
+                                  f"the records of {run['id']} test {number} are in {home}")
+    warn(f"{run['id']} was removed while its Test {number} ran; the attempt is kept with the removed run's "
+        f"records in {(home / 'attempts' / key).relative_to(store.root)} (it is on no page)")
 
 
 def launch_seeds(store: Store, run_id: str, seeds: int, command: list[str] | None = None, *,

@@ -39,6 +39,7 @@ MB = 1_000_000
 NO_COMMIT = "0" * 40
 RECORD_FILES = ("metrics.jsonl", "events.jsonl", "stdout.log", "media.jsonl")  # under the lab's records folder
 NUMBERS_ONLY = ("metrics.jsonl",)  # the tracker writes numbers only: nothing there to scan
+SPARSE_REFUSAL = "outside of your sparse-checkout definition"  # git's words for paths it will not stage
 BINARY_PROBE_BYTES = 8000  # as git: a NUL byte in the first 8000 bytes makes a file binary (not scanned)
 
 
@@ -83,9 +84,30 @@ def _git(repo: Repo, command: str, *args: str) -> str:
         return getattr(repo.git, command.replace("-", "_"))(*args)
     except git.GitCommandError as error:
         stderr = (error.stderr or "").strip().removeprefix("stderr:").strip().strip("'")
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        reasons = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines[-1:]
-        raise LabError(f"git {command} failed: {reasons[0] if reasons else f'exit status {error.status}'}") from None
+        raise LabError(f"git {command} failed: {failure_reason(stderr) or f'exit status {error.status}'}") from None
+
+
+def failure_reason(stderr: str) -> str | None:
+    """The cause of a git failure as one line, from git's stderr: its first `error:` or `fatal:` line, else its first
+    line that is not a `hint:`. Paths outside a sparse checkout (git names them and only hints) become "logs/ is
+    outside the sparse checkout ...: add it with `git sparse-checkout add logs`"; None when stderr is empty."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if any(SPARSE_REFUSAL in line for line in lines):
+        return sparse_reason(lines)
+    reasons = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    return (reasons or [line for line in lines if not line.startswith("hint:")] or [None])[0]
+
+
+def sparse_reason(lines: list[str]) -> str:
+    """What to do about paths git refused because they are outside the sparse checkout: `lines` is git's stderr,
+    the paths (relative to the repository's top) listed between "...updated in the index:" and its hints."""
+    start = next((index + 1 for index, line in enumerate(lines) if line.endswith("index:")), len(lines))
+    paths = [line for line in lines[start:] if not line.startswith(("hint:", "error:", "fatal:"))]
+    folders = sorted({path.split("/")[0] for path in paths}) or ["logs"]
+    named = " and ".join(f"{folder}/" for folder in folders)
+    verb, it = ("is", "it") if len(folders) == 1 else ("are", "them")
+    return (f"{named} {verb} outside the sparse checkout, so git cannot commit {it} (a launch commits the lab's "
+            f"records and code): add {it} with `git sparse-checkout add {' '.join(folders)}`")
 
 
 def _changed_paths(repo: Repo, *diff_args: str) -> list[str]:

@@ -100,12 +100,29 @@ def setup_text(run: dict, reference: str | None) -> str:
     return ", ".join(parts)
 
 
-def duration_text(started: str | None, ended: str | None) -> str | None:
-    """'3m 12s' between two ISO timestamps, or None while running."""
-    if not started or not ended:
+def duration_text(attempt: dict) -> str | None:
+    """How long an ended attempt took, '3m 12s', or None while it runs. Its `seconds` (the monotonic clock's) when
+    recorded, else the time between its start and end stamps; a wall clock that stepped meanwhile is said
+    ('9s (the wall clock stepped back 1h 0m meanwhile)'), and a negative time is never shown."""
+    if not attempt.get("started") or not attempt.get("ended"):
         return None
-    seconds = int((datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds())
-    hours, rest = divmod(seconds, 3600)
+    seconds = attempt.get("seconds")
+    jump = attempt.get("clock_jump_s")
+    if not isinstance(seconds, (int, float)):
+        ended, started = (datetime.fromisoformat(attempt[key]) for key in ("ended", "started"))
+        seconds = (ended - started).total_seconds()
+        if seconds < 0:
+            return f"unknown (the wall clock stepped back {seconds_text(-seconds)} meanwhile)"
+    text = seconds_text(seconds)
+    if isinstance(jump, (int, float)) and jump:
+        step = abs(jump) if abs(jump) < 60 else round(abs(jump) / 60) * 60  # its stamps are to the second
+        text += f" (the wall clock stepped {'back' if jump < 0 else 'forward'} {seconds_text(step)} meanwhile)"
+    return text
+
+
+def seconds_text(seconds: float) -> str:
+    """A non-negative number of seconds as '2h 5m', '3m 12s' or '9s'."""
+    hours, rest = divmod(int(seconds), 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
 
@@ -183,7 +200,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "exit_code": attempt.get("exit_code"),
         "started": attempt.get("started"),
         "ended": attempt.get("ended"),
-        "duration": duration_text(attempt.get("started"), attempt.get("ended")),
+        "duration": duration_text(attempt),
         "wandb": attempt.get("wandb"),
         "resumed": resumed_text(store, run["id"], attempt),
         "disagreements": attempt.get("config_disagreements") or {},

@@ -120,7 +120,7 @@ def median_seconds_between_evaluations(frame) -> float | None:
 def attempt_rows(store: Store, run_id: str) -> list[dict]:
     """The report's table of a run's attempts: number, status, note, duration, result and why it failed."""
     return [{"number": a["number"], "status": a["status"], "note": a.get("note"),
-             "duration": duration_text(a.get("started"), a.get("ended")),
+             "duration": duration_text(a),
              "result": results.attempt_result(store, run_id, a["number"]),
              "failure": failure_line(store, run_id, a)} for a in store.attempts.of(run_id)]
 
@@ -168,7 +168,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         changes=[(name, changes[:CHANGES_SHOWN], len(changes) - CHANGES_SHOWN)
                  for name, changes in reference_changes(store, run, config)],
         attempts=attempt_rows(store, run_id),
-        duration=duration_text(attempt.get("started"), attempt.get("ended")),
+        duration=duration_text(attempt),
         seconds_per_eval=median_seconds_between_evaluations(frame),
         reproduce=reproduce_text(attempt),
         resumed=resumed_text(store, run_id, attempt),

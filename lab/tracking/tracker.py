@@ -275,10 +275,18 @@ class Tracker:
         self._keys: dict[str, str] = {}
         self._source: str | None = None  # the first source that logged a row
         self._owners: dict[str, str] = {}  # metric -> the source that logged it first, once a second source logs
+        self._clock: tuple[float, float] | None = None  # (wall, monotonic) seconds at the first row
 
     @property
     def active(self) -> bool:
         return self.attempt_dir is not None
+
+    def _now(self) -> float:
+        """A row's time (Unix seconds): the wall clock at the first row plus the monotonic time since, so rows keep
+        the order they were logged in when the wall clock steps (NTP, a resumed VM)."""
+        if self._clock is None:
+            self._clock = (time.time(), time.monotonic())
+        return self._clock[0] + time.monotonic() - self._clock[1]
 
     def _mark_started(self, folder: str) -> None:
         """Record the folder of W&B's run on the attempt, for `lab sync`."""
@@ -385,7 +393,7 @@ class Tracker:
             fields = "".join(f", {self._json_key(key)}: {json.dumps(value)}" for key, value in row.items())
         else:
             row = metrics
-        self._metrics.write(f'{{"step": {int(step)}, "time": {time.time():.3f}{fields}}}\n')
+        self._metrics.write(f'{{"step": {int(step)}, "time": {self._now():.3f}{fields}}}\n')
         if self.wandb is not None and source == "tracker.log":
             finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
             self.wandb.call("log", finite, step=int(step))
@@ -483,7 +491,7 @@ class Tracker:
             return
         from lab.records.files import append_jsonl
 
-        entry = {"step": int(step), "name": name, "path": str(path), "kind": kind, "time": round(time.time(), 3)}
+        entry = {"step": int(step), "name": name, "path": str(path), "kind": kind, "time": round(self._now(), 3)}
         if sample_rate:
             entry["sample_rate"] = sample_rate
         append_jsonl(self.attempt_dir / "media.jsonl", entry)

@@ -423,3 +423,31 @@ def test_read_commands_never_change_another_clones_running_attempt(clones):
     os.kill(launcher.pid, signal.SIGKILL)
     launcher.wait()
     assert "crashed" in a.lab("runs").stdout  # this clone's own attempt whose launcher vanished
+
+
+def test_an_rm_merged_against_a_new_attempt_from_the_other_clone_is_said_in_one_line_and_rm_archives_it(clones):
+    a, b = clones
+    a.lab("new-run", "nsd_001", "--hypothesis", "removed on b while a runs it")
+    commit(a)
+    a.git("push", "-q")
+    b.git("pull", "-q", "--no-rebase")
+    b.lab("rm", "nsd_001", "--yes")
+    commit(b, "rm nsd_001")
+    b.git("push", "-q")
+    a.lab("launch", "nsd_001", "--", sys.executable, "train.py")
+    merged = subprocess.run(["git", "pull", "--no-rebase", "--no-edit"], cwd=a.path, capture_output=True, text=True)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    [archived] = (a.path / "logs" / "archive").iterdir()
+
+    listed = a.lab("runs")
+
+    assert listed.stderr.strip().splitlines() == [
+        f"lab: warning: logs/runs/nsd_001 holds 1 attempt(s) but no run.json: nsd_001 was removed "
+        f"(logs/archive/{archived.name}) while they ran on another clone; `lab rm nsd_001 --yes` moves them to its "
+        "archive"]
+    assert a.lab("rm", "nsd_001", "--yes").stdout.strip() == (
+        f"moved the attempts of nsd_001 that ended after it was removed into logs/archive/{archived.name}/attempts")
+    [kept] = (archived / "attempts").iterdir()
+    assert json.loads((kept / "attempt.json").read_text())["status"] == "finished"
+    assert not (a.path / "logs" / "runs" / "nsd_001").exists()
+    assert a.lab("runs").stderr == ""

@@ -6,10 +6,11 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -445,3 +446,110 @@ def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, re
     assert process.wait(timeout=90) == 130 and time.monotonic() - started < 45, process.stderr.read()  # not killed
     attempt = Store(repo).attempts.load("k_001", 1)
     assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGINT"}
+
+
+RM_FROM_THE_COMMAND = """import subprocess, sys
+removal = subprocess.run([sys.executable, '-m', 'lab', 'rm', 'exp_001', '--yes'], capture_output=True, text=True)
+print('rm exit', removal.returncode)
+print(removal.stderr.strip())
+"""
+
+
+@pytest.mark.light
+def test_rm_of_a_run_with_an_attempt_running_is_refused_naming_it_and_how_to_stop_it(lab, repo):
+    (repo / "remove_me.py").write_text(RM_FROM_THE_COMMAND)
+    lab("new-run", "exp_001", "--hypothesis", "removed while it runs")
+
+    result = lab("launch", "exp_001", "--", sys.executable, "remove_me.py")
+
+    started = attempt_record(repo, "exp_001", 1)["started"]
+    assert "rm exit 2" in result.stdout
+    assert (f"lab: error: refusing to remove exp_001: it has an attempt running: Test 1 (pid {os.getpid()} on "
+            f"{socket.gethostname()}, started {started}). Stop it first (Ctrl-C in its terminal, or "
+            f"`kill {os.getpid()}` on that host; the attempt then reads killed), then `lab rm exp_001` again"
+            ) in result.stdout
+    assert attempt_record(repo, "exp_001", 1)["status"] == "finished"
+    assert "exp_001" in lab("runs").stdout
+    assert lab("rm", "exp_001", "--yes").stdout.startswith("removed exp_001: records in logs/archive/exp_001-")
+
+
+@pytest.mark.light
+def test_a_launch_that_ends_after_its_run_was_removed_keeps_the_attempt_in_the_archive(lab, repo):
+    (repo / "removed_under_me.py").write_text(  # what a `git pull` of an rm made on another clone does
+        "import os, subprocess\nos.makedirs('logs/archive', exist_ok=True)\n"
+        "subprocess.run(['git', 'mv', 'logs/runs/exp_001', 'logs/archive/exp_001-20260101T000000'], check=True)\n"
+        "subprocess.run(['git', 'commit', '-qm', 'lab rm exp_001 (on another clone)'], check=True)\n")
+    lab("new-run", "exp_001", "--hypothesis", "removed on another clone")
+
+    result = lab("launch", "exp_001", "--", sys.executable, "removed_under_me.py")
+
+    archived = repo / "logs" / "archive" / "exp_001-20260101T000000"
+    [kept] = (archived / "attempts").iterdir()
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"lab: warning: exp_001 was removed while its Test 1 ran; the attempt is kept with the removed run's records "
+        f"in logs/archive/exp_001-20260101T000000/attempts/{kept.name} (it is on no page)")
+    assert read(kept / "attempt.json")["status"] == "finished"
+    assert [json.loads(line)["kind"] for line in (archived / "events.jsonl").read_text().splitlines()][-1] == \
+        "attempt_finished"
+    assert not (repo / "logs" / "runs" / "exp_001").exists()
+    assert git(repo, "status", "--porcelain", "--", "logs") == ""
+    assert "no runs" in lab("runs").stdout
+    lab("new-run", "exp_001", "--hypothesis", "the id is free again")
+
+
+@pytest.mark.light
+def test_a_wall_clock_stepped_back_during_an_attempt_is_noted_never_a_negative_time(lab, repo, monkeypatch):
+    stepped = repo / "artefacts" / "clock_stepped"
+
+    def wall_clock() -> str:  # the machine's clock, an hour back once the command has made NTP step it
+        moment = datetime.now().astimezone() - (timedelta(hours=1) if stepped.exists() else timedelta())
+        return moment.isoformat(timespec="seconds")
+
+    monkeypatch.setattr("lab.records.store.attempts.now_iso", wall_clock)
+    monkeypatch.setattr("lab.records.store.events.now_iso", wall_clock)
+    (repo / "steps_the_clock.py").write_text(
+        "import pathlib\npathlib.Path('artefacts/clock_stepped').touch()\n"
+        "from lab import tracker\ntracker.log(1, **{'train/loss': 1.0})\n")
+    lab("new-run", "exp_001", "--hypothesis", "the clock steps back")
+
+    lab("launch", "exp_001", "--", sys.executable, "steps_the_clock.py")
+
+    record = attempt_record(repo, "exp_001", 1)
+    assert record["ended"] < record["started"]  # the wall clock's own stamps, as they were
+    assert 0 <= record["seconds"] < 60 and abs(record["clock_jump_s"] + 3600) <= 2
+    lab("report", "exp_001")
+    report = (repo / "logs/reports/exp_001.md").read_text()
+    daily = Path(lab("log").stdout.strip().splitlines()[-1])
+    daily = daily if daily.is_absolute() else repo / daily
+    for page in (report, daily.read_text()):
+        assert "-1h" not in page and "(the wall clock stepped back 1h 0m meanwhile)" in page
+    events = json.loads(lab("show", "exp_001", "--json").stdout)["events"]
+    kinds = [event["kind"] for event in events]
+    assert kinds.index("attempt_started") < kinds.index("attempt_finished")
+
+
+@pytest.mark.light
+def test_an_older_attempt_whose_stamps_run_backwards_reads_unknown_not_negative():
+    from lab.pages.context import duration_text
+
+    backwards = {"started": "2026-12-07T10:00:09+00:00", "ended": "2026-12-07T09:00:18+00:00"}
+    assert duration_text(backwards) == "unknown (the wall clock stepped back 59m 51s meanwhile)"
+    assert duration_text({**backwards, "seconds": 9.2, "clock_jump_s": -3600}) == \
+        "9s (the wall clock stepped back 1h 0m meanwhile)"
+    assert duration_text({"started": "2026-12-07T10:00:00+00:00", "ended": "2026-12-07T10:03:12+00:00"}) == "3m 12s"
+
+
+@pytest.mark.light
+def test_rows_keep_the_order_they_were_logged_in_when_the_scripts_wall_clock_steps_back(lab, repo):
+    (repo / "rows_across_a_step.py").write_text(
+        "import time\nreal = time.time\nstep_back = [0.0]\ntime.time = lambda: real() - step_back[0]\n"
+        "from lab import tracker\ntracker.log(1, **{'train/loss': 1.0})\n"
+        "step_back[0] = 3600.0  # NTP steps the clock back an hour\n"
+        "tracker.log(2, **{'train/loss': 0.5})\n")
+    lab("new-run", "exp_001", "--hypothesis", "rows across a clock step")
+
+    lab("launch", "exp_001", "--", sys.executable, "rows_across_a_step.py")
+
+    rows = [json.loads(line) for line in (folder_of(repo, "exp_001", 1) / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert 0 <= rows[1]["time"] - rows[0]["time"] < 60

@@ -380,3 +380,32 @@ def test_an_edited_submodule_is_recorded_with_the_attempt(lab, repo, tmp_path):
     [module] = attempt_of(lab, "m_001")["git"]["submodules"]
     assert module["path"] == "lib" and module["dirty"] == ["layers.py"]
     assert module["sha"] == git(library, "rev-parse", "HEAD").strip() and "+WIDTH = 128" in module["diff"]
+
+
+@pytest.mark.light
+def test_a_sparse_checkout_without_logs_says_how_to_add_logs(lab, repo):
+    (repo / "src").mkdir()
+    (repo / "src" / "train.py").write_text("print('training')\n")
+    commit_all(repo)
+    git(repo, "sparse-checkout", "set", "src")
+    lab("new-run", "exp_001", "--hypothesis", "sparse")
+
+    result = lab("launch", "exp_001", "--", sys.executable, "-c", "pass", check=False)
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "lab: error: git add failed: logs/ is outside the sparse checkout, so git cannot commit it (a launch commits "
+        "the lab's records and code): add it with `git sparse-checkout add logs`")
+    assert "hint:" not in result.stderr
+    git(repo, "sparse-checkout", "add", "logs")
+    assert lab("launch", "exp_001", "--", sys.executable, "-c", "pass").returncode == 0
+
+
+@pytest.mark.light
+@pytest.mark.parametrize("stderr, reason", [
+    ("hint: one\nerror: the cause\nfatal: what followed\nhint: last", "error: the cause"),
+    ("warning: a note\nhint: Disable this message", "warning: a note"),
+    ("hint: only hints\nhint: here", None),
+])
+def test_a_git_failure_is_its_first_error_line_never_a_hint(stderr, reason):
+    assert vcs.failure_reason(stderr) == reason

@@ -112,4 +112,9 @@ class Store(Place):
                 continue
             readable.append(run_id)
         self._readable = (run_ids, readable)
+        for run_id in self.removed_with_attempts():
+            count = len(list((self.run_dir(run_id) / "attempts").iterdir()))
+            warn(f"{self.run_dir(run_id).relative_to(self.root)} holds {count} attempt(s) but no run.json: {run_id} "
+                 f"was removed ({self.home(run_id).relative_to(self.root)}) while they ran on another clone; "
+                 f"`lab rm {run_id} --yes` moves them to its archive")
         return list(readable)

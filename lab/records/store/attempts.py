@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import socket
+import time
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from lab.records.store.runs import Runs
 
 FINAL_STATUSES = ("finished", "failed", "killed", "crashed")
 ATTEMPT_FIELDS = {"number": int, "status": str, "run": str}
+CLOCK_JUMP_S = 2  # a wall clock off from the monotonic one by this much (seconds) stepped during the attempt
 
 
 def process_alive(pid: int | None) -> bool:
@@ -40,6 +42,39 @@ def process_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def boot_id() -> str | None:
+    """This boot's id (Linux's /proc/sys/kernel/random/boot_id): a monotonic clock reading means something only
+    within one boot of one host. None where the system has none."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def clock_fields() -> dict:
+    """What an attempt records at its start to time itself by a clock that never steps: the monotonic clock
+    (seconds) and the boot it counts from."""
+    return {"clock": {"monotonic": round(time.monotonic(), 3), "boot": boot_id()}}
+
+
+def elapsed(record: dict, ended: str) -> dict:
+    """How long an attempt took, {"seconds": s}: by the monotonic clock when it ends on the boot it started on,
+    else by the wall clock (never below 0). A wall clock that stepped by CLOCK_JUMP_S or more meanwhile (NTP, a
+    resumed VM) is noted as {"clock_jump_s": wall-clock seconds minus the seconds that passed}."""
+    wall = (datetime.fromisoformat(ended) - datetime.fromisoformat(record["started"])).total_seconds()
+    clock = record.get("clock") or {}
+    now = time.monotonic()
+    if clock.get("boot") == boot_id() and isinstance(clock.get("monotonic"), (int, float)) \
+            and now >= clock["monotonic"]:
+        seconds = now - clock["monotonic"]
+    else:
+        seconds = max(wall, 0.0)
+    fields = {"seconds": round(seconds, 1)}
+    if abs(wall - seconds) >= CLOCK_JUMP_S:
+        fields["clock_jump_s"] = round(wall - seconds)
+    return fields
 
 
 def intact_checkpoint(path: Path) -> bool:
@@ -65,9 +100,9 @@ class Attempts:
     def begin(self, run_id: str, *, command: list[str], pid: int, **fields: Any) -> Path:
         """Open a new attempt of `run_id` in this clone's running folder; returns that folder (status
         `running`). Its name, `<UTC start>-<clone>`, is one no other clone can make. LabError for no such run."""
-        self.runs.load(run_id)
         command, fields = self.place.redact(command), self.place.redact(fields)
-        with self.place.lock(f"attempt_{run_id}"):
+        with self.place.lock(f"attempt_{run_id}"):  # `lab rm` holds it too: a run is removed or gets the attempt
+            self.runs.load(run_id)
             running = self.place.running_dir(run_id)
             running.mkdir(parents=True, exist_ok=True)
             taken = {folder.name for folder in self.place.attempt_folders(run_id)}
@@ -82,7 +117,7 @@ class Attempts:
             record = {
                 "run": run_id, "key": key, "number": len(taken) + 1, "command": command, "status": "running",
                 "started": now_iso(), "clone": self.place.clone_id, "host": socket.gethostname(), "pid": pid,
-                "artefacts": str(self.place.artefacts_root / run_id / key), **fields,
+                "artefacts": str(self.place.artefacts_root / run_id / key), **clock_fields(), **fields,
             }
             write_json(partial / "attempt.json", record)
             folder = running / key
@@ -114,25 +149,26 @@ class Attempts:
             if record.get("status") != "running":
                 ended.append(True)
                 return {}
-            return {"status": status, "ended": now_iso(), "exit_code": exit_code}
+            ended_at = now_iso()
+            return {"status": status, "ended": ended_at, "exit_code": exit_code, **elapsed(record, ended_at)}
 
         attempt_dir = Path(attempt_dir)
         record = self.update(attempt_dir, merge=close)
         self.settle(attempt_dir)
         if not ended:
-            number = self.place.attempt_number(record["run"], attempt_dir.name)
+            number = self.place.attempt_number(record["run"], attempt_dir.name) or record.get("number")
             self.events.add(record["run"], f"attempt_{status}", attempt=number, attempt_key=attempt_dir.name,
                             exit_code=exit_code)
         return record
 
     def settle(self, attempt_dir: Path) -> Path:
-        """Move an ended attempt from this clone's running folder to logs/runs/<id>/attempts/; returns where
-        it now is."""
+        """Move an ended attempt from this clone's running folder to logs/runs/<id>/attempts/ (to the removed
+        run's archive folder, `Place.home`, when the run was removed while it ran); returns where it now is."""
         attempt_dir = Path(attempt_dir)
         run_id = attempt_dir.parent.parent.name
         if attempt_dir.parent != self.place.running_dir(run_id) or not attempt_dir.is_dir():
             return attempt_dir
-        target = self.place.run_dir(run_id) / "attempts" / attempt_dir.name
+        target = self.place.home(run_id) / "attempts" / attempt_dir.name
         with self.place.lock(f"attempt_{run_id}_{attempt_dir.name}"):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(attempt_dir, target)

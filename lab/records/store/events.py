@@ -34,6 +34,19 @@ def event_time(event: dict) -> datetime:
     return datetime.fromisoformat(event["time"]).astimezone()
 
 
+def in_order(events: list[dict]) -> list[dict]:
+    """Events in the order they happened: one clone's events keep the order it appended them (its sequence in the
+    file), whatever its wall clock did (a clock stepped back by NTP or a resumed VM), and several clones' events
+    interleave by time. Each event sorts at its time, or at its clone's previous event's when that is later."""
+    latest: dict[Any, datetime] = {}
+    keyed = []
+    for index, event in enumerate(events):
+        moment = max(event_time(event), latest.get(event.get("clone"), event_time(event)))
+        latest[event.get("clone")] = moment
+        keyed.append((moment, index, event))
+    return [event for _, _, event in sorted(keyed, key=lambda item: item[:2])]
+
+
 class Events:
     """The events of each run and the day journal of a lab (`store.events`)."""
 
@@ -48,7 +61,7 @@ class Events:
             data["attempt_key"] = folder.name if folder.exists() else None
         event = {"time": now_iso(), "kind": kind, "clone": self.place.clone_id,
                  **self.place.redact({k: v for k, v in data.items() if v is not None})}
-        append_jsonl(self.place.run_dir(run_id) / "events.jsonl", event)
+        append_jsonl(self.place.home(run_id) / "events.jsonl", event)
         return event
 
     def of(self, run_id: str) -> list[dict]:
@@ -61,7 +74,7 @@ class Events:
             for event in events:
                 if event.get("attempt_key") in numbers:
                     event["attempt"] = numbers[event["attempt_key"]]
-        return sorted(events, key=event_time)
+        return in_order(events)
 
     def add_journal(self, kind: str, text: str) -> dict:
         """A day-level note (`overview` or `insight`) not tied to a run."""

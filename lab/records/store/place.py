@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import re
 import socket
 import uuid
 import zoneinfo
@@ -171,9 +172,31 @@ class Place:
             return []
         return sorted(p.name for p in self.runs_dir.iterdir() if RUN_ID.fullmatch(p.name) and (p / "run.json").exists())
 
+    def removed_with_attempts(self) -> list[str]:
+        """The ids of folders in logs/runs/ holding attempts but no run.json: runs removed on one clone while
+        another ran attempts of them, which a git merge brought together (`lab rm ID` moves them to the archive)."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(folder.name for folder in self.runs_dir.iterdir() if RUN_ID.fullmatch(folder.name)
+                      and not (folder / "run.json").exists() and (folder / "attempts").is_dir()
+                      and any((folder / "attempts").iterdir()))
+
     def exists(self, run_id: str) -> bool:
         """Whether the lab has a run `run_id` (its run.json, readable or not)."""
         return (self.run_dir(run_id) / "run.json").is_file()
+
+    def home(self, run_id: str) -> Path:
+        """Where the run's records are now: logs/runs/<id>/ while it has a run.json there; once it was removed
+        (`lab rm` here, or on another clone and pulled in), its newest logs/archive/<id>-<time>/ folder, or a new
+        one of those when the folder is gone without an archive. An attempt that ends after its run was removed
+        is kept there, beside the run's records, never in a logs/runs/ folder without a run.json."""
+        if self.exists(run_id):
+            return self.run_dir(run_id)
+        archive = self.logs_dir / "archive"
+        stamp = re.compile(re.escape(check_run_id(run_id)) + r"-\d{8}T\d{6}")
+        archived = sorted(folder for folder in archive.glob(f"{run_id}-*") if stamp.fullmatch(folder.name)) \
+            if archive.is_dir() else []
+        return archived[-1] if archived else archive / f"{run_id}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
 
     def running_dir(self, run_id: str) -> Path:
         """Where this clone's running attempts of `run_id` are written, out of git's reach."""

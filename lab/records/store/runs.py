@@ -111,6 +111,8 @@ class Runs:
         with self.place.lock():
             self.load(run_id)
             target = self.place.logs_dir / "archive" / f"{run_id}-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+            if target.exists():
+                raise LabError(f"{target} already exists (the run was removed a moment ago); try again")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.place.run_dir(run_id), target)
         shutil.rmtree(self.place.artefacts_root / run_id, ignore_errors=True)
