@@ -14,6 +14,7 @@ def removal_question(store: Store, run_id: str) -> str:
     """The question `lab rm` asks before removing `run_id`: its title, attempts, and the artefacts' size (MB).
     LabError for no such run."""
     run = store.runs.load(run_id)
+    refuse_if_running(store, run_id)  # before the question: a yes would only meet the refusal
     artefacts = store.artefacts_root / run_id
     size = sum(path.stat().st_size for path in artefacts.rglob("*") if path.is_file()) if artefacts.is_dir() else 0
     return (f"remove {run_id} ({run['title']}, {len(store.attempts.numbers(run_id))} attempt(s)): records "
@@ -30,11 +31,16 @@ def remove_run(store: Store, run_id: str) -> str:
         return archive_late_attempts(store, run_id)
     store.runs.load(run_id)
     with store.lock(f"attempt_{run_id}"):
-        running = [attempt for attempt in store.attempts.of(run_id) if attempt["status"] == "running"]
-        if running:
-            raise LabError(still_running(run_id, running))
+        refuse_if_running(store, run_id)
         archived = store.runs.archive(run_id)
     return f"removed {run_id}: records in {archived.relative_to(store.root)}, artefacts deleted"
+
+
+def refuse_if_running(store: Store, run_id: str) -> None:
+    """LabError (`still_running`'s line) when `run_id` has an attempt running on this clone."""
+    running = [attempt for attempt in store.attempts.of(run_id) if attempt["status"] == "running"]
+    if running:
+        raise LabError(still_running(run_id, running))
 
 
 def still_running(run_id: str, running: list[dict]) -> str:

@@ -209,6 +209,7 @@ def test_attempts_from_two_clones_are_tests_1_2_3_each_with_its_records(clones):
     a.git("push", "-q")
     b.git("pull", "-q", "--no-rebase")
     a.lab("launch", "nsd_001", "--note", "on a", "--", sys.executable, "train.py")
+    time.sleep(1.1)  # attempts order by their start second (then clone): b's starts a second later than a's
     b.lab("launch", "nsd_001", "--note", "on b", "--", sys.executable, "train.py")
     a.git("push", "-q")
     merged = subprocess.run(["git", "pull", "--no-rebase", "--no-edit"], cwd=b.path, capture_output=True, text=True)

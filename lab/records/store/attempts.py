@@ -53,10 +53,17 @@ def boot_id() -> str | None:
         return None
 
 
+def steady_seconds() -> float:
+    """Seconds since boot by a clock that never steps and, unlike `time.monotonic`, keeps counting while the
+    machine is suspended (Linux's CLOCK_BOOTTIME; `time.monotonic` elsewhere), so a laptop asleep mid-run is
+    time that passed, not a clock step."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
+
+
 def clock_fields() -> dict:
-    """What an attempt records at its start to time itself by a clock that never steps: the monotonic clock
-    (seconds) and the boot it counts from."""
-    return {"clock": {"monotonic": round(time.monotonic(), 3), "boot": boot_id()}}
+    """What an attempt records at its start to time itself by a clock that never steps (`steady_seconds`, under
+    the name "monotonic") and the boot it counts from."""
+    return {"clock": {"monotonic": round(steady_seconds(), 3), "boot": boot_id()}}
 
 
 def elapsed(record: dict, ended: str) -> dict:
@@ -65,7 +72,7 @@ def elapsed(record: dict, ended: str) -> dict:
     resumed VM) is noted as {"clock_jump_s": wall-clock seconds minus the seconds that passed}."""
     wall = (datetime.fromisoformat(ended) - datetime.fromisoformat(record["started"])).total_seconds()
     clock = record.get("clock") or {}
-    now = time.monotonic()
+    now = steady_seconds()
     if clock.get("boot") == boot_id() and isinstance(clock.get("monotonic"), (int, float)) \
             and now >= clock["monotonic"]:
         seconds = now - clock["monotonic"]
