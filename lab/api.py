@@ -165,6 +165,14 @@ def compare(run_ids: list[str] = (), *, group: str | None = None, name: str | No
     return comparisons.compare_page(lab_at(root), list(run_ids), group, name)
 
 
+def group_reference(group: str, root: str | os.PathLike | None = None) -> str:
+    """Which run `lab compare --group` compares a group's runs with, and why: 'reference: nsd_001, the run the
+    group branched from (added to the group's runs)'. LabError for a group with no runs."""
+    from lab.pages import comparisons
+
+    return comparisons.group_arms(lab_at(root), group)[1]
+
+
 def report(run_id: str, attempt: int | None = None, root: str | os.PathLike | None = None) -> Path:
     """`lab report`: write the training report of an attempt (default: the run's headline attempt); its path.
     LabError for a run with no attempt that logged metrics."""

@@ -172,7 +172,10 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    print(api.compare(args.ids, group=args.group, name=args.name))
+    path = api.compare(args.ids, group=args.group, name=args.name)
+    if args.group:
+        print(api.group_reference(args.group))
+    print(path)
     return 0
 
 

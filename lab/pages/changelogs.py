@@ -10,9 +10,10 @@ from pathlib import Path
 from lab.errors import LabError
 from lab.families import registry
 from lab.health.diagnosis import health_events
-from lab.pages import results
-from lab.pages.context import display_title, failure_line, render
-from lab.pages.results import STATUS_MARK, attempt_config, headline_attempt
+from lab.pages import results, verdicts
+from lab.pages.context import display_title, render
+from lab.pages.results import attempt_config, headline_attempt
+from lab.pages.verdicts import STATUS_MARK, failure_line
 from lab.records import config as config_tools
 from lab.records.store import Store
 
@@ -101,8 +102,11 @@ def changelog(store: Store, baseline: str) -> Path:
     picked = snapshot.get("current")
     current = next((e["run"] for e in entries if e["run"]["id"] == picked), None) or \
         (best["run"] if best else (line.runs[-1] if line.runs else None))
-    improved = [e for e in entries if e["verdict"] == "improved" and (e["tested"] or e["code_changes"])]
+    improved = [e for e in entries if e["status"] == "improved" and (e["tested"] or e["code_changes"])]
     reference_result = line.found[reference_run["id"]] if reference_run else None
+    against_reference = verdicts.judge(verdicts.judged_result(store, reference_run["id"]),
+                                       verdicts.judged_result(store, best["run"]["id"]),
+                                       reference_run["id"]) if best and reference_result else None
     return render(
         store,
         "changelog.md.j2",
@@ -121,17 +125,18 @@ def changelog(store: Store, baseline: str) -> Path:
         reference_run=reference_run,
         reference_is_baseline=bool(reproductions),
         reference_result=reference_result,
-        vs_reference=results.improvement(reference_result, best["result"]) if best else None,
+        against_reference=against_reference,
         works=[e for e in improved if e["beats_best_earlier"]],
         weak_parent=[e for e in improved if not e["beats_best_earlier"]],
-        fails=[e for e in entries if e["verdict"] == "worse" and (e["tested"] or e["code_changes"])],
+        fails=[e for e in entries if e["status"] == "worse" and (e["tested"] or e["code_changes"])],
     )
 
 
 def changelog_entries(store: Store, line: Lineage, base_config: dict,
                       baseline_result: dict | None) -> tuple[list[dict], dict | None]:
     """(one entry per run, in order; the entry with the best result, or None): each run against its parent when
-    the parent uses the baseline too, else against the baseline (its result `baseline_result`)."""
+    the parent uses the baseline too (`verdicts.change_verdict`, as its report says), else against the baseline's
+    own result `baseline_result`."""
     entries, best = [], None
     for run in line.runs:
         entry = changelog_entry(store, run, line, base_config, baseline_result, best)
@@ -148,7 +153,7 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
     and verdict there, and whether it beats the best run before it."""
     rid = run["id"]
     parent = run.get("parent") if run.get("parent") in line.number else None
-    reference_result = line.found[parent] if parent else baseline_result
+    verdict = entry_verdict(store, run, line, parent, baseline_result)
     events = store.events.of(rid)
     code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
                     for e in events if e["kind"] == "change" and isinstance(e.get("text"), str)]
@@ -171,17 +176,31 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
         "change_count": count,
         "confounded": count > 1,
         "result": found,
-        "reference_result": reference_result,
-        "verdict": results.compare(reference_result, found)["status"],
-        "why": results.compare(reference_result, found)["why"],
+        "verdict": verdict,
+        "status": verdict.status if verdict else "untested",
         "size": results.size_text(found),
         "failure": None if found else failure_line(store, rid, (store.attempts.of(rid) or [None])[-1]),
         "best_earlier": best_earlier,
-        "beats_best_earlier": best_earlier is None or
-        results.compare(best_earlier["result"], found)["status"] != "worse",
+        "beats_best_earlier": best_earlier is None or verdicts.judge(
+            verdicts.judged_result(store, best_earlier["run"]["id"]), verdicts.judged_result(store, rid),
+            best_earlier["run"]["id"]).status != "worse",
         "notes": {e["field"]: e["text"] for e in events if e["kind"] == "note" and not e.get("attempt")},
         "findings": health_events(store, rid),
     }
+
+
+def entry_verdict(store: Store, run: dict, line: Lineage, parent: str | None,
+                  baseline_result: dict | None) -> verdicts.Verdict | None:
+    """A changelog run's verdict: against its parent (the report's own), else against the baseline's result (the
+    first run that reproduced it), else none; a failed headline attempt gets why it stopped."""
+    if parent:
+        return verdicts.change_verdict(store, run, line.headlines[run["id"]])
+    stopped = verdicts.failure_verdict(store, run["id"], line.headlines[run["id"]])
+    found = verdicts.judged_result(store, run["id"], line.headlines[run["id"]])
+    reference = next((r["id"] for r in line.runs if line.found[r["id"]] is baseline_result), None)
+    if stopped or reference in (None, run["id"]) or found is None:
+        return stopped
+    return verdicts.judge(verdicts.judged_result(store, reference), found, f"the baseline's run {reference}")
 
 
 def component_sections(entries: list[dict], base_config: dict) -> list[dict]:
@@ -216,7 +235,7 @@ def status_table(entries: list[dict], base_config: dict, current_config: dict, o
                            if c.key == change.key and c.after == change.after), None)
         by_preset = next((e for e in entries if e["preset_switch"] and change.key in e["preset_switch"]["keys"]),
                          None)
-        status = introduced["verdict"] if introduced else "untested"
+        status = introduced["status"] if introduced else "untested"
         text = f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else "") \
             + (", confounded" if introduced and introduced["confounded"] else "")
         if change.component == "bookkeeping":

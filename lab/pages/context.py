@@ -15,6 +15,7 @@ from pathlib import Path
 from lab.health.diagnosis import health_findings
 from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
+from lab.pages.verdicts import failure_line
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
@@ -101,35 +102,6 @@ def command_text(attempt: dict) -> str:
     return shlex.join(attempt.get("command", []))
 
 
-FAILURE_LINES = 15
-
-
-def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
-    """The last `lines` non-empty lines of an attempt's output (why it failed), read from the end of stdout.log."""
-    path = attempt_dir / "stdout.log"
-    if not path.is_file():
-        return []
-    with open(path, "rb") as stream:
-        size = stream.seek(0, 2)
-        stream.seek(max(0, size - 64 * 1024))
-        text = stream.read().decode("utf-8", errors="replace")
-    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return kept[-lines:]
-
-
-ENDED_BADLY = ("failed", "crashed", "killed")
-
-
-def failure_line(store: Store, run_id: str, attempt: dict | None) -> str | None:
-    """Why an attempt ended badly, in one line: 'failed (exit 1): RuntimeError: CUDA out of memory', its
-    output's last line; None for an attempt that did not fail."""
-    if not attempt or attempt.get("status") not in ENDED_BADLY:
-        return None
-    code = "" if attempt.get("exit_code") is None else f" (exit {attempt['exit_code']})"
-    tail = failure_tail(store.attempt_dir(run_id, attempt["number"]), 1)
-    return f"Test {attempt['number']} {attempt['status']}{code}: " + (tail[0] if tail else "it wrote no output")
-
-
 def reproduce_text(attempt: dict) -> str:
     """`command_text`, and for a wrapped command also the command alone with the variables its launch set
     (USE_TORCH_XLA=0 ...), so it runs the same without the lab."""
@@ -214,7 +186,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "headline": headline,
         "result": summary["result"],
         "metrics": summary["rows"],
-        "verdict": verdicts.hypothesis_verdict(store, run, headline) if summary["result"] else None,
+        "verdict": verdicts.run_verdict(store, run, headline),
     }
 
 

@@ -13,21 +13,20 @@ from lab.health import rules as health
 from lab.health.diagnosis import chosen_attempt, health_events, run_stages
 from lab.pages import plots, results, verdicts
 from lab.pages.changelogs import baselines_in_use, changelog
-from lab.pages.comparisons import compare, comparisons, group_arms
+from lab.pages.comparisons import compare, compare_page, comparisons
 from lab.pages.context import (
     NOTE_LABELS,
     active_days,
     daily_log,
     display_title,
     duration_text,
-    failure_line,
-    failure_tail,
     latest_profile,
     render,
     reproduce_text,
     resumed_text,
 )
 from lab.pages.results import attempt_config, headline_attempt
+from lab.pages.verdicts import ENDED_BADLY, failure_line, failure_tail
 from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import read_json, read_jsonl
@@ -146,7 +145,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=result,
-        verdict=verdicts.hypothesis_verdict(store, run, number),
+        verdict=verdicts.run_verdict(store, run, number),
         resumed_chain=results.stream_chain(store, run_id, number)[:-1],
         notes=[(NOTE_LABELS[e["field"]], e["text"]) for e in store.events.of(run_id)
                if e["kind"] == "note" and e.get("attempt") in (None, number)],
@@ -165,7 +164,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         metric_rows=outcome["rows"],
         kept_step=kept_step,
         evaluation=results.size_text(result),
-        failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
+        failure=failure_tail(folder) if attempt.get("status") in ENDED_BADLY else None,
         verification=verification_rows(outcome["rows"]),
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
         profile=latest_profile(store, run_id),
@@ -238,8 +237,7 @@ def render_all(store: Store) -> list[Path]:
         group = store.runs.load(rid).get("group")
         if group:
             groups.setdefault(group, []).append(rid)
-    written += [compare(store, group_arms(store, group), group) for group, ids in sorted(groups.items())
-                if len(ids) > 1]
+    written += [compare_page(store, group=group) for group, ids in sorted(groups.items()) if len(ids) > 1]
     readable = set(store.readable_run_ids())
     for name, specs in sorted(comparisons(store).items()):
         if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):

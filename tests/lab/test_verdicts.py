@@ -196,18 +196,19 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
     compare = comparisons.compare(store, ["dia_001", "dia_002"]).read_text()
     assert re.search(r"\| dia_002:1 \| 1\.85 \| 20 \| .* \| -0\.05 〰️ \(the difference 0\.05 is within the noise",
                      compare)
-    assert "No clear winner on val/loss: **dia_002:1** reads 1.85 vs 1.9 for dia_001" in compare
+    assert "No clear winner on val/loss: **dia_002:1** reads val/loss 1.85 at step 20 vs 1.9 for dia_001:1" in compare
 
 
 @pytest.mark.light
-def test_a_run_still_improving_gets_at_most_inconclusive(store):
+def test_a_run_still_improving_fast_enough_to_close_the_gap_is_inconclusive(store):
     add_run(store, "sash_001", [{"step": 100, "val/loss": 2.0}, {"step": 200, "val/loss": 1.5},
                                 {"step": 300, "val/loss": 1.5}])
     add_run(store, "sash_002", [{"step": 100, "val/loss": 2.4}, {"step": 200, "val/loss": 2.0},
                                 {"step": 300, "val/loss": 1.7}], parent="sash_001")
     verdict = verdict_line(store, "sash_002")
-    assert verdict.startswith("inconclusive: val/loss 1.7 at step 300 vs 1.5 for sash_001:1, 13.3% higher (worse), "
-                              "it was still improving at its last evaluation (step 300)")
+    assert verdict == ("inconclusive: val/loss 1.7 at step 300 vs 1.5 for sash_001:1, 13.3% higher (worse), at its "
+                       "last trend of -0.35 per 100 steps it would need about 57 more steps to close the 0.2 gap; "
+                       "evaluation size not logged")
     page = reports.report(store, "sash_002").read_text()
     assert "; still improving at its last evaluation" in page
 
@@ -229,10 +230,10 @@ def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
             baseline="base")
     page = changelogs.changelog(store, "base").read_text()
     fails = page.split("## What Doesn't Work")[1]
-    assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071; evaluated on 3 clips, 1,234 tokens)" in fails
+    assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071, 9% worse; evaluated on 3 clips, 1,234 tokens)" in fails
     assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
-    assert re.search(r"inconclusive against Run #1 \(dia_001\): 1\.9; the difference 0\.02 is within the noise "
-                     r"\(±0\.102, 2 standard errors\); evaluated on 3 clips, 1,234 tokens\)", page)
+    assert ("- **Result**: 〰️ inconclusive: val/loss 1.88 at step 20 vs 1.9 for dia_001:1, 1.1% lower (better), the "
+            "difference 0.02 is within the noise (±0.102, 2 standard errors); evaluated on 3 clips, 1,234 tokens") in page
 
 
 @pytest.mark.light
@@ -265,7 +266,7 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
     assert f"**Why it stopped:** {why}" in day.split("### dia_002")[1]
     changelog = changelogs.changelog(store, "base").read_text()
-    assert f"no result: {why}" in changelog and "no result yet" not in changelog
+    assert f"**Result**: {why}\n" in changelog and "no result yet" not in changelog
     add_run(store, "dia_003", [{"step": 10, "val/loss": 1.9, "val/zero": 0.0}], base, parent="dia_001")
     compare = comparisons.compare(store, ["dia_001", "dia_003"]).read_text()
     assert "Not compared: val/zero (all zero)." in compare and "None" not in compare
@@ -374,3 +375,84 @@ def test_identical_ablation_arms_are_called_identical(lab):
     assert "No run has logged metrics yet" not in page
     assert "The arms are identical: each logged the same val/loss 0.25." in page
     assert "No winner: every arm logged the same val/loss (0.25); the arms are identical" in page
+
+
+CURVE = """import argparse, math, sys
+from lab import tracker
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.1)
+parser.add_argument('--crash-at', type=int, default=0)
+args = parser.parse_args()
+tracker.config(vars(args))
+target = 0.35 + (args.lr - 0.1) * 2.5  # lr 0.1 ends near 0.36, lr 0.3 near 0.86, still falling slowly
+for step in range(1, 101):
+    tracker.log(step, **{'train/loss': target + 1.2 / step})
+    if step % 10 == 0:
+        tracker.log(step, **{'val/loss': target + 2.0 / step + 0.0002 * math.sin(step * 7.3)})
+    if step == args.crash_at:
+        print('Traceback (most recent call last):')
+        print('RuntimeError: boom at step', step)
+        print('cleaning up')
+        sys.exit(1)
+"""
+
+
+@pytest.fixture
+def curve_lab(lab):
+    """A lab with baseline `base` (lr 0.1) and a script whose val/loss falls as target + 1/step, target set by --lr."""
+    (lab.repo / "train.py").write_text(CURVE)
+    (lab.repo / "base.json").write_text('{"lr": 0.1, "crash_at": 0}')
+    lab("baseline", "add", "base", "--config", "base.json")
+    return lab
+
+
+def launch(lab, run_id, *args):
+    lab("launch", run_id, "--no-commit", "--", sys.executable, "train.py", *args, check=False)
+
+
+def page(lab, *parts):
+    return lab.repo.joinpath("logs", *parts).read_text()
+
+
+def test_every_page_says_the_same_for_one_change_and_a_slow_trend_does_not_save_a_worse_run(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001", "--lr", "0.1")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a higher lr learns faster")
+    launch(lab, "x_002", "--lr", "0.3")
+    lab("render")
+    report = page(lab, "reports", "x_002.md")
+    line = re.search(r"^\*\*Verdict\*\*: (.*)$", report, re.M).group(1)
+    assert line == ("not supported: val/loss 0.8702 at step 100 vs 0.3702 for x_001:1, 135.1% higher (worse), still "
+                    "improving, but at its last trend of -0.033 per 100 steps closing the 0.5 gap would take about "
+                    "1,538 more steps, over the 100 steps compared; evaluation size not logged")
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert f"**Verdict:** {line}\n" in daily
+    changelog = page(lab, "changelogs", "base.md")
+    assert changelog.count(f"❌ {line}") == 2  # its component's section and its run's section
+    fails = changelog.split("## What Doesn't Work")[1].split("---")[0]
+    assert "- ❌ `lr`: 0.1 → 0.3 (Run #2, 0.3702 → 0.8702, 135% worse; evaluation size not logged)" in fails
+    assert "| `lr` | 0.1 | 0.3 | ❌ worse (Run #2) |" not in changelog  # the current run is the best one, x_001
+    assert "the current run uses the baseline unchanged" in changelog
+    compare = Path(lab("compare", "x_001", "x_002").stdout.strip().splitlines()[-1]).read_text()
+    assert "| x_002:1 | 0.8702 | 100 | 0.8702 | 100 | 0.8702 | +0.5 ❌ |" in compare
+    assert "**x_001:1** (the reference) stays best on val/loss" in compare
+    rendered = {path: path.read_bytes() for path in lab.repo.joinpath("logs").rglob("*.md")}
+    lab("render")
+    assert {path: path.read_bytes() for path in lab.repo.joinpath("logs").rglob("*.md")} == rendered
+
+
+def test_a_first_run_gets_no_filler_verdict_and_a_failed_one_only_why_it_stopped(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "crashes")
+    launch(lab, "x_002", "--lr", "0.2", "--crash-at", "35")
+    lab("render")
+    assert "Verdict" not in page(lab, "reports", "x_001.md").split("---")[0]
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert "**Verdict:**" not in daily
+    why = "Test 1 failed at step 35 (exit 1): RuntimeError: boom at step 35"
+    assert f"**Verdict**: {why}\n" in page(lab, "reports", "x_002.md")
+    assert f"**Why it stopped:** {why}\n" in daily.split("### x_002")[1]
+    assert f"\n**Result**: {why}\n" in page(lab, "changelogs", "base.md")
