@@ -456,3 +456,41 @@ def test_a_first_run_gets_no_filler_verdict_and_a_failed_one_only_why_it_stopped
     assert f"**Verdict**: {why}\n" in page(lab, "reports", "x_002.md")
     assert f"**Why it stopped:** {why}\n" in daily.split("### x_002")[1]
     assert f"\n**Result**: {why}\n" in page(lab, "changelogs", "base.md")
+
+
+def test_an_ablation_names_its_reference_and_crowns_only_a_lead_outside_the_noise(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001", "--lr", "0.1")
+    for run_id, lr in (("g_001", "0.1"), ("g_002", "0.0999"), ("g_003", "0.05")):
+        lab("new-run", run_id, "--from", "x_001", "--group", "lrs", "--hypothesis", f"lr {lr}")
+        launch(lab, run_id, "--lr", lr)
+    printed = lab("compare", "--group", "lrs").stdout.splitlines()
+    assert printed[0] == "reference: x_001, the run the group branched from (added to the group's runs)"
+    group = Path(printed[-1]).read_text()
+    assert "**Reference: x_001, the run the group branched from (added to the group's runs).**" in group
+    assert "g_001:1 runs the same config as the reference x_001:1: it changes nothing against the reference." in group
+    assert "g_002:1 runs the same config" not in group
+    health = group.split("## Health")[1].split("## Verdict")[0]
+    assert [line.split("**")[1] for line in health.splitlines() if line.startswith("**")] == \
+        ["x_001:1", "g_001:1", "g_002:1", "g_003:1"]
+    verdict = group.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("**g_003:1** wins on val/loss: val/loss 0.2452 at step 100 vs 0.3702 for x_001:1, "
+                              "33.8% lower (better); evaluation size not logged; and holds at the end of the run: ")
+    close = Path(lab("compare", "x_001", "g_002").stdout.strip()).read_text()
+    verdict = close.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("No clear winner on val/loss: **g_002:1** reads val/loss 0.3699 at step 100 vs 0.3702 for "
+                              "x_001:1, 0.1% lower (better), but the difference"), verdict
+    assert "x the scatter of the last evaluations about their curve)" in verdict
+
+
+@pytest.mark.light
+def test_a_lead_at_the_best_step_that_is_lost_by_the_end_is_no_win(store):
+    steady = [1.0, 0.8, 0.7, 0.65, 0.62, 0.60, 0.60, 0.60]
+    spiky = [1.0, 0.7, 0.55, 0.7, 0.75, 0.78, 0.8, 0.82]  # best early, then degrading
+    add_run(store, "s_001", [{"step": 10 * (i + 1), "val/loss": v, "val/loss_se": 0.005} for i, v in enumerate(steady)])
+    add_run(store, "s_002", [{"step": 10 * (i + 1), "val/loss": v, "val/loss_se": 0.005} for i, v in enumerate(spiky)])
+    page = comparisons.compare(store, ["s_001", "s_002"]).read_text()
+    assert ("No clear winner on val/loss: **s_002:1** leads at its best step (val/loss 0.55 at step 30 vs 0.6 for "
+            "s_001:1, 8.3% lower (better)) but not at the end of the run: val/loss 0.82 at step 80 vs 0.6 for s_001:1, "
+            "36.7% higher (worse).") in page
