@@ -156,6 +156,14 @@ def add_baseline(name: str, *, config_file: str | None = None, from_run: str | N
                                   repository=repository, reference=reference)
 
 
+def attach_baseline(name: str, run_ids: list[str], root: str | os.PathLike | None = None) -> list[str]:
+    """`lab baseline attach NAME RUN...`: runs made before the baseline join it; the ids attached. LabError for a
+    baseline not registered, a run that does not exist or one that uses another baseline."""
+    from lab.runs import baselines
+
+    return baselines.attach(lab_at(root), name, list(run_ids))
+
+
 def compare(run_ids: list[str] = (), *, group: str | None = None, name: str | None = None,
             root: str | os.PathLike | None = None) -> Path:
     """`lab compare`: write the comparison of runs (`RUN` or `RUN:ATTEMPT`, the first the reference) or of a

@@ -47,7 +47,7 @@ def changelogs(store: Store, baseline: str | None = None, *, status: list[str] =
                current: str | None = None) -> list[Path]:
     """`lab changelog`: with `baseline`, its own statuses (`status`, KEY=TEXT each) and current run set first,
     then its page written; without, the page of every baseline in use. Returns the pages' paths. LabError when
-    no run uses a baseline, or for --status and --current without the baseline they belong to."""
+    no run uses a baseline (or the one named), or for --status and --current without the baseline they belong to."""
     names = [baseline] if baseline else baselines_in_use(store)
     if not names:
         raise LabError("no run uses a baseline yet: give a run one with lab new-run ID --baseline NAME (registered "
@@ -56,6 +56,9 @@ def changelogs(store: Store, baseline: str | None = None, *, status: list[str] =
         raise LabError("--status needs the baseline it belongs to: lab changelog BASELINE --status KEY=TEXT")
     if current and not baseline:
         raise LabError("--current belongs to one baseline: lab changelog BASELINE --current RUN")
+    if baseline and store.baselines.get(baseline) is not None and baseline not in baselines_in_use(store):
+        raise LabError(f"baseline {baseline}: no run uses it yet; attach runs with lab baseline attach {baseline} "
+                       f"RUN..., or start one with lab new-run ID --baseline {baseline}")
     for assignment in status:
         set_status_override(store, baseline, assignment)
     if current:

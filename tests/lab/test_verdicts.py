@@ -494,3 +494,27 @@ def test_a_lead_at_the_best_step_that_is_lost_by_the_end_is_no_win(store):
     assert ("No clear winner on val/loss: **s_002:1** leads at its best step (val/loss 0.55 at step 30 vs 0.6 for "
             "s_001:1, 8.3% lower (better)) but not at the end of the run: val/loss 0.82 at step 80 vs 0.6 for s_001:1, "
             "36.7% higher (worse).") in page
+
+
+def test_runs_made_before_a_baseline_can_be_attached_to_it(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "made before the baseline was meant for it")
+    launch(lab, "x_001", "--lr", "0.1")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr")
+    launch(lab, "x_002", "--lr", "0.05")
+    empty = lab("changelog", "base", check=False)
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1
+    assert empty.stderr.startswith("lab: error: baseline base: no run uses it yet; attach runs with lab baseline "
+                                   "attach base RUN...")
+    assert not lab.repo.joinpath("logs", "changelogs", "base.md").exists()
+    printed = lab("baseline", "attach", "base", "x_001", "x_002").stdout
+    assert printed == "baseline base: x_001, x_002 now use it; lab changelog base renders their changes\n"
+    lab("changelog", "base")
+    changelog = page(lab, "changelogs", "base.md")
+    assert "### Run #1: x_001" in changelog and "### Run #2: x_002" in changelog
+    assert "- ✅ `lr`: 0.1 → 0.05 (Run #2, 0.3702 → 0.2452, 34% better; evaluation size not logged)" in changelog
+    lab("baseline", "add", "other", "--config", "base.json")
+    clash = lab("baseline", "attach", "other", "x_001", check=False)
+    assert clash.returncode == 2 and "run x_001 uses baseline base" in clash.stderr
+    missing = lab("baseline", "attach", "base", "x_099", check=False)
+    assert missing.returncode == 2 and "x_099" in missing.stderr
