@@ -132,6 +132,9 @@ def changelog(store: Store, baseline: str) -> Path:
         works=[e for e in improved if e["beats_best_earlier"]],
         weak_parent=[e for e in improved if not e["beats_best_earlier"]],
         fails=[e for e in entries if e["status"] == "worse" and (e["tested"] or e["code_changes"])],
+        issues=current_issues(store, entries),
+        recommendations=[(entry, text) for entry in entries for text in entry["next"]],
+        files=file_changes(store, entries),
     )
 
 
@@ -188,6 +191,7 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
             verdicts.judged_result(store, best_earlier["run"]["id"]), verdicts.judged_result(store, rid),
             best_earlier["run"]["id"]).status != "worse",
         "notes": {e["field"]: e["text"] for e in events if e["kind"] == "note" and not e.get("attempt")},
+        "next": [e["text"] for e in events if e["kind"] == "note" and e.get("field") == "next"],
         "findings": health_events(store, rid),
     }
 
@@ -204,6 +208,60 @@ def entry_verdict(store: Store, run: dict, line: Lineage, parent: str | None,
     if stopped or reference in (None, run["id"]) or found is None:
         return stopped
     return verdicts.judge(verdicts.judged_result(store, reference), found, f"the baseline's run {reference}")
+
+
+LAB_FILES = ("lab.json", ".gitignore", ".gitattributes")  # what `lab init` writes: no change a run tests
+
+
+def current_issues(store: Store, entries: list[dict]) -> list[dict]:
+    """The changelog's Current Issues, one per health finding of a run and per failed attempt: {"title", "symptom",
+    "cause", "fix", "status"}. A finding is open until a later run with a result no longer shows its rule; a failure
+    until a later attempt of the run finishes. The cause is the run's own findings note where it wrote one."""
+    issues = []
+    for index, entry in enumerate(entries):
+        rid, number = entry["run"]["id"], entry["number"]
+        cause = entry["notes"].get("findings") or entry["notes"].get("observations")
+        for finding in entry["findings"]:
+            cleared = next((later for later in entries[index + 1:] if later["result"] and later["status"] != "failed"
+                            and finding["rule"] not in {f["rule"] for f in later["findings"]}), None)
+            issues.append({
+                "title": f"`{finding['rule']}` (Run #{number}, {rid})", "symptom": finding["message"],
+                "cause": cause or f"the `{finding['rule']}` rule at step {finding.get('step')} of "
+                                  f"{rid}:{finding.get('attempt') or '-'}",
+                "fix": finding.get("suggestion"),
+                "status": f"not seen in Run #{cleared['number']} ({cleared['run']['id']})" if cleared else "open"})
+        attempts = store.attempts.of(rid)
+        for attempt in attempts:
+            why = failure_line(store, rid, attempt)
+            if why:
+                after = next((a for a in attempts if a["number"] > attempt["number"] and a["status"] == "finished"),
+                             None)
+                issues.append({"title": f"Test {attempt['number']} of Run #{number} ({rid}) stopped", "symptom": why,
+                               "cause": cause, "fix": None,
+                               "status": f"Test {after['number']} finished" if after else "open"})
+    return issues
+
+
+def file_changes(store: Store, entries: list[dict]) -> list[dict]:
+    """The files the runs' launch commits changed (git, against each commit's parent), the lab's own records and
+    settings (LAB_FILES) apart: {"path", "how", "runs"} sorted by path, `how` the change letters seen (A added, M
+    modified, D deleted), `runs` 'Run #2, Run #4'."""
+    from lab.launcher import vcs
+
+    records = store.logs_dir.relative_to(store.root).as_posix() + "/"
+
+    found: dict[str, dict] = {}
+    for entry in entries:
+        shas = {(a.get("git") or {}).get("sha") for a in store.attempts.of(entry["run"]["id"])
+                if (a.get("git") or {}).get("committed")} - {None}
+        for sha in sorted(shas):
+            for letter, path in vcs.commit_files(store.root, sha):
+                if path in LAB_FILES or path.startswith(records):
+                    continue
+                row = found.setdefault(path, {"path": path, "how": [], "runs": []})
+                row["how"] += [letter] if letter not in row["how"] else []
+                row["runs"] += [f"Run #{entry['number']}"] if f"Run #{entry['number']}" not in row["runs"] else []
+    return [found[path] for path in sorted(found)]
 
 
 def component_sections(entries: list[dict], base_config: dict) -> list[dict]:
