@@ -11,7 +11,7 @@ from lab.errors import LabError
 from lab.health.diagnosis import health_events
 from lab.pages import plots, results, verdicts
 from lab.pages.context import display_title, latest_profile, render
-from lab.pages.results import headline_attempt
+from lab.pages.changes import parse_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import append_jsonl, read_json, read_jsonl
@@ -40,18 +40,6 @@ def comparisons(store: Store) -> dict[str, list[str]]:
     return found
 
 
-def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
-    """'RUN' (its headline attempt) or 'RUN:ATTEMPT' -> (run id, attempt number or None if it has none)."""
-    run_id, _, number = spec.partition(":")
-    store.runs.load(run_id)
-    if not number:
-        return run_id, headline_attempt(store, run_id)
-    if not number.isdigit():
-        raise LabError(f"{spec!r}: write RUN or RUN:ATTEMPT, like nsd_004:2")
-    store.attempts.load(run_id, int(number))
-    return run_id, int(number)
-
-
 def compare_page(store: Store, specs: list[str] = (), group: str | None = None, name: str | None = None) -> Path:
     """`lab compare`: the comparison of the runs `specs` (`RUN` or `RUN:ATTEMPT`), or of a `group`'s runs (led
     by the run they all branch from), named `name` (default: the group, or the arms joined by _vs_). LabError
@@ -71,7 +59,7 @@ def compare(store: Store, specs: list[str], name: str | None = None, reference: 
     for fewer than two arms, one named twice, or a run or attempt that does not exist."""
     if len(specs) < 2:
         raise LabError("compare needs at least two runs")
-    arms = [parse_arm(store, spec) for spec in specs]
+    arms = [parse_attempt(store, spec) for spec in specs]
     if len(set(arms)) < len(arms):
         raise LabError("compare needs different runs or attempts; the same one is named twice")
     labels = [f"{rid}:{n}" if n else rid for rid, n in arms]

@@ -15,7 +15,8 @@ from pathlib import Path
 from lab.health.diagnosis import health_findings
 from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
-from lab.pages.verdicts import failure_line
+from lab.pages.changes import attempt_change_words
+from lab.pages.verdicts import failure_line, stopped_text
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
@@ -132,6 +133,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
     number = attempt["number"]
     notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
     findings = health_findings(events, number)
+    previous = max((n for n in store.attempts.numbers(run["id"]) if n < number), default=None)
     return {
         "number": number,
         "note": attempt.get("note"),
@@ -148,6 +150,10 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "notes": notes,
         "findings": findings,
         "failure": failure_line(store, run["id"], attempt),
+        "stopped": stopped_text(store, run["id"], attempt),
+        "result": results.attempt_result(store, run["id"], number),
+        "previous": previous,
+        "changed": attempt_change_words(store, run["id"], previous, number) if previous else None,
     }
 
 
@@ -187,6 +193,7 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "result": summary["result"],
         "metrics": summary["rows"],
         "verdict": verdicts.run_verdict(store, run, headline),
+        "report": f"../reports/{run_id}.md" if store.attempts.latest_with_metrics(run_id) else None,
     }
 
 

@@ -17,6 +17,7 @@ from lab.pages.comparisons import compare, compare_page, comparisons
 from lab.pages.context import (
     NOTE_LABELS,
     active_days,
+    command_text,
     daily_log,
     display_title,
     duration_text,
@@ -154,7 +155,8 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
                    "duration": duration_text(a.get("started"), a.get("ended")),
                    "result": results.attempt_result(store, run_id, a["number"]),
-                   "failure": failure_line(store, run_id, a)} for a in store.attempts.of(run_id)],
+                   "failure": failure_line(store, run_id, a), "command": command_text(a)}
+                  for a in store.attempts.of(run_id)],
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=reproduce_text(attempt),

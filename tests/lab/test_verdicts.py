@@ -382,11 +382,12 @@ from lab import tracker
 parser = argparse.ArgumentParser()
 parser.add_argument('--lr', type=float, default=0.1)
 parser.add_argument('--crash-at', type=int, default=0)
+parser.add_argument('--nan-at', type=int, default=0)
 args = parser.parse_args()
 tracker.config(vars(args))
 target = 0.35 + (args.lr - 0.1) * 2.5  # lr 0.1 ends near 0.36, lr 0.3 near 0.86, still falling slowly
 for step in range(1, 101):
-    tracker.log(step, **{'train/loss': target + 1.2 / step})
+    tracker.log(step, **{'train/loss': float('nan') if step == args.nan_at else target + 1.2 / step})
     if step % 10 == 0:
         tracker.log(step, **{'val/loss': target + 2.0 / step + 0.0002 * math.sin(step * 7.3)})
     if step == args.crash_at:
@@ -401,7 +402,7 @@ for step in range(1, 101):
 def curve_lab(lab):
     """A lab with baseline `base` (lr 0.1) and a script whose val/loss falls as target + 1/step, target set by --lr."""
     (lab.repo / "train.py").write_text(CURVE)
-    (lab.repo / "base.json").write_text('{"lr": 0.1, "crash_at": 0}')
+    (lab.repo / "base.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0}')
     lab("baseline", "add", "base", "--config", "base.json")
     return lab
 
@@ -518,3 +519,71 @@ def test_runs_made_before_a_baseline_can_be_attached_to_it(curve_lab):
     assert clash.returncode == 2 and "run x_001 uses baseline base" in clash.stderr
     missing = lab("baseline", "attach", "base", "x_099", check=False)
     assert missing.returncode == 2 and "x_099" in missing.stderr
+
+
+def test_the_daily_page_tells_the_day_with_every_tests_result_and_what_changed(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    launch(lab, "x_001")
+    launch(lab, "x_001", "--lr", "0.05")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "higher lr")
+    launch(lab, "x_002", "--lr", "0.3", "--crash-at", "45")
+    launch(lab, "x_002", "--lr", "0.3")
+    lab("log")
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    first, second = daily.split("### x_001")[1].split("### x_002")
+    assert "- **Test 1**: val/loss 0.3702 at step 100 (still improving)\n" in first
+    assert "- **Test 2**: val/loss 0.2452 at step 100 (still improving). From Test 1: Decreased lr to 0.05\n" in first
+    assert "- **Test 1**: failed at step 45 (exit 1): RuntimeError: boom at step 45\n" in second
+    assert "From Test 1: Decreased crash at to 0\n" in second
+    assert "Details (every test's command, metric tables, curves): [x_001 report](../reports/x_001.md)" in first
+    assert "```" not in daily and "| Metric |" not in daily  # commands and tables live on the reports
+    assert len(daily.splitlines()) < 70
+    lab("report", "x_001")
+    report = page(lab, "reports", "x_001.md")
+    assert re.search(r"^\| 2 \(this report\) \| finished \| - \| val/loss 0\.2452 at step 100 \(still improving\) "
+                     r"\| \S+ \| `\S+ train\.py --lr 0\.05` \|$", report, re.M)
+
+
+def test_lab_diff_takes_attempts_and_prints_metric_deltas(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    launch(lab, "x_001")
+    launch(lab, "x_001", "--lr", "0.05")
+    assert lab("diff", "x_001:1", "x_001:2").stdout.splitlines() == [
+        "x_001:1 -> x_001:2", "[schedule]", "  lr: 0.1 -> 0.05", "[metrics at each one's kept step]",
+        "  val/loss: 0.3702 -> 0.2452 (-0.125, 33.8% lower (better))"]
+    bad = lab("diff", "x_001:7", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("lab: error:") and bad.stderr.count("\n") == 1
+    bad = lab("diff", "x_001:one", check=False)
+    assert bad.returncode == 2 and "write RUN or RUN:TEST, like nsd_004:2" in bad.stderr
+
+
+def test_the_changelog_has_current_issues_recommendations_and_file_changes(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    lab("launch", "x_001", "--", sys.executable, "train.py")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr")
+    with lab.repo.joinpath("train.py").open("a") as script:
+        script.write("# a lower lr needs nothing else\n")
+    lab("launch", "x_002", "--", sys.executable, "train.py", "--lr", "0.05", "--nan-at", "30")
+    lab("note", "x_002", "--next", "run lr 0.05 again without the NaN", "--findings", "the NaN came from --nan-at")
+    lab("new-run", "x_003", "--from", "x_002", "--hypothesis", "no NaN")
+    launch(lab, "x_003", "--lr", "0.05", "--crash-at", "20")
+    lab("changelog", "base")
+    changelog = page(lab, "changelogs", "base.md")
+    issues = changelog.split("## Current Issues")[1].split("## Recommendations")[0]
+    first = issues.split("### Issue #1: `non_finite` (Run #2, x_002)\n")[1].split("###")[0]
+    assert "- **Cause**: the NaN came from --nan-at\n" in first and "- **Fix**: " in first
+    assert "- **Status**: **open**" in first  # the only later run has no result
+    second = issues.split("### Issue #2: Test 1 of Run #3 (x_003) stopped\n")[1]
+    assert "- **Symptom**: Test 1 failed at step 20 (exit 1): RuntimeError: boom at step 20\n" in second
+    recommendations = changelog.split("## Recommendations for the Next Run")[1].split("---")[0]
+    assert "1. run lr 0.05 again without the NaN (Run #2, x_002)" in recommendations
+    files = changelog.split("## File Changes Summary")[1].split("\n---\n")[0]
+    assert "| `base.json` | A | Run #1 |" in files and "| `train.py` | A, M | Run #1, Run #2 |" in files
+    assert "logs/" not in files and "lab.json" not in files
+    launch(lab, "x_003", "--lr", "0.05")
+    lab("changelog", "base")
+    issues = page(lab, "changelogs", "base.md").split("## Current Issues")[1].split("## Recommendations")[0]
+    assert "- **Status**: not seen in Run #3 (x_003)" in issues and "- **Status**: Test 2 finished" in issues
