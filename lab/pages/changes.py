@@ -50,13 +50,14 @@ def command_phrase(before: list[str], after: list[str]) -> str | None:
     """'added `--amp`; removed `--compile`' for the arguments one command has and the other lacks, else None."""
     added = [word for word in after if word not in before]
     removed = [word for word in before if word not in after]
-    parts = ([f"added `{shlex.join(added)}`"] if added else []) + ([f"removed `{shlex.join(removed)}`"] if removed else [])
+    parts = [f"added `{shlex.join(added)}`"] if added else []
+    parts += [f"removed `{shlex.join(removed)}`"] if removed else []
     return "; ".join(parts) or None
 
 
-def attempt_change_words(store: Store, run_id: str, before: int, after: int) -> str:
+def attempt_change_words(store: Store, run_id: str, before: int, after: int) -> str | None:
     """What attempt `after` of a run changed from attempt `before`, as a sentence: its config changes (bookkeeping
-    apart) by name, else the arguments its command added or dropped, else 'Same config and command'."""
+    apart) by name, else the arguments its command added or dropped; None when both are the same."""
     changes = [change for change in config_tools.diff(results.attempt_config(store, run_id, before),
                                                       results.attempt_config(store, run_id, after))
                if change.component != "bookkeeping"]
@@ -68,7 +69,7 @@ def attempt_change_words(store: Store, run_id: str, before: int, after: int) -> 
         return text[0].upper() + text[1:]
     commands = [store.attempts.load(run_id, number).get("command") or [] for number in (before, after)]
     words = command_phrase(*commands)
-    return words[0].upper() + words[1:] if words else "Same config and command"
+    return words[0].upper() + words[1:] if words else None
 
 
 def metric_lines(store: Store, first: tuple[str, int | None], second: tuple[str, int | None]) -> list[str]:

@@ -16,7 +16,7 @@ from lab.health.diagnosis import health_findings
 from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
 from lab.pages.changes import attempt_change_words
-from lab.pages.verdicts import failure_line, stopped_text
+from lab.pages.verdicts import failure_line, why_stopped
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
@@ -150,7 +150,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "notes": notes,
         "findings": findings,
         "failure": failure_line(store, run["id"], attempt),
-        "stopped": stopped_text(store, run["id"], attempt),
+        "stopped": why_stopped(store, run["id"], attempt),
         "result": results.attempt_result(store, run["id"], number),
         "previous": previous,
         "changed": attempt_change_words(store, run["id"], previous, number) if previous else None,

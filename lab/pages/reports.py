@@ -152,11 +152,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                if e["kind"] == "note" and e.get("attempt") in (None, number)],
         changes=[(name, changes[:CHANGES_SHOWN], len(changes) - CHANGES_SHOWN)
                  for name, changes in reference_changes(store, run, config)],
-        attempts=[{"number": a["number"], "status": a["status"], "note": a.get("note"),
-                   "duration": duration_text(a.get("started"), a.get("ended")),
-                   "result": results.attempt_result(store, run_id, a["number"]),
-                   "failure": failure_line(store, run_id, a), "command": command_text(a)}
-                  for a in store.attempts.of(run_id)],
+        attempts=attempt_rows(store, run_id),
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
         seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
         reproduce=reproduce_text(attempt),
@@ -171,6 +167,14 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
         profile=latest_profile(store, run_id),
     )
+
+
+def attempt_rows(store: Store, run_id: str) -> list[dict]:
+    """The report's table of every attempt: number, status, note, duration, result (or why it failed), command."""
+    return [{"number": a["number"], "status": a["status"], "note": a.get("note"),
+             "duration": duration_text(a.get("started"), a.get("ended")),
+             "result": results.attempt_result(store, run_id, a["number"]),
+             "failure": failure_line(store, run_id, a), "command": command_text(a)} for a in store.attempts.of(run_id)]
 
 
 def reported_attempt(store: Store, run_id: str, number: int | None) -> int:

@@ -99,7 +99,7 @@ def test_an_expectation_against_another_run(store):
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
     block = day.split("### nsd_002")[1]
     assert "**Verdict:** supported: val/per < nsd_001: 0.34 < 0.36" in block
-    assert "Results of Test 1, at its kept checkpoint (step 100, best val/per):" in block
+    assert "**Test 1:** (finished, exit 0, 0s): val/per 0.34 at step 100\n" in block
 
 
 @pytest.mark.light
@@ -130,8 +130,7 @@ def test_a_resumed_attempt_continues_its_parents_stream_on_every_page(store, tmp
     add_run(store, "nsd_001", later, config, resume_from=str(tmp_path / "artefacts/nsd_001/1/last.pt"))
 
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    assert "Results of Test 2, at its kept checkpoint (step 250, best val/per):" in day
-    assert "| val/per | 0.3541 | 0.3602 | 0.3541 | 250 |" in day
+    assert "(finished, exit 0, 0s, resumed from Test 1 at step 250): val/per 0.3541 at step 250\n" in day
     page = reports.report(store, "nsd_001").read_text()
     assert "- Best val/per: **0.3541** at step 250" in page
     assert "- Resumed: this stream continues Test 1" in page
@@ -233,7 +232,8 @@ def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
     assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071, 9% worse; evaluated on 3 clips, 1,234 tokens)" in fails
     assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
     assert ("- **Result**: 〰️ inconclusive: val/loss 1.88 at step 20 vs 1.9 for dia_001:1, 1.1% lower (better), the "
-            "difference 0.02 is within the noise (±0.102, 2 standard errors); evaluated on 3 clips, 1,234 tokens") in page
+            "difference 0.02 is within the noise (±0.102, 2 standard errors); evaluated on 3 clips, "
+            "1,234 tokens") in page
 
 
 @pytest.mark.light
@@ -264,7 +264,8 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     store.attempts.end(folder, exit_code=1, status="failed")
     why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    assert f"**Why it stopped:** {why}" in day.split("### dia_002")[1]
+    stopped = "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n"
+    assert stopped in day.split("### dia_002")[1]
     changelog = changelogs.changelog(store, "base").read_text()
     assert f"**Result**: {why}\n" in changelog and "no result yet" not in changelog
     add_run(store, "dia_003", [{"step": 10, "val/loss": 1.9, "val/zero": 0.0}], base, parent="dia_001")
@@ -455,7 +456,7 @@ def test_a_first_run_gets_no_filler_verdict_and_a_failed_one_only_why_it_stopped
     assert "**Verdict:**" not in daily
     why = "Test 1 failed at step 35 (exit 1): RuntimeError: boom at step 35"
     assert f"**Verdict**: {why}\n" in page(lab, "reports", "x_002.md")
-    assert f"**Why it stopped:** {why}\n" in daily.split("### x_002")[1]
+    assert "stopped at step 35: RuntimeError: boom at step 35\n" in daily.split("### x_002")[1]
     assert f"\n**Result**: {why}\n" in page(lab, "changelogs", "base.md")
 
 
@@ -480,8 +481,8 @@ def test_an_ablation_names_its_reference_and_crowns_only_a_lead_outside_the_nois
                               "33.8% lower (better); evaluation size not logged; and holds at the end of the run: ")
     close = Path(lab("compare", "x_001", "g_002").stdout.strip()).read_text()
     verdict = close.split("## Verdict")[1].split("##")[0].strip()
-    assert verdict.startswith("No clear winner on val/loss: **g_002:1** reads val/loss 0.3699 at step 100 vs 0.3702 for "
-                              "x_001:1, 0.1% lower (better), but the difference"), verdict
+    assert verdict.startswith("No clear winner on val/loss: **g_002:1** reads val/loss 0.3699 at step 100 vs 0.3702 "
+                              "for x_001:1, 0.1% lower (better), but the difference"), verdict
     assert "x the scatter of the last evaluations about their curve)" in verdict
 
 
@@ -532,9 +533,12 @@ def test_the_daily_page_tells_the_day_with_every_tests_result_and_what_changed(c
     lab("log")
     daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
     first, second = daily.split("### x_001")[1].split("### x_002")
-    assert "- **Test 1**: val/loss 0.3702 at step 100 (still improving)\n" in first
-    assert "- **Test 2**: val/loss 0.2452 at step 100 (still improving). From Test 1: Decreased lr to 0.05\n" in first
-    assert "- **Test 1**: failed at step 45 (exit 1): RuntimeError: boom at step 45\n" in second
+    assert re.search(r"\*\*Test 1:\*\* \(finished, exit 0, \d+s\): val/loss 0\.3702 at step 100 "
+                     r"\(still improving\)\n", first)
+    assert re.search(r"\*\*Test 2:\*\* \(finished, exit 0, \d+s\): val/loss 0\.2452 at step 100 \(still improving\)\. "
+                     r"From Test 1: Decreased lr to 0\.05\n", first)
+    assert re.search(r"\*\*Test 1:\*\* \(failed, exit 1, \d+s\): stopped at step 45: RuntimeError: boom at step 45\n",
+                     second)
     assert "From Test 1: Decreased crash at to 0\n" in second
     assert "Details (every test's command, metric tables, curves): [x_001 report](../reports/x_001.md)" in first
     assert "```" not in daily and "| Metric |" not in daily  # commands and tables live on the reports
@@ -542,7 +546,7 @@ def test_the_daily_page_tells_the_day_with_every_tests_result_and_what_changed(c
     lab("report", "x_001")
     report = page(lab, "reports", "x_001.md")
     assert re.search(r"^\| 2 \(this report\) \| finished \| - \| val/loss 0\.2452 at step 100 \(still improving\) "
-                     r"\| \S+ \| `\S+ train\.py --lr 0\.05` \|$", report, re.M)
+                     r"\| \S+ \| `lab launch x_001 --no-commit -- \S+ train\.py --lr 0\.05` \|$", report, re.M)
 
 
 def test_lab_diff_takes_attempts_and_prints_metric_deltas(curve_lab):
