@@ -26,7 +26,8 @@ EXAMPLES = {
                 "   |   lab new-run nsd_010 --from nsd_009 --init-from best --hypothesis \"fine-tune\""),
     "launch": 'lab launch dia_009 --note "batch 4, grad accum 1" -- python my_train.py --lr 2e-4',
     "note": 'lab note dia_009 --findings "..." --conclusion "..."   |   lab note --insight "..."',
-    "runs": "lab runs --family neural_decoder --status finished --since 2026-11-01",
+    "runs": ("lab runs --status crashed     (runs whose latest attempt crashed; also failed, killed)   |   "
+             "lab runs --family neural_decoder --status finished --since 2026-11-01"),
     "show": "lab show dia_009 --json",
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
     "log": "lab log 2026-11-22   |   lab log --all",
@@ -63,12 +64,15 @@ def parse_day(text: str) -> date:
 
 
 def cmd_init(args) -> int:
-    from lab.runs.setup_lab import parse_prefixes
+    from lab.runs.setup_lab import parse_prefixes, wandb_line
 
     store = api.init(wandb_entity=args.wandb_entity, wandb_project=args.wandb_project, wandb_mode=args.wandb_mode,
                      wandb=not args.no_wandb, prefixes=parse_prefixes(args.prefix))
     logs = store.logs_dir.relative_to(store.root).as_posix()
     print(f"lab ready at {store.root} (records in {logs}/; this clone is {store.clone_id[:8]})")
+    line = wandb_line(store, entity_given=bool(args.wandb_entity))
+    if line:
+        print(line)
     return 0
 
 
@@ -219,8 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="name", metavar="COMMAND", required=True)
 
     def command(name: str, handler, summary: str, example: str | None = None) -> argparse.ArgumentParser:
+        examples = (example or EXAMPLES[name]).split("   |   ")
         sub = commands.add_parser(
-            name, help=summary, description=summary, epilog=f"example: {example or EXAMPLES[name]}",
+            name, help=summary, description=summary,
+            epilog="examples:\n" + "\n".join(f"  {line.strip()}" for line in examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.set_defaults(handler=handler)
@@ -279,19 +285,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("note", cmd_note, "Add notes to a run (or an attempt), or day notes.")
     sub.add_argument("id", nargs="?", help="the run (none for --insight and --overview)")
     for field in NOTE_FIELDS:
-        sub.add_argument(f"--{field}", help=f"the run's {field} (shown on its pages)")
-    sub.add_argument("--attempt", type=int, help="attach the note to attempt N (Test N)")
-    sub.add_argument("--change", metavar="TEXT", help="a code change the run makes (the changelog lists it)")
-    sub.add_argument("--component", metavar="NAME", help="what --change touches: schedule, model, data, ...")
+        sub.add_argument(f"--{field}", metavar="TEXT", help="Test N's result (shown on its pages); needs ID and "
+                         "--attempt N" if field == "result" else f"the run's {field} (shown on its pages; with "
+                         "--attempt N, Test N's); needs ID")
+    sub.add_argument("--attempt", type=int, metavar="N", help="attach the note to attempt N (Test N); needs ID")
+    sub.add_argument("--change", metavar="TEXT", help="a code change the run makes (the changelog lists it); "
+                     "needs ID")
+    sub.add_argument("--component", metavar="NAME", help="what --change touches: schedule, model, data, ...; "
+                     "needs --change")
     sub.add_argument("--headline", type=int, metavar="N",
                      help="attempt N speaks for the run on its pages (default: its best attempt)")
-    sub.add_argument("--insight", help="a key insight of the day")
-    sub.add_argument("--overview", help="the day's overview paragraph")
+    sub.add_argument("--insight", help="a key insight of the day; without ID")
+    sub.add_argument("--overview", help="the day's overview paragraph; without ID")
 
     sub = command("runs", cmd_runs, "List runs as a table.")
     sub.add_argument("--family", help="only runs of this family")
     sub.add_argument("--status", choices=["created", "running", *FINAL_STATUSES, "unreadable"],
-                     help="only runs whose latest attempt has this status")
+                     help="only runs whose latest attempt has this status (crashed: the process died without "
+                          "a clean exit; failed: it exited non-zero)")
     sub.add_argument("--group", help="only runs of this group")
     sub.add_argument("--since", metavar="YYYY-MM-DD", help="only runs created on or after this day")
     sub.add_argument("--json", action="store_true", help="print JSON rows instead of a table")

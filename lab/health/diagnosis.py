@@ -84,6 +84,25 @@ def health_events(store: Store, run_id: str, attempt: int | None = None) -> list
     return health_findings(store.events.of(run_id), attempt, every_attempt=attempt is None)
 
 
+SEVERITY_ORDER = ("warning", "error")
+
+
+def run_findings(store: Store, run_id: str, attempt: int | None) -> list[health.Finding]:
+    """A run's health findings as every page and command shows them: those recorded for `attempt` (None: the
+    run before any attempt) and the run's own from new-run that the attempt does not repeat, one per rule with its
+    latest evidence and the worse severity it was recorded with, sorted by step then rule."""
+    events = store.events.of(run_id)
+    chosen: dict[str, dict] = {}
+    for event in health_findings(events, None) + (health_findings(events, attempt) if attempt is not None else []):
+        chosen[event["rule"]] = event
+    worst = {}
+    for event in events:
+        if event["kind"] == "health" and event.get("attempt") in (None, attempt) and event.get("rule") in chosen:
+            worst[event["rule"]] = max(worst.get(event["rule"], "warning"), event["severity"], key=SEVERITY_ORDER.index)
+    findings = [replace(health.Finding.from_dict(event), severity=worst[rule]) for rule, event in chosen.items()]
+    return sorted(findings, key=lambda finding: (finding.step, finding.rule))
+
+
 def chosen_attempt(store: Store, run_id: str, number: int | None) -> int | None:
     """`number` when that attempt exists (LabError otherwise), else the latest attempt with metrics."""
     if number is None:
@@ -126,12 +145,12 @@ def doctor(store: Store, run_id: str, attempt_number: int | None = None, record:
     """Every finding of an attempt: the rules run again over its metrics and config, and the findings recorded
     live during it (or at new-run) that the rerun does not repeat. New ones are recorded; all are returned."""
     number, findings = diagnose(store, run_id, attempt_number)
-    if record:
-        record_findings(store, run_id, number, findings)
-    found = {finding.rule for finding in findings}
-    recorded = [health.Finding.from_dict(event) for event in health_events(store, run_id)
-                if event.get("attempt") in (number, None) and event.get("rule") not in found]
-    return sorted(findings + recorded, key=lambda finding: (finding.step, finding.rule))
+    if not record:
+        found = {finding.rule for finding in findings}
+        recorded = [finding for finding in run_findings(store, run_id, number) if finding.rule not in found]
+        return sorted(findings + recorded, key=lambda finding: (finding.step, finding.rule))
+    record_findings(store, run_id, number, findings)
+    return run_findings(store, run_id, number)
 
 
 def doctor_text(store: Store, run_id: str, attempt_number: int | None, findings: list[health.Finding]) -> str:

@@ -29,13 +29,16 @@ DIVERGENCE_WARMUP_FRACTION = 0.1  # stands in for optim.warmup_steps when that c
 DIVERGENCE_TAIL_FRACTION = 0.1  # the last 10% of the rows must stay up
 DIVERGENCE_RISE = 0.3  # rise above the minimum, as a fraction of max(progress made, |minimum|)
 BLOWUP_FACTOR = 2.0  # a run whose last losses average over 2x its first loss has blown up, warmup or not
-GAP_MIN_EVALS = 4  # evaluations (with a train loss before them) needed to judge the gap
-GAP_VAL_RISE = 0.01  # the last val loss is 1% (of its minimum) above the minimum ...
-GAP_GROWTH = 0.1  # ... and the val - train gap grew by 10% of the minimum val loss since then, the train loss
-# not rising by more than 1% of it (a rising train loss is divergence, not overfitting)
+GAP_MIN_EVALS = 5  # evaluations (with a train loss before them) needed to judge the gap
+GAP_VAL_RISE = 0.01  # the last val losses are 1% (of the minimum) above the minimum, and above the noise ...
+GAP_GROWTH = 0.1  # ... and the val - train gap grew by 10% of the minimum val loss since then, and by more than
+# the noise, to a clearly positive gap (val below train is never overfitting), the train loss not rising by more
+# than 1% of it (a rising train loss is divergence, not overfitting)
+STAY_EVALS = 2  # the last 2 evaluations must both be worse: one noisy evaluation is no trend
 METRIC_WORSE = 0.05  # 5% (of the best value's magnitude) worse than the best counts as degraded ...
-METRIC_STAY_FRACTION = 0.1  # ... at each of the last 10% of the evaluations ...
-METRIC_STAY_EVALS = 2  # ... and at least the last 2
+METRIC_STAY_FRACTION = 0.1  # ... at each of the last 10% of the evaluations (at least the last STAY_EVALS) ...
+NOISE_SIGMAS = 3.0  # ... and so does a change, only when it exceeds 3 standard deviations of the difference of
+# two evaluations (sqrt(2) x one evaluation's): the best of many noisy evaluations sits about 2 below their mean
 SMALLER_THAN_BASELINE = 4  # a model with under 1/4 of its baseline's parameters was probably mis-sized
 HIGH_LR_WITHOUT_CLIP = 0.01  # a peak LR above this without gradient clipping is a smell
 
@@ -356,44 +359,115 @@ def evaluation_gaps(rows: Iterable[Row]) -> list[tuple[int, float, float]]:
     return evaluations
 
 
+def evaluation_noise(rows: list[Row], key: str, points: list[tuple[int, float]], best: int = 0) -> float:
+    """The standard deviation of one evaluation of `key`, in its units: the median standard error logged beside
+    it (`<key>_se`, as the families log it) where there is one, else the scatter of `points` (its (step, value)
+    stream) itself, from the evaluation before the `best` one on (where the curve has flattened and later
+    values are judged; the whole stream when that leaves under 5): the root mean square of the second differences
+    over sqrt(6), in which a linear trend cancels (independent noise of standard deviation s gives second
+    differences of standard deviation s * sqrt(6)) and a curve's bend only adds (an estimate on the safe side).
+    0 with under 3 points."""
+    errors = [value for _, value in metric_points(rows, key + "_se")]
+    if errors:
+        return statistics.median(errors)
+    values = [value for _, value in points]
+    values = values[max(0, best - 1):] if len(values) - best >= 4 else values
+    seconds = [(a - 2 * b + c) ** 2 for a, b, c in zip(values, values[1:], values[2:])]
+    return math.sqrt(statistics.fmean(seconds) / 6) if seconds else 0.0
+
+
+def lowest_level(values: list[float]) -> float:
+    """The lowest mean of three neighbouring values (of two at either end): the best level a stream reached, so
+    that one lucky evaluation, the minimum of many noisy ones, sets no bar that later evaluations must clear."""
+    means = [statistics.fmean(values[max(0, i - 1):i + 2]) for i in range(len(values))]
+    return min(means)
+
+
+def beyond(change: float, floor: float, noise: float) -> bool:
+    """Whether `change` exceeds both `floor` and NOISE_SIGMAS standard deviations of the difference of two
+    evaluations whose own standard deviation is `noise`."""
+    return change > max(floor, NOISE_SIGMAS * math.sqrt(2) * noise)
+
+
+def _numbers_named(config: Any, words: tuple[str, ...], path: str = "") -> dict[str, float]:
+    """{dotted key: value} of the numeric config values whose last key part contains one of `words`."""
+    found = {}
+    for key, value in (config.items() if isinstance(config, dict) else ()):
+        dotted = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict):
+            found.update(_numbers_named(value, words, dotted))
+        elif any(word in str(key).lower() for word in words) and finite(value) is not None:
+            found[dotted] = finite(value)
+    return found
+
+
+def overfitting_suggestion(config: dict) -> str:
+    """What to try against overfitting, for this config: dropout and weight decay named by their keys and
+    values where the config already sets them ("raise", or "already at" when set: no "add dropout" to a run
+    that has it), then stopping earlier and more data or augmentation."""
+    dropout = {key: value for key, value in _numbers_named(config, ("dropout", "drop_rate")).items() if value > 0}
+    decay = {key: value for key, value in _numbers_named(config, ("weight_decay",)).items() if value > 0}
+    advice = []
+    if dropout:
+        advice.append("dropout is already on (" + ", ".join(f"{key}={short(value)}" for key, value in
+                                                            sorted(dropout.items())) + "): raise it only with care")
+    else:
+        advice.append("add dropout")
+    if decay:
+        advice.append("raise weight decay (" + ", ".join(f"{key}={short(value)}" for key, value in
+                                                       sorted(decay.items())) + ")")
+    else:
+        advice.append("add weight decay")
+    advice += ["stop at the best checkpoint (train.early_stop_patience)", "add data or augmentation"]
+    return "The model overfits: " + "; ".join(advice) + "."
+
+
 @evaluation_rule
 def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
-    """Val loss rises from its minimum while the val - train loss gap (`evaluation_gaps`) widens: overfitting."""
+    """Val loss rises from its lowest level (`lowest_level`) and stays up while the val - train loss gap (`evaluation_gaps`) widens to
+    a clearly positive gap, each change beyond the evaluation's noise (`evaluation_noise`): overfitting."""
     evaluations = evaluation_gaps(rows)
     if len(evaluations) < GAP_MIN_EVALS:
         return []
     best = min(range(len(evaluations)), key=lambda i: evaluations[i][1])
     best_step, best_val, best_gap = evaluations[best]
     last_step, last_val, last_gap = evaluations[-1]
+    noise = evaluation_noise(rows, "val/loss", [(step, val) for step, val, _ in evaluations], best)
+    floor, level = GAP_VAL_RISE * abs(best_val), lowest_level([val for _, val, _ in evaluations])
     train_rise = (last_val - last_gap) - (best_val - best_gap)  # overfitting needs the train loss not to rise
-    if (best == len(evaluations) - 1 or last_val - best_val <= GAP_VAL_RISE * abs(best_val)
-            or last_gap - best_gap <= GAP_GROWTH * abs(best_val) or train_rise > GAP_VAL_RISE * abs(best_val)):
+    if (best > len(evaluations) - 1 - STAY_EVALS
+            or not all(beyond(val - level, floor, noise) for _, val, _ in evaluations[-STAY_EVALS:])
+            or not beyond(last_gap - best_gap, GAP_GROWTH * abs(best_val), noise)
+            or not beyond(last_gap, floor, noise) or train_rise > floor):
         return []
     onset = evaluations[best + 1][0]
     return [Finding(
         "gap_widening", "warning", onset,
         f"val loss rose from {short(best_val)} (step {best_step}) to {short(last_val)} (step {last_step}) while the "
-        f"val - train gap widened from {short(best_gap)} to {short(last_gap)}",
+        f"val - train gap widened from {short(best_gap)} to {short(last_gap)} (an evaluation's noise: "
+        f"{short(noise)})",
         {"best_step": best_step, "best_val": best_val, "best_gap": best_gap, "last_step": last_step,
-         "last_val": last_val, "last_gap": last_gap},
-        "The model is overfitting: add regularisation (dropout, weight decay, augmentation), stop earlier, "
-        "or use more data.",
+         "last_val": last_val, "last_gap": last_gap, "noise": noise},
+        overfitting_suggestion(config),
     )]
 
 
 @evaluation_rule
 def metric_degrading(rows: list[Row], config: dict) -> list[Finding]:
-    """The best metric (train.best_metric, train.best_mode) got clearly worse after its best and stayed worse."""
+    """The best metric (train.best_metric, train.best_mode) got clearly worse than the best level it reached
+    (`lowest_level`; by METRIC_WORSE and beyond the evaluation's noise, `evaluation_noise`) and stayed worse."""
     metric = _setting(config, "train.best_metric", "val/loss")
     metric = metric if isinstance(metric, str) else "val/loss"
     sign = -1.0 if _setting(config, "train.best_mode") == "max" else 1.0
     values = metric_points(rows, metric)
-    stay = max(METRIC_STAY_EVALS, int(len(values) * METRIC_STAY_FRACTION))
+    stay = max(STAY_EVALS, int(len(values) * METRIC_STAY_FRACTION))
     if len(values) <= stay:
         return []
     best = min(range(len(values)), key=lambda i: sign * values[i][1])
     best_step, best_value = values[best]
-    worse = [sign * (value - best_value) > METRIC_WORSE * abs(best_value) for _, value in values]
+    noise = evaluation_noise(rows, metric, values, best)
+    level = lowest_level([sign * value for _, value in values])
+    worse = [beyond(sign * value - level, METRIC_WORSE * abs(best_value), noise) for _, value in values]
     if not all(worse[-stay:]):
         return []
     onset = len(worse) - stay
@@ -403,9 +477,9 @@ def metric_degrading(rows: list[Row], config: dict) -> list[Finding]:
     return [Finding(
         "metric_degrading", "warning", values[onset][0],
         f"{metric} worsened from its best {short(best_value)} (step {best_step}) from step {values[onset][0]} on, "
-        f"ending at {short(final_value)} (step {final_step})",
+        f"ending at {short(final_value)} (step {final_step}; an evaluation's noise: {short(noise)})",
         {"metric": metric, "best": best_value, "best_step": best_step, "final": final_value,
-         "final_step": final_step},
+         "final_step": final_step, "noise": noise},
         "Keep the best checkpoint on this metric, stop earlier (train.early_stop_patience), or decay the LR.",
     )]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from lab.records.store import Store
-from lab.tracking.wandb_server import check_reachable, group_url, run_url
+from lab.tracking.wandb_server import check_reachable, default_entity, group_url, run_url
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 SYNC_TIMEOUT_S = 120
@@ -44,7 +44,7 @@ def attempt_identity(store: Store, run: dict) -> dict | None:
     mode = os.environ.get("WANDB_MODE") or settings.get("mode", "offline")
     if mode == "disabled":
         return None
-    entity = settings.get("entity")
+    entity = settings.get("entity") or default_entity()[0]
     run_id = new_run_id()
     return {
         "run_id": run_id,

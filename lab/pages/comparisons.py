@@ -155,7 +155,7 @@ def plot_arms(store: Store, folder: Path, metric_tables: list[dict], labels: lis
 
 
 def arm_costs(store: Store, run_id: str, number: int | None) -> dict:
-    """What an arm costs: its overall samples/s and process peak memory (MB, summary.json) and its profiled
+    """What an arm costs: its overall samples/s and process peak memory (MiB, summary.json) and its profiled
     peak tensor memory (MiB, `lab profile`); None where unknown."""
     summary = read_json(store.attempt_dir(run_id, number) / "summary.json", {}) if number else {}
     profile = latest_profile(store, run_id)

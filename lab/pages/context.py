@@ -12,7 +12,7 @@ import sys
 from datetime import date, datetime
 from pathlib import Path
 
-from lab.health.diagnosis import health_findings
+from lab.health.diagnosis import run_findings
 from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
 from lab.pages.changes import attempt_change_words
@@ -23,6 +23,7 @@ from lab.records import metrics
 from lab.records.files import write_text
 from lab.records.store import Store
 from lab.records.store.events import NOTE_FIELDS
+from lab.records.store.names import shortened
 
 
 def package_templates() -> Path:
@@ -45,6 +46,9 @@ def environment(root: Path):
     loader = jinja2.FileSystemLoader([str(root / "templates"), str(PACKAGE_TEMPLATES)])
     env = jinja2.Environment(loader=loader, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = metrics.format_number
+    env.filters["figure"] = metrics.figure_text
+    env.filters["memory"] = metrics.memory_text  # bytes
+    env.filters["mib"] = lambda mib: metrics.memory_text(None if mib is None else mib * metrics.MIB)
     env.filters["value"] = config_tools.format_value
     env.filters.update(escape.FILTERS)
     return env
@@ -60,9 +64,10 @@ def render(store: Store, template: str, path: Path, **context) -> Path:
 
 
 def display_title(run: dict, limit: int = 70) -> str:
-    """The run's heading: its --title, else its hypothesis (shortened), else its slug title."""
+    """The run's title in words: its --title, else its hypothesis, else its slug title, shortened to `limit`
+    characters at a word boundary (`names.shortened`)."""
     text = run.get("title_text") or run.get("hypothesis") or run["title"].replace("_", " ")
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return shortened(text, limit)
 
 
 def reference_config(store: Store, run: dict) -> tuple[str, dict] | None:
@@ -84,6 +89,17 @@ def setup_changes(store: Store, run: dict) -> tuple[str | None, list[config_tool
         return None, []
     name, base = reference
     return name, config_tools.diff(base, attempt_config(store, run["id"], headline_attempt(store, run["id"])))
+
+
+def setup_text(run: dict, reference: str | None) -> str:
+    """A run's setup in words, as markdown: its family and preset, and what it is compared with, each where there
+    is one ("neural_decoder (preset `tiny`), against nsd_001"; "against sine_011"; "" for neither)."""
+    parts = []
+    if run.get("family"):
+        parts.append(run["family"] + (f" (preset {escape.code(run['preset'])})" if run.get("preset") else ""))
+    if reference:
+        parts.append(f"against {reference}")
+    return ", ".join(parts)
 
 
 def duration_text(started: str | None, ended: str | None) -> str | None:
@@ -132,7 +148,6 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
     """What the pages show of one attempt."""
     number = attempt["number"]
     notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
-    findings = health_findings(events, number)
     previous = max((n for n in store.attempts.numbers(run["id"]) if n < number), default=None)
     return {
         "number": number,
@@ -148,7 +163,6 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "disagreements": attempt.get("config_disagreements") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
-        "findings": findings,
         "failure": failure_line(store, run["id"], attempt),
         "stopped": why_stopped(store, run["id"], attempt),
         "result": results.attempt_result(store, run["id"], number),
@@ -185,10 +199,11 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "continued": day is not None and any(store.day(e["time"]) < day for e in events),
         "wandb": latest_wandb,
         "reference": reference,
+        "setup": setup_text(run, reference),
         "changes": changes,
         "attempts": attempts,
         "notes": notes,
-        "run_findings": health_findings(in_view),
+        "findings": run_findings(store, run_id, headline),
         "headline": headline,
         "result": summary["result"],
         "metrics": summary["rows"],

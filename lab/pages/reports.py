@@ -10,7 +10,7 @@ from pathlib import Path
 from lab.errors import LabError
 from lab.families import registry
 from lab.health import rules as health
-from lab.health.diagnosis import chosen_attempt, health_events, run_stages
+from lab.health.diagnosis import chosen_attempt, run_findings, run_stages
 from lab.pages import plots, results, verdicts
 from lab.pages.changelogs import baselines_in_use, changelog
 from lab.pages.comparisons import compare, compare_page, comparisons
@@ -110,6 +110,13 @@ def reference_changes(store: Store, run: dict, config: dict) -> list[tuple[str, 
     return [(name, config_tools.diff(base, config)) for name, base in references]
 
 
+def median_seconds_between_evaluations(frame) -> float | None:
+    """The median wall-clock seconds from one evaluation row of `frame` to the next; None with fewer than two."""
+    times = column_values(evaluation_rows(frame), "time").dropna().tolist()
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    return sorted(gaps)[len(gaps) // 2] if gaps else None
+
+
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
     """Write logs/reports/<id>.md for one attempt (default: the run's headline attempt, else the latest with
     metrics): verdict, notes, setup, per-evaluation table, plots, resources, environment, health. LabError for
@@ -124,14 +131,13 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
     outcome = results.attempt_summary(store, run_id, number)
     result = outcome["result"]
     kept_step = result["best_step"] if result else None
+    checkpointed = kept_step is not None and checkpoint_at(store, run_id, number, kept_step)
     stages = run_stages(run.get("family"), config, metrics.StreamRows(frame))
     panels = report_panels(frame, metric, run.get("family"))
     if panels:
         plots.plot_panels(store.logs_dir / "reports" / run_id / "curves.svg", panels, stages)
-    eval_times = column_values(evaluation_rows(frame), "time").dropna().tolist()
-    eval_seconds = [later - earlier for earlier, later in zip(eval_times, eval_times[1:])]
-    findings = health_events(store, run_id, number)
-    gap_onsets = [event["step"] for event in findings if event.get("rule") == "gap_widening"]
+    findings = run_findings(store, run_id, number)
+    gap_onset = min((finding.step for finding in findings if finding.rule == "gap_widening"), default=None)
     return render(
         store,
         "report.md.j2",
@@ -142,7 +148,8 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         summary=read_json(folder / "summary.json", {}),
         **config_sections(config),
         metric=metric,
-        evaluations=evaluation_table(frame, metric, mode, min(gap_onsets, default=None), kept_step, stages),
+        evaluations=evaluation_table(frame, metric, mode, gap_onset, kept_step if checkpointed else None, stages),
+        metric_column=metric not in ("val/loss", "train/loss"),
         curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=result,
@@ -154,13 +161,14 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
                  for name, changes in reference_changes(store, run, config)],
         attempts=attempt_rows(store, run_id),
         duration=duration_text(attempt.get("started"), attempt.get("ended")),
-        seconds_per_eval=sorted(eval_seconds)[len(eval_seconds) // 2] if eval_seconds else None,
+        seconds_per_eval=median_seconds_between_evaluations(frame),
         reproduce=reproduce_text(attempt),
         resumed=resumed_text(store, run_id, attempt),
         disagreements=attempt.get("config_disagreements") or {},
         findings=findings,
-        metric_rows=outcome["rows"],
+        **metric_tables(outcome["rows"]),
         kept_step=kept_step,
+        checkpointed=checkpointed,
         evaluation=results.size_text(result),
         failure=failure_tail(folder) if attempt.get("status") in ENDED_BADLY else None,
         verification=verification_rows(outcome["rows"]),
@@ -175,6 +183,20 @@ def attempt_rows(store: Store, run_id: str) -> list[dict]:
              "duration": duration_text(a.get("started"), a.get("ended")),
              "result": results.attempt_result(store, run_id, a["number"]),
              "failure": failure_line(store, run_id, a), "command": command_text(a)} for a in store.attempts.of(run_id)]
+
+
+def metric_tables(rows: list[dict]) -> dict[str, list[dict]]:
+    """A report's `metric_rows` (results, own bests) and `detail_rows` (bookkeeping: `results.bookkeeping`) of
+    `results.metric_rows`."""
+    return {"metric_rows": [row for row in rows if not results.bookkeeping(row["metric"])],
+            "detail_rows": [row for row in rows if results.bookkeeping(row["metric"])]}
+
+
+def checkpoint_at(store: Store, run_id: str, number: int, step: int) -> bool:
+    """Whether a checkpoint of attempt `number`, or of an attempt its stream resumed, was recorded at `step`
+    (by the engine, or by the script through `tracker.checkpoint`)."""
+    return any(entry.get("step") == step for earlier in results.stream_chain(store, run_id, number)
+               for entry in (store.attempts.load(run_id, earlier).get("checkpoints") or {}).values())
 
 
 def reported_attempt(store: Store, run_id: str, number: int | None) -> int:

@@ -47,10 +47,10 @@ def direction(metric: str, best_metric: str | None = None, best_mode: str | None
               family: str | None = None) -> str | None:
     """'min', 'max' or None (no "best" applies): the config's choice for its best metric, the family's
     declaration, the engine's own metrics, else a guess from the name's words. Standard errors and evaluation
-    sizes have none."""
+    sizes have none, and nor has a throughput (`speed`): a faster run is no better result."""
     if best_metric and metric == best_metric and best_mode in ("min", "max"):
         return best_mode
-    if metric.endswith(SE_SUFFIX) or size_metric(metric):
+    if metric.endswith(SE_SUFFIX) or size_metric(metric) or speed(metric):
         return None
     declared = registry.directions(family)
     if metric in declared:
@@ -100,9 +100,20 @@ def validation(words: set[str]) -> bool:
 
 
 def speed(metric: str) -> bool:
-    """A throughput figure (`eval/samples_per_second`, `val/throughput`): it has a direction but never judges
-    a run."""
+    """A throughput figure (`eval/samples_per_second`, `val/throughput`): it has no "best" and never judges a
+    run."""
     return metric.lower().endswith(RATE_SUFFIXES) or "throughput" in metric_words(metric)
+
+
+BOOKKEEPING_WORDS = {"infeasible", "skipped"}  # counts of what a step left out, such as train/ctc_infeasible_frac
+
+
+def bookkeeping(metric: str) -> bool:
+    """A figure about the run's bookkeeping rather than its result, which the pages keep out of their main tables:
+    a standard error (`val/per_se`), an evaluation's size (`val/utterances`), a throughput (`speed`) or a count
+    of what was left out (`train/ctc_infeasible_frac`, `train/skipped_steps`)."""
+    return (metric.endswith(SE_SUFFIX) or size_metric(metric) is not None or speed(metric)
+            or bool(metric_words(metric) & BOOKKEEPING_WORDS))
 
 
 def attempt_config(store: Store, run_id: str, number: int | None) -> dict:

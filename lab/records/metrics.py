@@ -13,12 +13,11 @@ from lab.records.files import open_record, read_jsonl_lines
 
 LOWER_IS_BETTER = {"loss", "per", "wer", "cer", "error", "err", "perplexity", "ppl", "eer"}
 HIGHER_IS_BETTER = {"acc", "accuracy", "f1", "bleu", "auc", "precision", "recall", "sdr", "snr", "pesq",
-                    "throughput", "map"}
+                    "map"}
 NOT_METRICS = ("step", "time")
-# The engine's own metrics: a rate is better higher; a learning rate, a gradient norm or a memory figure has no
-# "best" (None).
+# The engine's own metrics: a rate, a learning rate, a gradient norm or a memory figure has no "best" (None).
 ENGINE_DIRECTIONS = {
-    "train/loss": "min", "train/samples_per_s": "max", "train/tokens_per_s": "max", "train/lr": None,
+    "train/loss": "min", "train/samples_per_s": None, "train/tokens_per_s": None, "train/lr": None,
     "train/grad_norm": None, "train/skipped_steps": None, "train/peak_mem_mb": None,
 }
 RATE_SUFFIXES = ("_per_s", "_per_sec", "_per_second")
@@ -262,5 +261,25 @@ def format_number(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.4g}"
+
+
+def figure_text(value) -> str:
+    """A recorded figure (a number, or anything else) as a page shows it: a float to 4 significant digits
+    (`format_number`), an int whole, anything else as text."""
+    if isinstance(value, float):
+        return format_number(value)
+    return str(value)
+
+
+MIB = 2 ** 20  # bytes
+
+
+def memory_text(byte_count: float | None) -> str:
+    """Memory in the one unit every page and command uses, MiB (2**20 bytes), to 4 significant digits and whole
+    from 1,000 MiB on: 18_500_000 -> "17.64 MiB", 26e9 -> "24,796 MiB"; "-" for None."""
+    if byte_count is None:
+        return "-"
+    mib = byte_count / MIB
+    return f"{mib:,.0f} MiB" if abs(mib) >= 1000 else f"{mib:.4g} MiB"
 
 

@@ -55,7 +55,7 @@ LEFT_OUT_DETECTORS = {"IPPublicDetector"}  # an IP address in code is not a secr
 # The fast path of `redact_lines`: a built-in rule can only match near one of these. Every rule's secret is either
 # a run of 20+ word characters ([A-Za-z0-9_-]; the shortest, an AWS access key id, is 20), a run of 32+ base64
 # characters (the keyword rule's shortest value), or follows one of these literals (short Artifactory keys, JWTs,
-# Slack tokens, key blocks, netrc and URL passwords, npm tokens). tests/lab/test_field_reports.py checks each rule.
+# Slack tokens, key blocks, netrc and URL passwords, npm tokens). tests/lab/test_secrets.py checks each rule.
 WORD_RUN, BASE64_RUN = 20, 32
 TRIGGERS = (b"AKC", b"AP", b"eyJ", b"xox", b"PRIVATE KEY", b"PuTTY", b"password", b"_authToken", b"://")
 CONTEXT_LINES = 2  # lines before a trigger the rules may need (a netrc entry, a keyword on the previous line)

@@ -7,17 +7,21 @@ from datetime import date
 
 from lab.errors import LabError
 from lab.pages import changes, results
-from lab.pages.context import reference_config
+from lab.pages.context import display_title, reference_config
 from lab.records import config as config_tools
 from lab.records.files import read_json
 from lab.records.store import Store
+
+
+TITLE_SHOWN = 50  # characters of a run's title in `lab runs`
 
 
 def list_runs(
     store: Store, *, family: str | None = None, status: str | None = None, group: str | None = None,
     since: date | None = None,
 ) -> list[dict]:
-    """One row per run matching the filters: id, status, family, group, attempts, created, title, slug.
+    """One row per run matching the filters: id, status, family, group, attempts, created, title (in words:
+    `--title`, else the hypothesis, shortened), slug.
 
     A run whose records cannot be read is listed with status `unreadable` and the reason (as `error`).
     """
@@ -38,7 +42,7 @@ def list_runs(
             "group": run.get("group"),
             "attempts": len(store.attempts.numbers(run_id)),
             "created": run["created"],
-            "title": run["title"],
+            "title": display_title(run, TITLE_SHOWN),
             "slug": run["slug"],
             "hypothesis": run.get("hypothesis"),
         }

@@ -27,6 +27,8 @@ def note(store: Store, run_id: str | None = None, *, notes: dict[str, str | None
         return day_notes(store, journal, bool(notes))
     if any(journal.values()):
         raise LabError("--insight and --overview are day notes: give them without a run id")
+    if notes.get("result") and attempt is None:
+        raise LabError("--result is one Test's result: give it with --attempt N (lab note ID --attempt N --result ...)")
     if component and not change:
         raise LabError("--component names the part a code change touched: give it with --change TEXT")
     if not notes and headline is None and not change:

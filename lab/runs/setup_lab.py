@@ -12,6 +12,7 @@ from lab.launcher import remote
 from lab.records.files import write_text
 from lab.records.store import Store
 from lab.records.store.names import PREFIX
+from lab.tracking.wandb_server import default_entity
 
 DERIVED_FOLDERS = ("daily", "reports", "changelogs")  # pages rendered from the records, never committed
 
@@ -37,6 +38,8 @@ def init_lab(root: Path, *, wandb_entity: str | None = None, wandb_project: str 
         raise LabError(PREFIX_FORM)
     for family in prefixes.values():
         registry.get(family)
+    if wandb_project and not wandb_entity:
+        wandb_entity = default_entity()[0]
     settings = {"entity": wandb_entity, "project": wandb_project, "mode": wandb_mode}
     if not wandb:
         settings["enabled"] = False
@@ -62,3 +65,19 @@ def ignore_entries(ignore: Path, entries: tuple[str, ...]) -> None:
         text = ignore.read_text() if ignore.exists() else ""
         separator = "\n" if text and not text.endswith("\n") else ""
         write_text(ignore, text + separator + "".join(f"{entry}\n" for entry in missing))
+
+
+def wandb_line(store: Store, entity_given: bool) -> str | None:
+    """What `lab init` says of the W&B links: the entity they use and where it came from, or that pages show
+    the W&B run id without a link and how to set one; None while W&B has no project (no links)."""
+    settings = store.settings.get("wandb", {})
+    if not settings.get("project") or not settings.get("enabled", True):
+        return None
+    entity, source = settings.get("entity"), "--wandb-entity"
+    if entity and not entity_given:
+        found, source = default_entity()
+        source = source if found == entity else "lab.json"
+    if entity:
+        return f"W&B links: https://wandb.ai/{entity}/{settings['project']}/... (entity {entity} from {source})"
+    return ("W&B links: none, W&B knows no default entity here (WANDB_ENTITY, or `wandb login`), so pages show "
+            "the W&B run id alone; set one with lab init --wandb-entity ENTITY")

@@ -137,5 +137,7 @@ def structural_check(family: str, values: dict, reference: str, reference_values
     findings = health.structural_findings(values, model_part(count), model_part(reference_count))
     lines = [f"parameters: {count_text(count)} ({reference}: {count_text(reference_count)})",
              *(plan["lines"] if plan else [])]
-    lines += [f"health [{finding.rule}]: {finding.message}. {finding.suggestion}" for finding in findings]
+    lines += [line for finding in findings
+              for line in (f"health [{finding.severity}] {finding.rule}: {finding.message}",
+                           f"    suggestion: {finding.suggestion}")]
     return lines, findings

@@ -14,14 +14,34 @@ DEFAULT_SERVER = "https://api.wandb.ai"
 CONNECT_TIMEOUT_S = 5.0
 
 
-def run_url(entity: str | None, project: str, run_id: str) -> str:
-    """The link to a W&B run (`<entity>` where the entity is not known)."""
-    return f"{BASE_URL}/{entity or '<entity>'}/{project}/runs/{run_id}"
+def run_url(entity: str | None, project: str, run_id: str) -> str | None:
+    """The link to a W&B run; None where the entity is not known (a page then shows the run id alone)."""
+    return f"{BASE_URL}/{entity}/{project}/runs/{run_id}" if entity else None
 
 
-def group_url(entity: str | None, project: str, group: str) -> str:
-    """The link to a W&B group's workspace (`<entity>` where the entity is not known)."""
-    return f"{BASE_URL}/{entity or '<entity>'}/{project}/groups/{group}/workspace"
+def group_url(entity: str | None, project: str, group: str) -> str | None:
+    """The link to a W&B group's workspace; None where the entity is not known."""
+    return f"{BASE_URL}/{entity}/{project}/groups/{group}/workspace" if entity else None
+
+
+def default_entity() -> tuple[str | None, str]:
+    """(the W&B entity this machine uses by default, where it came from) without a network call or importing
+    wandb: `WANDB_ENTITY`, else the `entity` of the [default] section of W&B's settings file (`wandb login` and
+    `wandb init` write it to $WANDB_CONFIG_DIR/settings, by default ~/.config/wandb/settings); (None, "") when
+    neither names one. The API key in ~/.netrc names no entity: only the server knows whose key it is."""
+    import configparser
+    from pathlib import Path
+
+    if os.environ.get("WANDB_ENTITY"):
+        return os.environ["WANDB_ENTITY"], "WANDB_ENTITY"
+    folder = os.environ.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb"
+    settings = configparser.ConfigParser()
+    try:
+        settings.read(Path(folder) / "settings")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None, ""
+    entity = settings.get("default", "entity", fallback="").strip()
+    return (entity, "W&B's settings file") if entity else (None, "")
 
 
 def server_address() -> tuple[str, int]:

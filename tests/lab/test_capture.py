@@ -117,7 +117,7 @@ def test_a_script_logging_only_eval_accuracy_is_judged_on_it_and_its_options_are
     assert "**Verdict**" not in report  # a first run with no parent and no expectation: its result is the page
     assert "- Best eval/accuracy: **0.7** at step 2" in report
     assert "### Options\n- `layers`: 4\n- `lr`: 0.3\n" in report
-    assert "| 2 | - | - | - | 0.7 | best so far, kept checkpoint |" in report
+    assert "| 2 | - | - | - | 0.7 | best so far |" in report  # the script recorded no checkpoint
     assert "| 3 | - | - | - | 0.65 | degrading |" in report
 
 

@@ -183,3 +183,35 @@ def test_a_closed_pipe_is_not_a_traceback(two_runs):
     result = subprocess.run(f"{sys.executable} -m lab runs | head -c 1", shell=True, cwd=two_runs.repo,
                             capture_output=True, text=True)
     assert result.stdout == "I" and result.stderr == ""
+
+
+@pytest.mark.light
+def test_titles_keep_what_the_hypothesis_said(lab):
+    created = lab("new-run", "sc_001", "--hypothesis", "16 units underfit at lr 3e-2").stdout
+    assert "_sc_001_16_units_underfit_lr_3e-2)" in created.splitlines()[0]
+    lab("new-run", "sc_002", "--title", "Wider GRU", "--hypothesis", "a wider GRU learns faster")
+    long = "A learning rate of 0.5 without clipping makes the CTC loss diverge within a hundred steps"
+    lab("new-run", "sc_003", "--hypothesis", long)
+    listing = lab("runs").stdout.splitlines()
+    titles = {line.split()[0]: line.split("  ")[-1].strip() for line in listing[1:]}
+    assert titles == {"sc_001": "16 units underfit at lr 3e-2", "sc_002": "Wider GRU",
+                      "sc_003": "A learning rate of 0.5 without clipping makes the…"}
+
+
+@pytest.mark.light
+def test_help_says_what_each_flag_needs(lab):
+    def help_of(*command):
+        shown = lab(*command, "--help", env=lab_env(COLUMNS="100"))  # a terminal 100 columns wide
+        assert shown.returncode == 0
+        return shown.stdout
+
+    note = " ".join(help_of("note").split())
+    assert "--result TEXT Test N's result (shown on its pages); needs ID and --attempt N" in note
+    assert "--component NAME what --change touches: schedule, model, data, ...; needs --change" in note
+    runs = help_of("runs")
+    assert "  lab runs --status crashed " in runs.split("examples:")[1]
+    assert all(len(line) <= 100 for line in runs.splitlines() + help_of("note").splitlines())
+    lab("new-run", "sc_001", "--hypothesis", "h")
+    refused = lab("note", "sc_001", "--result", "loss 0.5", check=False)
+    assert refused.returncode != 0 and refused.stderr.strip() == (
+        "lab: error: --result is one Test's result: give it with --attempt N (lab note ID --attempt N --result ...)")

@@ -148,3 +148,13 @@ def test_a_bad_timezone_is_one_line(lab):
     (lab.repo / "lab.json").write_text(json.dumps({**settings, "timezone": "Mars/Olympus"}))
     result = lab("log", check=False)
     assert result.returncode != 0 and result.stderr.count("\n") == 1 and "Mars/Olympus" in result.stderr
+
+
+def test_the_setup_line_names_only_what_there_is(lab, repo):
+    lab("new-run", "sc_001", "--hypothesis", "a script of my own")
+    lab("new-run", "sc_002", "--from", "sc_001", "--hypothesis", "the same script again")
+    lab("new-run", "nsd_001", "--preset", "tiny", "--hypothesis", "the family's tiny preset")
+    page = Path(lab("log").stdout.strip()).read_text()
+    setups = [line for line in page.splitlines() if line.startswith("**Setup:**")]
+    assert setups == ["**Setup:**", "**Setup:** against sc_001",
+                      "**Setup:** neural_decoder (preset `tiny`), against cffan_baseline"]

@@ -357,3 +357,128 @@ def test_a_finding_tells_one_story_on_every_page(lab, repo):
     for page in (report, daily):
         assert page.count("`grad_explosion`") == 1 and "3 such spikes, max 80" in page
     assert "- Health findings: 1" in report
+
+
+def stream(train, val, *, steps=2000, every=100, train_noise=0.05, val_noise=0.01, se=False, grad=lambda s: 1.0,
+           per=None, seed=0):
+    """A metric stream with chosen curves and noise: a train row every 10 steps, an evaluation every `every` steps
+    (val/loss, val/per when `per` is given, and their `_se` when `se`: the noise's own standard deviation)."""
+    rng = random.Random(seed)
+    rows = []
+    for step in range(10, steps + 1, 10):
+        rows.append({"step": step, "train/loss": train(step) * (1 + rng.gauss(0, train_noise)),
+                     "train/grad_norm": grad(step) * math.exp(rng.gauss(0, 0.2))})
+        if step % every == 0:
+            row = {"step": step, "val/loss": val(step) * (1 + rng.gauss(0, val_noise))}
+            if per is not None:
+                row["val/per"] = per(step) * (1 + rng.gauss(0, val_noise))
+            if se:
+                row.update({"val/loss_se": val(step) * val_noise, "val/per_se": (per or val)(step) * val_noise})
+            rows.append(row)
+    return rows
+
+
+PLATEAU = {"train": {"best_metric": "val/per", "best_mode": "min"}}
+DROPOUT = {"model": {"dropout": 0.3}, "train": {"best_metric": "val/loss"}}
+HEALTHY = {  # name: (rows, config)
+    "noisy evaluations, se logged": (stream(decaying, lambda s: decaying(s) + 0.1, val_noise=0.04, se=True,
+                                            per=lambda s: 0.2 + 0.7 * math.exp(-s / 400)), PLATEAU),
+    "noisy evaluations, no se": (stream(decaying, lambda s: decaying(s) + 0.1, val_noise=0.04,
+                                        per=lambda s: 0.2 + 0.7 * math.exp(-s / 400)), PLATEAU),
+    "long noisy plateau": (stream(lambda s: 0.5 + 4.0 * math.exp(-s / 50), lambda s: 0.6 + 4.0 * math.exp(-s / 50),
+                                  steps=4000, val_noise=0.03, per=lambda s: 0.3 + 0.6 * math.exp(-s / 50)), PLATEAU),
+    "dropout, val below train": (stream(lambda s: 1.2 + 3 * math.exp(-s / 300), lambda s: 1.19 + 3 * math.exp(-s / 300),
+                                        val_noise=0.01), DROPOUT),
+    "val equal to train at a plateau": (stream(lambda s: 1.38 + 2 * math.exp(-s / 200),
+                                               lambda s: 1.38 + 2 * math.exp(-s / 200), val_noise=0.01), DROPOUT),
+    "3 evaluations": (stream(decaying, lambda s: decaying(s) + 0.1, steps=300, val_noise=0.03), {}),
+    "5 evaluations ending on a noisy one": (stream(lambda s: 1.38 + 2 * math.exp(-s / 60),
+                                                   lambda s: 1.38 + 2 * math.exp(-s / 60), steps=500,
+                                                   val_noise=0.01, seed=3), {}),
+    "warmup bump": (stream(lambda s: decaying(s) * (1 + 0.4 * math.sin(math.pi * s / 200) * (s < 200)),
+                           lambda s: decaying(s) + 0.1, grad=lambda s: 3.0 if s < 200 else 1.0),
+                    {"optim": {"warmup_steps": 200}}),
+    "cosine schedule's end": (stream(lambda s: 0.3 + 3 * math.exp(-s / 400) - 0.05 * (s / 2000) ** 4,
+                                     lambda s: 0.4 + 3 * math.exp(-s / 400), grad=lambda s: 1 + 2 * s / 2000),
+                              {"optim": {"schedule": "cosine", "warmup_steps": 50}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HEALTHY))
+def test_no_rule_fires_on_a_healthy_stream(name):
+    rows, config = HEALTHY[name]
+    for family in (None, "neural_decoder", "redimnet", "sashimi", "dia"):
+        assert check(rows, config, rules_for(family)) == [], (name, family)
+        monitor = LiveMonitor(config, every=5, rules=rules_for(family))
+        assert [finding for row in rows for finding in monitor.observe(row)] == [], (name, family)
+
+
+def overfitting(val_noise=0.03, se=True, config=DROPOUT):
+    """Train loss keeps falling; val loss bottoms out near step 900 and climbs well past its noise."""
+    rows = stream(lambda s: 0.1 + 4.0 * math.exp(-s / 300),
+                  lambda s: 1.0 + 3.5 * math.exp(-s / 300) + 0.0008 * max(0, s - 800), val_noise=val_noise, se=se)
+    return check(rows, config)
+
+
+FAILING = {  # rule: the findings of a stream that has that failure under realistic noise
+    "non_finite": lambda: check(with_nan_at(stream(decaying, decaying, val_noise=0.03), 700), {}),
+    "grad_explosion": lambda: check(stream(decaying, decaying, grad=lambda s: 60.0 if s == 900 else 1.0), {}),
+    "loss_not_decreasing": lambda: check(stream(lambda s: 2.3, lambda s: 2.4, val_noise=0.03), {}),
+    "divergence_after_warmup": lambda: check(stream(diverging_loss, lambda s: 2.0, val_noise=0.03), {}),
+    "gap_widening": overfitting,
+    "metric_degrading": lambda: check(stream(decaying, decaying, val_noise=0.03, se=True,
+                                             per=lambda s: 0.2 + 0.7 * math.exp(-s / 400) + 2e-4 * max(0, s - 1000)),
+                                      PLATEAU),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(FAILING))
+def test_each_rule_fires_on_its_failure_despite_noise(rule):
+    assert rule in fired(FAILING[rule]())
+    assert set(FAILING) == set(RULES)
+
+
+@pytest.mark.parametrize("se", [True, False])
+def test_overfitting_is_found_from_the_logged_se_or_the_streams_own_scatter(se):
+    gap = fired(overfitting(se=se))["gap_widening"]
+    assert 800 <= gap.evidence["best_step"] <= 1200 and gap.evidence["last_gap"] > gap.evidence["best_gap"] > -1
+    assert 0.005 < gap.evidence["noise"] < 0.1  # about 3% of a val loss near 1.5
+
+
+def test_overfitting_suggestion_fits_the_config():
+    with_dropout = fired(overfitting(config=DROPOUT))["gap_widening"].suggestion
+    assert "add dropout" not in with_dropout and "model.dropout=0.3" in with_dropout
+    assert "add weight decay" in with_dropout and "early_stop_patience" in with_dropout
+    plain = fired(overfitting(config={"optim": {"weight_decay": 0.01}}))["gap_widening"].suggestion
+    assert "add dropout" in plain and "raise weight decay (optim.weight_decay=0.01)" in plain
+
+
+def test_a_change_within_the_logged_noise_is_no_degradation():
+    per = [0.30, 0.25, 0.22, 0.21, 0.205, 0.2, 0.2, 0.21, 0.22]  # the last two 5-10% above the best ...
+    rows = [{"step": 100 * (i + 1), "val/per": value, "val/per_se": 0.01} for i, value in enumerate(per)]
+    assert check(rows, PLATEAU) == []  # ... within 3 x sqrt(2) x 0.01 of it
+    rows += [{"step": 1000, "val/per": 0.3, "val/per_se": 0.01}, {"step": 1100, "val/per": 0.31, "val/per_se": 0.01}]
+    assert fired(check(rows, PLATEAU))["metric_degrading"].evidence["noise"] == 0.01
+
+
+def test_doctor_report_and_daily_page_show_one_set_of_findings(lab, repo):
+    lab("new-run", "nsd_001", "--preset", "tiny", "--set", "optim.lr=0.5", "--set", "train.grad_clip=0",
+        "--hypothesis", "a far too high LR")
+    code = ("from lab import tracker\nfor step in range(80):\n"
+            "    tracker.log(step, **{'train/loss': 1.0 if step < 20 else 5.0, 'train/grad_norm': 1.0})\n")
+    lab("launch", "nsd_001", "--no-commit", "--", sys.executable, "-c", code)
+    doctor = lab("doctor", "nsd_001").stdout.splitlines()
+    shown = sorted(line.split(" at step")[0].replace("[", "").replace("]", "") for line in doctor
+                   if line.startswith("["))
+    assert "error divergence_after_warmup" in shown and "warning no_clipping_high_lr" in shown
+    assert all(line.startswith("    suggestion: ") for line in doctor[1::2])
+    lab("report", "nsd_001")
+    lab("log", "--all")
+    report = (repo / "logs/reports/nsd_001.md").read_text()
+    daily = next((repo / "logs/daily").glob("*.md")).read_text()
+    assert daily.count("**Health") == 1 and f"- Health findings: {len(shown)}" in report
+    for page in (report, daily):
+        lines = [line for line in page.splitlines() if line.startswith(("- ❌ error `", "- ⚠️ warning `"))]
+        on_page = sorted(line[2:].split(" at step")[0].split(" ", 1)[1].replace("`", "") for line in lines)
+        assert on_page == shown
+        assert page.count("  - Suggestion: ") == len(shown)

@@ -176,7 +176,9 @@ def test_best_column_follows_metric_directions(story):
     table = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[3:6]]
              for line in page.split("### Final and Best Values")[1].split("###")[0].splitlines()[4:]
              if line.startswith("| ")}
-    assert table["train/samples_per_s"][1:] == ["120", "20"]  # the highest rate is the best one
+    assert "train/samples_per_s" not in table  # a throughput has no "best": it is in the bookkeeping table
+    detail = page.split("### Bookkeeping")[1].split("\n---\n")[0]
+    assert "| train/samples_per_s | " in detail and "Own best" not in detail
     assert table["train/lr"][1:] == ["-", "-"] and table["train/grad_norm"][1:] == ["-", "-"]  # no "best" LR
     assert table["train/loss"][2] == "20" and table["val/per"][1] != "-"
 
@@ -203,7 +205,7 @@ def test_ablation_pages_show_cost_and_reports_link_samples(story):
     add_run(story, "nsd_009", rows=rows, parent="nsd_001")
     write_json(story.attempt_dir("nsd_009", 1) / "summary.json", {"samples_per_s": 250.0, "peak_mem_mb": 900.0})
     page = comparisons.compare(story, ["nsd_001", "nsd_009"]).read_text()
-    assert "### Cost" in page and "| nsd_009:1 | 250 | 900 | not profiled |" in page  # overall rate, process peak
+    assert "### Cost" in page and "| nsd_009:1 | 250 | 900 MiB | not profiled |" in page  # overall rate, process peak
     append_jsonl(story.attempt_dir("nsd_009", 1) / "media.jsonl",
                  {"step": 20, "name": "samples/conditional", "path": "/artefacts/s.wav", "kind": "audio"})
     report = reports.report(story, "nsd_009").read_text()
@@ -351,3 +353,55 @@ def test_a_changelog_without_results_names_no_best_run(lab, repo):
     lab("new-run", "c_003", "--baseline", "orig", "--hypothesis", "h", "--set", "lr=0.2")
     page = Path(lab("changelog", "orig").stdout.strip()).read_text()
     assert "the best run" not in page and "the latest run: no run has a result yet" in page
+
+
+@pytest.mark.light
+def test_a_scripts_report_says_only_what_was_recorded(lab, repo):
+    lab("new-run", "sc_001", "--hypothesis", "a script of my own")
+    code = ("from lab import tracker\nfor step in range(1, 41):\n"
+            "    tracker.log(step, **{'train/loss': 2.0 / step})\n"
+            "    if step % 10 == 0:\n"
+            "        tracker.log(step, **{'val/loss': 2.5 / step, 'val/loss_se': 0.01, 'val/utterances': 64,\n"
+            "                             'train/ctc_infeasible_frac': 0.0})\n")
+    lab("launch", "sc_001", "--no-commit", "--", sys.executable, "-c", code)
+    lab("report", "sc_001")
+    page = (repo / "logs/reports/sc_001.md").read_text()
+    assert "- Best val/loss: **0.0625** at step 40 (every table reads its metrics there; no checkpoint was " \
+           "recorded at this step)" in page
+    assert "kept checkpoint" not in page  # the script saved none
+    assert "| Step | Train Loss (mean since last eval) | Val Loss | Gap | Status |" in page  # val/loss once
+    for empty in ("Samples/s: -", "Peak memory: -", "Time between evaluations: - s"):
+        assert empty not in page
+    main = page.split("### Final and Best Values")[1].split("### Bookkeeping")[0]
+    detail = page.split("### Bookkeeping")[1].split("\n---\n")[0]
+    for bookkeeping in ("val/loss_se", "val/utterances", "train/ctc_infeasible_frac"):
+        assert f"| {bookkeeping} |" in detail and f"| {bookkeeping} |" not in main
+    assert "| val/loss |" in main and "| train/loss |" in main
+
+    code += "tracker.checkpoint('best', 'best.pt', 40)\n"
+    lab("launch", "sc_001", "--no-commit", "--", sys.executable, "-c", code)
+    lab("report", "sc_001", "--attempt", "2")
+    page = (repo / "logs/reports/sc_001.md").read_text()
+    assert "at step 40 (the kept checkpoint; every table reads its metrics there)" in page
+    assert page.count("kept checkpoint") == 2  # the summary line and the evaluation row at step 40
+
+
+def test_memory_has_one_unit_everywhere(story):
+    add_run(story, "nsd_010", rows=curve(20, 3.0, 1.0), parent="nsd_001")
+    folder = story.attempt_dir("nsd_010", 1)
+    story.attempts.update(folder, merge=lambda record: {"memory_plan": {
+        "total": 18_500_000, "weights": 4_600_000, "gradients": 4_600_000, "optimizer": 9_300_000,
+        "activations": None, "parallel": "ddp", "processes": 1, "optimizer_name": "adam"}})
+    write_json(folder / "summary.json", {"peak_mem_mb": 1536.0, "data": {"mean_frames": 112.64453125, "days": 4}})
+    page = reports.report(story, "nsd_010").read_text()
+    assert "- Memory plan: 17.64 MiB per device (ddp x1, adam): weights 4.387 MiB, gradients 4.387 MiB, " \
+           "optimizer 8.869 MiB, activations unknown" in page
+    assert "- Peak memory: 1,536 MiB (process peak)" in page and " MB" not in page
+    assert "- **Data mean_frames**: 112.6" in page and "- **Data days**: 4" in page
+
+
+def test_new_run_states_its_memory_plan_in_mib(lab):
+    created = lab("new-run", "nsd_001", "--preset", "tiny", "--hypothesis", "the tiny preset").stdout
+    plan = next(line for line in created.splitlines() if "memory plan per device" in line)
+    assert re.search(r"weights [\d.]+ MiB, gradients [\d.]+ MiB, optimizer [\d.]+ MiB, .*; total [\d.]+ MiB of "
+                     r"[\d,]+ MiB \(", plan) and " MB" not in plan and " GB" not in plan

@@ -369,3 +369,9 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_intact_one(lab, capsy
     paths[1].write_bytes(paths[1].read_bytes()[:2000])  # a copy cut short
     assert store.attempts.latest_checkpoint("c_001", "last") == str(paths[0])
     assert "is damaged" in capsys.readouterr().err
+
+
+@pytest.mark.light
+def test_a_slug_keeps_numbers_whole():
+    assert slugify("16 units underfit at lr 3e-2") == "16_units_underfit_lr_3e-2"
+    assert slugify("lr 0.5 with clip 1.0 for 1e+4 steps") == "lr_0.5_clip_1.0_1e4"

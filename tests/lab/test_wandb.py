@@ -191,3 +191,30 @@ def test_sync_finds_the_wandb_run_where_wandb_put_it(lab, train_script, tmp_path
     result = lab("sync", check=False, env=lab_env(WANDB_BASE_URL=f"http://127.0.0.1:{free_port()}"))
     assert result.returncode != 0 and "cannot reach the W&B server" in result.stderr
     assert "never started" not in result.stdout and attempt_of(lab, "r_001")["wandb"].get("started") is not False
+
+
+@pytest.mark.light
+@pytest.mark.parametrize("known", [False, True])
+def test_init_without_an_entity_takes_w_and_bs_default_or_shows_no_link(repo, tmp_path, known):
+    from lab_testing import run_lab
+
+    config_dir = tmp_path / "wandb-config"
+    config_dir.mkdir()
+    if known:
+        (config_dir / "settings").write_text("[default]\nentity = my-team\nproject = other\n")
+    env = lab_env(WANDB_CONFIG_DIR=str(config_dir))
+    init = run_lab("init", "--wandb-project", "proj", cwd=repo, env=env)
+    assert init.returncode == 0
+    said = init.stdout.splitlines()[1]
+    run_lab("new-run", "sc_001", "--hypothesis", "h", cwd=repo, env=env)
+    code = "from lab import tracker\ntracker.log(1, **{'train/loss': 1.0})\n"
+    assert run_lab("launch", "sc_001", "--no-commit", "--", sys.executable, "-c", code, cwd=repo, env=env).returncode == 0
+    page = Path(run_lab("log", cwd=repo, env=env).stdout.strip()).read_text()
+    run_id = attempt(repo, "sc_001")[0]["wandb"]["run_id"]
+    assert "<entity>" not in page
+    if known:
+        assert said == "W&B links: https://wandb.ai/my-team/proj/... (entity my-team from W&B's settings file)"
+        assert f"**W&B:** https://wandb.ai/my-team/proj/runs/{run_id} (pending sync)" in page
+    else:
+        assert "pages show the W&B run id alone; set one with lab init --wandb-entity ENTITY" in said
+        assert f"**W&B:** run `{run_id}` (no link: the lab knows no W&B entity" in page and "wandb.ai/" not in page

@@ -16,10 +16,11 @@ the optimizer step allocates its temporaries.
 
 from __future__ import annotations
 
+from lab.records.metrics import memory_text
+
 FLOAT32 = 4
 MOMENT_BYTES = {"adam": 2 * FLOAT32, "adamw": 2 * FLOAT32, "adamw8bit": 2}  # two moments per parameter
 PARTS = ("weights", "gradients", "optimizer", "activations")
-GB = 1e9
 
 
 def memory_plan(
@@ -66,8 +67,8 @@ def transformer_activation_elements(*, tokens: int, width: int, heads_width: int
 
 
 def size(count: float) -> str:
-    """Bytes as GB (decimal, as device sizes are sold), or MB below one GB."""
-    return f"{count / GB:.2f} GB" if count >= GB else f"{count / 1e6:.1f} MB"
+    """Bytes in MiB, as every page and command states memory (`lab.records.metrics.memory_text`)."""
+    return memory_text(count)
 
 
 def describe(plan: dict, device_bytes: float | None, device: str) -> list[str]:

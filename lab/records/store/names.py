@@ -24,11 +24,26 @@ def now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
+# a number kept whole (3e-2, 0.5, 1e+4, 2.5x), else a word of letters and digits
+SLUG_WORD = re.compile(r"(?<![a-z0-9])\d+(?:\.\d+)?(?:e[-+]?\d+)?[a-z0-9]*|[a-z0-9]+")
+
+
 def slugify(text: str, max_words: int = 5) -> str:
-    """A short snake_case title from free text, without filler words."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
+    """A short snake_case title from free text, without filler words, its numbers whole:
+    "16 units underfit at lr 3e-2" -> "16_units_underfit_lr_3e-2"."""
+    words = [word.replace("+", "") for word in SLUG_WORD.findall(text.lower())]
     kept = [word for word in words if word not in TITLE_STOPWORDS] or words
     return "_".join(kept[:max_words]) or "untitled"
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, cut at a word boundary and ended with "…" where it was cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if text[limit - 1] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-") + "…"
 
 
 def check_run_id(run_id: str) -> str:
