@@ -249,6 +249,8 @@ def recent_trend(steps, values) -> tuple[float | None, float | None]:
     import numpy as np
 
     steps, values = np.asarray(steps, float), np.asarray(values, float)  # (n,), (n,)
+    kept = np.isfinite(steps) & np.isfinite(values)  # a malformed row's step reads as NaN
+    steps, values = steps[kept], values[kept]  # (m,), (m,)
     recent, recent_values = steps[-TREND_EVALUATIONS:], values[-TREND_EVALUATIONS:]
     slope = float(np.polyfit(recent, recent_values, 1)[0]) if len(recent) >= 3 and np.ptp(recent) > 0 else None
     fewest, most = SCATTER_EVALUATIONS
