@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.families import registry
-from lab.health.diagnosis import health_events
+from lab.health.diagnosis import run_findings
+from lab.launcher import vcs
 from lab.pages import results, verdicts
 from lab.pages.context import display_title, render
 from lab.pages.results import attempt_config, headline_attempt
@@ -192,7 +193,7 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
             best_earlier["run"]["id"]).status != "worse",
         "notes": {e["field"]: e["text"] for e in events if e["kind"] == "note" and not e.get("attempt")},
         "next": [e["text"] for e in events if e["kind"] == "note" and e.get("field") == "next"],
-        "findings": health_events(store, rid),
+        "findings": run_findings(store, rid, line.headlines[rid]),
     }
 
 
@@ -214,21 +215,22 @@ LAB_FILES = ("lab.json", ".gitignore", ".gitattributes")  # what `lab init` writ
 
 
 def current_issues(store: Store, entries: list[dict]) -> list[dict]:
-    """The changelog's Current Issues, one per health finding of a run and per failed attempt: {"title", "symptom",
-    "cause", "fix", "status"}. A finding is open until a later run with a result no longer shows its rule; a failure
-    until a later attempt of the run finishes. The cause is the run's own findings note where it wrote one."""
+    """The changelog's Current Issues, one per health finding of a run (`run_findings` of its headline attempt, as
+    every page shows them) and per failed attempt: {"title", "severity", "symptom", "cause", "fix", "status"}. A
+    finding is open until a later run with a result no longer shows its rule; a failure until a later attempt of
+    the run finishes. The cause is the run's own findings note where it wrote one."""
     issues = []
     for index, entry in enumerate(entries):
         rid, number = entry["run"]["id"], entry["number"]
         cause = entry["notes"].get("findings") or entry["notes"].get("observations")
         for finding in entry["findings"]:
             cleared = next((later for later in entries[index + 1:] if later["result"] and later["status"] != "failed"
-                            and finding["rule"] not in {f["rule"] for f in later["findings"]}), None)
+                            and finding.rule not in {f.rule for f in later["findings"]}), None)
             issues.append({
-                "title": f"`{finding['rule']}` (Run #{number}, {rid})", "symptom": finding["message"],
-                "cause": cause or f"the `{finding['rule']}` rule at step {finding.get('step')} of "
-                                  f"{rid}:{finding.get('attempt') or '-'}",
-                "fix": finding.get("suggestion"),
+                "title": f"`{finding.rule}` (Run #{number}, {rid})", "severity": finding.severity,
+                "symptom": f"{finding.message} (step {finding.step})",
+                "cause": cause or f"what the `{finding.rule}` rule found in {rid}:{entry['attempt'] or '-'}",
+                "fix": finding.suggestion,
                 "status": f"not seen in Run #{cleared['number']} ({cleared['run']['id']})" if cleared else "open"})
         attempts = store.attempts.of(rid)
         for attempt in attempts:
@@ -246,8 +248,6 @@ def file_changes(store: Store, entries: list[dict]) -> list[dict]:
     """The files the runs' launch commits changed (git, against each commit's parent), the lab's own records and
     settings (LAB_FILES) apart: {"path", "how", "runs"} sorted by path, `how` the change letters seen (A added, M
     modified, D deleted), `runs` 'Run #2, Run #4'."""
-    from lab.launcher import vcs
-
     records = store.logs_dir.relative_to(store.root).as_posix() + "/"
 
     found: dict[str, dict] = {}

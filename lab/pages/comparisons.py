@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.health.diagnosis import health_events
+from lab.health.diagnosis import run_findings
 from lab.pages import plots, results, verdicts
 from lab.pages.context import display_title, latest_profile, render
 from lab.pages.changes import parse_attempt
@@ -87,7 +87,7 @@ def compare(store: Store, specs: list[str], name: str | None = None, reference: 
         winner=winner_line(labels, found),
         reference=reference or f"reference: {labels[0]}, the first run named",
         same_config=same_config_arms(store, arms, labels),
-        findings=[(label, health_events(store, rid, n)) for label, (rid, n) in zip(labels, arms)],
+        findings=[(label, run_findings(store, rid, n)) for label, (rid, n) in zip(labels, arms)],
         run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,

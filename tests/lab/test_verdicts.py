@@ -486,6 +486,32 @@ def test_an_ablation_names_its_reference_and_crowns_only_a_lead_outside_the_nois
     assert "x the scatter of the last evaluations about their curve)" in verdict
 
 
+def test_an_arms_findings_on_the_ablation_page_and_the_changelog_are_lab_doctors(curve_lab):
+    lab = curve_lab
+    lab.repo.joinpath("warm.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, '
+                                              '"optim": {"warmup_steps": 0}, "train": {"max_steps": 100}}')
+    lab("baseline", "add", "warm", "--config", "warm.json")
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "warm")
+    launch(lab, "x_001")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr", "--set", "optim.warmup_steps=500",
+        "--set", "train.max_steps=100")  # a finding of the run's config, recorded at new-run
+    launch(lab, "x_002", "--lr", "0.05", "--nan-at", "30")  # and one of its test, recorded at launch
+    doctor = lab("doctor", "x_002", "--dry-run").stdout.splitlines()
+    named = [line for line in doctor if line.startswith("[")]
+    assert [line.split(":")[0] for line in named] == ["[warning] warmup_covers_run at step 0",
+                                                      "[error] non_finite at step 30"], doctor
+    group = Path(lab("compare", "x_001", "x_002").stdout.strip()).read_text()
+    arm = group.split("## Health")[1].split("## Verdict")[0].split("**x_002:1**")[1]
+    shown = [line for line in arm.splitlines() if line.startswith("- ")]
+    assert [re.sub(r"^- (❌ error|⚠️ warning) `(\w+)` at step (\d+): ", r"[\1] \2 at step \3: ", line)
+            .replace("❌ ", "").replace("⚠️ ", "") for line in shown] == named
+    lab("changelog", "warm")
+    issues = page(lab, "changelogs", "warm.md").split("## Current Issues")[1].split("## Recommendations")[0]
+    assert "### Issue #1: `warmup_covers_run` (Run #2, x_002)\n- **Severity**: ⚠️ warning\n" in issues
+    assert "### Issue #2: `non_finite` (Run #2, x_002)\n- **Severity**: ❌ error\n" in issues
+    assert issues.count("### Issue #") == len(named)
+
+
 @pytest.mark.light
 def test_a_lead_at_the_best_step_that_is_lost_by_the_end_is_no_win(store):
     steady = [1.0, 0.8, 0.7, 0.65, 0.62, 0.60, 0.60, 0.60]
