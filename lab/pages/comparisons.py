@@ -67,9 +67,9 @@ def compare(store: Store, specs: list[str], name: str | None = None, reference: 
     runs = {rid: store.runs.load(rid) for rid, _ in arms}
     differing = differing_keys(store, arms)
     summaries = [results.attempt_summary(store, rid, n) if n else {"result": None, "rows": []} for rid, n in arms]
-    metric_tables, not_compared, identical = metric_comparison(summaries, labels, name)
     found = [verdicts.judged_result(store, rid, n) if ":" not in spec and n else summary["result"]
              for spec, (rid, n), summary in zip(specs, arms, summaries)]
+    metric_tables, not_compared, identical = metric_comparison(summaries, found, labels, name)
     folder = store.logs_dir / "ablations"
     if comparisons(store).get(name) != list(specs):
         append_jsonl(comparisons_index(store), {"name": name, "arms": list(specs)})
@@ -114,9 +114,11 @@ def differing_keys(store: Store, arms: list[tuple[str, int | None]]) -> list[dic
 RESOURCES = ("train/loss",)  # shown beside the judged metrics; what an arm costs is in `costs` (overall rates)
 
 
-def metric_comparison(summaries: list[dict], labels: list[str], name: str) -> tuple[list[dict], list[str], list[str]]:
+def metric_comparison(summaries: list[dict], found: list[dict | None], labels: list[str],
+                      name: str) -> tuple[list[dict], list[str], list[str]]:
     """(one table per validation metric (and RESOURCES) with each arm's row against the first arm's, the metrics
-    not compared and why, those every arm logged alike) from the arms' `results.attempt_summary`."""
+    not compared and why, those every arm logged alike) from the arms' `results.attempt_summary`; on the metric an
+    arm is judged on, its mark is the verdict's (`found`: the arms' judged results, trend and seeds included)."""
     tables = [{row["metric"]: row for row in summary["rows"]} for summary in summaries]
     names = sorted({metric for table in tables for metric in table})
     judged = [m for m in names if m.startswith("val/") and not m.endswith(results.SE_SUFFIX)
@@ -128,11 +130,11 @@ def metric_comparison(summaries: list[dict], labels: list[str], name: str) -> tu
             if len(tables) > 1 and all(table.get(metric) for table in tables):
                 identical.append(f"{metric} {format_number(tables[0][metric]['best'])}")
             continue
-        base = kept_figure(tables[0], metric)
+        base = arm_figure(found[0], tables[0], metric)
         rows = []
         for index, label in enumerate(labels):
             row = tables[index].get(metric)
-            figure = kept_figure(tables[index], metric)
+            figure = arm_figure(found[index], tables[index], metric)
             comparable = index and figure and base and row["mode"]
             outcome = verdicts.judge(base, figure, labels[0]) if comparable else None
             rows.append({"run": label, "row": row, "delta": figure["best"] - base["best"] if comparable else None,
@@ -171,6 +173,12 @@ def kept_figure(table: dict, metric: str) -> dict | None:
     se = table.get(metric + results.SE_SUFFIX)
     return {"metric": metric, "mode": row["mode"], "best": row["kept"], "best_step": row["kept_step"],
             "se": se["kept"] if se and se["kept_step"] == row["kept_step"] else None, "last_step": row["kept_step"]}
+
+
+def arm_figure(result: dict | None, table: dict, metric: str) -> dict | None:
+    """An arm's figure on `metric` as `verdicts.judge` reads it: its judged result (`result`, with its trend, scatter
+    and seeds) when it is judged on `metric`, else the value at its kept step (`kept_figure`)."""
+    return result if result and result["metric"] == metric else kept_figure(table, metric)
 
 
 def uninformative(rows: list[dict | None]) -> str | None:

@@ -210,6 +210,9 @@ def test_a_run_still_improving_fast_enough_to_close_the_gap_is_inconclusive(stor
                        "evaluation size not logged")
     page = reports.report(store, "sash_002").read_text()
     assert "; still improving at its last evaluation" in page
+    compare = comparisons.compare(store, ["sash_001", "sash_002"]).read_text()
+    assert re.search(r"^\| sash_002:1 \| 1\.7 \| .* \| \+0\.2 〰️ \(at its last trend of -0\.35 per 100 steps it would "
+                     r"need about 57 more steps to close the 0\.2 gap\) \|$", compare, re.M), compare
 
 
 @pytest.mark.light
