@@ -91,17 +91,18 @@ def per_steps(last_step: int) -> int:
     return next(unit for unit in (1000, 100, 10, 1) if last_step >= unit or unit == 1)
 
 
-def trend_reason(loser: dict, difference: float, horizon: int, who: str) -> tuple[bool, str | None]:
-    """(whether the loser's recent trend could close the gap within `horizon` more steps, the sentence saying so
+def trend_reason(loser: dict, difference: float, horizon: int) -> tuple[bool, str | None]:
+    """(whether a worse run's recent trend could close the gap within `horizon` more steps, the sentence saying so
     with its figures); (False, None) unless it was still improving at its last evaluation (`still_improving`) along
-    its recent trend (`slope`, over its last evaluations)."""
+    its recent trend (`slope`, over its last evaluations). Only the worse run's trend counts: a run better than
+    its reference is better, however fast the reference was still improving."""
     slope = loser.get("slope")
     toward = slope is not None and (slope < 0 if loser["mode"] == "min" else slope > 0)
     if not (toward and loser.get("still_improving")):
         return False, None
     unit = per_steps(loser["last_step"])
     needed = difference / abs(slope)
-    shown = f"{who} last trend of {slope * unit:+.2g} per {unit} steps"
+    shown = f"its last trend of {slope * unit:+.2g} per {unit} steps"
     if needed <= horizon:
         return True, (f"at {shown} it would need about {needed:,.0f} more steps to close the "
                       f"{format_number(difference)} gap")
@@ -113,8 +114,9 @@ def judge(before: dict | None, after: dict | None, reference: str, run: str = "i
     """`after` (a result: `results.attempt_result` or `seed_result`) against `before` on the same judged metric.
 
     Inside NOISE_Z combined standard errors (the logged `_se`, the seeds' spread, else the scatter of the last
-    evaluations; RELATIVE_MARGIN when there is none) is inconclusive; so is a loss for a side still improving fast
-    enough to close the gap within as many steps again as the longer of the two ran. `reference` names `before`
+    evaluations; RELATIVE_MARGIN when there is none) is inconclusive; so is a worse `after` still improving fast
+    enough to close the gap within as many steps again as the longer of the two ran (the reference's own trend
+    never weakens a better `after`). `reference` names `before`
     on the page ('nsd_001:1')."""
     if not before or not after or before["metric"] != after["metric"]:
         return Verdict("untested", "inconclusive", f"{reference} has no {(after or {}).get('metric')} to compare with",
@@ -135,10 +137,11 @@ def judge(before: dict | None, after: dict | None, reference: str, run: str = "i
     if spread is None and change is not None and abs(change) <= RELATIVE_MARGIN:
         return Verdict("inconclusive", "inconclusive", why=f"within {RELATIVE_MARGIN:.0%}, and no noise estimate",
                        **common)
-    loser = after if change is not None and change < 0 else before
+    if results.is_better(after["best"], before["best"], after["mode"]):
+        return Verdict("improved", STATUS_WORD["improved"], **common)  # whatever the reference's own trend
     horizon = max(after["last_step"], before["last_step"])
-    closes, sentence = trend_reason(loser, difference, horizon, "its" if loser is after else "the reference's")
-    status = "inconclusive" if closes else "improved" if change is not None and change > 0 else "worse"
+    closes, sentence = trend_reason(after, difference, horizon)
+    status = "inconclusive" if closes else "worse"
     return Verdict(status, STATUS_WORD[status], why=sentence, **common)
 
 

@@ -387,13 +387,15 @@ parser = argparse.ArgumentParser()
 parser.add_argument('--lr', type=float, default=0.1)
 parser.add_argument('--crash-at', type=int, default=0)
 parser.add_argument('--nan-at', type=int, default=0)
+parser.add_argument('--tail', type=float, default=0.0)
 args = parser.parse_args()
 tracker.config(vars(args))
 target = 0.35 + (args.lr - 0.1) * 2.5  # lr 0.1 ends near 0.36, lr 0.3 near 0.86, still falling slowly
 for step in range(1, 101):
-    tracker.log(step, **{'train/loss': float('nan') if step == args.nan_at else target + 1.2 / step})
+    steep = args.tail * (100 - step) / 100  # --tail 1: still falling by 0.01 a step at step 100
+    tracker.log(step, **{'train/loss': float('nan') if step == args.nan_at else target + 1.2 / step + steep})
     if step % 10 == 0:
-        tracker.log(step, **{'val/loss': target + 2.0 / step + 0.0002 * math.sin(step * 7.3)})
+        tracker.log(step, **{'val/loss': target + 2.0 / step + steep + 0.0002 * math.sin(step * 7.3)})
     if step == args.crash_at:
         print('Traceback (most recent call last):')
         print('RuntimeError: boom at step', step)
@@ -406,7 +408,7 @@ for step in range(1, 101):
 def curve_lab(lab):
     """A lab with baseline `base` (lr 0.1) and a script whose val/loss falls as target + 1/step, target set by --lr."""
     (lab.repo / "train.py").write_text(CURVE)
-    (lab.repo / "base.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0}')
+    (lab.repo / "base.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, "tail": 0.0}')
     lab("baseline", "add", "base", "--config", "base.json")
     return lab
 
@@ -493,7 +495,7 @@ def test_an_ablation_names_its_reference_and_crowns_only_a_lead_outside_the_nois
 
 def test_an_arms_findings_on_the_ablation_page_and_the_changelog_are_lab_doctors(curve_lab):
     lab = curve_lab
-    lab.repo.joinpath("warm.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, '
+    lab.repo.joinpath("warm.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, "tail": 0.0, '
                                               '"optim": {"warmup_steps": 0}, "train": {"max_steps": 100}}')
     lab("baseline", "add", "warm", "--config", "warm.json")
     lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "warm")
@@ -622,3 +624,30 @@ def test_the_changelog_has_current_issues_recommendations_and_file_changes(curve
     lab("changelog", "base")
     issues = page(lab, "changelogs", "base.md").split("## Current Issues")[1].split("## Recommendations")[0]
     assert "- **Status**: not seen in Run #3 (x_003)" in issues and "- **Status**: Test 2 finished" in issues
+
+
+def test_a_better_run_is_better_however_fast_its_reference_was_still_improving(curve_lab):
+    lab = curve_lab
+    lab.repo.joinpath("steep.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, "tail": 1.0}')
+    lab("baseline", "add", "steep", "--config", "steep.json")
+    lab("new-run", "x_001", "--hypothesis", "the baseline, still falling steeply at its end", "--baseline", "steep")
+    launch(lab, "x_001", "--tail", "1")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr")
+    launch(lab, "x_002", "--tail", "1", "--lr", "0.05")
+    lab("render")
+    line = re.search(r"^\*\*Verdict\*\*: (.*)$", page(lab, "reports", "x_002.md"), re.M).group(1)
+    assert line == ("supported: val/loss 0.2452 at step 100 vs 0.3702 for x_001:1, 33.8% lower (better); evaluation "
+                    "size not logged")  # the reference falls 0.01 a step, but x_002 is the better run
+    changelog = page(lab, "changelogs", "steep.md")
+    works = changelog.split("## What Works")[1].split("## What Doesn't Work")[0]
+    assert "- ✅ `lr`: 0.1 → 0.05 (Run #2, 0.3702 → 0.2452, 34% better; evaluation size not logged)" in works
+    assert "Nothing has improved" not in changelog and "inconclusive" not in changelog
+    assert "| `lr` | 0.1 | 0.05 | ✅ improved (Run #2) |" in changelog.split("## Baseline Comparison Table")[1]
+    compare = Path(lab("compare", "x_001", "x_002").stdout.strip().splitlines()[-1]).read_text()
+    verdict = compare.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("**x_002:1** wins on val/loss: val/loss 0.2452 at step 100 vs 0.3702 for x_001:1, 33.8% "
+                              "lower (better); evaluation size not logged; and holds at the end of the run")
+    marks = re.findall(r"^\| x_002:1 \| .* \| -0\.125 (\S+) \|$", compare, re.M)
+    assert marks == ["✅", "✅"], compare  # val/loss and train/loss agree
+    assert "〰️" not in compare and "No clear winner" not in compare
+
