@@ -651,3 +651,18 @@ def test_a_better_run_is_better_however_fast_its_reference_was_still_improving(c
     assert marks == ["✅", "✅"], compare  # val/loss and train/loss agree
     assert "〰️" not in compare and "No clear winner" not in compare
 
+
+@pytest.mark.light
+def test_a_reference_of_zero_is_compared_on_the_difference(store):
+    accuracy = {"train": {"best_metric": "val/accuracy", "best_mode": "max"}}
+    add_run(store, "acc_001", [{"step": 10, "val/accuracy": 0.0}, {"step": 20, "val/accuracy": 0.0}], accuracy)
+    add_run(store, "acc_002", [{"step": 10, "val/accuracy": 0.5}, {"step": 20, "val/accuracy": 1.0}], accuracy,
+            parent="acc_001")
+    assert verdict_line(store, "acc_002") == ("supported: val/accuracy 1 at step 20 vs 0 for acc_001:1, higher "
+                                              "(better); evaluation size not logged")
+    add_run(store, "acc_003", [{"step": 10, "val/accuracy": 0.0}, {"step": 20, "val/accuracy": 0.0}], accuracy)
+    add_run(store, "acc_004", [{"step": 10, "val/accuracy": -0.5}, {"step": 20, "val/accuracy": -0.2}], accuracy,
+            parent="acc_003")  # a lower score than a reference of 0 is worse, with no relative change to state
+    assert verdict_line(store, "acc_004") == ("not supported: val/accuracy -0.2 at step 20 vs 0 for acc_003:1, lower "
+                                              "(worse); evaluation size not logged")
+
