@@ -142,7 +142,7 @@ def changelog(store: Store, baseline: str) -> Path:
 def changelog_entries(store: Store, line: Lineage, base_config: dict,
                       baseline_result: dict | None) -> tuple[list[dict], dict | None]:
     """(one entry per run, in order; the entry with the best result, or None): each run against its parent when
-    the parent uses the baseline too (`verdicts.change_verdict`, as its report says), else against the baseline's
+    the parent uses the baseline too (`verdicts.run_verdict`, as its report says), else against the baseline's
     own result `baseline_result`."""
     entries, best = [], None
     for run in line.runs:
@@ -199,13 +199,17 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
 
 def entry_verdict(store: Store, run: dict, line: Lineage, parent: str | None,
                   baseline_result: dict | None) -> verdicts.Verdict | None:
-    """A changelog run's verdict: against its parent (the report's own), else against the baseline's result (the
-    first run that reproduced it), else none; a failed headline attempt gets why it stopped."""
-    if parent:
-        return verdicts.change_verdict(store, run, line.headlines[run["id"]])
-    stopped = verdicts.failure_verdict(store, run["id"], line.headlines[run["id"]])
-    found = verdicts.judged_result(store, run["id"], line.headlines[run["id"]])
-    reference = next((r["id"] for r in line.runs if line.found[r["id"]] is baseline_result), None)
+    """A changelog run's verdict: the report's own (`verdicts.run_verdict`: why a failed headline attempt stopped,
+    its expectation, else against its parent) when it has a parent using the baseline or an expectation; else
+    against the baseline's result (the first run that reproduced it); else none, and so none for a run never
+    launched (its result line says so)."""
+    number = line.headlines[run["id"]]
+    if parent or run.get("expect"):
+        return verdicts.run_verdict(store, run, number)
+    stopped = verdicts.failure_verdict(store, run["id"], number)
+    found = verdicts.judged_result(store, run["id"], number) if number else None
+    reference = next((r["id"] for r in line.runs if line.found[r["id"]] is baseline_result), None) \
+        if baseline_result is not None else None
     if stopped or reference in (None, run["id"]) or found is None:
         return stopped
     return verdicts.judge(verdicts.judged_result(store, reference), found, f"the baseline's run {reference}")

@@ -666,3 +666,48 @@ def test_a_reference_of_zero_is_compared_on_the_difference(store):
     assert verdict_line(store, "acc_004") == ("not supported: val/accuracy -0.2 at step 20 vs 0 for acc_003:1, lower "
                                               "(worse); evaluation size not logged")
 
+
+def lr_config(lr):
+    return {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": lr}}
+
+
+@pytest.mark.light
+def test_a_run_never_launched_is_no_reference_for_the_baseline(store):
+    store.baselines.save("base", {"repository": "https://example.org/dia"}, lr_config(0.01))
+    store.runs.create("z_001", hypothesis="never launched", baseline="base", config=lr_config(0.01))
+    add_run(store, "z_002", [{"step": 10, "val/loss": 2.0}, {"step": 20, "val/loss": 1.9}], lr_config(0.02),
+            baseline="base")  # no run reproduced the baseline: it has no result of its own
+    page = changelogs.changelog(store, "base").read_text()
+    assert "z_001 has no" not in page and "inconclusive" not in page
+    run_2 = page.split("### Run #2: z_002")[1]
+    assert "\n**Result**: val/loss 1.9 at step 20 (still improving) (final 1.9)\n" in run_2
+    assert "\n**Result**: no result yet\n" in page.split("### Run #1: z_001")[1].split("### Run #2")[0]
+
+
+@pytest.mark.light
+def test_a_run_never_launched_gets_no_filler_verdict_on_the_changelog(store):
+    store.baselines.save("base", {"repository": "https://example.org/dia"}, lr_config(0.01))
+    add_run(store, "z_001", [{"step": 10, "val/loss": 2.0}, {"step": 20, "val/loss": 1.9}], lr_config(0.01),
+            baseline="base")
+    store.runs.create("z_002", hypothesis="not launched yet", parent="z_001", baseline="base",
+                     config=lr_config(0.02))
+    page = changelogs.changelog(store, "base").read_text()
+    assert "\n**Result**: no result yet\n" in page.split("### Run #2: z_002")[1]
+    assert "logged no value" not in page and "❔" not in page
+
+
+def test_a_run_with_an_expectation_has_one_verdict_on_every_page(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a higher lr overshoots", "--expect",
+        "val/loss > x_001")
+    launch(lab, "x_002", "--lr", "0.3")
+    lab("render")
+    line = re.search(r"^\*\*Verdict\*\*: (.*)$", page(lab, "reports", "x_002.md"), re.M).group(1)
+    assert line.startswith("supported: val/loss > x_001: 0.8702 > 0.3702"), line
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert f"**Verdict:** {line}\n" in daily
+    changelog = page(lab, "changelogs", "base.md")
+    assert f"\n**Result**: ✅ {line}" in changelog.split("### Run #2: x_002")[1]
+    assert "not supported" not in changelog and "135.1% higher" not in changelog
