@@ -202,20 +202,19 @@ def final_figure(result: dict) -> dict:
 
 def winner_line(labels: list[str], found: list[dict | None]) -> str:
     """Which arm won on the reference arm's judged metric (`verdicts.judge`): a lead outside the noise (the seeds'
-    spread, a logged standard error, else the scatter of the arms' last evaluations) at the best step that does
-    not turn into a loss at the end of the run; no winner when every arm logged the same value."""
+    spread, a logged standard error, else the scatter of the arms' last evaluations) over the reference and over
+    every other arm at the best step, that does not turn into a loss at the end of the run; arms whose lead over
+    one another is inside the noise are named as tied; no winner when every arm logged the same value."""
     reference = found[0]
     if reference is None:
         return "No winner: the reference logged no value of the metric it is judged on."
     scored = [(label, result) for label, result in zip(labels, found)
               if result and result["metric"] == reference["metric"]]
-    label, best = scored[0]
     if len(scored) == len(found) > 1 and len({(result["best"], result["final"]) for _, result in scored}) == 1:
         return (f"No winner: every arm logged the same {reference['metric']} ({format_number(reference['best'])}); "
                 "the arms are identical (is the setting they vary wired into the script?).")
-    for other, result in scored[1:]:
-        if results.is_better(result["best"], best["best"], reference["mode"]):
-            label, best = other, result
+    ranked = sorted(scored, key=lambda item: item[1]["best"], reverse=reference["mode"] == "max")  # stable: first wins
+    label, best = ranked[0]
     if label == labels[0]:
         return (f"**{label}** (the reference) stays best on {reference['metric']} "
                 f"({format_number(reference['best'])}, {results.size_text(reference)}); no arm beat it.")
@@ -228,9 +227,27 @@ def winner_line(labels: list[str], found: list[dict | None]) -> str:
     if at_end.status == "worse":
         return (f"No clear winner on {reference['metric']}: **{label}** leads at its best step ({at_best.figures}) "
                 f"but not {end}.")
+    tied = [(other, result) for other, result in ranked[1:] if other != labels[0]
+            and verdicts.judge(result, best, other).status != "improved"]
+    if tied:
+        return tie_line(labels[0], reference, [(label, best), *tied])
     holds = "and holds" if at_end.status == "improved" else "though inside the noise"
     return (f"**{label}** wins on {reference['metric']}: {at_best.figures}; {results.size_text(best)}; {holds} "
             f"{end}.")
+
+
+def tie_line(reference_label: str, reference: dict, tied: list[tuple[str, dict]]) -> str:
+    """'No clear winner on val/loss: **h_003:1**, **h_002:1** and **h_001:1** are tied ...' for arms (`tied`, the
+    leader first) whose differences from the leader are inside the noise, with whether they all beat the reference."""
+    (label, best), (other, runner_up) = tied[0], tied[1]
+    names = [f"**{name}**" for name, _ in tied]
+    between = verdicts.judge(runner_up, best, other)
+    against = [verdicts.judge(reference, result, reference_label).status == "improved" for _, result in tied]
+    beat = ("all of them are better than the reference" if all(against) else
+            "not all of them are better than the reference")
+    return (f"No clear winner on {reference['metric']}: {', '.join(names[:-1])} and {names[-1]} are tied "
+            f"({label} reads {between.figures}, {between.why or 'the same'}); {beat} {reference_label} "
+            f"({format_number(reference['best'])}); {results.size_text(best)}.")
 
 
 def same_config_arms(store: Store, arms: list[tuple[str, int | None]], labels: list[str]) -> list[str]:

@@ -711,3 +711,22 @@ def test_a_run_with_an_expectation_has_one_verdict_on_every_page(curve_lab):
     changelog = page(lab, "changelogs", "base.md")
     assert f"\n**Result**: ✅ {line}" in changelog.split("### Run #2: x_002")[1]
     assert "not supported" not in changelog and "135.1% higher" not in changelog
+
+
+@pytest.mark.light
+def test_an_ablation_winner_must_lead_the_runner_up_outside_the_noise(store):
+    def rows(floor):
+        return [{"step": 10 * (i + 1), "val/loss": floor + extra, "val/loss_se": 0.01}
+                for i, extra in enumerate([0.5, 0.2, 0.1, 0.0])]
+
+    for run_id, floor in (("r_001", 0.35), ("h_001", 0.30), ("h_002", 0.2999), ("h_003", 0.2998)):
+        add_run(store, run_id, rows(floor))
+    page = comparisons.compare(store, ["r_001", "h_001", "h_002", "h_003"]).read_text()
+    verdict = page.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("No clear winner on val/loss: **h_003:1**, **h_002:1** and **h_001:1** are tied "
+                              "(h_003:1 reads val/loss 0.2998 at step 40 vs 0.2999 for h_002:1, 0.0% lower (better), "
+                              "the difference 0.0001 is within the noise"), verdict
+    assert "all of them are better than the reference r_001:1 (0.35)" in verdict and "wins" not in verdict
+    add_run(store, "h_004", rows(0.25))  # a lead over the runner-up outside the noise is a win
+    page = comparisons.compare(store, ["r_001", "h_001", "h_004"]).read_text()
+    assert page.split("## Verdict")[1].strip().startswith("**h_004:1** wins on val/loss: val/loss 0.25 at step 40")
