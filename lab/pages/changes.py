@@ -55,21 +55,40 @@ def command_phrase(before: list[str], after: list[str]) -> str | None:
     return "; ".join(parts) or None
 
 
+def unexplained(command: list[str], names: set[str]) -> list[str]:
+    """The words of `command` left once the flags that set a config key of `names` (`--lr 0.05`, `--lr=0.05`,
+    `--crash-at 45` for `crash_at`) and their values are taken out: what the config's changes do not already say."""
+    kept, index = [], 0
+    while index < len(command):
+        word = command[index]
+        flag = word.lstrip("-").partition("=")[0].replace("-", "_")
+        index += 1
+        if not (word.startswith("-") and flag in names):
+            kept.append(word)
+        elif "=" not in word and index < len(command) and not command[index].startswith("--"):
+            index += 1  # the flag's value
+    return kept
+
+
 def attempt_change_words(store: Store, run_id: str, before: int, after: int) -> str | None:
     """What attempt `after` of a run changed from attempt `before`, as a sentence: its config changes (bookkeeping
-    apart) by name, else the arguments its command added or dropped; None when both are the same."""
-    changes = [change for change in config_tools.diff(results.attempt_config(store, run_id, before),
-                                                      results.attempt_config(store, run_id, after))
-               if change.component != "bookkeeping"]
-    if changes:
-        phrases = [change_phrase(change) for change in changes[:WORDS_SHOWN]]
-        more = len(changes) - WORDS_SHOWN
+    apart) by name, then the arguments its command added or dropped beside the flags that set those keys; None
+    when both are the same."""
+    changes = config_tools.diff(results.attempt_config(store, run_id, before),
+                                results.attempt_config(store, run_id, after))
+    tested = [change for change in changes if change.component != "bookkeeping"]
+    parts = []
+    if tested:
+        phrases = [change_phrase(change) for change in tested[:WORDS_SHOWN]]
+        more = len(tested) - WORDS_SHOWN
         text = ", ".join(phrases[:-1]) + (" and " if len(phrases) > 1 else "") + phrases[-1]
-        text += f" (and {more} more: lab diff {run_id}:{before} {run_id}:{after})" if more > 0 else ""
-        return text[0].upper() + text[1:]
-    commands = [store.attempts.load(run_id, number).get("command") or [] for number in (before, after)]
-    words = command_phrase(*commands)
-    return words[0].upper() + words[1:] if words else None
+        parts.append(text + (f" (and {more} more: lab diff {run_id}:{before} {run_id}:{after})" if more > 0 else ""))
+    names = {change.key.rsplit(".", 1)[-1].replace("-", "_") for change in changes}
+    commands = [unexplained(store.attempts.load(run_id, number).get("command") or [], names)
+                for number in (before, after)]
+    parts += [words] if (words := command_phrase(*commands)) else []
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] if text else None
 
 
 def metric_lines(store: Store, first: tuple[str, int | None], second: tuple[str, int | None]) -> list[str]:

@@ -730,3 +730,13 @@ def test_an_ablation_winner_must_lead_the_runner_up_outside_the_noise(store):
     add_run(store, "h_004", rows(0.25))  # a lead over the runner-up outside the noise is a win
     page = comparisons.compare(store, ["r_001", "h_001", "h_004"]).read_text()
     assert page.split("## Verdict")[1].strip().startswith("**h_004:1** wins on val/loss: val/loss 0.25 at step 40")
+
+
+def test_a_test_that_changed_its_config_and_its_command_says_both(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    launch(lab, "x_001")
+    lab("launch", "x_001", "--no-commit", "--", sys.executable, "-u", "train.py", "--lr", "0.05")
+    lab("log")
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert re.search(r"\*\*Test 2:\*\* .*\. From Test 1: Decreased lr to 0\.05; added `-u`\n", daily), daily
