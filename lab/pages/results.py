@@ -305,8 +305,8 @@ def seed_result(store: Store, run_id: str) -> dict | None:
     """The run's judged metric over its seeds when its attempts ran with two or more `train.seed` values (the
     latest attempt of each seed, `lab launch ID --seeds N`): attempt_result's fields with `best` the mean of the
     seeds' kept values, `spread` their sample standard deviation, `se` = spread / sqrt(seeds), `seeds` the count,
-    `attempt` and `best_step` None, `slope` the seeds' mean slope (None if one has none). None with fewer than two
-    seeds."""
+    `attempt` and `best_step` None, `final` the mean of the seeds' final values, `slope` the seeds' mean slope (None
+    if one has none). None with fewer than two seeds."""
     per_seed = {}
     for number in store.attempts.numbers(run_id):
         result = attempt_result(store, run_id, number)
@@ -321,6 +321,8 @@ def seed_result(store: Store, run_id: str) -> dict | None:
     mean = sum(values) / len(values)
     spread = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
     return {**found[-1], "best": mean, "best_step": None, "attempt": None, "spread": spread,
+            "final": sum(result["final"] for result in found) / len(found),
+            "last_step": max(result["last_step"] for result in found),
             "se": spread / len(values) ** 0.5, "seeds": len(values),
             "still_improving": any(result["still_improving"] for result in found),
             "slope": None if any(r["slope"] is None for r in found) else sum(r["slope"] for r in found) / len(found)}

@@ -740,3 +740,20 @@ def test_a_test_that_changed_its_config_and_its_command_says_both(curve_lab):
     lab("log")
     daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
     assert re.search(r"\*\*Test 2:\*\* .*\. From Test 1: Decreased lr to 0\.05; added `-u`\n", daily), daily
+
+
+@pytest.mark.light
+def test_seeded_arms_are_compared_at_the_end_on_their_seeds_mean(store):
+    def seeded(seed):
+        return {"train": {"best_metric": "val/loss", "best_mode": "min", "seed": seed}}
+
+    for run_id, bests, finals in (("s_001", [1.50, 1.52, 1.48], [1.60, 1.60, 1.90]),  # the last seed ends badly
+                                  ("s_002", [1.20, 1.22, 1.18], [1.25, 1.25, 1.25])):
+        for seed, (best, final) in enumerate(zip(bests, finals)):
+            add_run(store, run_id, [{"step": 10, "val/loss": best + 0.3}, {"step": 20, "val/loss": best},
+                                    {"step": 30, "val/loss": final}], seeded(seed))
+    page = comparisons.compare(store, ["s_001", "s_002"]).read_text()
+    verdict = page.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("**s_002:3** wins on val/loss: val/loss 1.2 (mean of 3 seeds, sd 0.02) vs 1.5 (mean of 3 "
+                              "seeds, sd 0.02)"), verdict
+    assert "at the end of the run: val/loss 1.25 at step 30 vs 1.7 for s_001:3, 26.5% lower (better)." in verdict
