@@ -16,7 +16,7 @@ from lab.health.diagnosis import run_findings
 from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
 from lab.pages.changes import attempt_change_words
-from lab.pages.verdicts import failure_line, why_stopped
+from lab.pages.verdicts import why_stopped
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
@@ -163,7 +163,6 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "disagreements": attempt.get("config_disagreements") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
-        "failure": failure_line(store, run["id"], attempt),
         "stopped": why_stopped(store, run["id"], attempt),
         "result": results.attempt_result(store, run["id"], number),
         "previous": previous,

@@ -25,7 +25,7 @@ from lab.records.metrics import format_number
 from lab.records.store.names import RUN_ID
 
 MAX_LENGTH = 300
-NOISE_Z = 2.0  # a side within 2 combined standard errors of the other is inside the noise
+NOISE_Z = 2.0  # within 2 combined standard errors (about a 95% interval) is inside the noise, on every verdict
 NAME = r"[A-Za-z_]\w*(?:[/.]\w+)*"
 REFERENCE = re.compile(rf"(?<![\w.])({NAME})(?::({NAME}))?")
 COMPARISONS = {ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le), ast.Gt: (">", operator.gt),

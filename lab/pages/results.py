@@ -6,7 +6,7 @@ metric's value there beside its own best, the evaluation's size and noise, and t
     results.attempt_result(store, "nsd_002", 1)
     -> {"metric": "val/per", "mode": "min", "best": 0.31, "best_step": 400, "final": 0.33, "attempt": 1,
         "se": 0.004, "size": {"trials": 480}, "still_improving": False, "last_step": 500,
-        "slope": -2e-05, "scatter": 0.003, "evaluations": 5}
+        "slope": -2e-05, "scatter": 0.003}
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def attempt_summary(store: Store, run_id: str, number: int) -> dict:
                             key=lambda item: SIZE_WORDS.index(item[0]))),
         "still_improving": bool(improving),
         "last_step": int(frame["step"][evaluations.index[-1]]),
-        "slope": slope, "scatter": scatter, "evaluations": len(evaluations),
+        "slope": slope, "scatter": scatter,
     }
     return {"result": result, "rows": rows}
 
@@ -264,7 +264,7 @@ def recent_trend(steps, values) -> tuple[float | None, float | None]:
 
 def attempt_result(store: Store, run_id: str, number: int | None) -> dict | None:
     """The attempt's judged metric at its kept step: {metric, mode, best, best_step, final, attempt, se, size,
-    still_improving, last_step, slope, scatter, evaluations}, or None when it logged no value of it."""
+    still_improving, last_step, slope, scatter}, or None when it logged no value of it."""
     return attempt_summary(store, run_id, number)["result"] if number else None
 
 

@@ -18,11 +18,10 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.pages import expectations, results
-from lab.pages.expectations import Reference
+from lab.pages.expectations import NOISE_Z, Reference
 from lab.records.metrics import format_number
 from lab.records.store import Store
 
-NOISE_Z = 2.0  # a difference within 2 standard errors (about a 95% interval) is inside the noise
 RELATIVE_MARGIN = 0.01  # with no noise estimate at all, a relative change within 1% is inconclusive
 STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "inconclusive": "〰️", "untested": "❔"}
 STATUS_WORD = {"improved": "supported", "worse": "not supported", "unchanged": "inconclusive",
@@ -37,19 +36,17 @@ class Verdict:
     """A run against its reference. `status`: improved | worse | unchanged | inconclusive | untested (as the
     changelog and the ablation mark it) or failed; `word` is how a hypothesis page says it (supported, not
     supported, inconclusive, failed); `figures` the values and the change, `why` what weakened or decided it,
-    `size` the evaluation's size. `change` is the relative improvement (positive = better), `noise` the ± band."""
+    `size` the evaluation's size; `value` and `reference_value` the two figures compared, `change` the relative
+    improvement (positive = better; None against a reference of 0 or for an expectation)."""
 
     status: str
     word: str
     figures: str
     why: str | None = None
     size: str | None = None
-    metric: str | None = None
     value: float | None = None
-    reference: str | None = None
     reference_value: float | None = None
     change: float | None = None
-    noise: float | None = None
 
     @property
     def line(self) -> str:
@@ -110,7 +107,7 @@ def trend_reason(loser: dict, difference: float, horizon: int) -> tuple[bool, st
                    f"{needed:,.0f} more steps, over the {horizon:,} steps compared")
 
 
-def judge(before: dict | None, after: dict | None, reference: str, run: str = "it") -> Verdict:
+def judge(before: dict | None, after: dict | None, reference: str) -> Verdict:
     """`after` (a result: `results.attempt_result` or `seed_result`) against `before` on the same judged metric.
 
     Inside NOISE_Z combined standard errors (the logged `_se`, the seeds' spread, else the scatter of the last
@@ -127,8 +124,8 @@ def judge(before: dict | None, after: dict | None, reference: str, run: str = "i
     figures = (f"{after['metric']} {results.figure_text(after)} vs {shown} for {reference}, "
                f"{results.change_words(before['best'], after['best'], after['mode'])}")
     spread, source = noise(before, after)
-    common = dict(figures=figures, size=results.size_text(after), metric=after["metric"], value=after["best"],
-                  reference=reference, reference_value=before["best"], change=change, noise=spread)
+    common = dict(figures=figures, size=results.size_text(after), value=after["best"],
+                  reference_value=before["best"], change=change)
     if difference == 0:
         return Verdict("unchanged", "inconclusive", **common)
     if spread is not None and difference <= spread:
@@ -187,8 +184,7 @@ def run_verdict(store: Store, run: dict, number: int | None) -> Verdict | None:
         return Verdict("untested", "inconclusive", f"the expectation cannot be read ({error})")
     outcome = expectations.evaluate(expectation, figure_lookup(store, run["id"], number))
     status = {"supported": "improved", "not supported": "worse"}.get(outcome["status"], "inconclusive")
-    return Verdict(status, outcome["status"], outcome["text"], size=results.size_text(result),
-                   metric=result["metric"], value=result["best"])
+    return Verdict(status, outcome["status"], outcome["text"], size=results.size_text(result))
 
 
 def figure_lookup(store: Store, run_id: str, number: int):
