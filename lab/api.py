@@ -157,7 +157,8 @@ def add_baseline(name: str, *, config_file: str | None = None, from_run: str | N
 
 
 def attach_baseline(name: str, run_ids: list[str], root: str | os.PathLike | None = None) -> list[str]:
-    """`lab baseline attach NAME RUN...`: runs made before the baseline join it; the ids attached. LabError for a
+    """`lab baseline attach NAME RUN...`: runs made before the baseline join it; the ids attached now (not those
+    that already used it). LabError for a
     baseline not registered, a run that does not exist or one that uses another baseline."""
     from lab.runs import baselines
 

@@ -172,8 +172,12 @@ def cmd_baseline(args) -> int:
 
     if args.action == "attach":
         attached = api.attach_baseline(args.name, args.runs)
-        print(f"baseline {args.name}: {', '.join(attached)} now use{'s' if len(attached) == 1 else ''} it; "
-              f"lab changelog {args.name} renders their changes")
+        already = [run_id for run_id in dict.fromkeys(args.runs) if run_id not in attached]
+        if attached:
+            print(f"baseline {args.name}: {', '.join(attached)} now use{'s' if len(attached) == 1 else ''} it; "
+                  f"lab changelog {args.name} renders their changes")
+        if already:
+            print(f"baseline {args.name}: {', '.join(already)} already use{'s' if len(already) == 1 else ''} it")
         return 0
     if args.runs:
         raise LabError(f"lab baseline add takes no run ids; to make runs join it: lab baseline attach {args.name} "

@@ -28,7 +28,9 @@ STATUS_WORD = {"improved": "supported", "worse": "not supported", "unchanged": "
                "inconclusive": "inconclusive", "untested": "inconclusive"}
 ENDED_BADLY = ("failed", "crashed", "killed")
 FAILURE_LINES = 15
-ERROR_LINE = re.compile(r"\b\w*(Error|Exception|Interrupt)\b|^(error|fatal|killed)\b", re.I)
+# An exception's name (case as Python writes it, so a metric print like `val_error 0.3` is none), or a line that
+# starts with the word error, fatal or killed in any case.
+ERROR_LINE = re.compile(r"\b\w*(Error|Exception|Interrupt)\b|^(?i:error|fatal|killed)\b")
 
 
 @dataclass(frozen=True)

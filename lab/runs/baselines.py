@@ -37,8 +37,9 @@ def baseline_line(name: str, snapshot: dict) -> str:
 
 def attach(store: Store, name: str, run_ids: list[str]) -> list[str]:
     """Make runs `run_ids` use baseline `name` (their run.json's `baseline`), as `lab new-run --baseline` would
-    have; returns the ids attached. LabError for no run, a baseline not registered, a run that does not exist or
-    a run that uses another baseline (nothing is changed then)."""
+    have; returns the ids attached now (a run that already uses it is left as it is). LabError for no run, a
+    baseline not registered, a run that does not exist or a run that uses another baseline (nothing is changed
+    then)."""
     if store.baselines.get(name) is None:
         raise LabError(f"no baseline {name!r}; register it first with lab baseline add {name} --config FILE")
     if not run_ids:
@@ -47,6 +48,7 @@ def attach(store: Store, name: str, run_ids: list[str]) -> list[str]:
         other = store.runs.load(run_id).get("baseline")
         if other not in (None, name):
             raise LabError(f"run {run_id} uses baseline {other}; a run belongs to one baseline")
-    for run_id in run_ids:
+    attached = [run_id for run_id in dict.fromkeys(run_ids) if store.runs.load(run_id).get("baseline") is None]
+    for run_id in attached:
         store.runs.update(run_id, baseline=name)
-    return list(run_ids)
+    return attached

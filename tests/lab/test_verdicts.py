@@ -757,3 +757,26 @@ def test_seeded_arms_are_compared_at_the_end_on_their_seeds_mean(store):
     assert verdict.startswith("**s_002:3** wins on val/loss: val/loss 1.2 (mean of 3 seeds, sd 0.02) vs 1.5 (mean of 3 "
                               "seeds, sd 0.02)"), verdict
     assert "at the end of the run: val/loss 1.25 at step 30 vs 1.7 for s_001:3, 26.5% lower (better)." in verdict
+
+
+@pytest.mark.light
+def test_why_a_run_stopped_names_its_error_not_a_metric_print(store):
+    store.runs.create("e_001", hypothesis="h", config=lr_config(0.01))
+    folder = store.attempts.begin("e_001", command=["python", "train.py"], pid=os.getpid())
+    (folder / "stdout.log").write_text("RuntimeError: CUDA out of memory\nval_error 0.3\nstep 3 error_rate 0.2\n")
+    store.attempts.end(folder, exit_code=1, status="failed")
+    day = context.daily_log(store, context.active_days(store)[-1]).read_text()
+    assert "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n" in day, day
+
+
+@pytest.mark.light
+def test_attaching_a_run_that_already_uses_the_baseline_says_so(lab):
+    (lab.repo / "base.json").write_text('{"lr": 0.1}')
+    lab("baseline", "add", "base", "--config", "base.json")
+    lab("new-run", "x_001", "--hypothesis", "h")
+    lab("new-run", "x_002", "--hypothesis", "h")
+    assert lab("baseline", "attach", "base", "x_001").stdout == \
+        "baseline base: x_001 now uses it; lab changelog base renders their changes\n"
+    assert lab("baseline", "attach", "base", "x_001", "x_002").stdout == (
+        "baseline base: x_002 now uses it; lab changelog base renders their changes\n"
+        "baseline base: x_001 already uses it\n")
