@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LIGHT := .venv-light
 LIGHT_STAMP := $(LIGHT)/.installed
 
-.PHONY: install install-light demo test test-light bench lint clean
+.PHONY: install install-light demo test test-all test-light bench lint clean
 
 install: $(STAMP)
 
@@ -28,14 +28,21 @@ $(LIGHT_STAMP): requirements-light.txt
 demo: install
 	$(BIN)/python -m lab.demo
 
+# One pytest worker per core (pytest-xdist). `make test` runs each test once: the light ones in the light install
+# (test-light), the rest here; tests marked slow (training long enough to learn) run in test-all only.
+PYTEST := WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q -n auto --dist worksteal --durations=10
+
 test: install test-light
-	WANDB_MODE=offline WANDB_SILENT=true $(BIN)/python -m pytest -q --durations=10
+	$(PYTEST) -m "not slow and not light"
+
+test-all: install test-light
+	$(PYTEST)
 
 # The notebook's own tests in the light install: a torch import creeping into lab/ fails here. Run from tests/
 # so that `lab` is the installed package, not the checkout.
 test-light: install-light
 	$(LIGHT)/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
-	cd tests && WANDB_MODE=offline WANDB_SILENT=true ../$(LIGHT)/bin/python -m pytest -q -m light -p no:cacheprovider lab
+	cd tests && WANDB_MODE=offline WANDB_SILENT=true ../$(LIGHT)/bin/python -m pytest -q -n auto --dist worksteal -m light -p no:cacheprovider lab
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

@@ -424,8 +424,9 @@ def overfitting_suggestion(config: dict) -> str:
 
 @evaluation_rule
 def gap_widening(rows: list[Row], config: dict) -> list[Finding]:
-    """Val loss rises from its lowest level (`lowest_level`) and stays up while the val - train loss gap (`evaluation_gaps`) widens to
-    a clearly positive gap, each change beyond the evaluation's noise (`evaluation_noise`): overfitting."""
+    """Val loss rises from its lowest level (`lowest_level`) and stays up while the val - train loss gap
+    (`evaluation_gaps`) widens to a clearly positive gap, each change beyond the evaluation's noise
+    (`evaluation_noise`): overfitting."""
     evaluations = evaluation_gaps(rows)
     if len(evaluations) < GAP_MIN_EVALS:
         return []

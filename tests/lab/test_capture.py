@@ -59,6 +59,7 @@ def table(rows: list[dict], key: str) -> list[tuple[int, float]]:
     return [(row["step"], row[key]) for row in rows if key in row]
 
 
+@pytest.mark.wandb
 def test_a_nanogpt_shaped_script_shows_its_rows_config_and_link_on_every_page(lab, repo):
     (repo / "train.py").write_text(NANOGPT)
     lab("new-run", "ng_001", "--hypothesis", "a char GPT learns shakespeare")
@@ -140,6 +141,7 @@ run.finish()
 """
 
 
+@pytest.mark.wandb
 def test_wandb_rows_steps_config_summary_and_axes(lab, repo):
     (repo / "log_wandb.py").write_text(WANDB_STEPS)
     lab("new-run", "wb_001", "--hypothesis", "h")
@@ -270,6 +272,7 @@ Trainer(model=model, args=args, train_dataset=data).train()
 """
 
 
+@pytest.mark.wandb
 def test_a_hugging_face_trainer_reporting_to_wandb_and_tensorboard(lab, repo, tmp_path):
     pytest.importorskip("transformers")
     (repo / "hf.py").write_text(HF_TRAINER)

@@ -20,6 +20,7 @@ def attempt_record(repo, run_id, number):
     return read(Store(repo).attempt_dir(run_id, number) / "attempt.json")
 
 
+@pytest.mark.wandb
 def test_the_researcher_flow_end_to_end(lab, train_script):
     repo = lab.repo
     lab("new-run", "dia_009", "--hypothesis", "MusicGen delay needs the full-size decoder",

@@ -119,6 +119,7 @@ def test_next_ids_are_reserved_through_the_remote(clones):
     assert not (b.path / "logs/runs/dia_001").exists()
 
 
+@pytest.mark.wandb
 def test_a_collision_made_offline_is_named_once_and_lab_rename_keeps_both_runs(clones):
     a, b = clones
     a.lab("new-run", "dia_001", "--hypothesis", "a's decoder")
@@ -381,6 +382,7 @@ def test_detached_head_and_unfinished_merge_are_refused(clones):
     assert a.git("ls-files", "--unmerged", "shared.txt")  # still unresolved, nothing committed
 
 
+@pytest.mark.wandb
 def test_sync_touches_only_this_clones_attempts(clones):
     a, b = clones
     a.lab("new-run", "nsd_001", "--hypothesis", "x")

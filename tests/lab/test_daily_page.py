@@ -24,6 +24,7 @@ def shift_run_to_yesterday(repo, run_id):
     path.write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
+@pytest.mark.wandb
 def test_daily_log_has_the_reference_shape(lab, repo, train_script):
     lab("new-run", "dia_009", "--hypothesis", "MusicGen delay needs the full-size decoder",
         "--title", "MusicGen delay scaled", "--group", "musicgen_delay_scaled")

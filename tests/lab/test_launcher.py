@@ -28,6 +28,7 @@ def attempt_record(repo, run_id, number):
     return read(Store(repo).attempt_dir(run_id, number) / "attempt.json")
 
 
+@pytest.mark.wandb
 def test_launch_passes_the_exit_status_and_lab_variables(lab, repo):
     (repo / "show_env.py").write_text(
         "import os, sys\n"
@@ -251,7 +252,7 @@ def test_the_attempt_ends_when_the_command_ends_and_names_what_it_left(lab):
     result = lab("launch", "o_003", "--no-commit", "--", sys.executable, "-c", HELPER, timeout=60)
     helper = int(result.stdout.split("helper ")[1].split()[0])
     try:
-        assert time.monotonic() - start < 20 and alive(helper)
+        assert time.monotonic() - start < 40 and alive(helper)  # the helper sleeps 60 s: well apart on a busy machine
         attempt = attempt_of(lab, "o_003")
         assert attempt["status"] == "finished" and attempt["exit_code"] == 0
         assert [item["pid"] for item in attempt["left_running"]] == [helper]
@@ -270,7 +271,7 @@ def test_a_left_child_that_keeps_printing_does_not_hold_the_attempt_open(lab):
     lab("new-run", "o_005", "--hypothesis", "h")
     start = time.monotonic()
     lab("launch", "o_005", "--no-commit", "--", sys.executable, "-c", CHATTY, timeout=60)
-    assert time.monotonic() - start < 20  # the helper prints for a minute; the attempt does not wait for it
+    assert time.monotonic() - start < 40  # the helper prints for a minute; the attempt does not wait for it
     assert attempt_of(lab, "o_005")["status"] == "finished"
 
 
@@ -431,7 +432,7 @@ def test_a_child_dies_with_its_killed_launcher(lab):
 
 def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, repo):
     settings = json.loads((repo / "lab.json").read_text())
-    (repo / "lab.json").write_text(json.dumps({**settings, "launch": {"kill_grace_seconds": 20}}))
+    (repo / "lab.json").write_text(json.dumps({**settings, "launch": {"kill_grace_seconds": 45}}))
     lab("new-run", "k_001", "--hypothesis", "h")
     code = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"  # Python's own SIGINT: KeyboardInterrupt
     process = subprocess.Popen(  # as `lab launch ... &` in a script: the shell starts it with SIGINT ignored
@@ -441,6 +442,6 @@ def test_sigint_reaches_a_trainer_launched_in_the_background_by_a_script(lab, re
     assert process.stdout.readline() == "ready\n"
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 130 and time.monotonic() - started < 15, process.stderr.read()
+    assert process.wait(timeout=90) == 130 and time.monotonic() - started < 45, process.stderr.read()  # not killed
     attempt = Store(repo).attempts.load("k_001", 1)
     assert attempt["status"] == "killed" and attempt["stopped_by"] == {"signal": "SIGINT"}

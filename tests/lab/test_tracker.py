@@ -80,6 +80,7 @@ def test_init_opens_an_attempt_outside_a_launch(fresh_tracker, tmp_path):
     assert (ended / "metrics.jsonl").read_text().count("\n") == 1
 
 
+@pytest.mark.wandb
 @pytest.mark.light
 def test_metrics_are_mirrored_to_an_offline_wandb_run(tmp_path):
     store = Store.init(tmp_path)

@@ -14,6 +14,9 @@ from lab_testing import lab_env
 
 from lab.records.store import Store
 
+pytestmark = pytest.mark.wandb  # every case here is about the W&B copy of a run
+
+
 
 def attempt(repo: Path, run_id: str, number: int = 1) -> tuple[dict, list[dict], dict, dict]:
     """(attempt.json, metric rows, config.json, summary.json) of an attempt."""
@@ -208,7 +211,8 @@ def test_init_without_an_entity_takes_w_and_bs_default_or_shows_no_link(repo, tm
     said = init.stdout.splitlines()[1]
     run_lab("new-run", "sc_001", "--hypothesis", "h", cwd=repo, env=env)
     code = "from lab import tracker\ntracker.log(1, **{'train/loss': 1.0})\n"
-    assert run_lab("launch", "sc_001", "--no-commit", "--", sys.executable, "-c", code, cwd=repo, env=env).returncode == 0
+    launched = run_lab("launch", "sc_001", "--no-commit", "--", sys.executable, "-c", code, cwd=repo, env=env)
+    assert launched.returncode == 0
     page = Path(run_lab("log", cwd=repo, env=env).stdout.strip()).read_text()
     run_id = attempt(repo, "sc_001")[0]["wandb"]["run_id"]
     assert "<entity>" not in page

@@ -27,11 +27,9 @@ def tiny(*overrides: str):
     return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=list(overrides)))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """The tiny preset trained for 150 steps: (config, model, every logged row)."""
-    folder = tmp_path_factory.mktemp("dia")
-    config = tiny("train.max_steps=150")
+def train_tiny(folder, steps: int):
+    """The tiny preset trained for `steps` steps in `folder`: (config, its best model in eval mode, every row)."""
+    config = tiny(f"train.max_steps={steps}")
     rows = []
     train(SPEC, config, out_dir=folder, on_row=lambda row: rows.append(row) or False)
     model = family.build_model(config)
@@ -39,6 +37,19 @@ def trained(tmp_path_factory):
     return config, model.eval(), rows
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The tiny preset trained for 150 steps, long enough to learn the synthetic clips."""
+    return train_tiny(tmp_path_factory.mktemp("dia"), 150)
+
+
+@pytest.fixture(scope="module")
+def briefly_trained(tmp_path_factory):
+    """The tiny preset after 10 steps: a model that runs end to end, for what does not need it to have learnt."""
+    return train_tiny(tmp_path_factory.mktemp("dia"), 10)
+
+
+@pytest.mark.slow
 def test_per_codebook_validation_loss_falls_well_below_its_start(trained):
     _, _, rows = trained
     start = rows[0]["train/loss_c0"]
@@ -50,8 +61,8 @@ def test_per_codebook_validation_loss_falls_well_below_its_start(trained):
     assert final["val/tokens"] > final["val/clips"] > 0  # the evaluation's size, stated beside every verdict
 
 
-def test_tag_conditional_samples_differ_from_unconditional_ones(trained):
-    config, model, _ = trained
+def test_tag_conditional_samples_differ_from_unconditional_ones(briefly_trained):
+    config, model, _ = briefly_trained
     torch.manual_seed(0)
     conditional = family.generate_codes(model, config, 20, "drums, 150 bpm", cfg_scale=3.0, temperature=0.8)
     torch.manual_seed(0)
@@ -61,8 +72,8 @@ def test_tag_conditional_samples_differ_from_unconditional_ones(trained):
     assert not np.array_equal(conditional, unconditional)
 
 
-def test_generate_writes_audio_of_the_asked_length(trained):
-    config, model, _ = trained
+def test_generate_writes_audio_of_the_asked_length(briefly_trained):
+    config, model, _ = briefly_trained
     audio, rate = family.generate(model, config, seconds=0.2, tags="sine, 90 bpm")
     assert rate == 44100 and audio.shape[0] == 1 and 0 < audio.shape[1] <= round(0.2 * 44100 / 512) * 512
 
@@ -200,6 +211,7 @@ def test_lab_codec_encode_with_local_weights(tmp_path, lab_environment):
     assert missing.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_the_xla_path_trains_tiny_on_the_cpu(tmp_path, lab_environment):
     done = subprocess.run(
         [sys.executable, "-m", "trainers", "dia", "--preset", "tiny", "--set", "train.device=xla",
@@ -211,3 +223,21 @@ def test_the_xla_path_trains_tiny_on_the_cpu(tmp_path, lab_environment):
     assert done.returncode == 0, done.stderr[-2000:]
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
     assert state["progress"]["step"] == 2 and "val/loss" in done.stdout
+
+
+def test_the_synthetic_set_is_encoded_once_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    made = data.encode_synthetic_set(2, 0.1, 5, 4)
+    first = data.synthetic_set.__wrapped__(2, 0.1, 5, 4)
+    cache = data.synthetic_cache(2, 0.1, 5, 4)
+    assert cache.parent == tmp_path / "lab" / "dia-synthetic" and cache.is_file()
+    monkeypatch.setattr(data, "encode_synthetic_set", lambda *args: pytest.fail("encoded again"))
+    again = data.synthetic_set.__wrapped__(2, 0.1, 5, 4)
+    for (codes, tags), (fresh, fresh_tags), (read, read_tags) in zip(made, first, again):
+        assert tags == fresh_tags == read_tags and np.array_equal(codes, fresh) and np.array_equal(codes, read)
+    assert read.dtype == np.int16 and read.shape[0] == 9
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache.write_bytes(b"not an npz")  # a damaged cache is made again, not an error
+    rebuilt = data.synthetic_set.__wrapped__(2, 0.1, 5, 4)
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(made, rebuilt)) and np.load(cache)["tags"]

@@ -40,6 +40,7 @@ def record_of(repo, run_id, attempt, name="attempt.json"):
     return json.loads((Store(repo).attempt_dir(run_id, attempt) / name).read_text())
 
 
+@pytest.mark.slow
 def test_tiny_preset_brings_validation_per_well_down(nd_lab):
     nd_lab("new-run", "nsd_001", "--preset", "tiny", "--hypothesis", "The tiny recipe learns the synthetic data")
     nd_lab("launch", "nsd_001")
@@ -54,6 +55,7 @@ def test_tiny_preset_brings_validation_per_well_down(nd_lab):
     assert (Path(record_of(nd_lab.repo, "nsd_001", 1)["artefacts"]) / "checkpoints" / "last.pt").exists()
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(nd_lab):
     nd_lab("new-run", "nsd_002", "--preset", "tiny", "--hypothesis", "h", "--set", "train.max_steps=12",
            "--set", "train.eval_every=6")

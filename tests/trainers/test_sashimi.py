@@ -27,6 +27,7 @@ def tiny(*overrides: str):
     return SPEC.build_config(SPEC.resolve(preset="tiny", overrides=["train.device=cpu", *overrides]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head,layer", [("categorical", "s4d"), ("dml", "s4d"), ("categorical", "s4")])
 def test_tiny_learns_the_synthetic_audio_with_each_head_and_layer(head, layer, tmp_path):
     """The full S4 (model.ssm=s4, with the SC09 checkpoint's scalar norm and weight-normed pools) learns as S4D."""
@@ -121,7 +122,7 @@ def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab, lab_environme
     lab = family_lab("sash", "sashimi")
     repo = lab.repo
     lab("new-run", "sash_001", "--preset", "tiny", "--hypothesis", "DML learns the tones", "--set", "model.head=dml",
-        "--set", "train.max_steps=20", "--set", "train.eval_every=10", "--set", "data.sample_every=20")
+        "--set", "train.max_steps=4", "--set", "train.eval_every=2", "--set", "data.sample_every=4")
     lab("launch", "sash_001", "--no-commit")
     done = run_lab("generate", "sash_001", "--seconds", "0.05", "--out", str(tmp_path / "sample.wav"), cwd=repo,
                    env=lab_environment)
@@ -135,7 +136,7 @@ def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab, lab_environme
         assert sound.getframerate() == 16000 and sound.getnframes() == 800
     media_log = Store(repo).attempt_dir("sash_001", 1) / "media.jsonl"
     media = [json.loads(line) for line in media_log.read_text().splitlines()]
-    assert [entry["step"] for entry in media] == [10, 20] and Path(media[0]["path"]).is_file()
+    assert [entry["step"] for entry in media] == [2, 4] and Path(media[0]["path"]).is_file()
     profile = lab("profile", "sash_001")
     assert "backbone forward" in profile and "head + loss" in profile and "MiB" in profile
     lab("report", "sash_001")  # the profile is recorded on the run, so its report shows it

@@ -94,6 +94,7 @@ def train_dia(tmp_path: Path, name: str, processes: int, *overrides: str, resume
     return [row for row in rows if "train/loss" in row], summary, artefacts / "checkpoints"
 
 
+@pytest.mark.slow
 def test_two_sharded_processes_match_one_resume_exactly_and_consolidate(tmp_path):
     one, _, _ = train_dia(tmp_path, "one", 1, "train.batch_size=16", "train.max_steps=4")
     two, summary, _ = train_dia(tmp_path, "two", 2, "train.batch_size=8", "train.max_steps=4", "train.parallel=fsdp")
@@ -119,6 +120,7 @@ def test_two_sharded_processes_match_one_resume_exactly_and_consolidate(tmp_path
     assert metrics["val/loss"] == pytest.approx(summary["final/val/loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch_xla") is None, reason="torch_xla is not installed")
 def test_xla_spmd_on_a_four_device_mesh_matches_one_device_and_consolidates(tmp_path):
     xla = {"PJRT_DEVICE": "CPU"}

@@ -9,12 +9,19 @@ XLA compilation). Randomness comes from torch's global generator, so an exact re
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lab.records.files import atomic_write
 from models.delay import delays, training_sequence
 from models.dia import unconditional as unconditional_input
 from trainers.dia.config import BOS, EOS, PAD, Config
@@ -52,9 +59,44 @@ def synthetic_audio(tags: list[str], seconds: float, rate: int, rng: np.random.G
     return np.clip(clip, -1, 1).astype(np.float32)[None]
 
 
+Clips = tuple[tuple[np.ndarray, tuple[str, ...]], ...]
+
+
 @functools.lru_cache(maxsize=4)
-def synthetic_set(clips: int, seconds: float, seed: int, width: int) -> tuple[tuple[np.ndarray, tuple[str, ...]], ...]:
-    """Tagged synthetic clips encoded by a randomly initialised DAC: ((codes (9, T) int16, tags), ...)."""
+def synthetic_set(clips: int, seconds: float, seed: int, width: int) -> Clips:
+    """Tagged synthetic clips encoded by a randomly initialised DAC: ((codes (9, T) int16, tags), ...).
+
+    Encoding is most of a tiny run's start (about 20 s for the tiny preset's 32 clips on one CPU core), so the set
+    is kept on disk once made (`synthetic_cache`) and read back by every later run with the same arguments.
+    """
+    cache = synthetic_cache(clips, seconds, seed, width)
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        with np.load(cache) as saved:
+            tags = json.loads(str(saved["tags"]))
+            return tuple((saved[f"codes_{i}"], tuple(clip_tags)) for i, clip_tags in enumerate(tags))
+    encoded = encode_synthetic_set(clips, seconds, seed, width)
+    with contextlib.suppress(OSError):
+        arrays = {f"codes_{i}": codes for i, (codes, _) in enumerate(encoded)}
+        atomic_write(cache, lambda stream: np.savez(stream, tags=json.dumps([t for _, t in encoded]), **arrays))
+    return encoded
+
+
+def synthetic_cache(clips: int, seconds: float, seed: int, width: int) -> Path:
+    """The file that keeps one synthetic set: `$XDG_CACHE_HOME/lab/dia-synthetic` (default `~/.cache`), named by
+    the set's arguments and a digest of what makes its codes (this module, the codec module, torch's and DAC's
+    versions), so a change to any of them makes a new set rather than reading a stale one."""
+    from trainers.dia import codec
+
+    digest = hashlib.sha256()
+    for part in (Path(__file__).read_bytes(), Path(codec.__file__).read_bytes(), torch.__version__.encode(),
+                 importlib.metadata.version("descript-audio-codec").encode()):
+        digest.update(part)
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lab" / "dia-synthetic"
+    return root / f"{clips}x{seconds:g}s-seed{seed}-width{width}-{digest.hexdigest()[:16]}.npz"
+
+
+def encode_synthetic_set(clips: int, seconds: float, seed: int, width: int) -> Clips:
+    """`clips` synthetic clips of `seconds` each, tagged at random from `seed`, encoded by `random_codec(width)`."""
     from trainers.dia import codec
 
     rng = np.random.default_rng(seed)
