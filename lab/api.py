@@ -156,6 +156,15 @@ def add_baseline(name: str, *, config_file: str | None = None, from_run: str | N
                                   repository=repository, reference=reference)
 
 
+def attach_baseline(name: str, run_ids: list[str], root: str | os.PathLike | None = None) -> list[str]:
+    """`lab baseline attach NAME RUN...`: runs made before the baseline join it; the ids attached now (not those
+    that already used it). LabError for a
+    baseline not registered, a run that does not exist or one that uses another baseline."""
+    from lab.runs import baselines
+
+    return baselines.attach(lab_at(root), name, list(run_ids))
+
+
 def compare(run_ids: list[str] = (), *, group: str | None = None, name: str | None = None,
             root: str | os.PathLike | None = None) -> Path:
     """`lab compare`: write the comparison of runs (`RUN` or `RUN:ATTEMPT`, the first the reference) or of a
@@ -163,6 +172,14 @@ def compare(run_ids: list[str] = (), *, group: str | None = None, name: str | No
     from lab.pages import comparisons
 
     return comparisons.compare_page(lab_at(root), list(run_ids), group, name)
+
+
+def group_reference(group: str, root: str | os.PathLike | None = None) -> str:
+    """Which run `lab compare --group` compares a group's runs with, and why: 'reference: nsd_001, the run the
+    group branched from (added to the group's runs)'. LabError for a group with no runs."""
+    from lab.pages import comparisons
+
+    return comparisons.group_arms(lab_at(root), group)[1]
 
 
 def report(run_id: str, attempt: int | None = None, root: str | os.PathLike | None = None) -> Path:

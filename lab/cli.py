@@ -32,7 +32,8 @@ EXAMPLES = {
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
     "log": "lab log 2026-11-22   |   lab log --all",
     "sync": "lab sync",
-    "baseline": "lab baseline add my_baseline --repo https://github.com/me/project --config configs/base.json",
+    "baseline": ("lab baseline add my_baseline --repo https://github.com/me/project --config configs/base.json   |   "
+                 "lab baseline attach my_baseline exp_001 exp_002"),
     "changelog": ("lab changelog cffan_baseline   |   "
                   "lab changelog cffan_baseline --status 'train.grad_clip=✅ critical fix'"),
     "compare": "lab compare nsd_004 nsd_005 nsd_006   |   lab compare --group lr_ablation",
@@ -169,6 +170,18 @@ def cmd_changelog(args) -> int:
 def cmd_baseline(args) -> int:
     from lab.runs.baselines import baseline_line
 
+    if args.action == "attach":
+        attached = api.attach_baseline(args.name, args.runs)
+        already = [run_id for run_id in dict.fromkeys(args.runs) if run_id not in attached]
+        if attached:
+            print(f"baseline {args.name}: {', '.join(attached)} now use{'s' if len(attached) == 1 else ''} it; "
+                  f"lab changelog {args.name} renders their changes")
+        if already:
+            print(f"baseline {args.name}: {', '.join(already)} already use{'s' if len(already) == 1 else ''} it")
+        return 0
+    if args.runs:
+        raise LabError(f"lab baseline add takes no run ids; to make runs join it: lab baseline attach {args.name} "
+                       + " ".join(args.runs))
     snapshot = api.add_baseline(args.name, config_file=args.config, from_run=args.from_run, repository=args.repo,
                                 reference=args.reference)
     print(baseline_line(args.name, snapshot))
@@ -176,7 +189,10 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    print(api.compare(args.ids, group=args.group, name=args.name))
+    path = api.compare(args.ids, group=args.group, name=args.name)
+    if args.group:
+        print(api.group_reference(args.group))
+    print(path)
     return 0
 
 
@@ -321,8 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--current", metavar="RUN", help="the run the changelog calls current (default: the best)")
 
     sub = command("baseline", cmd_baseline, "Register a baseline of your own project for changelogs.")
-    sub.add_argument("action", choices=["add"], help="add: snapshot a baseline config")
+    sub.add_argument("action", choices=["add", "attach"],
+                     help="add: snapshot a baseline config; attach: make existing runs (RUN...) use the baseline")
     sub.add_argument("name", help="baseline name, like my_baseline")
+    sub.add_argument("runs", nargs="*", metavar="RUN", help="attach: the runs that join the baseline")
     sub.add_argument("--config", help="JSON config file of the baseline")
     sub.add_argument("--from-run", metavar="RUN", help="take the config a run recorded (its headline attempt)")
     sub.add_argument("--repo", metavar="URL", help="where the baseline's code lives")

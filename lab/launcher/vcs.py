@@ -441,6 +441,24 @@ def changed_files(repo: Repo, commit) -> int:
                                           commit.hexsha).split("\0") if name])
 
 
+def commit_files(root: Path, sha: str) -> list[tuple[str, str]]:
+    """(status letter, path relative to `root`) of each file under `root` that commit `sha` changed against its
+    first parent (A added, M modified, D deleted; a root commit, or one at a shallow clone's boundary, adds every
+    file); [] outside git or for a commit the repository does not have."""
+    repo = _open_repo(root)
+    if repo is None:
+        return []
+    inside = Path(root).resolve().relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
+    relative = [f"--relative={inside}/"] if inside != "." else []
+    try:
+        text = _git(repo, "diff-tree", "--no-commit-id", "--root", "-r", "--name-status", "--no-renames", "-z",
+                    *relative, sha)
+    except LabError:
+        return []
+    fields = [field for field in text.split("\0") if field]  # status, path, status, path, ...
+    return list(zip(fields[0::2], fields[1::2]))
+
+
 def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
     """Commit the lab records under `paths` (and nothing else: the tree is HEAD's with those paths as they are
     on disk) on the current branch, and update the index for them; returns the new sha, or None when there

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.families import registry
-from lab.health.diagnosis import health_events
-from lab.pages import results
-from lab.pages.context import display_title, failure_line, render
-from lab.pages.results import STATUS_MARK, attempt_config, headline_attempt
+from lab.health.diagnosis import run_findings
+from lab.launcher import vcs
+from lab.pages import results, verdicts
+from lab.pages.context import display_title, render
+from lab.pages.results import attempt_config, headline_attempt
+from lab.pages.verdicts import STATUS_MARK, failure_line
 from lab.records import config as config_tools
 from lab.records.store import Store
 
@@ -46,7 +48,7 @@ def changelogs(store: Store, baseline: str | None = None, *, status: list[str] =
                current: str | None = None) -> list[Path]:
     """`lab changelog`: with `baseline`, its own statuses (`status`, KEY=TEXT each) and current run set first,
     then its page written; without, the page of every baseline in use. Returns the pages' paths. LabError when
-    no run uses a baseline, or for --status and --current without the baseline they belong to."""
+    no run uses a baseline (or the one named), or for --status and --current without the baseline they belong to."""
     names = [baseline] if baseline else baselines_in_use(store)
     if not names:
         raise LabError("no run uses a baseline yet: give a run one with lab new-run ID --baseline NAME (registered "
@@ -55,6 +57,9 @@ def changelogs(store: Store, baseline: str | None = None, *, status: list[str] =
         raise LabError("--status needs the baseline it belongs to: lab changelog BASELINE --status KEY=TEXT")
     if current and not baseline:
         raise LabError("--current belongs to one baseline: lab changelog BASELINE --current RUN")
+    if baseline and store.baselines.get(baseline) is not None and baseline not in baselines_in_use(store):
+        raise LabError(f"baseline {baseline}: no run uses it yet; attach runs with lab baseline attach {baseline} "
+                       f"RUN..., or start one with lab new-run ID --baseline {baseline}")
     for assignment in status:
         set_status_override(store, baseline, assignment)
     if current:
@@ -101,8 +106,11 @@ def changelog(store: Store, baseline: str) -> Path:
     picked = snapshot.get("current")
     current = next((e["run"] for e in entries if e["run"]["id"] == picked), None) or \
         (best["run"] if best else (line.runs[-1] if line.runs else None))
-    improved = [e for e in entries if e["verdict"] == "improved" and (e["tested"] or e["code_changes"])]
+    improved = [e for e in entries if e["status"] == "improved" and (e["tested"] or e["code_changes"])]
     reference_result = line.found[reference_run["id"]] if reference_run else None
+    against_reference = verdicts.judge(verdicts.judged_result(store, reference_run["id"]),
+                                       verdicts.judged_result(store, best["run"]["id"]),
+                                       reference_run["id"]) if best and reference_result else None
     return render(
         store,
         "changelog.md.j2",
@@ -121,17 +129,21 @@ def changelog(store: Store, baseline: str) -> Path:
         reference_run=reference_run,
         reference_is_baseline=bool(reproductions),
         reference_result=reference_result,
-        vs_reference=results.improvement(reference_result, best["result"]) if best else None,
+        against_reference=against_reference,
         works=[e for e in improved if e["beats_best_earlier"]],
         weak_parent=[e for e in improved if not e["beats_best_earlier"]],
-        fails=[e for e in entries if e["verdict"] == "worse" and (e["tested"] or e["code_changes"])],
+        fails=[e for e in entries if e["status"] == "worse" and (e["tested"] or e["code_changes"])],
+        issues=current_issues(store, entries),
+        recommendations=[(entry, text) for entry in entries for text in entry["next"]],
+        files=file_changes(store, entries),
     )
 
 
 def changelog_entries(store: Store, line: Lineage, base_config: dict,
                       baseline_result: dict | None) -> tuple[list[dict], dict | None]:
     """(one entry per run, in order; the entry with the best result, or None): each run against its parent when
-    the parent uses the baseline too, else against the baseline (its result `baseline_result`)."""
+    the parent uses the baseline too (`verdicts.run_verdict`, as its report says), else against the baseline's
+    own result `baseline_result`."""
     entries, best = [], None
     for run in line.runs:
         entry = changelog_entry(store, run, line, base_config, baseline_result, best)
@@ -148,7 +160,7 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
     and verdict there, and whether it beats the best run before it."""
     rid = run["id"]
     parent = run.get("parent") if run.get("parent") in line.number else None
-    reference_result = line.found[parent] if parent else baseline_result
+    verdict = entry_verdict(store, run, line, parent, baseline_result)
     events = store.events.of(rid)
     code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
                     for e in events if e["kind"] == "change" and isinstance(e.get("text"), str)]
@@ -171,17 +183,89 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
         "change_count": count,
         "confounded": count > 1,
         "result": found,
-        "reference_result": reference_result,
-        "verdict": results.compare(reference_result, found)["status"],
-        "why": results.compare(reference_result, found)["why"],
+        "verdict": verdict,
+        "status": verdict.status if verdict else "untested",
         "size": results.size_text(found),
         "failure": None if found else failure_line(store, rid, (store.attempts.of(rid) or [None])[-1]),
         "best_earlier": best_earlier,
-        "beats_best_earlier": best_earlier is None or
-        results.compare(best_earlier["result"], found)["status"] != "worse",
+        "beats_best_earlier": best_earlier is None or verdicts.judge(
+            verdicts.judged_result(store, best_earlier["run"]["id"]), verdicts.judged_result(store, rid),
+            best_earlier["run"]["id"]).status != "worse",
         "notes": {e["field"]: e["text"] for e in events if e["kind"] == "note" and not e.get("attempt")},
-        "findings": health_events(store, rid),
+        "next": [e["text"] for e in events if e["kind"] == "note" and e.get("field") == "next"],
+        "findings": run_findings(store, rid, line.headlines[rid]),
     }
+
+
+def entry_verdict(store: Store, run: dict, line: Lineage, parent: str | None,
+                  baseline_result: dict | None) -> verdicts.Verdict | None:
+    """A changelog run's verdict: the report's own (`verdicts.run_verdict`: why a failed headline attempt stopped,
+    its expectation, else against its parent) when it has a parent using the baseline or an expectation; else
+    against the baseline's result (the first run that reproduced it); else none, and so none for a run never
+    launched (its result line says so)."""
+    number = line.headlines[run["id"]]
+    if parent or run.get("expect"):
+        return verdicts.run_verdict(store, run, number)
+    stopped = verdicts.failure_verdict(store, run["id"], number)
+    found = verdicts.judged_result(store, run["id"], number) if number else None
+    reference = next((r["id"] for r in line.runs if line.found[r["id"]] is baseline_result), None) \
+        if baseline_result is not None else None
+    if stopped or reference in (None, run["id"]) or found is None:
+        return stopped
+    return verdicts.judge(verdicts.judged_result(store, reference), found, f"the baseline's run {reference}")
+
+
+LAB_FILES = ("lab.json", ".gitignore", ".gitattributes")  # what `lab init` writes: no change a run tests
+
+
+def current_issues(store: Store, entries: list[dict]) -> list[dict]:
+    """The changelog's Current Issues, one per health finding of a run (`run_findings` of its headline attempt, as
+    every page shows them) and per failed attempt: {"title", "severity", "symptom", "cause", "fix", "status"}. A
+    finding is open until a later run with a result no longer shows its rule; a failure until a later attempt of
+    the run finishes. The cause is the run's own findings note where it wrote one."""
+    issues = []
+    for index, entry in enumerate(entries):
+        rid, number = entry["run"]["id"], entry["number"]
+        cause = entry["notes"].get("findings") or entry["notes"].get("observations")
+        for finding in entry["findings"]:
+            cleared = next((later for later in entries[index + 1:] if later["result"] and later["status"] != "failed"
+                            and finding.rule not in {f.rule for f in later["findings"]}), None)
+            issues.append({
+                "title": f"`{finding.rule}` (Run #{number}, {rid})", "severity": finding.severity,
+                "symptom": f"{finding.message} (step {finding.step})",
+                "cause": cause or f"what the `{finding.rule}` rule found in {rid}:{entry['attempt'] or '-'}",
+                "fix": finding.suggestion,
+                "status": f"not seen in Run #{cleared['number']} ({cleared['run']['id']})" if cleared else "open"})
+        attempts = store.attempts.of(rid)
+        for attempt in attempts:
+            why = failure_line(store, rid, attempt)
+            if why:
+                after = next((a for a in attempts if a["number"] > attempt["number"] and a["status"] == "finished"),
+                             None)
+                issues.append({"title": f"Test {attempt['number']} of Run #{number} ({rid}) stopped", "symptom": why,
+                               "cause": cause, "fix": None,
+                               "status": f"Test {after['number']} finished" if after else "open"})
+    return issues
+
+
+def file_changes(store: Store, entries: list[dict]) -> list[dict]:
+    """The files the runs' launch commits changed (git, against each commit's parent), the lab's own records and
+    settings (LAB_FILES) apart: {"path", "how", "runs"} sorted by path, `how` the change letters seen (A added, M
+    modified, D deleted), `runs` 'Run #2, Run #4'."""
+    records = store.logs_dir.relative_to(store.root).as_posix() + "/"
+
+    found: dict[str, dict] = {}
+    for entry in entries:
+        shas = {(a.get("git") or {}).get("sha") for a in store.attempts.of(entry["run"]["id"])
+                if (a.get("git") or {}).get("committed")} - {None}
+        for sha in sorted(shas):
+            for letter, path in vcs.commit_files(store.root, sha):
+                if path in LAB_FILES or path.startswith(records):
+                    continue
+                row = found.setdefault(path, {"path": path, "how": [], "runs": []})
+                row["how"] += [letter] if letter not in row["how"] else []
+                row["runs"] += [f"Run #{entry['number']}"] if f"Run #{entry['number']}" not in row["runs"] else []
+    return [found[path] for path in sorted(found)]
 
 
 def component_sections(entries: list[dict], base_config: dict) -> list[dict]:
@@ -216,7 +300,7 @@ def status_table(entries: list[dict], base_config: dict, current_config: dict, o
                            if c.key == change.key and c.after == change.after), None)
         by_preset = next((e for e in entries if e["preset_switch"] and change.key in e["preset_switch"]["keys"]),
                          None)
-        status = introduced["verdict"] if introduced else "untested"
+        status = introduced["status"] if introduced else "untested"
         text = f"{STATUS_MARK[status]} {status}" + (f" (Run #{introduced['number']})" if introduced else "") \
             + (", confounded" if introduced and introduced["confounded"] else "")
         if change.component == "bookkeeping":

@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.pages import plots, results
+from lab.health.diagnosis import run_findings
+from lab.pages import plots, results, verdicts
 from lab.pages.context import display_title, latest_profile, render
-from lab.pages.results import STATUS_MARK, headline_attempt
+from lab.pages.changes import parse_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import append_jsonl, read_json, read_jsonl
@@ -39,34 +40,26 @@ def comparisons(store: Store) -> dict[str, list[str]]:
     return found
 
 
-def parse_arm(store: Store, spec: str) -> tuple[str, int | None]:
-    """'RUN' (its headline attempt) or 'RUN:ATTEMPT' -> (run id, attempt number or None if it has none)."""
-    run_id, _, number = spec.partition(":")
-    store.runs.load(run_id)
-    if not number:
-        return run_id, headline_attempt(store, run_id)
-    if not number.isdigit():
-        raise LabError(f"{spec!r}: write RUN or RUN:ATTEMPT, like nsd_004:2")
-    store.attempts.load(run_id, int(number))
-    return run_id, int(number)
-
-
 def compare_page(store: Store, specs: list[str] = (), group: str | None = None, name: str | None = None) -> Path:
     """`lab compare`: the comparison of the runs `specs` (`RUN` or `RUN:ATTEMPT`), or of a `group`'s runs (led
     by the run they all branch from), named `name` (default: the group, or the arms joined by _vs_). LabError
     for both or neither, or as `compare`."""
     if group and specs:
         raise LabError("give run ids or --group, not both")
-    return compare(store, group_arms(store, group) if group else list(specs), name or group)
+    if group:
+        arms, reference = group_arms(store, group)
+        return compare(store, arms, name or group, reference)
+    return compare(store, list(specs), name)
 
 
-def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
-    """Write logs/ablations/<name>.md comparing runs (each `RUN` or `RUN:ATTEMPT`): differing config keys, best
-    and final metrics, overlaid curves. Every figure on the page comes from the attempt named beside it.
-    LabError for fewer than two arms, one named twice, or a run or attempt that does not exist."""
+def compare(store: Store, specs: list[str], name: str | None = None, reference: str | None = None) -> Path:
+    """Write logs/ablations/<name>.md comparing runs (each `RUN` or `RUN:ATTEMPT`, the first the reference, which
+    `reference` says why when given): differing config keys, best and final metrics, overlaid curves, each arm's
+    health findings and the winner. Every figure on the page comes from the attempt named beside it. LabError
+    for fewer than two arms, one named twice, or a run or attempt that does not exist."""
     if len(specs) < 2:
         raise LabError("compare needs at least two runs")
-    arms = [parse_arm(store, spec) for spec in specs]
+    arms = [parse_attempt(store, spec) for spec in specs]
     if len(set(arms)) < len(arms):
         raise LabError("compare needs different runs or attempts; the same one is named twice")
     labels = [f"{rid}:{n}" if n else rid for rid, n in arms]
@@ -74,8 +67,9 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
     runs = {rid: store.runs.load(rid) for rid, _ in arms}
     differing = differing_keys(store, arms)
     summaries = [results.attempt_summary(store, rid, n) if n else {"result": None, "rows": []} for rid, n in arms]
-    metric_tables, not_compared, identical = metric_comparison(summaries, labels, name)
-    found = [summary["result"] for summary in summaries]
+    found = [verdicts.judged_result(store, rid, n) if ":" not in spec and n else summary["result"]
+             for spec, (rid, n), summary in zip(specs, arms, summaries)]
+    metric_tables, not_compared, identical = metric_comparison(summaries, found, labels, name)
     folder = store.logs_dir / "ablations"
     if comparisons(store).get(name) != list(specs):
         append_jsonl(comparisons_index(store), {"name": name, "arms": list(specs)})
@@ -91,6 +85,9 @@ def compare(store: Store, specs: list[str], name: str | None = None) -> Path:
                "result": result, "size": results.size_text(result) if result else None}
               for label, (rid, n), result in zip(labels, arms, found)],
         winner=winner_line(labels, found),
+        reference=reference or f"reference: {labels[0]}, the first run named",
+        same_config=same_config_arms(store, arms, labels),
+        findings=[(label, run_findings(store, rid, n)) for label, (rid, n) in zip(labels, arms)],
         run_ids=labels,
         differing=differing,
         metric_tables=metric_tables,
@@ -117,9 +114,11 @@ def differing_keys(store: Store, arms: list[tuple[str, int | None]]) -> list[dic
 RESOURCES = ("train/loss",)  # shown beside the judged metrics; what an arm costs is in `costs` (overall rates)
 
 
-def metric_comparison(summaries: list[dict], labels: list[str], name: str) -> tuple[list[dict], list[str], list[str]]:
+def metric_comparison(summaries: list[dict], found: list[dict | None], labels: list[str],
+                      name: str) -> tuple[list[dict], list[str], list[str]]:
     """(one table per validation metric (and RESOURCES) with each arm's row against the first arm's, the metrics
-    not compared and why, those every arm logged alike) from the arms' `results.attempt_summary`."""
+    not compared and why, those every arm logged alike) from the arms' `results.attempt_summary`; on the metric an
+    arm is judged on, its mark is the verdict's (`found`: the arms' judged results, trend and seeds included)."""
     tables = [{row["metric"]: row for row in summary["rows"]} for summary in summaries]
     names = sorted({metric for table in tables for metric in table})
     judged = [m for m in names if m.startswith("val/") and not m.endswith(results.SE_SUFFIX)
@@ -131,16 +130,15 @@ def metric_comparison(summaries: list[dict], labels: list[str], name: str) -> tu
             if len(tables) > 1 and all(table.get(metric) for table in tables):
                 identical.append(f"{metric} {format_number(tables[0][metric]['best'])}")
             continue
-        base = kept_figure(tables[0], metric)
+        base = arm_figure(found[0], tables[0], metric)
         rows = []
         for index, label in enumerate(labels):
             row = tables[index].get(metric)
-            figure = kept_figure(tables[index], metric)
+            figure = arm_figure(found[index], tables[index], metric)
             comparable = index and figure and base and row["mode"]
-            outcome = results.compare(base, figure) if comparable else None
+            outcome = verdicts.judge(base, figure, labels[0]) if comparable else None
             rows.append({"run": label, "row": row, "delta": figure["best"] - base["best"] if comparable else None,
-                         "mark": STATUS_MARK[outcome["status"]] if outcome else "",
-                         "why": outcome["why"] if outcome else None})
+                         "mark": outcome.mark if outcome else "", "why": outcome.why if outcome else None})
         metric_tables.append({"metric": metric, "rows": rows, "plot": f"{name}/{metric_file(metric)}"})
     return metric_tables, not_compared, identical
 
@@ -168,13 +166,19 @@ def arm_costs(store: Store, run_id: str, number: int | None) -> dict:
 
 
 def kept_figure(table: dict, metric: str) -> dict | None:
-    """A metric's value at an arm's kept step as `results.compare` reads it (its `_se` there as noise)."""
+    """A metric's value at an arm's kept step as `verdicts.judge` reads it (its `_se` there as noise)."""
     row = table.get(metric)
     if not row or row["kept"] is None:
         return None
     se = table.get(metric + results.SE_SUFFIX)
     return {"metric": metric, "mode": row["mode"], "best": row["kept"], "best_step": row["kept_step"],
-            "se": se["kept"] if se and se["kept_step"] == row["kept_step"] else None, "still_improving": False}
+            "se": se["kept"] if se and se["kept_step"] == row["kept_step"] else None, "last_step": row["kept_step"]}
+
+
+def arm_figure(result: dict | None, table: dict, metric: str) -> dict | None:
+    """An arm's figure on `metric` as `verdicts.judge` reads it: its judged result (`result`, with its trend, scatter
+    and seeds) when it is judged on `metric`, else the value at its kept step (`kept_figure`)."""
+    return result if result and result["metric"] == metric else kept_figure(table, metric)
 
 
 def uninformative(rows: list[dict | None]) -> str | None:
@@ -190,41 +194,78 @@ def uninformative(rows: list[dict | None]) -> str | None:
     return None
 
 
+def final_figure(result: dict) -> dict:
+    """A result read at the end of its run instead of at its best step; its noise is the one at the best step (the
+    same evaluation's standard error, else the scatter of the last evaluations)."""
+    return {**result, "best": result["final"], "best_step": result["last_step"], "seeds": None, "slope": None}
+
+
 def winner_line(labels: list[str], found: list[dict | None]) -> str:
-    """Which arm won on the reference arm's judged metric, with its figure against the reference; no winner
-    when every arm logged the same value (identical arms) or the best arm's lead is inside the noise
-    (`results.compare`)."""
+    """Which arm won on the reference arm's judged metric (`verdicts.judge`): a lead outside the noise (the seeds'
+    spread, a logged standard error, else the scatter of the arms' last evaluations) over the reference and over
+    every other arm at the best step, that does not turn into a loss at the end of the run; arms whose lead over
+    one another is inside the noise are named as tied; no winner when every arm logged the same value."""
     reference = found[0]
     if reference is None:
         return "No winner: the reference logged no value of the metric it is judged on."
     scored = [(label, result) for label, result in zip(labels, found)
               if result and result["metric"] == reference["metric"]]
-    label, best = scored[0]
     if len(scored) == len(found) > 1 and len({(result["best"], result["final"]) for _, result in scored}) == 1:
         return (f"No winner: every arm logged the same {reference['metric']} ({format_number(reference['best'])}); "
                 "the arms are identical (is the setting they vary wired into the script?).")
-    for other, result in scored[1:]:
-        if results.is_better(result["best"], best["best"], reference["mode"]):
-            label, best = other, result
+    ranked = sorted(scored, key=lambda item: item[1]["best"], reverse=reference["mode"] == "max")  # stable: first wins
+    label, best = ranked[0]
     if label == labels[0]:
         return (f"**{label}** (the reference) stays best on {reference['metric']} "
                 f"({format_number(reference['best'])}, {results.size_text(reference)}); no arm beat it.")
-    outcome = results.compare(reference, best)
-    figures = (f"{format_number(best['best'])} vs {format_number(reference['best'])} for {labels[0]}, "
-               f"{results.change_words(reference['best'], best['best'], reference['mode'])}; "
-               f"{results.size_text(best)}")
-    if outcome["status"] != "improved":
-        return f"No clear winner on {reference['metric']}: **{label}** reads {figures}, but {outcome['why']}."
-    return f"**{label}** wins on {reference['metric']}: {figures}."
+    at_best = verdicts.judge(reference, best, labels[0])
+    at_end = verdicts.judge(final_figure(reference), final_figure(best), labels[0])
+    end = f"at the end of the run: {at_end.figures}" + (f", {at_end.why}" if at_end.why else "")
+    if at_best.status != "improved":
+        why = at_best.why or "the two are the same"
+        return f"No clear winner on {reference['metric']}: **{label}** reads {at_best.figures}, but {why}; {end}."
+    if at_end.status == "worse":
+        return (f"No clear winner on {reference['metric']}: **{label}** leads at its best step ({at_best.figures}) "
+                f"but not {end}.")
+    tied = [(other, result) for other, result in ranked[1:] if other != labels[0]
+            and verdicts.judge(result, best, other).status != "improved"]
+    if tied:
+        return tie_line(labels[0], reference, [(label, best), *tied])
+    holds = "and holds" if at_end.status == "improved" else "though inside the noise"
+    return (f"**{label}** wins on {reference['metric']}: {at_best.figures}; {results.size_text(best)}; {holds} "
+            f"{end}.")
 
 
-def group_arms(store: Store, group: str) -> list[str]:
-    """A group's runs for a comparison, led by the run they all branch from when it is outside the group."""
+def tie_line(reference_label: str, reference: dict, tied: list[tuple[str, dict]]) -> str:
+    """'No clear winner on val/loss: **h_003:1**, **h_002:1** and **h_001:1** are tied ...' for arms (`tied`, the
+    leader first) whose differences from the leader are inside the noise, with whether they all beat the reference."""
+    (label, best), (other, runner_up) = tied[0], tied[1]
+    names = [f"**{name}**" for name, _ in tied]
+    between = verdicts.judge(runner_up, best, other)
+    against = [verdicts.judge(reference, result, reference_label).status == "improved" for _, result in tied]
+    beat = ("all of them are better than the reference" if all(against) else
+            "not all of them are better than the reference")
+    return (f"No clear winner on {reference['metric']}: {', '.join(names[:-1])} and {names[-1]} are tied "
+            f"({label} reads {between.figures}, {between.why or 'the same'}); {beat} {reference_label} "
+            f"({format_number(reference['best'])}); {results.size_text(best)}.")
+
+
+def same_config_arms(store: Store, arms: list[tuple[str, int | None]], labels: list[str]) -> list[str]:
+    """'nsd_002:1 runs the same config as the reference nsd_001:1' for each arm whose config equals the first
+    arm's (as each attempt ran), so that an arm is never taken for a change it does not make."""
+    configs = [config_tools.flatten(results.attempt_config(store, rid, n)) for rid, n in arms]
+    return [f"{label} runs the same config as the reference {labels[0]}"
+            for label, config in zip(labels[1:], configs[1:]) if config == configs[0]]
+
+
+def group_arms(store: Store, group: str) -> tuple[list[str], str]:
+    """(a group's runs for a comparison, which is its reference and why): led by the run they all branch from
+    when it is outside the group, else by the group's first run."""
     ids = group_runs(store, group)
     parents = {store.runs.load(rid).get("parent") for rid in ids}
     if len(parents) == 1 and (parent := parents.pop()) and parent not in ids and store.exists(parent):
-        return [parent, *ids]
-    return ids
+        return [parent, *ids], f"reference: {parent}, the run the group branched from (added to the group's runs)"
+    return ids, f"reference: {ids[0]}, the group's first run"
 
 
 def group_runs(store: Store, group: str) -> list[str]:

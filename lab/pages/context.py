@@ -15,6 +15,8 @@ from pathlib import Path
 from lab.health.diagnosis import run_findings
 from lab.launcher import vcs
 from lab.pages import escape, results, verdicts
+from lab.pages.changes import attempt_change_words
+from lab.pages.verdicts import why_stopped
 from lab.pages.results import attempt_config, headline_attempt
 from lab.records import config as config_tools
 from lab.records import metrics
@@ -134,35 +136,6 @@ def command_text(attempt: dict) -> str:
     return shlex.join(attempt.get("command", []))
 
 
-FAILURE_LINES = 15
-
-
-def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
-    """The last `lines` non-empty lines of an attempt's output (why it failed), read from the end of stdout.log."""
-    path = attempt_dir / "stdout.log"
-    if not path.is_file():
-        return []
-    with open(path, "rb") as stream:
-        size = stream.seek(0, 2)
-        stream.seek(max(0, size - 64 * 1024))
-        text = stream.read().decode("utf-8", errors="replace")
-    kept = [line.rstrip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return kept[-lines:]
-
-
-ENDED_BADLY = ("failed", "crashed", "killed")
-
-
-def failure_line(store: Store, run_id: str, attempt: dict | None) -> str | None:
-    """Why an attempt ended badly, in one line: 'failed (exit 1): RuntimeError: CUDA out of memory', its
-    output's last line; None for an attempt that did not fail."""
-    if not attempt or attempt.get("status") not in ENDED_BADLY:
-        return None
-    code = "" if attempt.get("exit_code") is None else f" (exit {attempt['exit_code']})"
-    tail = failure_tail(store.attempt_dir(run_id, attempt["number"]), 1)
-    return f"Test {attempt['number']} {attempt['status']}{code}: " + (tail[0] if tail else "it wrote no output")
-
-
 def reproduce_text(attempt: dict) -> str:
     """`command_text`, and for a wrapped command also the command alone with the variables its launch set
     (USE_TORCH_XLA=0 ...), so it runs the same without the lab."""
@@ -192,6 +165,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
     """What the pages show of one attempt."""
     number = attempt["number"]
     notes = [(NOTE_LABELS[e["field"]], e["text"]) for e in events if e["kind"] == "note" and e.get("attempt") == number]
+    previous = max((n for n in store.attempts.numbers(run["id"]) if n < number), default=None)
     return {
         "number": number,
         "note": attempt.get("note"),
@@ -206,7 +180,10 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "disagreements": attempt.get("config_disagreements") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
-        "failure": failure_line(store, run["id"], attempt),
+        "stopped": why_stopped(store, run["id"], attempt),
+        "result": results.attempt_result(store, run["id"], number),
+        "previous": previous,
+        "changed": attempt_change_words(store, run["id"], previous, number) if previous else None,
     }
 
 
@@ -246,7 +223,8 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "headline": headline,
         "result": summary["result"],
         "metrics": summary["rows"],
-        "verdict": verdicts.hypothesis_verdict(store, run, headline) if summary["result"] else None,
+        "verdict": verdicts.run_verdict(store, run, headline),
+        "report": f"../reports/{run_id}.md" if store.attempts.latest_with_metrics(run_id) else None,
     }
 
 

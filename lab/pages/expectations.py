@@ -25,7 +25,7 @@ from lab.records.metrics import format_number
 from lab.records.store.names import RUN_ID
 
 MAX_LENGTH = 300
-NOISE_Z = 2.0  # a side within 2 combined standard errors of the other is inside the noise
+NOISE_Z = 2.0  # within 2 combined standard errors (about a 95% interval) is inside the noise, on every verdict
 NAME = r"[A-Za-z_]\w*(?:[/.]\w+)*"
 REFERENCE = re.compile(rf"(?<![\w.])({NAME})(?::({NAME}))?")
 COMPARISONS = {ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le), ast.Gt: (">", operator.gt),
@@ -110,13 +110,11 @@ class Undecidable(Exception):
     """A figure the expectation needs is missing, or it divides by zero."""
 
 
-def evaluate(expectation: Expectation, lookup: Callable[[Reference], dict | None],
-             still_improving: bool = False) -> dict:
+def evaluate(expectation: Expectation, lookup: Callable[[Reference], dict | None]) -> dict:
     """Check an expectation: {"status": supported | not supported | inconclusive, "text": the figures}.
 
     `lookup(reference)` gives {"value", "se" (or None), "where"} of a name at its run's kept step, or None.
-    A comparison within NOISE_Z combined standard errors is inconclusive; a failed one while the run was still
-    improving at its last evaluation is inconclusive too.
+    A comparison within NOISE_Z combined standard errors is inconclusive.
     """
     read: dict[str, dict] = {}
 
@@ -162,8 +160,6 @@ def evaluate(expectation: Expectation, lookup: Callable[[Reference], dict | None
                         + (f" ± {format_number(figure['se'])}" if figure.get("se") else "") + f" ({figure['where']})"
                         for name, figure in sorted(read.items()))
     text = f"{expectation.text}: {', '.join(checks)}; {sources}"
-    if failed and still_improving:
-        return {"status": "inconclusive", "text": f"{text}; the run was still improving at its last evaluation"}
     if failed:
         return {"status": "not supported", "text": text}
     if within:

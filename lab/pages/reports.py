@@ -13,21 +13,21 @@ from lab.health import rules as health
 from lab.health.diagnosis import chosen_attempt, run_findings, run_stages
 from lab.pages import plots, results, verdicts
 from lab.pages.changelogs import baselines_in_use, changelog
-from lab.pages.comparisons import compare, comparisons, group_arms
+from lab.pages.comparisons import compare, compare_page, comparisons
 from lab.pages.context import (
     NOTE_LABELS,
     active_days,
+    command_text,
     daily_log,
     display_title,
     duration_text,
-    failure_line,
-    failure_tail,
     latest_profile,
     render,
     reproduce_text,
     resumed_text,
 )
 from lab.pages.results import attempt_config, headline_attempt
+from lab.pages.verdicts import ENDED_BADLY, failure_line, failure_tail
 from lab.records import config as config_tools
 from lab.records import metrics
 from lab.records.files import read_json, read_jsonl
@@ -117,14 +117,6 @@ def median_seconds_between_evaluations(frame) -> float | None:
     return sorted(gaps)[len(gaps) // 2] if gaps else None
 
 
-def attempt_rows(store: Store, run_id: str) -> list[dict]:
-    """The report's table of a run's attempts: number, status, note, duration, result and why it failed."""
-    return [{"number": a["number"], "status": a["status"], "note": a.get("note"),
-             "duration": duration_text(a),
-             "result": results.attempt_result(store, run_id, a["number"]),
-             "failure": failure_line(store, run_id, a)} for a in store.attempts.of(run_id)]
-
-
 def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path:
     """Write logs/reports/<id>.md for one attempt (default: the run's headline attempt, else the latest with
     metrics): verdict, notes, setup, per-evaluation table, plots, resources, environment, health. LabError for
@@ -161,7 +153,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         curves=f"{run_id}/curves.svg" if panels else None,
         panel_titles=[title for title, _ in panels],
         result=result,
-        verdict=verdicts.hypothesis_verdict(store, run, number),
+        verdict=verdicts.run_verdict(store, run, number),
         resumed_chain=results.stream_chain(store, run_id, number)[:-1],
         notes=[(NOTE_LABELS[e["field"]], e["text"]) for e in store.events.of(run_id)
                if e["kind"] == "note" and e.get("attempt") in (None, number)],
@@ -178,11 +170,19 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         kept_step=kept_step,
         checkpointed=checkpointed,
         evaluation=results.size_text(result),
-        failure=failure_tail(folder) if attempt.get("status") in ("failed", "crashed", "killed") else None,
+        failure=failure_tail(folder) if attempt.get("status") in ENDED_BADLY else None,
         verification=verification_rows(outcome["rows"]),
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
         profile=latest_profile(store, run_id),
     )
+
+
+def attempt_rows(store: Store, run_id: str) -> list[dict]:
+    """The report's table of every attempt: number, status, note, duration, result (or why it failed), command."""
+    return [{"number": a["number"], "status": a["status"], "note": a.get("note"),
+             "duration": duration_text(a),
+             "result": results.attempt_result(store, run_id, a["number"]),
+             "failure": failure_line(store, run_id, a), "command": command_text(a)} for a in store.attempts.of(run_id)]
 
 
 def metric_tables(rows: list[dict]) -> dict[str, list[dict]]:
@@ -265,8 +265,7 @@ def render_all(store: Store) -> list[Path]:
         group = store.runs.load(rid).get("group")
         if group:
             groups.setdefault(group, []).append(rid)
-    written += [compare(store, group_arms(store, group), group) for group, ids in sorted(groups.items())
-                if len(ids) > 1]
+    written += [compare_page(store, group=group) for group, ids in sorted(groups.items()) if len(ids) > 1]
     readable = set(store.readable_run_ids())
     for name, specs in sorted(comparisons(store).items()):
         if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):

@@ -5,7 +5,8 @@ metric's value there beside its own best, the evaluation's size and noise, and t
 
     results.attempt_result(store, "nsd_002", 1)
     -> {"metric": "val/per", "mode": "min", "best": 0.31, "best_step": 400, "final": 0.33, "attempt": 1,
-        "se": 0.004, "size": {"trials": 480}, "still_improving": False, "last_step": 500}
+        "se": 0.004, "size": {"trials": 480}, "still_improving": False, "last_step": 500,
+        "slope": -2e-05, "scatter": 0.003}
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ SE_SUFFIX = "_se"  # `<metric>_se`: the standard error a family logs beside a me
 # How big an evaluation was, logged beside it (`val/trials`, `val/tokens`, ...): stated with every verdict.
 SIZE_WORDS = ("clips", "utterances", "trials", "tokens", "frames", "samples", "batches", "speakers")
 STILL_IMPROVING = 0.001  # best at the last evaluation, by over 0.1% of the one before: the run is still improving
-NOISE_Z = 2.0  # a difference within 2 standard errors (about a 95% interval) is inside the noise
+TREND_EVALUATIONS = 5  # a run's recent trend is the slope of its judged metric over its last 5 evaluations
+SCATTER_EVALUATIONS = (6, 8)  # its scatter: about a quadratic over its last 8 evaluations, given 6 at least
 
 
 def size_metric(metric: str) -> str | None:
@@ -223,6 +225,7 @@ def attempt_summary(store: Store, run_id: str, number: int) -> dict:
     last, previous = (float(evaluations.iloc[-1]), float(evaluations.iloc[-2])) if len(evaluations) >= 2 else (0, 0)
     improving = len(evaluations) >= 2 and judged["best_step"] == int(frame["step"][evaluations.index[-1]]) \
         and is_better(last, previous, mode) and abs(last - previous) > STILL_IMPROVING * abs(previous)
+    slope, scatter = recent_trend(frame["step"][evaluations.index].to_numpy(), evaluations.to_numpy())
     se_row = by_name.get(metric + SE_SUFFIX)
     result = {
         "metric": metric, "mode": mode, "best": judged["best"], "best_step": judged["best_step"],
@@ -233,13 +236,35 @@ def attempt_summary(store: Store, run_id: str, number: int) -> dict:
                             key=lambda item: SIZE_WORDS.index(item[0]))),
         "still_improving": bool(improving),
         "last_step": int(frame["step"][evaluations.index[-1]]),
+        "slope": slope, "scatter": scatter,
     }
     return {"result": result, "rows": rows}
 
 
+def recent_trend(steps, values) -> tuple[float | None, float | None]:
+    """(slope per step, scatter) of a metric's evaluations (`steps`, `values`: (n,)): the least-squares line's slope
+    over the last TREND_EVALUATIONS (None under 3), and the standard deviation of the last SCATTER_EVALUATIONS about a
+    quadratic fitted to them, n - 3 degrees of freedom (None under 6; the quadratic takes up the curve's bend), the
+    evaluation's own spread where no standard error was logged."""
+    import numpy as np
+
+    steps, values = np.asarray(steps, float), np.asarray(values, float)  # (n,), (n,)
+    kept = np.isfinite(steps) & np.isfinite(values)  # a malformed row's step reads as NaN
+    steps, values = steps[kept], values[kept]  # (m,), (m,)
+    recent, recent_values = steps[-TREND_EVALUATIONS:], values[-TREND_EVALUATIONS:]
+    slope = float(np.polyfit(recent, recent_values, 1)[0]) if len(recent) >= 3 and np.ptp(recent) > 0 else None
+    fewest, most = SCATTER_EVALUATIONS
+    tail, tail_values = steps[-most:], values[-most:]
+    if len(tail) < fewest or np.ptp(tail) == 0:
+        return slope, None
+    scaled = (tail - tail.mean()) / np.ptp(tail)  # (n,) conditioning for the fit
+    residuals = tail_values - np.polyval(np.polyfit(scaled, tail_values, 2), scaled)  # (n,)
+    return slope, float(np.sqrt((residuals ** 2).sum() / (len(tail) - 3)))
+
+
 def attempt_result(store: Store, run_id: str, number: int | None) -> dict | None:
     """The attempt's judged metric at its kept step: {metric, mode, best, best_step, final, attempt, se, size,
-    still_improving, last_step}, or None when it logged no value of it."""
+    still_improving, last_step, slope, scatter}, or None when it logged no value of it."""
     return attempt_summary(store, run_id, number)["result"] if number else None
 
 
@@ -280,7 +305,8 @@ def seed_result(store: Store, run_id: str) -> dict | None:
     """The run's judged metric over its seeds when its attempts ran with two or more `train.seed` values (the
     latest attempt of each seed, `lab launch ID --seeds N`): attempt_result's fields with `best` the mean of the
     seeds' kept values, `spread` their sample standard deviation, `se` = spread / sqrt(seeds), `seeds` the count,
-    `attempt` and `best_step` None. None with fewer than two seeds."""
+    `attempt` and `best_step` None, `final` the mean of the seeds' final values, `slope` the seeds' mean slope (None
+    if one has none). None with fewer than two seeds."""
     per_seed = {}
     for number in store.attempts.numbers(run_id):
         result = attempt_result(store, run_id, number)
@@ -295,8 +321,11 @@ def seed_result(store: Store, run_id: str) -> dict | None:
     mean = sum(values) / len(values)
     spread = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
     return {**found[-1], "best": mean, "best_step": None, "attempt": None, "spread": spread,
+            "final": sum(result["final"] for result in found) / len(found),
+            "last_step": max(result["last_step"] for result in found),
             "se": spread / len(values) ** 0.5, "seeds": len(values),
-            "still_improving": any(result["still_improving"] for result in found)}
+            "still_improving": any(result["still_improving"] for result in found),
+            "slope": None if any(r["slope"] is None for r in found) else sum(r["slope"] for r in found) / len(found)}
 
 
 def figure_text(result: dict) -> str:
@@ -328,14 +357,6 @@ def change_words(before: float, after: float, mode: str | None) -> str:
     return f"{relative}{way}{judged}"
 
 
-def noise(*results: dict) -> float | None:
-    """NOISE_Z combined standard errors of the results' judged figures, or None when none logged one."""
-    errors = [result.get("se") for result in results]
-    if all(error is None for error in errors):
-        return None
-    return NOISE_Z * sum((error or 0.0) ** 2 for error in errors) ** 0.5
-
-
 def size_text(result: dict | None) -> str:
     """'evaluated on 480 trials, 3 clips' from the sizes logged at the kept step, else 'evaluation size not
     logged'."""
@@ -343,37 +364,3 @@ def size_text(result: dict | None) -> str:
     if not sizes:
         return "evaluation size not logged"
     return "evaluated on " + ", ".join(f"{value:,.0f} {word}" for word, value in sizes.items())
-
-
-# how the pages mark each status of `compare`
-STATUS_MARK = {"improved": "✅", "worse": "❌", "unchanged": "➖", "inconclusive": "〰️", "untested": "❔"}
-RELATIVE_MARGIN = 0.01  # without a logged standard error, a relative change within 1% is inconclusive
-
-
-def compare(before: dict | None, after: dict | None) -> dict:
-    """How `after` fares against `before` on the same judged metric, noise and convergence considered:
-    {"status": improved | worse | unchanged | inconclusive | untested, "change", "why"}.
-
-    A difference within NOISE_Z combined standard errors (or RELATIVE_MARGIN when neither logged one) is
-    inconclusive, and so is a loss for a run that was still improving at its last evaluation.
-    """
-    change = improvement(before, after)
-    if change is None:
-        return {"status": "untested", "change": None, "why": None}
-    spread = noise(before, after)
-    difference = abs(after["best"] - before["best"])
-    if difference == 0:
-        return {"status": "unchanged", "change": 0.0, "why": None}
-    if spread is not None and difference <= spread:
-        return {"status": "inconclusive", "change": change,
-                "why": f"the difference {difference:.4g} is within the noise (±{spread:.4g}, "
-                       f"{NOISE_Z:g} standard errors)"}
-    if spread is None and abs(change) <= RELATIVE_MARGIN:
-        return {"status": "inconclusive", "change": change,
-                "why": f"within {RELATIVE_MARGIN:.0%}, and no standard error was logged"}
-    loser = after if change < 0 else before
-    if loser.get("still_improving"):
-        return {"status": "inconclusive", "change": change,
-                "why": f"{'it' if loser is after else 'the reference'} was still improving at its last evaluation"
-                       + ("" if loser.get("seeds") else f" (step {loser['last_step']})")}
-    return {"status": "improved" if change > 0 else "worse", "change": change, "why": None}

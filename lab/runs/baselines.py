@@ -1,5 +1,6 @@
 """`lab baseline add`: a baseline of the researcher's own project registered for changelogs, its config taken
-from a file or from what a run recorded, with its provenance (repository, config file, run, reference)."""
+from a file or from what a run recorded, with its provenance (repository, config file, run, reference); and
+`lab baseline attach`, which makes runs made before it (or without `--baseline`) join it."""
 
 from __future__ import annotations
 
@@ -32,3 +33,22 @@ def baseline_line(name: str, snapshot: dict) -> str:
     """What `lab baseline add` prints: how many config keys the baseline holds and how to use it."""
     return (f"baseline {name}: {len(flatten(snapshot['config']))} config keys; use it with lab new-run ID "
             f"--baseline {name}")
+
+
+def attach(store: Store, name: str, run_ids: list[str]) -> list[str]:
+    """Make runs `run_ids` use baseline `name` (their run.json's `baseline`), as `lab new-run --baseline` would
+    have; returns the ids attached now (a run that already uses it is left as it is). LabError for no run, a
+    baseline not registered, a run that does not exist or a run that uses another baseline (nothing is changed
+    then)."""
+    if store.baselines.get(name) is None:
+        raise LabError(f"no baseline {name!r}; register it first with lab baseline add {name} --config FILE")
+    if not run_ids:
+        raise LabError(f"name the runs to attach: lab baseline attach {name} RUN [RUN ...]")
+    for run_id in run_ids:
+        other = store.runs.load(run_id).get("baseline")
+        if other not in (None, name):
+            raise LabError(f"run {run_id} uses baseline {other}; a run belongs to one baseline")
+    attached = [run_id for run_id in dict.fromkeys(run_ids) if store.runs.load(run_id).get("baseline") is None]
+    for run_id in attached:
+        store.runs.update(run_id, baseline=name)
+    return attached

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 
 from lab.errors import LabError
+from lab.pages import changes, results
 from lab.pages.context import display_title, reference_config
-from lab.pages.results import ran_config
 from lab.records import config as config_tools
 from lab.records.files import read_json
 from lab.records.store import Store
@@ -111,26 +111,31 @@ def describe(info: dict) -> str:
 
 
 def diff_text(store: Store, first: str, second: str | None = None) -> str:
-    """`lab diff`: a run against what its pages describe it against (its parent, else its baseline), or two
-    runs, grouped by component. A run's config is the one its headline attempt ran with, as on the pages."""
-    run = store.runs.load(first)
+    """`lab diff`: a run (or `RUN:TEST`, an attempt) against what its pages describe it against (its parent, else
+    its baseline), or against a second run or attempt, grouped by component, then the held-out metrics' deltas at
+    each one's kept step. A run stands for its headline attempt, as on the pages."""
+    rid, number = changes.parse_attempt(store, first)
+    after = results.attempt_config(store, rid, number)
     if second is not None:
-        store.runs.load(second)
-        name, before, after = f"{first} -> {second}", ran_config(store, first), ran_config(store, second)
+        other = changes.parse_attempt(store, second)
+        name, before, after = f"{first} -> {second}", after, results.attempt_config(store, *other)
+        measured = ((rid, number), other)
     else:
-        reference = reference_config(store, run)
+        reference = reference_config(store, store.runs.load(rid))
         if reference is None:
             raise LabError(f"run {first} has no baseline or parent: give a second run, lab diff {first} OTHER")
-        kind = "parent" if reference[0] == run.get("parent") else "baseline"
-        name, before, after = f"{first} vs {reference[0]} ({kind})", reference[1], ran_config(store, first)
-    changes = config_tools.diff(before, after)
-    if not changes:
-        return f"{name}: no differences"
+        parent = store.runs.load(rid).get("parent")
+        kind = "parent" if reference[0] == parent else "baseline"
+        name, before = f"{first} vs {reference[0]} ({kind})", reference[1]
+        measured = ((parent, results.headline_attempt(store, parent)), (rid, number)) if kind == "parent" else None
     lines = [name]
     component = None
-    for change in changes:
+    for change in config_tools.diff(before, after):
         if change.component != component:
             component = change.component
             lines.append(f"[{component}]")
         lines.append(f"  {change.describe()}")
-    return "\n".join(lines)
+    if len(lines) == 1:
+        lines[0] += ": no differences"
+    metric_deltas = changes.metric_lines(store, *measured) if measured else []
+    return "\n".join(lines + (["[metrics at each one's kept step]", *metric_deltas] if metric_deltas else []))

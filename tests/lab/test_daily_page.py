@@ -59,13 +59,16 @@ def test_daily_log_has_the_reference_shape(lab, repo, train_script):
     assert "**Hypothesis:** MusicGen delay needs the full-size decoder" in block
     assert "**Test 1:** batch 4, grad accum 1 (finished, exit 0" in block
     assert "**Test 2:** batch 2, grad accum 16 (failed, exit 1" in block
-    assert ("```bash\nlab launch dia_009 --note 'batch 4, grad accum 1' -- "
-            f"{sys.executable} my_train.py --lr 2e-4\n```" in block)
+    assert re.search(r"\*\*Test 1:\*\* batch 4, grad accum 1 \(finished, exit 0, [^)]*\): val/loss 0\.5 at step 10\n",
+                     block)
+    assert re.search(r"\*\*Test 2:\*\* batch 2, grad accum 16 \(failed, exit 1, [^)]*\): stopped at step 10: trained "
+                     r"with lr 0\.001\. From Test 1: Increased lr to 0\.001 and increased exit to 1\n", block)
+    assert "```" not in block  # every command is on the report, linked
     assert "**Result:** val loss 0.5" in block
     for text in ("**Findings:** Loss falls fast", "**Observations:** Val follows", "**Conclusion:** Keep",
                  "**Next steps:** Scale up"):
         assert text in block
-    assert "| train/loss | 0.2 | 0.2 | 0.2 | 10 |" in block
+    assert "Details (every test's command, metric tables, curves): [dia_009 report](../reports/dia_009.md)" in block
     assert "- `optim.lr`: 0.02 → 0.0015" in page.split("### nsd_002")[1]
     assert "- Gradient explosions start only when training from scratch" in page
     commits = [line for line in page.split("## Commits")[1].splitlines() if line.startswith("- ")]

@@ -41,14 +41,16 @@ def test_user_text_cannot_add_headings_sections_columns_or_html(lab, repo):
     assert headings == [headings[0], "## Overview", "## Experiments", headings[3], "## Key Insights", "## Commits"]
     assert headings[3].startswith("### e_001: A title") and "<img" not in page and "<script" not in page
     assert page.count("`0000000`") == 1 and "\\## Commits" in page  # the insight's line is text, not a section
-    fences = [line for line in page.splitlines() if line.startswith("```")]
-    assert fences[0] == "````bash" and fences[-1] == "````"  # longer than the note's own fence inside it
-    rows = [line for line in page.splitlines() if line.startswith("| ") and "0." in line]
-    # | Metric | At kept step | Final | Own best | Own best step |: no judged metric was logged, so no kept step
-    assert sorted(rows) == ["| top1\\|top5 | - | 0.5 | - | - |", "| val loss | - | 0.25 | - | - |"]
-    assert "| x&lt;b> | - | 1 | - | - |" in page
+    assert "\\```" in page  # the note's fence is text on the daily page, which holds no code block
+    assert not [line for line in page.splitlines() if line.startswith("```")]
     report = Path(lab("report", "e_001").stdout.strip().splitlines()[-1]).read_text()
     assert not [line for line in outside_code(report) if line.startswith(("## Injected", "### exp_99"))]
+    fences = [line for line in report.splitlines() if line.startswith("```")]
+    assert fences[0] == "````bash" and fences[-1] == "````"  # Reproduce: longer than the note's own fence inside it
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "0." in line]
+    # | Metric | At kept step | Final | Own best | Own best step |: no judged metric was logged, so no kept step
+    assert sorted(rows) == ["| top1\\|top5 | - | 0.5 | - | - |", "| val loss | - | 0.25 | - | - |"]
+    assert "| x&lt;b> | - | 1 | - | - |" in report
     assert "<script" not in report and "<img" not in report and "| top1\\|top5 |" in report
 
 

@@ -75,7 +75,8 @@ def test_changelog_tracks_changes_results_and_status(story):
     assert sections == ["Schedule", "Clipping", "Augmentation"]
     schedule = page.split("## 1. Schedule")[1].split("## 2.")[0]
     assert "- `optim.lr`: 0.02" in schedule
-    assert "**Run #2 (nsd_002)**: `optim.lr`: 0.02 → 0.0015" in schedule and "improved against Run #1" in schedule
+    assert "**Run #2 (nsd_002)**: `optim.lr`: 0.02 → 0.0015" in schedule and "✅ supported: val/per" in schedule \
+        and "for nsd_001:1, 46.1% lower (better)" in schedule
     assert re.findall(r"^### Run #(\d): (nsd_\d+)", page, re.M) == [
         ("1", "nsd_001"), ("2", "nsd_002"), ("3", "nsd_003")]
     table = page.split("## Baseline Comparison Table")[1]

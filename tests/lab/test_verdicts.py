@@ -99,7 +99,7 @@ def test_an_expectation_against_another_run(store):
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
     block = day.split("### nsd_002")[1]
     assert "**Verdict:** supported: val/per < nsd_001: 0.34 < 0.36" in block
-    assert "Results of Test 1, at its kept checkpoint (step 100, best val/per):" in block
+    assert "**Test 1:** (finished, exit 0, 0s): val/per 0.34 at step 100\n" in block
 
 
 @pytest.mark.light
@@ -130,8 +130,7 @@ def test_a_resumed_attempt_continues_its_parents_stream_on_every_page(store, tmp
     add_run(store, "nsd_001", later, config, resume_from=str(tmp_path / "artefacts/nsd_001/1/last.pt"))
 
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    assert "Results of Test 2, at its kept checkpoint (step 250, best val/per):" in day
-    assert "| val/per | 0.3541 | 0.3602 | 0.3541 | 250 |" in day
+    assert "(finished, exit 0, 0s, resumed from Test 1 at step 250): val/per 0.3541 at step 250\n" in day
     page = reports.report(store, "nsd_001").read_text()
     assert "- Best val/per: **0.3541** at step 250" in page
     assert "- Resumed: this stream continues Test 1" in page
@@ -196,20 +195,24 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
     compare = comparisons.compare(store, ["dia_001", "dia_002"]).read_text()
     assert re.search(r"\| dia_002:1 \| 1\.85 \| 20 \| .* \| -0\.05 〰️ \(the difference 0\.05 is within the noise",
                      compare)
-    assert "No clear winner on val/loss: **dia_002:1** reads 1.85 vs 1.9 for dia_001" in compare
+    assert "No clear winner on val/loss: **dia_002:1** reads val/loss 1.85 at step 20 vs 1.9 for dia_001:1" in compare
 
 
 @pytest.mark.light
-def test_a_run_still_improving_gets_at_most_inconclusive(store):
+def test_a_run_still_improving_fast_enough_to_close_the_gap_is_inconclusive(store):
     add_run(store, "sash_001", [{"step": 100, "val/loss": 2.0}, {"step": 200, "val/loss": 1.5},
                                 {"step": 300, "val/loss": 1.5}])
     add_run(store, "sash_002", [{"step": 100, "val/loss": 2.4}, {"step": 200, "val/loss": 2.0},
                                 {"step": 300, "val/loss": 1.7}], parent="sash_001")
     verdict = verdict_line(store, "sash_002")
-    assert verdict.startswith("inconclusive: val/loss 1.7 at step 300 vs 1.5 for sash_001:1, 13.3% higher (worse), "
-                              "it was still improving at its last evaluation (step 300)")
+    assert verdict == ("inconclusive: val/loss 1.7 at step 300 vs 1.5 for sash_001:1, 13.3% higher (worse), at its "
+                       "last trend of -0.35 per 100 steps it would need about 57 more steps to close the 0.2 gap; "
+                       "evaluation size not logged")
     page = reports.report(store, "sash_002").read_text()
     assert "; still improving at its last evaluation" in page
+    compare = comparisons.compare(store, ["sash_001", "sash_002"]).read_text()
+    assert re.search(r"^\| sash_002:1 \| 1\.7 \| .* \| \+0\.2 〰️ \(at its last trend of -0\.35 per 100 steps it would "
+                     r"need about 57 more steps to close the 0\.2 gap\) \|$", compare, re.M), compare
 
 
 @pytest.mark.light
@@ -229,10 +232,11 @@ def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
             baseline="base")
     page = changelogs.changelog(store, "base").read_text()
     fails = page.split("## What Doesn't Work")[1]
-    assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071; evaluated on 3 clips, 1,234 tokens)" in fails
+    assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071, 9% worse; evaluated on 3 clips, 1,234 tokens)" in fails
     assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
-    assert re.search(r"inconclusive against Run #1 \(dia_001\): 1\.9; the difference 0\.02 is within the noise "
-                     r"\(±0\.102, 2 standard errors\); evaluated on 3 clips, 1,234 tokens\)", page)
+    assert ("- **Result**: 〰️ inconclusive: val/loss 1.88 at step 20 vs 1.9 for dia_001:1, 1.1% lower (better), the "
+            "difference 0.02 is within the noise (±0.102, 2 standard errors); evaluated on 3 clips, "
+            "1,234 tokens") in page
 
 
 @pytest.mark.light
@@ -263,9 +267,10 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     store.attempts.end(folder, exit_code=1, status="failed")
     why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    assert f"**Why it stopped:** {why}" in day.split("### dia_002")[1]
+    stopped = "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n"
+    assert stopped in day.split("### dia_002")[1]
     changelog = changelogs.changelog(store, "base").read_text()
-    assert f"no result: {why}" in changelog and "no result yet" not in changelog
+    assert f"**Result**: {why}\n" in changelog and "no result yet" not in changelog
     add_run(store, "dia_003", [{"step": 10, "val/loss": 1.9, "val/zero": 0.0}], base, parent="dia_001")
     compare = comparisons.compare(store, ["dia_001", "dia_003"]).read_text()
     assert "Not compared: val/zero (all zero)." in compare and "None" not in compare
@@ -374,3 +379,404 @@ def test_identical_ablation_arms_are_called_identical(lab):
     assert "No run has logged metrics yet" not in page
     assert "The arms are identical: each logged the same val/loss 0.25." in page
     assert "No winner: every arm logged the same val/loss (0.25); the arms are identical" in page
+
+
+CURVE = """import argparse, math, sys
+from lab import tracker
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.1)
+parser.add_argument('--crash-at', type=int, default=0)
+parser.add_argument('--nan-at', type=int, default=0)
+parser.add_argument('--tail', type=float, default=0.0)
+args = parser.parse_args()
+tracker.config(vars(args))
+target = 0.35 + (args.lr - 0.1) * 2.5  # lr 0.1 ends near 0.36, lr 0.3 near 0.86, still falling slowly
+for step in range(1, 101):
+    steep = args.tail * (100 - step) / 100  # --tail 1: still falling by 0.01 a step at step 100
+    tracker.log(step, **{'train/loss': float('nan') if step == args.nan_at else target + 1.2 / step + steep})
+    if step % 10 == 0:
+        tracker.log(step, **{'val/loss': target + 2.0 / step + steep + 0.0002 * math.sin(step * 7.3)})
+    if step == args.crash_at:
+        print('Traceback (most recent call last):')
+        print('RuntimeError: boom at step', step)
+        print('cleaning up')
+        sys.exit(1)
+"""
+
+
+@pytest.fixture
+def curve_lab(lab):
+    """A lab with baseline `base` (lr 0.1) and a script whose val/loss falls as target + 1/step, target set by --lr."""
+    (lab.repo / "train.py").write_text(CURVE)
+    (lab.repo / "base.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, "tail": 0.0}')
+    lab("baseline", "add", "base", "--config", "base.json")
+    return lab
+
+
+def launch(lab, run_id, *args):
+    lab("launch", run_id, "--no-commit", "--", sys.executable, "train.py", *args, check=False)
+
+
+def page(lab, *parts):
+    return lab.repo.joinpath("logs", *parts).read_text()
+
+
+def test_every_page_says_the_same_for_one_change_and_a_slow_trend_does_not_save_a_worse_run(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001", "--lr", "0.1")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a higher lr learns faster")
+    launch(lab, "x_002", "--lr", "0.3")
+    lab("render")
+    report = page(lab, "reports", "x_002.md")
+    line = re.search(r"^\*\*Verdict\*\*: (.*)$", report, re.M).group(1)
+    assert line == ("not supported: val/loss 0.8702 at step 100 vs 0.3702 for x_001:1, 135.1% higher (worse), still "
+                    "improving, but at its last trend of -0.033 per 100 steps closing the 0.5 gap would take about "
+                    "1,538 more steps, over the 100 steps compared; evaluation size not logged")
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert f"**Verdict:** {line}\n" in daily
+    changelog = page(lab, "changelogs", "base.md")
+    assert changelog.count(f"❌ {line}") == 2  # its component's section and its run's section
+    fails = changelog.split("## What Doesn't Work")[1].split("---")[0]
+    assert "- ❌ `lr`: 0.1 → 0.3 (Run #2, 0.3702 → 0.8702, 135% worse; evaluation size not logged)" in fails
+    assert "| `lr` | 0.1 | 0.3 | ❌ worse (Run #2) |" not in changelog  # the current run is the best one, x_001
+    assert "the current run uses the baseline unchanged" in changelog
+    compare = Path(lab("compare", "x_001", "x_002").stdout.strip().splitlines()[-1]).read_text()
+    assert ("| x_002:1 | 0.8702 | 100 | 0.8702 | 100 | 0.8702 | +0.5 ❌ (still improving, but at its last trend of "
+            "-0.033 per 100 steps closing the 0.5 gap would take about 1,538 more steps, over the 100 steps compared) |"
+            in compare)  # the verdict's own words, as on the report
+    assert "**x_001:1** (the reference) stays best on val/loss" in compare
+    rendered = {path: path.read_bytes() for path in lab.repo.joinpath("logs").rglob("*.md")}
+    lab("render")
+    assert {path: path.read_bytes() for path in lab.repo.joinpath("logs").rglob("*.md")} == rendered
+
+
+def test_a_first_run_gets_no_filler_verdict_and_a_failed_one_only_why_it_stopped(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "crashes")
+    launch(lab, "x_002", "--lr", "0.2", "--crash-at", "35")
+    lab("render")
+    assert "Verdict" not in page(lab, "reports", "x_001.md").split("---")[0]
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert "**Verdict:**" not in daily
+    why = "Test 1 failed at step 35 (exit 1): RuntimeError: boom at step 35"
+    assert f"**Verdict**: {why}\n" in page(lab, "reports", "x_002.md")
+    assert "stopped at step 35: RuntimeError: boom at step 35\n" in daily.split("### x_002")[1]
+    assert f"\n**Result**: {why}\n" in page(lab, "changelogs", "base.md")
+
+
+def test_an_ablation_names_its_reference_and_crowns_only_a_lead_outside_the_noise(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001", "--lr", "0.1")
+    for run_id, lr in (("g_001", "0.1"), ("g_002", "0.0999"), ("g_003", "0.05")):
+        lab("new-run", run_id, "--from", "x_001", "--group", "lrs", "--hypothesis", f"lr {lr}")
+        launch(lab, run_id, "--lr", lr)
+    printed = lab("compare", "--group", "lrs").stdout.splitlines()
+    assert printed[0] == "reference: x_001, the run the group branched from (added to the group's runs)"
+    group = Path(printed[-1]).read_text()
+    assert "**Reference: x_001, the run the group branched from (added to the group's runs).**" in group
+    assert "g_001:1 runs the same config as the reference x_001:1: it changes nothing against the reference." in group
+    assert "g_002:1 runs the same config" not in group
+    health = group.split("## Health")[1].split("## Verdict")[0]
+    assert [line.split("**")[1] for line in health.splitlines() if line.startswith("**")] == \
+        ["x_001:1", "g_001:1", "g_002:1", "g_003:1"]
+    verdict = group.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("**g_003:1** wins on val/loss: val/loss 0.2452 at step 100 vs 0.3702 for x_001:1, "
+                              "33.8% lower (better); evaluation size not logged; and holds at the end of the run: ")
+    close = Path(lab("compare", "x_001", "g_002").stdout.strip()).read_text()
+    verdict = close.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("No clear winner on val/loss: **g_002:1** reads val/loss 0.3699 at step 100 vs 0.3702 "
+                              "for x_001:1, 0.1% lower (better), but the difference"), verdict
+    assert "x the scatter of the last evaluations about their curve)" in verdict
+
+
+def test_an_arms_findings_on_the_ablation_page_and_the_changelog_are_lab_doctors(curve_lab):
+    lab = curve_lab
+    lab.repo.joinpath("warm.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, "tail": 0.0, '
+                                              '"optim": {"warmup_steps": 0}, "train": {"max_steps": 100}}')
+    lab("baseline", "add", "warm", "--config", "warm.json")
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "warm")
+    launch(lab, "x_001")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr", "--set", "optim.warmup_steps=500",
+        "--set", "train.max_steps=100")  # a finding of the run's config, recorded at new-run
+    launch(lab, "x_002", "--lr", "0.05", "--nan-at", "30")  # and one of its test, recorded at launch
+    doctor = lab("doctor", "x_002", "--dry-run").stdout.splitlines()
+    named = [line for line in doctor if line.startswith("[")]
+    assert [line.split(":")[0] for line in named] == ["[warning] warmup_covers_run at step 0",
+                                                      "[error] non_finite at step 30"], doctor
+    group = Path(lab("compare", "x_001", "x_002").stdout.strip()).read_text()
+    arm = group.split("## Health")[1].split("## Verdict")[0].split("**x_002:1**")[1]
+    shown = [line for line in arm.splitlines() if line.startswith("- ")]
+    assert [re.sub(r"^- (❌ error|⚠️ warning) `(\w+)` at step (\d+): ", r"[\1] \2 at step \3: ", line)
+            .replace("❌ ", "").replace("⚠️ ", "") for line in shown] == named
+    lab("changelog", "warm")
+    issues = page(lab, "changelogs", "warm.md").split("## Current Issues")[1].split("## Recommendations")[0]
+    assert "### Issue #1: `warmup_covers_run` (Run #2, x_002)\n- **Severity**: ⚠️ warning\n" in issues
+    assert "### Issue #2: `non_finite` (Run #2, x_002)\n- **Severity**: ❌ error\n" in issues
+    assert issues.count("### Issue #") == len(named)
+
+
+@pytest.mark.light
+def test_a_lead_at_the_best_step_that_is_lost_by_the_end_is_no_win(store):
+    steady = [1.0, 0.8, 0.7, 0.65, 0.62, 0.60, 0.60, 0.60]
+    spiky = [1.0, 0.7, 0.55, 0.7, 0.75, 0.78, 0.8, 0.82]  # best early, then degrading
+    add_run(store, "s_001", [{"step": 10 * (i + 1), "val/loss": v, "val/loss_se": 0.005} for i, v in enumerate(steady)])
+    add_run(store, "s_002", [{"step": 10 * (i + 1), "val/loss": v, "val/loss_se": 0.005} for i, v in enumerate(spiky)])
+    page = comparisons.compare(store, ["s_001", "s_002"]).read_text()
+    assert ("No clear winner on val/loss: **s_002:1** leads at its best step (val/loss 0.55 at step 30 vs 0.6 for "
+            "s_001:1, 8.3% lower (better)) but not at the end of the run: val/loss 0.82 at step 80 vs 0.6 for s_001:1, "
+            "36.7% higher (worse).") in page
+
+
+def test_runs_made_before_a_baseline_can_be_attached_to_it(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "made before the baseline was meant for it")
+    launch(lab, "x_001", "--lr", "0.1")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr")
+    launch(lab, "x_002", "--lr", "0.05")
+    empty = lab("changelog", "base", check=False)
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1
+    assert empty.stderr.startswith("lab: error: baseline base: no run uses it yet; attach runs with lab baseline "
+                                   "attach base RUN...")
+    assert not lab.repo.joinpath("logs", "changelogs", "base.md").exists()
+    printed = lab("baseline", "attach", "base", "x_001", "x_002").stdout
+    assert printed == "baseline base: x_001, x_002 now use it; lab changelog base renders their changes\n"
+    lab("changelog", "base")
+    changelog = page(lab, "changelogs", "base.md")
+    assert "### Run #1: x_001" in changelog and "### Run #2: x_002" in changelog
+    assert "- ✅ `lr`: 0.1 → 0.05 (Run #2, 0.3702 → 0.2452, 34% better; evaluation size not logged)" in changelog
+    lab("baseline", "add", "other", "--config", "base.json")
+    clash = lab("baseline", "attach", "other", "x_001", check=False)
+    assert clash.returncode == 2 and "run x_001 uses baseline base" in clash.stderr
+    missing = lab("baseline", "attach", "base", "x_099", check=False)
+    assert missing.returncode == 2 and "x_099" in missing.stderr
+
+
+def test_the_daily_page_tells_the_day_with_every_tests_result_and_what_changed(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    launch(lab, "x_001")
+    launch(lab, "x_001", "--lr", "0.05")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "higher lr")
+    launch(lab, "x_002", "--lr", "0.3", "--crash-at", "45")
+    launch(lab, "x_002", "--lr", "0.3")
+    lab("log")
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    first, second = daily.split("### x_001")[1].split("### x_002")
+    assert re.search(r"\*\*Test 1:\*\* \(finished, exit 0, \d+s\): val/loss 0\.3702 at step 100 "
+                     r"\(still improving\)\n", first)
+    assert re.search(r"\*\*Test 2:\*\* \(finished, exit 0, \d+s\): val/loss 0\.2452 at step 100 \(still improving\)\. "
+                     r"From Test 1: Decreased lr to 0\.05\n", first)
+    assert re.search(r"\*\*Test 1:\*\* \(failed, exit 1, \d+s\): stopped at step 45: RuntimeError: boom at step 45\n",
+                     second)
+    assert "From Test 1: Decreased crash at to 0\n" in second
+    assert "Details (every test's command, metric tables, curves): [x_001 report](../reports/x_001.md)" in first
+    assert "```" not in daily and "| Metric |" not in daily  # commands and tables live on the reports
+    assert len(daily.splitlines()) < 70
+    lab("report", "x_001")
+    report = page(lab, "reports", "x_001.md")
+    assert re.search(r"^\| 2 \(this report\) \| finished \| - \| val/loss 0\.2452 at step 100 \(still improving\) "
+                     r"\| \S+ \| `lab launch x_001 --no-commit -- \S+ train\.py --lr 0\.05` \|$", report, re.M)
+
+
+def test_lab_diff_takes_attempts_and_prints_metric_deltas(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    launch(lab, "x_001")
+    launch(lab, "x_001", "--lr", "0.05")
+    assert lab("diff", "x_001:1", "x_001:2").stdout.splitlines() == [
+        "x_001:1 -> x_001:2", "[schedule]", "  lr: 0.1 -> 0.05", "[metrics at each one's kept step]",
+        "  val/loss: 0.3702 -> 0.2452 (-0.125, 33.8% lower (better))"]
+    bad = lab("diff", "x_001:7", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("lab: error:") and bad.stderr.count("\n") == 1
+    bad = lab("diff", "x_001:one", check=False)
+    assert bad.returncode == 2 and "write RUN or RUN:TEST, like nsd_004:2" in bad.stderr
+
+
+def test_the_changelog_has_current_issues_recommendations_and_file_changes(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    lab("launch", "x_001", "--", sys.executable, "train.py")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr")
+    with lab.repo.joinpath("train.py").open("a") as script:
+        script.write("# a lower lr needs nothing else\n")
+    lab("launch", "x_002", "--", sys.executable, "train.py", "--lr", "0.05", "--nan-at", "30")
+    lab("note", "x_002", "--next", "run lr 0.05 again without the NaN", "--findings", "the NaN came from --nan-at")
+    lab("new-run", "x_003", "--from", "x_002", "--hypothesis", "no NaN")
+    launch(lab, "x_003", "--lr", "0.05", "--crash-at", "20")
+    lab("changelog", "base")
+    changelog = page(lab, "changelogs", "base.md")
+    issues = changelog.split("## Current Issues")[1].split("## Recommendations")[0]
+    first = issues.split("### Issue #1: `non_finite` (Run #2, x_002)\n")[1].split("###")[0]
+    assert "- **Cause**: the NaN came from --nan-at\n" in first and "- **Fix**: " in first
+    assert "- **Status**: **open**" in first  # the only later run has no result
+    second = issues.split("### Issue #2: Test 1 of Run #3 (x_003) stopped\n")[1]
+    assert "- **Symptom**: Test 1 failed at step 20 (exit 1): RuntimeError: boom at step 20\n" in second
+    recommendations = changelog.split("## Recommendations for the Next Run")[1].split("---")[0]
+    assert "1. run lr 0.05 again without the NaN (Run #2, x_002)" in recommendations
+    files = changelog.split("## File Changes Summary")[1].split("\n---\n")[0]
+    assert "| `base.json` | A | Run #1 |" in files and "| `train.py` | A, M | Run #1, Run #2 |" in files
+    assert "logs/" not in files and "lab.json" not in files
+    launch(lab, "x_003", "--lr", "0.05")
+    lab("changelog", "base")
+    issues = page(lab, "changelogs", "base.md").split("## Current Issues")[1].split("## Recommendations")[0]
+    assert "- **Status**: not seen in Run #3 (x_003)" in issues and "- **Status**: Test 2 finished" in issues
+
+
+def test_a_better_run_is_better_however_fast_its_reference_was_still_improving(curve_lab):
+    lab = curve_lab
+    lab.repo.joinpath("steep.json").write_text('{"lr": 0.1, "crash_at": 0, "nan_at": 0, "tail": 1.0}')
+    lab("baseline", "add", "steep", "--config", "steep.json")
+    lab("new-run", "x_001", "--hypothesis", "the baseline, still falling steeply at its end", "--baseline", "steep")
+    launch(lab, "x_001", "--tail", "1")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr")
+    launch(lab, "x_002", "--tail", "1", "--lr", "0.05")
+    lab("render")
+    line = re.search(r"^\*\*Verdict\*\*: (.*)$", page(lab, "reports", "x_002.md"), re.M).group(1)
+    assert line == ("supported: val/loss 0.2452 at step 100 vs 0.3702 for x_001:1, 33.8% lower (better); evaluation "
+                    "size not logged")  # the reference falls 0.01 a step, but x_002 is the better run
+    changelog = page(lab, "changelogs", "steep.md")
+    works = changelog.split("## What Works")[1].split("## What Doesn't Work")[0]
+    assert "- ✅ `lr`: 0.1 → 0.05 (Run #2, 0.3702 → 0.2452, 34% better; evaluation size not logged)" in works
+    assert "Nothing has improved" not in changelog and "inconclusive" not in changelog
+    assert "| `lr` | 0.1 | 0.05 | ✅ improved (Run #2) |" in changelog.split("## Baseline Comparison Table")[1]
+    compare = Path(lab("compare", "x_001", "x_002").stdout.strip().splitlines()[-1]).read_text()
+    verdict = compare.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("**x_002:1** wins on val/loss: val/loss 0.2452 at step 100 vs 0.3702 for x_001:1, 33.8% "
+                              "lower (better); evaluation size not logged; and holds at the end of the run")
+    marks = re.findall(r"^\| x_002:1 \| .* \| -0\.125 (\S+) \|$", compare, re.M)
+    assert marks == ["✅", "✅"], compare  # val/loss and train/loss agree
+    assert "〰️" not in compare and "No clear winner" not in compare
+
+
+@pytest.mark.light
+def test_a_reference_of_zero_is_compared_on_the_difference(store):
+    accuracy = {"train": {"best_metric": "val/accuracy", "best_mode": "max"}}
+    add_run(store, "acc_001", [{"step": 10, "val/accuracy": 0.0}, {"step": 20, "val/accuracy": 0.0}], accuracy)
+    add_run(store, "acc_002", [{"step": 10, "val/accuracy": 0.5}, {"step": 20, "val/accuracy": 1.0}], accuracy,
+            parent="acc_001")
+    assert verdict_line(store, "acc_002") == ("supported: val/accuracy 1 at step 20 vs 0 for acc_001:1, higher "
+                                              "(better); evaluation size not logged")
+    add_run(store, "acc_003", [{"step": 10, "val/accuracy": 0.0}, {"step": 20, "val/accuracy": 0.0}], accuracy)
+    add_run(store, "acc_004", [{"step": 10, "val/accuracy": -0.5}, {"step": 20, "val/accuracy": -0.2}], accuracy,
+            parent="acc_003")  # a lower score than a reference of 0 is worse, with no relative change to state
+    assert verdict_line(store, "acc_004") == ("not supported: val/accuracy -0.2 at step 20 vs 0 for acc_003:1, lower "
+                                              "(worse); evaluation size not logged")
+
+
+def lr_config(lr):
+    return {"train": {"best_metric": "val/loss", "best_mode": "min"}, "optim": {"lr": lr}}
+
+
+@pytest.mark.light
+def test_a_run_never_launched_is_no_reference_for_the_baseline(store):
+    store.baselines.save("base", {"repository": "https://example.org/dia"}, lr_config(0.01))
+    store.runs.create("z_001", hypothesis="never launched", baseline="base", config=lr_config(0.01))
+    add_run(store, "z_002", [{"step": 10, "val/loss": 2.0}, {"step": 20, "val/loss": 1.9}], lr_config(0.02),
+            baseline="base")  # no run reproduced the baseline: it has no result of its own
+    page = changelogs.changelog(store, "base").read_text()
+    assert "z_001 has no" not in page and "inconclusive" not in page
+    run_2 = page.split("### Run #2: z_002")[1]
+    assert "\n**Result**: val/loss 1.9 at step 20 (still improving) (final 1.9)\n" in run_2
+    assert "\n**Result**: no result yet\n" in page.split("### Run #1: z_001")[1].split("### Run #2")[0]
+
+
+@pytest.mark.light
+def test_a_run_never_launched_gets_no_filler_verdict_on_the_changelog(store):
+    store.baselines.save("base", {"repository": "https://example.org/dia"}, lr_config(0.01))
+    add_run(store, "z_001", [{"step": 10, "val/loss": 2.0}, {"step": 20, "val/loss": 1.9}], lr_config(0.01),
+            baseline="base")
+    store.runs.create("z_002", hypothesis="not launched yet", parent="z_001", baseline="base",
+                     config=lr_config(0.02))
+    page = changelogs.changelog(store, "base").read_text()
+    assert "\n**Result**: no result yet\n" in page.split("### Run #2: z_002")[1]
+    assert "logged no value" not in page and "❔" not in page
+
+
+def test_a_run_with_an_expectation_has_one_verdict_on_every_page(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a higher lr overshoots", "--expect",
+        "val/loss > x_001")
+    launch(lab, "x_002", "--lr", "0.3")
+    lab("render")
+    line = re.search(r"^\*\*Verdict\*\*: (.*)$", page(lab, "reports", "x_002.md"), re.M).group(1)
+    assert line.startswith("supported: val/loss > x_001: 0.8702 > 0.3702"), line
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert f"**Verdict:** {line}\n" in daily
+    changelog = page(lab, "changelogs", "base.md")
+    assert f"\n**Result**: ✅ {line}" in changelog.split("### Run #2: x_002")[1]
+    assert "not supported" not in changelog and "135.1% higher" not in changelog
+
+
+@pytest.mark.light
+def test_an_ablation_winner_must_lead_the_runner_up_outside_the_noise(store):
+    def rows(floor):
+        return [{"step": 10 * (i + 1), "val/loss": floor + extra, "val/loss_se": 0.01}
+                for i, extra in enumerate([0.5, 0.2, 0.1, 0.0])]
+
+    for run_id, floor in (("r_001", 0.35), ("h_001", 0.30), ("h_002", 0.2999), ("h_003", 0.2998)):
+        add_run(store, run_id, rows(floor))
+    page = comparisons.compare(store, ["r_001", "h_001", "h_002", "h_003"]).read_text()
+    verdict = page.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("No clear winner on val/loss: **h_003:1**, **h_002:1** and **h_001:1** are tied "
+                              "(h_003:1 reads val/loss 0.2998 at step 40 vs 0.2999 for h_002:1, 0.0% lower (better), "
+                              "the difference 0.0001 is within the noise"), verdict
+    assert "all of them are better than the reference r_001:1 (0.35)" in verdict and "wins" not in verdict
+    add_run(store, "h_004", rows(0.25))  # a lead over the runner-up outside the noise is a win
+    page = comparisons.compare(store, ["r_001", "h_001", "h_004"]).read_text()
+    assert page.split("## Verdict")[1].strip().startswith("**h_004:1** wins on val/loss: val/loss 0.25 at step 40")
+
+
+def test_a_test_that_changed_its_config_and_its_command_says_both(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline", "--baseline", "base")
+    launch(lab, "x_001")
+    lab("launch", "x_001", "--no-commit", "--", sys.executable, "-u", "train.py", "--lr", "0.05")
+    lab("log")
+    daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
+    assert re.search(r"\*\*Test 2:\*\* .*\. From Test 1: Decreased lr to 0\.05; added `-u`\n", daily), daily
+
+
+@pytest.mark.light
+def test_seeded_arms_are_compared_at_the_end_on_their_seeds_mean(store):
+    def seeded(seed):
+        return {"train": {"best_metric": "val/loss", "best_mode": "min", "seed": seed}}
+
+    for run_id, bests, finals in (("s_001", [1.50, 1.52, 1.48], [1.60, 1.60, 1.90]),  # the last seed ends badly
+                                  ("s_002", [1.20, 1.22, 1.18], [1.25, 1.25, 1.25])):
+        for seed, (best, final) in enumerate(zip(bests, finals)):
+            add_run(store, run_id, [{"step": 10, "val/loss": best + 0.3}, {"step": 20, "val/loss": best},
+                                    {"step": 30, "val/loss": final}], seeded(seed))
+    page = comparisons.compare(store, ["s_001", "s_002"]).read_text()
+    verdict = page.split("## Verdict")[1].split("##")[0].strip()
+    assert verdict.startswith("**s_002:3** wins on val/loss: val/loss 1.2 (mean of 3 seeds, sd 0.02) vs 1.5 (mean of 3 "
+                              "seeds, sd 0.02)"), verdict
+    assert "at the end of the run: val/loss 1.25 at step 30 vs 1.7 for s_001:3, 26.5% lower (better)." in verdict
+
+
+@pytest.mark.light
+def test_why_a_run_stopped_names_its_error_not_a_metric_print(store):
+    store.runs.create("e_001", hypothesis="h", config=lr_config(0.01))
+    folder = store.attempts.begin("e_001", command=["python", "train.py"], pid=os.getpid())
+    (folder / "stdout.log").write_text("RuntimeError: CUDA out of memory\nval_error 0.3\nstep 3 error_rate 0.2\n")
+    store.attempts.end(folder, exit_code=1, status="failed")
+    day = context.daily_log(store, context.active_days(store)[-1]).read_text()
+    assert "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n" in day, day
+
+
+@pytest.mark.light
+def test_attaching_a_run_that_already_uses_the_baseline_says_so(lab):
+    (lab.repo / "base.json").write_text('{"lr": 0.1}')
+    lab("baseline", "add", "base", "--config", "base.json")
+    lab("new-run", "x_001", "--hypothesis", "h")
+    lab("new-run", "x_002", "--hypothesis", "h")
+    assert lab("baseline", "attach", "base", "x_001").stdout == \
+        "baseline base: x_001 now uses it; lab changelog base renders their changes\n"
+    assert lab("baseline", "attach", "base", "x_001", "x_002").stdout == (
+        "baseline base: x_002 now uses it; lab changelog base renders their changes\n"
+        "baseline base: x_001 already uses it\n")
