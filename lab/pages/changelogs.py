@@ -161,6 +161,10 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
     rid = run["id"]
     parent = run.get("parent") if run.get("parent") in line.number else None
     verdict = entry_verdict(store, run, line, parent, baseline_result)
+    # What Works / What Doesn't Work and the status marks sort changes by what they did to the result against
+    # the parent; an expectation missed or met is the run's own verdict, shown beside it
+    direction = verdicts.change_verdict(store, run, line.headlines[rid]) if parent and run.get("expect") \
+        and line.headlines[rid] else verdict
     events = store.events.of(rid)
     code_changes = [{"component": e.get("component") or "code", "text": e["text"]}
                     for e in events if e["kind"] == "change" and isinstance(e.get("text"), str)]
@@ -184,7 +188,8 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
         "confounded": count > 1,
         "result": found,
         "verdict": verdict,
-        "status": verdict.status if verdict else "untested",
+        "direction": direction,
+        "status": direction.status if direction else "untested",
         "size": results.size_text(found),
         "failure": None if found else failure_line(store, rid, (store.attempts.of(rid) or [None])[-1]),
         "best_earlier": best_earlier,

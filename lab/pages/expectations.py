@@ -30,6 +30,7 @@ NAME = r"[A-Za-z_]\w*(?:[/.]\w+)*"
 REFERENCE = re.compile(rf"(?<![\w.])({NAME})(?::({NAME}))?")
 COMPARISONS = {ast.Lt: ("<", operator.lt), ast.LtE: ("<=", operator.le), ast.Gt: (">", operator.gt),
                ast.GtE: (">=", operator.ge)}
+NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}  # what the figures show where a comparison fails
 ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
 
@@ -152,10 +153,12 @@ def evaluate(expectation: Expectation, lookup: Callable[[Reference], dict | None
         spread = NOISE_Z * (left.se ** 2 + right.se ** 2) ** 0.5
         inside = spread > 0 and abs(left.value - right.value) <= spread
         within |= inside
-        failed |= not holds(left.value, right.value) and not inside
+        broken = not holds(left.value, right.value) and not inside
+        failed |= broken
         nodes = [tree.left, *tree.comparators][index:index + 2]
         words = [side_text(expectation, node, figure) for node, figure in zip(nodes, (left, right))]
-        checks.append(f"{words[0]} {symbol} {words[1]}" + (f" (within ±{format_number(spread)})" if inside else ""))
+        shown = NEGATED[symbol] if broken else symbol
+        checks.append(f"{words[0]} {shown} {words[1]}" + (f" (within ±{format_number(spread)})" if inside else ""))
     sources = "; ".join(f"{expectation.references[name]} {format_number(figure['value'])}"
                         + (f" ± {format_number(figure['se'])}" if figure.get("se") else "") + f" ({figure['where']})"
                         for name, figure in sorted(read.items()))

@@ -60,7 +60,7 @@ def test_an_expectation_on_per_dim_eer_is_checked_at_the_kept_checkpoint(store):
     add_run(store, "spk_001", eer_rows(), EER_CONFIG, expect="val/eer_16 <= 1.2 * val/eer_64")
     verdict = verdict_line(store, "spk_001")
     # at step 160 (the kept 64-d best) the 16-d EER is 0.276 > 1.2 * 0.20, though its own best (0.20) is not
-    assert verdict.startswith("not supported: val/eer_16 <= 1.2 * val/eer_64: 0.276 <= 1.2 * val/eer_64 = 0.24")
+    assert verdict.startswith("not supported: val/eer_16 <= 1.2 * val/eer_64: 0.276 > 1.2 * val/eer_64 = 0.24")
     assert "val/eer_16 0.276 (step 160 of spk_001:1)" in verdict and "val/eer_64 0.2 (step 160 of spk_001:1)" in verdict
     assert verdict.endswith("evaluated on 480 trials, 8 speakers")
 
@@ -711,6 +711,23 @@ def test_a_run_with_an_expectation_has_one_verdict_on_every_page(curve_lab):
     changelog = page(lab, "changelogs", "base.md")
     assert f"\n**Result**: ✅ {line}" in changelog.split("### Run #2: x_002")[1]
     assert "not supported" not in changelog and "135.1% higher" not in changelog
+
+
+def test_a_missed_expectation_that_improved_on_its_parent_is_no_change_that_does_not_work(curve_lab):
+    lab = curve_lab
+    lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "base")
+    launch(lab, "x_001")
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr reaches 0.2", "--expect", "val/loss < 0.2")
+    launch(lab, "x_002", "--lr", "0.06")
+    lab("render")
+    line = re.search(r"^\*\*Verdict\*\*: (.*)$", page(lab, "reports", "x_002.md"), re.M).group(1)
+    assert line.startswith("not supported: val/loss < 0.2: 0.2702 >= 0.2"), line  # what the figures show
+    changelog = page(lab, "changelogs", "base.md")
+    assert f"\n**Result**: ❌ {line}" in changelog.split("### Run #2: x_002")[1]  # the run's own verdict
+    works = changelog.split("## What Works")[1].split("\n## ")[0]
+    fails = changelog.split("## What Doesn't Work")[1].split("\n## ")[0]
+    assert "`lr`: 0.1 → 0.06 (Run #2, 0.3702 → 0.2702, 27% better" in works, works
+    assert "`lr`" not in fails, fails
 
 
 @pytest.mark.light
