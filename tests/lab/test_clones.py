@@ -93,6 +93,14 @@ def commit(clone: Clone, message: str = "records") -> None:
         clone.git("commit", "-qm", message)
 
 
+def shared_run(a: Clone, b: Clone, run_id: str, hypothesis: str) -> None:
+    """`run_id` made on clone a, committed and pushed, and pulled into clone b."""
+    a.lab("new-run", run_id, "--hypothesis", hypothesis)
+    commit(a)
+    a.git("push", "-q")
+    b.git("pull", "-q", "--no-rebase")
+
+
 def attempts_of(clone: Clone, run_id: str) -> list[dict]:
     return json.loads(clone.lab("show", run_id, "--json").stdout)["attempts"]
 
@@ -204,10 +212,7 @@ def test_rename_moves_every_reference(clones):
 
 def test_attempts_from_two_clones_are_tests_1_2_3_each_with_its_records(clones):
     a, b = clones
-    a.lab("new-run", "nsd_001", "--hypothesis", "shared run")
-    commit(a)
-    a.git("push", "-q")
-    b.git("pull", "-q", "--no-rebase")
+    shared_run(a, b, "nsd_001", "shared run")
     a.lab("launch", "nsd_001", "--note", "on a", "--", sys.executable, "train.py")
     time.sleep(1.1)  # attempts order by their start second (then clone): b's starts a second later than a's
     b.lab("launch", "nsd_001", "--note", "on b", "--", sys.executable, "train.py")
@@ -400,10 +405,7 @@ def test_sync_touches_only_this_clones_attempts(clones):
 
 def test_read_commands_never_change_another_clones_running_attempt(clones):
     a, b = clones
-    a.lab("new-run", "nsd_001", "--hypothesis", "x")
-    commit(a)
-    a.git("push", "-q")
-    b.git("pull", "-q", "--no-rebase")
+    shared_run(a, b, "nsd_001", "x")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     other = b.path / "logs/runs/nsd_001/attempts/20261130T000000Z-0a0b0c0d"
@@ -428,10 +430,7 @@ def test_read_commands_never_change_another_clones_running_attempt(clones):
 
 def test_an_rm_merged_against_a_new_attempt_from_the_other_clone_is_said_in_one_line_and_rm_archives_it(clones):
     a, b = clones
-    a.lab("new-run", "nsd_001", "--hypothesis", "removed on b while a runs it")
-    commit(a)
-    a.git("push", "-q")
-    b.git("pull", "-q", "--no-rebase")
+    shared_run(a, b, "nsd_001", "removed on b while a runs it")
     b.lab("rm", "nsd_001", "--yes")
     commit(b, "rm nsd_001")
     b.git("push", "-q")
