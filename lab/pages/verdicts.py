@@ -231,27 +231,33 @@ def failure_tail(attempt_dir: Path, lines: int = FAILURE_LINES) -> list[str]:
     return kept[-lines:]
 
 
-def why_stopped(store: Store, run_id: str, attempt: dict | None) -> str | None:
-    """'stopped at step 120: RuntimeError: CUDA out of memory' for an attempt that ended badly (its last logged step
-    and the last error line of its output, else its last line); None otherwise."""
+def stop_facts(store: Store, run_id: str, attempt: dict | None) -> tuple[str, str] | None:
+    """(' at step 120' or '', 'RuntimeError: CUDA out of memory') for an attempt that ended badly: its last logged
+    step and the last error line of its output, else its last line; None otherwise."""
     if not attempt or attempt.get("status") not in ENDED_BADLY:
         return None
     frame = results.stream(store, run_id, attempt["number"])
     step = f" at step {int(frame['step'].max())}" if "step" in frame and frame["step"].notna().any() else ""
     tail = failure_tail(store.attempt_dir(run_id, attempt["number"]))
     error = next((line.strip() for line in reversed(tail) if ERROR_LINE.search(line.strip())), None)
-    return f"stopped{step}: " + (error or (tail[-1].strip() if tail else "it wrote no output"))
+    return step, error or (tail[-1].strip() if tail else "it wrote no output")
+
+
+def why_stopped(store: Store, run_id: str, attempt: dict | None) -> str | None:
+    """'stopped at step 120: RuntimeError: CUDA out of memory' (`stop_facts`); None for an attempt that did not end
+    badly."""
+    facts = stop_facts(store, run_id, attempt)
+    return f"stopped{facts[0]}: {facts[1]}" if facts else None
 
 
 def stopped_text(store: Store, run_id: str, attempt: dict | None) -> str | None:
-    """'failed at step 120 (exit 1): RuntimeError: CUDA out of memory': `why_stopped` with the attempt's status and
+    """'failed at step 120 (exit 1): RuntimeError: CUDA out of memory': `stop_facts` with the attempt's status and
     exit status; None for an attempt that did not end badly."""
-    why = why_stopped(store, run_id, attempt)
-    if why is None:
+    facts = stop_facts(store, run_id, attempt)
+    if facts is None:
         return None
-    where, _, error = why.removeprefix("stopped").partition(": ")
     code = "" if attempt.get("exit_code") is None else f" (exit {attempt['exit_code']})"
-    return f"{attempt['status']}{where}{code}: {error}"
+    return f"{attempt['status']}{facts[0]}{code}: {facts[1]}"
 
 
 def failure_line(store: Store, run_id: str, attempt: dict | None) -> str | None:
