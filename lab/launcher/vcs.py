@@ -209,10 +209,11 @@ def install_index(repo: Repo, staged_index: Path) -> None:
         raise
 
 
-def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: Path | None) -> list[str]:
-    """Why staged files must not be committed: names and sizes first (cheap), then, when those pass, contents.
+def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: Path | None) -> tuple[list[str], bool]:
+    """(why staged files must not be committed, whether a record was redacted): names and sizes first (cheap),
+    then, when those pass, contents.
 
-    Lab records that hold a secret are redacted in place instead of refused.
+    Lab records that hold a secret are redacted in place instead of refused (and must be staged again).
     """
     top = Path(repo.working_tree_dir).resolve()
     offending, sizes, streams = [], {}, set()
@@ -238,26 +239,31 @@ def check_staged(repo: Repo, names: list[str], policy: CapturePolicy, records: P
         offending.append(f"the commit would add {total / MB:.1f} MB > {policy.max_commit_mb:g} MB; biggest: "
                          + ", ".join(f"{quoted(name)} ({sizes[name] / MB:.1f} MB)" for name in biggest))
     if offending:
-        return offending
+        return offending, False
+    redacted = False
     for name in sizes:
         path = top / name
         in_records = records is not None and path.is_relative_to(records)
         if in_records and path.name in NUMBERS_ONLY:
             continue
         if in_records:
-            redact_file(path, policy.detector)
+            redacted = redact_file(path, policy.detector) or redacted
             continue
         rule = file_secret(path, policy.detector)
         if rule:
             offending.append(f"{quoted(name)} (contains what looks like a secret: {rule})")
-    return offending
+    return offending, redacted
 
 
-def run_hook(repo: Repo, name: str, *args: str) -> None:
+def run_hook(repo: Repo, name: str, *args: str) -> bool:
     """Run the repository's own git hook `name` (core.hooksPath honoured; none is fine) as `git commit` would;
-    a hook that refuses makes a one-line LabError with the last line it printed."""
+    a hook that refuses makes a one-line LabError with the last line it printed. Returns whether the hook is
+    there (an executable file in git's hooks folder), which is what may have changed files."""
     import git
 
+    hook = Path(repo.working_tree_dir) / _git(repo, "rev-parse", "--git-path", f"hooks/{name}")
+    if not os.access(hook, os.X_OK):
+        return False
     try:
         repo.git.hook("run", "--ignore-missing", name, "--", *args)
     except git.GitCommandError as error:
@@ -267,6 +273,7 @@ def run_hook(repo: Repo, name: str, *args: str) -> None:
         raise LabError(f"refusing to commit: the {name} hook refused (exit {error.status})"
                        + (f": {said[-1][:200]}" if said else "") + ". Fix what it says, or launch with --no-commit"
                        ) from None
+    return True
 
 
 def checked_message(repo: Repo, message: str) -> str:
@@ -320,7 +327,7 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                 parent = head_sha(repo)
                 staged = (_changed_paths(repo, "--cached") if parent
                           else [name for name in _git(repo, "ls-files", "-z").split("\0") if name])
-                offending = check_staged(repo, staged, policy, records)
+                offending, redacted = check_staged(repo, staged, policy, records)
                 if offending:
                     raise LabError("refusing to commit: " + "; ".join(offending)
                                    + ". Add them to .gitignore, or launch with --no-commit")
@@ -328,9 +335,10 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                     if parent:
                         keep_reachable(repo, parent)
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
-                _git(repo, "add", "-A")  # again: redacted records changed on disk
-                run_hook(repo, "pre-commit")
-                _git(repo, "add", "-A")  # and again: a pre-commit hook may have fixed files
+                if redacted:
+                    _git(repo, "add", "-A")  # again: redacted records changed on disk
+                if run_hook(repo, "pre-commit"):
+                    _git(repo, "add", "-A")  # and again: a pre-commit hook may have fixed files
                 message = checked_message(repo, message)
                 tree = _git(repo, "write-tree")
                 signing = ["-S"] if wants_signing(repo) else []
@@ -479,7 +487,7 @@ def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
         try:
             with repo.git.custom_environment(GIT_INDEX_FILE=str(staging)):
                 parent = head_sha(repo)
-                _git(repo, "read-tree", parent)
+                start_from_head(repo, staging)
                 _git(repo, "add", "-A", "--", *names)
                 tree = _git(repo, "write-tree")
                 if tree == repo.head.commit.tree.hexsha:
@@ -495,6 +503,20 @@ def commit_records(root: Path, paths: list[Path], message: str) -> str | None:
                            f"run `git reset -- {' '.join(names)}` once it has finished")
         _git(repo, "add", "-A", "--", *names)
     return sha
+
+
+def start_from_head(repo: Repo, staging: Path) -> None:
+    """Make `staging` (the index file git is pointed at) hold HEAD's tree. The user's index usually does already
+    (a launch installs the index of its commit), and a copy of it keeps git's stat cache, so `add` need not
+    read every file again; only when it differs from HEAD (something staged meanwhile) is HEAD's tree read in
+    afresh, which costs about 0.1 s per 7,000 tracked files."""
+    index = Path(repo.git_dir) / "index"
+    if index.is_file():
+        shutil.copyfile(index, staging)
+        with contextlib.suppress(LabError):
+            if _git(repo, "write-tree") == repo.head.commit.tree.hexsha:
+                return
+    _git(repo, "read-tree", head_sha(repo))
 
 
 def commit_records_or_say(root: Path, paths: list[Path], what: str, kept: str) -> None:

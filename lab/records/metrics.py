@@ -151,8 +151,12 @@ def numeric(column):
     return pd.to_numeric(as_numbers, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def rows(attempt_dir: Path) -> "StreamRows":
-    """The rows of an attempt's metrics.jsonl that have a numeric step, as the health rules read them."""
+def rows(attempt_dir: Path) -> "StreamRows | list":
+    """The rows of an attempt's metrics.jsonl that have a numeric step, as the health rules read them; [] when it
+    logged nothing (no file, or an empty one), without importing pandas: a launch that logs nothing costs nothing
+    at its end."""
+    if file_version(Path(attempt_dir) / "metrics.jsonl")[1] == 0:
+        return []
     return StreamRows(load(attempt_dir))
 
 

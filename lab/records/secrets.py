@@ -14,13 +14,16 @@ adds its own in lab.json: {"secrets": {"patterns": [regex, ...], "names": [glob,
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
+import json
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 REDACTED = "[redacted]"
 
@@ -89,26 +92,62 @@ def looks_random(value: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def maintained_rules() -> tuple[tuple[str, re.Pattern], ...]:
-    """detect-secrets' regex rules (its regex-based detectors' deny lists)."""
+    """detect-secrets' regex rules (its regex-based detectors' deny lists, without LEFT_OUT_DETECTORS).
+
+    Importing detect-secrets takes about 0.25 s (it loads requests and every plugin), which each launch would
+    pay, so its rules are kept in `rules_cache()` (derived, rebuilt silently when missing, unreadable or of
+    another detect-secrets version) and compiled from there (about 10 ms).
+    """
+    cache = rules_cache()
+    try:
+        entries = json.loads(cache.read_text(encoding="utf-8"))
+        return tuple((name, re.compile(text, flags)) for name, detector, text, flags in entries
+                     if detector not in LEFT_OUT_DETECTORS)
+    except (OSError, ValueError, TypeError, re.error):
+        entries = detect_secrets_rules()
+    with contextlib.suppress(OSError):  # a cache that cannot be written costs the next process the import again
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entries), encoding="utf-8")
+        os.replace(temporary, cache)
+    return tuple((name, re.compile(text, flags)) for name, detector, text, flags in entries
+                 if detector not in LEFT_OUT_DETECTORS)
+
+
+def detect_secrets_rules() -> list[tuple[str, str, str, int]]:
+    """(secret type, detector class name, regex text, regex flags) of every regex-based detect-secrets detector."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.plugins.base import RegexBasedDetector
 
-    rules = []
-    for name, detector in sorted(get_mapping_from_secret_type_to_class().items()):
-        if issubclass(detector, RegexBasedDetector) and detector.__name__ not in LEFT_OUT_DETECTORS:
-            rules += [(name, pattern) for pattern in detector.denylist]
-    return tuple(rules)
+    return [(name, detector.__name__, pattern.pattern, pattern.flags)
+            for name, detector in sorted(get_mapping_from_secret_type_to_class().items())
+            if issubclass(detector, RegexBasedDetector) for pattern in detector.denylist]
+
+
+def rules_cache() -> Path:
+    """Where `maintained_rules` keeps detect-secrets' rules: $XDG_CACHE_HOME/lab (else ~/.cache/lab), one file
+    per installed detect-secrets version."""
+    from importlib.metadata import version
+
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lab"
+    return folder / f"detect-secrets-{version('detect-secrets')}-rules.json"
 
 
 class SecretDetector:
     """Finds and redacts secrets in text and files, and knows secret-looking file names."""
 
     def __init__(self, patterns: list[str] = (), names: list[str] = ()):
-        extra = {**EXTRA_RULES, **{f"lab.json pattern {index + 1}": text for index, text in enumerate(patterns)}}
-        self.rules = tuple((name, pattern, False) for name, pattern in maintained_rules())
-        self.rules += tuple((name, re.compile(text), True) for name, text in extra.items())
+        self.patterns = tuple(patterns)
         self.own_patterns = bool(patterns)
         self.names = SECRET_FILE_NAMES + tuple(names)
+
+    @functools.cached_property
+    def rules(self) -> tuple[tuple[str, re.Pattern, bool], ...]:
+        """(name, compiled regex, whether its last group marks the secret) of every rule, compiled on first use:
+        output with nothing secret-looking in it never needs them (`redact_lines`)."""
+        extra = {**EXTRA_RULES, **{f"lab.json pattern {index + 1}": text for index, text in enumerate(self.patterns)}}
+        return (tuple((name, pattern, False) for name, pattern in maintained_rules())
+                + tuple((name, re.compile(text), True) for name, text in extra.items()))
 
     @classmethod
     def from_settings(cls, settings: dict) -> SecretDetector:
@@ -146,7 +185,10 @@ class SecretDetector:
         return merged
 
     def redact(self, text: str) -> str:
-        """`text` with every secret value replaced by [redacted]."""
+        """`text` with every secret value replaced by [redacted]; text with no secret-looking token in it (see
+        TRIGGERS) is returned as it is, without running the rules."""
+        if not self.own_patterns and next(_suspects(text.encode("utf-8", "surrogatepass")), None) is None:
+            return text
         pieces, position = [], 0
         for match in self.find(text):
             pieces += [text[position:match.start], REDACTED]

@@ -10,6 +10,7 @@ from lab_testing import git
 
 from lab.launcher import vcs
 from lab.errors import LabError
+from lab.records import secrets
 from lab.records.secrets import SecretDetector
 from lab.records.store import Store
 
@@ -47,6 +48,20 @@ SECRETS = [  # at least one for every rule of the detector, at the shortest leng
 def test_every_rule_of_the_detector_has_a_secret_here():
     uncovered = [name for name, pattern, _ in SecretDetector().rules if not any(pattern.search(s) for s in SECRETS)]
     assert not uncovered  # a rule added to the detector needs its shortest secret in SECRETS
+
+
+def test_the_rules_kept_in_the_cache_are_detect_secrets_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    expected = [(name, text, flags) for name, detector, text, flags in secrets.detect_secrets_rules()
+                if detector not in secrets.LEFT_OUT_DETECTORS]
+    for state in ("missing", "written", "corrupt"):
+        if state == "corrupt":
+            secrets.rules_cache().write_text('[["AWS Access Key", "AWSKeyDetector", "(unclosed", 0]')
+        secrets.maintained_rules.cache_clear()
+        rules = secrets.maintained_rules()
+        assert [(name, pattern.pattern, pattern.flags) for name, pattern in rules] == expected, state
+        assert secrets.rules_cache().is_file()
+    secrets.maintained_rules.cache_clear()
 
 
 NOISE = "step 12/1000 | loss 0.512 | lr 3.00e-04 | saved /data/ckpt/model_12.pt\n" * 4
