@@ -1,7 +1,9 @@
-"""A 60 MB stream of ordinary log lines through `lab launch` beside plain `tee` (target: within 1.2x), and a tqdm
-flood of 700,000 carriage-return redraws. The launch's fixed cost (imports, records) is measured with a command
-that prints nothing and taken off, so the figure compared is what the output itself costs. Targets: within 1.2x of
-tee for the ordinary lines, and a stdout.log of the redraws under 1 MB (the bar's last state per line kept)."""
+"""Output through `lab launch` beside plain `tee`, for each shape of output that scripts print: ordinary log lines,
+lines ending in a long run of one character, hex and base64-like tokens (hashes, ids, blobs), a tqdm bar redrawn
+with `\\r` 700,000 times, and very long lines. Each prints about 40 MB. The launch's fixed cost (imports, records) is
+measured with a command that prints nothing and taken off, so the figure compared is what the output itself costs
+(tee's own start likewise). Targets: within 1.5x of tee for every shape (1.2x for ordinary lines), and a
+stdout.log of the redraws under 1 MB (the bar's last state per line kept)."""
 
 from __future__ import annotations
 
@@ -17,14 +19,30 @@ from pathlib import Path
 from lab.records.store import Store
 from sizes import pick
 
-LINE_COUNT, REDRAW_COUNT, REPEATS = pick(full=745_000, tiny=2_000), pick(full=700_000, tiny=2_000), pick(3, 1)
-TEE_TARGET, KEPT_TARGET_BYTES = 1.2, 1_000_000
-LINES = ("import sys\nout = sys.stdout\nfor i in range({count}):\n"
-         "    out.write(f'step {{i}}/1000000 | loss {{1 / (i + 1):.6f}} | lr 3.00e-04 | grad_norm 1.2345 | "
-         "12.3 it/s\\n')\n")
-REDRAWS = ("import sys\nfor i in range({count}):\n"
-           "    sys.stdout.write(f'\\r{{i * 100 // {count}:3d}}%|#####     | {{i}}/{count} [00:01<00:02, 5.0it/s]')\n"
-           "print()\n")
+COUNT, REPEATS = pick(full=600_000, tiny=2_000), pick(3, 1)
+TEE_TARGET, ORDINARY_TARGET, KEPT_TARGET_BYTES = 1.5, 1.2, 1_000_000
+HEADER = "import random, sys\nout = sys.stdout\nrandom.seed(0)\n"
+SHAPES = {  # name -> the script's body (COUNT lines or redraws)
+    "ordinary log lines": "for i in range({count}):\n"
+                          "    out.write(f'step {{i}}/1000000 | loss {{1 / (i + 1):.6f}} | lr 3.00e-04 | "
+                          "grad_norm 1.2345 | 12.3 it/s\\n')\n",
+    "a run of one character": "for i in range({count}):\n"
+                              "    out.write(f'step {{i}} tokens/s 123456 ' + 'x' * 60 + '\\n')\n",
+    "hex tokens": "for i in range({count}):\n"
+                  "    out.write(f'step {{i}} saved ckpt {{i * 2654435761 ** 3 % (1 << 160):040x}}\\n')\n",
+    "base64-like tokens": "alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'\n"
+                          "tokens = [''.join(random.choices(alphabet, k=44)) + '==' for _ in range(1000)]\n"
+                          "for i in range({count}):\n"
+                          "    out.write(f'step {{i}} blob {{tokens[i % 1000]}}\\n')\n",
+    "\\r progress bars": "for i in range({count}):\n"
+                        "    out.write(f'\\r{{i * 100 // {count}:3d}}%|#####     | {{i}}/{count} "
+                        "[00:01<00:02, 5.0it/s] loss {{1 / (i + 1):.6f}}')\n"
+                        "print()\n",
+    "very long lines": "hexes = [f'{{index * 2654435761 ** 3 % (1 << 160):040x}}' for index in range(1000)]\n"
+                       "line = ' '.join(hexes * 25) + '\\n'\n"
+                       "for i in range({count} // 15_000 + 1):\n"
+                       "    out.write(line)\n",
+}
 
 
 def seconds(command: str, cwd: Path, env: dict, repeats: int = REPEATS) -> float:
@@ -37,6 +55,15 @@ def seconds(command: str, cwd: Path, env: dict, repeats: int = REPEATS) -> float
     return statistics.median(timings)
 
 
+def compare(root: Path, env: dict, script: str, fixed: float, tee_start: float) -> tuple[float, float, float]:
+    """(script alone, what tee adds, what lab launch adds over its fixed cost), in seconds."""
+    python, lab = sys.executable, f"{sys.executable} -m lab"
+    alone = seconds(f"{python} {script}", root, env)
+    tee = seconds(f"{python} {script} | tee out.txt", root, env) - tee_start
+    launch = seconds(f"{lab} launch bench_001 --no-commit -- {python} {script}", root, env) - fixed
+    return alone, tee, launch
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -45,36 +72,31 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "lab", "init", "--no-wandb"], cwd=root, env=env, check=True,
                        capture_output=True)
         settings = json.loads((root / "lab.json").read_text())
-        (root / "lines.py").write_text(LINES.format(count=LINE_COUNT))
-        (root / "redraws.py").write_text(REDRAWS.format(count=REDRAW_COUNT))
         (root / "nothing.py").write_text("")
         python, lab = sys.executable, f"{sys.executable} -m lab"
-        subprocess.run(f"{python} lines.py > stream.txt", shell=True, cwd=root, check=True)
-        size = (root / "stream.txt").stat().st_size / 1e6
         subprocess.run(f"{lab} new-run bench_001 --hypothesis output", shell=True, cwd=root, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-
-        alone = seconds(f"{python} lines.py", root, env)
-        tee = seconds(f"{python} lines.py | tee out.txt", root, env) - seconds(f"{python} nothing.py | tee out.txt",
-                                                                                 root, env)
         fixed = seconds(f"{lab} launch bench_001 --no-commit -- {python} nothing.py", root, env)
-        launch = seconds(f"{lab} launch bench_001 --no-commit -- {python} lines.py", root, env) - fixed
-        ratio = launch / max(tee, 1e-3)
-        print(f"{size:.1f} MB of log lines: script alone {alone:.2f} s; through tee +{tee:.2f} s; through lab launch "
-              f"+{launch:.2f} s over its fixed {fixed:.2f} s ({ratio:.2f}x tee, target <= {TEE_TARGET:g}x: "
-              f"{'met' if ratio <= TEE_TARGET else 'MISSED'}; 5 + 5 MB kept)")
+        tee_start = seconds(f"{python} nothing.py | tee out.txt", root, env)
+        print(f"the launch's fixed cost {fixed:.2f} s and tee's start {tee_start:.2f} s are taken off each figure")
+        for index, (name, body) in enumerate(SHAPES.items()):
+            script = f"shape{index}.py"
+            (root / script).write_text(HEADER + body.format(count=COUNT))
+            size = len(subprocess.run([python, script], cwd=root, check=True, capture_output=True).stdout) / 1e6
+            alone, tee, launch = compare(root, env, script, fixed, tee_start)
+            target = ORDINARY_TARGET if name == "ordinary log lines" else TEE_TARGET
+            ratio = launch / max(tee, 1e-3)
+            print(f"{name}, {size:.1f} MB: script alone {alone:.2f} s; tee +{tee:.2f} s; lab launch +{launch:.2f} s "
+                  f"({ratio:.2f}x tee, target <= {target:g}x: {'met' if ratio <= target else 'MISSED'})")
+            if name == "\\r progress bars":
+                kept = (Store(root).attempt_folders("bench_001")[-1] / "stdout.log").stat().st_size
+                print(f"  stdout.log keeps {kept:,} bytes of the redraws (target < {KEPT_TARGET_BYTES:,})")
 
         settings["launch"] = {"output_head_mb": 100}
         (root / "lab.json").write_text(json.dumps(settings))
-        whole = seconds(f"{lab} launch bench_001 --no-commit -- {python} lines.py", root, env) - fixed
-        print(f"  the same, all {size:.1f} MB kept and redacted: +{whole:.2f} s ({whole / max(tee, 1e-3):.2f}x tee, "
-              f"target <= {TEE_TARGET:g}x)")
-
-        redraws = seconds(f"{lab} launch bench_001 --no-commit -- {python} redraws.py", root, env, repeats=1) - fixed
-        log = Store(root).attempt_folders("bench_001")[-1]  # the newest attempt, in the lab's own order
-        kept = (log / "stdout.log").stat().st_size
-        print(f"{REDRAW_COUNT:,} tqdm redraws: +{redraws:.2f} s through lab launch; stdout.log keeps {kept} bytes "
-              f"(target < {KEPT_TARGET_BYTES:,})")
+        alone, tee, launch = compare(root, env, "shape0.py", fixed, tee_start)
+        print(f"ordinary log lines, all kept and redacted: lab launch +{launch:.2f} s ({launch / max(tee, 1e-3):.2f}x "
+              f"tee, target <= {TEE_TARGET:g}x)")
 
 
 if __name__ == "__main__":

@@ -55,16 +55,35 @@ EXTRA_RULES = {  # a rule with a group marks the secret value with it; otherwise
 }
 LEFT_OUT_DETECTORS = {"IPPublicDetector"}  # an IP address in code is not a secret
 
-# The fast path of `redact_lines`: a built-in rule can only match near one of these. Every rule's secret is either
-# a run of 20+ word characters ([A-Za-z0-9_-]; the shortest, an AWS access key id, is 20), a run of 32+ base64
-# characters (the keyword rule's shortest value), or follows one of these literals (short Artifactory keys, JWTs,
-# Slack tokens, key blocks, netrc and URL passwords, npm tokens). tests/lab/test_secrets.py checks each rule.
-WORD_RUN, BASE64_RUN = 20, 32
-TRIGGERS = (b"AKC", b"AP", b"eyJ", b"xox", b"PRIVATE KEY", b"PuTTY", b"password", b"_authToken", b"://")
-CONTEXT_LINES = 2  # lines before a trigger the rules may need (a netrc entry, a keyword on the previous line)
-WORD_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-WORD_TABLE = bytes(0x61 if byte in WORD_BYTES else 0x20 for byte in range(256))  # token bytes -> "a", others " "
-BASE64_TABLE = bytes(0x61 if byte in WORD_BYTES + b"+/=" else 0x20 for byte in range(256))
+# The fast path of `redact_lines` and `redact`: the rules (about 1 s per MB) run only on the lines where one of them
+# could match, found by anchors that cost the same whatever the lines hold (about 0.03 s per MB: a few regular
+# expressions that start with a literal or a rare capital, run in C). Each rule has its anchor here: a literal it
+# starts with, its token's shape (bot tokens), or, for the keyword rules, a secret-sounding name followed by a
+# separator. A long random-looking token alone is no anchor: hashes, ids and base64 data pass untouched.
+# tests/lab/test_secrets.py checks every rule against its shortest secret.
+NO_URL_PART = rb"[^\s:/?#\[\]@!$&'()*+,;=]+"  # Basic Auth's user and password characters
+ANCHORS = (  # searched in the bytes as they are; each starts with a literal, which the regex engine finds fastest
+    re.compile(rb"A(?:3T[A-Z0-9]|BIA|CCA|KIA|SIA|KC[a-zA-Z0-9]{10}|P[0-9A-F][a-zA-Z0-9]{8}|ccountKey=|Iza"
+               rb"|C[a-z0-9]{32})"),
+    re.compile(rb"g(?:h[pousr]_|l(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-|ithub_pat_)"),
+    *(re.compile(literal) for literal in (rb"SK[a-z0-9]{32}", rb"SG\.", rb"GR1348941", rb"PRIVATE KEY", rb"PuTTY",
+                                          rb"T3BlbkFJ", rb"eyJ", rb"sk-", rb"k_live_", rb"pypi-", rb"sq0csp-", rb"hf_",
+                                          rb"password", rb"_authToken", rb"-us[0-9]")),
+    re.compile(rb"://" + NO_URL_PART + rb":" + NO_URL_PART + rb"@"),
+)
+LOWER_ANCHORS = tuple(  # searched in the lowered bytes (the rules that ignore case)
+    [re.compile(name + rb"(?:[\w.\-]*[^\w\n.\-]*(?:[:=,]|=>)|[\"'\]]* +)")
+     for name in (rb"api", rb"key", rb"token", rb"secret", rb"pass", rb"pw", rb"credential", rb"auth")]
+    + [re.compile(literal) for literal in (rb"aws", rb"softlayer", rb"xox", rb"hooks\.slack\.com")]
+)
+TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+SHAPES = (  # (table, needle): Discord's a.b.c bot token (24+ . 6 . 27 token bytes), Telegram's 8+ digits and a colon
+    (bytes(0x61 if byte in TOKEN_BYTES else byte if byte == 0x2E else 0x20 for byte in range(256)),
+     b"a" * 24 + b"." + b"a" * 6 + b"." + b"a" * 27),
+    (bytes(0x64 if 0x30 <= byte <= 0x39 else byte if byte == 0x3A else 0x20 for byte in range(256)), b"d" * 8 + b":"),
+)
+KEY_BLOCK, KEY_BLOCK_END = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY"), re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY")
+CONTEXT_LINES = 2  # lines before an anchor the rules may need (a netrc entry, a keyword on the previous line)
 
 
 @dataclass(frozen=True)
@@ -185,10 +204,14 @@ class SecretDetector:
         return merged
 
     def redact(self, text: str) -> str:
-        """`text` with every secret value replaced by [redacted]; text with no secret-looking token in it (see
-        TRIGGERS) is returned as it is, without running the rules."""
-        if not self.own_patterns and next(_suspects(text.encode("utf-8", "surrogatepass")), None) is None:
+        """`text` with every secret value replaced by [redacted]; text with no anchor of a rule in it (see ANCHORS)
+        is returned as it is, without running the rules."""
+        if not self.own_patterns and not _spans(text.encode("utf-8", "surrogatepass")):
             return text
+        return self.redact_all(text)
+
+    def redact_all(self, text: str) -> str:
+        """`text` with every secret value replaced by [redacted], every rule run over all of it."""
         pieces, position = [], 0
         for match in self.find(text):
             pieces += [text[position:match.start], REDACTED]
@@ -196,20 +219,29 @@ class SecretDetector:
         return "".join(pieces) + text[position:]
 
     def redact_lines(self, data: bytes) -> bytes:
-        """Whole lines of output (bytes) with every secret replaced by [redacted], as `redact` would, at about
-        the speed of a copy: the rules run only on the few lines around a secret-looking token (see TRIGGERS).
-        Bytes elsewhere pass through untouched. A lab.json pattern (whose text the lab cannot foresee) makes
-        every line go through the rules."""
+        """Whole lines of output (bytes) with every secret replaced by [redacted], as `redact` would, at a cost per
+        byte that does not depend on what the lines hold: the rules run only on the lines around an anchor (see
+        ANCHORS) and, for each lab.json pattern (whose text the lab cannot foresee), around its own matches.
+        Bytes elsewhere pass through untouched."""
+        spans = _spans(data)
         if self.own_patterns:
-            spans = [(0, len(data))]
-        else:
-            spans = _merged(_line_span(data, position) for position in sorted(_suspects(data)))
+            spans = _merged(sorted(spans + [_line_span(data, position) for position in self._own_matches(data)]))
         pieces, position = [], 0
         for start, end in spans:
             text = data[start:end].decode("utf-8", errors="surrogateescape")
-            pieces += [data[position:start], self.redact(text).encode("utf-8", errors="surrogateescape")]
+            pieces += [data[position:start], self.redact_all(text).encode("utf-8", errors="surrogateescape")]
             position = end
         return b"".join(pieces) + data[position:] if pieces else data
+
+    def _own_matches(self, data: bytes):
+        """The byte positions where a lab.json pattern matches in `data` (decoded as UTF-8)."""
+        text = data.decode("utf-8", errors="surrogateescape")
+        for _, pattern, _ in self.rules[len(self.rules) - len(self.patterns):]:
+            characters = position = 0  # a match's byte offset, counted on from the previous one's
+            for found in pattern.finditer(text):
+                position += len(text[characters:found.start()].encode("utf-8", errors="surrogateescape"))
+                characters = found.start()
+                yield position
 
     def secret_file_name(self, path: str) -> bool:
         """Whether a (repository-relative) path names a secret file: .env, keys, credentials, ~/.aws/..."""
@@ -219,19 +251,30 @@ class SecretDetector:
         return bool(parts) and any(fnmatch.fnmatch(parts[-1], pattern) for pattern in self.names)
 
 
-def _suspects(data: bytes):
-    """Positions in `data` where a built-in rule could match: long token runs and TRIGGERS, one per line."""
-    for table, run in ((WORD_TABLE, WORD_RUN), (BASE64_TABLE, BASE64_RUN)):
-        mapped, needle = data.translate(table), b"a" * run
+def _spans(data: bytes) -> list[tuple[int, int]]:
+    """Sorted, disjoint (start, end) byte spans of `data` that the rules must read: the lines around each anchor
+    (`_line_span`), and each private key block whole, from its BEGIN line to its END line (or the end)."""
+    lowered = data.lower()
+    spans = [_line_span(data, position) for text, patterns in ((data, ANCHORS), (lowered, LOWER_ANCHORS))
+             for pattern in patterns for position in _first_per_line(pattern, text)]
+    for table, needle in SHAPES:
+        mapped = data.translate(table)
         position = mapped.find(needle)
         while position >= 0:
-            yield position
+            spans.append(_line_span(data, position))
             position = mapped.find(needle, data.find(b"\n", position) + 1 or len(data))
-    for literal in TRIGGERS:
-        position = data.find(literal)
-        while position >= 0:
-            yield position
-            position = data.find(literal, data.find(b"\n", position) + 1 or len(data))
+    for block in KEY_BLOCK.finditer(data):
+        ending = KEY_BLOCK_END.search(data, block.end())
+        spans.append((_line_span(data, block.start())[0], _line_span(data, ending.start() if ending else len(data))[1]))
+    return _merged(sorted(spans))
+
+
+def _first_per_line(pattern: re.Pattern, data: bytes):
+    """The position of `pattern`'s first match on each line of `data` that has one."""
+    found = pattern.search(data)
+    while found:
+        yield found.start()
+        found = pattern.search(data, data.find(b"\n", found.end()) + 1 or len(data))
 
 
 def _line_span(data: bytes, position: int) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import pytest
 from lab_testing import git
 
 from lab.launcher import vcs
+from lab.launcher.output import OutputLog
 from lab.errors import LabError
 from lab.records import secrets
 from lab.records.secrets import SecretDetector
@@ -71,8 +72,9 @@ NOISE = "step 12/1000 | loss 0.512 | lr 3.00e-04 | saved /data/ckpt/model_12.pt\
 def test_the_fast_redaction_finds_what_the_full_detector_finds(secret):
     detector = SecretDetector()
     text = f"{NOISE}prefix {secret} suffix\n{NOISE}"
-    full = detector.redact(text)
+    full = detector.redact_all(text)
     assert "[redacted]" in full and detector.redact_lines(text.encode()) == full.encode()
+    assert detector.redact(text) == full
 
 
 def test_ordinary_output_passes_the_fast_path_byte_for_byte():
@@ -81,6 +83,39 @@ def test_ordinary_output_passes_the_fast_path_byte_for_byte():
 
 
 WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"
+
+
+SHAPES = {  # output that looks random or repetitive, as benchmarks/bench_output.py prints it
+    "one character": "step {i} tokens/s 123456 " + "x" * 60,
+    "hex": "step {i} saved ckpt " + "3f2a9c0d1e4b5f6a7b8c9d0e1f2a3b4c5d6e7f80",
+    "base64": "step {i} blob aB3dE5gH7jK9mN1pQ3sT5vW7yZ9cF2hJ4kL6nP8rS0uX2zA4+/==",
+    "long line": "step {i} " + "0123456789abcdef" * 5000,
+    "ordinary": "step {i}/1000 | loss 0.512 | lr 3.00e-04 | grad_norm 1.23 | 12.3 it/s",
+}
+KEYS = {"keyword": f"WANDB_API_KEY={WANDB_KEY}", "token": "ghp_" + MIXED[:36], "AWS key id": "AKIAIOSFODNN7EXAMPLE",
+        "bot token": "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"}
+
+
+@pytest.mark.parametrize("key", sorted(KEYS))
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_key_among_random_looking_output_is_redacted_and_the_rest_kept(shape, key):
+    lines = [SHAPES[shape].format(i=i) for i in range(200)]
+    lines[120] = f"{lines[120]} {KEYS[key]}"
+    data = "".join(f"{line}\n" for line in lines).encode()
+    kept = SecretDetector().redact_lines(data).decode().splitlines()
+    assert KEYS[key] not in kept[120] and "[redacted]" in kept[120]
+    assert kept[:120] + kept[121:] == lines[:120] + lines[121:]
+
+
+def test_a_key_in_a_progress_bar_redrawn_with_carriage_returns_is_redacted(tmp_path):
+    log = OutputLog(tmp_path / "stdout.log", SecretDetector().redact_lines, head_bytes=1000, tail_bytes=2000)
+    for i in range(2000):
+        log.feed(f"\r{i // 20:3d}%|#####     | {i}/2000 [00:01<00:02, 5.0it/s]".encode())
+        if i == 1500:
+            log.feed(f"\nlogged in with {KEYS['keyword']}\n".encode())
+    log.close()
+    text = (tmp_path / "stdout.log").read_text()
+    assert WANDB_KEY not in text and "logged in with WANDB_API_KEY=[redacted]" in text and "99%|" in text
 
 
 SECRET_FILES = {
