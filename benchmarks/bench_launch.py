@@ -80,7 +80,8 @@ def main() -> None:
             timed(launch, root, env)  # warm: bytecode written, the secret rules cached
             (before, total, after), median = quickest(launch, root, env)
             fixed = total - alone[1]
-            print(f"lab launch in a lab of {runs:,} run{'s' if runs > 1 else ''}: {total:.3f} s (median {median:.3f} s), "
+            print(f"lab launch in a lab of {runs:,} run{'s' if runs > 1 else ''}: {total:.3f} s "
+                  f"(median {median:.3f} s), "
                   f"{fixed:.3f} s more than the command (target <= {TARGET_SECONDS} s: "
                   f"{'met' if fixed <= TARGET_SECONDS else 'MISSED'}); before the script starts "
                   f"{before - alone[0]:.3f} s, after it ends {after - alone[2]:.3f} s")

@@ -82,7 +82,8 @@ SHAPES = (  # (table, needle): Discord's a.b.c bot token (24+ . 6 . 27 token byt
      b"a" * 24 + b"." + b"a" * 6 + b"." + b"a" * 27),
     (bytes(0x64 if 0x30 <= byte <= 0x39 else byte if byte == 0x3A else 0x20 for byte in range(256)), b"d" * 8 + b":"),
 )
-KEY_BLOCK, KEY_BLOCK_END = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY"), re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY")
+KEY_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")  # its span runs to KEY_BLOCK_END (or the end)
+KEY_BLOCK_END = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY")
 CONTEXT_LINES = 2  # lines before an anchor the rules may need (a netrc entry, a keyword on the previous line)
 
 

@@ -169,6 +169,17 @@ def test_a_lab_adds_its_own_patterns_and_names(project):
         vcs.CapturePolicy.from_settings({"secrets": {"patterns": ["("]}})
 
 
+def test_a_labs_own_pattern_is_redacted_in_output_around_other_text():
+    detector = SecretDetector.from_settings({"secrets": {"patterns": [r"corp-[0-9]{6}"]}})
+    lines = [f"épreuve {i} ünïcode " + "x" * 60 for i in range(50)]
+    lines[10] += " ticket corp-123456"
+    lines[40] += f" and {KEYS['token']}"
+    kept = detector.redact_lines("".join(f"{line}\n" for line in lines).encode()).decode().splitlines()
+    assert kept[10].endswith("ticket [redacted]") and kept[40].endswith("and [redacted]")
+    assert [line for index, line in enumerate(kept) if index not in (10, 40)] == \
+        [line for index, line in enumerate(lines) if index not in (10, 40)]
+
+
 def test_dirty_diff_redacts_every_kind_of_secret(project):
     (project / "train.py").write_text("".join(SECRET_FILES[name] for name in ("cfg.py", "login.py", "slack.txt")))
     _, diff = vcs.dirty_state(project)
