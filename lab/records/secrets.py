@@ -63,28 +63,35 @@ LEFT_OUT_DETECTORS = {"IPPublicDetector"}  # an IP address in code is not a secr
 # tests/lab/test_secrets.py checks every rule against its shortest secret.
 NO_URL_PART = rb"[^\s:/?#\[\]@!$&'()*+,;=]+"  # Basic Auth's user and password characters
 ANCHORS = (  # searched in the bytes as they are; each starts with a literal, which the regex engine finds fastest
-    re.compile(rb"A(?:3T[A-Z0-9]|BIA|CCA|KIA|SIA|KC[a-zA-Z0-9]{10}|P[0-9A-F][a-zA-Z0-9]{8}|ccountKey=|Iza"
-               rb"|C[a-z0-9]{32})"),
+    re.compile(rb"A(?:(?:3T[A-Z0-9]|BIA|CCA|KIA|SIA)[0-9A-Z]{16}|KC[a-zA-Z0-9]{10}|P[0-9A-F][a-zA-Z0-9]{8}"
+               rb"|ccountKey=|Iza|C[a-z0-9]{32})"),
     re.compile(rb"g(?:h[pousr]_|l(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-|ithub_pat_)"),
-    *(re.compile(literal) for literal in (rb"SK[a-z0-9]{32}", rb"SG\.", rb"GR1348941", rb"PRIVATE KEY", rb"PuTTY",
-                                          rb"T3BlbkFJ", rb"eyJ", rb"sk-", rb"k_live_", rb"pypi-", rb"sq0csp-", rb"hf_",
-                                          rb"password", rb"_authToken", rb"-us[0-9]")),
+    *(re.compile(text) for text in (
+        rb"SK[a-z0-9]{32}", rb"SG\.[\w-]{22}\.", rb"GR1348941", rb"PRIVATE KEY", rb"PuTTY", rb"T3BlbkFJ",
+        rb"eyJ[\w=-]+\.", rb"sk-[\w-]{20}", rb"k_live_[0-9a-zA-Z]{24}", rb"pypi-AgE", rb"sq0csp-",
+        rb"hf_[A-Za-z0-9]{30}", rb"_authToken", rb"-us[0-9]",
+        rb"machine\s+\S+\s+(?:login\s+\S+\s+)?password")),  # a netrc entry, over its lines
     re.compile(rb"://" + NO_URL_PART + rb":" + NO_URL_PART + rb"@"),
 )
-LOWER_ANCHORS = tuple(  # searched in the lowered bytes (the rules that ignore case)
-    [re.compile(name + rb"(?:[\w.\-]*[^\w\n.\-]*(?:[:=,]|=>)|[\"'\]]* +)")
+LOWER_ANCHORS = tuple(  # searched in the lowered bytes (the rules that ignore case): a name, a separator and a value
+    # as long as the shortest these rules take (Cloudant's 24 letters, the keyword rule's 32 token characters)
+    [re.compile(name + rb"(?:[\w.\-]*[^\w\n.\-]*(?:[:=,]|=>)|[\"'\]]* +)[^\w]*(?:[a-z]{24}|[\w+/=\-]{32})")
      for name in (rb"api", rb"key", rb"token", rb"secret", rb"pass", rb"pw", rb"credential", rb"auth")]
     + [re.compile(literal) for literal in (rb"aws", rb"softlayer", rb"xox", rb"hooks\.slack\.com")]
 )
 TOKEN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-SHAPES = (  # (table, needle): Discord's a.b.c bot token (24+ . 6 . 27 token bytes), Telegram's 8+ digits and a colon
+SHAPES = (  # (table, pattern in the mapped bytes): Discord's a.b.c bot token (24+ . 6 . 27 token bytes), and
+    # Telegram's, 8+ digits, a colon and 35 token bytes
     (bytes(0x61 if byte in TOKEN_BYTES else byte if byte == 0x2E else 0x20 for byte in range(256)),
-     b"a" * 24 + b"." + b"a" * 6 + b"." + b"a" * 27),
-    (bytes(0x64 if 0x30 <= byte <= 0x39 else byte if byte == 0x3A else 0x20 for byte in range(256)), b"d" * 8 + b":"),
+     re.compile(rb"a{24}\.a{6}\.a{27}")),
+    (bytes(0x64 if 0x30 <= byte <= 0x39 else 0x61 if byte in TOKEN_BYTES else byte if byte == 0x3A else 0x20
+           for byte in range(256)), re.compile(rb"d{8}:[ad]{35}")),
 )
 KEY_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")  # its span runs to KEY_BLOCK_END (or the end)
 KEY_BLOCK_END = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY")
 CONTEXT_LINES = 2  # lines before an anchor the rules may need (a netrc entry, a keyword on the previous line)
+WINDOW_BYTES = 4096  # of a long line, what the rules read either side of an anchor (a secret is shorter)
+KEY_BLOCK_BYTES = 65536  # how far after its BEGIN line a private key block is read for its END
 
 
 @dataclass(frozen=True)
@@ -226,7 +233,7 @@ class SecretDetector:
         Bytes elsewhere pass through untouched."""
         spans = _spans(data)
         if self.own_patterns:
-            spans = _merged(sorted(spans + [_line_span(data, position) for position in self._own_matches(data)]))
+            spans = _merged(sorted(spans + [_line_span(data, *found) for found in self._own_matches(data)]))
         pieces, position = [], 0
         for start, end in spans:
             text = data[start:end].decode("utf-8", errors="surrogateescape")
@@ -235,14 +242,14 @@ class SecretDetector:
         return b"".join(pieces) + data[position:] if pieces else data
 
     def _own_matches(self, data: bytes):
-        """The byte positions where a lab.json pattern matches in `data` (decoded as UTF-8)."""
+        """(start, end) byte offsets of each match of a lab.json pattern in `data` (decoded as UTF-8)."""
         text = data.decode("utf-8", errors="surrogateescape")
         for _, pattern, _ in self.rules[len(self.rules) - len(self.patterns):]:
             characters = position = 0  # a match's byte offset, counted on from the previous one's
             for found in pattern.finditer(text):
                 position += len(text[characters:found.start()].encode("utf-8", errors="surrogateescape"))
                 characters = found.start()
-                yield position
+                yield position, position + len(found.group().encode("utf-8", errors="surrogateescape"))
 
     def secret_file_name(self, path: str) -> bool:
         """Whether a (repository-relative) path names a secret file: .env, keys, credentials, ~/.aws/..."""
@@ -254,37 +261,46 @@ class SecretDetector:
 
 def _spans(data: bytes) -> list[tuple[int, int]]:
     """Sorted, disjoint (start, end) byte spans of `data` that the rules must read: the lines around each anchor
-    (`_line_span`), and each private key block whole, from its BEGIN line to its END line (or the end)."""
+    (`_line_span`), and each private key block whole, from its BEGIN line to its END line (at most
+    KEY_BLOCK_BYTES on)."""
     lowered = data.lower()
-    spans = [_line_span(data, position) for text, patterns in ((data, ANCHORS), (lowered, LOWER_ANCHORS))
-             for pattern in patterns for position in _first_per_line(pattern, text)]
-    for table, needle in SHAPES:
-        mapped = data.translate(table)
-        position = mapped.find(needle)
-        while position >= 0:
-            spans.append(_line_span(data, position))
-            position = mapped.find(needle, data.find(b"\n", position) + 1 or len(data))
+    spans = [span for text, patterns in ((data, ANCHORS), (lowered, LOWER_ANCHORS)) for pattern in patterns
+             for span in _anchor_spans(data, functools.partial(_found, pattern, text))]
+    for table, pattern in SHAPES:
+        spans += _anchor_spans(data, functools.partial(_found, pattern, data.translate(table)))
     for block in KEY_BLOCK.finditer(data):
-        ending = KEY_BLOCK_END.search(data, block.end())
-        spans.append((_line_span(data, block.start())[0], _line_span(data, ending.start() if ending else len(data))[1]))
+        limit = min(len(data), block.end() + KEY_BLOCK_BYTES)
+        ending = KEY_BLOCK_END.search(data, block.end(), limit)
+        spans.append((_line_span(data, block.start(), block.end())[0],
+                      _line_span(data, ending.start(), ending.end())[1] if ending else limit))
     return _merged(sorted(spans))
 
 
-def _first_per_line(pattern: re.Pattern, data: bytes):
-    """The position of `pattern`'s first match on each line of `data` that has one."""
-    found = pattern.search(data)
-    while found:
-        yield found.start()
-        found = pattern.search(data, data.find(b"\n", found.end()) + 1 or len(data))
+def _found(pattern: re.Pattern, text: bytes, position: int) -> tuple[int, int] | None:
+    """(start, end) of `pattern`'s next match in `text` at or after `position`, or None."""
+    found = pattern.search(text, position)
+    return found.span() if found else None
 
 
-def _line_span(data: bytes, position: int) -> tuple[int, int]:
-    """The line holding `position`, with CONTEXT_LINES lines before it and one after (byte offsets)."""
-    start = data.rfind(b"\n", 0, position) + 1
+def _anchor_spans(data: bytes, find) -> list[tuple[int, int]]:
+    """The `_line_span` of each anchor `find(position)` gives ((start, end) of the next one at or after position,
+    or None): the first on each line, and on a line longer than WINDOW_BYTES, one per window."""
+    spans, position = [], 0
+    while (found := find(position)) is not None:
+        spans.append(_line_span(data, *found))
+        position = data.find(b"\n", found[1], found[1] + WINDOW_BYTES) + 1 or found[1] + WINDOW_BYTES
+    return spans
+
+
+def _line_span(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """The line holding data[start:end], with CONTEXT_LINES lines before it and one after, cut to WINDOW_BYTES
+    either side of it: the work of the rules per anchor is bounded however long the line."""
+    low, high = max(0, start - WINDOW_BYTES), min(len(data), end + WINDOW_BYTES)
+    first = data.rfind(b"\n", low, start) + 1 or low
     for _ in range(CONTEXT_LINES):
-        start = data.rfind(b"\n", 0, start - 1) + 1 if start else 0
-    end = data.find(b"\n", position) + 1 or len(data)
-    return start, data.find(b"\n", end) + 1 or len(data)
+        first = data.rfind(b"\n", low, first - 1) + 1 or low
+    last = data.find(b"\n", end, high) + 1 or high
+    return first, data.find(b"\n", last, high) + 1 or high
 
 
 def _merged(spans) -> list[tuple[int, int]]:

@@ -107,6 +107,21 @@ def test_a_key_among_random_looking_output_is_redacted_and_the_rest_kept(shape, 
     assert kept[:120] + kept[121:] == lines[:120] + lines[121:]
 
 
+def test_every_key_on_a_very_long_line_is_redacted():
+    line = " ".join(["0123456789abcdef" * 4] * 3000)  # about 200 KB
+    data = f"{line} {KEYS['token']} {line} {KEYS['keyword']} {line} {KEYS['AWS key id']}\n".encode()
+    kept = SecretDetector().redact_lines(data).decode()
+    assert kept == f"{line} [redacted] {line} WANDB_API_KEY=[redacted] {line} [redacted]\n"
+
+
+def test_a_private_key_printed_whole_is_redacted_to_its_last_line():
+    body = [MIXED[index:index + 64] for index in range(0, 30)]
+    block = "\n".join(["-----BEGIN RSA PRIVATE KEY-----", *body, "-----END RSA PRIVATE KEY-----"])
+    data = f"{NOISE}loaded\n{block}\n{NOISE}".encode()
+    kept = SecretDetector().redact_lines(data).decode()
+    assert not any(line in kept for line in body) and kept == f"{NOISE}loaded\n[redacted]\n{NOISE}"
+
+
 def test_a_key_in_a_progress_bar_redrawn_with_carriage_returns_is_redacted(tmp_path):
     log = OutputLog(tmp_path / "stdout.log", SecretDetector().redact_lines, head_bytes=1000, tail_bytes=2000)
     for i in range(2000):
