@@ -1,7 +1,6 @@
 """The README's example script and `make demo`'s story."""
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,4 +40,4 @@ def test_the_demo_says_before_each_launch_how_far_it_is_and_the_time_left(capsys
         demo.lab(command, "nsd_001", cwd=Path("."), pace=pace)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demo: ")]
     assert lines[0] == "demo: launch 1 of 3, 0s so far, ETA unknown"
-    assert re.fullmatch(r"demo: launch 2 of 3, 0s so far, ETA 0s", lines[1]) and len(lines) == 2
+    assert lines[1:] == ["demo: launch 2 of 3, 0s so far, ETA 0s"]  # 1 launch done in well under a second
