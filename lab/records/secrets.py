@@ -125,18 +125,33 @@ def maintained_rules() -> tuple[tuple[str, re.Pattern], ...]:
     pay, so its rules are kept in `rules_cache()` (derived, rebuilt silently when missing, unreadable or of
     another detect-secrets version) and compiled from there (about 10 ms).
     """
-    cache = rules_cache()
     try:
-        entries = json.loads(cache.read_text(encoding="utf-8"))
-        return tuple((name, re.compile(text, flags)) for name, detector, text, flags in entries
-                     if detector not in LEFT_OUT_DETECTORS)
-    except (OSError, ValueError, TypeError, re.error):
-        entries = detect_secrets_rules()
-    with contextlib.suppress(OSError):  # a cache that cannot be written costs the next process the import again
+        cache = rules_cache()
+    except (RuntimeError, ImportError):  # no home folder to cache in; detect-secrets installed without metadata
+        cache = None
+    if cache is not None:
+        with contextlib.suppress(OSError, ValueError, TypeError, re.error):
+            return _compiled(json.loads(cache.read_text(encoding="utf-8")))
+    entries = detect_secrets_rules()
+    if cache is not None:
+        _write_cache(cache, entries)
+    return _compiled(entries)
+
+
+def _write_cache(cache: Path, entries: list) -> None:
+    """Write `entries` to `cache` atomically; a cache that cannot be written costs the next process the import."""
+    temporary = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(entries), encoding="utf-8")
         os.replace(temporary, cache)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+def _compiled(entries: list) -> tuple[tuple[str, re.Pattern], ...]:
+    """(name, compiled regex) of `detect_secrets_rules` entries, without LEFT_OUT_DETECTORS."""
     return tuple((name, re.compile(text, flags)) for name, detector, text, flags in entries
                  if detector not in LEFT_OUT_DETECTORS)
 
