@@ -321,7 +321,7 @@ def _line_span(data: bytes, start: int, end: int) -> tuple[int, int]:
     low, high = max(0, start - WINDOW_BYTES), min(len(data), end + WINDOW_BYTES)
     first = data.rfind(b"\n", low, start) + 1 or low
     for _ in range(CONTEXT_LINES):
-        first = data.rfind(b"\n", low, first - 1) + 1 or low
+        first = data.rfind(b"\n", low, max(first - 1, low)) + 1 or low
     last = data.find(b"\n", end, high) + 1 or high
     return first, data.find(b"\n", last, high) + 1 or high
 

@@ -232,3 +232,41 @@ def test_a_child_that_prints_a_key_in_pieces_is_still_redacted(lab, repo):
     lab("launch", "s_002", "--no-commit", "--", sys.executable, "-c", code)
     log = (folder_of(repo, "s_002", 1) / "stdout.log").read_text()
     assert log == "token [redacted] done\n"
+
+
+BLOCK_LINES = [  # output with a secret on many lines, among lines whose anchors hold no secret
+    f"token {KEYS['token']}", "step 1 loss 0.5", f"WANDB_API_KEY={WANDB_KEY}", "step 2 loss 0.4",
+    '{', '  "tokenizer": "abcdefghijklmnopqrstuvwxyz",', f'  "api_key": "{WANDB_KEY}",', '  "steps": 3', '}',
+    f"aws {KEYS['AWS key id']} step 3", "step 4", f"bot {KEYS['bot token']}", "step 5 password reset", "step 6",
+]
+
+
+def test_secrets_at_any_block_boundary_of_the_output_are_redacted_and_nothing_else_changes(tmp_path):
+    import random
+
+    detector = SecretDetector()
+    data = "".join(f"{line}\n" for line in BLOCK_LINES * 3).encode()
+    expected = detector.redact_all(data.decode()).encode()
+    assert expected.count(b"[redacted]") == 15 and expected.count(b"\n") == data.count(b"\n")
+    starts = [0] + [index + 1 for index, byte in enumerate(data) if byte == 0x0A]  # where each line begins
+    generator = random.Random(30)
+    for trial in range(200):
+        first = starts[trial % len(starts)]  # every line is line 1 of a block, and line 2 (the block before)
+        cuts = sorted({first, *(generator.randrange(len(data)) for _ in range(generator.randrange(1, 8)))})
+        path = tmp_path / f"stdout-{trial}.log"
+        log = OutputLog(path, detector.redact_lines)
+        for start, end in zip([0, *cuts], [*cuts, len(data)]):
+            log.feed(data[start:end])
+        log.close()
+        kept = path.read_bytes()
+        assert not any(secret.encode() in kept for secret in (WANDB_KEY, *KEYS.values())), cuts
+        assert kept == expected, cuts
+
+
+def test_a_record_whose_first_lines_hold_an_anchor_is_rewritten_only_where_a_secret_is(tmp_path):
+    record = tmp_path / "config.json"
+    text = json.dumps({"tokenizer": "abcdefghijklmnopqrstuvwxyz", "vocab": 32000, "note": "ok"}, indent=2) + "\n"
+    record.write_text(text)
+    assert not vcs.redact_file(record, SecretDetector()) and record.read_text() == text
+    record.write_text(f"token {KEYS['token']}\nstep 1\nstep 2\n")
+    assert vcs.redact_file(record, SecretDetector()) and record.read_text() == "token [redacted]\nstep 1\nstep 2\n"
