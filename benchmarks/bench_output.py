@@ -1,9 +1,9 @@
 """Output through `lab launch` beside plain `tee`, for each shape of output that scripts print: ordinary log lines,
 lines ending in a long run of one character, hex and base64-like tokens (hashes, ids, blobs), a tqdm bar redrawn
-with `\\r` 700,000 times, and very long lines. Each prints about 40 MB. The launch's fixed cost (imports, records) is
-measured with a command that prints nothing and taken off, so the figure compared is what the output itself costs
-(tee's own start likewise). Targets: within 1.5x of tee for every shape (1.2x for ordinary lines), and a
-stdout.log of the redraws under 1 MB (the bar's last state per line kept)."""
+with `\\r` 700,000 times, very long lines, 40 KB lines of one secret-sounding name repeated, and 1 MB lines of
+URL-safe base64. Each prints about 40 MB. The launch's fixed cost (imports, records) is measured with a command that
+prints nothing and taken off, so the figure compared is what the output itself costs (tee's own start likewise). Targets: within 1.5x of tee for every shape (1.2x for ordinary lines), and a stdout.log
+of the redraws under 1 MB (the bar's last state per line kept)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ SHAPES = {  # name -> the script's body (COUNT lines or redraws)
                        "line = ' '.join(hexes * 25) + '\\n'\n"
                        "for i in range({count} // 15_000 + 1):\n"
                        "    out.write(line)\n",
+    "a repeated name": "line = 'pw' * 20_000 + '\\n'\n"
+                       "for i in range({count} // 600 + 1):\n"
+                       "    out.write(line)\n",
+    "URL-safe base64 lines": "import base64\n"
+                             "line = base64.urlsafe_b64encode(random.randbytes(750_000)).decode() + '\\n'\n"
+                             "for i in range({count} // 15_000 + 1):\n"
+                             "    out.write(line)\n",
 }
 
 

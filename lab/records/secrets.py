@@ -34,9 +34,10 @@ SECRET_FILE_NAMES = (
 )
 SECRET_FOLDERS = (".aws", ".ssh", ".gnupg", ".docker")
 
-# Name-value pairs: a secret-sounding name, then =, : or a comma (call arguments), then a long value.
+# Name-value pairs: a secret-sounding name, then =, : or a comma (call arguments), then a long value. The name's tail
+# is bounded: an unbounded run of word characters would be read to the line's end from every name on it (quadratic).
 KEYWORD_VALUE = re.compile(
-    r"(?i)(?:api|key|token|secret|passw(?:or)?d|pwd|credential|auth)[\w.\-]*\\?[\"'\]]*\s*(?:[:=]|,|=>)\s*"
+    r"(?i)(?:api|key|token|secret|passw(?:or)?d|pwd|credential|auth)[\w.\-]{0,64}\\?[\"'\]]*\s*(?:[:=]|,|=>)\s*"
     r"\\?[\"']?([A-Za-z0-9+/=_\-]{32,})"
 )
 HEX_ENTROPY = 3.0  # bits per character; random hex has about 3.7 over 32+ characters
@@ -75,7 +76,8 @@ ANCHORS = (  # searched in the bytes as they are; each starts with a literal, wh
 )
 LOWER_ANCHORS = tuple(  # searched in the lowered bytes (the rules that ignore case): a name, a separator and a value
     # as long as the shortest these rules take (Cloudant's 24 letters, the keyword rule's 32 token characters)
-    [re.compile(name + rb"(?:[\w.\-]*[^\w\n.\-]*(?:[:=,]|=>)|[\"'\]]* +)[^\w]*(?:[a-z]{24}|[\w+/=\-]{32})")
+    [re.compile(name + rb"(?:[\w.\-]{0,64}[^\w\n.\-]{0,32}(?:[:=,]|=>)|[\"'\]]* +)[^\w]{0,32}"
+                rb"(?:[a-z]{24}|[\w+/=\-]{32})")
      for name in (rb"api", rb"key", rb"token", rb"secret", rb"pass", rb"pw", rb"credential", rb"auth")]
     + [re.compile(literal) for literal in (rb"aws", rb"softlayer", rb"xox", rb"hooks\.slack\.com")]
 )

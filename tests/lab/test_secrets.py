@@ -1,7 +1,9 @@
 """Secrets: the detector's rules and its fast redaction, files that are never committed, a lab's own patterns, and keys
 redacted wherever the lab records them."""
 
+import base64
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -91,6 +93,8 @@ SHAPES = {  # output that looks random or repetitive, as benchmarks/bench_output
     "base64": "step {i} blob aB3dE5gH7jK9mN1pQ3sT5vW7yZ9cF2hJ4kL6nP8rS0uX2zA4+/==",
     "long line": "step {i} " + "0123456789abcdef" * 5000,
     "ordinary": "step {i}/1000 | loss 0.512 | lr 3.00e-04 | grad_norm 1.23 | 12.3 it/s",
+    "a repeated name": "step {i} " + "pw" * 500,
+    "URL-safe base64": "step {i} " + base64.urlsafe_b64encode(random.Random(1).randbytes(3000)).decode(),
 }
 KEYS = {"keyword": f"WANDB_API_KEY={WANDB_KEY}", "token": "ghp_" + MIXED[:36], "AWS key id": "AKIAIOSFODNN7EXAMPLE",
         "bot token": "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"}
@@ -242,8 +246,6 @@ BLOCK_LINES = [  # output with a secret on many lines, among lines whose anchors
 
 
 def test_secrets_at_any_block_boundary_of_the_output_are_redacted_and_nothing_else_changes(tmp_path):
-    import random
-
     detector = SecretDetector()
     data = "".join(f"{line}\n" for line in BLOCK_LINES * 3).encode()
     expected = detector.redact_all(data.decode()).encode()
