@@ -2,8 +2,9 @@
 lines ending in a long run of one character, hex and base64-like tokens (hashes, ids, blobs), a tqdm bar redrawn
 with `\\r` 700,000 times, very long lines, 40 KB lines of one secret-sounding name repeated, and 1 MB lines of
 URL-safe base64. Each prints about 40 MB. The launch's fixed cost (imports, records) is measured with a command that
-prints nothing and taken off, so the figure compared is what the output itself costs (tee's own start likewise). Targets: within 1.5x of tee for every shape (1.2x for ordinary lines), and a stdout.log
-of the redraws under 1 MB (the bar's last state per line kept)."""
+prints nothing and taken off, so the figure compared is what the output itself costs (tee's own start likewise).
+Targets: within 1.5x of tee for every shape (1.2x for ordinary lines), and a stdout.log of the redraws under 1 MB
+(the bar's last state per line kept)."""
 
 from __future__ import annotations
 
