@@ -93,6 +93,7 @@ KEY_BLOCK = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY")  # its span runs to
 KEY_BLOCK_END = re.compile(rb"-----END [A-Z0-9 ]*PRIVATE KEY")
 CONTEXT_LINES = 2  # lines before an anchor the rules may need (a netrc entry, a keyword on the previous line)
 WINDOW_BYTES = 4096  # of a long line, what the rules read either side of an anchor (a secret is shorter)
+SECRET_BYTES = 2048  # longer than any secret the rules take (GitLab's agent token: 1032)
 KEY_BLOCK_BYTES = 65536  # how far after its BEGIN line a private key block is read for its END
 
 
@@ -309,11 +310,13 @@ def _found_shape(needle: bytes, shape: re.Pattern | None, text: bytes, position:
 
 def _anchor_spans(data: bytes, find) -> list[tuple[int, int]]:
     """The `_line_span` of each anchor `find(position)` gives ((start, end) of the next one at or after position,
-    or None): the first on each line, and on a line longer than WINDOW_BYTES, one per window."""
+    or None): the first on each line, and on a line longer than WINDOW_BYTES, one per window (the windows overlap by
+    SECRET_BYTES, so a secret across a window's end is read whole)."""
     spans, position = [], 0
     while (found := find(position)) is not None:
         spans.append(_line_span(data, *found))
-        position = data.find(b"\n", found[1], found[1] + WINDOW_BYTES) + 1 or found[1] + WINDOW_BYTES
+        resume = found[1] + WINDOW_BYTES - SECRET_BYTES  # an anchor before it lies in this span with its secret
+        position = data.find(b"\n", found[1], found[1] + WINDOW_BYTES) + 1 or resume
     return spans
 
 

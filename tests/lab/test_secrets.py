@@ -272,3 +272,13 @@ def test_a_record_whose_first_lines_hold_an_anchor_is_rewritten_only_where_a_sec
     assert not vcs.redact_file(record, SecretDetector()) and record.read_text() == text
     record.write_text(f"token {KEYS['token']}\nstep 1\nstep 2\n")
     assert vcs.redact_file(record, SecretDetector()) and record.read_text() == "token [redacted]\nstep 1\nstep 2\n"
+
+
+@pytest.mark.parametrize("gap", [4000, 4021, 4040, 4059, 4100])
+def test_a_second_key_a_window_away_on_a_long_line_is_redacted(tmp_path, gap):
+    token = KEYS["token"]
+    line = "x" * 10000 + token + " " * gap + token + " " + "y" * 10000
+    log = OutputLog(tmp_path / "stdout.log", SecretDetector().redact_lines)
+    log.feed(f"{line}\nstep 1\n".encode())
+    log.close()
+    assert (tmp_path / "stdout.log").read_text() == line.replace(token, "[redacted]") + "\nstep 1\n"
