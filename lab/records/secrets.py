@@ -74,9 +74,12 @@ ANCHORS = (  # searched in the bytes as they are; each starts with a literal, wh
         rb"machine\s+\S+\s+(?:login\s+\S+\s+)?password")),  # a netrc entry, over its lines
     re.compile(rb"://" + NO_URL_PART + rb":" + NO_URL_PART + rb"@"),
 )
-LOWER_ANCHORS = tuple(  # searched in the lowered bytes (the rules that ignore case): a name, a separator and a value
-    # as long as the shortest these rules take (Cloudant's 24 letters, the keyword rule's 32 token characters)
-    [re.compile(name + rb"(?:[\w.\-]{0,64}[^\w\n.\-]{0,32}(?:[:=,]|=>)|[\"'\]]* +)[^\w]{0,32}"
+LOWER_ANCHORS = tuple(  # searched in the lowered bytes (the rules that ignore case): a name and its tail, a separator
+    # (=, :, a comma, =>, :=, ::, or spaces after a quote or bracket) with any blanks, quotes or brackets around it,
+    # newlines too, and a value as long as the shortest these rules take (Cloudant's 24 letters, the keyword rule's
+    # 32 token characters). The runs around the separator are possessive and exclude what follows them, so each
+    # name costs the length of its own tail, never the line's.
+    [re.compile(name + rb"[\w.\-]{0,64}(?:[^\w.\-:=,]*+(?:=>|:=|::|[:=,])|[\"'\]]{0,2} ++)[^\w+/=\-]*+"
                 rb"(?:[a-z]{24}|[\w+/=\-]{32})")
      for name in (rb"api", rb"key", rb"token", rb"secret", rb"pass", rb"pw", rb"credential", rb"auth")]
     + [re.compile(literal) for literal in (rb"aws", rb"softlayer", rb"xox", rb"hooks\.slack\.com")]

@@ -45,6 +45,11 @@ SECRETS = [  # at least one for every rule of the detector, at the shortest leng
     "sk_live_" + MIXED[:24], "123456789:" + MIXED[:35], "AC" + H64[:32], "SK" + H64[:32], "github_pat_" + MIXED[:22],
     "AIza" + MIXED[:35], "hf_" + MIXED[:30], "sk-proj-" + MIXED[:20], "machine a\nlogin b\npassword c",
     "WANDB_API_KEY=0123456789abcdef0123456789abcdef01234567", "secret = 'aB3+dE5/gH7+jK9/mN1+pQ3/sT5+vW7/yZ9'",
+    # the keyword rules' names and separators in every shape they take: spaces alone, a name and its value on
+    # different lines, many blanks, `:=`
+    "cloudant_password   abcdefghijklmnopqrstuvwx", f"sl_pwd  {H64}", "password\n= 'Xk9mQ2vL7pR4wZ8nB3cF6hJ1tY5uE0aZ'",
+    "WANDB_API_KEY" + " " * 40 + "= 0123456789abcdef0123456789abcdef01234567", f'cl_key:= "{H64}"',
+    "[\"cl_pw\"] abcdefghijklmnopqrstuvwx", "api_token: +" + MIXED[:40],
 ]
 
 
