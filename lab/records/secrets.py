@@ -79,7 +79,7 @@ LOWER_ANCHORS = tuple(  # searched in the lowered bytes (the rules that ignore c
     # newlines too, and a value as long as the shortest these rules take (Cloudant's 24 letters, the keyword rule's
     # 32 token characters). The runs around the separator are possessive and exclude what follows them, so each
     # name costs the length of its own tail, never the line's.
-    [re.compile(name + rb"[\w.\-]{0,64}(?:[^\w.\-:=,]*+(?:=>|:=|::|[:=,])|[\"'\]]{0,2} ++)[^\w+/=\-]*+"
+    [re.compile(name + rb"[\w.\-]{0,64}+(?:[^\w.\-:=,]*+(?:=>|:=|::|[:=,])|[\"'\]]{0,2} ++)[^\w+/=\-]*+"
                 rb"(?:[a-z]{24}|[\w+/=\-]{32})")
      for name in (rb"api", rb"key", rb"token", rb"secret", rb"pass", rb"pw", rb"credential", rb"auth")]
     + [re.compile(literal) for literal in (rb"aws", rb"softlayer", rb"xox", rb"hooks\.slack\.com")]
