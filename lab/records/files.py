@@ -180,3 +180,10 @@ def require_fields(path: Path, record: dict, fields: dict[str, type]) -> None:
     wrong = [name for name, kind in fields.items() if not isinstance(record.get(name), kind)]
     if wrong:
         raise RecordError(f"{path} lacks a valid {', '.join(wrong)}; fix it or restore it from git")
+
+
+def cache_home() -> Path:
+    """$XDG_CACHE_HOME when it is an absolute path (the XDG spec ignores a relative one, which would put the
+    cache inside whatever folder a command runs in), else ~/.cache. RuntimeError without a home folder."""
+    given = os.environ.get("XDG_CACHE_HOME")
+    return Path(given) if given and os.path.isabs(given) else Path.home() / ".cache"

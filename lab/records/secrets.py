@@ -24,6 +24,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
+
+from lab.records.files import cache_home
 
 REDACTED = "[redacted]"
 
@@ -137,11 +140,21 @@ def maintained_rules() -> tuple[tuple[str, re.Pattern], ...]:
         cache = None
     if cache is not None:
         with contextlib.suppress(OSError, ValueError, TypeError, re.error):
-            return _compiled(json.loads(cache.read_text(encoding="utf-8")))
+            return _compiled(_checked(json.loads(cache.read_text(encoding="utf-8"))))
     entries = detect_secrets_rules()
     if cache is not None:
         _write_cache(cache, entries)
     return _compiled(entries)
+
+
+def _checked(entries: Any) -> list:
+    """`entries` read from the cache when they are rules (a non-empty list of [name, detector, regex, flags]),
+    else ValueError: a cache that lost its rules is rebuilt, never trusted to redact nothing."""
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(entry, list) and len(entry) == 4 and all(isinstance(part, str) for part in entry[:3])
+            and isinstance(entry[3], int) for entry in entries):
+        raise ValueError("not a rules cache")
+    return entries
 
 
 def _write_cache(cache: Path, entries: list) -> None:
@@ -173,12 +186,14 @@ def detect_secrets_rules() -> list[tuple[str, str, str, int]]:
 
 
 def rules_cache() -> Path:
-    """Where `maintained_rules` keeps detect-secrets' rules: $XDG_CACHE_HOME/lab (else ~/.cache/lab), one file
-    per installed detect-secrets version."""
+    """Where `maintained_rules` keeps detect-secrets' rules: `cache_home()`/lab, one file per installed
+    detect-secrets version and cache layout."""
     from importlib.metadata import version
 
-    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lab"
-    return folder / f"detect-secrets-{version('detect-secrets')}-rules.json"
+    return cache_home() / "lab" / f"detect-secrets-{version('detect-secrets')}-rules-v{RULES_CACHE_FORMAT}.json"
+
+
+RULES_CACHE_FORMAT = 1  # the layout of a rules cache file: a new layout is a new file
 
 
 class SecretDetector:

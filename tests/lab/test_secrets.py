@@ -62,14 +62,25 @@ def test_the_rules_kept_in_the_cache_are_detect_secrets_own(tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     expected = [(name, text, flags) for name, detector, text, flags in secrets.detect_secrets_rules()
                 if detector not in secrets.LEFT_OUT_DETECTORS]
-    for state in ("missing", "written", "corrupt"):
-        if state == "corrupt":
-            secrets.rules_cache().write_text('[["AWS Access Key", "AWSKeyDetector", "(unclosed", 0]')
+    damaged = {"corrupt": '[["AWS Access Key", "AWSKeyDetector", "(unclosed", 0]]', "empty": "[]",
+               "not rules": '{"rules": []}', "rows of another shape": '[["AWS Access Key"]]'}
+    for state in ("missing", "written", *damaged):
+        if state in damaged:  # a cache that lost its rules would redact nothing: it is rebuilt, never trusted
+            secrets.rules_cache().write_text(damaged[state])
         secrets.maintained_rules.cache_clear()
         rules = secrets.maintained_rules()
         assert [(name, pattern.pattern, pattern.flags) for name, pattern in rules] == expected, state
         assert secrets.rules_cache().is_file()
     secrets.maintained_rules.cache_clear()
+
+
+def test_a_relative_cache_home_is_ignored_so_the_cache_never_lands_in_the_repository(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", ".cache")
+    assert secrets.rules_cache().parent == tmp_path / "home" / ".cache" / "lab"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert secrets.rules_cache().parent == tmp_path / "xdg" / "lab"
 
 
 NOISE = "step 12/1000 | loss 0.512 | lr 3.00e-04 | saved /data/ckpt/model_12.pt\n" * 4

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lab.records.files import atomic_write
+from lab.records.files import atomic_write, cache_home
 from models.delay import delays, training_sequence
 from models.dia import unconditional as unconditional_input
 from trainers.dia.config import BOS, EOS, PAD, Config
@@ -82,7 +82,7 @@ def synthetic_set(clips: int, seconds: float, seed: int, width: int) -> Clips:
 
 
 def synthetic_cache(clips: int, seconds: float, seed: int, width: int) -> Path:
-    """The file that keeps one synthetic set: `$XDG_CACHE_HOME/lab/dia-synthetic` (default `~/.cache`), named by
+    """The file that keeps one synthetic set: `lab.records.files.cache_home()`/lab/dia-synthetic, named by
     the set's arguments and a digest of what makes its codes (this module, the codec module, torch's and DAC's
     versions), so a change to any of them makes a new set rather than reading a stale one."""
     from trainers.dia import codec
@@ -91,7 +91,7 @@ def synthetic_cache(clips: int, seconds: float, seed: int, width: int) -> Path:
     for part in (Path(__file__).read_bytes(), Path(codec.__file__).read_bytes(), torch.__version__.encode(),
                  importlib.metadata.version("descript-audio-codec").encode()):
         digest.update(part)
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lab" / "dia-synthetic"
+    root = cache_home() / "lab" / "dia-synthetic"
     return root / f"{clips}x{seconds:g}s-seed{seed}-width{width}-{digest.hexdigest()[:16]}.npz"
 
 
