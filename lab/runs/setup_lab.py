@@ -49,7 +49,8 @@ def init_lab(root: Path, *, wandb_entity: str | None = None, wandb_project: str 
     logs = store.logs_dir.relative_to(store.root).as_posix()
     pages = [f"{logs}/{folder}/" for folder in DERIVED_FOLDERS] + [f"{logs}/ablations/*",
                                                                     f"!{logs}/ablations/index.json*"]
-    ignore_entries(store.root / ".gitignore", (f"{store.settings['artefacts']}/", ".env", "wandb/", *pages))
+    ignore_entries(store.root / ".gitignore", (f"{store.settings['artefacts']}/", ".env", "wandb/", "outputs/", "multirun/",
+                                               *pages))
     remote.configure_clone(store.root, logs)
     remote.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],
                    keep=[f"{logs}/ablations/index.json", f"{logs}/ablations/index.jsonl"])
@@ -58,7 +59,7 @@ def init_lab(root: Path, *, wandb_entity: str | None = None, wandb_project: str 
 
 def ignore_entries(ignore: Path, entries: tuple[str, ...]) -> None:
     """Append to the .gitignore at `ignore` each of `entries` it does not list yet (wandb/: a script's own W&B
-    folder)."""
+    folder; outputs/ and multirun/: Hydra's run folders)."""
     lines = ignore.read_text().splitlines() if ignore.exists() else []
     missing = [entry for entry in entries if entry not in lines]
     if missing:

@@ -1,5 +1,5 @@
 """Zero-code capture: what a script started by `lab launch` logs through wandb, TensorBoard, Hugging Face's
-`Trainer` or argparse is recorded on its attempt, without an edit to the script.
+`Trainer`, Hydra or argparse is recorded on its attempt, without an edit to the script.
 
 The launcher puts `site/` (next to this file) first on the command's PYTHONPATH; its `sitecustomize` calls
 `install()` in each Python process the command starts, then runs any `sitecustomize` it hides, in the way
@@ -26,6 +26,7 @@ PATCHED_MODULES = {  # module -> name of its patch in lab.tracking.autolog.hooks
     "torch.utils.tensorboard.writer": "patch_summary_writer",
     "tensorboardX.writer": "patch_summary_writer",
     "transformers.trainer": "patch_trainer",
+    "hydra.core.utils": "patch_hydra",
 }
 
 

@@ -6,6 +6,7 @@ returned, and records after (through `rows.guarded`, so a failure of the lab's p
   summary updates, `define_metric` step axes, and the W&B run the script really opened as the attempt's link.
 - TensorBoard (torch.utils.tensorboard and tensorboardX): `add_scalar`, `add_scalars`, `add_hparams`.
 - transformers: a `Trainer`'s `TrainingArguments` as config.
+- Hydra: the composed config a `@hydra.main` task function receives (resolved to plain values) as config.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from lab.tracking import tracker, wandb_server
 from lab.tracking.autolog import rows
 from lab.tracking.autolog.rows import Stream, guarded
 
-LAUNCHERS = ("torch.distributed.run", "torch.distributed.launch", "accelerate.commands", "deepspeed.launcher",
-             "lightning.fabric.cli")  # modules whose argparse options launch the script, and are not its config
+TOOL_PARSERS = ("torch.distributed.run", "torch.distributed.launch", "accelerate.commands", "deepspeed.launcher",
+                "lightning.fabric.cli", "hydra", "traitlets", "ipykernel", "IPython", "jupyter_client",
+                "jupyter_core", "nbclient", "pytest", "_pytest")  # packages whose argparse options are a
+# launcher's, a kernel's or a tool's own (torchrun's, Hydra's overrides, a kernel's connection file), not the
+# script's config
 MIRROR_THREAD = "lab-wandb"  # the tracker's W&B worker: its calls are the lab's own, not the script's
 
 
@@ -37,6 +41,11 @@ def caller_module(frame: Any) -> str:
     return ""
 
 
+def is_tool_module(name: str) -> bool:
+    """Whether module `name` belongs to one of TOOL_PARSERS (the package itself or a module inside it)."""
+    return any(name == tool or name.startswith(tool + ".") for tool in TOOL_PARSERS)
+
+
 def patch_argparse(module: ModuleType) -> None:
     parse_known_args = module.ArgumentParser.parse_known_args
     depth = threading.local()
@@ -48,7 +57,7 @@ def patch_argparse(module: ModuleType) -> None:
             result = parse_known_args(self, args, namespace)
         finally:
             depth.value -= 1
-        if depth.value == 0 and not caller_module(sys._getframe(1)).startswith(LAUNCHERS):
+        if depth.value == 0 and not is_tool_module(caller_module(sys._getframe(1))):
             guarded(rows.report_config, vars(result[0]), "argparse")
         return result
 
@@ -237,3 +246,37 @@ def patch_trainer(module: ModuleType) -> None:
         guarded(rows.report_config, self.args.to_sanitized_dict(), "TrainingArguments")
 
     module.Trainer.__init__ = patched_init
+
+
+def patch_hydra(module: ModuleType) -> None:
+    """`hydra.core.utils.run_job` (every job of `@hydra.main`, single runs and each job of a multirun): the task
+    function is wrapped so that the config it receives, resolved, is the attempt's config. Patched as
+    hydra.core.utils is imported, before Hydra's own modules bind `run_job` by name."""
+    run_job = module.run_job
+
+    @functools.wraps(run_job)
+    def patched_run_job(*args, **kwargs):
+        if "task_function" in kwargs:
+            kwargs["task_function"] = recording_task(kwargs["task_function"])
+        elif args:
+            args = (recording_task(args[0]), *args[1:])
+        return run_job(*args, **kwargs)
+
+    module.run_job = patched_run_job
+
+
+def recording_task(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`task` (a Hydra task function), recording the DictConfig it is called with before it runs."""
+
+    @functools.wraps(task)
+    def task_function(config):
+        guarded(report_hydra_config, config)
+        return task(config)
+
+    return task_function
+
+
+def report_hydra_config(config: Any) -> None:
+    from omegaconf import OmegaConf
+
+    rows.report_config(OmegaConf.to_container(config, resolve=True), "hydra")

@@ -1,0 +1,64 @@
+"""Scripts as researchers write them, recorded without an edit: a Hydra app, a Lightning module under its W&B and
+TensorBoard loggers, a TensorBoard-only script, a notebook (an IPython kernel, nbclient), several W&B runs in one
+script, and SLURM's ranks. Each script is a real process under a real `lab launch` in a fresh git repository."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from lab_testing import git
+
+from lab.records.store import Store
+
+
+def attempt(repo: Path, run_id: str, number: int = 1) -> tuple[dict, list[dict], dict]:
+    """(attempt.json, metric rows, config.json) of an attempt."""
+    folder = Store(repo).attempt_dir(run_id, number)
+    metrics = folder / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+    config = folder / "config.json"
+    return json.loads((folder / "attempt.json").read_text()), rows, json.loads(config.read_text()) \
+        if config.exists() else {}
+
+
+HYDRA_APP = """import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(config_path="conf", config_name="config")
+def train(cfg: DictConfig) -> None:
+    print("optimizer", cfg.optim.name, cfg.optim.lr, "model" in cfg)
+
+
+if __name__ == "__main__":
+    train()
+"""
+HYDRA_CONFIGS = {
+    "config.yaml": "defaults:\n  - optim: adam\n  - data: small\n  - _self_\nseed: 0\nsteps: ${data.batches}\n",
+    "optim/adam.yaml": "name: adam\nlr: 0.001\n",
+    "optim/sgd.yaml": "name: sgd\nlr: 0.01\n",
+    "data/small.yaml": "batches: 8\n",
+    "model/big.yaml": "layers: 12\nwidth: 512\n",
+}
+
+
+def test_a_hydra_app_records_the_config_it_composed_and_its_outputs_stay_out_of_git(lab, repo):
+    (repo / "train.py").write_text(HYDRA_APP)
+    for name, text in HYDRA_CONFIGS.items():
+        (repo / "conf" / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "conf" / name).write_text(text)
+    lab("new-run", "exp_001", "--hypothesis", "adam trains")
+    lab("launch", "exp_001", "--", sys.executable, "train.py")
+    lab("new-run", "exp_002", "--from", "exp_001", "--hypothesis", "sgd on a big model trains faster")
+    out = lab("launch", "exp_002", "--", sys.executable, "train.py", "optim=sgd", "optim.lr=0.1", "+model=big")
+    assert "optimizer sgd 0.1 True" in out.stdout
+    assert attempt(repo, "exp_001")[2] == {"optim": {"name": "adam", "lr": 0.001}, "data": {"batches": 8},
+                                            "seed": 0, "steps": 8}
+    assert lab("diff", "exp_002").stdout.splitlines() == [
+        "exp_002 vs exp_001 (parent)", "[schedule]", "  optim.lr: 0.001 -> 0.1", "[optimizer]",
+        "  optim.name: adam -> sgd", "[model]", "  model.layers: (absent) -> 12", "  model.width: (absent) -> 512"]
+    assert list(repo.glob("outputs/*/*/.hydra/config.yaml"))  # Hydra wrote its run folders ...
+    tracked = git(repo, "ls-files").split()
+    assert not [path for path in tracked if path.startswith(("outputs/", "multirun/"))]  # ... which git ignores
+    assert "conf/model/big.yaml" in tracked
