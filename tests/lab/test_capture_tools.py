@@ -62,3 +62,56 @@ def test_a_hydra_app_records_the_config_it_composed_and_its_outputs_stay_out_of_
     tracked = git(repo, "ls-files").split()
     assert not [path for path in tracked if path.startswith(("outputs/", "multirun/"))]  # ... which git ignores
     assert "conf/model/big.yaml" in tracked
+
+
+LIGHTNING = """import sys
+import torch
+import lightning as L
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class Tiny(L.LightningModule):
+    def __init__(self, lr=0.05, hidden=2):
+        super().__init__()
+        self.save_hyperparameters()
+        self.layer = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch, index):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.layer(x), y)
+        self.log("train/loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+torch.manual_seed(0)
+x = torch.linspace(-1, 1, 64).unsqueeze(1)
+data = DataLoader(TensorDataset(x, 3 * x), batch_size=4)  # 16 steps an epoch
+if sys.argv[1] == "wandb":
+    logger = L.pytorch.loggers.WandbLogger(project="tiny")
+else:
+    logger = L.pytorch.loggers.TensorBoardLogger("tb")
+trainer = L.Trainer(max_steps=60, log_every_n_steps=4, logger=logger, accelerator="cpu", enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False)
+trainer.fit(Tiny(lr=0.05, hidden=3), data)
+"""
+
+
+@pytest.mark.wandb
+def test_lightning_reads_the_same_steps_and_config_under_its_wandb_and_tensorboard_loggers(lab, repo):
+    (repo / "fit.py").write_text(LIGHTNING)
+    best = {}
+    for run_id, logger in (("tl_001", "wandb"), ("tl_002", "tensorboard")):
+        lab("new-run", run_id, "--hypothesis", f"a line fits under {logger}")
+        lab("launch", run_id, "--", sys.executable, "fit.py", logger)
+        record, rows, config = attempt(repo, run_id)
+        assert config == {"lr": 0.05, "hidden": 3}  # save_hyperparameters(), through W&B's config or hparams
+        assert [row["step"] for row in rows if "train/loss" in row] == list(range(3, 60, 4))  # the global step
+        assert not [row for row in rows if "hp_metric" in row or "trainer/global_step" in row]
+        report = (repo / lab("report", run_id).stdout.strip()).read_text()
+        assert "hp_metric" not in report
+        best[logger] = [line for line in report.splitlines() if line.startswith("- Best train/loss")]
+    assert best["wandb"] == best["tensorboard"] and best["wandb"]
+    assert attempt(repo, "tl_001")[0]["metric_axes"] == {"*": "trainer/global_step"}

@@ -27,6 +27,8 @@ PATCHED_MODULES = {  # module -> name of its patch in lab.tracking.autolog.hooks
     "tensorboardX.writer": "patch_summary_writer",
     "transformers.trainer": "patch_trainer",
     "hydra.core.utils": "patch_hydra",
+    "lightning.fabric.loggers.tensorboard": "patch_lightning_tensorboard",
+    "lightning_fabric.loggers.tensorboard": "patch_lightning_tensorboard",
 }
 
 

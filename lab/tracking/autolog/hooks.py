@@ -5,12 +5,15 @@ returned, and records after (through `rows.guarded`, so a failure of the lab's p
 - wandb: `Run.log` rows (explicit and implicit steps, `commit=False` merged), config at init and on updates,
   summary updates, `define_metric` step axes, and the W&B run the script really opened as the attempt's link.
 - TensorBoard (torch.utils.tensorboard and tensorboardX): `add_scalar`, `add_scalars`, `add_hparams`.
+- Lightning's TensorBoardLogger: `log_hyperparams` (what `save_hyperparameters()` saved) as config, without the
+  `hp_metric = -1` placeholder it logs when given no metrics.
 - transformers: a `Trainer`'s `TrainingArguments` as config.
 - Hydra: the composed config a `@hydra.main` task function receives (resolved to plain values) as config.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import os
 import sys
@@ -27,6 +30,7 @@ TOOL_PARSERS = ("torch.distributed.run", "torch.distributed.launch", "accelerate
                 "jupyter_core", "nbclient", "pytest", "_pytest")  # packages whose argparse options are a
 # launcher's, a kernel's or a tool's own (torchrun's, Hydra's overrides, a kernel's connection file), not the
 # script's config
+PLACEHOLDER = threading.local()  # `value` True while a library logs a placeholder of its own (Lightning's hp_metric)
 MIRROR_THREAD = "lab-wandb"  # the tracker's W&B worker: its calls are the lab's own, not the script's
 
 
@@ -67,7 +71,7 @@ def patch_argparse(module: ModuleType) -> None:
 def patch_wandb(module: ModuleType) -> None:
     from wandb.sdk import wandb_config, wandb_run, wandb_summary
 
-    stream = Stream("wandb.log")
+    stream = AxisStream("wandb.log")
     run_class = wandb_run.Run
     log, finish, define_metric = run_class.log, run_class.finish, run_class.define_metric
 
@@ -76,7 +80,7 @@ def patch_wandb(module: ModuleType) -> None:
         at = step if step is not None else getattr(self, "_step", None)
         result = log(self, data, step, commit, *args, **kwargs)
         if threading.current_thread().name != MIRROR_THREAD:
-            guarded(stream.add, at, data, bool(commit) or step is None and commit is None)
+            guarded(stream.add_row, self, at, data, bool(commit) or step is None and commit is None)
         return result
 
     def disabled_log(run: Any) -> Any:
@@ -91,7 +95,7 @@ def patch_wandb(module: ModuleType) -> None:
                 run._step = step
             committed = bool(commit) or step is None and commit is None
             run._step += committed
-            guarded(stream.add, at, data, committed)
+            guarded(stream.add_row, run, at, data, committed)
             return result
 
         return log_disabled
@@ -109,6 +113,7 @@ def patch_wandb(module: ModuleType) -> None:
     def patched_define_metric(self, name, step_metric=None, *args, **kwargs):
         result = define_metric(self, name, step_metric, *args, **kwargs)
         if step_metric is not None:
+            guarded(stream.declare, self, str(name), str(getattr(step_metric, "name", step_metric)))
             guarded(record_axis, name, getattr(step_metric, "name", step_metric))
         return result
 
@@ -161,6 +166,51 @@ def record_wandb_run(run: Any, lab_run: bool) -> None:
         rows.report_config(dict(run.config.as_dict()), "wandb.config")
 
 
+class AxisStream(Stream):
+    """W&B rows on the step axes the script declared: `define_metric(NAME_OR_GLOB, step_metric=AXIS)` puts each
+    matching metric at AXIS's value (from the same `log` call, else the last one logged), as W&B's charts do;
+    an exact name wins over a glob, a later glob over an earlier one. An axis metric is the step of the others,
+    not a metric of its own. Axes are kept per W&B run."""
+
+    def __init__(self, source: str):
+        super().__init__(source)
+        self.axes: dict[int, dict[str, str]] = {}  # id(run) -> {metric name or glob: its step metric}
+        self.last: dict[int, dict[str, Any]] = {}  # id(run) -> {step metric: its last value}
+
+    def declare(self, run: Any, name: str, step_metric: str) -> None:
+        axes = self.axes.setdefault(id(run), {})
+        axes.pop(name, None)
+        axes[name] = step_metric
+
+    def add_row(self, run: Any, step: int | None, data: dict, commit: bool) -> None:
+        """Add one `run.log(data)` call at W&B's `step`, each metric on its declared axis."""
+        axes = self.axes.get(id(run))
+        if not axes:
+            return self.add(step, data, commit)
+        last = self.last.setdefault(id(run), {})
+        steps = set(axes.values())
+        last.update({key: value for key, value in data.items() if key in steps})
+        groups: dict[Any, dict] = {}
+        for key, value in data.items():
+            if key not in steps:
+                axis = axis_of(axes, key)
+                at = tracker.whole_step(last.get(axis)) if axis is not None else None
+                groups.setdefault(step if at is None else ("axis", at), {})[key] = value
+        for at, values in groups.items():
+            if isinstance(at, tuple):
+                self.add(at[1], values)  # written when the axis moves on, so later calls at that step join it
+            else:
+                self.add(at, values, commit)
+
+
+def axis_of(axes: dict[str, str], key: str) -> str | None:
+    """The step metric `key` is declared on: its own name, else the last declared glob matching it."""
+    if key in axes:
+        return axes[key]
+    matching = [axis for pattern, axis in axes.items() if "*" in pattern and fnmatch.fnmatchcase(key, pattern)]
+    return matching[-1] if matching else None
+
+
 def record_axis(name: str, step_metric: str) -> None:
     """`define_metric(name, step_metric=...)`: the metric's x axis, in attempt.json's `metric_axes`."""
     current = tracker.current()
@@ -211,7 +261,7 @@ def patch_summary_writer(module: ModuleType) -> None:
     @functools.wraps(add_scalar)
     def patched_add_scalar(self, tag, scalar_value, global_step=None, *args, **kwargs):
         result = add_scalar(self, tag, scalar_value, global_step, *args, **kwargs)
-        if not getattr(inside_hparams, "value", False):
+        if not getattr(inside_hparams, "value", False) and not getattr(PLACEHOLDER, "value", False):
             guarded(stream.add, global_step, {tag: scalar_value})
         return result
 
@@ -235,6 +285,27 @@ def patch_summary_writer(module: ModuleType) -> None:
 
     writer.add_scalar, writer.add_scalars, writer.add_hparams = (patched_add_scalar, patched_add_scalars,
                                                                  patched_add_hparams)
+
+
+def patch_lightning_tensorboard(module: ModuleType) -> None:
+    """lightning.fabric.loggers.tensorboard (and lightning_fabric's): the hyperparameters a LightningModule saved
+    are the config, as given (nested, before TensorBoard's flattening); Lightning's placeholder `hp_metric = -1`
+    (logged when `log_hyperparams` gets no metrics) is no metric."""
+    logger_class = module.TensorBoardLogger
+    log_hyperparams = logger_class.log_hyperparams
+
+    @functools.wraps(log_hyperparams)
+    def patched(self, params, metrics=None, *args, **kwargs):
+        PLACEHOLDER.value = metrics is None
+        try:
+            result = log_hyperparams(self, params, metrics, *args, **kwargs)
+        finally:
+            PLACEHOLDER.value = False
+        guarded(rows.report_config, dict(params if hasattr(params, "keys") else vars(params)),
+                "lightning.log_hyperparams")
+        return result
+
+    logger_class.log_hyperparams = patched
 
 
 def patch_trainer(module: ModuleType) -> None:
