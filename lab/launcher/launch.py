@@ -365,13 +365,18 @@ def failure(exit_code: int, log: Path) -> str:
 
 
 def drop_unused_wandb_link(store: Store, attempt_dir: Path) -> None:
-    """An attempt whose command never started W&B (no W&B run reported by the capture, no copy the lab's mirror
-    had to send, no local W&B folder with the lab's run id) keeps no W&B link: it would lead nowhere."""
-    record = read_json(attempt_dir / "attempt.json", {})
-    wandb = record.get("wandb")
-    if wandb and not wandb.get("started") and not wandb.get("copy") and \
-            wandb_links.local_folder(store, wandb["run_id"]) is None:
+    """An attempt whose command never started W&B (`wandb_started`) keeps no W&B link: it would lead nowhere."""
+    wandb = read_json(attempt_dir / "attempt.json", {}).get("wandb")
+    if wandb and not wandb_started(store, wandb):
         store.attempts.update(attempt_dir, wandb=None)
+
+
+def wandb_started(store: Store, wandb: dict) -> bool:
+    """Whether the command opened a W&B run for the attempt's W&B record: the capture saw the script's or the
+    tracker's `wandb.init` (`started`), the tracker began sending rows to W&B (`mirrored`) or recorded W&B's
+    folder, or W&B wrote a local folder with the lab's run id (a run the capture did not see)."""
+    return bool(wandb.get("started") or wandb.get("mirrored") or wandb.get("folder")) or \
+        wandb_links.local_folder(store, wandb["run_id"]) is not None
 
 
 def commit_attempt_records(store: Store, run: dict, number: int) -> None:
@@ -440,7 +445,8 @@ def mark_wandb_copy(store: Store, attempt_dir: Path, exit_code: int) -> None:
     `finish` is finished by W&B's exit hook, which the lab does not see: no mark either way."""
     wandb = read_json(attempt_dir / "attempt.json", {}).get("wandb")
     metrics = attempt_dir / "metrics.jsonl"
-    if not wandb or wandb.get("copy") == "complete" or not metrics.is_file() or not metrics.stat().st_size:
+    if not wandb or wandb.get("copy") == "complete" or not metrics.is_file() or not metrics.stat().st_size or \
+            not wandb_started(store, wandb):  # rows from TensorBoard or printed lines: W&B has no copy to miss
         return
     if wandb.get("writer") == "script" and exit_code == 0:
         return

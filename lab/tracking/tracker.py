@@ -116,10 +116,11 @@ class WandbMirror:
     """
 
     def __init__(self, on_finished: Callable[[bool], None] | None = None,
-                 on_started: Callable[[str], None] | None = None) -> None:
+                 on_started: Callable[[str], None] | None = None,
+                 on_mirroring: Callable[[bool], None] | None = None) -> None:
         self.run: Any = None
         self.failed = False
-        self.on_finished, self.on_started = on_finished, on_started
+        self.on_finished, self.on_started, self.on_mirroring = on_finished, on_started, on_mirroring
         self._starting = False  # while the mirror's own wandb.init runs (in its worker)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (action, args, kwargs), None to stop
         self._worker: threading.Thread | None = None
@@ -133,6 +134,8 @@ class WandbMirror:
             # Here, not in the worker: this import registers the thread pools' exit hook, which W&B's start needs
             # and which cannot be registered once the interpreter has begun to exit (a short script).
             import concurrent.futures.thread  # noqa: F401
+            if self.on_mirroring is not None:
+                self.on_mirroring(True)
             self._worker = threading.Thread(target=self._drain, name="lab-wandb", daemon=True)
             self._worker.start()
             threading.Thread(target=self._finish_at_exit, name="lab-wandb-exit").start()
@@ -185,6 +188,8 @@ class WandbMirror:
         except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
             self._turn_off(error)
             self._stop_service()
+            if self.on_mirroring is not None:
+                self.on_mirroring(False)  # W&B never started: there is no copy to speak of
         while (item := self._queue.get()) is not None:
             if not self.failed or item[0] == "finish":
                 self._apply(*item)
@@ -267,7 +272,7 @@ class Tracker:
     def __init__(self, attempt_dir: Path | None, *, wandb: bool = False, owns: bool = False):
         self.attempt_dir = Path(attempt_dir) if attempt_dir is not None else None
         self.owns = owns
-        self.wandb = WandbMirror(self.mark_wandb_finished, self._mark_started) \
+        self.wandb = WandbMirror(self.mark_wandb_finished, self._mark_started, self._mark_mirrored) \
             if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
         self._warned: set[str] = set()
@@ -293,6 +298,13 @@ class Tracker:
         if (self.attempt_dir / "attempt.json").is_file():
             self.identity()[0].attempts.update(self.attempt_dir, merge=lambda record: {
                 "wandb": {**record["wandb"], "folder": folder}} if record.get("wandb") else {})
+
+    def _mark_mirrored(self, mirrored: bool) -> None:
+        """Record whether the tracker sends this attempt to W&B (`mirrored`): True at its first call, before W&B
+        has started (a copy cut short then is one W&B was meant to have), False when W&B failed to start."""
+        if (self.attempt_dir / "attempt.json").is_file():
+            self.identity()[0].attempts.update(self.attempt_dir, merge=lambda record: {
+                "wandb": {**record["wandb"], "mirrored": mirrored}} if record.get("wandb") else {})
 
     def mark_wandb_finished(self, online: bool) -> None:
         """W&B's copy of the attempt is complete (its run finished with every row), and synced when W&B was
@@ -575,14 +587,33 @@ def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = Non
 
 def _catch_uncaught_exceptions() -> None:
     """Until `finish`, an uncaught exception ends the init-opened attempt `failed` (`killed` for Ctrl-C), and
-    SIGTERM (when the script has no handler of its own) ends it `killed`."""
+    SIGTERM (when the script has no handler of its own) ends it `killed`. In an IPython shell or kernel (a
+    notebook), where a cell's exception never reaches sys.excepthook, a cell that raises ends it the same way."""
     global _previous_excepthook
+    _watch_cells()
     if _previous_excepthook is None:
         _previous_excepthook = sys.excepthook
         sys.excepthook = _on_uncaught_exception
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def _watch_cells() -> None:
+    """Register `_after_cell` once on IPython's post_run_cell event, when this runs inside IPython."""
+    shell_module = sys.modules.get("IPython")
+    shell = shell_module.get_ipython() if shell_module is not None and hasattr(shell_module, "get_ipython") \
+        else None
+    if shell is not None and _after_cell not in shell.events.callbacks.get("post_run_cell", []):
+        shell.events.register("post_run_cell", _after_cell)
+
+
+def _after_cell(result: Any) -> None:
+    """IPython's post_run_cell: a cell that raised (its `error_in_exec`) ends the init-opened attempt `failed`,
+    `killed` for an interrupt, as the same exception would end a script; the next `init` opens the next one."""
+    error = getattr(result, "error_in_exec", None)
+    if error is not None and _current is not None and _current.owns:
+        finish("killed" if isinstance(error, KeyboardInterrupt) else "failed")
 
 
 def _on_terminate(signum: int, frame: Any) -> None:

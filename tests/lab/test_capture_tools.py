@@ -3,11 +3,12 @@ TensorBoard loggers, a TensorBoard-only script, a notebook (an IPython kernel, n
 script, and SLURM's ranks. Each script is a real process under a real `lab launch` in a fresh git repository."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from lab_testing import git
+from lab_testing import git, lab_env
 
 from lab.records.store import Store
 
@@ -115,3 +116,74 @@ def test_lightning_reads_the_same_steps_and_config_under_its_wandb_and_tensorboa
         best[logger] = [line for line in report.splitlines() if line.startswith("- Best train/loss")]
     assert best["wandb"] == best["tensorboard"] and best["wandb"]
     assert attempt(repo, "tl_001")[0]["metric_axes"] == {"*": "trainer/global_step"}
+
+
+NO_WANDB = {
+    "tensorboard": "from torch.utils.tensorboard import SummaryWriter\n"
+                   "writer = SummaryWriter('tb')\n"
+                   "for step in range(5):\n    writer.add_scalar('train/loss', 1 / (step + 1), step)\n"
+                   "writer.close()\n",
+    "printed": "for step in range(5):\n    print(f'step {step} loss {1 / (step + 1)}')\n",
+    "tracker": "import sys\nsys.modules['wandb'] = None  # no W&B here: the tracker's copy cannot start\n"
+               "from lab import tracker\n"
+               "for step in range(5):\n    tracker.log(step, **{'train/loss': 1 / (step + 1)})\n",
+}
+
+
+@pytest.mark.wandb
+@pytest.mark.parametrize("style", sorted(NO_WANDB))
+def test_a_command_that_never_starts_wandb_gets_no_link_and_no_warning(lab, repo, style):
+    (repo / "train.py").write_text(NO_WANDB[style])
+    lab("new-run", "tb_001", "--hypothesis", f"logged by {style}")
+    out = lab("launch", "tb_001", "--metrics-pattern", r"step (?P<step>\d+) loss (?P<loss>\S+)", "--",
+              sys.executable, "train.py")
+    record, rows, _ = attempt(repo, "tb_001")
+    assert len(rows) == 5 and record["wandb"] is None
+    assert "incomplete" not in out.stderr and "wandb.ai" not in lab("show", "tb_001").stdout
+    report = (repo / lab("report", "tb_001").stdout.strip()).read_text()
+    assert "wandb.ai" not in report and "pending sync" not in report
+
+
+RUN_NOTEBOOK = """import sys
+import nbformat
+from nbclient import NotebookClient
+
+notebook = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True,
+               resources={"metadata": {"path": "."}}).execute()
+print("ran", len(notebook.cells), "cells")
+"""
+
+
+def notebook(repo: Path, name: str, *cells: str) -> None:
+    import nbformat
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in cells]), repo / name)
+    (repo / "run_nb.py").write_text(RUN_NOTEBOOK)
+
+
+def test_a_notebook_cell_that_raises_ends_the_attempt_as_a_script_would(lab, repo):
+    init = "from lab import tracker\ntracker.init('exp_001')"
+    notebook(repo, "explore.ipynb", init, "tracker.log(1, loss=0.5)\nraise RuntimeError('CUDA out of memory')",
+             init, "tracker.log(1, loss=0.4)\nraise KeyboardInterrupt", init, "tracker.log(1, loss=0.3)")
+    lab("new-run", "exp_001", "--hypothesis", "a notebook explores")
+    ran = subprocess.run([sys.executable, "run_nb.py", "explore.ipynb"], cwd=repo, env=lab_env(),
+                         capture_output=True, text=True, timeout=180)
+    assert ran.stdout.strip() == "ran 6 cells", ran.stderr
+    tests = [line.split()[:5] for line in lab("show", "exp_001").stdout.splitlines() if "test " in line]
+    assert tests == [["test", "1:", "failed", "exit", "1"], ["test", "2:", "killed", "exit", "130"],
+                     ["test", "3:", "finished", "exit", "0"]]
+    assert [attempt(repo, "exp_001", number)[1][0]["loss"] for number in (1, 2, 3)] == [0.5, 0.4, 0.3]
+
+
+def test_a_notebook_under_launch_records_no_kernel_arguments_as_config(lab, repo):
+    notebook(repo, "train.ipynb", "from lab import tracker", "for step in range(3):\n"
+             "    tracker.log(step, **{'train/loss': 1 / (step + 1)})")
+    lab("new-run", "nb_001", "--hypothesis", "a notebook trains")
+    for _ in range(2):
+        out = lab("launch", "nb_001", "--", sys.executable, "run_nb.py", "train.ipynb", timeout=180)
+        assert "ran 2 cells" in out.stdout
+    for number in (1, 2):
+        record, rows, config = attempt(repo, "nb_001", number)
+        assert len(rows) == 3 and "connection_file" not in json.dumps(config), config
+    assert "[config]" not in lab("diff", "nb_001:1", "nb_001:2").stdout
