@@ -103,6 +103,9 @@ def describe(info: dict) -> str:
             f"{'' if attempt.get('exit_code') is None else ' exit ' + str(attempt['exit_code'])}"
             f"  {sha}  {attempt.get('note') or ''}  {link}{pending}".rstrip()
         )
+        for other in (attempt.get("wandb") or {}).get("others", []):
+            lines.append(f"    also W&B run {other.get('name') or other['run_id']} (metrics as {other['prefix']}...): "
+                         f"{other['url']}")
     for event in info["events"]:
         if event["kind"] == "note":
             where = f" (test {event['attempt']})" if event.get("attempt") else ""

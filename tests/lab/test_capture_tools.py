@@ -187,3 +187,50 @@ def test_a_notebook_under_launch_records_no_kernel_arguments_as_config(lab, repo
         record, rows, config = attempt(repo, "nb_001", number)
         assert len(rows) == 3 and "connection_file" not in json.dumps(config), config
     assert "[config]" not in lab("diff", "nb_001:1", "nb_001:2").stdout
+
+
+KFOLD = """import wandb
+ids = []
+for fold in range(3):
+    run = wandb.init(project='cv', name=f'fold{fold}', config={'lr': 0.1})
+    for step in range(4):
+        run.log({'val/loss': 1.0 / (step + 1) + fold})
+    ids.append(run.id)
+    run.finish()
+print('ids', *ids)
+"""
+CONCURRENT = """import wandb
+first = wandb.init(project='cv', name='teacher', reinit='create_new')
+second = wandb.init(project='cv', name='student', reinit='create_new')
+for step in range(3):
+    first.log({'loss': 1.0 / (step + 1)})
+    second.log({'loss': 2.0 / (step + 1)})
+first.finish()
+second.finish()
+print('ids', first.id, second.id)
+"""
+
+
+@pytest.mark.wandb
+@pytest.mark.parametrize("script, names", [(KFOLD, ["fold0", "fold1", "fold2"]), (CONCURRENT, ["teacher", "student"])])
+def test_every_wandb_run_of_a_script_is_its_own_run_listed_on_the_attempt(lab, repo, script, names):
+    (repo / "cv.py").write_text(script)
+    lab("new-run", "cv_001", "--hypothesis", "every fold agrees")
+    out = lab("launch", "cv_001", "--", sys.executable, "cv.py", timeout=90)
+    ids = out.stdout.split("ids")[-1].split()
+    record, rows, _ = attempt(repo, "cv_001")
+    assert len(set(ids)) == len(names) and record["wandb"]["run_id"] == ids[0]  # the lab's id, the first run's
+    others = record["wandb"]["others"]
+    assert [(other["run_id"], other["name"], other["prefix"]) for other in others] == [
+        (run_id, name, f"{name}/") for run_id, name in zip(ids[1:], names[1:])]
+    for run_id in ids:  # each is a run of its own in W&B's folder
+        assert list(repo.glob(f"**/wandb/offline-run-*-{run_id}/run-{run_id}.wandb"))
+    metric = "val/loss" if script is KFOLD else "loss"
+    assert [row[metric] for row in rows if metric in row][:1] and all(
+        [row[f"{name}/{metric}"] for row in rows if f"{name}/{metric}" in row] for name in names[1:])
+    shown = lab("show", "cv_001").stdout
+    for other in others:
+        assert f"also W&B run {other['name']} (metrics as {other['name']}/...): {other['url']}" in shown
+    report = (repo / lab("report", "cv_001").stdout.strip()).read_text()
+    assert f"the script's other W&B runs: `{names[1]}` {others[0]['url']}" in report
+    assert f"| {names[1]}/{metric} |" in report

@@ -31,7 +31,8 @@ TOOL_PARSERS = ("torch.distributed.run", "torch.distributed.launch", "accelerate
 # launcher's, a kernel's or a tool's own (torchrun's, Hydra's overrides, a kernel's connection file), not the
 # script's config
 PLACEHOLDER = threading.local()  # `value` True while a library logs a placeholder of its own (Lightning's hp_metric)
-MIRROR_THREAD = "lab-wandb"  # the tracker's W&B worker: its calls are the lab's own, not the script's
+MIRROR_THREAD = "lab-wandb"
+OPENED_RUNS: list = []  # the W&B runs this process opened (wandb.init), the attempt's link first  # the tracker's W&B worker: its calls are the lab's own, not the script's
 
 
 def caller_module(frame: Any) -> str:
@@ -105,8 +106,8 @@ def patch_wandb(module: ModuleType) -> None:
         guarded(stream.flush)
         online = getattr(getattr(self, "settings", None), "mode", None) == "online"
         result = finish(self, *args, **kwargs)
-        if threading.current_thread().name != MIRROR_THREAD:  # the script's own run: its copy is whole
-            guarded(tracker.current().mark_wandb_finished, online)
+        if threading.current_thread().name != MIRROR_THREAD and OPENED_RUNS and OPENED_RUNS[0] is self:
+            guarded(tracker.current().mark_wandb_finished, online)  # the attempt's own W&B run: its copy is whole
         return result
 
     @functools.wraps(define_metric)
@@ -120,10 +121,13 @@ def patch_wandb(module: ModuleType) -> None:
     run_class.log, run_class.finish, run_class.define_metric = patched_log, patched_finish, patched_define_metric
     patch_wandb_config(wandb_config.Config)
     patch_wandb_summary(wandb_summary.SummaryDict, wandb_summary.Summary)
-    patch_wandb_init(module, disabled_log)
+    patch_wandb_init(module, disabled_log, stream)
 
 
-def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any]) -> None:
+def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any], stream: AxisStream) -> None:
+    """`wandb.init`: the first W&B run of the process (the script's or the tracker's) takes the lab's run id
+    and is the attempt's link; the lab's WANDB_RUN_ID and WANDB_NAME are then dropped, so that every further
+    run (a fold, a `reinit="create_new"` run) is its own run on W&B, as without the lab, listed on the attempt."""
     init = module.init
 
     @functools.wraps(init)
@@ -133,14 +137,55 @@ def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any]) -> 
         if mirror is not None and not lab_run and not mirror.started:
             tracker.current().wandb = None  # the script opened its own W&B run: the lab does not open a second
         run = init(*args, **kwargs)
+        if any(run is known for known in OPENED_RUNS):  # W&B handed back a run already open
+            return run
+        OPENED_RUNS.append(run)
+        if len(OPENED_RUNS) == 1:
+            guarded(forget_lab_identity)
         if getattr(getattr(run, "settings", None), "mode", None) == "disabled" and not lab_run:
             run.log = module.log = disabled_log(run)
             guarded(rows.report_config, dict(run.config.as_dict()), "wandb.config")
+        elif len(OPENED_RUNS) > 1:
+            guarded(record_further_run, run, stream)
         else:
             guarded(record_wandb_run, run, lab_run)
         return run
 
     module.init = patched_init
+
+
+def forget_lab_identity() -> None:
+    """Drop the lab's WANDB_RUN_ID and WANDB_NAME from the environment and from W&B's process-wide settings,
+    which read them once (wandb 0.25: `wandb_setup.singleton().settings`), so the next `wandb.init` picks its own."""
+    for name in ("WANDB_RUN_ID", "WANDB_NAME"):
+        os.environ.pop(name, None)
+    from wandb.sdk import wandb_setup
+
+    settings = wandb_setup.singleton().settings
+    settings.run_id = None
+    settings.run_name = None
+
+
+def record_further_run(run: Any, stream: AxisStream) -> None:
+    """A W&B run after the attempt's first: listed in attempt.json's `wandb.others` (id, name, link, folder,
+    prefix), its rows recorded under `<name>/` (its id where it has no name, or shares one) to keep them apart."""
+    current = tracker.current()
+    if current.attempt_dir is None:
+        return
+    taken = set(stream.prefixes.values())
+    name = str(run.name or run.id)
+    prefix = f"{name}/" if f"{name}/" not in taken else f"{name}-{run.id}/"
+    stream.prefixes[id(run)] = prefix
+    mode = getattr(run.settings, "mode", None) or "offline"
+    entry = {"run_id": run.id, "name": run.name, "project": run.project, "mode": mode, "prefix": prefix,
+             "url": (run.url if mode == "online" else None) or wandb_server.run_url(run.entity, run.project, run.id),
+             "folder": os.path.dirname(run.dir)}
+
+    def add(record: dict) -> dict:
+        wandb = record.get("wandb") or {}
+        return {"wandb": {**wandb, "others": [*wandb.get("others", []), entry]}} if wandb else {}
+
+    current.identity()[0].attempts.update(current.attempt_dir, merge=add)
 
 
 def record_wandb_run(run: Any, lab_run: bool) -> None:
@@ -175,6 +220,7 @@ class AxisStream(Stream):
     def __init__(self, source: str):
         super().__init__(source)
         self.axes: dict[int, dict[str, str]] = {}  # id(run) -> {metric name or glob: its step metric}
+        self.prefixes: dict[int, str] = {}  # id(run) -> the prefix of its metric names (runs after the first)
         self.last: dict[int, dict[str, Any]] = {}  # id(run) -> {step metric: its last value}
 
     def declare(self, run: Any, name: str, step_metric: str) -> None:
@@ -184,7 +230,10 @@ class AxisStream(Stream):
 
     def add_row(self, run: Any, step: int | None, data: dict, commit: bool) -> None:
         """Add one `run.log(data)` call at W&B's `step`, each metric on its declared axis."""
-        axes = self.axes.get(id(run))
+        axes, prefix = self.axes.get(id(run)), self.prefixes.get(id(run), "")
+        if prefix:
+            data = {prefix + str(key): value for key, value in data.items()}
+            axes = {prefix + pattern: prefix + axis for pattern, axis in (axes or {}).items()}
         if not axes:
             return self.add(step, data, commit)
         last = self.last.setdefault(id(run), {})
