@@ -57,6 +57,23 @@ def environment() -> dict:
     return {key: value for key, value in facts.items() if value}
 
 
+SCHEDULER_VARIABLES = {  # attempt.json `scheduler` key -> the variable the scheduler sets in a job
+    "slurm_job_id": "SLURM_JOB_ID", "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID", "slurm_job_name": "SLURM_JOB_NAME",
+    "slurm_nodelist": "SLURM_JOB_NODELIST", "slurm_ntasks": "SLURM_NTASKS", "pbs_job_id": "PBS_JOBID",
+    "lsf_job_id": "LSB_JOBID",
+}
+
+
+def scheduler() -> dict | None:
+    """The batch scheduler's job this launch runs in (SLURM's job id, array task and node list; PBS's and LSF's
+    job ids), from the launch's environment; None outside one."""
+    found = {key: os.environ[name] for key, name in SCHEDULER_VARIABLES.items() if os.environ.get(name)}
+    if "slurm_nodelist" not in found and os.environ.get("SLURM_NODELIST"):
+        found["slurm_nodelist"] = os.environ["SLURM_NODELIST"]
+    return found or None
+
+
 @dataclass(frozen=True)
 class Nodes:
     """Where this launch stands in a multi-node one: `count` machines, this one `rank`, rendezvous at
@@ -271,6 +288,7 @@ def begin_attempt(store: Store, ready: Prepared, command: list[str] | None, git_
         config_source=ready.config_source,
         launch_environment=launch_variables(),
         metrics_pattern=ready.metrics_pattern,
+        **({"scheduler": job} if (job := scheduler()) else {}),
         **({"memory_plan": {key: value for key, value in plan.items() if key != "lines"}} if plan else {}),
         **({"nodes": {"count": nodes.count, "main_address": nodes.main_address,
                       "logs": str(node_log_dir(store, run_id))}} if nodes.count > 1 else {}),

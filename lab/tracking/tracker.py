@@ -6,7 +6,8 @@
 
 Inside `lab launch` the current attempt is found from `LAB_ATTEMPT_DIR`. Outside it, `tracker.init("nsd_001")`
 opens a new attempt of that run; with neither, every call is a no-op so a script runs unchanged without the
-lab. Only the main process of a multi-process launch writes (RANK 0). Metrics are mirrored to W&B when the
+lab. Only the main process of a multi-process launch writes (rank 0, from whichever launcher set the ranks:
+lab.tracking.ranks). Metrics are mirrored to W&B when the
 launch turned W&B on (`LAB_WANDB=1`); W&B trouble (not installed, failing to start or to log, a server that
 cannot be reached or does not answer) costs one warning line and never the run: the lab's own records go on, and
 no call of the script waits on W&B (its start, steps and exit are bounded, see WandbMirror). A tracker call never
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from lab.records.files import fresh_line_prefix, read_json
+from lab.tracking.ranks import is_main_process
 
 if TYPE_CHECKING:
     from lab.records.store import Store
@@ -42,11 +44,6 @@ EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)
 INIT_TIMEOUT_SECONDS = 30.0  # W&B's start (wandb.init), in the background; WANDB_INIT_TIMEOUT overrides it
 EXIT_TIMEOUT_SECONDS = 30.0  # how long the script's exit waits for W&B to send what is queued and finish
 MAX_EXACT = 2**53  # integers beyond this are stored as floats (pages and W&B read them as floats anyway)
-
-
-def is_main_process() -> bool:
-    """Whether this is the main process of a launch (RANK and LOCAL_RANK 0 or unset)."""
-    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
 
 
 def clean(metrics: dict[str, Any]) -> dict[str, Any]:

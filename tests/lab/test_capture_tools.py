@@ -234,3 +234,44 @@ def test_every_wandb_run_of_a_script_is_its_own_run_listed_on_the_attempt(lab, r
     report = (repo / lab("report", "cv_001").stdout.strip()).read_text()
     assert f"the script's other W&B runs: `{names[1]}` {others[0]['url']}" in report
     assert f"| {names[1]}/{metric} |" in report
+
+
+RANKED = """import argparse, os
+from lab import tracker
+parser = argparse.ArgumentParser()
+parser.add_argument('--lr', type=float, default=0.1)
+args = parser.parse_args()
+rank = int(os.environ[os.environ['RANK_VARIABLE']])
+for step in range(4):
+    tracker.log(step, **{'train/loss': 1.0 / (step + 1) + rank})
+print('rank', rank, 'done')
+"""
+FAKE_SRUN = """import os, subprocess, sys
+# what `srun -n 2` (or mpirun -n 2) does: the same command twice, each task with its rank in the environment
+variable = os.environ['RANK_VARIABLE']
+local = {'SLURM_PROCID': 'SLURM_LOCALID', 'OMPI_COMM_WORLD_RANK': 'OMPI_COMM_WORLD_LOCAL_RANK',
+         'PMI_RANK': 'MPI_LOCALRANKID'}[variable]
+tasks = [subprocess.Popen(sys.argv[1:], env={**os.environ, variable: str(rank), local: str(rank)})
+         for rank in range(2)]
+sys.exit(max(task.wait() for task in tasks))
+"""
+
+
+@pytest.mark.light
+@pytest.mark.parametrize("variable", ["SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"])
+def test_only_rank_0_of_an_srun_or_mpirun_job_records_and_the_job_is_on_the_attempt(lab, repo, variable):
+    (repo / "train.py").write_text(RANKED)
+    (repo / "srun.py").write_text(FAKE_SRUN)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "2",
+             "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_NTASKS": "2"}
+    lab("new-run", "sl_001", "--hypothesis", "two tasks train as one")
+    out = lab("launch", "sl_001", "--", sys.executable, "srun.py", sys.executable, "train.py", "--lr", "0.3",
+              env=lab_env(RANK_VARIABLE=variable, **slurm))
+    assert "rank 0 done" in out.stdout and "rank 1 done" in out.stdout
+    record, rows, config = attempt(repo, "sl_001")
+    assert [(row["step"], row["train/loss"]) for row in rows] == [(0, 1.0), (1, 0.5), (2, 1 / 3), (3, 0.25)]
+    assert config == {"lr": 0.3}
+    assert record["scheduler"] == {"slurm_job_id": "4242", "slurm_array_job_id": "4240", "slurm_array_task_id": "2",
+                                   "slurm_nodelist": "gpu[01-02]", "slurm_ntasks": "2"}
+    report = (repo / lab("report", "sl_001").stdout.strip()).read_text()
+    assert "| train/loss | 0.25 |" in report  # rank 0's final, not rank 1's 1.25
