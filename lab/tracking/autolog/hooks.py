@@ -25,14 +25,14 @@ from lab.tracking import tracker, wandb_server
 from lab.tracking.autolog import rows
 from lab.tracking.autolog.rows import Stream, guarded
 
+# Packages whose argparse options are a launcher's, a kernel's or a tool's own (torchrun's, Hydra's overrides, a
+# kernel's connection file), never the script's config
 TOOL_PARSERS = ("torch.distributed.run", "torch.distributed.launch", "accelerate.commands", "deepspeed.launcher",
                 "lightning.fabric.cli", "hydra", "traitlets", "ipykernel", "IPython", "jupyter_client",
-                "jupyter_core", "nbclient", "pytest", "_pytest")  # packages whose argparse options are a
-# launcher's, a kernel's or a tool's own (torchrun's, Hydra's overrides, a kernel's connection file), not the
-# script's config
+                "jupyter_core", "nbclient", "pytest", "_pytest")
 PLACEHOLDER = threading.local()  # `value` True while a library logs a placeholder of its own (Lightning's hp_metric)
-MIRROR_THREAD = "lab-wandb"
-OPENED_RUNS: list = []  # the W&B runs this process opened (wandb.init), the attempt's link first  # the tracker's W&B worker: its calls are the lab's own, not the script's
+MIRROR_THREAD = "lab-wandb"  # the tracker's W&B worker: its calls are the lab's own, not the script's
+OPENED_RUNS: list = []  # the W&B runs this process opened (wandb.init), the attempt's link first
 
 
 def caller_module(frame: Any) -> str:
