@@ -275,3 +275,13 @@ def test_only_rank_0_of_an_srun_or_mpirun_job_records_and_the_job_is_on_the_atte
                                    "slurm_nodelist": "gpu[01-02]", "slurm_ntasks": "2"}
     report = (repo / lab("report", "sl_001").stdout.strip()).read_text()
     assert "| train/loss | 0.25 |" in report  # rank 0's final, not rank 1's 1.25
+
+
+def test_the_folds_of_a_script_whose_wandb_is_disabled_keep_their_rows_apart(lab, repo):
+    (repo / "cv.py").write_text(KFOLD)
+    lab("new-run", "cv_001", "--hypothesis", "every fold agrees")
+    lab("launch", "cv_001", "--", sys.executable, "cv.py")  # WANDB_MODE=disabled: no W&B run, no link
+    record, rows, _ = attempt(repo, "cv_001")
+    assert record["wandb"] is None
+    finals = {key: value for row in rows for key, value in row.items() if key.endswith("val/loss")}
+    assert finals == {"val/loss": 0.25, "fold1/val/loss": 1.25, "fold2/val/loss": 2.25}

@@ -142,10 +142,13 @@ def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any], str
         OPENED_RUNS.append(run)
         if len(OPENED_RUNS) == 1:
             guarded(forget_lab_identity)
+        further = len(OPENED_RUNS) > 1
+        if further:
+            guarded(stream.name_apart, run, kwargs.get("name"))
         if getattr(getattr(run, "settings", None), "mode", None) == "disabled" and not lab_run:
             run.log = module.log = disabled_log(run)
             guarded(rows.report_config, dict(run.config.as_dict()), "wandb.config")
-        elif len(OPENED_RUNS) > 1:
+        elif further:
             guarded(record_further_run, run, stream)
         else:
             guarded(record_wandb_run, run, lab_run)
@@ -168,14 +171,11 @@ def forget_lab_identity() -> None:
 
 def record_further_run(run: Any, stream: AxisStream) -> None:
     """A W&B run after the attempt's first: listed in attempt.json's `wandb.others` (id, name, link, folder,
-    prefix), its rows recorded under `<name>/` (its id where it has no name, or shares one) to keep them apart."""
+    and the prefix of its rows, `AxisStream.name_apart`)."""
     current = tracker.current()
     if current.attempt_dir is None:
         return
-    taken = set(stream.prefixes.values())
-    name = str(run.name or run.id)
-    prefix = f"{name}/" if f"{name}/" not in taken else f"{name}-{run.id}/"
-    stream.prefixes[id(run)] = prefix
+    prefix = stream.prefixes[id(run)]
     mode = getattr(run.settings, "mode", None) or "offline"
     entry = {"run_id": run.id, "name": run.name, "project": run.project, "mode": mode, "prefix": prefix,
              "url": (run.url if mode == "online" else None) or wandb_server.run_url(run.entity, run.project, run.id),
@@ -227,6 +227,13 @@ class AxisStream(Stream):
         axes = self.axes.setdefault(id(run), {})
         axes.pop(name, None)
         axes[name] = step_metric
+
+    def name_apart(self, run: Any, given: str | None) -> None:
+        """Record the rows of `run` (a W&B run after the process's first) under `<its name>/` (the name the script
+        gave, which a disabled run does not keep, else W&B's): its id where it has none, or its name is taken."""
+        name = str(given or run.name or run.id)
+        prefix = f"{name}/" if f"{name}/" not in self.prefixes.values() else f"{name}-{run.id}/"
+        self.prefixes[id(run)] = prefix
 
     def add_row(self, run: Any, step: int | None, data: dict, commit: bool) -> None:
         """Add one `run.log(data)` call at W&B's `step`, each metric on its declared axis."""
