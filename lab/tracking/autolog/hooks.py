@@ -237,6 +237,8 @@ class AxisStream(Stream):
 
     def add_row(self, run: Any, step: int | None, data: dict, commit: bool) -> None:
         """Add one `run.log(data)` call at W&B's `step`, each metric on its declared axis."""
+        if not self.axes and not self.prefixes:  # the common case: one run, W&B's own steps
+            return self.add(step, data, commit)
         axes, prefix = self.axes.get(id(run)), self.prefixes.get(id(run), "")
         if prefix:
             data = {prefix + str(key): value for key, value in data.items()}
