@@ -2,8 +2,9 @@
 returned, and records after (through `rows.guarded`, so a failure of the lab's part never reaches the script).
 
 - argparse: the parsed namespace, defaults included, as the attempt's config (not a launcher's own options).
-- wandb: `Run.log` rows (explicit and implicit steps, `commit=False` merged), config at init and on updates,
-  summary updates, `define_metric` step axes, and the W&B run the script really opened as the attempt's link.
+- wandb: `Run.log` rows (explicit and implicit steps, `commit=False` merged, each metric on the step axis
+  `define_metric` declared), config at init and on updates, summary updates, and the W&B runs the script really
+  opened: the first as the attempt's link, every further one listed beside it, its rows under its name.
 - TensorBoard (torch.utils.tensorboard and tensorboardX): `add_scalar`, `add_scalars`, `add_hparams`.
 - Lightning's TensorBoardLogger: `log_hyperparams` (what `save_hyperparameters()` saved) as config, without the
   `hp_metric = -1` placeholder it logs when given no metrics.
@@ -224,6 +225,7 @@ class AxisStream(Stream):
         self.last: dict[int, dict[str, Any]] = {}  # id(run) -> {step metric: its last value}
 
     def declare(self, run: Any, name: str, step_metric: str) -> None:
+        """`run.define_metric(name, step_metric=step_metric)`: `name` (a metric or a glob) on that axis."""
         axes = self.axes.setdefault(id(run), {})
         axes.pop(name, None)
         axes[name] = step_metric
@@ -406,6 +408,7 @@ def recording_task(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def report_hydra_config(config: Any) -> None:
+    """A Hydra task's DictConfig, interpolations resolved, as the attempt's config (source "hydra")."""
     from omegaconf import OmegaConf
 
     rows.report_config(OmegaConf.to_container(config, resolve=True), "hydra")
