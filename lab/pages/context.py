@@ -23,6 +23,7 @@ from lab.records import metrics
 from lab.records.files import write_text
 from lab.records.store import Store
 from lab.records.store.events import NOTE_FIELDS
+from lab.records.times import seconds_text
 from lab.records.store.names import shortened
 
 
@@ -120,13 +121,6 @@ def duration_text(attempt: dict) -> str | None:
         step = abs(jump) if abs(jump) < 60 else round(abs(jump) / 60) * 60  # its stamps are to the second
         text += f" (the wall clock stepped {'back' if jump < 0 else 'forward'} {seconds_text(step)} meanwhile)"
     return text
-
-
-def seconds_text(seconds: float) -> str:
-    """A non-negative number of seconds as '2h 5m', '3m 12s' or '9s'."""
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
 
 
 def command_text(attempt: dict) -> str:

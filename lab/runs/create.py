@@ -13,7 +13,7 @@ from lab.records import config as config_tools
 from lab.records.store import Store
 from lab.records.store.names import check_run_id
 from lab.runs.ids import id_reserver
-from lab.runs.sizing import file_settings, structural_check
+from lab.runs.sizing import cache_folder, file_settings, structural_check
 
 
 def resolve_config(
@@ -73,7 +73,8 @@ def new_run(
     if family:
         reference = ((parent, store.runs.config(parent)) if parent
                      else (f"preset {preset}", registry.get(family).preset(preset)))
-        lines, findings = structural_check(family, values, *reference, store.settings.get("device_memory_gb"))
+        lines, findings = structural_check(family, values, *reference, store.settings.get("device_memory_gb"),
+                                           cache_folder(store))
     baseline = baseline or (parent_record.get("baseline") if parent_record else None)
     if family and not baseline:
         spec = registry.get(family)

@@ -5,6 +5,7 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,34 @@ def test_an_absurd_model_size_is_refused_in_bounded_time():
     assert time.monotonic() - started < 30
     tiny = registry.get("neural_decoder").resolve(preset="tiny")
     assert sizing.parameter_counts("neural_decoder", [tiny]) == [sizing.parameter_count("neural_decoder", tiny)]
+
+
+def test_a_size_is_computed_once_while_the_code_it_came_from_is_unchanged(tmp_path, monkeypatch):
+    """`lab new-run` and `lab launch` size the model in a child that imports torch (seconds); the answer is kept
+    per config and plan, and asked again only once a source file it came from has changed."""
+    from lab.families import registry
+    from lab.runs import sizing
+
+    spec = registry.get("neural_decoder")
+    tiny, wider = spec.resolve(preset="tiny"), spec.resolve(preset="tiny", overrides=["model.n_units=96"])
+    two = {"processes": 2, "device_gb": None}
+    counts, plan = sizing.sizes("neural_decoder", [tiny, wider], plan=two, cache=tmp_path)
+    assert counts[0] < counts[1] and plan["processes"] == 2
+    children = []
+    real = sizing._in_child
+    monkeypatch.setattr(sizing, "_in_child", lambda *args: children.append(args) or real(*args))
+    assert sizing.sizes("neural_decoder", [wider], cache=tmp_path) == ([counts[1]], None)
+    assert sizing.sizes("neural_decoder", [tiny], plan=two, cache=tmp_path) == ([counts[0]], plan)
+    assert children == []
+    one = sizing.sizes("neural_decoder", [tiny], plan={"processes": 1, "device_gb": None}, cache=tmp_path)[1]
+    assert one["processes"] == 1 and len(children) == 1  # another number of devices is another plan
+    entries = sorted(tmp_path.glob("*.json"))
+    model_file = str(Path(__file__).parents[2] / "models" / "neural_decoder.py")
+    for entry in entries:  # the model's file edited since: each answer is asked again
+        record = json.loads(entry.read_text())
+        assert model_file in record["sources"]
+        record["sources"][model_file][0] -= 1
+        entry.write_text(json.dumps(record))
+    entries[0].write_text("{not json")
+    assert sizing.sizes("neural_decoder", [tiny, wider], plan=two, cache=tmp_path) == (counts, plan)
+    assert len(children) == 2

@@ -29,3 +29,15 @@ def test_the_demo_echoes_commands_that_paste(capsys, monkeypatch):
     monkeypatch.setattr(demo.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0))
     demo.lab("note", "dia_009", "--findings", "Accumulating 16 batches helps", cwd=Path("."))
     assert "$ lab note dia_009 --findings 'Accumulating 16 batches helps'" in capsys.readouterr().out
+
+
+def test_the_demo_says_before_each_launch_how_far_it_is_and_the_time_left(capsys, monkeypatch):
+    from lab import demo
+
+    monkeypatch.setattr(demo.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0))
+    pace = demo.Pace(launches=3)
+    for command in ("new-run", "launch", "note", "launch"):
+        demo.lab(command, "nsd_001", cwd=Path("."), pace=pace)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("demo: ")]
+    assert lines[0] == "demo: launch 1 of 3, 0s so far, ETA unknown"
+    assert lines[1:] == ["demo: launch 2 of 3, 0s so far, ETA 0s"]  # 1 launch done in well under a second

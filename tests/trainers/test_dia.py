@@ -84,7 +84,7 @@ def test_top_k_and_top_p_act_on_the_guided_logits():
     assert {int(family.guided_sample(logits, 1.0, 0.3, 0)) for _ in range(30)} == {2}
 
 
-def test_the_codec_cache_resumes_and_skips_a_bad_file(tmp_path):
+def test_the_codec_cache_resumes_and_skips_a_bad_file(tmp_path, capsys):
     model = codec.random_codec(8)
     source = tmp_path / "music"
     source.mkdir()
@@ -96,8 +96,9 @@ def test_the_codec_cache_resumes_and_skips_a_bad_file(tmp_path):
     first = codec.encode_folder(source, model, tmp_path / "codes", progress=False)
     assert (first.encoded, first.skipped, len(first.failed)) == (3, 0, 1) and "broken.wav" in first.failed[0]
     (source / "song3.wav").write_bytes(wav_bytes(rng.normal(0, 0.1, 8000), 44100))
-    again = codec.encode_folder(source, model, tmp_path / "codes", progress=False)
+    again = codec.encode_folder(source, model, tmp_path / "codes")
     assert (again.encoded, again.skipped) == (1, 3)
+    assert re.search(r"^codec encode: 5/5 files in [\d.]+ s$", capsys.readouterr().err, re.M)  # not a terminal
     entries = codec.read_cache(tmp_path / "codes")
     assert len(entries) == 4 and entries[0]["codes"].shape[0] == 9 and entries[0]["codes"].dtype == np.int16
     assert next(entry for entry in entries if entry["file"] == "song0.wav")["tags"] == ["drums", "bass"]

@@ -582,4 +582,5 @@ def test_without_a_terminal_training_prints_progress_lines(tmp_path, capsys, mon
     run_toy(toy_config("train.max_steps=4", "train.eval_every=4", "train.log_every=2"), tmp_path, "run")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("toy: step ")]
     assert [line.split(",")[0] for line in lines] == ["toy: step 2/4", "toy: step 4/4"]
-    assert all(re.search(r", loss [\d.e-]+, lr [\d.e-]+, [\d.e+]+ samples/s$", line) for line in lines)
+    assert all(re.search(r", loss [\d.e-]+, lr [\d.e-]+, [\d.e+]+ samples/s, ETA (\d+m )?\d+s$", line)
+               for line in lines)

@@ -7,7 +7,8 @@
     progress.close()
 
 On a terminal it is a tqdm bar; otherwise (a log file, a pipe, `lab` run by a script) a line every `every`
-seconds and one when it ends, so a long loop shows it is alive without flooding the log.
+seconds with the time left at the pace so far (`generate: 120/500 frames, ETA 41s`) and one when it ends, so a
+long loop shows it is alive without flooding the log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from typing import Callable, TextIO
 
 from tqdm import tqdm
+
+from lab.records.times import eta_text
 
 EVERY_SECONDS = 5.0  # without a terminal, a progress line at most this often
 
@@ -41,7 +44,7 @@ class StepProgress:
             self.bar.update(done - self.bar.n)
         elif self.clock() - self.printed >= self.every:
             self.printed = self.clock()
-            self.line("")
+            self.line(f", {eta_text(self.printed - self.started, done, total)}")
 
     def line(self, ending: str) -> None:
         print(f"{self.label}: {self.done}/{self.total} {self.unit}s{ending}", file=self.stream, flush=True)

@@ -8,6 +8,8 @@ import time
 
 from tqdm import tqdm
 
+from lab.records.times import eta_text
+
 from trainers.engine.state import Run
 
 PROGRESS_SECONDS = 10.0  # without a terminal (under `lab launch`), a progress line at most this often
@@ -24,6 +26,7 @@ class Console:
             disable=not (run.is_main and sys.stderr.isatty()), dynamic_ncols=True,
         )
         self.printed: float | None = None  # when the last plain progress line went out
+        self.started, self.first_step = time.monotonic(), run.progress.step  # a resumed run's pace is its own
 
     def step(self, row: dict) -> None:
         """After an update: on the steps that log throughput, the bar's loss and learning rate (or a plain line)."""
@@ -34,8 +37,10 @@ class Console:
             quiet = self.printed is not None and time.monotonic() - self.printed < PROGRESS_SECONDS
             if self.bar.disable and run.is_main and not quiet:
                 self.printed = time.monotonic()
-                print(f"{run.family_name}: step {row['step']}/{run.train_config.max_steps}, loss {loss:.4g}, "
-                      f"lr {lr:.3g}, {row['train/samples_per_s']:.4g} samples/s", flush=True)
+                total = run.train_config.max_steps
+                eta = eta_text(self.printed - self.started, row["step"] - self.first_step, total - self.first_step)
+                print(f"{run.family_name}: step {row['step']}/{total}, loss {loss:.4g}, "
+                      f"lr {lr:.3g}, {row['train/samples_per_s']:.4g} samples/s, {eta}", flush=True)
         self.bar.update(1)
 
     def evaluation(self, metrics: dict[str, float]) -> None:

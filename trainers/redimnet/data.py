@@ -37,8 +37,8 @@ def synthetic_utterance(voice: dict, seconds: float, rate: int, rng: np.random.G
         frequency = voice["f0"] * harmonic
         if frequency > rate / 2 - 200:
             break
-        gain = sum(np.exp(-((frequency - f * syllable[which]) / (0.12 * f)) ** 2) for f in voice["formants"])
-        signal += gain / harmonic ** voice["tilt"] * np.sin(harmonic * phase)
+        gain = sum(np.exp(-((frequency - f * syllable) / (0.12 * f)) ** 2) for f in voice["formants"])  # (3,)
+        signal += gain[which] / harmonic ** voice["tilt"] * np.sin(harmonic * phase)
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 / seconds * t - np.pi / 2) ** 2
     signal = signal * envelope + 0.01 * rng.normal(size=frames)
     return (0.5 * signal / (np.abs(signal).max() + 1e-6)).astype(np.float32)
