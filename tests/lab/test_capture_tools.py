@@ -285,3 +285,34 @@ def test_the_folds_of_a_script_whose_wandb_is_disabled_keep_their_rows_apart(lab
     assert record["wandb"] is None
     finals = {key: value for row in rows for key, value in row.items() if key.endswith("val/loss")}
     assert finals == {"val/loss": 0.25, "fold1/val/loss": 1.25, "fold2/val/loss": 2.25}
+
+
+HYDRA_UNRESOLVED = """import hydra
+import wandb
+
+
+@hydra.main(config_path="conf", config_name="config", version_base=None)
+def train(cfg) -> None:
+    run = wandb.init(project="hydra")
+    for step in range(cfg.steps):
+        run.log({"train/loss": 1.0 / (step + 1)})
+    run.finish()
+
+
+if __name__ == "__main__":
+    train()
+"""
+
+
+def test_a_hydra_interpolation_that_does_not_resolve_is_kept_as_written_and_capture_goes_on(lab, repo):
+    (repo / "train.py").write_text(HYDRA_UNRESOLVED)
+    (repo / "conf").mkdir()
+    (repo / "conf" / "config.yaml").write_text("data_dir: ${oc.env:LAB_TEST_UNSET_DATA_DIR}\nsteps: 3\n"
+                                               "paths:\n  cache: ${data_dir}/cache\n  logs: logs\n")
+    lab("new-run", "exp_001", "--hypothesis", "an unset variable the script never reads")
+    out = lab("launch", "exp_001", "--", sys.executable, "train.py")
+    assert "capture is off" not in out.stderr
+    record, rows, config = attempt(repo, "exp_001")
+    assert config == {"data_dir": "${oc.env:LAB_TEST_UNSET_DATA_DIR}", "steps": 3,
+                      "paths": {"cache": "${data_dir}/cache", "logs": "logs"}}
+    assert [row["train/loss"] for row in rows] == [1.0, 0.5, 1 / 3]

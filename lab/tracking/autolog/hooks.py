@@ -408,7 +408,28 @@ def recording_task(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def report_hydra_config(config: Any) -> None:
-    """A Hydra task's DictConfig, interpolations resolved, as the attempt's config (source "hydra")."""
+    """A Hydra task's DictConfig, interpolations resolved, as the attempt's config (source "hydra"). A key whose
+    interpolation does not resolve yet (an unset `${oc.env:...}`, a resolver the task registers itself) is kept
+    as written (`resolve=False`); the other keys are resolved and capture goes on."""
+    rows.report_config(resolved_container(config), "hydra")
+
+
+def resolved_container(node: Any) -> Any:
+    """`node` (a DictConfig or ListConfig) as plain dicts and lists, each interpolation resolved where it can be
+    and kept as its `${...}` text where resolving it raises."""
     from omegaconf import OmegaConf
 
-    rows.report_config(OmegaConf.to_container(config, resolve=True), "hydra")
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except Exception:  # noqa: BLE001 - some key below does not resolve: resolve key by key
+        written = OmegaConf.to_container(node, resolve=False)
+    keys = list(node.keys()) if OmegaConf.is_dict(node) else range(len(node))
+    values = {}
+    for key in keys:
+        try:
+            child = node[key]
+        except Exception:  # noqa: BLE001 - this key's own interpolation does not resolve
+            values[key] = written[key]
+            continue
+        values[key] = resolved_container(child) if OmegaConf.is_config(child) else child
+    return {str(key): value for key, value in values.items()} if OmegaConf.is_dict(node) else list(values.values())
