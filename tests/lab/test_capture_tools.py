@@ -258,12 +258,17 @@ sys.exit(max(task.wait() for task in tasks))
 
 
 @pytest.mark.light
-@pytest.mark.parametrize("variable", ["SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"])
-def test_only_rank_0_of_an_srun_or_mpirun_job_records_and_the_job_is_on_the_attempt(lab, repo, variable):
+@pytest.mark.parametrize("variable, batch_step", [
+    ("SLURM_PROCID", {}), ("OMPI_COMM_WORLD_RANK", {}), ("PMI_RANK", {}),
+    # mpirun inside an sbatch allocation: every rank inherits the batch step's SLURM_PROCID=0, SLURM_LOCALID=0
+    ("OMPI_COMM_WORLD_RANK", {"SLURM_PROCID": "0", "SLURM_LOCALID": "0"}),
+    ("PMI_RANK", {"SLURM_PROCID": "0", "SLURM_LOCALID": "0"})])
+def test_only_rank_0_of_an_srun_or_mpirun_job_records_and_the_job_is_on_the_attempt(lab, repo, variable,
+                                                                                     batch_step):
     (repo / "train.py").write_text(RANKED)
     (repo / "srun.py").write_text(FAKE_SRUN)
     slurm = {"SLURM_JOB_ID": "4242", "SLURM_ARRAY_JOB_ID": "4240", "SLURM_ARRAY_TASK_ID": "2",
-             "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_NTASKS": "2"}
+             "SLURM_JOB_NODELIST": "gpu[01-02]", "SLURM_NTASKS": "2", **batch_step}
     lab("new-run", "sl_001", "--hypothesis", "two tasks train as one")
     out = lab("launch", "sl_001", "--", sys.executable, "srun.py", sys.executable, "train.py", "--lr", "0.3",
               env=lab_env(RANK_VARIABLE=variable, **slurm))
