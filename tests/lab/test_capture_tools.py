@@ -321,3 +321,27 @@ def test_a_hydra_interpolation_that_does_not_resolve_is_kept_as_written_and_capt
     assert config == {"data_dir": "${oc.env:LAB_TEST_UNSET_DATA_DIR}", "steps": 3,
                       "paths": {"cache": "${data_dir}/cache", "logs": "logs"}}
     assert [row["train/loss"] for row in rows] == [1.0, 0.5, 1 / 3]
+
+
+ONE_METRIC_ON_EPOCHS = """import wandb
+run = wandb.init(project='cv', config={'lr': 0.1})
+run.define_metric('val/acc', step_metric='epoch')
+for epoch in range(3):
+    for batch in range(2):
+        run.log({'train/loss': 1.0 / (2 * epoch + batch + 1)})
+    run.log({'val/acc': 0.5 + 0.1 * epoch, 'epoch': epoch})
+run.finish()
+"""
+
+
+@pytest.mark.wandb
+def test_an_axis_declared_for_one_metric_moves_no_rows_so_the_tables_read_every_metric_at_one_time(lab, repo):
+    (repo / "cv.py").write_text(ONE_METRIC_ON_EPOCHS)
+    lab("new-run", "cv_001", "--hypothesis", "accuracy climbs each epoch")
+    lab("launch", "cv_001", "--", sys.executable, "cv.py")
+    record, rows, _ = attempt(repo, "cv_001")
+    assert [row["step"] for row in rows if "val/acc" in row] == [2, 5, 8]  # W&B's steps, as train/loss's
+    assert [row["step"] for row in rows if "train/loss" in row] == [0, 1, 3, 4, 6, 7]
+    assert record["metric_axes"] == {"val/acc": "epoch"}
+    report = (repo / lab("report", "cv_001").stdout.strip()).read_text()
+    assert "Best val/acc: **0.7** at step 8" in report

@@ -213,10 +213,14 @@ def record_wandb_run(run: Any, lab_run: bool) -> None:
 
 
 class AxisStream(Stream):
-    """W&B rows on the step axes the script declared: `define_metric(NAME_OR_GLOB, step_metric=AXIS)` puts each
-    matching metric at AXIS's value (from the same `log` call, else the last one logged), as W&B's charts do;
-    an exact name wins over a glob, a later glob over an earlier one. An axis metric is the step of the others,
-    not a metric of its own. Axes are kept per W&B run."""
+    """W&B rows on the step axis the script declared for all its metrics: `define_metric("*", step_metric=AXIS)`
+    (as Lightning's WandbLogger and HF's callback declare) puts every metric at AXIS's value (from the same `log`
+    call, else the last one logged), as W&B's charts do, and the axis is the step of the others, not a metric of
+    its own. Where the declared axes cover only some metrics or differ (`define_metric("val/acc",
+    step_metric="epoch")` beside undeclared `train/loss`), every row keeps W&B's own step, so that the pages'
+    readings of several metrics at one step (the kept step, the train loss since the last evaluation) compare one
+    moment, never an epoch with a step; attempt.json's `metric_axes` still lists the declared axes. Axes are kept
+    per W&B run."""
 
     def __init__(self, source: str):
         super().__init__(source)
@@ -241,7 +245,7 @@ class AxisStream(Stream):
         """Add one `run.log(data)` call at W&B's `step`, each metric on its declared axis."""
         if not self.axes and not self.prefixes:  # the common case: one run, W&B's own steps
             return self.add(step, data, commit)
-        axes, prefix = self.axes.get(id(run)), self.prefixes.get(id(run), "")
+        axes, prefix = one_axis(self.axes.get(id(run))), self.prefixes.get(id(run), "")
         if prefix:
             data = {prefix + str(key): value for key, value in data.items()}
             axes = {prefix + pattern: prefix + axis for pattern, axis in (axes or {}).items()}
@@ -261,6 +265,12 @@ class AxisStream(Stream):
                 self.add(at[1], values)  # written when the axis moves on, so later calls at that step join it
             else:
                 self.add(at, values, commit)
+
+
+def one_axis(axes: dict[str, str] | None) -> dict[str, str] | None:
+    """`axes` (a run's declared {metric or glob: step metric}) where they put every metric on one axis (`"*"`
+    declared, and no other axis), else None: the rows then keep W&B's step."""
+    return axes if axes and "*" in axes and len(set(axes.values())) == 1 else None
 
 
 def axis_of(axes: dict[str, str], key: str) -> str | None:
