@@ -345,3 +345,27 @@ def test_an_axis_declared_for_one_metric_moves_no_rows_so_the_tables_read_every_
     assert record["metric_axes"] == {"val/acc": "epoch"}
     report = (repo / lab("report", "cv_001").stdout.strip()).read_text()
     assert "Best val/acc: **0.7** at step 8" in report
+
+
+KFOLD_CONFIG_SUMMARY = """import wandb
+for fold in range(3):
+    run = wandb.init(project='cv', name=f'fold{fold}', config={'lr': 0.1, 'fold': fold})
+    run.log({'val/acc': 0.7 + 0.01 * fold})
+    run.config.update({'seen': fold})
+    run.summary['best_acc'] = 0.7 + 0.01 * fold
+    run.finish()
+"""
+
+
+@pytest.mark.wandb
+def test_several_wandb_runs_keep_the_config_and_summary_the_readme_names(lab, repo):
+    (repo / "cv.py").write_text(KFOLD_CONFIG_SUMMARY)
+    lab("new-run", "cv_001", "--hypothesis", "every fold agrees")
+    lab("launch", "cv_001", "--", sys.executable, "cv.py", timeout=90)
+    _, _, config = attempt(repo, "cv_001")
+    summary = json.loads((Store(repo).attempt_dir("cv_001", 1) / "summary.json").read_text())
+    assert config == {"lr": 0.1, "fold": 2, "seen": 2}  # fold 0's init config, then each run's updates, the last
+    assert summary == {"best_acc": 0.72}  # one summary under plain keys: the last run's value
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "the first run's `wandb.init` config, then every later `run.config` update of any run" in " ".join(
+        readme.split())
