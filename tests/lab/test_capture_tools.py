@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lab_testing import git, lab_env
+from lab_testing import git, lab_env, run_lab
 
 from lab.records.store import Store
 
@@ -369,3 +369,27 @@ def test_several_wandb_runs_keep_the_config_and_summary_the_readme_names(lab, re
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert "the first run's `wandb.init` config, then every later `run.config` update of any run" in " ".join(
         readme.split())
+
+
+@pytest.mark.wandb
+def test_several_wandb_runs_show_no_none_link_where_the_lab_knows_no_entity(repo, tmp_path):
+    (repo / "cv.py").write_text(KFOLD)
+    (tmp_path / "wandb-config").mkdir()
+    env = lab_env(WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"))  # no W&B settings file: no entity
+
+    def lab(*args: str) -> str:
+        result = run_lab(*args, cwd=repo, env=env, timeout=90)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    lab("init", "--wandb-project", "cv")
+    lab("new-run", "cv_001", "--hypothesis", "every fold agrees")
+    lab("launch", "cv_001", "--", sys.executable, "cv.py")
+    others = attempt(repo, "cv_001")[0]["wandb"]["others"]
+    shown = lab("show", "cv_001")
+    assert "None" not in shown
+    assert (f"also W&B run fold1 (metrics as fold1/...), id {others[0]['run_id']} (no link: no W&B entity known)"
+            in shown)
+    report = (repo / lab("report", "cv_001").strip()).read_text()
+    assert "None" not in report
+    assert f"the script's other W&B runs: `fold1` run `{others[0]['run_id']}` (no link)" in report
