@@ -463,23 +463,30 @@ class Tracker:
         return reported
 
     def summary(self, **values: Any) -> None:
-        """Merge `values` into summary.json (final and best figures)."""
+        """Merge `values` into summary.json (final and best figures), and into the W&B copy's summary."""
+        self.merge_summary(values, mirror=True)
+
+    def merge_summary(self, values: dict[str, Any], mirror: bool) -> None:
+        """Merge `values` into summary.json; into W&B's copy where `mirror` (the script's own tracker call) or
+        where that copy has already started: a tool's captured summary (TensorBoard's `add_hparams`) never opens
+        a W&B run for a script that does not use W&B."""
         if self.attempt_dir is None:
             return
         from lab.records.files import write_json
 
         path = self.attempt_dir / "summary.json"
         write_json(path, {**read_json(path, {}), **clean(values)})
-        if self.wandb is not None:
+        if self.wandb is not None and (mirror or self.wandb.started):
             self.wandb.call("summary.update", clean(values))
 
     def event(self, kind: str, **data: Any) -> None:
-        """Record an event (a health finding, an init_from report) on the run, with the attempt number."""
+        """Record an event (a health finding, an init_from report) on the run, with the attempt number; a health
+        finding is also a W&B alert where the W&B copy has started (from the script's tracker calls)."""
         if self.attempt_dir is None:
             return
         store, run_id, number = self.identity()
         store.events.add(run_id, kind, attempt=number, attempt_key=self.attempt_dir.name, **clean(data))
-        if self.wandb is not None and kind == "health":
+        if self.wandb is not None and self.wandb.started and kind == "health":  # an alert opens no W&B run
             self.wandb.call("alert", title=str(data.get("rule", kind)), text=str(data.get("message", "")))
 
     def checkpoint(self, kind: str, path: str | Path, step: int, **info: Any) -> None:

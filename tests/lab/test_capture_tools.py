@@ -123,6 +123,12 @@ NO_WANDB = {
                    "writer = SummaryWriter('tb')\n"
                    "for step in range(5):\n    writer.add_scalar('train/loss', 1 / (step + 1), step)\n"
                    "writer.close()\n",
+    "tensorboard hparams nan": "from torch.utils.tensorboard import SummaryWriter\n"  # a summary and a health alert
+                               "writer = SummaryWriter('tb')\n"
+                               "for step in range(5):\n"
+                               "    writer.add_scalar('train/loss', float('nan') if step == 4 else 1 / (step + 1), step)\n"
+                               "writer.add_hparams({'lr': 0.1, 'bs': 8}, {'hparam/acc': 0.9})\n"
+                               "writer.close()\n",
     "printed": "for step in range(5):\n    print(f'step {step} loss {1 / (step + 1)}')\n",
     "tracker": "import sys\nsys.modules['wandb'] = None  # no W&B here: the tracker's copy cannot start\n"
                "from lab import tracker\n"

@@ -316,7 +316,7 @@ def patch_wandb_summary(summary_dict: type, summary_class: type) -> None:
             values = {str(key): value for key, value in dict(d).items()
                       if isinstance(rows.jsonable(value), (int, float, str)) and not str(key).startswith("_")}
             if values:
-                guarded(tracker.current().summary, **values)
+                guarded(tracker.current().merge_summary, values, False)
         return result
 
     summary_dict.update = patched
@@ -350,7 +350,7 @@ def patch_summary_writer(module: ModuleType) -> None:
             inside_hparams.value = False
         guarded(rows.report_config, dict(hparam_dict), "SummaryWriter.add_hparams")
         if metric_dict:
-            guarded(tracker.current().summary, **{str(key): value for key, value in metric_dict.items()})
+            guarded(tracker.current().merge_summary, {str(key): value for key, value in metric_dict.items()}, False)
         return result
 
     writer.add_scalar, writer.add_scalars, writer.add_hparams = (patched_add_scalar, patched_add_scalars,
