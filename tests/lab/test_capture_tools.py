@@ -399,3 +399,24 @@ def test_several_wandb_runs_show_no_none_link_where_the_lab_knows_no_entity(repo
     report = (repo / lab("report", "cv_001").strip()).read_text()
     assert "None" not in report
     assert f"the script's other W&B runs: `fold1` run `{others[0]['run_id']}` (no link)" in report
+
+
+TOOL_FOLDERS = """from pathlib import Path
+for folder in ("outputs/2026-01-01/12-00-00", "multirun/2026-01-01/12-00-00", "lightning_logs/version_0"):
+    Path(folder).mkdir(parents=True)
+    (Path(folder) / "events.out.tfevents.1").write_text("written by a tool")
+"""
+
+
+@pytest.mark.light
+def test_the_tools_run_folders_at_the_root_stay_out_of_launch_commits_but_code_folders_of_those_names_do_not(
+        lab, repo):
+    (repo / "train.py").write_text(TOOL_FOLDERS)
+    for code in ("src/model/outputs/head.py", "runs/sweep.py"):
+        (repo / code).parent.mkdir(parents=True, exist_ok=True)
+        (repo / code).write_text("HEAD = 1\n")
+    lab("new-run", "exp_001", "--hypothesis", "tools write their folders")
+    lab("launch", "exp_001", "--", sys.executable, "train.py")
+    tracked = git(repo, "ls-files").split()
+    assert not [path for path in tracked if path.startswith(("outputs/", "multirun/", "lightning_logs/"))]
+    assert "src/model/outputs/head.py" in tracked and "runs/sweep.py" in tracked

@@ -176,7 +176,8 @@ def test_init_keeps_an_unterminated_gitignore_intact(repo):
     (repo / ".gitignore").write_text("*.tmp")
     assert run_lab("init", cwd=repo).returncode == 0
     assert (repo / ".gitignore").read_text().splitlines() == [
-        "*.tmp", "artefacts/", ".env", "wandb/", "outputs/", "multirun/", "logs/daily/", "logs/reports/",
+        "*.tmp", "artefacts/", ".env", "wandb/", "/outputs/", "/multirun/", "/lightning_logs/", "logs/daily/",
+        "logs/reports/",
         "logs/changelogs/", "logs/ablations/*", "!logs/ablations/index.json*"]
 
 
