@@ -529,6 +529,7 @@ class Tracker:
 _current: Tracker | None = None
 _previous_excepthook: Any = None
 _failed_calls: set[str] = set()
+_ended_by_cell: list[str] = []  # what a notebook cell that raised ended, until the next log or init says so
 
 
 def shielded(function: Callable) -> Callable:
@@ -574,6 +575,7 @@ def use(tracker: Tracker | None) -> None:
     if _current is not None and _current is not tracker:
         _current.finish()
     _current = tracker
+    _ended_by_cell.clear()
 
 
 def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = None) -> Path:
@@ -617,7 +619,10 @@ def _after_cell(result: Any) -> None:
     `killed` for an interrupt, as the same exception would end a script; the next `init` opens the next one."""
     error = getattr(result, "error_in_exec", None)
     if error is not None and _current is not None and _current.owns:
-        finish("killed" if isinstance(error, KeyboardInterrupt) else "failed")
+        status = "killed" if isinstance(error, KeyboardInterrupt) else "failed"
+        _, run_id, number = _current.identity()
+        finish(status)
+        _ended_by_cell[:] = [f"attempt {number} of {run_id} ended {status} when a cell raised"]
 
 
 def _on_terminate(signum: int, frame: Any) -> None:
@@ -649,8 +654,12 @@ def artefacts_dir() -> Path | None:
 
 @shielded
 def log(step: int, **metrics: Any) -> None:
-    """Append one row of metrics at `step` to the current attempt (see `Tracker.log`)."""
-    current().log(step, **metrics)
+    """Append one row of metrics at `step` to the current attempt (see `Tracker.log`). In a notebook whose
+    attempt a raising cell ended, the first such row says so once on stderr (it is not recorded)."""
+    tracker = current()
+    if _ended_by_cell and not tracker.active:
+        warn(f"this row is not recorded: {_ended_by_cell.pop()}; run tracker.init again to open the next attempt")
+    tracker.log(step, **metrics)
 
 
 @shielded

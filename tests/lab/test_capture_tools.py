@@ -420,3 +420,21 @@ def test_the_tools_run_folders_at_the_root_stay_out_of_launch_commits_but_code_f
     tracked = git(repo, "ls-files").split()
     assert not [path for path in tracked if path.startswith(("outputs/", "multirun/", "lightning_logs/"))]
     assert "src/model/outputs/head.py" in tracked and "runs/sweep.py" in tracked
+
+
+def test_a_notebook_log_after_a_failed_cell_says_once_that_the_attempt_ended(lab, repo):
+    init = "from lab import tracker\ntracker.init('exp_001')"
+    notebook(repo, "explore.ipynb", init, "tracker.log(1, loss=0.5)\nraise ValueError('bad batch')",
+             "tracker.log(2, loss=0.3)", "tracker.log(3, loss=0.2)", init, "tracker.log(1, loss=0.1)")
+    (repo / "run_nb.py").write_text(RUN_NOTEBOOK.replace(
+        'print("ran", len(notebook.cells), "cells")',
+        'print(json.dumps([[out.get("text", "") for out in cell.outputs if out.get("name") == "stderr"]'
+        ' for cell in notebook.cells]))').replace("import sys", "import json, sys"))
+    lab("new-run", "exp_001", "--hypothesis", "a notebook explores")
+    ran = subprocess.run([sys.executable, "run_nb.py", "explore.ipynb"], cwd=repo, env=lab_env(),
+                         capture_output=True, text=True, timeout=180)
+    said = ["".join(texts) for texts in json.loads(ran.stdout.strip().splitlines()[-1])]
+    ended = ("lab: warning: this row is not recorded: attempt 1 of exp_001 ended failed when a cell raised; "
+             "run tracker.init again to open the next attempt\n")
+    assert said[2] == ended and said[3] == "" and said[5] == ""
+    assert [row["loss"] for row in attempt(repo, "exp_001", 2)[1]] == [0.1]
