@@ -185,11 +185,21 @@ class WandbMirror:
         except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
             self._turn_off(error)
             self._stop_service()
-            if self.on_mirroring is not None:
-                self.on_mirroring(False)  # W&B never started: there is no copy to speak of
+            self._record_not_mirrored()
         while (item := self._queue.get()) is not None:
             if not self.failed or item[0] == "finish":
                 self._apply(*item)
+
+    def _record_not_mirrored(self) -> None:
+        """`on_mirroring(False)`: W&B never started, there is no copy to speak of. A failure to record that (a full
+        disk) is one warning; the worker goes on draining its queue."""
+        if self.on_mirroring is None:
+            return
+        try:
+            self.on_mirroring(False)
+        except Exception as error:  # noqa: BLE001 - the worker must live to drain the queue and finish
+            warn(f"could not record that W&B never started ({type(error).__name__}: "
+                 f"{' '.join(str(error).split())[:200]})")
 
     def _apply(self, action: str, args: tuple, kwargs: dict) -> None:
         try:

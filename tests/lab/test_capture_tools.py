@@ -438,3 +438,29 @@ def test_a_notebook_log_after_a_failed_cell_says_once_that_the_attempt_ended(lab
              "run tracker.init again to open the next attempt\n")
     assert said[2] == ended and said[3] == "" and said[5] == ""
     assert [row["loss"] for row in attempt(repo, "exp_001", 2)[1]] == [0.1]
+
+
+OTHER_WANDB_SETUP = """import sys
+from wandb.sdk import wandb_setup
+real = wandb_setup.singleton
+
+
+def singleton(*args, **kwargs):  # a wandb whose process-wide settings are not where wandb 0.25 keeps them
+    if sys._getframe(1).f_code.co_name == "forget_lab_identity":
+        raise AttributeError("'_WandbSetup' object has no attribute 'settings'")
+    return real(*args, **kwargs)
+
+
+wandb_setup.singleton = singleton
+"""
+
+
+def test_a_wandb_without_the_settings_the_lab_clears_keeps_capture_on(lab, repo):
+    (repo / "cv.py").write_text(OTHER_WANDB_SETUP + KFOLD)
+    lab("new-run", "cv_001", "--hypothesis", "every fold agrees")
+    out = lab("launch", "cv_001", "--", sys.executable, "cv.py")
+    said = out.stdout + out.stderr  # the script's own stderr
+    assert "capture is off" not in said and "further W&B runs of this script may take the lab's W&B id" in said
+    rows = attempt(repo, "cv_001")[1]
+    finals = {key: value for row in rows for key, value in row.items() if key.endswith("val/loss")}
+    assert finals == {"val/loss": 0.25, "fold1/val/loss": 1.25, "fold2/val/loss": 2.25}

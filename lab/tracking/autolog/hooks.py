@@ -160,14 +160,20 @@ def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any], str
 
 def forget_lab_identity() -> None:
     """Drop the lab's WANDB_RUN_ID and WANDB_NAME from the environment and from W&B's process-wide settings,
-    which read them once (wandb 0.25: `wandb_setup.singleton().settings`), so the next `wandb.init` picks its own."""
+    which read them once (wandb 0.25: `wandb_setup.singleton().settings`), so the next `wandb.init` picks its own.
+    With a wandb that keeps them elsewhere, one warning says that further runs may take the lab's id; capture
+    goes on."""
     for name in ("WANDB_RUN_ID", "WANDB_NAME"):
         os.environ.pop(name, None)
-    from wandb.sdk import wandb_setup
+    try:
+        from wandb.sdk import wandb_setup
 
-    settings = wandb_setup.singleton().settings
-    settings.run_id = None
-    settings.run_name = None
+        settings = wandb_setup.singleton().settings
+        settings.run_id = None
+        settings.run_name = None
+    except Exception as error:  # noqa: BLE001 - another wandb version: only further runs' ids are at stake
+        tracker.warn(f"further W&B runs of this script may take the lab's W&B id ({type(error).__name__}: "
+                     f"{' '.join(str(error).split())[:200]})")
 
 
 def record_further_run(run: Any, stream: AxisStream) -> None:
