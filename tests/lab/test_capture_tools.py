@@ -464,3 +464,25 @@ def test_a_wandb_without_the_settings_the_lab_clears_keeps_capture_on(lab, repo)
     rows = attempt(repo, "cv_001")[1]
     finals = {key: value for row in rows for key, value in row.items() if key.endswith("val/loss")}
     assert finals == {"val/loss": 0.25, "fold1/val/loss": 1.25, "fold2/val/loss": 2.25}
+
+
+UNNAMED_FOLDS = """import wandb
+for fold in range(3):
+    run = wandb.init(project='cv', group='cv', job_type=f'fold{fold}', name='fold' if fold else None)
+    run.log({'val/acc': 0.7 + 0.01 * fold})
+    run.finish()
+"""
+
+
+@pytest.mark.wandb
+def test_further_wandb_runs_without_a_name_of_their_own_get_the_same_prefix_every_attempt(lab, repo):
+    (repo / "cv.py").write_text(UNNAMED_FOLDS.replace("name='fold' if fold else None", "name=None"))
+    (repo / "cv_named.py").write_text(UNNAMED_FOLDS)
+    lab("new-run", "cv_001", "--hypothesis", "every fold agrees")
+    names = []
+    for script in ("cv.py", "cv.py", "cv_named.py"):
+        lab("launch", "cv_001", "--", sys.executable, script, timeout=90)
+        names.append(sorted({key for row in attempt(repo, "cv_001", len(names) + 1)[1] for key in row} - {"step",
+                                                                                                         "time"}))
+    assert names[0] == names[1] == ["run2/val/acc", "run3/val/acc", "val/acc"]
+    assert names[2] == ["fold-run3/val/acc", "fold/val/acc", "val/acc"]  # the second 'fold' by its order too

@@ -241,10 +241,13 @@ class AxisStream(Stream):
         axes[name] = step_metric
 
     def name_apart(self, run: Any, given: str | None) -> None:
-        """Record the rows of `run` (a W&B run after the process's first) under `<its name>/` (the name the script
-        gave, which a disabled run does not keep, else W&B's): its id where it has none, or its name is taken."""
-        name = str(given or run.name or run.id)
-        prefix = f"{name}/" if f"{name}/" not in self.prefixes.values() else f"{name}-{run.id}/"
+        """Record the rows of `run` (a W&B run after the process's first) under `<the name the script gave>/`;
+        without one, under its order in the process (`run2/`, `run3/`: W&B's own names and ids are new each
+        attempt), and `<name>-run<order>/` where that name is taken, so the same script's runs get the same
+        prefixes every attempt."""
+        order = len(self.prefixes) + 2
+        name = str(given) if given else f"run{order}"
+        prefix = f"{name}/" if f"{name}/" not in self.prefixes.values() else f"{name}-run{order}/"
         self.prefixes[id(run)] = prefix
 
     def add_row(self, run: Any, step: int | None, data: dict, commit: bool) -> None:
