@@ -486,3 +486,33 @@ def test_further_wandb_runs_without_a_name_of_their_own_get_the_same_prefix_ever
                                                                                                          "time"}))
     assert names[0] == names[1] == ["run2/val/acc", "run3/val/acc", "val/acc"]
     assert names[2] == ["fold-run3/val/acc", "fold/val/acc", "val/acc"]  # the second 'fold' by its order too
+
+
+FOLD_PROCESS = """import sys
+import wandb
+fold = int(sys.argv[1])
+run = wandb.init(project='cv', name=f'fold{fold}')
+for step in range(3):
+    run.log({'val/loss': 1.0 / (step + 1) + fold})
+print('fold', fold, run.id)
+run.finish()
+"""
+FOLD_DRIVER = """import subprocess, sys
+for fold in range(3):  # a process per fold frees its GPU memory
+    subprocess.run([sys.executable, 'fold.py', str(fold)], check=True)
+"""
+
+
+@pytest.mark.wandb
+def test_folds_run_as_child_processes_take_the_lab_wandb_id_once(lab, repo):
+    (repo / "fold.py").write_text(FOLD_PROCESS)
+    (repo / "driver.py").write_text(FOLD_DRIVER)
+    lab("new-run", "cv_001", "--hypothesis", "every fold agrees")
+    out = lab("launch", "cv_001", "--", sys.executable, "driver.py", timeout=120)
+    ids = [line.split()[2] for line in out.stdout.splitlines() if line.startswith("fold ")]
+    record, rows, _ = attempt(repo, "cv_001")
+    assert len(set(ids)) == 3 and record["wandb"]["run_id"] == ids[0] and record["wandb"]["name"] == "fold0"
+    assert [(other["run_id"], other["prefix"]) for other in record["wandb"]["others"]] == [
+        (ids[1], "fold1/"), (ids[2], "fold2/")]
+    finals = {key: value for row in rows for key, value in row.items() if key.endswith("val/loss")}
+    assert finals == {"val/loss": 1 / 3, "fold1/val/loss": 1 + 1 / 3, "fold2/val/loss": 2 + 1 / 3}

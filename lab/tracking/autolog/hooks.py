@@ -19,6 +19,7 @@ import functools
 import os
 import sys
 import threading
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
@@ -126,9 +127,10 @@ def patch_wandb(module: ModuleType) -> None:
 
 
 def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any], stream: AxisStream) -> None:
-    """`wandb.init`: the first W&B run of the process (the script's or the tracker's) takes the lab's run id
-    and is the attempt's link; the lab's WANDB_RUN_ID and WANDB_NAME are then dropped, so that every further
-    run (a fold, a `reinit="create_new"` run) is its own run on W&B, as without the lab, listed on the attempt."""
+    """`wandb.init`: the first W&B run of the attempt, in whichever of its processes it opens (the script's or
+    the tracker's; `claim_order`), takes the lab's run id and is the attempt's link; the lab's WANDB_RUN_ID and
+    WANDB_NAME are then dropped, so that every further run (a fold, a `reinit="create_new"` run, a fold run as a
+    child process) is its own run on W&B, as without the lab, listed on the attempt."""
     init = module.init
 
     @functools.wraps(init)
@@ -137,15 +139,20 @@ def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any], str
         lab_run = mirror is not None and mirror.starting
         if mirror is not None and not lab_run and not mirror.started:
             tracker.current().wandb = None  # the script opened its own W&B run: the lab does not open a second
+        order, claim = claim_order(len(OPENED_RUNS))
+        if order > 1 and not OPENED_RUNS:
+            guarded(forget_lab_identity)  # another process of the attempt holds the lab's id
         run = init(*args, **kwargs)
         if any(run is known for known in OPENED_RUNS):  # W&B handed back a run already open
+            if claim is not None:
+                claim.unlink(missing_ok=True)
             return run
         OPENED_RUNS.append(run)
-        if len(OPENED_RUNS) == 1:
+        if order == 1:
             guarded(forget_lab_identity)
-        further = len(OPENED_RUNS) > 1
+        further = order > 1
         if further:
-            guarded(stream.name_apart, run, kwargs.get("name"))
+            guarded(stream.name_apart, run, kwargs.get("name"), order)
         if getattr(getattr(run, "settings", None), "mode", None) == "disabled" and not lab_run:
             run.log = module.log = disabled_log(run)
             guarded(rows.report_config, dict(run.config.as_dict()), "wandb.config")
@@ -156,6 +163,27 @@ def patch_wandb_init(module: ModuleType, disabled_log: Callable[[Any], Any], str
         return run
 
     module.init = patched_init
+
+
+def claim_order(opened: int) -> tuple[int, Path | None]:
+    """(the order of the W&B run about to open among all the attempt's processes, its claim file): 1 takes the
+    lab's id. Claimed as an O_EXCL file `.wandb-runs/N` in the attempt's artefacts folder (git-ignored), so that
+    folds run as child processes take the lab's id once; counted in this process alone (`opened` + 1, no file)
+    outside a launch or where that folder cannot be written."""
+    folder = tracker.artefacts_dir()
+    if folder is None:
+        return opened + 1, None
+    claims, order = Path(folder) / ".wandb-runs", 1
+    try:
+        claims.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                os.close(os.open(claims / str(order), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return order, claims / str(order)
+            except FileExistsError:
+                order += 1
+    except OSError:
+        return opened + 1, None
 
 
 def forget_lab_identity() -> None:
@@ -240,12 +268,11 @@ class AxisStream(Stream):
         axes.pop(name, None)
         axes[name] = step_metric
 
-    def name_apart(self, run: Any, given: str | None) -> None:
-        """Record the rows of `run` (a W&B run after the process's first) under `<the name the script gave>/`;
-        without one, under its order in the process (`run2/`, `run3/`: W&B's own names and ids are new each
+    def name_apart(self, run: Any, given: str | None, order: int) -> None:
+        """Record the rows of `run` (a W&B run after the attempt's first) under `<the name the script gave>/`;
+        without one, under its `order` in the attempt (`run2/`, `run3/`: W&B's own names and ids are new each
         attempt), and `<name>-run<order>/` where that name is taken, so the same script's runs get the same
         prefixes every attempt."""
-        order = len(self.prefixes) + 2
         name = str(given) if given else f"run{order}"
         prefix = f"{name}/" if f"{name}/" not in self.prefixes.values() else f"{name}-run{order}/"
         self.prefixes[id(run)] = prefix
