@@ -104,7 +104,8 @@ def describe(info: dict) -> str:
             f"  {sha}  {attempt.get('note') or ''}  {link}{pending}".rstrip()
         )
         for other in (attempt.get("wandb") or {}).get("others", []):
-            where = f": {other['url']}" if other.get("url") else f", id {other['run_id']} (no link: no W&B entity known)"
+            where = f": {other['url']}" if other.get("url") else \
+                f", id {other['run_id']} (no link: no W&B entity known)"
             lines.append(f"    also W&B run {other.get('name') or other['run_id']} (metrics as {other['prefix']}...)"
                          f"{where}")
     for event in info["events"]:

@@ -49,7 +49,8 @@ def init_lab(root: Path, *, wandb_entity: str | None = None, wandb_project: str 
     logs = store.logs_dir.relative_to(store.root).as_posix()
     pages = [f"{logs}/{folder}/" for folder in DERIVED_FOLDERS] + [f"{logs}/ablations/*",
                                                                     f"!{logs}/ablations/index.json*"]
-    ignored = (f"{store.settings['artefacts']}/", ".env", "wandb/", "/outputs/", "/multirun/", "/lightning_logs/", *pages)
+    ignored = (f"{store.settings['artefacts']}/", ".env", "wandb/", "/outputs/", "/multirun/", "/lightning_logs/",
+               *pages)
     ignore_entries(store.root / ".gitignore", ignored)
     remote.configure_clone(store.root, logs)
     remote.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],

@@ -3,7 +3,8 @@ DeepSpeed (`RANK`, `LOCAL_RANK`), SLURM's `srun` (`SLURM_PROCID`, `SLURM_LOCALID
 (`OMPI_COMM_WORLD_RANK`, `OMPI_COMM_WORLD_LOCAL_RANK`), MPICH or Intel MPI through PMI (`PMI_RANK`,
 `MPI_LOCALRANKID`). The first variable of each list that holds a whole number wins, and the lists run from the
 innermost launcher out: torchrun's ranks inside an `srun` task count, and so do `mpirun`'s inside an `sbatch`
-allocation, where every rank inherits the batch step's `SLURM_PROCID=0`. Imports nothing but `os`: every launched process reads it at start-up.
+allocation, where every rank inherits the batch step's `SLURM_PROCID=0`. Imports nothing but `os`: every
+launched process reads it at start-up.
 """
 
 import os

@@ -126,7 +126,8 @@ NO_WANDB = {
     "tensorboard hparams nan": "from torch.utils.tensorboard import SummaryWriter\n"  # a summary and a health alert
                                "writer = SummaryWriter('tb')\n"
                                "for step in range(5):\n"
-                               "    writer.add_scalar('train/loss', float('nan') if step == 4 else 1 / (step + 1), step)\n"
+                               "    loss = float('nan') if step == 4 else 1 / (step + 1)\n"
+                               "    writer.add_scalar('train/loss', loss, step)\n"
                                "writer.add_hparams({'lr': 0.1, 'bs': 8}, {'hparam/acc': 0.9})\n"
                                "writer.close()\n",
     "printed": "for step in range(5):\n    print(f'step {step} loss {1 / (step + 1)}')\n",
