@@ -57,6 +57,23 @@ def environment() -> dict:
     return {key: value for key, value in facts.items() if value}
 
 
+SCHEDULER_VARIABLES = {  # attempt.json `scheduler` key -> the variable the scheduler sets in a job
+    "slurm_job_id": "SLURM_JOB_ID", "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID", "slurm_job_name": "SLURM_JOB_NAME",
+    "slurm_nodelist": "SLURM_JOB_NODELIST", "slurm_ntasks": "SLURM_NTASKS", "pbs_job_id": "PBS_JOBID",
+    "lsf_job_id": "LSB_JOBID",
+}
+
+
+def scheduler() -> dict | None:
+    """The batch scheduler's job this launch runs in (SLURM's job id, array task and node list; PBS's and LSF's
+    job ids), from the launch's environment; None outside one."""
+    found = {key: os.environ[name] for key, name in SCHEDULER_VARIABLES.items() if os.environ.get(name)}
+    if "slurm_nodelist" not in found and os.environ.get("SLURM_NODELIST"):
+        found["slurm_nodelist"] = os.environ["SLURM_NODELIST"]
+    return found or None
+
+
 @dataclass(frozen=True)
 class Nodes:
     """Where this launch stands in a multi-node one: `count` machines, this one `rank`, rendezvous at
@@ -271,6 +288,7 @@ def begin_attempt(store: Store, ready: Prepared, command: list[str] | None, git_
         config_source=ready.config_source,
         launch_environment=launch_variables(),
         metrics_pattern=ready.metrics_pattern,
+        **({"scheduler": job} if (job := scheduler()) else {}),
         **({"memory_plan": {key: value for key, value in plan.items() if key != "lines"}} if plan else {}),
         **({"nodes": {"count": nodes.count, "main_address": nodes.main_address,
                       "logs": str(node_log_dir(store, run_id))}} if nodes.count > 1 else {}),
@@ -365,13 +383,18 @@ def failure(exit_code: int, log: Path) -> str:
 
 
 def drop_unused_wandb_link(store: Store, attempt_dir: Path) -> None:
-    """An attempt whose command never started W&B (no W&B run reported by the capture, no copy the lab's mirror
-    had to send, no local W&B folder with the lab's run id) keeps no W&B link: it would lead nowhere."""
-    record = read_json(attempt_dir / "attempt.json", {})
-    wandb = record.get("wandb")
-    if wandb and not wandb.get("started") and not wandb.get("copy") and \
-            wandb_links.local_folder(store, wandb["run_id"]) is None:
+    """An attempt whose command never started W&B (`wandb_started`) keeps no W&B link: it would lead nowhere."""
+    wandb = read_json(attempt_dir / "attempt.json", {}).get("wandb")
+    if wandb and not wandb_started(store, wandb):
         store.attempts.update(attempt_dir, wandb=None)
+
+
+def wandb_started(store: Store, wandb: dict) -> bool:
+    """Whether the command opened a W&B run for the attempt's W&B record: the capture saw the script's or the
+    tracker's `wandb.init` (`started`), the tracker began sending rows to W&B (`mirrored`) or recorded W&B's
+    folder, or W&B wrote a local folder with the lab's run id (a run the capture did not see)."""
+    return bool(wandb.get("started") or wandb.get("mirrored") or wandb.get("folder")) or \
+        wandb_links.local_folder(store, wandb["run_id"]) is not None
 
 
 def commit_attempt_records(store: Store, run: dict, number: int) -> None:
@@ -440,7 +463,8 @@ def mark_wandb_copy(store: Store, attempt_dir: Path, exit_code: int) -> None:
     `finish` is finished by W&B's exit hook, which the lab does not see: no mark either way."""
     wandb = read_json(attempt_dir / "attempt.json", {}).get("wandb")
     metrics = attempt_dir / "metrics.jsonl"
-    if not wandb or wandb.get("copy") == "complete" or not metrics.is_file() or not metrics.stat().st_size:
+    if not wandb or wandb.get("copy") == "complete" or not metrics.is_file() or not metrics.stat().st_size or \
+            not wandb_started(store, wandb):  # rows from TensorBoard or printed lines: W&B has no copy to miss
         return
     if wandb.get("writer") == "script" and exit_code == 0:
         return

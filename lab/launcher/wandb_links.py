@@ -77,11 +77,13 @@ def local_folder(store: Store, run_id: str) -> Path | None:
 
 
 def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, str]:
-    """Run `wandb sync` for one attempt; on success mark it synced. Returns (ok, one-line message)."""
+    """Run `wandb sync` for one attempt (its first W&B run and the script's others, `wandb.others`); on success
+    mark it synced. Returns (ok, one-line message)."""
     folder = offline_folder(store, wandb)
     if folder is None:
         return False, f"no offline W&B data for {wandb['run_id']} (the command never started W&B)"
-    command = [sys.executable, "-m", "wandb", "sync", str(folder)]
+    others = [other for other in wandb.get("others", []) if other.get("folder") and Path(other["folder"]).is_dir()]
+    command = [sys.executable, "-m", "wandb", "sync", str(folder), *(other["folder"] for other in others)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=SYNC_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -92,7 +94,7 @@ def sync_attempt(store: Store, attempt_dir: Path, wandb: dict) -> tuple[bool, st
         detail = (failures or lines or [f"exit status {result.returncode}"])[-1]
         return False, f"wandb sync failed, still pending: {detail[:200]}"
     store.attempts.update(attempt_dir, wandb={**wandb, "synced": True})
-    return True, f"synced {wandb['url']}"
+    return True, f"synced {wandb['url']}" + (f" and {len(others)} more W&B run(s) of the script" if others else "")
 
 
 def sync_pending(store: Store, progress: Callable[[str, int, bool, str], None] | None = None

@@ -95,7 +95,7 @@ def describe(info: dict) -> str:
         f"  parent: {run.get('parent') or '-'}  group: {run.get('group') or '-'}",
     ]
     for attempt in info["attempts"]:
-        link = (attempt.get("wandb") or {}).get("url", "")
+        link = (attempt.get("wandb") or {}).get("url") or ""
         pending = "" if not link or attempt["wandb"].get("synced") else " (pending sync)"
         sha = ((attempt.get("git") or {}).get("sha") or "")[:7]
         lines.append(
@@ -103,6 +103,11 @@ def describe(info: dict) -> str:
             f"{'' if attempt.get('exit_code') is None else ' exit ' + str(attempt['exit_code'])}"
             f"  {sha}  {attempt.get('note') or ''}  {link}{pending}".rstrip()
         )
+        for other in (attempt.get("wandb") or {}).get("others", []):
+            where = f": {other['url']}" if other.get("url") else \
+                f", id {other['run_id']} (no link: no W&B entity known)"
+            lines.append(f"    also W&B run {other.get('name') or other['run_id']} (metrics as {other['prefix']}...)"
+                         f"{where}")
     for event in info["events"]:
         if event["kind"] == "note":
             where = f" (test {event['attempt']})" if event.get("attempt") else ""

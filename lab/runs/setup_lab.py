@@ -49,7 +49,9 @@ def init_lab(root: Path, *, wandb_entity: str | None = None, wandb_project: str 
     logs = store.logs_dir.relative_to(store.root).as_posix()
     pages = [f"{logs}/{folder}/" for folder in DERIVED_FOLDERS] + [f"{logs}/ablations/*",
                                                                     f"!{logs}/ablations/index.json*"]
-    ignore_entries(store.root / ".gitignore", (f"{store.settings['artefacts']}/", ".env", "wandb/", *pages))
+    ignored = (f"{store.settings['artefacts']}/", ".env", "wandb/", "/outputs/", "/multirun/", "/lightning_logs/",
+               *pages)
+    ignore_entries(store.root / ".gitignore", ignored)
     remote.configure_clone(store.root, logs)
     remote.untrack(store.root, [store.logs_dir / folder for folder in (*DERIVED_FOLDERS, "ablations")],
                    keep=[f"{logs}/ablations/index.json", f"{logs}/ablations/index.jsonl"])
@@ -58,7 +60,8 @@ def init_lab(root: Path, *, wandb_entity: str | None = None, wandb_project: str 
 
 def ignore_entries(ignore: Path, entries: tuple[str, ...]) -> None:
     """Append to the .gitignore at `ignore` each of `entries` it does not list yet (wandb/: a script's own W&B
-    folder)."""
+    folder; /outputs/ and /multirun/: Hydra's run folders, /lightning_logs/: Lightning's, each anchored at the
+    lab's root so that a code folder of that name deeper down stays tracked)."""
     lines = ignore.read_text().splitlines() if ignore.exists() else []
     missing = [entry for entry in entries if entry not in lines]
     if missing:

@@ -6,7 +6,8 @@
 
 Inside `lab launch` the current attempt is found from `LAB_ATTEMPT_DIR`. Outside it, `tracker.init("nsd_001")`
 opens a new attempt of that run; with neither, every call is a no-op so a script runs unchanged without the
-lab. Only the main process of a multi-process launch writes (RANK 0). Metrics are mirrored to W&B when the
+lab. Only the main process of a multi-process launch writes (rank 0, from whichever launcher set the ranks:
+lab.tracking.ranks). Metrics are mirrored to W&B when the
 launch turned W&B on (`LAB_WANDB=1`); W&B trouble (not installed, failing to start or to log, a server that
 cannot be reached or does not answer) costs one warning line and never the run: the lab's own records go on, and
 no call of the script waits on W&B (its start, steps and exit are bounded, see WandbMirror). A tracker call never
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from lab.records.files import fresh_line_prefix, read_json
+from lab.tracking.ranks import is_main_process
 
 if TYPE_CHECKING:
     from lab.records.store import Store
@@ -42,11 +44,6 @@ EXIT_CODES = {"finished": 0, "failed": 1, "killed": 130}  # what `finish(status)
 INIT_TIMEOUT_SECONDS = 30.0  # W&B's start (wandb.init), in the background; WANDB_INIT_TIMEOUT overrides it
 EXIT_TIMEOUT_SECONDS = 30.0  # how long the script's exit waits for W&B to send what is queued and finish
 MAX_EXACT = 2**53  # integers beyond this are stored as floats (pages and W&B read them as floats anyway)
-
-
-def is_main_process() -> bool:
-    """Whether this is the main process of a launch (RANK and LOCAL_RANK 0 or unset)."""
-    return os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
 
 
 def clean(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -116,10 +113,11 @@ class WandbMirror:
     """
 
     def __init__(self, on_finished: Callable[[bool], None] | None = None,
-                 on_started: Callable[[str], None] | None = None) -> None:
+                 on_started: Callable[[str], None] | None = None,
+                 on_mirroring: Callable[[bool], None] | None = None) -> None:
         self.run: Any = None
         self.failed = False
-        self.on_finished, self.on_started = on_finished, on_started
+        self.on_finished, self.on_started, self.on_mirroring = on_finished, on_started, on_mirroring
         self._starting = False  # while the mirror's own wandb.init runs (in its worker)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # (action, args, kwargs), None to stop
         self._worker: threading.Thread | None = None
@@ -133,6 +131,8 @@ class WandbMirror:
             # Here, not in the worker: this import registers the thread pools' exit hook, which W&B's start needs
             # and which cannot be registered once the interpreter has begun to exit (a short script).
             import concurrent.futures.thread  # noqa: F401
+            if self.on_mirroring is not None:
+                self.on_mirroring(True)
             self._worker = threading.Thread(target=self._drain, name="lab-wandb", daemon=True)
             self._worker.start()
             threading.Thread(target=self._finish_at_exit, name="lab-wandb-exit").start()
@@ -185,9 +185,21 @@ class WandbMirror:
         except Exception as error:  # noqa: BLE001 - W&B must never stop a training run
             self._turn_off(error)
             self._stop_service()
+            self._record_not_mirrored()
         while (item := self._queue.get()) is not None:
             if not self.failed or item[0] == "finish":
                 self._apply(*item)
+
+    def _record_not_mirrored(self) -> None:
+        """`on_mirroring(False)`: W&B never started, there is no copy to speak of. A failure to record that (a full
+        disk) is one warning; the worker goes on draining its queue."""
+        if self.on_mirroring is None:
+            return
+        try:
+            self.on_mirroring(False)
+        except Exception as error:  # noqa: BLE001 - the worker must live to drain the queue and finish
+            warn(f"could not record that W&B never started ({type(error).__name__}: "
+                 f"{' '.join(str(error).split())[:200]})")
 
     def _apply(self, action: str, args: tuple, kwargs: dict) -> None:
         try:
@@ -267,7 +279,7 @@ class Tracker:
     def __init__(self, attempt_dir: Path | None, *, wandb: bool = False, owns: bool = False):
         self.attempt_dir = Path(attempt_dir) if attempt_dir is not None else None
         self.owns = owns
-        self.wandb = WandbMirror(self.mark_wandb_finished, self._mark_started) \
+        self.wandb = WandbMirror(self.mark_wandb_finished, self._mark_started, self._mark_mirrored) \
             if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
         self._warned: set[str] = set()
@@ -293,6 +305,13 @@ class Tracker:
         if (self.attempt_dir / "attempt.json").is_file():
             self.identity()[0].attempts.update(self.attempt_dir, merge=lambda record: {
                 "wandb": {**record["wandb"], "folder": folder}} if record.get("wandb") else {})
+
+    def _mark_mirrored(self, mirrored: bool) -> None:
+        """Record whether the tracker sends this attempt to W&B (`mirrored`): True at its first call, before W&B
+        has started (a copy cut short then is one W&B was meant to have), False when W&B failed to start."""
+        if (self.attempt_dir / "attempt.json").is_file():
+            self.identity()[0].attempts.update(self.attempt_dir, merge=lambda record: {
+                "wandb": {**record["wandb"], "mirrored": mirrored}} if record.get("wandb") else {})
 
     def mark_wandb_finished(self, online: bool) -> None:
         """W&B's copy of the attempt is complete (its run finished with every row), and synced when W&B was
@@ -454,23 +473,30 @@ class Tracker:
         return reported
 
     def summary(self, **values: Any) -> None:
-        """Merge `values` into summary.json (final and best figures)."""
+        """Merge `values` into summary.json (final and best figures), and into the W&B copy's summary."""
+        self.merge_summary(values, mirror=True)
+
+    def merge_summary(self, values: dict[str, Any], mirror: bool) -> None:
+        """Merge `values` into summary.json; into W&B's copy where `mirror` (the script's own tracker call) or
+        where that copy has already started: a tool's captured summary (TensorBoard's `add_hparams`) never opens
+        a W&B run for a script that does not use W&B."""
         if self.attempt_dir is None:
             return
         from lab.records.files import write_json
 
         path = self.attempt_dir / "summary.json"
         write_json(path, {**read_json(path, {}), **clean(values)})
-        if self.wandb is not None:
+        if self.wandb is not None and (mirror or self.wandb.started):
             self.wandb.call("summary.update", clean(values))
 
     def event(self, kind: str, **data: Any) -> None:
-        """Record an event (a health finding, an init_from report) on the run, with the attempt number."""
+        """Record an event (a health finding, an init_from report) on the run, with the attempt number; a health
+        finding is also a W&B alert where the W&B copy has started (from the script's tracker calls)."""
         if self.attempt_dir is None:
             return
         store, run_id, number = self.identity()
         store.events.add(run_id, kind, attempt=number, attempt_key=self.attempt_dir.name, **clean(data))
-        if self.wandb is not None and kind == "health":
+        if self.wandb is not None and self.wandb.started and kind == "health":  # an alert opens no W&B run
             self.wandb.call("alert", title=str(data.get("rule", kind)), text=str(data.get("message", "")))
 
     def checkpoint(self, kind: str, path: str | Path, step: int, **info: Any) -> None:
@@ -513,6 +539,7 @@ class Tracker:
 _current: Tracker | None = None
 _previous_excepthook: Any = None
 _failed_calls: set[str] = set()
+_ended_by_cell: list[str] = []  # what a notebook cell that raised ended, until the next log or init says so
 
 
 def shielded(function: Callable) -> Callable:
@@ -558,6 +585,7 @@ def use(tracker: Tracker | None) -> None:
     if _current is not None and _current is not tracker:
         _current.finish()
     _current = tracker
+    _ended_by_cell.clear()
 
 
 def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = None) -> Path:
@@ -575,14 +603,36 @@ def init(run_id: str, *, root: str | Path = ".", command: list[str] | None = Non
 
 def _catch_uncaught_exceptions() -> None:
     """Until `finish`, an uncaught exception ends the init-opened attempt `failed` (`killed` for Ctrl-C), and
-    SIGTERM (when the script has no handler of its own) ends it `killed`."""
+    SIGTERM (when the script has no handler of its own) ends it `killed`. In an IPython shell or kernel (a
+    notebook), where a cell's exception never reaches sys.excepthook, a cell that raises ends it the same way."""
     global _previous_excepthook
+    _watch_cells()
     if _previous_excepthook is None:
         _previous_excepthook = sys.excepthook
         sys.excepthook = _on_uncaught_exception
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def _watch_cells() -> None:
+    """Register `_after_cell` once on IPython's post_run_cell event, when this runs inside IPython."""
+    shell_module = sys.modules.get("IPython")
+    shell = shell_module.get_ipython() if shell_module is not None and hasattr(shell_module, "get_ipython") \
+        else None
+    if shell is not None and _after_cell not in shell.events.callbacks.get("post_run_cell", []):
+        shell.events.register("post_run_cell", _after_cell)
+
+
+def _after_cell(result: Any) -> None:
+    """IPython's post_run_cell: a cell that raised (its `error_in_exec`) ends the init-opened attempt `failed`,
+    `killed` for an interrupt, as the same exception would end a script; the next `init` opens the next one."""
+    error = getattr(result, "error_in_exec", None)
+    if error is not None and _current is not None and _current.owns:
+        status = "killed" if isinstance(error, KeyboardInterrupt) else "failed"
+        _, run_id, number = _current.identity()
+        finish(status)
+        _ended_by_cell[:] = [f"attempt {number} of {run_id} ended {status} when a cell raised"]
 
 
 def _on_terminate(signum: int, frame: Any) -> None:
@@ -614,8 +664,12 @@ def artefacts_dir() -> Path | None:
 
 @shielded
 def log(step: int, **metrics: Any) -> None:
-    """Append one row of metrics at `step` to the current attempt (see `Tracker.log`)."""
-    current().log(step, **metrics)
+    """Append one row of metrics at `step` to the current attempt (see `Tracker.log`). In a notebook whose
+    attempt a raising cell ended, the first such row says so once on stderr (it is not recorded)."""
+    tracker = current()
+    if _ended_by_cell and not tracker.active:
+        warn(f"this row is not recorded: {_ended_by_cell.pop()}; run tracker.init again to open the next attempt")
+    tracker.log(step, **metrics)
 
 
 @shielded

@@ -125,7 +125,8 @@ def lab_modules_loaded(code: str, **env: str) -> list[str]:
 
 def test_the_tracker_runs_in_a_training_script_without_the_launcher():
     assert lab_modules_loaded("from lab import tracker") == [
-        "lab", "lab.errors", "lab.records", "lab.records.files", "lab.tracking", "lab.tracking.tracker"]
+        "lab", "lab.errors", "lab.records", "lab.records.files", "lab.tracking", "lab.tracking.ranks",
+        "lab.tracking.tracker"]
 
 
 def test_zero_code_capture_in_a_launched_script_loads_nothing_of_the_launcher(tmp_path):

@@ -176,8 +176,9 @@ def test_init_keeps_an_unterminated_gitignore_intact(repo):
     (repo / ".gitignore").write_text("*.tmp")
     assert run_lab("init", cwd=repo).returncode == 0
     assert (repo / ".gitignore").read_text().splitlines() == [
-        "*.tmp", "artefacts/", ".env", "wandb/", "logs/daily/", "logs/reports/", "logs/changelogs/", "logs/ablations/*",
-        "!logs/ablations/index.json*"]
+        "*.tmp", "artefacts/", ".env", "wandb/", "/outputs/", "/multirun/", "/lightning_logs/", "logs/daily/",
+        "logs/reports/",
+        "logs/changelogs/", "logs/ablations/*", "!logs/ablations/index.json*"]
 
 
 def test_a_gitignore_that_is_a_folder_is_one_line(lab):

@@ -196,3 +196,24 @@ def test_an_init_attempt_stopped_by_sigterm_reads_killed(lab):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == -signal.SIGTERM
     assert attempt_of(lab, "k_004")["status"] == "killed"
+
+
+def test_a_mirror_that_cannot_record_that_wandb_never_started_still_drains_and_says_so(monkeypatch, capsys):
+    import threading
+
+    from lab.tracking.tracker import WandbMirror
+
+    died = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    monkeypatch.setitem(sys.modules, "wandb", None)  # W&B cannot start
+
+    def mirroring(on: bool) -> None:
+        if not on:
+            raise OSError(28, "No space left on device")
+
+    mirror = WandbMirror(on_mirroring=mirroring)
+    mirror.call("log", {"loss": 1.0}, step=1)
+    mirror.finish()
+    assert died == [] and not mirror._worker.is_alive()
+    said = capsys.readouterr().err
+    assert "W&B is off for the rest of this run" in said and "No space left on device" in said

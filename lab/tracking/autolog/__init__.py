@@ -1,10 +1,10 @@
 """Zero-code capture: what a script started by `lab launch` logs through wandb, TensorBoard, Hugging Face's
-`Trainer` or argparse is recorded on its attempt, without an edit to the script.
+`Trainer`, Hydra or argparse is recorded on its attempt, without an edit to the script.
 
 The launcher puts `site/` (next to this file) first on the command's PYTHONPATH; its `sitecustomize` calls
 `install()` in each Python process the command starts, then runs any `sitecustomize` it hides, in the way
 `opentelemetry-instrument` and `ddtrace-run` instrument a program. `install` does nothing unless the lab started
-the process (LAB_ATTEMPT_DIR set, LAB_AUTOLOG not "0") and it is the launch's main process (RANK 0). Otherwise it
+the process (LAB_ATTEMPT_DIR set, LAB_AUTOLOG not "0") and it is the launch's main process (rank 0). Otherwise it
 adds an import hook that patches a library once the script imports it (the lab imports none of them itself,
 nor anything of its own until a patch applies, so a process costs a few milliseconds more to start); `hooks`
 holds the patches, and `rows` the row streams they feed through the tracker.
@@ -26,14 +26,19 @@ PATCHED_MODULES = {  # module -> name of its patch in lab.tracking.autolog.hooks
     "torch.utils.tensorboard.writer": "patch_summary_writer",
     "tensorboardX.writer": "patch_summary_writer",
     "transformers.trainer": "patch_trainer",
+    "hydra.core.utils": "patch_hydra",
+    "lightning.fabric.loggers.tensorboard": "patch_lightning_tensorboard",
+    "lightning_fabric.loggers.tensorboard": "patch_lightning_tensorboard",
 }
 
 
 def enabled() -> bool:
-    """Whether this process is one the lab launched and records: LAB_ATTEMPT_DIR set, LAB_AUTOLOG not "0",
-    RANK and LOCAL_RANK 0 or unset."""
+    """Whether this process is one the lab launched and records: LAB_ATTEMPT_DIR set, LAB_AUTOLOG not "0", and
+    the launch's main process (lab.tracking.ranks: torchrun's, SLURM's or MPI's rank 0)."""
+    from lab.tracking.ranks import is_main_process
+
     return bool(os.environ.get("LAB_ATTEMPT_DIR")) and os.environ.get("LAB_AUTOLOG", "1") != "0" and \
-        os.environ.get("RANK", "0") == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+        is_main_process()
 
 
 def install() -> bool:
