@@ -105,6 +105,42 @@ def list_runs(*, family: str | None = None, status: str | None = None, group: st
     return rows
 
 
+def runs(*, attempts: bool = False, where: str | None = None, sort: str | None = None, columns: str | None = None,
+         limit: int | None = None, status: list[str] = (), family: str | None = None, group: str | None = None,
+         since: date | None = None, until: date | None = None, tags: list[str] = (), search: str | None = None,
+         config: bool = True, measured: bool = True, root: str | os.PathLike | None = None):
+    """The runs as a pandas DataFrame, one row per run (its headline attempt; `attempts`: one per attempt), with
+    the columns of `lab.runs.table` (the record, config.<key>, <metric>.final/.best/.best_step, verdict), filtered
+    and sorted as `lab runs` does (`lab.runs.table.select`). `config`/`measured` False leave those columns out
+    (quicker). LabError for an unknown column or an unreadable `where`.
+
+        lab.api.runs(where="group == 'lr_ablation' and `val/loss.best` < 0.5", sort="val/loss.best")
+    """
+    from lab.runs import table
+
+    store = lab_at(root)
+    rows = table.frame(store, attempts=attempts, config=config, measured=measured)
+    found = table.search(store, search) if search else None
+    return table.select(rows, statuses=list(status), family=family, group=group, since=since, until=until,
+                        tags=list(tags), found=found, where=where, sort=sort, columns=columns, limit=limit)
+
+
+def history(run_ids: list[str] | None = None, *, metrics: list[str] | None = None, wide: bool = False,
+            root: str | os.PathLike | None = None):
+    """Metric rows of `run_ids` (default every run), every attempt, as a pandas DataFrame: long (run, attempt,
+    step, metric, value) or `wide` (one column per metric). LabError for a run that does not exist."""
+    from lab.runs import table
+
+    return table.history(lab_at(root), run_ids, metrics, wide)
+
+
+def export(out: str | os.PathLike, *, format: str = "parquet", root: str | os.PathLike | None = None) -> list[Path]:
+    """`lab export`: runs, attempts and metrics tables written into `out` as Parquet or CSV; their paths."""
+    from lab.runs import table
+
+    return table.export(lab_at(root), Path(out), format)
+
+
 def show(run_id: str, root: str | os.PathLike | None = None) -> dict:
     """`lab show`: everything recorded about a run: {"run", "status", "config", "attempts", "events"}."""
     from lab.runs import listing
