@@ -141,6 +141,13 @@ def export(out: str | os.PathLike, *, format: str = "parquet", root: str | os.Pa
     return table.export(lab_at(root), Path(out), format)
 
 
+def tag(run_id: str, changes: list[str], root: str | os.PathLike | None = None) -> list[str]:
+    """`lab tag`: add (`+name`) and remove (`-name`) tags of a run; its tags after. LabError for a bad tag."""
+    from lab.runs import tags
+
+    return tags.retag(lab_at(root), run_id, list(changes))
+
+
 def show(run_id: str, root: str | os.PathLike | None = None) -> dict:
     """`lab show`: everything recorded about a run: {"run", "status", "config", "attempts", "events"}."""
     from lab.runs import listing

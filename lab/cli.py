@@ -34,6 +34,7 @@ EXAMPLES = {
              "lab runs --columns id,config.optim.lr,val/loss.best,verdict --sort 'val/loss.best desc'   |   "
              "lab runs --where 'config.model.dropout == 0.1' --format csv"),
     "export": "lab export --out exports/   |   lab export --out exports/ --format csv",
+    "tag": "lab tag dia_009 +best -draft   |   lab runs --tag best",
     "show": "lab show dia_009 --json",
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
     "log": "lab log 2026-11-22   |   lab log --all",
@@ -134,6 +135,12 @@ def print_table(args, statuses: list[str]) -> int:
                     since=parse_day(args.since) if args.since else None, search=args.search,
                     until=parse_day(args.until) if args.until else None, config=config, measured=measured)
     print(table.text(rows, args.format or ("json" if args.json else "table")))
+    return 0
+
+
+def cmd_tag(args) -> int:
+    tags = api.tag(args.id, args.changes)
+    print(f"{args.id}: {', '.join(tags) if tags else 'no tags'}")
     return 0
 
 
@@ -355,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--attempts", action="store_true", help="one row per attempt instead of per run")
     sub.add_argument("--format", choices=["table", "csv", "json", "jsonl", "md"], help="how to print the rows")
     sub.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+
+    sub = command("tag", cmd_tag, "Add or remove a run's tags (also sent to W&B with its next launch).")
+    sub.add_argument("id", metavar="ID")
+    sub.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG",
+                     help="+name (or name) adds a tag, -name removes one")
 
     sub = command("export", cmd_export, "Write the runs, attempts and metric rows as Parquet or CSV files.")
     sub.add_argument("--out", required=True, metavar="DIR", help="the folder to write runs, attempts and metrics to")

@@ -128,6 +128,7 @@ def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path)
             WANDB_PROJECT=wandb["project"],
             WANDB_ENTITY=wandb.get("entity") or "",
             WANDB_RUN_GROUP=run.get("group") or "",
+            WANDB_TAGS=",".join(run.get("tags") or []),
             WANDB_NOTES=notes,
             WANDB_NAME=f"{run['slug']}_test{attempt['number']}",
             WANDB_DIR=str(wandb_links.local_dir(store)),

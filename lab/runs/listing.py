@@ -20,7 +20,7 @@ def list_runs(
     store: Store, *, family: str | None = None, status: str | None = None, group: str | None = None,
     since: date | None = None,
 ) -> list[dict]:
-    """One row per run matching the filters: id, status, family, group, attempts, created, title (in words:
+    """One row per run matching the filters: id, status, family, group, attempts, created, tags, title (in words:
     `--title`, else the hypothesis, shortened), slug.
 
     A run whose records cannot be read is listed with status `unreadable` and the reason (as `error`).
@@ -31,7 +31,7 @@ def list_runs(
         if run_id not in readable:
             if status in (None, "unreadable") and not (family or group or since):
                 rows.append({"id": run_id, "status": "unreadable", "family": None, "group": None, "attempts": None,
-                             "created": "", "title": None, "slug": None, "hypothesis": None,
+                             "created": "", "tags": [], "title": None, "slug": None, "hypothesis": None,
                              "error": store.unreadable[run_id]})
             continue
         run = store.runs.load(run_id)
@@ -42,6 +42,7 @@ def list_runs(
             "group": run.get("group"),
             "attempts": len(store.attempts.numbers(run_id)),
             "created": run["created"],
+            "tags": run.get("tags") or [],
             "title": display_title(run, TITLE_SHOWN),
             "slug": run["slug"],
             "hypothesis": run.get("hypothesis"),
@@ -58,8 +59,9 @@ def table(rows: list[dict]) -> str:
     """A plain-text table of `list_runs` rows."""
     if not rows:
         return "no runs"
-    columns = ["id", "status", "family", "group", "attempts", "created", "title"]
-    cells = [[str(row[c] if row[c] is not None else "-") for c in columns] for row in rows]
+    columns = ["id", "status", "family", "group", "attempts", "created", "tags", "title"]
+    cells = [[",".join(row[c]) or "-" if c == "tags" else str(row[c] if row[c] is not None else "-")
+              for c in columns] for row in rows]
     for row in cells:
         row[5] = row[5][:16].replace("T", " ")
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
@@ -93,6 +95,7 @@ def describe(info: dict) -> str:
         f"family: {run.get('family') or '-'}  preset: {run.get('preset') or '-'}"
         f"  baseline: {run.get('baseline') or '-'}"
         f"  parent: {run.get('parent') or '-'}  group: {run.get('group') or '-'}",
+        *([f"tags: {', '.join(run['tags'])}"] if run.get("tags") else []),
     ]
     for attempt in info["attempts"]:
         link = (attempt.get("wandb") or {}).get("url", "")

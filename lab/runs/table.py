@@ -40,7 +40,7 @@ RECORD_COLUMNS = {
 """The columns every row has: `attempt` is the Test number of the row's attempt (NA before any), `attempts`
 the run's count, `tags` comma-separated, `duration_s` seconds, `commit` the launch commit's sha."""
 
-LISTED = ["id", "status", "family", "group", "attempts", "created", "title"]  # `lab runs` without --columns
+LISTED = ["id", "status", "family", "group", "attempts", "created", "tags", "title"]  # `lab runs` without --columns
 WORDS = set(keyword.kwlist) | {"and", "or", "not", "in", "True", "False", "None", "nan", "inf", "str", "contains",
                                "startswith", "endswith", "isna", "notna", "abs"}
 
