@@ -10,6 +10,8 @@ from lab.pages import changes, results
 from lab.pages.context import display_title, reference_config
 from lab.records import config as config_tools
 from lab.records.files import read_json
+from lab.records import metrics as metric_tools
+from lab.records.metrics import format_number
 from lab.records.store import Store
 
 
@@ -71,11 +73,13 @@ def table(rows: list[dict]) -> str:
 
 
 def details(store: Store, run_id: str) -> dict:
-    """Everything recorded about a run: run.json, config, attempts (with summaries), events."""
+    """Everything recorded about a run: run.json, config, attempts (with summaries; a running one with its
+    `latest` metric values), events."""
     attempts = []
     for attempt in store.attempts.of(run_id):
         folder = store.attempt_dir(run_id, attempt["number"])
-        attempts.append({**attempt, "summary": read_json(folder / "summary.json", {})})
+        attempts.append({**attempt, "summary": read_json(folder / "summary.json", {}),
+                         **({"latest": latest_row(folder)} if attempt["status"] == "running" else {})})
     return {
         "run": store.runs.load(run_id),
         "status": store.attempts.run_status(run_id),
@@ -83,6 +87,17 @@ def details(store: Store, run_id: str) -> dict:
         "attempts": attempts,
         "events": store.events.of(run_id),
     }
+
+
+def latest_row(folder) -> dict:
+    """A running attempt's latest value of each metric: {"step": the last step logged, "metrics": {name: value}}
+    ({} before its first row)."""
+    rows = metric_tools.load(folder)
+    if "step" not in rows or rows.empty:
+        return {}
+    values = {name: float(rows[name].dropna().iloc[-1]) for name in sorted(rows.columns)
+              if name not in results.NOT_METRICS and rows[name].notna().any()}
+    return {"step": int(rows["step"].max()), "metrics": values}
 
 
 def describe(info: dict) -> str:
@@ -106,6 +121,10 @@ def describe(info: dict) -> str:
             f"{'' if attempt.get('exit_code') is None else ' exit ' + str(attempt['exit_code'])}"
             f"  {sha}  {attempt.get('note') or ''}  {link}{pending}".rstrip()
         )
+        if attempt.get("latest"):
+            latest = attempt["latest"]
+            values = "  ".join(f"{name}={format_number(value)}" for name, value in latest["metrics"].items())
+            lines.append(f"    at step {latest['step']}: {values}")
     for event in info["events"]:
         if event["kind"] == "note":
             where = f" (test {event['attempt']})" if event.get("attempt") else ""

@@ -56,21 +56,25 @@ def test_a_row_per_run_holds_its_record_its_config_and_each_metric(asked):
     assert runs["val/loss.best"].isna().tolist() == [False, False, True]
 
 
-def test_a_running_attempt_counts_with_its_latest_row(asked):
+@pytest.fixture
+def running(asked):
+    """`asked` with exp_004's attempt running: its script logged val/loss 0.7 at step 3 and waits to be released."""
     asked("new-run", "exp_004", "--hypothesis", "still running")
     (asked.repo / "hold.py").write_text(HOLD)
     process = subprocess.Popen([sys.executable, "hold.py"], cwd=asked.repo)
-    try:
-        deadline = time.monotonic() + 60
-        while not (asked.repo / "logged").exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        row = api.runs(where="id == 'exp_004'", root=asked.repo).iloc[0]
-        assert (row["status"], row["val/loss.final"], row["val/loss.best_step"]) == ("running", 0.7, 3)
-        assert api.history(["exp_004"], root=asked.repo)[["step", "metric", "value"]].values.tolist() == \
-            [[3, "val/loss", 0.7]]
-    finally:
-        (asked.repo / "release").write_text("1")
-        process.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while not (asked.repo / "logged").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield asked
+    (asked.repo / "release").write_text("1")
+    process.wait(timeout=60)
+
+
+def test_a_running_attempt_counts_with_its_latest_row(running):
+    row = api.runs(where="id == 'exp_004'", root=running.repo).iloc[0]
+    assert (row["status"], row["val/loss.final"], row["val/loss.best_step"]) == ("running", 0.7, 3)
+    assert api.history(["exp_004"], root=running.repo)[["step", "metric", "value"]].values.tolist() == \
+        [[3, "val/loss", 0.7]]
 
 
 def test_lab_runs_answers_a_question_with_filters_a_sort_and_the_columns_asked(asked):
@@ -147,3 +151,9 @@ def test_an_export_reads_back_without_the_lab(asked, tmp_path, output):
     best = duckdb.sql(f"select run, min(value) from '{tmp_path / 'out' / 'metrics.parquet'}' "
                       "where metric = 'val/loss' group by run order by run").fetchall()
     assert [(run, round(value, 4)) for run, value in best] == [("exp_001", 0.06), ("exp_002", 0.02)]
+
+
+def test_lab_show_of_a_running_attempt_gives_its_step_and_latest_metrics(running):
+    assert "    at step 3: val/loss=0.7" in running("show", "exp_004").stdout.splitlines()
+    shown = json.loads(running("show", "exp_004", "--json").stdout)
+    assert shown["attempts"][0]["latest"] == {"step": 3, "metrics": {"val/loss": 0.7}}
