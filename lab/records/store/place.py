@@ -18,12 +18,15 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from lab.errors import LabError
 from lab.records.files import read_json
 from lab.records.store.names import RUN_ID, attempt_order, check_run_id, is_attempt_key
 from lab.records.store.settings import SETTINGS_FILE, check_settings
+
+if TYPE_CHECKING:
+    from lab.records.derived import Derived
 
 
 def git_dir(start: Path) -> Path | None:
@@ -120,6 +123,13 @@ class Place:
         outside git."""
         found = git_dir(self.root)
         return found / "lab" if found else self.artefacts_root / ".lab"
+
+    @functools.cached_property
+    def derived(self) -> Derived:
+        """What reading derives from the records, kept for the next reader (lab.records.derived)."""
+        from lab.records.derived import Derived
+
+        return Derived(self.lab_dir / "derived.sqlite")
 
     @functools.cached_property
     def clone_id(self) -> str:
