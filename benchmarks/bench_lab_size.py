@@ -24,7 +24,7 @@ from sizes import pick
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else pick(full=10_000, tiny=20)
 PER_DAY, GROUP_SIZE, ATTEMPTS, STEPS, EVAL_EVERY = 20, 10, 2, 200, 50
 TARGET_MB = 400
-QUESTION = ["--where", "group == 'group_0003' or val/loss.best < 1.0", "--sort", "val/loss.best",
+QUESTION = ["--where", "group == 'group_0001' or val/loss.best < 1.0", "--sort", "val/loss.best",
             "--columns", "id,config.lr,val/loss.best"]
 
 
@@ -102,14 +102,15 @@ def main() -> None:
         started = time.perf_counter()
         build(store)
         print(f"built {RUNS:,} runs, {RUNS * ATTEMPTS:,} attempts, {RUNS * ATTEMPTS * 204:,} metric rows over "
-              f"{math.ceil(RUNS / PER_DAY)} days in {time.perf_counter() - started:.0f} s")
-        day = "2025-01-02"
+              f"{math.ceil(RUNS / PER_DAY)} days in {time.perf_counter() - started:.0f} s (the targets are for 10,000 "
+              "runs)")
+        day = "2025-01-01"
         report("lab runs", *measure(root, "runs"), 0.5)
         report("lab runs --where ... --sort ...", *measure(root, "runs", *QUESTION), 1.0)
         report("lab.api.runs() DataFrame, configs and final metrics",
                *measure(root, code="from lab import api; api.runs()"), 2.0)
         report(f"lab log {day}", *measure(root, "log", day), 1.0)
-        report("lab compare --group group_0003 (10 runs)", *measure(root, "compare", "--group", "group_0003"), 1.5)
+        report("lab compare --group group_0001 (10 runs)", *measure(root, "compare", "--group", "group_0001"), 1.5)
 
 
 if __name__ == "__main__":
