@@ -16,18 +16,23 @@ Columns, stable (README, "Ask the lab"):
 from __future__ import annotations
 
 import difflib
+import functools
+import hashlib
 import json
 import keyword
+import os
 import re
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabError
+from lab.errors import LabError, RecordError, warn
+from lab.families import registry
 from lab.pages import results, verdicts
 from lab.pages.context import display_title
 from lab.records import config as config_tools
 from lab.records import metrics as metric_tools
+from lab.records.metrics import file_version
 from lab.records.store import Store
 
 TEXT, NUMBER, COUNT, TIME = "str", "float64", "Int64", "datetime64[s, UTC]"  # Int64: pandas' integers with NA
@@ -51,13 +56,9 @@ def frame(store: Store, *, attempts: bool = False, config: bool = True, measured
     them out for a quick listing). Runs whose records cannot be read are rows with status `unreadable`."""
     import pandas as pd
 
-    readable = store.readable_run_ids()
-    rows = []
+    rows, seen = [], {}
     for run_id in store.run_ids():
-        if run_id not in readable:
-            rows.append({"id": run_id, "status": "unreadable", "attempts": 0})
-            continue
-        rows += _run_rows(store, run_id, attempts, config, measured)
+        rows += kept_rows(store, run_id, attempts, config, measured, seen)
     table = pd.DataFrame(rows)
     for column, dtype in RECORD_COLUMNS.items():
         table[column] = _typed(table[column] if column in table else pd.Series([None] * len(table)), dtype)
@@ -80,6 +81,82 @@ def _typed(column, dtype: str):
     if dtype in (NUMBER, COUNT):
         return pd.to_numeric(column, errors="coerce").astype(dtype)
     return column.astype(object).where(column.notna(), None).astype(TEXT)
+
+
+def kept_rows(store: Store, run_id: str, attempts: bool, config: bool, measured: bool,
+              seen: dict | None = None) -> list[dict]:
+    """`_run_rows`, kept in the lab's derived values while no file they come from changed (the run's, its
+    parent's, and those of the runs its expectation names: `run_version`); a run with a running attempt is read
+    afresh each time (its process may have ended). An unreadable run is one row with status `unreadable`, named
+    once in a warning."""
+    name = f"{run_id}:{'attempts' if attempts else 'run'}:{int(config)}{int(measured)}"
+    try:
+        version = run_version(store, run_id, seen)
+        rows = store.derived.get("table", name, version)
+        if rows is None:
+            rows = _run_rows(store, run_id, attempts, config, measured)
+            if all(row["status"] != "running" for row in rows):
+                store.derived.put("table", name, version, rows)
+        return rows
+    except RecordError as error:
+        if run_id not in store.unreadable:
+            warn(f"run {run_id} is unreadable: {error}")
+        store.unreadable[run_id] = str(error)
+        return [{"id": run_id, "status": "unreadable", "attempts": 0}]
+
+
+ATTEMPT_FILES = ("attempt.json", "config.json", "metrics.jsonl", "summary.json", "stdout.log")
+RUN_FILES = ("run.json", "config.json", "events.jsonl")
+
+
+def run_version(store: Store, run_id: str, seen: dict | None = None) -> str:
+    """A digest of everything a run's rows come from: the versions (mtime, size) of its records and of its
+    parent's and of the runs its expectation names, lab.json, the family's declared directions and the lab's
+    code. `seen` keeps each run's file versions for the next run that names it. RecordError when run.json
+    cannot be read."""
+    seen = {} if seen is None else seen
+    run = store.runs.load(run_id)
+    related = [run_id, *([run["parent"]] if run.get("parent") else []),
+               *sorted(set(RUN_NAME.findall(run.get("expect") or "")) - {run_id})]
+    parts: list[Any] = [code_version(), registry.directions(run.get("family")),
+                        file_version(store.root / "lab.json")]
+    for other in related:
+        if other not in seen:
+            seen[other] = _file_versions(store, other)
+        parts.append([other, seen[other]])
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_versions(store: Store, run_id: str) -> list | None:
+    """[the run's files' versions, [[attempt folder, its files' versions], ...]], None for no such run."""
+    if not store.exists(run_id):
+        return None
+    folder = str(store.run_dir(run_id))
+    return [[_version(f"{folder}/{name}") for name in RUN_FILES],
+            [[attempt.name, [_version(f"{attempt}/{name}") for name in ATTEMPT_FILES]]
+             for attempt in store.attempt_folders(run_id)]]
+
+
+def _version(path: str) -> tuple[int, int]:
+    """`file_version` of a path given as text (no pathlib: a large lab stats many files)."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return 0, 0
+    return stat.st_mtime_ns, stat.st_size
+
+
+RUN_NAME = re.compile(r"\b[a-z][a-z0-9_]*_[0-9]{3}\b")  # a run id inside an expectation (`val/loss < exp_001`)
+
+
+@functools.cache
+def code_version() -> str:
+    """A digest of the lab's own code (every module file's path, mtime and size): a new version of the lab
+    derives every row again."""
+    package = Path(__file__).resolve().parents[1]
+    files = sorted(package.rglob("*.py"))
+    return hashlib.sha1(json.dumps([[str(path.relative_to(package)), *file_version(path)] for path in files])
+                        .encode()).hexdigest()
 
 
 def _run_rows(store: Store, run_id: str, attempts: bool, config: bool, measured: bool) -> list[dict]:

@@ -65,3 +65,14 @@ def test_a_damaged_database_is_made_again_without_a_word(noted, damage):
     assert listed.stderr == "" and [row["id"] for row in json.loads(listed.stdout)] == ["exp_001", "exp_002"]
     pd.testing.assert_frame_equal(api.runs(root=repo), table)
     assert derived_file(repo).read_bytes()[:16] == b"SQLite format 3\x00"
+
+
+def test_a_run_damaged_after_its_row_was_kept_reads_unreadable(noted, capsys):
+    repo = noted.repo
+    api.runs(root=repo)
+    attempt = next((repo / "logs/runs/exp_002/attempts").iterdir()) / "attempt.json"
+    attempt.write_text("{torn")
+    capsys.readouterr()
+    rows = api.runs(root=repo).set_index("id")
+    assert rows.loc["exp_002", "status"] == "unreadable" and rows.loc["exp_001", "status"] == "finished"
+    assert capsys.readouterr().err.startswith("lab: warning: run exp_002 is unreadable: ")
