@@ -1,6 +1,7 @@
 """Reading a large lab: a generated lab of RUNS runs made the way launches record them (20 runs a day, groups of
 10, 2 attempts a run, 204 metric rows an attempt), then the time and peak memory of each reading command from a
-fresh process, against issue 31's targets at 10,000 runs.
+fresh process, against issue 31's targets at 10,000 runs. The first table derives every row (and keeps it in
+the lab's derived values); every later command reads what was kept. `lab render` at scale is bench_render's.
 
     python benchmarks/bench_lab_size.py [RUNS]      # default 10,000 (make bench), 20 at BENCH_SIZE=tiny
 """
@@ -105,10 +106,12 @@ def main() -> None:
               f"{math.ceil(RUNS / PER_DAY)} days in {time.perf_counter() - started:.0f} s (the targets are for 10,000 "
               "runs)")
         day = "2025-01-01"
-        report("lab runs", *measure(root, "runs"), 0.5)
+        table = "from lab import api; api.runs()"
+        report("lab.api.runs() DataFrame, configs and final metrics, first (derives every row)",
+               *measure(root, code=table), 2.0)
+        report("lab.api.runs() again (rows kept in .git/lab/derived.sqlite)", *measure(root, code=table), 2.0)
         report("lab runs --where ... --sort ...", *measure(root, "runs", *QUESTION), 1.0)
-        report("lab.api.runs() DataFrame, configs and final metrics",
-               *measure(root, code="from lab import api; api.runs()"), 2.0)
+        report("lab runs", *measure(root, "runs"), 0.5)
         report(f"lab log {day}", *measure(root, "log", day), 1.0)
         report("lab compare --group group_0001 (10 runs)", *measure(root, "compare", "--group", "group_0001"), 1.5)
 
