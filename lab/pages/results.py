@@ -216,8 +216,9 @@ def attempt_summary(store: Store, run_id: str, number: int) -> dict:
     the lab's derived values (`Place.derived`) until a file it comes from or the code that makes it changes."""
     folders = [store.attempt_dir(run_id, n) for n in stream_chain(store, run_id, number)]
     family = store.runs.load(run_id).get("family")
-    version = hashlib.sha1(json.dumps([
-        summary_code(), family, registry.directions(family), file_version(store.run_dir(run_id) / "config.json"),
+    version = hashlib.sha1(json.dumps([  # the number too: a pulled attempt that started earlier shifts it
+        summary_code(), number, family, registry.directions(family),
+        file_version(store.run_dir(run_id) / "config.json"),
         [(folder.name, file_version(folder / "metrics.jsonl"), file_version(folder / "config.json"))
          for folder in folders],
     ], sort_keys=True).encode()).hexdigest()

@@ -128,13 +128,14 @@ def run_version(store: Store, run_id: str, seen: dict | None = None) -> str:
 
 
 def _file_versions(store: Store, run_id: str) -> list | None:
-    """[the run's files' versions, [[attempt folder, its files' versions], ...]], None for no such run."""
+    """[the run's files' versions, [[Test number, attempt folder, its files' versions], ...]], None for no such
+    run."""
     if not store.exists(run_id):
         return None
     folder = str(store.run_dir(run_id))
     return [[_version(f"{folder}/{name}") for name in RUN_FILES],
-            [[attempt.name, [_version(f"{attempt}/{name}") for name in ATTEMPT_FILES]]
-             for attempt in store.attempt_folders(run_id)]]
+            [[number, attempt.name, [_version(f"{attempt}/{name}") for name in ATTEMPT_FILES]]
+             for number, attempt in enumerate(store.attempt_folders(run_id), 1)]]
 
 
 def _version(path: str) -> tuple[int, int]:
@@ -166,7 +167,8 @@ def _run_rows(store: Store, run_id: str, attempts: bool, config: bool, measured:
     status = "running" if any(a["status"] == "running" for a in records) else \
         records[-1]["status"] if records else "created"
     headline = results.headline_attempt(store, run_id) if records else None
-    chosen = records if attempts else [next(a for a in records if a["number"] == headline)] if records else [None]
+    picked = next((a for a in records if a["number"] == headline), records[-1] if records else None)
+    chosen = records if attempts else [picked]
     rows = []
     for attempt in chosen:
         number = attempt["number"] if attempt else None

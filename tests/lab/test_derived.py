@@ -3,6 +3,7 @@ answers are the same with it or without it, a changed record is derived again, a
 replaced without a word."""
 
 import json
+import shutil
 import sys
 
 import pandas as pd
@@ -76,3 +77,39 @@ def test_a_run_damaged_after_its_row_was_kept_reads_unreadable(noted, capsys):
     rows = api.runs(root=repo).set_index("id")
     assert rows.loc["exp_002", "status"] == "unreadable" and rows.loc["exp_001", "status"] == "finished"
     assert capsys.readouterr().err.startswith("lab: warning: run exp_002 is unreadable: ")
+
+
+def test_an_attempt_pulled_in_before_others_renumbers_them_with_or_without_the_derived_values(noted):
+    repo = noted.repo
+    noted("launch", "exp_001", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.5")  # Test 2, the best
+    noted("render")
+    assert api.runs(root=repo).set_index("id").loc["exp_001", "attempt"] == 2
+    attempts = repo / "logs/runs/exp_001/attempts"
+    first, second = sorted(attempts.iterdir())
+    pulled = attempts / (second.name[:-8] + "00000000")  # a colleague's clone, started between the two: Test 2 now
+    assert first.name < pulled.name < second.name
+    shutil.copytree(second, pulled)
+    record = json.loads((pulled / "attempt.json").read_text())
+    (pulled / "attempt.json").write_text(json.dumps({**record, "key": pulled.name, "clone": "00000000"}))
+    rows = [json.loads(line) for line in (pulled / "metrics.jsonl").read_text().splitlines()]
+    (pulled / "metrics.jsonl").write_text("".join(
+        json.dumps({**row, **{name: value + 1.0 for name, value in row.items() if "/" in name}}) + "\n"
+        for row in rows))
+    kept = api.runs(root=repo)
+    noted("report", "exp_001")
+    report = (repo / "logs/reports/exp_001.md").read_text()
+    derived_file(repo).unlink()
+    fresh = api.runs(root=repo)
+    noted("report", "exp_001")
+    assert fresh.set_index("id").loc["exp_001", "attempt"] == 3
+    pd.testing.assert_frame_equal(kept, fresh)
+    assert report == (repo / "logs/reports/exp_001.md").read_text()
+
+
+def test_an_attempt_removed_before_the_headline_renumbers_it_with_or_without_the_derived_values(noted):
+    repo = noted.repo
+    noted("launch", "exp_001", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.5")
+    assert api.runs(root=repo).set_index("id").loc["exp_001", "attempt"] == 2
+    shutil.rmtree(sorted((repo / "logs/runs/exp_001/attempts").iterdir())[0])
+    listed = noted("runs", "--columns", "id,attempt,val/loss.best", "--where", "id == 'exp_001'", "--format", "json")
+    assert json.loads(listed.stdout) == [{"id": "exp_001", "attempt": 1, "val/loss.best": 0.02}]
