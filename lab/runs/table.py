@@ -351,15 +351,17 @@ def query(table, expression: str):
             return word
         known(table, word, "--where")
 
+    import pandas as pd
+
     mapped = NAME.sub(name, expression)
     try:
-        chosen = table.query(mapped, engine="python")
+        kept = table.eval(mapped, engine="python")
     except Exception as error:  # pandas raises SyntaxError, NameError, TypeError, ValueError, KeyError ...
         reason = " ".join(str(error).split()) or type(error).__name__
         raise LabError(f"--where {expression!r} cannot be read: {reason}") from None
-    if not hasattr(chosen, "columns"):
+    if not isinstance(kept, pd.Series) or not pd.api.types.is_bool_dtype(kept.dtype):
         raise LabError(f"--where {expression!r} is not a condition on rows (for example val/loss.best < 0.5)")
-    return chosen
+    return table[kept.fillna(False).astype(bool)]  # NA (a missing value compared) is not a match
 
 
 NAME = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)|(?<![\w.])([A-Za-z_][\w./]*)""")

@@ -116,6 +116,10 @@ def test_lab_runs_filters_by_status_tag_text_and_day(asked, options, listed):
     (["--sort", "confg.lr"], "--sort: no column 'confg.lr'; did you mean config.lr"),
     (["--columns", "id,nope.*"], "--columns: no column matches 'nope.*'"),
     (["--status", "finshed"], "--status finshed: a run's status is one of created, running, finished"),
+    (["--where", "attempts"], "--where 'attempts' is not a condition on rows"),  # not rows picked by label
+    (["--where", "attempts + 1"], "--where 'attempts + 1' is not a condition on rows"),
+    (["--where", "val/loss.best"], "--where 'val/loss.best' is not a condition on rows"),
+    (["--where", "True"], "--where 'True' is not a condition on rows"),
 ])
 def test_a_question_the_table_cannot_answer_is_one_line(asked, options, message):
     result = asked("runs", *options, check=False)
