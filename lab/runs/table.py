@@ -287,7 +287,8 @@ def parts_needed(*texts: str | None) -> tuple[bool, bool]:
     config = measured = False
     for text in filter(None, texts):
         for literal, word in NAME.findall(text):
-            if literal or word.split(".")[0] in WORDS or word.lstrip("-") in RECORD_COLUMNS:
+            word = literal[1:-1] if literal.startswith("`") else word  # a backticked name is a column too
+            if not word or word.split(".")[0] in WORDS or word.lstrip("-") in RECORD_COLUMNS:
                 continue
             config = True  # one file a row: read for any other name, so that a misspelt one finds its match
             measured |= not word.startswith("config.")
@@ -341,6 +342,8 @@ def query(table, expression: str):
     def name(match: re.Match) -> str:
         literal, word = match.groups()
         if literal is not None:
+            if literal.startswith("`"):
+                known(table, literal[1:-1], "--where")
             return literal
         parts = word.split(".")
         for cut in range(len(parts), 0, -1):  # the longest column the word starts with: `title.str.contains`

@@ -120,11 +120,21 @@ def test_lab_runs_filters_by_status_tag_text_and_day(asked, options, listed):
     (["--where", "attempts + 1"], "--where 'attempts + 1' is not a condition on rows"),
     (["--where", "val/loss.best"], "--where 'val/loss.best' is not a condition on rows"),
     (["--where", "True"], "--where 'True' is not a condition on rows"),
+    (["--where", "`val/los.best` < 1"], "--where: no column 'val/los.best'; did you mean val/loss.best"),
 ])
 def test_a_question_the_table_cannot_answer_is_one_line(asked, options, message):
     result = asked("runs", *options, check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"lab: error: {message}"), result.stderr
+
+
+@pytest.mark.parametrize("where, listed", [
+    ("`val/loss.best` < 0.05", ["exp_002"]),  # a backticked name is read like a bare one
+    ("`config.lr` == 0.1 and `attempts` == 1", ["exp_001"]),
+])
+def test_a_where_takes_backticked_names(asked, where, listed):
+    rows = json.loads(asked("runs", "--where", where, "--format", "json").stdout)
+    assert [row["id"] for row in rows] == listed
 
 
 def test_history_gives_metric_rows_long_or_wide(asked):
