@@ -367,7 +367,8 @@ def query(table, expression: str):
     return table[kept.fillna(False).astype(bool)]  # NA (a missing value compared) is not a match
 
 
-NAME = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)|(?<![\w.])([A-Za-z_][\w./]*)""")
+NAME = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)|(?<![\w.])([A-Za-z_][\w./]*)(?![\w./])"""
+                  r"""(?!\s*=(?!=))""")  # a quoted text, or a name that is no call's keyword (`case=False`)
 
 
 def text(table, output: str) -> str:

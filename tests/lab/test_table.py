@@ -131,8 +131,10 @@ def test_a_question_the_table_cannot_answer_is_one_line(asked, options, message)
 @pytest.mark.parametrize("where, listed", [
     ("`val/loss.best` < 0.05", ["exp_002"]),  # a backticked name is read like a bare one
     ("`config.lr` == 0.1 and `attempts` == 1", ["exp_001"]),
+    ("title.str.contains('higher lr', case=False)", ["exp_002"]),  # a call's keyword is no column
+    ("hypothesis.str.contains('LR', regex=False, na=False)", ["exp_001", "exp_002"]),
 ])
-def test_a_where_takes_backticked_names(asked, where, listed):
+def test_a_where_takes_backticked_names_and_keyword_arguments(asked, where, listed):
     rows = json.loads(asked("runs", "--where", where, "--format", "json").stdout)
     assert [row["id"] for row in rows] == listed
 
