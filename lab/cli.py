@@ -33,7 +33,8 @@ EXAMPLES = {
              "lab runs --group lr_ablation --where 'val/loss.best < 0.5' --sort val/loss.best   |   "
              "lab runs --columns id,config.optim.lr,val/loss.best,verdict --sort 'val/loss.best desc'   |   "
              "lab runs --where 'config.model.dropout == 0.1' --format csv"),
-    "export": "lab export --out exports/   |   lab export --out exports/ --format csv",
+    "export": ("lab export --out artefacts/exports/   (git-ignored, as lab init ignores artefacts/)   |   "
+               "lab export --out artefacts/exports/ --format csv"),
     "tag": "lab tag dia_009 +best -draft   |   lab runs --tag best",
     "show": "lab show dia_009 --json",
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",

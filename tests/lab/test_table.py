@@ -3,9 +3,11 @@
 
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -167,6 +169,16 @@ def test_an_export_reads_back_without_the_lab(asked, tmp_path, output):
     best = duckdb.sql(f"select run, min(value) from '{tmp_path / 'out' / 'metrics.parquet'}' "
                       "where metric = 'val/loss' group by run order by run").fetchall()
     assert [(run, round(value, 4)) for run, value in best] == [("exp_001", 0.06), ("exp_002", 0.02)]
+
+
+def test_the_documented_export_stays_out_of_git(asked):
+    from lab.cli import EXAMPLES
+
+    for example in EXAMPLES["export"].split("|"):
+        asked(*shlex.split(example.split("(")[0])[1:])  # an example without its comment
+    assert subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=asked.repo, text=True,
+                          capture_output=True, check=True).stdout.count("exports/") == 0
+    assert "lab export --out artefacts/exports/" in (Path(__file__).parents[2] / "README.md").read_text()
 
 
 def test_lab_show_of_a_running_attempt_gives_its_step_and_latest_metrics(running):
