@@ -372,10 +372,13 @@ NAME = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)|(?<![\w.])([
 
 
 def text(table, output: str) -> str:
-    """The rows as `output`: table (aligned columns), csv, json (a list of objects), jsonl or md."""
+    """The rows as `output`: table (aligned columns), csv, json (a list of objects), jsonl or md. In json and
+    jsonl `tags` is a list, as in `lab runs --json` and run.json, times are ISO 8601 UTC and a missing value null."""
     if output == "csv":
         return table.to_csv(index=False).rstrip("\n")
     records = json.loads(table.to_json(orient="records", date_format="iso", date_unit="s"))
+    for record in records if "tags" in table.columns else ():
+        record["tags"] = record["tags"].split(",") if record["tags"] else []
     if output == "json":
         return json.dumps(records, indent=2)
     if output == "jsonl":

@@ -141,6 +141,14 @@ def test_a_where_takes_backticked_names_and_keyword_arguments(asked, where, list
     assert [row["id"] for row in rows] == listed
 
 
+@pytest.mark.parametrize("options", [[], ["--limit", "100"], ["--tag", "fast"], ["--format", "jsonl"]])
+def test_json_rows_keep_tags_a_list_with_any_option(asked, options):
+    answer = asked("runs", "--json", *options).stdout
+    rows = json.loads(answer) if "jsonl" not in options else [json.loads(line) for line in answer.splitlines()]
+    assert rows[0]["id"] == "exp_001" and rows[0]["tags"] == ["fast", "cpu"]
+    assert all(isinstance(row["tags"], list) for row in rows)
+
+
 def test_history_gives_metric_rows_long_or_wide(asked):
     long = api.history(["exp_001"], metrics=["val/loss"], root=asked.repo)
     assert list(long.columns) == ["run", "attempt", "step", "metric", "value"]
