@@ -376,7 +376,7 @@ def text(table, output: str) -> str:
     jsonl `tags` is a list, as in `lab runs --json` and run.json, times are ISO 8601 UTC and a missing value null."""
     if output == "csv":
         return table.to_csv(index=False).rstrip("\n")
-    records = json.loads(table.to_json(orient="records", date_format="iso", date_unit="s"))
+    records = [{str(column): _json_value(value) for column, value in row.items()} for row in table.to_dict("records")]
     for record in records if "tags" in table.columns else ():
         record["tags"] = record["tags"].split(",") if record["tags"] else []
     if output == "json":
@@ -395,6 +395,18 @@ def text(table, output: str) -> str:
     lines = ["  ".join(str(column).upper().ljust(width) for column, width in zip(table.columns, widths)).rstrip()]
     return "\n".join(lines + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
                               for row in cells])
+
+
+def _json_value(value: Any) -> Any:
+    """A cell as JSON takes it: every digit of a number (to_json keeps 15 at most), a time as ISO 8601 UTC to
+    the second, None for a missing value."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, (str, list, dict)) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.item() if hasattr(value, "item") else value  # a numpy scalar as Python's
 
 
 def _shown(value: Any) -> str:

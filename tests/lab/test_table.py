@@ -149,6 +149,14 @@ def test_json_rows_keep_tags_a_list_with_any_option(asked, options):
     assert all(isinstance(row["tags"], list) for row in rows)
 
 
+@pytest.mark.parametrize("output", ["json", "jsonl"])
+def test_json_keeps_every_digit_of_a_number(asked, output):
+    kept = api.runs(root=asked.repo).set_index("id").loc["exp_001", "val/loss.best"]
+    answer = asked("runs", "--where", "id == 'exp_001'", "--columns", "id,val/loss.best", "--format", output).stdout
+    rows = json.loads(answer) if output == "json" else [json.loads(answer)]
+    assert rows[0]["val/loss.best"] == kept and len(repr(kept)) > 12
+
+
 def test_history_gives_metric_rows_long_or_wide(asked):
     long = api.history(["exp_001"], metrics=["val/loss"], root=asked.repo)
     assert list(long.columns) == ["run", "attempt", "step", "metric", "value"]
