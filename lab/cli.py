@@ -18,9 +18,9 @@ from lab.errors import ConfigError, LabError, RecordError, say, warn
 from lab.families import registry
 from lab.families.spec import Command
 from lab.records.store.attempts import FINAL_STATUSES
+from lab.records.store.events import NOTE_FIELDS
 
 RUN_STATUSES = ("created", "running", *FINAL_STATUSES, "unreadable")
-from lab.records.store.events import NOTE_FIELDS
 
 EXAMPLES = {
     "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
@@ -356,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--where", metavar="EXPR",
                      help="a pandas query over the columns, names as written: \"val/loss.best < 0.5 and "
                           "config.optim.lr >= 1e-3\"")
-    sub.add_argument("--sort", metavar="COLUMN[,COLUMN]", help="sort by these columns; 'COLUMN desc' (or --sort=-COLUMN) for descending")
+    sub.add_argument("--sort", metavar="COLUMN[,COLUMN]",
+                     help="sort by these columns; 'COLUMN desc' (or --sort=-COLUMN) for descending")
     sub.add_argument("--columns", metavar="A,B", help="the columns to show, patterns allowed (config.optim.*); "
                                                       "'*' for every column")
     sub.add_argument("--limit", type=int, metavar="N", help="at most N rows")

@@ -253,8 +253,8 @@ def select(table, *, statuses: list[str] = (), family: str | None = None, group:
     them; `found` the run ids a text search found; `where` a pandas query expression over the column names as
     they are written (`val/loss.best < 0.5 and config.optim.lr >= 1e-3`: names holding / or . need no
     backticks); `sort` comma-separated columns, each `-name` for descending, missing values last; `columns`
-    comma-separated names or patterns (`config.optim.*`; default every column). LabError (one line, with the closest column names) for
-    an unknown column or an expression pandas cannot read."""
+    comma-separated names or patterns (`config.optim.*`; default every column). LabError (one line, with the
+    closest column names) for an unknown column or an expression pandas cannot read."""
     keep = table["id"].notna()
     if statuses:
         keep &= table["status"].isin(statuses)
