@@ -157,6 +157,19 @@ def test_json_keeps_every_digit_of_a_number(asked, output):
     assert rows[0]["val/loss.best"] == kept and len(repr(kept)) > 12
 
 
+def test_the_python_api_takes_one_name_or_a_list(asked):
+    def ids(**options):
+        return api.runs(root=asked.repo, **options)["id"].tolist()
+
+    assert ids(status="created") == ids(status=["created"]) == ["exp_003"]
+    assert ids(status="created,finished") == ids(status=("created", "finished")) == ["exp_001", "exp_002", "exp_003"]
+    assert ids(tags="fast") == ids(tags=["fast"]) == ["exp_001"]
+    assert ids(sort=["-val/loss.best"]) == ids(sort="-val/loss.best") == ["exp_001", "exp_002", "exp_003"]
+    assert list(api.runs(root=asked.repo, columns=["id", "val/loss.best"]).columns) == ["id", "val/loss.best"]
+    one = api.history("exp_001", metrics="val/loss", root=asked.repo)
+    assert one.equals(api.history(["exp_001"], metrics=["val/loss"], root=asked.repo)) and len(one) == 4
+
+
 def test_history_gives_metric_rows_long_or_wide(asked):
     long = api.history(["exp_001"], metrics=["val/loss"], root=asked.repo)
     assert list(long.columns) == ["run", "attempt", "step", "metric", "value"]
