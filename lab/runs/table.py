@@ -423,16 +423,26 @@ def _shown(value: Any) -> str:
 
 
 def search(store: Store, words: str) -> set[str]:
-    """The runs whose hypothesis, title or notes hold `words` (case-insensitive)."""
+    """The runs whose hypothesis, title, notes or attempts' notes (`lab launch --note`) hold `words`
+    (case-insensitive)."""
     wanted = words.casefold()
     found = set()
     for run_id in store.readable_run_ids():
         run = store.runs.load(run_id)
         texts = [run.get("hypothesis"), run.get("title_text"), run.get("title"),
-                 *(event.get("text") for event in store.events.of(run_id) if event.get("kind") == "note")]
+                 *(event.get("text") for event in store.events.of(run_id) if event.get("kind") == "note"),
+                 *_attempt_notes(store, run_id)]
         if any(isinstance(text, str) and wanted in text.casefold() for text in texts):
             found.add(run_id)
     return found
+
+
+def _attempt_notes(store: Store, run_id: str) -> list:
+    """The notes of the run's attempts (`lab launch --note`); none where an attempt record cannot be read."""
+    try:
+        return [attempt.get("note") for attempt in store.attempts.of(run_id)]
+    except RecordError:
+        return []
 
 
 EXPORTS = ("parquet", "csv")

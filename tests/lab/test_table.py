@@ -104,6 +104,7 @@ def test_lab_runs_answers_a_question_with_filters_a_sort_and_the_columns_asked(a
     (["--tag", "fast", "--tag", "gpu"], []),
     (["--search", "PLATEAUS"], ["exp_002"]),  # a note's words, any case
     (["--search", "dropout"], ["exp_003"]),
+    (["--search", "LR 0.5"], ["exp_002"]),  # an attempt's note (lab launch --note)
     (["--until", "2000-01-01"], []),
     (["--since", "2000-01-01", "--where", "attempts == 0"], ["exp_003"]),
 ])
