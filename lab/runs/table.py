@@ -253,8 +253,11 @@ def select(table, *, statuses: list[str] = (), family: str | None = None, group:
     them; `found` the run ids a text search found; `where` a pandas query expression over the column names as
     they are written (`val/loss.best < 0.5 and config.optim.lr >= 1e-3`: names holding / or . need no
     backticks); `sort` comma-separated columns, each `-name` for descending, missing values last; `columns`
-    comma-separated names or patterns (`config.optim.*`; default every column). LabError (one line, with the
+    comma-separated names or patterns (`config.optim.*`; default every column); `limit` at most that many rows
+    (1 or more). LabError (one line, with the
     closest column names) for an unknown column or an expression pandas cannot read."""
+    if limit is not None and limit < 1:
+        raise LabError(f"--limit {limit}: give at least 1 row")
     keep = table["id"].notna()
     if statuses:
         keep &= table["status"].isin(statuses)

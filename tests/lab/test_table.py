@@ -119,6 +119,8 @@ def test_lab_runs_filters_by_status_tag_text_and_day(asked, options, listed):
     (["--sort", "confg.lr"], "--sort: no column 'confg.lr'; did you mean config.lr"),
     (["--columns", "id,nope.*"], "--columns: no column matches 'nope.*'"),
     (["--status", "finshed"], "--status finshed: a run's status is one of created, running, finished"),
+    (["--limit", "-1"], "--limit -1: give at least 1 row"),  # not every row but the last
+    (["--limit", "0"], "--limit 0: give at least 1 row"),
     (["--where", "attempts"], "--where 'attempts' is not a condition on rows"),  # not rows picked by label
     (["--where", "attempts + 1"], "--where 'attempts + 1' is not a condition on rows"),
     (["--where", "val/loss.best"], "--where 'val/loss.best' is not a condition on rows"),
