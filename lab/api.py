@@ -105,6 +105,65 @@ def list_runs(*, family: str | None = None, status: str | None = None, group: st
     return rows
 
 
+Names = str | list[str] | tuple[str, ...]
+
+
+def runs(*, attempts: bool = False, where: str | None = None, sort: Names | None = None,
+         columns: Names | None = None, limit: int | None = None, status: Names = (), family: str | None = None,
+         group: str | None = None, since: date | None = None, until: date | None = None, tags: Names = (),
+         search: str | None = None, config: bool = True, measured: bool = True,
+         root: str | os.PathLike | None = None):
+    """The runs as a pandas DataFrame, one row per run (its headline attempt; `attempts`: one per attempt), with
+    the columns of `lab.runs.table` (the record, config.<key>, <metric>.final/.best/.best_step, verdict), filtered
+    and sorted as `lab runs` does (`lab.runs.table.select`). `status`, `tags`, `sort` and `columns` each take a
+    list or one text, comma-separated. `config`/`measured` False leave those columns out (quicker). LabError for
+    an unknown column or an unreadable `where`.
+
+        lab.api.runs(where="group == 'lr_ablation' and `val/loss.best` < 0.5", sort="val/loss.best")
+    """
+    from lab.runs import table
+
+    store = lab_at(root)
+    rows = table.frame(store, attempts=attempts, config=config, measured=measured)
+    found = table.search(store, search) if search else None
+    return table.select(rows, statuses=_names(status), family=family, group=group, since=since, until=until,
+                        tags=_names(tags), found=found, where=where, sort=",".join(_names(sort)) or None,
+                        columns=",".join(_names(columns)) or None, limit=limit)
+
+
+def _names(value: Names | None) -> list[str]:
+    """A list of names given as a list or as one text, comma-separated ("failed,crashed")."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def history(run_ids: Names | None = None, *, metrics: Names | None = None, wide: bool = False,
+            root: str | os.PathLike | None = None):
+    """Metric rows of `run_ids` (default every run; one id or a list), every attempt, as a pandas DataFrame: long
+    (run, attempt, step, metric, value) or `wide` (one column per metric). `metrics` keeps those names (one or a
+    list). LabError for a run that does not exist."""
+    from lab.runs import table
+
+    return table.history(lab_at(root), None if run_ids is None else _names(run_ids),
+                         [metrics] if isinstance(metrics, str) else metrics, wide)
+
+
+def export(out: str | os.PathLike, *, format: str = "parquet", root: str | os.PathLike | None = None) -> list[Path]:
+    """`lab export`: runs, attempts and metrics tables written into `out` as Parquet or CSV; their paths."""
+    from lab.runs import table
+
+    return table.export(lab_at(root), Path(out), format)
+
+
+def tag(run_id: str, changes: list[str], root: str | os.PathLike | None = None) -> list[str]:
+    """`lab tag`: add (`+name`) and remove (`-name`) tags of a run; its tags after. LabError for a bad tag."""
+    from lab.runs import tags
+
+    return tags.retag(lab_at(root), run_id, list(changes))
+
+
 def show(run_id: str, root: str | os.PathLike | None = None) -> dict:
     """`lab show`: everything recorded about a run: {"run", "status", "config", "attempts", "events"}."""
     from lab.runs import listing

@@ -20,14 +20,22 @@ from lab.families.spec import Command
 from lab.records.store.attempts import FINAL_STATUSES
 from lab.records.store.events import NOTE_FIELDS
 
+RUN_STATUSES = ("created", "running", *FINAL_STATUSES, "unreadable")
+
 EXAMPLES = {
     "init": "lab init --wandb-entity my-team --wandb-project dia-music-finetuning --prefix nsd=neural_decoder",
     "new-run": ('lab new-run dia_009 --hypothesis "MusicGen delay needs the full-size decoder" --group musicgen_delay'
                 "   |   lab new-run nsd_010 --from nsd_009 --init-from best --hypothesis \"fine-tune\""),
     "launch": 'lab launch dia_009 --note "batch 4, grad accum 1" -- python my_train.py --lr 2e-4',
     "note": 'lab note dia_009 --findings "..." --conclusion "..."   |   lab note --insight "..."',
-    "runs": ("lab runs --status crashed     (runs whose latest attempt crashed; also failed, killed)   |   "
-             "lab runs --family neural_decoder --status finished --since 2026-11-01"),
+    "runs": ("lab runs --status crashed,failed     (runs whose latest attempt crashed or failed; also killed)   |   "
+             "lab runs --family neural_decoder --status finished --since 2026-11-01   |   "
+             "lab runs --group lr_ablation --where 'val/loss.best < 0.5' --sort val/loss.best   |   "
+             "lab runs --columns id,config.optim.lr,val/loss.best,verdict --sort 'val/loss.best desc'   |   "
+             "lab runs --where 'config.model.dropout == 0.1' --format csv"),
+    "export": ("lab export --out artefacts/exports/   (git-ignored, as lab init ignores artefacts/)   |   "
+               "lab export --out artefacts/exports/ --format csv"),
+    "tag": "lab tag dia_009 +best -draft   |   lab runs --tag best",
     "show": "lab show dia_009 --json",
     "diff": "lab diff nsd_002            (against its baseline)   |   lab diff nsd_002 nsd_003",
     "log": "lab log 2026-11-22   |   lab log --all",
@@ -102,11 +110,44 @@ def cmd_note(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from lab.runs.listing import table
+    statuses = [part.strip() for part in (args.status or "").split(",") if part.strip()]
+    unknown = [status for status in statuses if status not in RUN_STATUSES]
+    if unknown:
+        raise LabError(f"--status {unknown[0]}: a run's status is one of {', '.join(RUN_STATUSES)}")
+    asks = (args.where, args.sort, args.columns, args.format, args.limit, args.until, args.tag, args.search)
+    if not (args.attempts or len(statuses) > 1 or any(value is not None and value != [] for value in asks)):
+        from lab.runs.listing import table
 
-    rows = api.list_runs(family=args.family, status=args.status, group=args.group,
-                         since=parse_day(args.since) if args.since else None)
-    print(json.dumps(rows, indent=2, sort_keys=True) if args.json else table(rows))
+        rows = api.list_runs(family=args.family, status=statuses[0] if statuses else None, group=args.group,
+                             since=parse_day(args.since) if args.since else None)
+        print(json.dumps(rows, indent=2, sort_keys=True) if args.json else table(rows))
+        return 0
+    return print_table(args, statuses)
+
+
+def print_table(args, statuses: list[str]) -> int:
+    """`lab runs` with a question (--where, --sort, --columns, --format ...): the runs table, filtered."""
+    from lab.runs import table
+
+    columns = args.columns or ",".join(table.LISTED)
+    config, measured = table.parts_needed(args.where, args.sort, columns)
+    rows = api.runs(attempts=args.attempts, where=args.where, sort=args.sort, columns=columns, limit=args.limit,
+                    status=statuses, family=args.family, group=args.group, tags=args.tag or [],
+                    since=parse_day(args.since) if args.since else None, search=args.search,
+                    until=parse_day(args.until) if args.until else None, config=config, measured=measured)
+    print(table.text(rows, args.format or ("json" if args.json else "table")))
+    return 0
+
+
+def cmd_tag(args) -> int:
+    tags = api.tag(args.id, args.changes)
+    print(f"{args.id}: {', '.join(tags) if tags else 'no tags'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    for path in api.export(args.out, format=args.format):
+        print(path)
     return 0
 
 
@@ -304,14 +345,36 @@ def build_parser(families: bool = True) -> argparse.ArgumentParser:
     sub.add_argument("--insight", help="a key insight of the day; without ID")
     sub.add_argument("--overview", help="the day's overview paragraph; without ID")
 
-    sub = command("runs", cmd_runs, "List runs as a table.")
+    sub = command("runs", cmd_runs, "List runs as a table, or ask a question of them (--where, --sort).")
     sub.add_argument("--family", help="only runs of this family")
-    sub.add_argument("--status", choices=["created", "running", *FINAL_STATUSES, "unreadable"],
-                     help="only runs whose latest attempt has this status (crashed: the process died without "
-                          "a clean exit; failed: it exited non-zero)")
+    sub.add_argument("--status", metavar="STATUS[,STATUS]",
+                     help=f"only runs whose latest attempt has one of these statuses ({', '.join(RUN_STATUSES)}; "
+                          "crashed: the process died without a clean exit; failed: it exited non-zero)")
     sub.add_argument("--group", help="only runs of this group")
     sub.add_argument("--since", metavar="YYYY-MM-DD", help="only runs created on or after this day")
+    sub.add_argument("--until", metavar="YYYY-MM-DD", help="only runs created on or before this day")
+    sub.add_argument("--tag", action="append", metavar="TAG", help="only runs with this tag (again for several)")
+    sub.add_argument("--search", metavar="TEXT", help="only runs whose hypothesis, title or notes hold TEXT")
+    sub.add_argument("--where", metavar="EXPR",
+                     help="a pandas query over the columns, names as written: \"val/loss.best < 0.5 and "
+                          "config.optim.lr >= 1e-3\"")
+    sub.add_argument("--sort", metavar="COLUMN[,COLUMN]",
+                     help="sort by these columns; 'COLUMN desc' (or --sort=-COLUMN) for descending")
+    sub.add_argument("--columns", metavar="A,B", help="the columns to show, patterns allowed (config.optim.*); "
+                                                      "'*' for every column")
+    sub.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+    sub.add_argument("--attempts", action="store_true", help="one row per attempt instead of per run")
+    sub.add_argument("--format", choices=["table", "csv", "json", "jsonl", "md"], help="how to print the rows")
     sub.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+
+    sub = command("tag", cmd_tag, "Add or remove a run's tags (also sent to W&B with its next launch).")
+    sub.add_argument("id", metavar="ID")
+    sub.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG",
+                     help="+name (or name) adds a tag, -name removes one")
+
+    sub = command("export", cmd_export, "Write the runs, attempts and metric rows as Parquet or CSV files.")
+    sub.add_argument("--out", required=True, metavar="DIR", help="the folder to write runs, attempts and metrics to")
+    sub.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="file format (default parquet)")
 
     sub = command("rename", cmd_rename, "Give a run a new id, with every reference to it (also after two clones "
                   "took one id).")

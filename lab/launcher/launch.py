@@ -149,6 +149,8 @@ def child_environment(store: Store, run: dict, attempt: dict, attempt_dir: Path)
             WANDB_NAME=f"{run['slug']}_test{attempt['number']}",
             WANDB_DIR=str(wandb_links.local_dir(store)),
         )
+        if run.get("tags"):
+            env["WANDB_TAGS"] = ",".join(run["tags"])  # W&B reads an empty one as a bad value
         env["WANDB_MODE"] = wandb["mode"]
         env.setdefault("WANDB_SILENT", "true")  # W&B's banners only when the researcher asks (WANDB_SILENT=false)
         wandb_links.local_dir(store).mkdir(parents=True, exist_ok=True)

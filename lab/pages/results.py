@@ -12,6 +12,9 @@ metric's value there beside its own best, the evaluation's size and noise, and t
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import sys
 from pathlib import Path
 
 from lab.families import registry
@@ -209,7 +212,36 @@ def metric_rows(frame, best_metric: str | None = None, best_mode: str | None = N
 
 
 def attempt_summary(store: Store, run_id: str, number: int) -> dict:
-    """{"result": attempt_result or None, "rows": metric_rows at the kept step} of one attempt's stream."""
+    """{"result": attempt_result or None, "rows": metric_rows at the kept step} of one attempt's stream, kept in
+    the lab's derived values (`Place.derived`) until a file it comes from or the code that makes it changes."""
+    folders = [store.attempt_dir(run_id, n) for n in stream_chain(store, run_id, number)]
+    family = store.runs.load(run_id).get("family")
+    version = hashlib.sha1(json.dumps([  # the number too: a pulled attempt that started earlier shifts it
+        summary_code(), number, family, registry.directions(family),
+        file_version(store.run_dir(run_id) / "config.json"),
+        [(folder.name, file_version(folder / "metrics.jsonl"), file_version(folder / "config.json"))
+         for folder in folders],
+    ], sort_keys=True).encode()).hexdigest()
+    name = f"{run_id}/{folders[-1].name}"
+    kept = store.derived.get("summary", name, version)
+    if kept is None:
+        kept = derive_summary(store, run_id, number)
+        store.derived.put("summary", name, version, kept)
+    return kept
+
+
+@functools.cache
+def summary_code() -> str:
+    """A digest of the code an attempt's summary comes from (this module and the metric reader): a new version
+    of the lab derives every summary again."""
+    from lab.records import metrics
+
+    return hashlib.sha1(b"".join(Path(module.__file__).read_bytes() for module in (sys.modules[__name__], metrics)))\
+        .hexdigest()
+
+
+def derive_summary(store: Store, run_id: str, number: int) -> dict:
+    """`attempt_summary` from the records themselves."""
     config = attempt_config(store, run_id, number)
     family = store.runs.load(run_id).get("family")
     train = config.get("train") if isinstance(config.get("train"), dict) else {}

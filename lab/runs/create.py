@@ -14,6 +14,7 @@ from lab.records.store import Store
 from lab.records.store.names import check_run_id
 from lab.runs.ids import id_reserver
 from lab.runs.sizing import cache_folder, file_settings, structural_check
+from lab.runs.tags import check_tag
 
 
 def resolve_config(
@@ -83,7 +84,8 @@ def new_run(
     record = store.runs.create(
         None if next_free else run_id, prefix=prefix, reserve=id_reserver(store), hypothesis=hypothesis,
         title_text=title, family=family, preset=preset, baseline=baseline, parent=parent, group=group,
-        tags=list(tags), config_source=config_file, **({"expect": expect.strip()} if expect is not None else {}),
+        tags=list(dict.fromkeys(check_tag(name) for name in tags)), config_source=config_file,
+        **({"expect": expect.strip()} if expect is not None else {}),
         config=values,
     )
     for finding in findings:

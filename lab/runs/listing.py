@@ -10,6 +10,8 @@ from lab.pages import changes, results
 from lab.pages.context import display_title, reference_config
 from lab.records import config as config_tools
 from lab.records.files import read_json
+from lab.records import metrics as metric_tools
+from lab.records.metrics import format_number
 from lab.records.store import Store
 
 
@@ -20,7 +22,7 @@ def list_runs(
     store: Store, *, family: str | None = None, status: str | None = None, group: str | None = None,
     since: date | None = None,
 ) -> list[dict]:
-    """One row per run matching the filters: id, status, family, group, attempts, created, title (in words:
+    """One row per run matching the filters: id, status, family, group, attempts, created, tags, title (in words:
     `--title`, else the hypothesis, shortened), slug.
 
     A run whose records cannot be read is listed with status `unreadable` and the reason (as `error`).
@@ -31,7 +33,7 @@ def list_runs(
         if run_id not in readable:
             if status in (None, "unreadable") and not (family or group or since):
                 rows.append({"id": run_id, "status": "unreadable", "family": None, "group": None, "attempts": None,
-                             "created": "", "title": None, "slug": None, "hypothesis": None,
+                             "created": "", "tags": [], "title": None, "slug": None, "hypothesis": None,
                              "error": store.unreadable[run_id]})
             continue
         run = store.runs.load(run_id)
@@ -42,6 +44,7 @@ def list_runs(
             "group": run.get("group"),
             "attempts": len(store.attempts.numbers(run_id)),
             "created": run["created"],
+            "tags": run.get("tags") or [],
             "title": display_title(run, TITLE_SHOWN),
             "slug": run["slug"],
             "hypothesis": run.get("hypothesis"),
@@ -58,8 +61,9 @@ def table(rows: list[dict]) -> str:
     """A plain-text table of `list_runs` rows."""
     if not rows:
         return "no runs"
-    columns = ["id", "status", "family", "group", "attempts", "created", "title"]
-    cells = [[str(row[c] if row[c] is not None else "-") for c in columns] for row in rows]
+    columns = ["id", "status", "family", "group", "attempts", "created", "tags", "title"]
+    cells = [[",".join(row[c]) or "-" if c == "tags" else str(row[c] if row[c] is not None else "-")
+              for c in columns] for row in rows]
     for row in cells:
         row[5] = row[5][:16].replace("T", " ")
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
@@ -69,11 +73,13 @@ def table(rows: list[dict]) -> str:
 
 
 def details(store: Store, run_id: str) -> dict:
-    """Everything recorded about a run: run.json, config, attempts (with summaries), events."""
+    """Everything recorded about a run: run.json, config, attempts (with summaries; a running one with its
+    `latest` metric values), events."""
     attempts = []
     for attempt in store.attempts.of(run_id):
         folder = store.attempt_dir(run_id, attempt["number"])
-        attempts.append({**attempt, "summary": read_json(folder / "summary.json", {})})
+        attempts.append({**attempt, "summary": read_json(folder / "summary.json", {}),
+                         **({"latest": latest_row(folder)} if attempt["status"] == "running" else {})})
     return {
         "run": store.runs.load(run_id),
         "status": store.attempts.run_status(run_id),
@@ -81,6 +87,17 @@ def details(store: Store, run_id: str) -> dict:
         "attempts": attempts,
         "events": store.events.of(run_id),
     }
+
+
+def latest_row(folder) -> dict:
+    """A running attempt's latest value of each metric: {"step": the last step logged, "metrics": {name: value}}
+    ({} before its first row)."""
+    rows = metric_tools.load(folder)
+    if "step" not in rows or rows.empty:
+        return {}
+    values = {name: float(rows[name].dropna().iloc[-1]) for name in sorted(rows.columns)
+              if name not in results.NOT_METRICS and rows[name].notna().any()}
+    return {"step": int(rows["step"].max()), "metrics": values}
 
 
 def describe(info: dict) -> str:
@@ -93,6 +110,7 @@ def describe(info: dict) -> str:
         f"family: {run.get('family') or '-'}  preset: {run.get('preset') or '-'}"
         f"  baseline: {run.get('baseline') or '-'}"
         f"  parent: {run.get('parent') or '-'}  group: {run.get('group') or '-'}",
+        *([f"tags: {', '.join(run['tags'])}"] if run.get("tags") else []),
     ]
     for attempt in info["attempts"]:
         link = (attempt.get("wandb") or {}).get("url") or ""
@@ -108,6 +126,10 @@ def describe(info: dict) -> str:
                 f", id {other['run_id']} (no link: no W&B entity known)"
             lines.append(f"    also W&B run {other.get('name') or other['run_id']} (metrics as {other['prefix']}...)"
                          f"{where}")
+        if attempt.get("latest"):
+            latest = attempt["latest"]
+            values = "  ".join(f"{name}={format_number(value)}" for name, value in latest["metrics"].items())
+            lines.append(f"    at step {latest['step']}: {values}")
     for event in info["events"]:
         if event["kind"] == "note":
             where = f" (test {event['attempt']})" if event.get("attempt") else ""

@@ -210,7 +210,7 @@ def test_help_says_what_each_flag_needs(lab):
     assert "--result TEXT Test N's result (shown on its pages); needs ID and --attempt N" in note
     assert "--component NAME what --change touches: schedule, model, data, ...; needs --change" in note
     runs = help_of("runs")
-    assert "  lab runs --status crashed " in runs.split("examples:")[1]
+    assert "  lab runs --status crashed,failed " in runs.split("examples:")[1]
     assert all(len(line) <= 100 for line in runs.splitlines() + help_of("note").splitlines())
     lab("new-run", "sc_001", "--hypothesis", "h")
     refused = lab("note", "sc_001", "--result", "loss 0.5", check=False)

@@ -129,6 +129,7 @@ class Attempts:
             write_json(partial / "attempt.json", record)
             folder = running / key
             partial.rename(folder)  # the attempt appears whole, record included, or not at all
+            self.place.forget_folders(run_id)
         self.events.add(run_id, "attempt_started", attempt=record["number"], attempt_key=key, note=fields.get("note"))
         return folder
 
@@ -179,6 +180,7 @@ class Attempts:
         with self.place.lock(f"attempt_{run_id}_{attempt_dir.name}"):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(attempt_dir, target)
+            self.place.forget_folders(run_id)
         with contextlib.suppress(OSError):
             attempt_dir.parent.rmdir()
             attempt_dir.parent.parent.rmdir()

@@ -15,15 +15,18 @@ import re
 import socket
 import uuid
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from lab.errors import LabError
 from lab.records.files import read_json
 from lab.records.store.names import RUN_ID, attempt_order, check_run_id, is_attempt_key
 from lab.records.store.settings import SETTINGS_FILE, check_settings
+
+if TYPE_CHECKING:
+    from lab.records.derived import Derived
 
 
 def git_dir(start: Path) -> Path | None:
@@ -39,11 +42,22 @@ def git_dir(start: Path) -> Path | None:
     return None
 
 
+def folder_version(folder: Path) -> tuple[int, int] | None:
+    """(mtime in ns, links) of a folder, None when absent: the mtime changes when an entry is added, removed or
+    renamed (to the file system's clock tick), the links count its subfolders (within one tick as well)."""
+    try:
+        stat = folder.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return stat.st_mtime_ns, stat.st_nlink
+
+
 @dataclass
 class Place:
     """A lab rooted at `root` (the folder holding lab.json); every record lives under root/logs."""
 
     root: Path
+    _folders: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- settings, days and redaction --------------------------------------------------------------------
 
@@ -109,6 +123,13 @@ class Place:
         outside git."""
         found = git_dir(self.root)
         return found / "lab" if found else self.artefacts_root / ".lab"
+
+    @functools.cached_property
+    def derived(self) -> Derived:
+        """What reading derives from the records, kept for the next reader (lab.records.derived)."""
+        from lab.records.derived import Derived
+
+        return Derived(self.lab_dir / "derived.sqlite")
 
     @functools.cached_property
     def clone_id(self) -> str:
@@ -204,13 +225,30 @@ class Place:
 
     def attempt_folders(self, run_id: str) -> list[Path]:
         """The run's attempt folders, ended ones (logs/) and this clone's running ones, in Test order: older
-        labs' numbered folders first, then by start time. A half-made folder (no record) is not an attempt."""
+        labs' numbered folders first, then by start time. A half-made folder (no record) is not an attempt.
+        Listed again only when a parent folder changed (`folder_version`) or a half-made folder got its record."""
+        parents = (self.running_dir(run_id), self.run_dir(run_id) / "attempts")
+        versions = tuple(folder_version(parent) for parent in parents)
+        known = self._folders.get(run_id)
+        if known and known[0] == versions and not any((p / "attempt.json").is_file() for p in known[2]):
+            return known[1]  # no folder came or went (a parent's mtime says), and no half-made one got its record
         folders: dict[str, Path] = {}
-        for parent in (self.running_dir(run_id), self.run_dir(run_id) / "attempts"):
-            if parent.is_dir():
-                folders.update({p.name: p for p in parent.iterdir()
-                                if is_attempt_key(p.name) and (p / "attempt.json").is_file()})
-        return [folders[name] for name in sorted(folders, key=attempt_order)]
+        half_made = []
+        for parent in parents:
+            for path in parent.iterdir() if parent.is_dir() else ():
+                if not is_attempt_key(path.name):
+                    continue
+                if (path / "attempt.json").is_file():
+                    folders[path.name] = path
+                else:
+                    half_made.append(path)
+        ordered = [folders[name] for name in sorted(folders, key=attempt_order)]
+        self._folders[run_id] = (versions, ordered, half_made)
+        return ordered
+
+    def forget_folders(self, run_id: str) -> None:
+        """Drop what `attempt_folders` knows of `run_id` (after this process made or moved one of its attempts)."""
+        self._folders.pop(run_id, None)
 
     def attempt_dir(self, run_id: str, number: int) -> Path:
         """The folder of Test `number` (1-based, in start order); a path that does not exist for no such test."""

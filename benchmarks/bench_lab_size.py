@@ -1,0 +1,120 @@
+"""Reading a large lab: a generated lab of RUNS runs made the way launches record them (20 runs a day, groups of
+10, 2 attempts a run, 204 metric rows an attempt), then the time and peak memory of each reading command from a
+fresh process, against issue 31's targets at 10,000 runs. The first table derives every row (and keeps it in
+the lab's derived values); every later command reads what was kept. `lab render` at scale is bench_render's.
+
+    python benchmarks/bench_lab_size.py [RUNS]      # default 10,000 (make bench), 20 at BENCH_SIZE=tiny
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from lab.records.files import write_json
+from lab.records.store import Store, attempts, events, runs
+from sizes import pick
+
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else pick(full=10_000, tiny=20)
+PER_DAY, GROUP_SIZE, ATTEMPTS, STEPS, EVAL_EVERY = 20, 10, 2, 200, 50
+TARGET_MB = 400
+QUESTION = ["--where", "group == 'group_0001' or val/loss.best < 1.0", "--sort", "val/loss.best",
+            "--columns", "id,config.lr,val/loss.best"]
+
+
+class Clock:
+    """A clock the store reads instead of the wall's: 20 runs a day from 2025-01-01, each record a minute on."""
+
+    def __init__(self):
+        self.now = datetime(2025, 1, 1, 9, tzinfo=timezone.utc)
+
+    def __call__(self) -> str:
+        self.now += timedelta(minutes=1)
+        return self.now.isoformat(timespec="seconds")
+
+    def next_day(self) -> None:
+        self.now = (self.now + timedelta(days=1)).replace(hour=9, minute=0)
+
+
+def metric_lines(rng: random.Random, final: float) -> str:
+    """204 rows: a training loss every step, a validation loss every 50."""
+    lines = []
+    for step in range(1, STEPS + 1):
+        loss = final + 3 * math.exp(-4 * step / STEPS) + rng.gauss(0, 0.02)
+        lines.append(f'{{"step": {step}, "time": {step * 0.1:.1f}, "train/loss": {loss:.5f}}}')
+        if step % EVAL_EVERY == 0:
+            lines.append(f'{{"step": {step}, "time": {step * 0.1 + 0.05:.2f}, "val/loss": {loss + 0.2:.5f}}}')
+    return "\n".join(lines) + "\n"
+
+
+def run_name(index: int) -> str:
+    """The id of the index-th run: a prefix per 999 runs (ids are a prefix and three digits)."""
+    return f"exp{index // 999:02d}_{index % 999 + 1:03d}"
+
+
+def build(store: Store) -> None:
+    """RUNS runs through the store's own API, each with ATTEMPTS ended attempts and a note."""
+    clock, rng = Clock(), random.Random(0)
+    for module in (runs, attempts, events):
+        module.now_iso = clock
+    for index in range(RUNS):
+        if index and index % PER_DAY == 0:
+            clock.next_day()
+        run_id = run_name(index)
+        lr = rng.choice([0.001, 0.002, 0.003])
+        store.runs.create(run_id, hypothesis=f"LR {lr} trains faster", group=f"group_{index // GROUP_SIZE:04d}",
+                          parent=run_name(index - 1) if index % GROUP_SIZE else None, config={"lr": lr})
+        for _ in range(ATTEMPTS):
+            folder = store.attempts.begin(run_id, command=["python", "train.py"], pid=os.getpid())
+            write_json(folder / "config.json", {"lr": lr})
+            (folder / "metrics.jsonl").write_text(metric_lines(rng, rng.uniform(0.8, 1.5)))
+            store.attempts.end(folder, exit_code=0, status="finished")
+        store.events.add(run_id, "note", field="conclusion", text="Synthetic conclusion.")
+
+
+def measure(root: Path, *args: str, code: str | None = None) -> tuple[float, float]:
+    """(seconds, peak resident MB) of one `lab` command (or of Python `code`) in a fresh process."""
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "lab", *args]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def report(label: str, seconds: float, peak: float, target: float) -> None:
+    verdict = "met" if seconds <= target and peak <= TARGET_MB else "MISSED"
+    print(f"{label}: {seconds:.2f} s (target <= {target:g} s), peak {peak:.0f} MB (target <= {TARGET_MB} MB): "
+          f"{verdict}")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        store = Store.init(root)
+        started = time.perf_counter()
+        build(store)
+        print(f"built {RUNS:,} runs, {RUNS * ATTEMPTS:,} attempts, {RUNS * ATTEMPTS * 204:,} metric rows over "
+              f"{math.ceil(RUNS / PER_DAY)} days in {time.perf_counter() - started:.0f} s (the targets are for 10,000 "
+              "runs)")
+        day = "2025-01-01"
+        table = "from lab import api; api.runs()"
+        report("lab.api.runs() DataFrame, configs and final metrics, first (derives every row)",
+               *measure(root, code=table), 2.0)
+        report("lab.api.runs() again (rows kept in .git/lab/derived.sqlite)", *measure(root, code=table), 2.0)
+        report("lab runs --where ... --sort ...", *measure(root, "runs", *QUESTION), 1.0)
+        report("lab runs", *measure(root, "runs"), 0.5)
+        report(f"lab log {day}", *measure(root, "log", day), 1.0)
+        report("lab compare --group group_0001 (10 runs)", *measure(root, "compare", "--group", "group_0001"), 1.5)
+
+
+if __name__ == "__main__":
+    main()
