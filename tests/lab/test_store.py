@@ -7,11 +7,12 @@ import os
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from lab_testing import git, run_lab
+from lab_testing import deadline, git, lab_env, run_lab
 
 from lab.errors import LabError
 from lab.records.files import append_jsonl, conflict_sides, read_jsonl, write_json
@@ -376,3 +377,33 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_intact_one(lab, capsy
 def test_a_slug_keeps_numbers_whole():
     assert slugify("16 units underfit at lr 3e-2") == "16_units_underfit_lr_3e-2"
     assert slugify("lr 0.5 with clip 1.0 for 1e+4 steps") == "lr_0.5_clip_1.0_1e4"
+
+
+def test_two_labs_in_one_repository_keep_their_running_attempts_apart(repo):
+    """vision/ and speech/ each a lab of one repository: while vision's exp_001 runs, speech's exp_001 sees only
+    its own attempts, and its daily page renders."""
+    for name in ("vision", "speech"):
+        (repo / name).mkdir()
+        assert run_lab("init", cwd=repo / name).returncode == 0
+        assert run_lab("new-run", "exp_001", "--hypothesis", f"{name} works", cwd=repo / name).returncode == 0
+    hold = repo / "vision" / "hold.py"
+    hold.write_text("import pathlib, time\npathlib.Path('started').write_text('1')\n"
+                    "while not pathlib.Path('release').exists():\n    time.sleep(0.05)\n")
+    launch = subprocess.Popen([sys.executable, "-m", "lab", "launch", "exp_001", "--no-commit", "--", sys.executable,
+                               "hold.py"], cwd=repo / "vision", env=lab_env(), stdout=subprocess.DEVNULL)
+    try:
+        with deadline(60, "vision's attempt to start"):
+            while not (repo / "vision" / "started").exists():
+                time.sleep(0.05)
+        done = run_lab("launch", "exp_001", "--no-commit", "--", sys.executable, "-c", "print('ok')",
+                       cwd=repo / "speech")
+        assert done.returncode == 0
+        shown = json.loads(run_lab("show", "exp_001", "--json", cwd=repo / "speech").stdout)
+        assert [(a["number"], a["status"]) for a in shown["attempts"]] == [(1, "finished")]
+        assert run_lab("log", cwd=repo / "speech").returncode == 0
+        running = json.loads(run_lab("show", "exp_001", "--json", cwd=repo / "vision").stdout)
+        assert [(a["number"], a["status"]) for a in running["attempts"]] == [(1, "running")]
+    finally:
+        (repo / "vision" / "release").write_text("1")
+        launch.wait(timeout=60)
+    assert json.loads(run_lab("show", "exp_001", "--json", cwd=repo / "vision").stdout)["status"] == "finished"

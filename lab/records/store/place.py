@@ -52,6 +52,15 @@ def folder_version(folder: Path) -> tuple[int, int] | None:
     return stat.st_mtime_ns, stat.st_nlink
 
 
+def work_tree(start: Path) -> Path | None:
+    """The folder holding the `.git` of the repository that holds `start` (resolved), or None outside git."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
 @dataclass
 class Place:
     """A lab rooted at `root` (the folder holding lab.json); every record lives under root/logs."""
@@ -118,9 +127,9 @@ class Place:
     # -- this clone ----------------------------------------------------------------------------------------
 
     @functools.cached_property
-    def lab_dir(self) -> Path:
-        """This clone's own lab folder, which no git command reads or rewrites: .git/lab, or artefacts/.lab
-        outside git."""
+    def clone_dir(self) -> Path:
+        """This clone's own folder, which no git command reads or rewrites: .git/lab (its clone id), or
+        artefacts/.lab outside git."""
         found = git_dir(self.root)
         return found / "lab" if found else self.artefacts_root / ".lab"
 
@@ -132,10 +141,20 @@ class Place:
         return Derived(self.lab_dir / "derived.sqlite")
 
     @functools.cached_property
+    def lab_dir(self) -> Path:
+        """This lab's own state in this clone (running attempts, what reading derives, caches): `clone_dir` for
+        a lab at the repository's top, else clone_dir/labs/<the lab's folder from the top>, so that two labs of
+        one repository (vision/ and speech/) never see each other's running attempts."""
+        top = work_tree(self.root)
+        if top is None or top == self.root.resolve():
+            return self.clone_dir
+        return self.clone_dir / "labs" / self.root.resolve().relative_to(top).as_posix().replace("/", "__")
+
+    @functools.cached_property
     def clone_id(self) -> str:
         """This clone's UUID, made on first use and kept in .git/lab/clone-id (a fresh `git clone` gets its
         own, as a git-annex repository does): it names who wrote a record and which attempts are this clone's."""
-        path = self.lab_dir / "clone-id"
+        path = self.clone_dir / "clone-id"
         with contextlib.suppress(FileNotFoundError, ValueError):
             return str(uuid.UUID(path.read_text().strip()))
         path.parent.mkdir(parents=True, exist_ok=True)
