@@ -5,6 +5,7 @@ replaced without a word."""
 import json
 import shutil
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -81,12 +82,13 @@ def test_a_run_damaged_after_its_row_was_kept_reads_unreadable(noted, capsys):
 
 def test_an_attempt_pulled_in_before_others_renumbers_them_with_or_without_the_derived_values(noted):
     repo = noted.repo
+    time.sleep(1.1)  # Test 2 starts a second after Test 1, so that a key can sort between theirs
     noted("launch", "exp_001", "--no-commit", "--", sys.executable, "train.py", "--lr", "0.5")  # Test 2, the best
     noted("render")
     assert api.runs(root=repo).set_index("id").loc["exp_001", "attempt"] == 2
     attempts = repo / "logs/runs/exp_001/attempts"
     first, second = sorted(attempts.iterdir())
-    pulled = attempts / (second.name[:-8] + "00000000")  # a colleague's clone, started between the two: Test 2 now
+    pulled = attempts / f"{second.name.split('-')[0]}-00000000"  # another clone's, started between: Test 2 now
     assert first.name < pulled.name < second.name
     shutil.copytree(second, pulled)
     record = json.loads((pulled / "attempt.json").read_text())
