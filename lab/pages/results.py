@@ -14,10 +14,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 from lab.families import registry
+from lab.records.derived import lab_code
 from lab.records.files import read_json
 from lab.records.metrics import (
     ENGINE_DIRECTIONS,
@@ -217,7 +217,7 @@ def attempt_summary(store: Store, run_id: str, number: int) -> dict:
     folders = [store.attempt_dir(run_id, n) for n in stream_chain(store, run_id, number)]
     family = store.runs.load(run_id).get("family")
     version = hashlib.sha1(json.dumps([  # the number too: a pulled attempt that started earlier shifts it
-        summary_code(), number, family, registry.directions(family),
+        lab_code(), number, family, registry.directions(family),
         file_version(store.run_dir(run_id) / "config.json"),
         [(folder.name, file_version(folder / "metrics.jsonl"), file_version(folder / "config.json"))
          for folder in folders],
@@ -228,16 +228,6 @@ def attempt_summary(store: Store, run_id: str, number: int) -> dict:
         kept = derive_summary(store, run_id, number)
         store.derived.put("summary", name, version, kept)
     return kept
-
-
-@functools.cache
-def summary_code() -> str:
-    """A digest of the code an attempt's summary comes from (this module and the metric reader): a new version
-    of the lab derives every summary again."""
-    from lab.records import metrics
-
-    return hashlib.sha1(b"".join(Path(module.__file__).read_bytes() for module in (sys.modules[__name__], metrics)))\
-        .hexdigest()
 
 
 def derive_summary(store: Store, run_id: str, number: int) -> dict:

@@ -17,12 +17,25 @@ with its history.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 TIMEOUT_S = 2.0  # a writer holding the database longer than this: answer from the records instead
+
+
+@functools.cache
+def lab_code() -> str:
+    """A digest of the lab's own code (every module file's path, mtime and size), part of every derived value's
+    version: a new version of the lab derives everything again."""
+    package = Path(__file__).resolve().parents[1]
+    files = [[str(path.relative_to(package)), os.stat(path).st_mtime_ns, os.stat(path).st_size]
+             for path in sorted(package.rglob("*.py"))]
+    return hashlib.sha1(json.dumps(files).encode()).hexdigest()
 
 
 class Derived:

@@ -16,7 +16,6 @@ Columns, stable (README, "Ask the lab"):
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import json
 import keyword
@@ -32,8 +31,10 @@ from lab.pages import results, verdicts
 from lab.pages.context import display_title
 from lab.records import config as config_tools
 from lab.records import metrics as metric_tools
+from lab.records.derived import lab_code
 from lab.records.metrics import file_version
 from lab.records.store import Store
+from lab.records.store.attempts import run_status_of
 
 TEXT, NUMBER, COUNT, TIME = "str", "float64", "Int64", "datetime64[s, UTC]"  # Int64: pandas' integers with NA
 RECORD_COLUMNS = {
@@ -118,7 +119,7 @@ def run_version(store: Store, run_id: str, seen: dict | None = None) -> str:
     run = store.runs.load(run_id)
     related = [run_id, *([run["parent"]] if run.get("parent") else []),
                *sorted(set(RUN_NAME.findall(run.get("expect") or "")) - {run_id})]
-    parts: list[Any] = [code_version(), registry.directions(run.get("family")),
+    parts: list[Any] = [lab_code(), registry.directions(run.get("family")),
                         file_version(store.root / "lab.json")]
     for other in related:
         if other not in seen:
@@ -150,22 +151,11 @@ def _version(path: str) -> tuple[int, int]:
 RUN_NAME = re.compile(r"\b[a-z][a-z0-9_]*_[0-9]{3}\b")  # a run id inside an expectation (`val/loss < exp_001`)
 
 
-@functools.cache
-def code_version() -> str:
-    """A digest of the lab's own code (every module file's path, mtime and size): a new version of the lab
-    derives every row again."""
-    package = Path(__file__).resolve().parents[1]
-    files = sorted(package.rglob("*.py"))
-    return hashlib.sha1(json.dumps([[str(path.relative_to(package)), *file_version(path)] for path in files])
-                        .encode()).hexdigest()
-
-
 def _run_rows(store: Store, run_id: str, attempts: bool, config: bool, measured: bool) -> list[dict]:
     """The rows of one run: its headline attempt's, or one per attempt."""
     run = store.runs.load(run_id)
     records = store.attempts.of(run_id)
-    status = "running" if any(a["status"] == "running" for a in records) else \
-        records[-1]["status"] if records else "created"
+    status = run_status_of(records)
     headline = results.headline_attempt(store, run_id) if records else None
     picked = next((a for a in records if a["number"] == headline), records[-1] if records else None)
     chosen = records if attempts else [picked]

@@ -205,8 +205,7 @@ class Attempts:
 
     def run_status(self, run_id: str) -> str:
         """`created` before any attempt, `running` while any attempt runs, else the latest attempt's status."""
-        statuses = [attempt["status"] for attempt in self.of(run_id)]
-        return "running" if "running" in statuses else statuses[-1] if statuses else "created"
+        return run_status_of(self.of(run_id))
 
     def latest_with_metrics(self, run_id: str) -> int | None:
         """The Test number of the latest attempt that logged metrics (a metrics.jsonl), or None."""
@@ -240,3 +239,10 @@ class Attempts:
         number = self.place.attempt_number(run_id, run["headline_key"]) if run.get("headline_key") else None
         picked = number or run.get("headline")
         return picked if isinstance(picked, int) and picked in self.numbers(run_id) else None
+
+
+def run_status_of(records: list[dict]) -> str:
+    """A run's status from its attempts' records in Test order: `created` before any, `running` while any runs,
+    else the latest one's."""
+    statuses = [record["status"] for record in records]
+    return "running" if "running" in statuses else statuses[-1] if statuses else "created"
