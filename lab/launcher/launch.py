@@ -25,10 +25,11 @@ from lab.families import registry
 from lab.launcher import printed, vcs, wandb_links
 from lab.launcher.output import HEAD_MB, MB, TAIL_MB, OutputLog
 from lab.launcher.supervise import KILL_GRACE_SECONDS, supervise
-from lab.records.config import apply_overrides, arguments_config
+from lab.records.config import apply_overrides, arguments_config, flatten, free_value, set_values
 from lab.records.files import TEMPORARY_SUFFIX, read_json, write_json, write_text
 from lab.records.store import Store
 from lab.tracking import autolog
+from lab.tracking.autolog.handed import SET_VARIABLE
 
 def package_version(name: str) -> str | None:
     try:
@@ -167,13 +168,15 @@ def launch_variables() -> dict:
 class Prepared:
     """A launch once everything that can be checked before the commit has been: the run, the attempt's config
     and where it came from ("run", or "command": guessed from the command's options until the script reports
-    its own), the metrics pattern of printed lines, and the checkpoint a resume starts from."""
+    its own), the metrics pattern of printed lines, the checkpoint a resume starts from, and the values `--set`
+    chose (the run's and the launch's, {dotted key: value}) that a wrapped command is handed (LAB_SET)."""
 
     run: dict
     config: dict
     config_source: str
     metrics_pattern: str | None
     resume_from: str | None
+    handed: dict
 
 
 def launch(
@@ -247,7 +250,30 @@ def prepare(store: Store, run_id: str, command: list[str] | None, overrides: lis
     if metrics_pattern:
         printed.compile_pattern(metrics_pattern)
     resume_from = store.attempts.latest_checkpoint(run_id, "last") if resume else None
-    return Prepared(run, config, config_source, metrics_pattern, resume_from)
+    handed = set_values(config, overrides, run.get("set")) if command else {}
+    check_command_agrees(command or [], handed)
+    return Prepared(run, config, config_source, metrics_pattern, resume_from, handed)
+
+
+def typed_values(command: list[str]) -> dict:
+    """What a command line itself sets: its options (`--lr 0.1`, `--lr=0.1`, as `arguments_config` reads them)
+    and its Hydra-style overrides (`optim.lr=0.1`, `+model.width=8`)."""
+    typed = arguments_config(command)
+    for token in command:
+        name, sep, text = token.partition("=")
+        if sep and not token.startswith("-") and name.lstrip("+~") and " " not in name:
+            typed[name.lstrip("+~")] = free_value(text)
+    return typed
+
+
+def check_command_agrees(command: list[str], handed: dict) -> None:
+    """LabError (nothing launched) when the command line gives a key `--set` chose another value for."""
+    typed = typed_values(command)
+    for key, value in handed.items():
+        got = typed.get(key, typed.get(key.replace("-", "_"), value))
+        if got != value:
+            raise LabError(f"the command gives {key} {json.dumps(got)} but the run sets {key}={json.dumps(value)} "
+                           f"(--set); drop one of them (nothing was launched)")
 
 
 def look_around(store: Store, run_id: str, plan: dict | None) -> None:
@@ -290,6 +316,7 @@ def begin_attempt(store: Store, ready: Prepared, command: list[str] | None, git_
         config_source=ready.config_source,
         launch_environment=launch_variables(),
         metrics_pattern=ready.metrics_pattern,
+        **({"set": ready.handed} if ready.handed else {}),
         **({"scheduler": job} if (job := scheduler()) else {}),
         **({"memory_plan": {key: value for key, value in plan.items() if key != "lines"}} if plan else {}),
         **({"nodes": {"count": nodes.count, "main_address": nodes.main_address,
@@ -310,6 +337,8 @@ def command_and_environment(store: Store, ready: Prepared, attempt_dir: Path, co
     if builtin:
         env["LAB_AUTOLOG"] = "0"  # the trainer records through the tracker itself: its own options are not config
     env["LAB_CONFIG"] = json.dumps(store.redact(ready.config), sort_keys=True, default=str)
+    if ready.handed:
+        env[SET_VARIABLE] = json.dumps(store.redact(ready.handed), default=str)
     if ready.resume_from:
         env["LAB_RESUME_FROM"] = ready.resume_from
     return command, env, attempt
@@ -327,12 +356,32 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
     if ready.metrics_pattern:
         printed.record_printed_metrics(ended_dir, ready.metrics_pattern)
     drop_unused_wandb_link(store, ended_dir)
+    refused = confirm_handed(store, ended_dir)
     report_health(store, run_id, number)
     if commit:
         commit_attempt_records(store, ready.run, number)
-    if exit_code != 0:
+    if exit_code != 0 and not refused:  # a refusal said why in its own `lab: error:` line
         say(f"error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are kept "
             f"in {ended_dir.relative_to(store.root)}")
+
+
+def confirm_handed(store: Store, attempt_dir: Path) -> bool:
+    """Check that the script ran with the `--set` values it was handed: each must be in the config the script
+    reported (argparse, Hydra, its own report) or typed on its command line. The others are kept in attempt.json
+    as `set_unconfirmed`, named in one warning and on the pages. Returns whether the script refused them."""
+    record = read_json(attempt_dir / "attempt.json", {})
+    if record.get("refused") or not record.get("set"):
+        return bool(record.get("refused"))
+    ran = flatten(read_json(attempt_dir / "config.json", {})) if record.get("config_reported") else {}
+    typed = typed_values(record.get("command") or [])
+    unconfirmed = {key: value for key, value in record["set"].items()
+                   if not (key in ran and ran[key] == value or key in typed and typed[key] == value)}
+    if unconfirmed:
+        store.attempts.update(attempt_dir, set_unconfirmed=unconfirmed)
+        named = ", ".join(f"{key}={json.dumps(value)}" for key, value in unconfirmed.items())
+        warn(f"the script read no config the lab could see, so {named} (--set, handed to it in {SET_VARIABLE} and "
+             "LAB_CONFIG) is not confirmed as what it ran with")
+    return False
 
 
 def removed_while_running(store: Store, run: dict, key: str, number: int, commit: bool) -> None:

@@ -172,6 +172,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "wandb": attempt.get("wandb"),
         "resumed": resumed_text(store, run["id"], attempt),
         "disagreements": attempt.get("config_disagreements") or {},
+        "unconfirmed": attempt.get("set_unconfirmed") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
         "stopped": why_stopped(store, run["id"], attempt),

@@ -165,6 +165,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         reproduce=reproduce_text(attempt),
         resumed=resumed_text(store, run_id, attempt),
         disagreements=attempt.get("config_disagreements") or {},
+        unconfirmed=attempt.get("set_unconfirmed") or {},
         findings=findings,
         **metric_tables(outcome["rows"]),
         kept_step=kept_step,
