@@ -451,3 +451,48 @@ def test_an_rm_merged_against_a_new_attempt_from_the_other_clone_is_said_in_one_
     assert json.loads((kept / "attempt.json").read_text())["status"] == "finished"
     assert not (a.path / "logs" / "runs" / "nsd_001").exists()
     assert a.lab("runs").stderr == ""
+
+
+SHARE_LINE = ("lab: warning: the launch commit of 1 attempt is on no remote (exp_001 Test {n}): share it with git "
+              "push origin 'refs/lab/*:refs/lab/*'")
+
+
+def rebase_over_b(a: Clone, b: Clone, name: str) -> str:
+    """a launches exp_001 while b pushes a commit, then a rebases onto it; returns the sha a's attempt recorded."""
+    (a.path / "model.py").write_text(f"WIDTH = {len(name)}\n")  # an edit the launch commits
+    a.lab("launch", "exp_001", "--", sys.executable, "train.py")
+    b.git("pull", "-q", "--no-rebase")
+    (b.path / f"{name}.txt").write_text("b's change\n")
+    commit(b, f"b: {name}")
+    b.git("push", "-q")
+    sha = attempts_of(a, "exp_001")[-1]["git"]["sha"]
+    assert "on no remote" not in a.lab("runs").stderr  # not pushed yet, but on the branch a push carries
+    a.git("pull", "-q", "--rebase")  # rewrites a's unpushed launch commit
+    assert sha not in a.git("log", "--format=%H").split()  # no branch holds the recorded commit any more
+    return sha
+
+
+def test_a_launch_commit_that_a_rebase_and_an_explicit_push_leave_behind_is_named_until_it_is_shared(clones):
+    a, b = clones
+    shared_run(a, b, "exp_001", "h")
+    sha = rebase_over_b(a, b, "first")
+    a.git("push", "-q", "origin", "main")  # an explicit refspec: refs/lab/* stay behind
+    first = a.lab("runs")
+    assert SHARE_LINE.format(n=1) in first.stderr.splitlines()
+    assert "on no remote" not in a.lab("runs").stderr  # said once
+    b.git("pull", "-q", "--no-rebase")
+    assert subprocess.run(["git", "cat-file", "-e", sha], cwd=b.path).returncode != 0  # b cannot see it yet
+    a.git("push", "-q", "origin", "refs/lab/*:refs/lab/*")  # the command the warning names
+    assert "on no remote" not in a.lab("runs").stderr
+    b.git("pull", "-q", "--no-rebase")
+    b.git("cat-file", "-e", sha)  # the colleague has the recorded commit
+
+
+def test_a_plain_push_after_a_rebase_shares_the_launch_commit_without_a_word(clones):
+    a, b = clones
+    shared_run(a, b, "exp_001", "h")
+    sha = rebase_over_b(a, b, "second")
+    a.git("push", "-q")  # lab init's push refspecs carry refs/lab/* beside the branch
+    assert "on no remote" not in a.lab("runs").stderr
+    b.git("pull", "-q", "--no-rebase")
+    b.git("cat-file", "-e", sha)
