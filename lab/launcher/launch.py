@@ -8,6 +8,7 @@ Works for any command (`lab launch ID -- python train.py ...`) and for a family'
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.metadata
 import json
 import os
@@ -353,13 +354,24 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
         return
     number = store.attempt_number(run_id, key) or started_as
     ended_dir = store.attempt_dir(run_id, number)
-    if ready.metrics_pattern:
-        printed.record_printed_metrics(ended_dir, ready.metrics_pattern)
-    drop_unused_wandb_link(store, ended_dir)
-    refused = confirm_handed(store, ended_dir)
-    report_health(store, run_id, number)
-    if commit:
-        commit_attempt_records(store, ready.run, number)
+    steps = [("the rows of printed lines", lambda: printed.record_printed_metrics(ended_dir, ready.metrics_pattern))
+             if ready.metrics_pattern else None,
+             ("dropping its unused W&B link", lambda: drop_unused_wandb_link(store, ended_dir)),
+             ("checking its --set values", lambda: confirm_handed(store, ended_dir)),
+             ("its end-of-attempt health check", lambda: report_health(store, run_id, number)),
+             ("committing its records", lambda: commit_attempt_records(store, ready.run, number)) if commit else None]
+    refused = False
+    for what, step in filter(None, steps):
+        try:
+            refused = step() is True or refused
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            status = read_json(ended_dir / "attempt.json", {}).get("status")
+            warn(f"no space left on device: {run_id} Test {number} is recorded {status} (exit {exit_code}) in "
+                 f"{ended_dir.relative_to(store.root)}, but {what} and what follows it did not happen; free space, "
+                 f"then {'git add logs && git commit' if commit else 'lab log'}")
+            break
     if exit_code != 0 and not refused:  # a refusal said why in its own `lab: error:` line
         say(f"error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are kept "
             f"in {ended_dir.relative_to(store.root)}")
@@ -572,7 +584,14 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
         say(f"the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
             f"({named}); the attempt is closed without them. Stop them with `kill -- -{ended.pid}`")
     mark_wandb_copy(store, attempt_dir, exit_code)
-    store.attempts.end(attempt_dir, exit_code=exit_code, status=status)
+    try:
+        store.attempts.end(attempt_dir, exit_code=exit_code, status=status)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise LabError(f"no space left on device: the command ended ({status}, exit {exit_code}) but its attempt "
+                       f"could not be closed; its records are in {attempt_dir} (the next lab command after space is "
+                       "freed marks it crashed)") from None
     if ended.log_error is not None:
         problem = ended.log_error.strerror or ended.log_error
         warn(f"stdout.log stopped early ({problem}); the attempt's other records are complete")

@@ -94,6 +94,23 @@ def intact_checkpoint(path: Path) -> bool:
         return False
 
 
+RESERVE_NAME = ".space-reserve"  # in a running attempt's folder: deleted first when the attempt ends
+RESERVE_BYTES = 512 * 1024  # what closing an attempt writes (attempt.json, events, printed rows, health), with room
+
+
+def reserve_space(path: Path) -> None:
+    """Allocate RESERVE_BYTES at `path` (real blocks, not a sparse file), so that an attempt whose script filled the
+    disk can still close as what it was once the file is deleted; nothing when the disk has no room even now."""
+    try:
+        with open(path, "xb") as stream:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(stream.fileno(), 0, RESERVE_BYTES)
+            else:  # macOS: zeros written are blocks allocated
+                stream.write(bytes(RESERVE_BYTES))
+    except OSError:
+        path.unlink(missing_ok=True)  # no room even now: the attempt opens without it
+
+
 class Attempts:
     """The attempts of each run of a lab (`store.attempts`)."""
 
@@ -127,6 +144,7 @@ class Attempts:
                 "artefacts": str(self.place.artefacts_root / run_id / key), **clock_fields(), **fields,
             }
             write_json(partial / "attempt.json", record)
+            reserve_space(partial / RESERVE_NAME)
             folder = running / key
             partial.rename(folder)  # the attempt appears whole, record included, or not at all
             self.place.forget_folders(run_id)
@@ -161,6 +179,7 @@ class Attempts:
             return {"status": status, "ended": ended_at, "exit_code": exit_code, **elapsed(record, ended_at)}
 
         attempt_dir = Path(attempt_dir)
+        (attempt_dir / RESERVE_NAME).unlink(missing_ok=True)  # the room its closing writes need on a full disk
         record = self.update(attempt_dir, merge=close)
         self.settle(attempt_dir)
         if not ended:
@@ -177,6 +196,7 @@ class Attempts:
         if attempt_dir.parent != self.place.running_dir(run_id) or not attempt_dir.is_dir():
             return attempt_dir
         target = self.place.home(run_id) / "attempts" / attempt_dir.name
+        (attempt_dir / RESERVE_NAME).unlink(missing_ok=True)
         with self.place.lock(f"attempt_{run_id}_{attempt_dir.name}"):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(attempt_dir, target)
