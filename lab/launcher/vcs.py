@@ -297,6 +297,13 @@ def wants_signing(repo: Repo) -> bool:
         return False
 
 
+def lab_scope(repo: Repo, root: Path) -> str | None:
+    """The lab's folder relative to the repository's top ('speech' for a lab in speech/), None for a lab at the
+    top: a launch commit and the daily page's commit list then hold that folder alone."""
+    inside = Path(root).resolve().relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
+    return None if inside == "." else inside
+
+
 def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | None = None,
                         records_dir: Path | None = None) -> dict:
     """Commit everything git does not ignore with `message`, without disturbing the user's index on failure.
@@ -319,11 +326,15 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
             raise LabError(f"another git command is running ({git_dir / 'index.lock'} exists); try again when it "
                            "has finished, or remove the file if no git process is left")
         staging = git_dir / f"lab-index-{os.getpid()}"
-        if (git_dir / "index").exists():
+        scope = lab_scope(repo, root)
+        if (git_dir / "index").exists() and not scope:
             shutil.copyfile(git_dir / "index", staging)
+        add = ["add", "-A", "--", scope] if scope else ["add", "-A"]
         try:
             with repo.git.custom_environment(GIT_INDEX_FILE=str(staging)):
-                _git(repo, "add", "-A")
+                if scope and repo.head.is_valid():
+                    _git(repo, "read-tree", "HEAD")  # the lab's folder alone changes: nothing else is committed
+                _git(repo, *add)
                 parent = head_sha(repo)
                 staged = (_changed_paths(repo, "--cached") if parent
                           else [name for name in _git(repo, "ls-files", "-z").split("\0") if name])
@@ -336,16 +347,19 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                         keep_reachable(repo, parent)
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
                 if redacted:
-                    _git(repo, "add", "-A")  # again: redacted records changed on disk
+                    _git(repo, *add)  # again: redacted records changed on disk
                 if run_hook(repo, "pre-commit"):
-                    _git(repo, "add", "-A")  # and again: a pre-commit hook may have fixed files
+                    _git(repo, *add)  # and again: a pre-commit hook may have fixed files
                 message = checked_message(repo, message)
                 tree = _git(repo, "write-tree")
                 signing = ["-S"] if wants_signing(repo) else []
                 sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
                 keep_reachable(repo, sha)
-            install_index(repo, staging)
+            if scope:
+                _git(repo, *add)  # the user's index: the lab's folder as committed, what is staged elsewhere kept
+            else:
+                install_index(repo, staging)
         finally:
             staging.unlink(missing_ok=True)
     return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged),
@@ -410,7 +424,8 @@ def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
 
 def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
-    pages) on any local branch, oldest first, without the lab's own records commits.
+    pages) on any local branch that change the lab's folder (`lab_scope`; any commit for a lab at the top),
+    oldest first, without the lab's own records commits; `files` counts the files changed in that folder.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
@@ -420,9 +435,10 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     start = datetime.combine(day, time.min, tzinfo=zone) if zone else datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
     heads = sorted(repo.heads, key=lambda head: (head.name != branch_name(repo), head.name))
+    scope = lab_scope(repo, root)
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:
-        for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
+        for commit in repo.iter_commits(head, scope or "", since=start.isoformat(), until=end.isoformat()):
             when = commit.committed_datetime.astimezone(zone)
             if commit.hexsha in found or not start <= when < end or RECORDS_COMMIT in commit.message.partition("\n")[0]:
                 continue
@@ -432,7 +448,7 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
                 "sha": commit.hexsha,
                 "branch": head.name,
                 "message": commit.message.strip().splitlines()[0] if commit.message.strip() else "",
-                "files": changed_files(repo, commit),
+                "files": len(commit_files(root, commit.hexsha)) if scope else changed_files(repo, commit),
             }
     return sorted(reversed(found.values()), key=lambda entry: entry["timestamp"])
 
