@@ -6,16 +6,16 @@ recorded sha can be on no remote. Each remote's fetch refspecs mirror its refs/l
 refs/remotes/<remote>/lab/commits/* (first among them, so that a `git push` that carries refs/lab/* updates the
 mirror at once, as it updates a remote-tracking branch); a recorded commit is shared when a remote-tracking ref
 reaches it, and left behind when neither such a ref nor a local branch does (a commit on a branch is only not
-pushed yet, and the branch's push will carry it). The check costs one `git config` and one `git for-each-ref` while nothing changed (cached in the
-lab's state folder, keyed by those refs); it warns once per set of unshared attempts, naming them and the one
-command that shares them. It never fails a command: a git error or a full disk only skips it.
+pushed yet, and the branch's push will carry it). The check costs one `git config` and one `git for-each-ref` while
+nothing changed (cached in the lab's state folder, keyed by those refs); it warns once per set of unshared
+attempts, naming them and the one command that shares them. It never fails a command: a git error or a full disk
+only skips it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import subprocess
 from pathlib import Path
 
@@ -106,7 +106,10 @@ def check(store: Store) -> None:
         cache_path = store.lab_dir / "cache" / "shared.json"
         cache = read_json(cache_path, {})
         key = hashlib.sha1(refs.encode()).hexdigest()
-        named = cache.get("unshared", []) if cache.get("key") == key else unshared_attempts(store, unreached(root, kept))
+        if cache.get("key") == key:
+            named = cache.get("unshared", [])
+        else:
+            named = unshared_attempts(store, unreached(root, kept))
         if named and named != cache.get("warned"):
             remote = "origin" if "origin" in specs else sorted(specs)[0]
             more = f" and {len(named) - SHOWN} more" if len(named) > SHOWN else ""

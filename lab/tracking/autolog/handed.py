@@ -89,7 +89,7 @@ def text_of(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def prepared_defaults(parser: Any, args: list[str] | None, strict: bool) -> list[tuple[Any, Any, Any]]:
+def prepared_defaults(parser: Any, strict: bool) -> list[tuple[Any, Any, Any]]:
     """Make each `--set` value the default of the option it names, for one parse of `parser` (a script's); returns
     [(action, its old default, the run's value)] for `restore_defaults` and `check_parsed`. `strict` (a full
     `parse_args`): a key naming no option is refused, with the options the script has."""

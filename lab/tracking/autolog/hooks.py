@@ -64,7 +64,7 @@ def patch_argparse(module: ModuleType) -> None:
         caller = caller_module(sys._getframe(1)) if outer else ""
         script = outer and not is_tool_module(caller)
         strict = sys._getframe(1).f_code.co_name == "parse_args"  # not a pre-parse that leaves options over
-        changed = handed.prepared_defaults(self, args, strict) if script else []
+        changed = handed.prepared_defaults(self, strict) if script else []
         depth.value = getattr(depth, "value", 0) + 1
         try:
             result = parse_known_args(self, args, namespace)
