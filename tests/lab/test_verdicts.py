@@ -99,7 +99,7 @@ def test_an_expectation_against_another_run(store):
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
     block = day.split("### nsd_002")[1]
     assert "**Verdict:** supported: val/per < nsd_001: 0.34 < 0.36" in block
-    assert "**Test 1:** (finished, exit 0, 0s): val/per 0.34 at step 100\n" in block
+    assert "**Test 1** (finished, exit 0, 0s): val/per 0.34 at step 100\n" in block
 
 
 @pytest.mark.light
@@ -270,7 +270,7 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     store.attempts.end(folder, exit_code=1, status="failed")
     why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    stopped = "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n"
+    stopped = "**Test 1** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n"
     assert stopped in day.split("### dia_002")[1]
     changelog = changelogs.changelog(store, "base").read_text()
     assert f"**Result**: {why}\n" in changelog and "no result yet" not in changelog
@@ -569,11 +569,11 @@ def test_the_daily_page_tells_the_day_with_every_tests_result_and_what_changed(c
     lab("log")
     daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
     first, second = daily.split("### x_001")[1].split("### x_002")
-    assert re.search(r"\*\*Test 1:\*\* \(finished, exit 0, \d+s\): val/loss 0\.3702 at step 100 "
+    assert re.search(r"\*\*Test 1\*\* \(finished, exit 0, \d+s\): val/loss 0\.3702 at step 100 "
                      r"\(still improving\)\n", first)
-    assert re.search(r"\*\*Test 2:\*\* \(finished, exit 0, \d+s\): val/loss 0\.2452 at step 100 \(still improving\)\. "
+    assert re.search(r"\*\*Test 2\*\* \(finished, exit 0, \d+s\): val/loss 0\.2452 at step 100 \(still improving\)\. "
                      r"From Test 1: Decreased lr to 0\.05\n", first)
-    assert re.search(r"\*\*Test 1:\*\* \(failed, exit 1, \d+s\): stopped at step 45: RuntimeError: boom at step 45\n",
+    assert re.search(r"\*\*Test 1\*\* \(failed, exit 1, \d+s\): stopped at step 45: RuntimeError: boom at step 45\n",
                      second)
     assert "From Test 1: Decreased crash at to 0\n" in second
     assert "Details (every test's command, metric tables, curves): [x_001 report](../reports/x_001.md)" in first
@@ -759,7 +759,7 @@ def test_a_test_that_changed_its_config_and_its_command_says_both(curve_lab):
     lab("launch", "x_001", "--no-commit", "--", sys.executable, "-u", "train.py", "--lr", "0.05")
     lab("log")
     daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
-    assert re.search(r"\*\*Test 2:\*\* .*\. From Test 1: Decreased lr to 0\.05; added `-u`\n", daily), daily
+    assert re.search(r"\*\*Test 2\*\* .*\. From Test 1: Decreased lr to 0\.05; added `-u`\n", daily), daily
 
 
 @pytest.mark.light
@@ -786,7 +786,7 @@ def test_why_a_run_stopped_names_its_error_not_a_metric_print(store):
     (folder / "stdout.log").write_text("RuntimeError: CUDA out of memory\nval_error 0.3\nstep 3 error_rate 0.2\n")
     store.attempts.end(folder, exit_code=1, status="failed")
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    assert "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n" in day, day
+    assert "**Test 1** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n" in day, day
 
 
 @pytest.mark.light
