@@ -265,6 +265,14 @@ def render(root: str | os.PathLike | None = None) -> list[Path]:
     return reports.render_all(lab_at(root))
 
 
+def site(out: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> list[Path]:
+    """`lab site`: write the lab's pages in HTML (interactive charts, sortable tables) under `out` (default:
+    logs/site/); their paths, the index first (see `lab.site.build`)."""
+    from lab.site import build
+
+    return build.build_site(lab_at(root), Path(out) if out is not None else None)
+
+
 def remove(run_id: str, root: str | os.PathLike | None = None) -> str:
     """`lab rm --yes`: archive a run's records (logs/archive/) and delete its artefacts; the line saying where
     the records went. LabError for no such run."""

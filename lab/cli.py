@@ -47,7 +47,8 @@ EXAMPLES = {
     "compare": "lab compare nsd_004 nsd_005 nsd_006   |   lab compare --group lr_ablation",
     "report": "lab report nsd_006",
     "doctor": "lab doctor nsd_006",
-    "render": "lab render",
+    "render": "lab render   |   lab render --html",
+    "site": "lab site   |   lab site --out /tmp/lab-site",
     "rm": "lab rm dia_009   |   lab rm dia_009 --yes",
     "rename": "lab rename dia_001 dia_004",
 }
@@ -253,6 +254,14 @@ def cmd_doctor(args) -> int:
 def cmd_render(args) -> int:
     for path in api.render():
         print(path)
+    if args.html:
+        print(api.site()[0])
+    return 0
+
+
+def cmd_site(args) -> int:
+    pages = api.site(args.out)
+    print(f"{len(pages)} pages; open {pages[0]}")
     return 0
 
 
@@ -425,7 +434,11 @@ def build_parser(families: bool = True) -> argparse.ArgumentParser:
     sub.add_argument("--attempt", type=int, help="attempt number (default: the latest with metrics)")
     sub.add_argument("--dry-run", action="store_true", help="print findings without recording them")
 
-    command("render", cmd_render, "Rebuild every page from the records.")
+    sub = command("render", cmd_render, "Rebuild every page from the records.")
+    sub.add_argument("--html", action="store_true", help="also write the HTML site (as lab site)")
+
+    sub = command("site", cmd_site, "Write the lab's pages in HTML (logs/site/): charts to zoom, tables to sort.")
+    sub.add_argument("--out", metavar="DIR", help="folder of the site (default: logs/site/)")
 
     sub = command("rm", cmd_rm, "Remove a run: its records move to logs/archive/, its artefacts are deleted.")
     sub.add_argument("id")
