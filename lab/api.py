@@ -273,6 +273,19 @@ def site(out: str | os.PathLike | None = None, root: str | os.PathLike | None = 
     return build.build_site(lab_at(root), Path(out) if out is not None else None)
 
 
+def serve(host: str = "127.0.0.1", port: int = 8000, root: str | os.PathLike | None = None):
+    """`lab serve`: a read-only server of the lab's HTML site on `host`:`port` (0: a free one), not yet started
+    (call its `serve_forever()`; `server_address` says where it listens); LabError when the port cannot be had."""
+    from lab.errors import LabError
+    from lab.site import serve as serving
+
+    store = lab_at(root)
+    try:
+        return serving.make_server(store, host, port)
+    except OSError as error:
+        raise LabError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
+
+
 def remove(run_id: str, root: str | os.PathLike | None = None) -> str:
     """`lab rm --yes`: archive a run's records (logs/archive/) and delete its artefacts; the line saying where
     the records went. LabError for no such run."""

@@ -3,10 +3,10 @@ group of metrics (`register_panel`), one series per attempt or per run. `static/
 
     {"panels": [{"title": "loss", "series": [0, 1]}, ...],
      "series": [{"label": "Test 1 train/loss", "step": [...], "time": [...], "value": [...]}, ...],
-     "live": "x_001" or null}
+     "run": "x_001" or null, "live": true or false}
 
-`time` is the row's wall-clock time (Unix seconds, as the tracker writes it), `live` the run whose running
-attempts `lab serve` refreshes on the page.
+`time` is the row's wall-clock time (Unix seconds, as the tracker writes it); `run` is the run of a run's page,
+whose rows `lab serve` refreshes while `live` (an attempt is running).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def frame_series(frame, label: str) -> list[dict]:
     return found
 
 
-def chart_data(series: list[dict], live: str | None = None) -> dict:
+def chart_data(series: list[dict], run: str | None = None, live: bool = False) -> dict:
     """The charts of a page from `series` (`frame_series`'s, each with its `metric`): one panel per panel title,
     in the order the panels are registered and then by metric name."""
     titles: dict[str, list[int]] = {}
@@ -74,7 +74,7 @@ def chart_data(series: list[dict], live: str | None = None) -> dict:
     order = [title for title, _ in PANELS if title in titles] + sorted(set(titles) - {t for t, _ in PANELS})
     return {"panels": [{"title": title, "series": titles[title]} for title in order],
             "series": [{key: one[key] for key in ("label", "step", "time", "value")} for one in series],
-            "live": live}
+            "run": run, "live": live}
 
 
 def run_charts(store, run_id: str) -> dict:
@@ -86,7 +86,7 @@ def run_charts(store, run_id: str) -> dict:
         if (store.attempt_dir(run_id, number) / "metrics.jsonl").exists():
             series += frame_series(results.stream(store, run_id, number), f"Test {number}")
     running = any(attempt.get("status") == "running" for attempt in store.attempts.of(run_id))
-    return chart_data(series, live=run_id if running else None)
+    return chart_data(series, run=run_id, live=running)
 
 
 def runs_charts(store, arms: list[tuple[str, int | None]]) -> dict:

@@ -96,21 +96,24 @@
       options.smoothing = parseFloat(slider.value); slider.nextElementSibling.textContent = slider.value; redraw();
     });
     redraw();
-    if (data.live && location.protocol.indexOf("http") === 0) poll(section, data, redraw);
+    if (data.run && location.protocol.indexOf("http") === 0) poll(section, data, redraw);
   }
 
   function poll(section, data, redraw) {  // `lab serve`: the run's rows as they arrive, while an attempt runs
-    var mark = document.createElement("p");
-    mark.className = "live"; mark.textContent = "running: refreshed every 5 s";
+    var mark = document.createElement("p"), running = data.live;
+    mark.className = "live";
     section.insertBefore(mark, section.firstChild);
-    var timer = setInterval(function () {
-      fetch("/live/" + encodeURIComponent(data.live) + ".json", {cache: "no-store"}).then(function (r) {
+    var fetchRows = function () {
+      fetch("/live/" + encodeURIComponent(data.run) + ".json", {cache: "no-store"}).then(function (r) {
         return r.json();
       }).then(function (fresh) {
         data.panels = fresh.panels; data.series = fresh.series; redraw();
-        if (!fresh.live) { clearInterval(timer); mark.textContent = "finished: reload for the whole page"; }
+        if (fresh.live) { running = true; mark.textContent = "running: refreshed every 5 s"; }
+        else { clearInterval(timer); mark.textContent = running ? "finished: reload for the whole page" : ""; }
       }).catch(function () {});
-    }, 5000);
+    };
+    var timer = setInterval(fetchRows, 5000);
+    fetchRows();
   }
 
   function cellKey(cell) {
