@@ -265,12 +265,19 @@ def render(root: str | os.PathLike | None = None) -> list[Path]:
     return reports.render_all(lab_at(root))
 
 
-def site(out: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> list[Path]:
+def site(out: str | os.PathLike | None = None, *, branch: bool = False,
+         root: str | os.PathLike | None = None) -> list[Path]:
     """`lab site`: write the lab's pages in HTML (interactive charts, sortable tables) under `out` (default:
-    logs/site/); their paths, the index first (see `lab.site.build`)."""
-    from lab.site import build
+    logs/site/); their paths, the index first (see `lab.site.build`). With `branch`, also commit the site to the
+    lab-pages branch (`lab.site.publish`; LabError outside a git repository)."""
+    from lab.site import build, publish
 
-    return build.build_site(lab_at(root), Path(out) if out is not None else None)
+    store = lab_at(root)
+    folder = Path(out) if out is not None else build.site_folder(store)
+    pages = build.build_site(store, folder)
+    if branch:
+        publish.publish(store, folder)
+    return pages
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, root: str | os.PathLike | None = None):

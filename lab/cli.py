@@ -48,7 +48,7 @@ EXAMPLES = {
     "report": "lab report nsd_006",
     "doctor": "lab doctor nsd_006",
     "render": "lab render   |   lab render --html",
-    "site": "lab site   |   lab site --out /tmp/lab-site",
+    "site": "lab site   |   lab site --branch && git push   |   lab site --out /tmp/lab-site",
     "serve": "lab serve   |   lab serve --port 8080",
     "rm": "lab rm dia_009   |   lab rm dia_009 --yes",
     "rename": "lab rename dia_001 dia_004",
@@ -276,8 +276,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_site(args) -> int:
-    pages = api.site(args.out)
+    pages = api.site(args.out, branch=args.branch)
     print(f"{len(pages)} pages; open {pages[0]}")
+    if args.branch:
+        print("committed to the lab-pages branch; git push carries it")
     return 0
 
 
@@ -455,6 +457,8 @@ def build_parser(families: bool = True) -> argparse.ArgumentParser:
 
     sub = command("site", cmd_site, "Write the lab's pages in HTML (logs/site/): charts to zoom, tables to sort.")
     sub.add_argument("--out", metavar="DIR", help="folder of the site (default: logs/site/)")
+    sub.add_argument("--branch", action="store_true",
+                     help="also commit the site to the lab-pages branch (work tree and index untouched)")
 
     sub = command("serve", cmd_serve, "Serve the HTML pages on 127.0.0.1, running attempts refreshed (read-only).")
     sub.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 takes a free one)")

@@ -131,3 +131,27 @@ def test_a_commit_message_and_config_value_are_text_on_the_day_and_run_pages(lab
     with open_page(browser, pages["runs/x_001.html"]) as view:
         assert f"lr\t{HOSTILE}" in view.page.inner_text("main")
     assert not view.dialogs and not view.errors
+
+
+@pytest.mark.light
+def test_site_branch_commits_the_pages_without_touching_the_work_tree_and_git_push_carries_it(lab, repo):
+    remote = repo.parent / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    lab("init")  # sets this clone's push refspecs, lab-pages among them
+    lab("new-run", "x_001", "--hypothesis", "h")
+    launch(lab, "x_001", "val/acc", "--no-commit")
+    status = git(repo, "status", "--porcelain")
+    lab("site", "--branch")
+    assert git(repo, "status", "--porcelain") == status and git(repo, "branch", "--show-current").strip() == "main"
+    files = git(repo, "ls-tree", "-r", "--name-only", "lab-pages").split()
+    assert {"index.html", "runs/x_001.html", "static/uPlot.iife.min.js", "static/LICENSE.uPlot"} <= set(files)
+    first = git(repo, "rev-parse", "lab-pages")
+    lab("site", "--branch")
+    assert git(repo, "rev-parse", "lab-pages") == first  # the same records: the same tree, no new commit
+    git(repo, "push", "-q")
+    clone = repo.parent / "colleague"
+    subprocess.run(["git", "clone", "-q", "--branch", "lab-pages", str(remote), str(clone)], check=True)
+    page = (clone / "runs" / "x_001.html").read_text()
+    assert page == (repo / "logs" / "site" / "runs" / "x_001.html").read_text() and "<h1>x_001: h</h1>" in page
