@@ -184,7 +184,7 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
                                {"step": 20, "val/loss": 1.85, "val/loss_se": 0.05, **size},
                                {"step": 30, "val/loss": 1.86, "val/loss_se": 0.05, **size}], parent="dia_001")
     verdict = verdict_line(store, "dia_002")
-    assert verdict == ("inconclusive: val/loss 1.85 at step 20 vs 1.9 for dia_001:1, 2.6% lower (better), the "
+    assert verdict == ("inconclusive: val/loss 1.85 at step 20 vs 1.9 for dia_001:1, 2.6% lower, the "
                        "difference 0.05 is within the noise (±0.1414, 2 standard errors); evaluated on 3 clips, "
                        "1,234 tokens")
     add_run(store, "dia_003", [{"step": 10, "val/loss": 2.2, "val/loss_se": 0.01, **size},
@@ -192,6 +192,9 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
                                {"step": 30, "val/loss": 2.08, "val/loss_se": 0.01, **size}], parent="dia_001")
     assert verdict_line(store, "dia_003").startswith(
         "not supported: val/loss 2.071 at step 20 vs 1.9 for dia_001:1, 9.0% higher (worse); evaluated on 3 clips")
+    add_run(store, "dia_004", [{"step": 10, "val/loss": 1.9002, "val/loss_se": 0.05, **size}], parent="dia_001")
+    assert verdict_line(store, "dia_004").startswith(  # never '0.0% higher (worse)' for a change inside the noise
+        "inconclusive: val/loss 1.9 at step 10 vs 1.9 for dia_001:1, 0.011% higher, the difference 0.0002 is within")
     compare = comparisons.compare(store, ["dia_001", "dia_002"]).read_text()
     assert re.search(r"\| dia_002:1 \| 1\.85 \| 20 \| .* \| -0\.05 〰️ \(the difference 0\.05 is within the noise",
                      compare)
@@ -234,7 +237,7 @@ def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
     fails = page.split("## What Doesn't Work")[1]
     assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071, 9% worse; evaluated on 3 clips, 1,234 tokens)" in fails
     assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
-    assert ("- **Result**: 〰️ inconclusive: val/loss 1.88 at step 20 vs 1.9 for dia_001:1, 1.1% lower (better), the "
+    assert ("- **Result**: 〰️ inconclusive: val/loss 1.88 at step 20 vs 1.9 for dia_001:1, 1.1% lower, the "
             "difference 0.02 is within the noise (±0.102, 2 standard errors); evaluated on 3 clips, "
             "1,234 tokens") in page
 
@@ -252,7 +255,7 @@ def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
                                     {"step": 30, "val/loss": loss + 0.01}], seeded(seed), parent="sash_001")
     verdict = verdict_line(store, "sash_002")
     assert verdict.startswith("inconclusive: val/loss 1.45 (mean of 3 seeds, sd 0.1323) vs 1.5 (mean of 3 seeds, "
-                              "sd 0.02) for sash_001, 3.3% lower (better), the difference 0.05 is within the noise")
+                              "sd 0.02) for sash_001, 3.3% lower, the difference 0.05 is within the noise")
 
 
 @pytest.mark.light
@@ -489,7 +492,7 @@ def test_an_ablation_names_its_reference_and_crowns_only_a_lead_outside_the_nois
     close = Path(lab("compare", "x_001", "g_002").stdout.strip()).read_text()
     verdict = close.split("## Verdict")[1].split("##")[0].strip()
     assert verdict.startswith("No clear winner on val/loss: **g_002:1** reads val/loss 0.3699 at step 100 vs 0.3702 "
-                              "for x_001:1, 0.1% lower (better), but the difference"), verdict
+                              "for x_001:1, 0.068% lower, but the difference"), verdict
     assert "x the scatter of the last evaluations about their curve)" in verdict
 
 
@@ -741,7 +744,7 @@ def test_an_ablation_winner_must_lead_the_runner_up_outside_the_noise(store):
     page = comparisons.compare(store, ["r_001", "h_001", "h_002", "h_003"]).read_text()
     verdict = page.split("## Verdict")[1].split("##")[0].strip()
     assert verdict.startswith("No clear winner on val/loss: **h_003:1**, **h_002:1** and **h_001:1** are tied "
-                              "(h_003:1 reads val/loss 0.2998 at step 40 vs 0.2999 for h_002:1, 0.0% lower (better), "
+                              "(h_003:1 reads val/loss 0.2998 at step 40 vs 0.2999 for h_002:1, 0.033% lower, "
                               "the difference 0.0001 is within the noise"), verdict
     assert "all of them are better than the reference r_001:1 (0.35)" in verdict and "wins" not in verdict
     add_run(store, "h_004", rows(0.25))  # a lead over the runner-up outside the noise is a win
