@@ -410,7 +410,8 @@ def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
 
 def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
-    pages) on any local branch, oldest first, without the lab's own records commits.
+    pages) on any local branch but the lab's pages (`lab-pages`), oldest first, without the lab's own records
+    commits.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
@@ -419,7 +420,8 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
         return []
     start = datetime.combine(day, time.min, tzinfo=zone) if zone else datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
-    heads = sorted(repo.heads, key=lambda head: (head.name != branch_name(repo), head.name))
+    heads = sorted((head for head in repo.heads if not head.name.startswith("lab-pages")),  # lab site --branch's
+                   key=lambda head: (head.name != branch_name(repo), head.name))
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:
         for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
