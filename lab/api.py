@@ -265,6 +265,34 @@ def render(root: str | os.PathLike | None = None) -> list[Path]:
     return reports.render_all(lab_at(root))
 
 
+def site(out: str | os.PathLike | None = None, *, branch: bool = False,
+         root: str | os.PathLike | None = None) -> list[Path]:
+    """`lab site`: write the lab's pages in HTML (interactive charts, sortable tables) under `out` (default:
+    logs/site/); their paths, the index first (see `lab.site.build`). With `branch`, also commit the site to the
+    lab-pages branch (`lab.site.publish`; LabError outside a git repository)."""
+    from lab.site import build, publish
+
+    store = lab_at(root)
+    folder = Path(out) if out is not None else build.site_folder(store)
+    pages = build.build_site(store, folder)
+    if branch:
+        publish.publish(store, folder)
+    return pages
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, root: str | os.PathLike | None = None):
+    """`lab serve`: a read-only server of the lab's HTML site on `host`:`port` (0: a free one), not yet started
+    (call its `serve_forever()`; `server_address` says where it listens); LabError when the port cannot be had."""
+    from lab.errors import LabError
+    from lab.site import serve as serving
+
+    store = lab_at(root)
+    try:
+        return serving.make_server(store, host, port)
+    except OSError as error:
+        raise LabError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
+
+
 def remove(run_id: str, root: str | os.PathLike | None = None) -> str:
     """`lab rm --yes`: archive a run's records (logs/archive/) and delete its artefacts; the line saying where
     the records went. LabError for no such run."""

@@ -47,7 +47,9 @@ EXAMPLES = {
     "compare": "lab compare nsd_004 nsd_005 nsd_006   |   lab compare --group lr_ablation",
     "report": "lab report nsd_006",
     "doctor": "lab doctor nsd_006",
-    "render": "lab render",
+    "render": "lab render   |   lab render --html",
+    "site": "lab site   |   lab site --branch && git push   |   lab site --out /tmp/lab-site",
+    "serve": "lab serve   |   lab serve --port 8080",
     "rm": "lab rm dia_009   |   lab rm dia_009 --yes",
     "rename": "lab rename dia_001 dia_004",
 }
@@ -253,6 +255,31 @@ def cmd_doctor(args) -> int:
 def cmd_render(args) -> int:
     for path in api.render():
         print(path)
+    if args.html:
+        print(api.site()[0])
+    return 0
+
+
+def cmd_serve(args) -> int:
+    server = api.serve(args.host, args.port)
+    host, port = server.server_address[:2]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        warn(f"serving the lab's pages to the network on {host}:{port} (read-only)")
+    print(f"serving the lab's pages on http://{host}:{port}/index.html (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_site(args) -> int:
+    pages = api.site(args.out, branch=args.branch)
+    print(f"{len(pages)} pages; open {pages[0]}")
+    if args.branch:
+        print("committed to the lab-pages branch; git push carries it")
     return 0
 
 
@@ -425,7 +452,17 @@ def build_parser(families: bool = True) -> argparse.ArgumentParser:
     sub.add_argument("--attempt", type=int, help="attempt number (default: the latest with metrics)")
     sub.add_argument("--dry-run", action="store_true", help="print findings without recording them")
 
-    command("render", cmd_render, "Rebuild every page from the records.")
+    sub = command("render", cmd_render, "Rebuild every page from the records.")
+    sub.add_argument("--html", action="store_true", help="also write the HTML site (as lab site)")
+
+    sub = command("site", cmd_site, "Write the lab's pages in HTML (logs/site/): charts to zoom, tables to sort.")
+    sub.add_argument("--out", metavar="DIR", help="folder of the site (default: logs/site/)")
+    sub.add_argument("--branch", action="store_true",
+                     help="also commit the site to the lab-pages branch (work tree and index untouched)")
+
+    sub = command("serve", cmd_serve, "Serve the HTML pages on 127.0.0.1, running attempts refreshed (read-only).")
+    sub.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 takes a free one)")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
 
     sub = command("rm", cmd_rm, "Remove a run: its records move to logs/archive/, its artefacts are deleted.")
     sub.add_argument("id")

@@ -99,13 +99,15 @@ def _fetch_ids(repo: Repo, remote: str, timeout: float) -> None:
 
 
 LAB_REFSPEC = "+refs/lab/*:refs/lab/*"
+PAGES_REFSPEC = "+refs/heads/lab-pages*:refs/heads/lab-pages*"  # `lab site --branch`'s pages (a glob: none yet is fine)
 
 
 def configure_clone(root: Path, logs: str) -> list[str]:
     """Set up this clone to share the lab through plain `git pull` and `git push`; returns what it changed.
 
     Committed (so every clone has it): `.gitattributes` merging the lab's append-only files by union. Per
-    clone (.git/config): each remote fetches refs/lab/* and pushes them beside the current branch.
+    clone (.git/config): each remote fetches refs/lab/* and pushes them beside the current branch, and the
+    lab-pages branch that `lab site --branch` commits (forced: the pages are derived from the records).
     """
     changed = []
     attributes = Path(root) / ".gitattributes"
@@ -123,7 +125,8 @@ def configure_clone(root: Path, logs: str) -> list[str]:
         return changed
     for remote in repo.remotes:
         for key, value in ((f"remote.{remote.name}.fetch", LAB_REFSPEC), (f"remote.{remote.name}.push", "HEAD"),
-                           (f"remote.{remote.name}.push", "refs/lab/*:refs/lab/*")):
+                           (f"remote.{remote.name}.push", "refs/lab/*:refs/lab/*"),
+                           (f"remote.{remote.name}.push", PAGES_REFSPEC)):
             present = subprocess.run(["git", "config", "--get-all", key], cwd=repo.working_tree_dir,
                                      capture_output=True, text=True).stdout.split()
             if value not in present:

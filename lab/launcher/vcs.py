@@ -424,8 +424,9 @@ def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
 
 def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
-    pages) on any local branch that change the lab's folder (`lab_scope`; any commit for a lab at the top),
-    oldest first, without the lab's own records commits; `files` counts the files changed in that folder.
+    pages) on any local branch but the lab's pages (`lab-pages`) that change the lab's folder (`lab_scope`; any
+    commit for a lab at the top), oldest first, without the lab's own records commits; `files` counts the files
+    changed in that folder.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
@@ -434,7 +435,8 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
         return []
     start = datetime.combine(day, time.min, tzinfo=zone) if zone else datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
-    heads = sorted(repo.heads, key=lambda head: (head.name != branch_name(repo), head.name))
+    heads = sorted((head for head in repo.heads if not head.name.startswith("lab-pages")),  # lab site --branch's
+                   key=lambda head: (head.name != branch_name(repo), head.name))
     scope = lab_scope(repo, root)
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:

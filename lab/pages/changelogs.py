@@ -11,7 +11,7 @@ from lab.errors import LabError
 from lab.families import registry
 from lab.health.diagnosis import run_findings
 from lab.launcher import vcs
-from lab.pages import results, verdicts
+from lab.pages import changes as change_words, results, verdicts
 from lab.pages.context import display_title, render
 from lab.pages.results import attempt_config, headline_attempt
 from lab.pages.verdicts import STATUS_MARK, failure_line
@@ -172,7 +172,10 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
     switch = preset_switch(run, store.runs.load(parent) if parent else None, line.configs[rid])
     listed = [c for c in changes if not switch or c.key not in switch["keys"]]
     tested = [c for c in listed if c.component != "bookkeeping"]
-    count = len(tested) + len(code_changes) + bool(switch)
+    both = parent and line.headlines[parent] and line.headlines[rid]
+    command = change_words.command_change(store, (parent, line.headlines[parent]), (rid, line.headlines[rid]),
+                                          changes) if both else None
+    count = len(tested) + len(code_changes) + bool(switch) + bool(command)
     found = line.found[rid]
     return {
         "number": line.number[rid],
@@ -184,6 +187,7 @@ def changelog_entry(store: Store, run: dict, line: Lineage, base_config: dict, b
         "tested": tested,
         "preset_switch": switch,
         "code_changes": code_changes,
+        "command_change": command,
         "change_count": count,
         "confounded": count > 1,
         "result": found,

@@ -70,6 +70,16 @@ def unexplained(command: list[str], names: set[str]) -> list[str]:
     return kept
 
 
+def command_change(store: Store, before: tuple[str, int], after: tuple[str, int],
+                   changes: list[config_tools.Change]) -> str | None:
+    """What attempt `after` ((run id, number)) ran differently from `before` in its command, beyond the flags that
+    set a key of `changes` ('added `--amp`'); None when the commands say nothing more than the config does."""
+    names = {change.key.rsplit(".", 1)[-1].replace("-", "_") for change in changes}
+    commands = [unexplained(store.attempts.load(rid, number).get("command") or [], names)
+                for rid, number in (before, after)]
+    return command_phrase(*commands)
+
+
 def attempt_change_words(store: Store, run_id: str, before: int, after: int) -> str | None:
     """What attempt `after` of a run changed from attempt `before`, as a sentence: its config changes (bookkeeping
     apart) by name, then the arguments its command added or dropped beside the flags that set those keys; None
@@ -83,10 +93,7 @@ def attempt_change_words(store: Store, run_id: str, before: int, after: int) -> 
         more = len(tested) - WORDS_SHOWN
         text = ", ".join(phrases[:-1]) + (" and " if len(phrases) > 1 else "") + phrases[-1]
         parts.append(text + (f" (and {more} more: lab diff {run_id}:{before} {run_id}:{after})" if more > 0 else ""))
-    names = {change.key.rsplit(".", 1)[-1].replace("-", "_") for change in changes}
-    commands = [unexplained(store.attempts.load(run_id, number).get("command") or [], names)
-                for number in (before, after)]
-    parts += [words] if (words := command_phrase(*commands)) else []
+    parts += [words] if (words := command_change(store, (run_id, before), (run_id, after), changes)) else []
     text = "; ".join(parts)
     return text[0].upper() + text[1:] if text else None
 

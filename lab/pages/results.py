@@ -370,11 +370,14 @@ def improvement(before: dict | None, after: dict | None) -> float | None:
 
 
 def change_words(before: float, after: float, mode: str | None) -> str:
-    """How people say a change: '9.0% higher (worse)', '2.5% lower (better)', 'the same'."""
+    """How people say a change: '9.0% higher (worse)', '2.5% lower (better)', '0.012% lower', 'the same'; `mode`
+    None leaves out which way is better (a change inside the noise). Below 0.1%, two significant figures, so a
+    change never reads 0.0%."""
     if after == before:
         return "the same"
     way = "higher" if after > before else "lower"
-    relative = f"{abs(after - before) / abs(before):.1%} " if before else ""
+    share = abs(after - before) / abs(before) if before else None
+    relative = "" if share is None else f"{share:.1%} " if share >= 0.001 else f"{share * 100:.2g}% "
     judged = "" if mode is None else f" ({'better' if is_better(after, before, mode) else 'worse'})"
     return f"{relative}{way}{judged}"
 

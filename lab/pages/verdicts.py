@@ -122,18 +122,19 @@ def judge(before: dict | None, after: dict | None, reference: str) -> Verdict:
                        size=results.size_text(after) if after else None)
     change = results.improvement(before, after)
     difference = abs(after["best"] - before["best"])
-    shown = results.figure_text(before) if before.get("seeds") else format_number(before["best"])
-    figures = (f"{after['metric']} {results.figure_text(after)} vs {shown} for {reference}, "
-               f"{results.change_words(before['best'], after['best'], after['mode'])}")
     spread, source = noise(before, after)
-    common = dict(figures=figures, size=results.size_text(after), value=after["best"],
-                  reference_value=before["best"], change=change)
+    within = (spread is not None and difference <= spread) or (
+        spread is None and change is not None and abs(change) <= RELATIVE_MARGIN)
+    shown = results.figure_text(before) if before.get("seeds") else format_number(before["best"])
+    words = results.change_words(before["best"], after["best"], None if within else after["mode"])
+    common = dict(figures=f"{after['metric']} {results.figure_text(after)} vs {shown} for {reference}, {words}",
+                  size=results.size_text(after), value=after["best"], reference_value=before["best"], change=change)
     if difference == 0:
         return Verdict("unchanged", "inconclusive", **common)
-    if spread is not None and difference <= spread:
+    if within and spread is not None:
         why = f"the difference {difference:.4g} is within the noise (±{spread:.4g}, {source})"
         return Verdict("inconclusive", "inconclusive", why=why, **common)
-    if spread is None and change is not None and abs(change) <= RELATIVE_MARGIN:
+    if within:
         return Verdict("inconclusive", "inconclusive", why=f"within {RELATIVE_MARGIN:.0%}, and no noise estimate",
                        **common)
     if results.is_better(after["best"], before["best"], after["mode"]):

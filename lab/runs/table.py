@@ -376,7 +376,7 @@ def text(table, output: str) -> str:
         return json.dumps(records, indent=2)
     if output == "jsonl":
         return "\n".join(json.dumps(record) for record in records)
-    cells = [[_shown(table[column].iloc[index]) for column in table.columns] for index in range(len(table))]
+    cells = [[shown(table[column].iloc[index]) for column in table.columns] for index in range(len(table))]
     if output == "md":
         escaped = [[cell.replace("|", "\\|") for cell in row] for row in cells]
         header = [str(column).replace("|", "\\|") for column in table.columns]
@@ -402,7 +402,7 @@ def _json_value(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value  # a numpy scalar as Python's
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A cell as the text table shows it: '-' for a missing value, times to the minute, numbers as the pages."""
     import pandas as pd
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import re
 
-from lab.errors import LabError
+from lab.errors import LabError, warn
 from lab.records.store import Store
 from lab.runs.notes import commit_notes
 
-TAG = re.compile(r"[^\s,]{1,64}")  # W&B takes tags of at most 64 characters; a comma would split one in two
+# W&B takes tags of at most 64 characters; a comma would split one in two; a leading + or - reads as a change
+TAG = re.compile(r"[^\s,+-][^\s,]{0,63}")
 
 
 def check_tag(name: str) -> str:
-    """`name` when it can be a tag (1 to 64 characters, no space, no comma), else LabError."""
+    """`name` when it can be a tag (1 to 64 characters, no space or comma, not starting with + or -), else
+    LabError."""
     if not TAG.fullmatch(name):
-        raise LabError(f"tag {name!r}: a tag is 1 to 64 characters without spaces or commas")
+        raise LabError(f"tag {name!r}: a tag is 1 to 64 characters without spaces or commas, and does not start "
+                       "with + or - (lab tag ID +best -draft)")
     return name
 
 
@@ -37,6 +40,8 @@ def retag(store: Store, run_id: str, changes: list[str]) -> list[str]:
         elif sign == "-" and name in tags:
             tags.remove(name)
             removed.append(name)
+        elif sign == "-":
+            warn(f"{run_id} has no tag {name!r}: nothing removed")
     if added or removed:
         store.runs.update(run_id, tags=tags)
         store.events.add(run_id, "tags", added=added, removed=removed)

@@ -99,3 +99,16 @@ def script_lab(lab):
     """A lab whose train.py reports its argparse config (--lr, --hidden) and logs train and val losses."""
     (lab.repo / "train.py").write_text(SCRIPT)
     return lab
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright (tests/site_browser.py); the test is skipped, saying why, where no
+    browser or no Playwright is installed."""
+    import site_browser
+
+    reason = site_browser.missing()
+    if reason:
+        pytest.skip(reason)
+    with site_browser.browser_session() as launched:
+        yield launched

@@ -139,7 +139,7 @@ def test_records_written_in_different_zones_land_on_one_day(lab):
         pytest.skip("the records may straddle midnight UTC")
     assert [Path(page).stem for page in pages] == [now.date().isoformat()]
     page = Path(pages[0]).read_text()
-    assert "seconds later, in Tokyo" in page and "**Test 1:**" in page
+    assert "seconds later, in Tokyo" in page and "**Test 1** (" in page
     assert json.loads((lab.repo / "logs/runs/z_001/run.json").read_text())["slug"].startswith(now.strftime("%Y%m%d"))
     assert f"[`{attempt_of(lab, 'z_001')['git']['sha'][:7]}`]" in page  # the launch commit on the same page
 

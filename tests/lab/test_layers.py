@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "lab"
 # Each layer may import only the layers before it (and itself).
 LAYERS = ["lab.errors", "lab.records", "lab.families", "lab.health", "lab.tracking", "lab.launcher", "lab.pages",
-          "lab.runs", "lab.api", "lab.cli", "lab.demo", "lab.__main__"]
+          "lab.runs", "lab.site", "lab.api", "lab.cli", "lab.demo", "lab.__main__"]
 FORBIDDEN = ("trainers", "models", "torch", "torchaudio", "accelerate", "torch_xla", "dac")
 
 

@@ -405,3 +405,19 @@ def test_new_run_states_its_memory_plan_in_mib(lab):
     plan = next(line for line in created.splitlines() if "memory plan per device" in line)
     assert re.search(r"weights [\d.]+ MiB, gradients [\d.]+ MiB, optimizer [\d.]+ MiB, .*; total [\d.]+ MiB of "
                      r"[\d,]+ MiB \(", plan) and " MB" not in plan and " GB" not in plan
+
+
+@pytest.mark.light
+def test_a_command_change_beside_a_config_change_is_confounded(script_story):
+    lab = script_story
+    (lab.repo / "fast.py").write_text(STORY_SCRIPT)
+    lab("new-run", "sin_005", "--hypothesis", "h", "--from", "sin_001", "--set", "lr=0.03")
+    lab("launch", "sin_005", "--no-commit", "--", sys.executable, "fast.py", "--lr", "0.03")
+    lab("changelog", "sine_base", "--current", "sin_005")
+    page = (lab.repo / "logs/changelogs/sine_base.md").read_text()
+    assert "- command: added `fast.py`; removed `train.py`" in page.split("### Run #5")[1]
+    ours = page.split("### Our Changes")[1].split("## Runs")[0]
+    lines = [line for line in ours.splitlines() if line.strip()]
+    results_of = {line.split("**")[1]: result for line, result in zip(lines, lines[1:]) if line.startswith("- **Run")}
+    assert "confounded: the run changed 2 things at once" in results_of["Run #5 (sin_005)"]
+    assert "confounded" not in results_of["Run #3 (sin_003)"]  # its flag only sets the changed key

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.light  # also run in the light install (no torch) by ma
 def test_tags_change_after_the_fact_and_show_where_runs_are_listed(lab, project):
     lab("new-run", "exp_001", "--hypothesis", "h", "--tag", "draft", "--tag", "cpu", "--tag", "draft")
     assert lab("tag", "exp_001", "+best", "-draft", "sweep").stdout == "exp_001: cpu, best, sweep\n"
-    assert lab("tag", "exp_001", "-nothing").stdout == "exp_001: cpu, best, sweep\n"  # removing a missing tag
+    missing = lab("tag", "exp_001", "-nothing")  # removing a tag the run does not have
+    assert missing.stdout == "exp_001: cpu, best, sweep\n"
+    assert missing.stderr == "lab: warning: exp_001 has no tag 'nothing': nothing removed\n"
     assert "tags: cpu, best, sweep" in lab("show", "exp_001").stdout.splitlines()
     listed = lab("runs").stdout.splitlines()
     assert listed[0].split()[6] == "TAGS" and listed[1].split()[7] == "cpu,best,sweep"  # CREATED is a day and a time
@@ -31,6 +33,9 @@ def test_tags_change_after_the_fact_and_show_where_runs_are_listed(lab, project)
     (["tag", "exp_001", "a,b"], "tag 'a,b': a tag is 1 to 64"),
     (["new-run", "exp_002", "--hypothesis", "h", "--tag", "x" * 65], "a tag is 1 to 64 characters"),
     (["tag", "exp_009", "+x"], "exp_009"),
+    (["tag", "exp_001", "+--weird"], "tag '--weird': a tag is 1 to 64 characters without spaces or commas, and does "
+                                     "not start with + or -"),
+    (["tag", "exp_001", "--help-me"], "tag '-help-me': a tag"),
 ])
 def test_a_tag_that_cannot_be_one_is_refused_in_one_line(lab, args, message):
     lab("new-run", "exp_001", "--hypothesis", "h")

@@ -99,7 +99,7 @@ def test_an_expectation_against_another_run(store):
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
     block = day.split("### nsd_002")[1]
     assert "**Verdict:** supported: val/per < nsd_001: 0.34 < 0.36" in block
-    assert "**Test 1:** (finished, exit 0, 0s): val/per 0.34 at step 100\n" in block
+    assert "**Test 1** (finished, exit 0, 0s): val/per 0.34 at step 100\n" in block
 
 
 @pytest.mark.light
@@ -184,7 +184,7 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
                                {"step": 20, "val/loss": 1.85, "val/loss_se": 0.05, **size},
                                {"step": 30, "val/loss": 1.86, "val/loss_se": 0.05, **size}], parent="dia_001")
     verdict = verdict_line(store, "dia_002")
-    assert verdict == ("inconclusive: val/loss 1.85 at step 20 vs 1.9 for dia_001:1, 2.6% lower (better), the "
+    assert verdict == ("inconclusive: val/loss 1.85 at step 20 vs 1.9 for dia_001:1, 2.6% lower, the "
                        "difference 0.05 is within the noise (±0.1414, 2 standard errors); evaluated on 3 clips, "
                        "1,234 tokens")
     add_run(store, "dia_003", [{"step": 10, "val/loss": 2.2, "val/loss_se": 0.01, **size},
@@ -192,6 +192,9 @@ def test_a_difference_inside_its_noise_is_inconclusive_and_sizes_are_stated(stor
                                {"step": 30, "val/loss": 2.08, "val/loss_se": 0.01, **size}], parent="dia_001")
     assert verdict_line(store, "dia_003").startswith(
         "not supported: val/loss 2.071 at step 20 vs 1.9 for dia_001:1, 9.0% higher (worse); evaluated on 3 clips")
+    add_run(store, "dia_004", [{"step": 10, "val/loss": 1.9002, "val/loss_se": 0.05, **size}], parent="dia_001")
+    assert verdict_line(store, "dia_004").startswith(  # never '0.0% higher (worse)' for a change inside the noise
+        "inconclusive: val/loss 1.9 at step 10 vs 1.9 for dia_001:1, 0.011% higher, the difference 0.0002 is within")
     compare = comparisons.compare(store, ["dia_001", "dia_002"]).read_text()
     assert re.search(r"\| dia_002:1 \| 1\.85 \| 20 \| .* \| -0\.05 〰️ \(the difference 0\.05 is within the noise",
                      compare)
@@ -234,7 +237,7 @@ def test_the_changelog_marks_say_their_evaluation_size_and_noise(store):
     fails = page.split("## What Doesn't Work")[1]
     assert "- ❌ `optim.lr`: 0.01 → 0.005 (Run #3, 1.9 → 2.071, 9% worse; evaluated on 3 clips, 1,234 tokens)" in fails
     assert "0.02" not in page.split("## What Works")[1].split("## What Doesn't Work")[0]
-    assert ("- **Result**: 〰️ inconclusive: val/loss 1.88 at step 20 vs 1.9 for dia_001:1, 1.1% lower (better), the "
+    assert ("- **Result**: 〰️ inconclusive: val/loss 1.88 at step 20 vs 1.9 for dia_001:1, 1.1% lower, the "
             "difference 0.02 is within the noise (±0.102, 2 standard errors); evaluated on 3 clips, "
             "1,234 tokens") in page
 
@@ -252,7 +255,7 @@ def test_a_run_with_several_seeds_is_judged_on_their_mean_and_spread(store):
                                     {"step": 30, "val/loss": loss + 0.01}], seeded(seed), parent="sash_001")
     verdict = verdict_line(store, "sash_002")
     assert verdict.startswith("inconclusive: val/loss 1.45 (mean of 3 seeds, sd 0.1323) vs 1.5 (mean of 3 seeds, "
-                              "sd 0.02) for sash_001, 3.3% lower (better), the difference 0.05 is within the noise")
+                              "sd 0.02) for sash_001, 3.3% lower, the difference 0.05 is within the noise")
 
 
 @pytest.mark.light
@@ -267,7 +270,7 @@ def test_why_a_run_failed_is_on_every_page_that_lists_it(store):
     store.attempts.end(folder, exit_code=1, status="failed")
     why = "Test 1 failed (exit 1): RuntimeError: CUDA out of memory"
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    stopped = "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n"
+    stopped = "**Test 1** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n"
     assert stopped in day.split("### dia_002")[1]
     changelog = changelogs.changelog(store, "base").read_text()
     assert f"**Result**: {why}\n" in changelog and "no result yet" not in changelog
@@ -489,7 +492,7 @@ def test_an_ablation_names_its_reference_and_crowns_only_a_lead_outside_the_nois
     close = Path(lab("compare", "x_001", "g_002").stdout.strip()).read_text()
     verdict = close.split("## Verdict")[1].split("##")[0].strip()
     assert verdict.startswith("No clear winner on val/loss: **g_002:1** reads val/loss 0.3699 at step 100 vs 0.3702 "
-                              "for x_001:1, 0.1% lower (better), but the difference"), verdict
+                              "for x_001:1, 0.068% lower, but the difference"), verdict
     assert "x the scatter of the last evaluations about their curve)" in verdict
 
 
@@ -567,11 +570,11 @@ def test_the_daily_page_tells_the_day_with_every_tests_result_and_what_changed(c
     lab("log")
     daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
     first, second = daily.split("### x_001")[1].split("### x_002")
-    assert re.search(r"\*\*Test 1:\*\* \(finished, exit 0, \d+s\): val/loss 0\.3702 at step 100 "
+    assert re.search(r"\*\*Test 1\*\* \(finished, exit 0, \d+s\): val/loss 0\.3702 at step 100 "
                      r"\(still improving\)\n", first)
-    assert re.search(r"\*\*Test 2:\*\* \(finished, exit 0, \d+s\): val/loss 0\.2452 at step 100 \(still improving\)\. "
+    assert re.search(r"\*\*Test 2\*\* \(finished, exit 0, \d+s\): val/loss 0\.2452 at step 100 \(still improving\)\. "
                      r"From Test 1: Decreased lr to 0\.05\n", first)
-    assert re.search(r"\*\*Test 1:\*\* \(failed, exit 1, \d+s\): stopped at step 45: RuntimeError: boom at step 45\n",
+    assert re.search(r"\*\*Test 1\*\* \(failed, exit 1, \d+s\): stopped at step 45: RuntimeError: boom at step 45\n",
                      second)
     assert "From Test 1: Decreased crash at to 0\n" in second
     assert "Details (every test's command, metric tables, curves): [x_001 report](../reports/x_001.md)" in first
@@ -742,7 +745,7 @@ def test_an_ablation_winner_must_lead_the_runner_up_outside_the_noise(store):
     page = comparisons.compare(store, ["r_001", "h_001", "h_002", "h_003"]).read_text()
     verdict = page.split("## Verdict")[1].split("##")[0].strip()
     assert verdict.startswith("No clear winner on val/loss: **h_003:1**, **h_002:1** and **h_001:1** are tied "
-                              "(h_003:1 reads val/loss 0.2998 at step 40 vs 0.2999 for h_002:1, 0.0% lower (better), "
+                              "(h_003:1 reads val/loss 0.2998 at step 40 vs 0.2999 for h_002:1, 0.033% lower, "
                               "the difference 0.0001 is within the noise"), verdict
     assert "all of them are better than the reference r_001:1 (0.35)" in verdict and "wins" not in verdict
     add_run(store, "h_004", rows(0.25))  # a lead over the runner-up outside the noise is a win
@@ -757,7 +760,7 @@ def test_a_test_that_changed_its_config_and_its_command_says_both(curve_lab):
     lab("launch", "x_001", "--no-commit", "--", sys.executable, "-u", "train.py", "--lr", "0.05")
     lab("log")
     daily = next(lab.repo.joinpath("logs", "daily").glob("*.md")).read_text()
-    assert re.search(r"\*\*Test 2:\*\* .*\. From Test 1: Decreased lr to 0\.05; added `-u`\n", daily), daily
+    assert re.search(r"\*\*Test 2\*\* .*\. From Test 1: Decreased lr to 0\.05; added `-u`\n", daily), daily
 
 
 @pytest.mark.light
@@ -784,7 +787,7 @@ def test_why_a_run_stopped_names_its_error_not_a_metric_print(store):
     (folder / "stdout.log").write_text("RuntimeError: CUDA out of memory\nval_error 0.3\nstep 3 error_rate 0.2\n")
     store.attempts.end(folder, exit_code=1, status="failed")
     day = context.daily_log(store, context.active_days(store)[-1]).read_text()
-    assert "**Test 1:** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n" in day, day
+    assert "**Test 1** (failed, exit 1, 0s): stopped: RuntimeError: CUDA out of memory\n" in day, day
 
 
 @pytest.mark.light

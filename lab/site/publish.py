@@ -1,0 +1,62 @@
+"""`lab site --branch`: the built site committed to the branch `lab-pages` with git plumbing (hash-object, mktree,
+commit-tree, update-ref), never touching the work tree or the index, so that the push a user makes anyway
+(`lab init` adds the branch to each remote's push refspecs) carries it and a colleague with only git and a
+browser opens it (`git worktree add ../pages lab-pages`, or a git host serving the branch as pages).
+
+The same site gives the same tree; a build that changed nothing makes no commit. Each commit's parent is the
+branch's previous commit, so the history of the pages is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.launcher.remote import BOOKKEEPING_IDENTITY
+
+BRANCH = "refs/heads/lab-pages"
+
+
+def git(root: Path, *args: str, text: str | None = None) -> str:
+    """The output of `git ARGS` in `root` (stripped); LabError with git's message when it fails."""
+    done = subprocess.run(["git", *args], cwd=root, input=text, capture_output=True, text=True,
+                          env={**os.environ, **BOOKKEEPING_IDENTITY})
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise LabError(f"git {args[0]} failed: {said[-1] if said else f'exit status {done.returncode}'}")
+    return done.stdout.strip()
+
+
+def tree_of(root: Path, folder: Path, blobs: dict[Path, str] | None = None) -> str:
+    """The git tree (sha) of `folder`'s files and folders, every file written as a blob (one `hash-object` for
+    all of them); names sorted."""
+    if blobs is None:
+        files = sorted(path for path in folder.rglob("*") if path.is_file())
+        shas = git(root, "hash-object", "-w", "--stdin-paths", text="".join(f"{path}\n" for path in files))
+        blobs = dict(zip(files, shas.split()))
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            entries.append(f"040000 tree {tree_of(root, path, blobs)}\t{path.name}")
+        elif path in blobs:
+            entries.append(f"100644 blob {blobs[path]}\t{path.name}")
+    return git(root, "mktree", text="".join(f"{entry}\n" for entry in entries))
+
+
+def publish(store, folder: Path) -> tuple[str, bool]:
+    """Commit the site in `folder` to lab-pages; (the branch's commit, whether a new one was made). LabError
+    when the lab is not in a git repository."""
+    root = store.root
+    if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=root, capture_output=True).returncode != 0:
+        raise LabError("lab site --branch needs the lab in a git repository")
+    (folder / ".nojekyll").write_text("")  # a git host serves static/ and every file as it is
+    tree = tree_of(root, folder)
+    parent = subprocess.run(["git", "rev-parse", "--verify", "-q", BRANCH], cwd=root, capture_output=True,
+                            text=True).stdout.strip()
+    if parent and git(root, "rev-parse", f"{parent}^{{tree}}") == tree:
+        return parent, False
+    commit = git(root, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", "lab pages")
+    git(root, "update-ref", BRANCH, commit, parent or "0" * 40)
+    return commit, True

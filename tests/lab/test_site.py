@@ -1,0 +1,157 @@
+"""The HTML site (`lab site`), opened from `file://` in headless Chromium as a reader would: charts draw, a run
+toggles, a table sorts, nothing is asked of another host, and no text a user typed runs as script."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lab_testing import git
+from site_browser import open_page, pixels
+
+HOSTILE = '<script>alert(1)</script>"; alert(1); "'
+SCRIPT = ("from lab import tracker\n"
+          "for step in range(1, 21):\n"
+          "    tracker.log(step, **{'train/loss': SCALE / step, NAME: step / 20 / SCALE})\n")
+
+
+def launch(lab, run_id: str, metric: str = "val/acc", *args: str) -> None:
+    code = SCRIPT.replace("NAME", repr(metric)).replace("SCALE", str(int(run_id[-1]) + 1))  # each run its curves
+    lab("launch", run_id, *args, "--", sys.executable, "-c", code)
+
+
+def site_pages(lab) -> dict[str, Path]:
+    lab("site")
+    folder = lab.repo / "logs" / "site"
+    return {path.relative_to(folder).as_posix(): path for path in sorted(folder.rglob("*.html"))}
+
+
+@pytest.mark.light
+def test_site_lists_every_kind_of_page_and_links_them(lab):
+    for run_id in ("x_001", "x_002"):
+        lab("new-run", run_id, "--hypothesis", f"h {run_id}", "--group", "lr")
+        launch(lab, run_id, "val/acc", "--no-commit")
+    lab("compare", "x_001", "x_002", "--name", "pair")
+    pages = site_pages(lab)
+    assert sorted(pages) == ["ablations/pair.html", "days/" + next(p for p in pages if p.startswith("days/"))[5:],
+                             "groups/lr.html", "index.html", "runs/x_001.html", "runs/x_002.html"]
+    index = pages["index.html"].read_text()
+    for target in ("runs/x_001.html", "groups/lr.html", "ablations/pair.html"):
+        assert f'href="{target}"' in index
+    run_page = pages["runs/x_001.html"].read_text()
+    assert 'href="../groups/lr.html"' in run_page and 'href="../ablations/pair.html"' in run_page
+    assert "http://" not in run_page and "https://" not in run_page
+    assert "logs/site/" in (lab.repo / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.light
+def test_same_records_give_the_same_bytes_and_a_removed_run_loses_its_page(lab):
+    lab("new-run", "x_001", "--hypothesis", "h")
+    launch(lab, "x_001", "val/acc", "--no-commit")
+    lab("new-run", "x_002", "--hypothesis", "h2")
+    first = {name: path.read_bytes() for name, path in site_pages(lab).items()}
+    out = lab.repo.parent / "elsewhere"
+    lab("site", "--out", str(out))
+    assert {path.relative_to(out).as_posix(): path.read_bytes() for path in out.rglob("*.html")} == first
+    lab("rm", "x_002", "--yes")
+    assert "runs/x_002.html" not in site_pages(lab) and "runs/x_002.html" in first
+
+
+def test_charts_draw_toggle_a_run_and_tables_sort_from_file_with_no_request_elsewhere(lab, browser):
+    for run_id in ("x_001", "x_002"):
+        lab("new-run", run_id, "--hypothesis", f"h {run_id}", "--group", "lr")
+        launch(lab, run_id, "val/acc", "--no-commit")
+    pages = site_pages(lab)
+    with open_page(browser, pages["groups/lr.html"]) as view:
+        panels = view.page.evaluate("labCharts.map(u => [u.labPanel, u.series.slice(1).map(s => s.label)])")
+        assert panels == [["loss", ["x_001 train/loss", "x_002 train/loss"]],
+                          ["val/acc", ["x_001 val/acc", "x_002 val/acc"]]]
+        drawn = pixels(view.page, 0)
+        assert drawn > 200  # the two curves and the axes are on the canvas
+        view.page.locator(".panel").first.locator(".u-legend .u-series").nth(2).click()  # x_002's entry
+        assert view.page.evaluate("labCharts[0].series[2].show") is False
+        assert pixels(view.page, 0) < drawn
+        view.page.select_option(".x-axis", "time")
+        assert view.page.evaluate("labCharts[0].series[2].show") is False  # hidden stays hidden on redraw
+        assert view.page.evaluate("labCharts[0].scales.x.time") is True
+        view.page.check(".log-y")
+        assert view.page.evaluate("labCharts[0].scales.y.distr") == 3
+    with open_page(browser, pages["index.html"]) as view:
+        ids = "Array.from(document.querySelectorAll('table.runs tbody tr td:first-child')).map(c => c.textContent)"
+        assert view.page.evaluate(ids) == ["x_001", "x_002"]
+        view.page.click("table.runs th:text-is('id')")
+        view.page.click("table.runs th:text-is('id')")
+        assert view.page.evaluate(ids) == ["x_002", "x_001"]
+        with view.page.expect_navigation():
+            view.page.click("a[href='runs/x_002.html']")
+        view.page.wait_for_function("window.labChartsDrawn !== undefined")
+        assert view.page.evaluate("labCharts.length") == 2 and pixels(view.page, 1) > 200
+    assert view.requests and all(url.startswith("file://") for url in view.requests)
+
+
+def test_every_text_a_user_typed_is_text_in_the_browser(lab, browser, repo):
+    (repo / "train.py").write_text("print('x')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", HOSTILE)
+    lab("new-run", "x_001", "--hypothesis", HOSTILE, "--title", HOSTILE, "--group", HOSTILE)
+    lab("new-run", "x_002", "--hypothesis", "h", "--group", HOSTILE, "--from", "x_001")
+    launch(lab, "x_001", HOSTILE, "--note", HOSTILE)
+    launch(lab, "x_002", HOSTILE, "--no-commit")
+    for field in ("--findings", "--observations", "--conclusion", "--next"):
+        lab("note", "x_001", field, HOSTILE)
+    lab("note", "x_001", "--attempt", "1", "--result", HOSTILE)
+    lab("note", "--insight", HOSTILE)
+    lab("note", "--overview", HOSTILE)
+    lab("compare", "x_001", "x_002", "--name", "pair")
+    pages = site_pages(lab)
+    for name, path in pages.items():
+        with open_page(browser, path) as view:
+            text = view.page.inner_text("main")
+            assert view.page.evaluate("document.scripts.length") == 2 + view.page.evaluate(
+                "document.querySelectorAll('script.chart-data').length"), name
+        assert not view.dialogs and not view.errors, name
+        assert HOSTILE.replace('"', "") in text.replace('"', "") or name == "index.html", name
+    run_page = pages["runs/x_001.html"].read_text()
+    assert "<script>alert" not in run_page and "</script>\"" not in run_page
+    legends = "labCharts.flatMap(u => u.series.slice(1).map(s => s.label))"
+    with open_page(browser, pages["runs/x_001.html"]) as view:
+        assert f"Test 1 {HOSTILE}" in view.page.evaluate(legends)
+    assert not view.dialogs
+
+
+def test_a_commit_message_and_config_value_are_text_on_the_day_and_run_pages(lab, browser, repo):
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", HOSTILE], cwd=repo, check=True)
+    lab("new-run", "x_001", "--hypothesis", "h")
+    launch(lab, "x_001", "val/acc", "--no-commit", "--set", f"lr={HOSTILE}")
+    pages = site_pages(lab)
+    day = next(path for name, path in pages.items() if name.startswith("days/"))
+    with open_page(browser, day) as view:
+        assert HOSTILE in view.page.inner_text("main")
+    assert not view.dialogs and not view.errors
+    with open_page(browser, pages["runs/x_001.html"]) as view:
+        assert f"lr\t{HOSTILE}" in view.page.inner_text("main")
+    assert not view.dialogs and not view.errors
+
+
+@pytest.mark.light
+def test_site_branch_commits_the_pages_without_touching_the_work_tree_and_git_push_carries_it(lab, repo):
+    remote = repo.parent / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    lab("init")  # sets this clone's push refspecs, lab-pages among them
+    lab("new-run", "x_001", "--hypothesis", "h")
+    launch(lab, "x_001", "val/acc", "--no-commit")
+    status = git(repo, "status", "--porcelain")
+    lab("site", "--branch")
+    assert git(repo, "status", "--porcelain") == status and git(repo, "branch", "--show-current").strip() == "main"
+    files = git(repo, "ls-tree", "-r", "--name-only", "lab-pages").split()
+    assert {"index.html", "runs/x_001.html", "static/uPlot.iife.min.js", "static/LICENSE.uPlot"} <= set(files)
+    first = git(repo, "rev-parse", "lab-pages")
+    lab("site", "--branch")
+    assert git(repo, "rev-parse", "lab-pages") == first  # the same records: the same tree, no new commit
+    git(repo, "push", "-q")
+    clone = repo.parent / "colleague"
+    subprocess.run(["git", "clone", "-q", "--branch", "lab-pages", str(remote), str(clone)], check=True)
+    page = (clone / "runs" / "x_001.html").read_text()
+    assert page == (repo / "logs" / "site" / "runs" / "x_001.html").read_text() and "<h1>x_001: h</h1>" in page
