@@ -378,22 +378,35 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
 
 
 def confirm_handed(store: Store, attempt_dir: Path) -> bool:
-    """Check that the script ran with the `--set` values it was handed: each must be in the config the script
-    reported (argparse, Hydra, its own report) or typed on its command line. The others are kept in attempt.json
-    as `set_unconfirmed`, named in one warning and on the pages. Returns whether the script refused them."""
+    """Check that the script ran with the `--set` values it was handed: each must be what the script itself
+    reported for that key (argparse, Hydra, tracker.config, W&B config: attempt.json's `set_reported`), never the
+    run's config laid under it. The others are kept in attempt.json as `set_unconfirmed`, named in one warning
+    (with why, where the script's parser said: `set_unapplied`) and on the pages. Returns whether the script
+    refused them."""
     record = read_json(attempt_dir / "attempt.json", {})
     if record.get("refused") or not record.get("set"):
         return bool(record.get("refused"))
-    ran = flatten(read_json(attempt_dir / "config.json", {})) if record.get("config_reported") else {}
-    typed = typed_values(record.get("command") or [])
+    reported, why = record.get("set_reported") or {}, record.get("set_unapplied") or {}
     unconfirmed = {key: value for key, value in record["set"].items()
-                   if not (key in ran and ran[key] == value or key in typed and typed[key] == value)}
+                   if not (key in reported and reported[key] == value)}
     if unconfirmed:
         store.attempts.update(attempt_dir, set_unconfirmed=unconfirmed)
-        named = ", ".join(f"{key}={json.dumps(value)}" for key, value in unconfirmed.items())
-        warn(f"the script read no config the lab could see, so {named} (--set, handed to it in {SET_VARIABLE} and "
-             "LAB_CONFIG) is not confirmed as what it ran with")
+        warn(unconfirmed_line(unconfirmed, reported, why, bool(record.get("config_reported"))))
     return False
+
+
+def unconfirmed_line(unconfirmed: dict, reported: dict, why: dict, read_config: bool) -> str:
+    """The warning naming `--set` values the script did not report running with, each with what it reported
+    instead or why its parser did not take it."""
+    if not read_config:
+        named = ", ".join(f"{key}={json.dumps(value)}" for key, value in unconfirmed.items())
+        return (f"the script read no config the lab could see, so {named} (--set, handed to it in {SET_VARIABLE} "
+                "and LAB_CONFIG) is not confirmed as what it ran with")
+    parts = []
+    for key, value in unconfirmed.items():
+        told = f"it reported {key}={json.dumps(reported[key])}" if key in reported else f"it reported no {key}"
+        parts.append(f"{key}={json.dumps(value)} ({told}{'; ' + why[key] if key in why else ''})")
+    return f"the script's config does not confirm {', '.join(parts)} (--set) as what it ran with"
 
 
 def removed_while_running(store: Store, run: dict, key: str, number: int, commit: bool) -> None:

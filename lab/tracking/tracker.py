@@ -63,6 +63,11 @@ def clean(metrics: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def set_keys(record: dict) -> set[str]:
+    """The dotted keys `--set` handed the attempt's script (attempt.json's `set`)."""
+    return set(record.get("set") or {})
+
+
 def numbers(metrics: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """(the metrics that are numbers, cleaned; the names of those that are not, which a metric row skips)."""
     kept, skipped = {}, []
@@ -436,7 +441,9 @@ class Tracker:
         The first report replaces a config the launcher only guessed from the command line's options
         (`config_source: "command"` in attempt.json); later reports merge in. A key of the run's config (what
         `--from`, `--baseline` or `--set` made it, passed as LAB_CONFIG) that the script reports with another
-        value is named in a warning and in attempt.json's `config_disagreements`, which the pages show.
+        value is named in a warning and in attempt.json's `config_disagreements`, which the pages show. A key
+        `--set` handed the script (attempt.json's `set`) is kept with the value reported in `set_reported`: what
+        confirms that the script ran with it.
         """
         if not isinstance(values, dict):
             values = vars(values)
@@ -462,10 +469,13 @@ class Tracker:
             warn("the script reports " + ", ".join(f"{key}={value['script']!r}" for key, value in fresh.items()) +
                  " but the lab recorded " + ", ".join(f"{value['lab']!r}" for value in fresh.values()) +
                  "; the pages show what the script ran")
-        if fresh or not record.get("config_reported"):
+        handed = set_keys(record) & flatten(reported).keys()
+        if fresh or handed or not record.get("config_reported"):
             def add_disagreements(now: dict) -> dict:
-                known = now.get("config_disagreements", {})
-                return {"config_disagreements": {**known, **store.redact(fresh)}} if fresh else {}
+                known, told = now.get("config_disagreements", {}), flatten(reported)
+                seen = {**now.get("set_reported", {}), **store.redact({key: told[key] for key in handed})}
+                return {**({"config_disagreements": {**known, **store.redact(fresh)}} if fresh else {}),
+                        **({"set_reported": seen} if handed else {})}
 
             store.attempts.update(self.attempt_dir, config_reported=True, merge=add_disagreements)
         if self.wandb is not None and source == "tracker.config":

@@ -130,3 +130,29 @@ def test_a_hydra_app_composes_the_runs_set_values_as_overrides(lab, repo):
     refused = lab("launch", "hy_002", "--", sys.executable, "app.py", "optim.lr=0.1", check=False)
     assert refused.returncode != 0 and len(error_lines(refused)) == 1
     assert "gives optim.lr 0.1 but the run sets optim.lr=0.5" in error_lines(refused)[0]
+
+
+@pytest.mark.light
+def test_a_value_counts_as_run_only_when_the_script_itself_reported_it(sine, repo):
+    (repo / "rep.py").write_text("from lab import tracker\nhidden = 32\ntracker.config({'lr': 0.1})\n"
+                                 "print('hidden', hidden)\n")
+    out = sine("launch", "sine_002", "--", sys.executable, "rep.py")
+    assert ("lab: warning: the script's config does not confirm hidden=16 (it reported no hidden) (--set) as what "
+            "it ran with") in out.stderr
+    [record] = attempts(repo, "sine_002")
+    assert record["set_unconfirmed"] == {"hidden": 16}
+    assert "the script ran with it" not in sine("show", "sine_002").stdout
+
+
+@pytest.mark.light
+def test_a_key_parse_known_args_leaves_over_is_not_confirmed(lab, repo):
+    (repo / "known.py").write_text("import argparse\np = argparse.ArgumentParser()\n"
+                                   "p.add_argument('--hidden', type=int, default=32)\n"
+                                   "args, _ = p.parse_known_args()\nprint('hidden', args.hidden)\n")
+    lab("new-run", "kn_001", "--hypothesis", "h", "--set", "depth=3")
+    out = lab("launch", "kn_001", "--", sys.executable, "known.py")
+    assert "hidden 32" in out.stdout
+    [record] = attempts(repo, "kn_001")
+    assert record["set_unconfirmed"] == {"depth": 3}
+    assert "depth=3 (it reported no depth" in out.stderr
+    assert "the script ran with it" not in lab("show", "kn_001").stdout
