@@ -360,10 +360,9 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
              ("checking its --set values", lambda: confirm_handed(store, ended_dir)),
              ("its end-of-attempt health check", lambda: report_health(store, run_id, number)),
              ("committing its records", lambda: commit_attempt_records(store, ready.run, number)) if commit else None]
-    refused = False
     for what, step in filter(None, steps):
         try:
-            refused = step() is True or refused
+            step()
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
@@ -372,27 +371,25 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
                  f"{ended_dir.relative_to(store.root)}, but {what} and what follows it did not happen; free space, "
                  f"then {'git add logs && git commit' if commit else 'lab log'}")
             break
-    if exit_code != 0 and not refused:  # a refusal said why in its own `lab: error:` line
+    if exit_code != 0:
         say(f"error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are kept "
             f"in {ended_dir.relative_to(store.root)}")
 
 
-def confirm_handed(store: Store, attempt_dir: Path) -> bool:
+def confirm_handed(store: Store, attempt_dir: Path) -> None:
     """Check that the script ran with the `--set` values it was handed: each must be what the script itself
     reported for that key (argparse, Hydra, tracker.config, W&B config: attempt.json's `set_reported`), never the
     run's config laid under it. The others are kept in attempt.json as `set_unconfirmed`, named in one warning
-    (with why, where the script's parser said: `set_unapplied`) and on the pages. Returns whether the script
-    refused them."""
+    (with why, where the script's parser said: `set_unapplied`) and on the pages."""
     record = read_json(attempt_dir / "attempt.json", {})
-    if record.get("refused") or not record.get("set"):
-        return bool(record.get("refused"))
+    if not record.get("set"):
+        return
     reported, why = record.get("set_reported") or {}, record.get("set_unapplied") or {}
     unconfirmed = {key: value for key, value in record["set"].items()
                    if not (key in reported and reported[key] == value)}
     if unconfirmed:
         store.attempts.update(attempt_dir, set_unconfirmed=unconfirmed)
         warn(unconfirmed_line(unconfirmed, reported, why, bool(record.get("config_reported"))))
-    return False
 
 
 def unconfirmed_line(unconfirmed: dict, reported: dict, why: dict, read_config: bool) -> str:

@@ -145,10 +145,8 @@ def set_text(attempt: dict) -> str:
     with it)'."""
     unconfirmed = attempt.get("set_unconfirmed") or {}
     values = " ".join(f"{key}={json.dumps(value)}" for key, value in attempt["set"].items())
-    if attempt.get("refused"):
-        return f"set: {values} (refused: {attempt['refused']})"
     if unconfirmed:
-        return f"set: {values} (not confirmed for {', '.join(unconfirmed)}: the script read no config the lab saw)"
+        return f"set: {values} (not confirmed for {', '.join(unconfirmed)}: the script reported no such value)"
     return f"set: {values} (the script ran with {'it' if len(attempt['set']) == 1 else 'them'})"
 
 

@@ -503,9 +503,8 @@ def test_an_arms_findings_on_the_ablation_page_and_the_changelog_are_lab_doctors
     lab("baseline", "add", "warm", "--config", "warm.json")
     lab("new-run", "x_001", "--hypothesis", "the baseline as it is", "--baseline", "warm")
     launch(lab, "x_001")
-    lab.repo.joinpath("long_warmup.json").write_text('{"optim": {"warmup_steps": 500}}')  # keys train.py has no
-    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr", "--config",  # option for (--set would
-        "long_warmup.json")  # be refused): a finding of the run's config, recorded at new-run
+    lab("new-run", "x_002", "--from", "x_001", "--hypothesis", "a lower lr", "--set", "optim.warmup_steps=500",
+        "--set", "train.max_steps=100")  # a finding of the run's config, recorded at new-run
     launch(lab, "x_002", "--lr", "0.05", "--nan-at", "30")  # and one of its test, recorded at launch
     doctor = lab("doctor", "x_002", "--dry-run").stdout.splitlines()
     named = [line for line in doctor if line.startswith("[")]

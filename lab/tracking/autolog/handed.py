@@ -1,12 +1,15 @@
 """The run's `--set` values handed to the script it launches (LAB_SET, a JSON object of dotted keys and values,
-which `lab launch` sets beside LAB_CONFIG, the run's whole config):
+which `lab launch` sets beside LAB_CONFIG, the run's whole config). Nothing here ever ends or raises into the
+script: what cannot be applied is kept in attempt.json's `set_unapplied` ({key: why}) and the launch, at its end,
+names it as not confirmed.
 
-- argparse: a key naming one of the parser's options (`hidden` or `--hidden`, dashes or underscores) becomes that
-  option's value, converted by its `type=` and checked against its `choices`; the flag typed on the command line
-  with another value, or a key no option of the script's parser names, ends the script before it runs with one
-  `lab: error:` line (kept in attempt.json as `refused`).
+- argparse: in each parse of the process's own command line (`sys.argv[1:]`, by a parser of the script, not of a
+  tool), a key naming one of the parser's options (`hidden` or `--hidden`, dashes or underscores) becomes that
+  option's value, converted by its `type=` and checked against its `choices`; the command line typing the option
+  itself wins (the launcher has refused a visible disagreement before the attempt began). A key the parser has no
+  option for (a subcommand's, a pre-parse's), or a value its `type=`/`choices` refuses, is left out.
 - Hydra: each key becomes an override `key=value` of the composed config (`a.b=1`), unless the command line gives
-  that key already (the same value: fine; another: refused).
+  that key already (the command line's value stands).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from lab.tracking import tracker
 
 SET_VARIABLE = "LAB_SET"
 PLAIN_TEXT = re.compile(r"[A-Za-z0-9_./:+-]*\Z")  # a Hydra override value that needs no quotes
+TAKEN: set[str] = set()  # the keys a parse of this process applied
+UNAPPLIED: dict[str, str] = {}  # {key: why} for the keys a parse of this process could not apply
 
 
 def set_values() -> dict[str, Any]:
@@ -32,17 +37,14 @@ def set_values() -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
-def refuse(message: str) -> None:
-    """End the script before it runs: one `lab: error:` line, kept in attempt.json as `refused`; exit status 2
-    (argparse's own for a bad command line)."""
+def note_unapplied(reasons: dict[str, str], taken: set[str]) -> None:
+    """Keep in attempt.json's `set_unapplied` why each key no parse of this process took was left out."""
+    TAKEN.update(taken)
+    UNAPPLIED.update(reasons)
+    left = {key: why for key, why in UNAPPLIED.items() if key not in TAKEN}
     current = tracker.current()
-    if current.attempt_dir is not None:
-        try:
-            current.identity()[0].attempts.update(current.attempt_dir, refused=message)
-        except Exception:  # noqa: BLE001 - the line below still says why
-            pass
-    print(f"lab: error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
+    if current.attempt_dir is not None and (left or taken):
+        current.identity()[0].attempts.update(current.attempt_dir, set_unapplied=left)
 
 
 def option_of(parser: Any, key: str) -> Any:
@@ -67,21 +69,21 @@ def typed_on_command_line(action: Any, args: list[str]) -> bool:
     return False
 
 
-def converted(parser: Any, action: Any, key: str, value: Any) -> Any:
-    """`value` as the option's own parse would make it (its `type=`, `nargs`, `choices`); refused when it
-    cannot be."""
+def converted(parser: Any, action: Any, value: Any) -> tuple[Any, str | None]:
+    """(`value` as the option's own parse would make it (its `type=`, `nargs`, `choices`), None), or (None, why
+    it cannot be)."""
     import argparse
 
     if action.nargs == 0:  # store_true, store_false, store_const, count
         if isinstance(value, bool) or action.const is not None and value == action.const:
-            return value
-        refuse(f"--set {key}={value!r}: {action.option_strings[0]} is a flag of the script; give true or false")
+            return value, None
+        return None, f"{action.option_strings[0]} is a flag of the script: give true or false"
     many = action.nargs not in (None, "?")
     tokens = [text_of(item) for item in value] if many and isinstance(value, list) else [text_of(value)]
     try:
-        return parser._get_values(action, tokens)
+        return parser._get_values(action, tokens), None
     except argparse.ArgumentError as error:
-        refuse(f"--set {key}={value!r}: the script's {action.option_strings[0]} refuses it ({error.message})")
+        return None, f"the script's {action.option_strings[0]} refuses {value!r} ({error.message})"
 
 
 def text_of(value: Any) -> str:
@@ -89,50 +91,60 @@ def text_of(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def prepared_defaults(parser: Any, strict: bool) -> list[tuple[Any, Any, Any]]:
-    """Make each `--set` value the default of the option it names, for one parse of `parser` (a script's); returns
-    [(action, its old default, the run's value)] for `restore_defaults` and `check_parsed`. `strict` (a full
-    `parse_args`): a key naming no option is refused, with the options the script has."""
+def parses_own_command_line(args: Any) -> bool:
+    """Whether a parse of `args` reads the process's own command line (`None`, or a copy of `sys.argv[1:]`)."""
+    return args is None or list(args) == sys.argv[1:]
+
+
+def prepared_defaults(parser: Any, args: Any) -> list[tuple[Any, Any, Any, str]]:
+    """Make each `--set` value the default of the option it names, for one parse of `parser` (a script's) of
+    `args`; returns [(action, its old default, the run's value, its key)] for `restore_defaults` and `check_parsed`.
+    Nothing for a parse of other arguments than the process's own; a key the parser has no option for, or whose
+    value it refuses, is noted (`note_unapplied`) and left out."""
     values = set_values()
-    if not values:
+    if not values or not parses_own_command_line(args):
         return []
-    changed, unknown = [], []
+    changed, reasons = [], {}
+    options = ", ".join(sorted(option for action in parser._actions for option in action.option_strings
+                               if option.startswith("--") and option != "--help")) or "none"
     for key, value in values.items():
         action = option_of(parser, key)
         if action is None:
-            unknown.append(key)
+            reasons[key] = f"the parser of its command line has no --{key.replace('_', '-')} (its options: {options})"
             continue
-        wanted = converted(parser, action, key, value)
-        changed.append((action, action.default, wanted))
+        wanted, why = converted(parser, action, value)
+        if why:
+            reasons[key] = why
+            continue
+        changed.append((action, action.default, wanted, key))
         action.default = wanted
-    if unknown and strict:
-        restore_defaults(parser, changed)
-        options = ", ".join(sorted(option for action in parser._actions for option in action.option_strings
-                                   if option.startswith("--") and option != "--help")) or "none"
-        refuse(f"--set {', '.join(unknown)}: the script has no such option (its options: {options}); "
-               "change the run with lab new-run --set KEY=VALUE for a key the script reads")
+    note_unapplied(reasons, set())
     return changed
 
 
-def restore_defaults(parser: Any, changed: list[tuple[Any, Any, Any]]) -> None:
+def restore_defaults(parser: Any, changed: list[tuple[Any, Any, Any, str]]) -> None:
     """Put back the defaults `prepared_defaults` replaced (the script's parser is as it was)."""
-    for action, default, _ in changed:
+    for action, default, _, _ in changed:
         action.default = default
 
 
-def check_parsed(namespace: Any, args: list[str] | None, changed: list[tuple[Any, Any, Any]]) -> None:
-    """Refuse a parse where the command line typed an option the run sets, with another value."""
+def check_parsed(namespace: Any, args: list[str] | None, changed: list[tuple[Any, Any, Any, str]]) -> None:
+    """Note the keys this parse took, and those the command line typed with another value (`-H 8`: the command
+    line's value stands)."""
     given = sys.argv[1:] if args is None else list(args)
-    for action, _, wanted in changed:
+    taken, reasons = set(), {}
+    for action, _, wanted, key in changed:
         got = getattr(namespace, action.dest, wanted)
         if got != wanted and typed_on_command_line(action, given):
-            refuse(f"the command line gives {action.option_strings[0]} {text_of(got)} but the run sets "
-                   f"{action.dest}={text_of(wanted)} (--set); drop one of them")
+            reasons[key] = f"the command line gives {action.option_strings[0]} {text_of(got)}"
+        else:
+            taken.add(key)
+    note_unapplied(reasons, taken)
 
 
 def hydra_overrides(namespace: Any) -> None:
-    """Add the `--set` values to the overrides of Hydra's parsed command line (`namespace.overrides`), refusing a
-    key the command line overrides with another value."""
+    """Add the `--set` values to the overrides of Hydra's parsed command line (`namespace.overrides`); a key the
+    command line overrides with another value keeps the command line's (noted, `note_unapplied`)."""
     values, typed = set_values(), getattr(namespace, "overrides", None)
     if not values or not isinstance(typed, list):
         return
@@ -143,11 +155,10 @@ def hydra_overrides(namespace: Any) -> None:
             given[name.lstrip("+~")] = text
     for key, value in values.items():
         text = override_text(value)
-        if key in given and given[key] != text:
-            refuse(f"the command line overrides {key}={given[key]} but the run sets {key}={text} (--set); "
-                   "drop one of them")
         if key not in given:
             typed.append(f"{key}={text}")
+    note_unapplied({key: f"the command line overrides {key}={given[key]}" for key, value in values.items()
+                    if key in given and given[key] != override_text(value)}, set())
 
 
 def override_text(value: Any) -> str:

@@ -63,8 +63,7 @@ def patch_argparse(module: ModuleType) -> None:
         outer = getattr(depth, "value", 0) == 0  # a subparser's parse runs inside its parent's
         caller = caller_module(sys._getframe(1)) if outer else ""
         script = outer and not is_tool_module(caller)
-        strict = sys._getframe(1).f_code.co_name == "parse_args"  # not a pre-parse that leaves options over
-        changed = handed.prepared_defaults(self, strict) if script else []
+        changed = (guarded(handed.prepared_defaults, self, args) or []) if script else []
         depth.value = getattr(depth, "value", 0) + 1
         try:
             result = parse_known_args(self, args, namespace)
@@ -72,10 +71,10 @@ def patch_argparse(module: ModuleType) -> None:
             depth.value -= 1
             handed.restore_defaults(self, changed)
         if script:
-            handed.check_parsed(result[0], args, changed)
+            guarded(handed.check_parsed, result[0], args, changed)
             guarded(rows.report_config, vars(result[0]), "argparse")
         elif outer and caller.startswith("hydra"):
-            handed.hydra_overrides(result[0])
+            guarded(handed.hydra_overrides, result[0])
         return result
 
     module.ArgumentParser.parse_known_args = patched
