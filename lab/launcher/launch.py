@@ -26,7 +26,7 @@ from lab.families import registry
 from lab.launcher import printed, vcs, wandb_links
 from lab.launcher.output import HEAD_MB, MB, TAIL_MB, OutputLog
 from lab.launcher.supervise import KILL_GRACE_SECONDS, supervise
-from lab.records.config import apply_overrides, arguments_config, flatten, free_value, set_values
+from lab.records.config import apply_overrides, arguments_config, free_value, set_values
 from lab.records.files import TEMPORARY_SUFFIX, read_json, write_json, write_text
 from lab.records.store import Store
 from lab.tracking import autolog
