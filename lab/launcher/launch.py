@@ -594,15 +594,24 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
         say(f"the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
             f"({named}); the attempt is closed without them. Stop them with `kill -- -{ended.pid}`")
     mark_wandb_copy(store, attempt_dir, exit_code)
+    end_attempt(store, attempt_dir, exit_code, status, ended.log_error)
+    return exit_code
+
+
+def end_attempt(store: Store, attempt_dir: Path, exit_code: int, status: str, log_error: OSError | None) -> None:
+    """Close the attempt as `status`; say how many rows a full disk cost the script (attempt.json `rows_lost`)
+    and whether stdout.log stopped early. LabError where the disk is too full even to close it."""
     try:
-        store.attempts.end(attempt_dir, exit_code=exit_code, status=status)
+        lost = store.attempts.end(attempt_dir, exit_code=exit_code, status=status).get("rows_lost", 0)
     except OSError as error:
         if error.errno != errno.ENOSPC:
             raise
         raise LabError(f"no space left on device: the command ended ({status}, exit {exit_code}) but its attempt "
                        f"could not be closed; its records are in {attempt_dir} (the next lab command after space is "
                        "freed marks it crashed)") from None
-    if ended.log_error is not None:
-        problem = ended.log_error.strerror or ended.log_error
-        warn(f"stdout.log stopped early ({problem}); the attempt's other records are complete")
-    return exit_code
+    if lost:
+        warn(f"no space left on device: {lost} row{'s' if lost > 1 else ''} the script logged could not be written "
+             f"to metrics.jsonl (attempt.json rows_lost)")
+    if log_error is not None:
+        warn(f"stdout.log stopped early ({log_error.strerror or log_error})" +
+             ("" if lost else "; the attempt's other records are complete"))

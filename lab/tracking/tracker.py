@@ -20,6 +20,7 @@ attempts itself makes its own `Tracker(attempt_dir)`.
 from __future__ import annotations
 
 import atexit
+import errno
 import functools
 import json
 import math
@@ -287,6 +288,7 @@ class Tracker:
         self.wandb = WandbMirror(self.mark_wandb_finished, self._mark_started, self._mark_mirrored) \
             if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
+        self._rows_lost = 0  # rows a full disk refused
         self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
         self._keys: dict[str, str] = {}
@@ -400,12 +402,6 @@ class Tracker:
                 metrics = self._owned(metrics, source)
                 if not metrics:
                     return
-        if self._metrics is None:
-            path = self.attempt_dir / "metrics.jsonl"
-            with open(path, "a+b") as probe:
-                prefix = fresh_line_prefix(probe)
-            self._metrics = open(path, "a", buffering=1, encoding="utf-8")
-            self._metrics.write(prefix)
         fields = self._plain_fields(metrics)
         if fields is None:
             row, skipped = numbers(metrics)
@@ -417,10 +413,46 @@ class Tracker:
             fields = "".join(f", {self._json_key(key)}: {json.dumps(value)}" for key, value in row.items())
         else:
             row = metrics
-        self._metrics.write(f'{{"step": {int(step)}, "time": {self._now():.3f}{fields}}}\n')
+        self._append_row(f'{{"step": {int(step)}, "time": {self._now():.3f}{fields}}}\n')
         if self.wandb is not None and source == "tracker.log":
             finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
             self.wandb.call("log", finite, step=int(step))
+
+    def _open_metrics(self) -> TextIO:
+        """metrics.jsonl, open for appending whole lines (a line a crash left unfinished is ended first)."""
+        if self._metrics is None:
+            path = self.attempt_dir / "metrics.jsonl"
+            with open(path, "a+b") as probe:
+                prefix = fresh_line_prefix(probe)
+            self._metrics = open(path, "a", buffering=1, encoding="utf-8")
+            self._metrics.write(prefix)
+        return self._metrics
+
+    def _append_row(self, line: str) -> None:
+        """Append one row to metrics.jsonl. On a full disk the attempt's space reserve gives the script its bytes
+        beyond what closing the attempt needs and the row is tried again; a row refused even then is counted, in
+        place in the reserve (no free block needed), which the attempt's close records as `rows_lost`."""
+        for last_try in (False, True):
+            try:
+                self._open_metrics().write(line)
+                return
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+                from lab.records.store.attempts import RESERVE_NAME, shrink_reserve
+
+                stream, self._metrics = self._metrics, None
+                try:
+                    if stream is not None:
+                        stream.close()  # what its buffer holds is the row refused
+                except OSError:
+                    pass
+                if last_try or not shrink_reserve(self.attempt_dir / RESERVE_NAME):
+                    break
+        from lab.records.store.attempts import RESERVE_NAME, note_lost_rows
+
+        self._rows_lost += 1
+        note_lost_rows(self.attempt_dir / RESERVE_NAME, self._rows_lost)
 
     def _owned(self, metrics: dict[str, Any], source: str) -> dict[str, Any]:
         """The metrics of a row that `source` owns: it logged them first (a name written before a second

@@ -133,3 +133,63 @@ def test_a_disk_full_even_for_the_closing_record_says_what_is_missing(lab, repo,
                            "attempt could not be closed; its records are in ")
     kept = Path(line.split("its records are in ")[1].split(" (")[0])
     assert len((kept / "metrics.jsonl").read_text().splitlines()) == 50  # every row is there, named
+
+
+FILLING = """import errno, os
+import lab.tracking.tracker as module
+from lab import tracker
+reserve = os.path.join(os.environ['LAB_ATTEMPT_DIR'], '.space-reserve')
+kept, free, used = os.path.getsize(reserve), FREE, [0]
+
+
+class FullFile:  # metrics.jsonl on a disk with FREE bytes left, plus what the lab's reserve gives back
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        freed = kept - (os.path.getsize(reserve) if os.path.exists(reserve) else 0)
+        if used[0] + len(text) > free + freed:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        used[0] += len(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+module.open = lambda path, mode='r', *args, **kwargs: (
+    FullFile(open(path, mode, *args, **kwargs)) if str(path).endswith('metrics.jsonl') and mode == 'a'
+    else open(path, mode, *args, **kwargs))
+""" + SCRIPT
+
+
+def row_bytes(repo: Path, lab) -> int:
+    """What the 20,000 rows of SCRIPT take in metrics.jsonl, from a launch with room."""
+    (repo / "rows.py").write_text(SCRIPT)
+    lab("new-run", "room_001", "--hypothesis", "h")
+    lab("launch", "room_001", "--no-commit", "--", sys.executable, "rows.py")
+    return (Store(repo).attempt_dir("room_001", 1) / "metrics.jsonl").stat().st_size
+
+
+def test_the_reserve_gives_the_script_its_bytes_when_the_script_fills_the_disk(lab, repo, filled_by_the_script):
+    needed = row_bytes(repo, lab)
+    (repo / "fill.py").write_text(FILLING.replace("FREE", str(needed - 200 * 1024)))  # short of the rows' bytes
+    lab("new-run", "big_001", "--hypothesis", "h")
+    out = lab("launch", "big_001", "--no-commit", "--", sys.executable, "fill.py")
+    assert "done" in out.stdout and "lab: error" not in out.stderr and "rows" not in out.stderr
+    [attempt] = Store(repo).attempts.of("big_001")
+    assert (attempt["status"], attempt["exit_code"]) == ("finished", 0) and "rows_lost" not in attempt
+    assert len((Store(repo).attempt_dir("big_001", 1) / "metrics.jsonl").read_text().splitlines()) == 20000
+
+
+def test_rows_the_full_disk_refused_are_counted_on_the_attempt(lab, repo, filled_by_the_script):
+    needed = row_bytes(repo, lab)
+    (repo / "fill.py").write_text(FILLING.replace("FREE", str(needed - 600 * 1024)))
+    lab("new-run", "big_001", "--hypothesis", "h")
+    out = lab("launch", "big_001", "--no-commit", "--", sys.executable, "fill.py")
+    assert "done" in out.stdout and "lab: error" not in out.stderr
+    [attempt] = Store(repo).attempts.of("big_001")
+    kept = len((Store(repo).attempt_dir("big_001", 1) / "metrics.jsonl").read_text().splitlines())
+    assert attempt["status"] == "finished" and 0 < kept < 20000 and attempt["rows_lost"] == 20000 - kept
+    assert (f"lab: warning: no space left on device: {20000 - kept} rows the script logged could not be written to "
+            "metrics.jsonl (attempt.json rows_lost)") in out.stderr
