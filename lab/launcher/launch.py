@@ -267,11 +267,28 @@ def typed_values(command: list[str]) -> dict:
     return typed
 
 
+def typed_list(command: list[str], key: str) -> list | None:
+    """The values a command line types after `--key` up to its next option (`--layers 3 4 5`: [3, 4, 5]), or None
+    where it does not type `--key` alone."""
+    names = {f"--{key}", f"--{key.replace('_', '-')}"}
+    for index, token in enumerate(command):
+        if token in names:
+            values = []
+            for item in command[index + 1:]:
+                if item.startswith("--"):
+                    break
+                values.append(free_value(item))
+            return values
+    return None
+
+
 def check_command_agrees(command: list[str], handed: dict) -> None:
     """LabError (nothing launched) when the command line gives a key `--set` chose another value for."""
     typed = typed_values(command)
     for key, value in handed.items():
         got = typed.get(key, typed.get(key.replace("-", "_"), value))
+        if isinstance(value, list) and (many := typed_list(command, key)) is not None:
+            got = many
         if got != value:
             raise LabError(f"the command gives {key} {json.dumps(got)} but the run sets {key}={json.dumps(value)} "
                            f"(--set); drop one of them (nothing was launched)")

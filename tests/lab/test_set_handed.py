@@ -174,3 +174,27 @@ def test_a_key_parse_known_args_leaves_over_is_not_confirmed(lab, repo):
     assert record["set_unconfirmed"] == {"depth": 3}
     assert "depth=3 (it reported no depth" in out.stderr
     assert "the script ran with it" not in lab("show", "kn_001").stdout
+
+
+@pytest.mark.light
+def test_a_list_option_typed_with_the_runs_values_is_accepted_and_with_others_refused(lab, repo):
+    (repo / "lay.py").write_text("import argparse\np = argparse.ArgumentParser()\n"
+                                 "p.add_argument('--layers', type=int, nargs='+', default=[1])\n"
+                                 "print('layers', p.parse_args().layers)\n")
+    lab("new-run", "lay_001", "--hypothesis", "h", "--set", "layers=[3,4,5]")
+    out = lab("launch", "lay_001", "--", sys.executable, "lay.py", "--layers", "3", "4", "5")
+    assert "layers [3, 4, 5]" in out.stdout and "warning" not in out.stderr
+    refused = lab("launch", "lay_001", "--", sys.executable, "lay.py", "--layers", "3", "4", check=False)
+    assert refused.returncode != 0
+    assert error_lines(refused) == ["lab: error: the command gives layers [3, 4] but the run sets layers=[3, 4, 5] "
+                                    "(--set); drop one of them (nothing was launched)"]
+
+
+@pytest.mark.light
+def test_an_abbreviated_option_against_the_runs_value_is_named_as_what_ran(sine, repo):
+    out = sine("launch", "sine_002", "--", sys.executable, "train.py", "--hid", "64")
+    assert "hidden 64" in out.stdout
+    assert ("lab: warning: the script's config does not confirm hidden=16 (it reported hidden=64; the command line "
+            "gives --hidden 64) (--set) as what it ran with") in out.stderr
+    [record] = attempts(repo, "sine_002")
+    assert record["set_unconfirmed"] == {"hidden": 16}

@@ -57,14 +57,17 @@ def option_of(parser: Any, key: str) -> Any:
     return None
 
 
-def typed_on_command_line(action: Any, args: list[str]) -> bool:
-    """Whether `args` give `action`'s option (`--hidden 64`, `--hidden=64`, `-H64`)."""
+def typed_on_command_line(parser: Any, action: Any, args: list[str]) -> bool:
+    """Whether `args` give `action`'s option (`--hidden 64`, `--hidden=64`, `-H64`, and an abbreviation such as
+    `--hid 64` where the parser allows them)."""
     for token in args:
         if token == "--":
             return False
+        name = token.partition("=")[0]
         for option in action.option_strings:
             if token == option or token.startswith(option + "=") or \
-                    (len(option) == 2 and not option.startswith("--") and token.startswith(option)):
+                    (len(option) == 2 and not option.startswith("--") and token.startswith(option)) or \
+                    (parser.allow_abbrev and name.startswith("--") and len(name) > 2 and option.startswith(name)):
                 return True
     return False
 
@@ -128,14 +131,15 @@ def restore_defaults(parser: Any, changed: list[tuple[Any, Any, Any, str]]) -> N
         action.default = default
 
 
-def check_parsed(namespace: Any, args: list[str] | None, changed: list[tuple[Any, Any, Any, str]]) -> None:
+def check_parsed(parser: Any, namespace: Any, args: list[str] | None,
+                 changed: list[tuple[Any, Any, Any, str]]) -> None:
     """Note the keys this parse took, and those the command line typed with another value (`-H 8`: the command
     line's value stands)."""
     given = sys.argv[1:] if args is None else list(args)
     taken, reasons = set(), {}
     for action, _, wanted, key in changed:
         got = getattr(namespace, action.dest, wanted)
-        if got != wanted and typed_on_command_line(action, given):
+        if got != wanted and typed_on_command_line(parser, action, given):
             reasons[key] = f"the command line gives {action.option_strings[0]} {text_of(got)}"
         else:
             taken.add(key)

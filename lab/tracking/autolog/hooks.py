@@ -71,7 +71,7 @@ def patch_argparse(module: ModuleType) -> None:
             depth.value -= 1
             handed.restore_defaults(self, changed)
         if script:
-            guarded(handed.check_parsed, result[0], args, changed)
+            guarded(handed.check_parsed, self, result[0], args, changed)
             guarded(rows.report_config, vars(result[0]), "argparse")
         elif outer and caller.startswith("hydra"):
             guarded(handed.hydra_overrides, result[0])
