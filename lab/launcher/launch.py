@@ -406,16 +406,18 @@ def confirm_handed(store: Store, attempt_dir: Path) -> None:
                    if not (key in reported and reported[key] == value)}
     if unconfirmed:
         store.attempts.update(attempt_dir, set_unconfirmed=unconfirmed)
-        warn(unconfirmed_line(unconfirmed, reported, why, bool(record.get("config_reported"))))
+        warn(unconfirmed_line(unconfirmed, reported, why, bool(record.get("config_reported")), record.get("exit_code")))
 
 
-def unconfirmed_line(unconfirmed: dict, reported: dict, why: dict, read_config: bool) -> str:
+def unconfirmed_line(unconfirmed: dict, reported: dict, why: dict, read_config: bool, exit_code: int | None) -> str:
     """The warning naming `--set` values the script did not report running with, each with what it reported
-    instead or why its parser did not take it."""
+    instead or why its parser did not take it (or that it ended, `exit_code`, before reporting any config)."""
     if not read_config:
         named = ", ".join(f"{key}={json.dumps(value)}" for key, value in unconfirmed.items())
-        return (f"the script read no config the lab could see, so {named} (--set, handed to it in {SET_VARIABLE} "
-                "and LAB_CONFIG) is not confirmed as what it ran with")
+        read = (f"ended (exit {exit_code}) before it reported a config" if exit_code else
+                "read no config the lab could see")
+        return (f"the script {read}, so {named} (--set, handed to it in {SET_VARIABLE} and LAB_CONFIG) is not "
+                "confirmed as what it ran with")
     parts = []
     for key, value in unconfirmed.items():
         told = f"it reported {key}={json.dumps(reported[key])}" if key in reported else f"it reported no {key}"

@@ -198,3 +198,16 @@ def test_an_abbreviated_option_against_the_runs_value_is_named_as_what_ran(sine,
             "gives --hidden 64) (--set) as what it ran with") in out.stderr
     [record] = attempts(repo, "sine_002")
     assert record["set_unconfirmed"] == {"hidden": 16}
+
+
+@pytest.mark.light
+def test_a_required_option_takes_the_runs_value_and_a_failing_script_is_not_said_to_read_no_config(lab, repo):
+    (repo / "req.py").write_text(ARGPARSE.replace("'--hidden', type=int, default=32", "'--hidden', type=int, "
+                                                  "required=True"))
+    lab("new-run", "req_001", "--hypothesis", "h", "--set", "hidden=16")
+    out = lab("launch", "req_001", "--", sys.executable, "req.py")
+    assert "hidden 16" in out.stdout and "warning" not in out.stderr
+    (repo / "fail.py").write_text("import sys\nsys.exit(3)\n")
+    failed = lab("launch", "req_001", "--", sys.executable, "fail.py", check=False)
+    assert ("lab: warning: the script ended (exit 3) before it reported a config, so hidden=16 (--set, handed to it "
+            "in LAB_SET and LAB_CONFIG) is not confirmed as what it ran with") in failed.stderr

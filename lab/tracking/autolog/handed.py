@@ -100,10 +100,11 @@ def parses_own_command_line(args: Any) -> bool:
 
 
 def prepared_defaults(parser: Any, args: Any) -> list[tuple[Any, Any, Any, str]]:
-    """Make each `--set` value the default of the option it names, for one parse of `parser` (a script's) of
-    `args`; returns [(action, its old default, the run's value, its key)] for `restore_defaults` and `check_parsed`.
-    Nothing for a parse of other arguments than the process's own; a key the parser has no option for, or whose
-    value it refuses, is noted (`note_unapplied`) and left out."""
+    """Make each `--set` value the default of the option it names (a required option counts as given), for one
+    parse of `parser` (a script's) of `args`; returns [(action, (its old default, whether it was required), the
+    run's value, its key)] for `restore_defaults` and `check_parsed`. Nothing for a parse of other arguments than
+    the process's own; a key the parser has no option for, or whose value it refuses, is noted (`note_unapplied`)
+    and left out."""
     values = set_values()
     if not values or not parses_own_command_line(args):
         return []
@@ -119,16 +120,16 @@ def prepared_defaults(parser: Any, args: Any) -> list[tuple[Any, Any, Any, str]]
         if why:
             reasons[key] = why
             continue
-        changed.append((action, action.default, wanted, key))
-        action.default = wanted
+        changed.append((action, (action.default, action.required), wanted, key))
+        action.default, action.required = wanted, False  # the run's value counts as given
     note_unapplied(reasons, set())
     return changed
 
 
 def restore_defaults(parser: Any, changed: list[tuple[Any, Any, Any, str]]) -> None:
-    """Put back the defaults `prepared_defaults` replaced (the script's parser is as it was)."""
-    for action, default, _, _ in changed:
-        action.default = default
+    """Put back the defaults (and `required=`) `prepared_defaults` replaced (the script's parser is as it was)."""
+    for action, (default, required), _, _ in changed:
+        action.default, action.required = default, required
 
 
 def check_parsed(parser: Any, namespace: Any, args: list[str] | None,
