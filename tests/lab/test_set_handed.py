@@ -211,3 +211,15 @@ def test_a_required_option_takes_the_runs_value_and_a_failing_script_is_not_said
     failed = lab("launch", "req_001", "--", sys.executable, "fail.py", check=False)
     assert ("lab: warning: the script ended (exit 3) before it reported a config, so hidden=16 (--set, handed to it "
             "in LAB_SET and LAB_CONFIG) is not confirmed as what it ran with") in failed.stderr
+
+
+@pytest.mark.light
+def test_a_subcommands_option_is_named_as_one(lab, repo):
+    (repo / "sub.py").write_text("import argparse\np = argparse.ArgumentParser()\np.add_argument('--seed', default=0)\n"
+                                 "s = p.add_subparsers(dest='cmd')\ns.add_parser('train').add_argument('--hidden')\n"
+                                 "print('hidden', p.parse_args().hidden)\n")
+    lab("new-run", "sub_001", "--hypothesis", "h", "--set", "hidden=16")
+    out = lab("launch", "sub_001", "--", sys.executable, "sub.py", "train")
+    assert "hidden None" in out.stdout
+    assert ("hidden=16 (it reported hidden=null; --hidden is an option of its subcommand train, which the lab does "
+            "not set)") in out.stderr

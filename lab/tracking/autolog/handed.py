@@ -114,7 +114,7 @@ def prepared_defaults(parser: Any, args: Any) -> list[tuple[Any, Any, Any, str]]
     for key, value in values.items():
         action = option_of(parser, key)
         if action is None:
-            reasons[key] = f"the parser of its command line has no --{key.replace('_', '-')} (its options: {options})"
+            reasons[key] = missing_reason(parser, key, options)
             continue
         wanted, why = converted(parser, action, value)
         if why:
@@ -124,6 +124,18 @@ def prepared_defaults(parser: Any, args: Any) -> list[tuple[Any, Any, Any, str]]
         action.default, action.required = wanted, False  # the run's value counts as given
     note_unapplied(reasons, set())
     return changed
+
+
+def missing_reason(parser: Any, key: str, options: str) -> str:
+    """Why `key` names no option of `parser`: one of its subcommands has it (the lab sets the top-level parser's
+    options only), or no parser does."""
+    import argparse
+
+    for action in parser._actions:
+        for name, sub in action.choices.items() if isinstance(action, argparse._SubParsersAction) else ():
+            if option_of(sub, key) is not None:
+                return f"--{key.replace('_', '-')} is an option of its subcommand {name}, which the lab does not set"
+    return f"the parser of its command line has no --{key.replace('_', '-')} (its options: {options})"
 
 
 def restore_defaults(parser: Any, changed: list[tuple[Any, Any, Any, str]]) -> None:
