@@ -8,15 +8,18 @@ mirror at once, as it updates a remote-tracking branch); a recorded commit is sh
 reaches it, and left behind when neither such a ref nor a local branch does (a commit on a branch is only not
 pushed yet, and the branch's push will carry it). The check costs one `git config` and one `git for-each-ref` while
 nothing changed (cached in the lab's state folder, keyed by those refs); it warns once per set of unshared
-attempts, naming them and the one command that shares them. It never fails a command: a git error or a full disk
-only skips it.
+attempts, and again at most once a day while they stay unshared, naming them and the one command that shares
+them. It never fails a command: a git error, or a cache it cannot write (a full disk), only skips it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
+import re
 import subprocess
+import time
 from pathlib import Path
 
 from lab.errors import RecordError, warn
@@ -27,6 +30,7 @@ from lab.records.store.place import work_tree
 LAB_REFSPEC = "+refs/lab/*:refs/lab/*"
 MIRROR = "+refs/lab/commits/*:refs/remotes/{remote}/lab/commits/*"
 SHOWN = 3  # attempts named in the warning
+REMIND_SECONDS = 24 * 3600  # a warning repeats at most this often while the same attempts stay unshared
 
 
 def git(root: Path, *args: str, stdin: str | None = None) -> str:
@@ -49,16 +53,25 @@ def fetch_specs(root: Path) -> dict[str, list[str]]:
     return specs
 
 
+def claims_lab_commits(spec: str) -> bool:
+    """Whether fetch refspec `spec` maps refs/lab/commits/* (as the lab's own `+refs/lab/*:refs/lab/*` does)."""
+    return fnmatch.fnmatchcase("refs/lab/commits/x", spec.lstrip("+").partition(":")[0])
+
+
 def mirror_lab_commits(root: Path, remote: str, specs: list[str]) -> bool:
-    """Put MIRROR first among `remote`'s fetch refspecs (a lab made before it, or a remote added since `lab
-    init`), keeping the others in their order; returns whether it changed the config."""
+    """Make MIRROR `remote`'s first fetch refspec for refs/lab/commits/* (a lab made before it, or a remote added
+    since `lab init`): added after the others, and only a refspec that claims those refs before it (the lab's
+    own) moves behind it; the remote keeps every other refspec, in place, at each step. Returns whether it
+    changed the config."""
     mirror = MIRROR.format(remote=remote)
-    if specs and specs[0] == mirror:
+    ahead = [spec for spec in (specs[:specs.index(mirror)] if mirror in specs else specs) if claims_lab_commits(spec)]
+    if mirror in specs and not ahead:
         return False
     key = f"remote.{remote}.fetch"
-    with contextlib.suppress(subprocess.CalledProcessError):
-        git(root, "config", "--unset-all", key)
-    for spec in [mirror, *(spec for spec in specs if spec != mirror)]:
+    if mirror not in specs:
+        git(root, "config", "--add", key, mirror)
+    for spec in dict.fromkeys(ahead):
+        git(root, "config", "--unset-all", key, f"^{re.escape(spec)}$")
         git(root, "config", "--add", key, spec)
     return True
 
@@ -88,8 +101,8 @@ def unreached(root: Path, commits: set[str]) -> set[str]:
 
 
 def check(store: Store) -> None:
-    """Warn (once per set) of this lab's attempts whose launch commit no remote has, with the command that shares
-    them. Nothing outside git, without a remote, or when git or the disk fails."""
+    """Warn (once per set, then at most once a day) of this lab's attempts whose launch commit no remote has, with
+    the command that shares them. Nothing outside git, without a remote, or when git or the cache's write fails."""
     root = work_tree(store.root)
     if root is None:
         return
@@ -110,13 +123,17 @@ def check(store: Store) -> None:
             named = cache.get("unshared", [])
         else:
             named = unshared_attempts(store, unreached(root, kept))
-        if named and named != cache.get("warned"):
+        fresh = {"key": key, "unshared": named, "warned": named,
+                 "warned_at": cache.get("warned_at", 0) if named == cache.get("warned") else 0}
+        due = named and (named != cache.get("warned") or time.time() - fresh["warned_at"] >= REMIND_SECONDS)
+        if due:
+            fresh["warned_at"] = time.time()
+        if cache != fresh:
+            write_json(cache_path, fresh)  # a full disk or a read-only .git: no cache, and no warning either
+        if due:
             remote = "origin" if "origin" in specs else sorted(specs)[0]
             more = f" and {len(named) - SHOWN} more" if len(named) > SHOWN else ""
             many = len(named) > 1
             warn(f"the launch commit{'s' if many else ''} of {len(named)} attempt{'s' if many else ''} "
                  f"{'are' if many else 'is'} on no remote ({', '.join(named[:SHOWN])}{more}): share "
                  f"{'them' if many else 'it'} with git push {remote} 'refs/lab/*:refs/lab/*'")
-        if cache != {"key": key, "unshared": named, "warned": named}:
-            with contextlib.suppress(OSError):  # a full disk: no cache, the next command checks again
-                write_json(cache_path, {"key": key, "unshared": named, "warned": named})

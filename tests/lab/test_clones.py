@@ -6,6 +6,7 @@ on both sides, git state and one-line errors.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -496,3 +497,39 @@ def test_a_plain_push_after_a_rebase_shares_the_launch_commit_without_a_word(clo
     assert "on no remote" not in a.lab("runs").stderr
     b.git("pull", "-q", "--no-rebase")
     b.git("cat-file", "-e", sha)
+
+
+def test_the_sharing_check_adds_its_mirror_and_keeps_every_remotes_own_refspecs(clones):
+    a, _ = clones
+    remote_url = a.git("remote", "get-url", "origin").strip()
+    a.git("remote", "add", "upstream", remote_url)
+    before = {name: a.git("config", "--get-all", f"remote.{name}.fetch").split() for name in ("origin", "upstream")}
+    a.lab("runs")
+    after = {name: a.git("config", "--get-all", f"remote.{name}.fetch").split() for name in ("origin", "upstream")}
+    assert after["upstream"] == [*before["upstream"], "+refs/lab/commits/*:refs/remotes/upstream/lab/commits/*"]
+    assert "+refs/heads/*:refs/remotes/origin/*" in after["origin"]
+    mirror = after["origin"].index("+refs/lab/commits/*:refs/remotes/origin/lab/commits/*")
+    assert mirror < after["origin"].index("+refs/lab/*:refs/lab/*")  # the mirror maps the launch commits first
+    a.lab("runs")
+    assert a.git("config", "--get-all", "remote.upstream.fetch").split() == after["upstream"]  # nothing more
+
+
+def test_the_reminder_repeats_once_a_day_and_never_storms_when_its_cache_cannot_be_written(clones, monkeypatch):
+    a, b = clones
+    shared_run(a, b, "exp_001", "h")
+    rebase_over_b(a, b, "third")
+    a.git("push", "-q", "origin", "main")
+    assert SHARE_LINE.format(n=1) in a.lab("runs").stderr.splitlines()
+    assert "on no remote" not in a.lab("runs").stderr
+    cache_path = Store(a.path).lab_dir / "cache" / "shared.json"
+    cache = json.loads(cache_path.read_text())
+    cache_path.write_text(json.dumps({**cache, "warned_at": cache["warned_at"] - 25 * 3600}))  # a day later
+    assert SHARE_LINE.format(n=1) in a.lab("runs").stderr.splitlines()
+    assert "on no remote" not in a.lab("runs").stderr
+    cache_path.unlink()
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("lab.launcher.shared.write_json", full)
+    assert ["on no remote" in a.lab("runs").stderr for _ in range(3)] == [False] * 3
