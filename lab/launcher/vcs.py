@@ -304,6 +304,24 @@ def lab_scope(repo: Repo, root: Path) -> str | None:
     return None if inside == "." else inside
 
 
+def finish_index(repo: Repo, staging: Path, scope: str | None, add: list[str]) -> None:
+    """After a launch commit: the staged copy becomes the user's index (a lab at the top), or, for a lab in
+    folder `scope`, the user's index takes the folder as committed (what is staged elsewhere kept) and one
+    warning names the modified tracked files outside it that the commit leaves out (a run importing them ran
+    code the recorded sha does not hold)."""
+    if not scope:
+        install_index(repo, staging)
+        return
+    _git(repo, *add)
+    outside = [name for name in _git(repo, "diff", "--name-only", "-z", "HEAD", "--", ".", f":(exclude){scope}")
+               .split("\0") if name]
+    if outside:
+        named = ", ".join(outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        warn(f"the launch commit holds {scope}/ alone: {len(outside)} modified tracked file"
+             f"{'s' if len(outside) > 1 else ''} outside it ({named}) {'are' if len(outside) > 1 else 'is'} not in "
+             "it; if the run imports them, commit them first so the recorded sha is what ran")
+
+
 def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | None = None,
                         records_dir: Path | None = None) -> dict:
     """Commit everything git does not ignore with `message`, without disturbing the user's index on failure.
@@ -356,10 +374,7 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                 sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
                 keep_reachable(repo, sha)
-            if scope:
-                _git(repo, *add)  # the user's index: the lab's folder as committed, what is staged elsewhere kept
-            else:
-                install_index(repo, staging)
+            finish_index(repo, staging, scope, add)
         finally:
             staging.unlink(missing_ok=True)
     return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged),

@@ -425,7 +425,11 @@ def test_a_launch_commit_and_the_daily_commit_list_hold_the_labs_own_folder(repo
     (repo / "speech" / "model.py").write_text("WIDTH = 16\n")
     (repo / "README.md").write_text("both labs\n")
     assert run_lab("new-run", "exp_001", "--hypothesis", "speech works", cwd=repo / "speech").returncode == 0
-    assert run_lab("launch", "exp_001", "--", sys.executable, "train.py", cwd=repo / "speech").returncode == 0
+    launched = run_lab("launch", "exp_001", "--", sys.executable, "train.py", cwd=repo / "speech")
+    assert launched.returncode == 0
+    assert ("lab: warning: the launch commit holds speech/ alone: 1 modified tracked file outside it "
+            "(vision/train.py) is not in it; if the run imports them, commit them first so the recorded sha is what "
+            "ran") in launched.stderr
     sha = Store(repo / "speech").attempts.of("exp_001")[0]["git"]["sha"]
     committed = git(repo, "show", "--name-only", "--format=", sha).split()
     assert committed and all(path.startswith("speech/") for path in committed)
