@@ -21,7 +21,7 @@ import json
 import keyword
 import os
 import re
-from datetime import date
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -248,11 +248,13 @@ def history(store: Store, run_ids: list[str] | None = None, metrics: list[str] |
 
 
 def select(table, *, statuses: list[str] = (), family: str | None = None, group: str | None = None,
-           since: date | None = None, until: date | None = None, tags: list[str] = (), found: set[str] | None = None,
-           where: str | None = None, sort: str | None = None, columns: str | None = None, limit: int | None = None):
+           since: date | None = None, until: date | None = None, zone: tzinfo | None = None, tags: list[str] = (),
+           found: set[str] | None = None, where: str | None = None, sort: str | None = None,
+           columns: str | None = None, limit: int | None = None):
     """The rows of `table` that match every filter, sorted and cut to the columns asked.
 
-    `statuses` any of these; `since`/`until` created on or after / on or before those days; `tags` every one of
+    `statuses` any of these; `since`/`until` created on or after / on or before those days, read in `zone` (the
+    lab's, as the daily pages: `Store.zone`; default UTC); `tags` every one of
     them; `found` the run ids a text search found; `where` a pandas query expression over the column names as
     they are written (`val/loss.best < 0.5 and config.optim.lr >= 1e-3`: names holding / or . need no
     backticks); `sort` comma-separated columns, each `-name` for descending, missing values last; `columns`
@@ -267,7 +269,7 @@ def select(table, *, statuses: list[str] = (), family: str | None = None, group:
     for column, value in (("family", family), ("group", group)):
         if value is not None:
             keep &= table[column] == value
-    created = table["created"].dt.date
+    created = (table["created"].dt.tz_convert(zone) if zone is not None else table["created"]).dt.date
     if since is not None:
         keep &= created >= since
     if until is not None:

@@ -231,3 +231,19 @@ def test_a_newline_a_user_typed_keeps_each_row_on_one_line_and_an_empty_answer_p
         assert len(shown) == (1 if output == "table" else 2) + 4 and any("two lines: the second" in line
                                                                           for line in shown)
     assert asked("runs", "--where", "id == 'none'", "--format", "jsonl").stdout == ""
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])  # UTC+14, UTC-11
+def test_since_and_until_read_days_in_the_labs_zone_as_the_daily_pages_do(script_lab, zone):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    settings = json.loads((script_lab.repo / "lab.json").read_text())
+    (script_lab.repo / "lab.json").write_text(json.dumps({**settings, "timezone": zone}))
+    script_lab("new-run", "exp_001", "--hypothesis", "h")
+    day = datetime.now(ZoneInfo(zone)).date().isoformat()
+    if datetime.now(ZoneInfo(zone)).strftime("%H:%M") == "23:59":
+        pytest.skip("the day may turn between the record and the question")
+    listed = script_lab("runs", "--since", day, "--until", day, "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["id"] for line in listed] == ["exp_001"]
+    assert Path(script_lab("log").stdout.split()[-1]).stem == day  # the daily page of the same day
