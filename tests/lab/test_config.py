@@ -154,8 +154,8 @@ def test_an_absurd_model_size_is_refused_in_bounded_time():
 
     values = registry.get("neural_decoder").resolve(preset="tiny", overrides=["model.n_layers=100000"])
     started = time.monotonic()
-    with pytest.raises(ConfigError, match="took over 5 s to build"):
-        sizing.parameter_counts("neural_decoder", [values], seconds=5)
+    with pytest.raises(ConfigError, match="took over 2 s to build"):
+        sizing.parameter_counts("neural_decoder", [values], seconds=2)
     assert time.monotonic() - started < 30
     tiny = registry.get("neural_decoder").resolve(preset="tiny")
     assert sizing.parameter_counts("neural_decoder", [tiny]) == [sizing.parameter_count("neural_decoder", tiny)]
