@@ -82,32 +82,36 @@ def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
 
 @torch.no_grad()
 def generate(model: SaShiMi, config: Config, seconds: float, temperature: float = 1.0,
-             seed: int = 0, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
-    """`seconds` of audio sampled one code at a time through the recurrence: ((channels, frames), rate).
-    `progress(codes done, codes in all)` is called after each code."""
+             seed: int = 0, progress: Callable[[int, int], None] | None = None,
+             num: int | None = None) -> tuple[np.ndarray, int]:
+    """`seconds` of audio sampled one code at a time through the recurrence: ((channels, frames), rate); with
+    `num`, that many samples in one batch: ((num, channels, frames), rate). `progress(codes done, codes in all)`
+    is called after each code."""
     model.eval()
     channels = 2 if config.data.stereo else 1
     positions = int(seconds * config.data.sample_rate) * channels
+    batch = 1 if num is None else num
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
         device = next(model.parameters()).device
-        state = model.initial_state(1, device)
-        code = torch.full((1,), 2 ** (config.model.bits - 1), dtype=torch.long, device=device)
+        state = model.initial_state(batch, device)
+        code = torch.full((batch,), 2 ** (config.model.bits - 1), dtype=torch.long, device=device)
         codes = []
         for position in range(positions):
-            outputs, state = model.step(code, state)  # (1, outputs)
+            outputs, state = model.step(code, state)  # (batch, outputs)
             if config.model.head == "dml":
                 code = dml_sample(outputs, config.model.bits, temperature)
             else:
                 code = torch.distributions.Categorical(logits=outputs.float() / temperature).sample()
-            codes.append(code)
+            codes.append(code)  # (batch,)
             if progress is not None:
                 progress(position + 1, positions)
     finally:
         torch.random.set_rng_state(generator_state)
-    samples = dequantize(torch.cat(codes), config.model.bits, config.data.quantization).cpu().numpy()
-    return data.deinterleave(samples, channels), config.data.sample_rate
+    samples = dequantize(torch.stack(codes, dim=1), config.model.bits, config.data.quantization).cpu().numpy()
+    made = np.stack([data.deinterleave(row, channels) for row in samples])  # (batch, channels, frames)
+    return (made[0] if num is None else made), config.data.sample_rate
 
 
 def samples_stage(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
