@@ -47,6 +47,11 @@ def keep(attempt_dir: Path, artefacts_dir: Path, root: Path, file_name: str, dat
     return line
 
 
+def file_stem(name: str) -> str:
+    """A sample's name usable in a file name: 'samples/tone <b>' -> 'samples_tone__b_'."""
+    return "".join(char if char.isalnum() or char in "-." else "_" for char in name).strip("._") or "sample"
+
+
 def of_attempt(attempt_dir: Path) -> list[dict]:
     """The sample lines of one attempt, oldest first (none: [])."""
     return list(read_jsonl(attempt_dir / SAMPLES_FILE))

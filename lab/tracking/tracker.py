@@ -536,7 +536,7 @@ class Tracker:
         store, run_id, _ = self.identity()
         artefacts = Path(read_json(self.attempt_dir / "attempt.json", {}).get("artefacts")
                          or store.artefacts_root / run_id / self.attempt_dir.name)
-        file_name = f"{name.replace('/', '_')}_{samples.next_index(self.attempt_dir):03d}_step{int(step)}{suffix}"
+        file_name = f"{samples.file_stem(name)}_{samples.next_index(self.attempt_dir):03d}_step{int(step)}{suffix}"
         line = samples.keep(self.attempt_dir, artefacts, store.root, file_name, data,
                             {"step": int(step), "name": name, "source": "training", "time": now_iso(),
                              **clean(fields)}, samples.max_bytes(store.settings))

@@ -449,7 +449,7 @@ def test_evaluation_stages_run_on_their_own_cadence_and_log_media(tmp_path, monk
     assert {entry["name"] for entry in samples} == {"probe/tone"} and samples[0]["sample_rate"] == 8000
     last = samples[-1]
     assert last["source"] == "training" and last["stored"] == "records" and last["file"].endswith("_step10.flac")
-    assert last["seconds"] == 0.1 and 0.34 < last["rms"] < 0.36 and 0.49 < last["peak"] <= 0.5  # 0.5 sin: rms 0.5/sqrt 2
+    assert last["seconds"] == 0.1 and 0.34 < last["rms"] < 0.36 and 0.49 < last["peak"] <= 0.5  # 0.5 sin: 0.5/sqrt 2
     data = (attempt / last["file"]).read_bytes()
     assert last["bytes"] == len(data) and last["sha256"] == hashlib.sha256(data).hexdigest()
     import soundfile

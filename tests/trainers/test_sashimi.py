@@ -166,12 +166,13 @@ def test_generate_num_makes_a_batch_and_large_samples_stay_local(family_lab, lab
     assert len(wrote) == 2 and all("(0.01 s, step 2, in the records) from " in line for line in wrote), done.stdout
     store = Store(lab.repo)
     lines = [json.loads(line) for line in (store.attempt_dir("sash_001", 1) / "samples.jsonl").read_text().splitlines()]
-    assert [(line["index"], line["seed"], line["settings"]["temperature"]) for line in lines] == [(0, 7, 0.9), (1, 7, 0.9)]
+    assert [(line["index"], line["seed"], line["settings"]["temperature"]) for line in lines] == [(0, 7, 0.9),
+                                                                                                   (1, 7, 0.9)]
     for line in lines:  # 160 samples of 16 bits: a few hundred bytes of FLAC
         assert line["stored"] == "records" and line["bytes"] < 1000 and len(line["sha256"]) == 64
         assert (store.attempt_dir("sash_001", 1) / line["file"]).stat().st_size == line["bytes"]
     lab("generate", "sash_001", "--seconds", "0.5")
-    last = [json.loads(line) for line in (store.attempt_dir("sash_001", 1) / "samples.jsonl").read_text().splitlines()][-1]
+    last = json.loads((store.attempt_dir("sash_001", 1) / "samples.jsonl").read_text().splitlines()[-1])
     assert last["stored"] == "local" and last["file"].startswith("artefacts/sash_001/")  # 8,000 samples: several kB
     assert (lab.repo / last["file"]).is_file()
     bad = run_lab("generate", "sash_001", "--num", "0", cwd=lab.repo, env=lab_environment)

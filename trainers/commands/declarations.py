@@ -126,7 +126,7 @@ def run_weights(args: argparse.Namespace) -> int:
 
 
 GENERATE = Command("generate", "Generate audio with a run's best checkpoint and record it on the run.",
-                   'lab generate sash_001 --seconds 4 --num 4   |   lab generate dia_009 --tags "drums, bass" --out a.wav',
+                   'lab generate sash_001 --seconds 4 --num 4   |   lab generate dia_009 --tags "drums" --out a.wav',
                    generate_arguments, run_generate)
 PROFILE = Command("profile", "Peak memory of one training step of a run, by component.", "lab profile sash_001",
                   profile_arguments, run_profile)

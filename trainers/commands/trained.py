@@ -136,6 +136,7 @@ def record_generated(store: Store, run_id: str, number: int, audios: list, rate:
                 "sample_rate": rate, "time": made, **audio_stats(audio, rate)}
         name = f"generate_{first + index:03d}_step{entry['step']}.flac"
         lines.append(samples.keep(folder, artefacts, store.root, name, flac_bytes(audio, rate), line, limit))
+    store.events.add(run_id, "samples", attempt=number, step=entry["step"], count=len(lines))  # on that day's page
     return lines
 
 
