@@ -127,7 +127,8 @@ def runs(*, attempts: bool = False, where: str | None = None, sort: Names | None
     rows = table.frame(store, attempts=attempts, config=config, measured=measured)
     found = table.search(store, search) if search else None
     return table.select(rows, statuses=_names(status), family=family, group=group, since=since, until=until,
-                        tags=_names(tags), found=found, where=where, sort=",".join(_names(sort)) or None,
+                        zone=store.zone if since or until else None, tags=_names(tags), found=found, where=where,
+                        sort=",".join(_names(sort)) or None,
                         columns=",".join(_names(columns)) or None, limit=limit)
 
 

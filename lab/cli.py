@@ -137,7 +137,9 @@ def print_table(args, statuses: list[str]) -> int:
                     status=statuses, family=args.family, group=args.group, tags=args.tag or [],
                     since=parse_day(args.since) if args.since else None, search=args.search,
                     until=parse_day(args.until) if args.until else None, config=config, measured=measured)
-    print(table.text(rows, args.format or ("json" if args.json else "table")))
+    answer = table.text(rows, args.format or ("json" if args.json else "table"))
+    if answer:  # an empty jsonl answer prints nothing, not a blank line
+        print(answer)
     return 0
 
 

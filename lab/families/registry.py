@@ -31,6 +31,7 @@ _registered: dict[str, FamilySpec] = {}
 _discovered = False  # the entry points have been read
 _modules_read: str | None = None  # the LAB_FAMILY_MODULES value whose families are registered
 _from_modules: dict[str, FamilySpec] = {}  # the families that value registered
+_origins: dict[str, str] = {}  # family name -> the file of the module its spec came from
 
 
 def register(spec: FamilySpec) -> FamilySpec:
@@ -38,6 +39,7 @@ def register(spec: FamilySpec) -> FamilySpec:
     if not isinstance(spec, FamilySpec):
         raise TypeError(f"register takes a FamilySpec, got {type(spec).__name__}")
     _registered[spec.name] = spec
+    _origins.pop(spec.name, None)
     directions.cache_clear()
     return spec
 
@@ -45,6 +47,7 @@ def register(spec: FamilySpec) -> FamilySpec:
 def unregister(name: str) -> None:
     """Forget the family `name` (tests register toy families for their own duration)."""
     _registered.pop(name, None)
+    _origins.pop(name, None)
     directions.cache_clear()
 
 
@@ -65,7 +68,8 @@ def _discover() -> None:
                 raise ConfigError(f"the family {entry.name!r} ({entry.value}) does not import: {error}") from None
             if not isinstance(spec, FamilySpec):
                 raise ConfigError(f"the entry point {entry.name!r} ({entry.value}) is not a FamilySpec")
-            _registered.setdefault(spec.name, spec)
+            if _registered.setdefault(spec.name, spec) is spec:
+                _origins[spec.name] = _module_file(entry.module)
     modules = os.environ.get(FAMILY_MODULES_VARIABLE, "")
     if modules == _modules_read:
         return
@@ -73,6 +77,7 @@ def _discover() -> None:
     for name, spec in _from_modules.items():
         if _registered.get(name) is spec:
             del _registered[name]
+            _origins.pop(name, None)
     _from_modules.clear()
     directions.cache_clear()
     for module_name in (name.strip() for name in modules.split(",")):
@@ -87,6 +92,19 @@ def _discover() -> None:
             raise ConfigError(f"{FAMILY_MODULES_VARIABLE} names {module_name!r}, which has no SPEC = FamilySpec(...)")
         if _registered.setdefault(spec.name, spec) is spec:
             _from_modules[spec.name] = spec
+            _origins[spec.name] = _module_file(module_name)
+
+
+def _module_file(name: str) -> str:
+    """The file module `name` (imported) was loaded from, '' for one without a file."""
+    return str(getattr(importlib.import_module(name), "__file__", None) or "")
+
+
+def origin(name: str) -> str | None:
+    """The file of the module that declared family `name` (an entry point's or a LAB_FAMILY_MODULES module),
+    None for a family registered in process or an unknown one: what tells two families of one name apart."""
+    _discover()
+    return _origins.get(name)
 
 
 def known() -> list[str]:

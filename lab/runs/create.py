@@ -75,7 +75,7 @@ def new_run(
         reference = ((parent, store.runs.config(parent)) if parent
                      else (f"preset {preset}", registry.get(family).preset(preset)))
         lines, findings = structural_check(family, values, *reference, store.settings.get("device_memory_gb"),
-                                           cache_folder(store))
+                                           cache_folder())
     baseline = baseline or (parent_record.get("baseline") if parent_record else None)
     if family and not baseline:
         spec = registry.get(family)

@@ -17,7 +17,7 @@ from pathlib import Path
 from lab.errors import ConfigError, say
 from lab.families import registry
 from lab.records import config as config_tools
-from lab.records.files import read_json, write_json
+from lab.records.files import cache_home, read_json, write_json
 from lab.records.store import Store
 
 
@@ -68,16 +68,22 @@ def sizes(family: str, configs: list[dict], *, plan: dict | None = None, seconds
     return answer["counts"], answer["plan"]
 
 
-def cache_folder(store: Store) -> Path:
-    """Where this clone keeps the answers of `sizes` (out of git's reach: they hold this machine's memory)."""
-    return store.lab_dir / "cache" / "sizes"
+def cache_folder() -> Path | None:
+    """Where this machine keeps the answers of `sizes`, for every lab and clone on it (out of git's reach: they
+    hold this machine's memory): `lab/sizes` in the user's cache folder (`lab.records.files.cache_home`); None
+    for a user without a home folder (nothing is kept)."""
+    try:
+        return cache_home() / "lab" / "sizes"
+    except RuntimeError:
+        return None
 
 
 def _cache_key(family: str, values: dict, plan: dict | None = None) -> str:
-    """A name for one answer: the family, the config, the plan asked for, and what decides the device the plan is
-    for (this machine, its visible GPUs, PJRT_DEVICE, the Python that runs the family)."""
+    """A name for one answer: the family and the file that declared it (two labs' families of one name differ),
+    the config, the plan asked for, and what decides the device the plan is for (this machine, its visible GPUs,
+    PJRT_DEVICE, the Python that runs the family)."""
     where = [socket.gethostname(), sys.executable, *(os.environ.get(name) for name in DEVICE_VARIABLES)]
-    text = json.dumps([family, values, plan, where], sort_keys=True, default=str)
+    text = json.dumps([family, registry.origin(family), values, plan, where], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -202,7 +208,7 @@ def memory_plan(store: Store, family: str, values: dict, processes: int) -> dict
     `device_memory_gb` of lab.json when set (TPU chips, whose size torch cannot read)."""
     device_gb = store.settings.get("device_memory_gb")
     return sizes(family, [values], plan={"processes": processes, "device_gb": device_gb},
-                 cache=cache_folder(store))[1]
+                 cache=cache_folder())[1]
 
 
 def structural_check(family: str, values: dict, reference: str, reference_values: dict,

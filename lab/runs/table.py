@@ -21,7 +21,7 @@ import json
 import keyword
 import os
 import re
-from datetime import date
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ def frame(store: Store, *, attempts: bool = False, config: bool = True, measured
     for run_id in store.run_ids():
         rows += kept_rows(store, run_id, attempts, config, measured, seen)
     table = pd.DataFrame(rows)
+    for column in _whole_configs(rows):
+        table[column] = pd.array([row.get(column) for row in rows], dtype=COUNT)
     for column, dtype in RECORD_COLUMNS.items():
         table[column] = _typed(table[column] if column in table else pd.Series([None] * len(table)), dtype)
     extra = sorted(column for column in table.columns if column not in RECORD_COLUMNS)
@@ -72,6 +74,17 @@ def frame(store: Store, *, attempts: bool = False, config: bool = True, measured
     for column in measures:
         table[column] = _typed(table[column], COUNT if column.endswith(".best_step") else NUMBER)
     return table[ordered]
+
+
+def _whole_configs(rows: list[dict]) -> list[str]:
+    """The config.<key> columns whose every given value is an integer (a bool aside): kept Int64, so a run
+    without the key leaves a gap instead of turning the others into floats."""
+    whole: dict[str, bool] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith("config.") and value is not None:
+                whole[key] = whole.get(key, True) and isinstance(value, int) and not isinstance(value, bool)
+    return [key for key, every in whole.items() if every]
 
 
 def _typed(column, dtype: str):
@@ -235,11 +248,13 @@ def history(store: Store, run_ids: list[str] | None = None, metrics: list[str] |
 
 
 def select(table, *, statuses: list[str] = (), family: str | None = None, group: str | None = None,
-           since: date | None = None, until: date | None = None, tags: list[str] = (), found: set[str] | None = None,
-           where: str | None = None, sort: str | None = None, columns: str | None = None, limit: int | None = None):
+           since: date | None = None, until: date | None = None, zone: tzinfo | None = None, tags: list[str] = (),
+           found: set[str] | None = None, where: str | None = None, sort: str | None = None,
+           columns: str | None = None, limit: int | None = None):
     """The rows of `table` that match every filter, sorted and cut to the columns asked.
 
-    `statuses` any of these; `since`/`until` created on or after / on or before those days; `tags` every one of
+    `statuses` any of these; `since`/`until` created on or after / on or before those days, read in `zone` (the
+    lab's, as the daily pages: `Store.zone`; default UTC); `tags` every one of
     them; `found` the run ids a text search found; `where` a pandas query expression over the column names as
     they are written (`val/loss.best < 0.5 and config.optim.lr >= 1e-3`: names holding / or . need no
     backticks); `sort` comma-separated columns, each `-name` for descending, missing values last; `columns`
@@ -254,7 +269,7 @@ def select(table, *, statuses: list[str] = (), family: str | None = None, group:
     for column, value in (("family", family), ("group", group)):
         if value is not None:
             keep &= table[column] == value
-    created = table["created"].dt.date
+    created = (table["created"].dt.tz_convert(zone) if zone is not None else table["created"]).dt.date
     if since is not None:
         keep &= created >= since
     if until is not None:
@@ -376,7 +391,8 @@ def text(table, output: str) -> str:
         return json.dumps(records, indent=2)
     if output == "jsonl":
         return "\n".join(json.dumps(record) for record in records)
-    cells = [[shown(table[column].iloc[index]) for column in table.columns] for index in range(len(table))]
+    cells = [[" ".join(shown(table[column].iloc[index]).split("\n")) for column in table.columns]
+             for index in range(len(table))]  # a newline a user typed would break the row
     if output == "md":
         escaped = [[cell.replace("|", "\\|") for cell in row] for row in cells]
         header = [str(column).replace("|", "\\|") for column in table.columns]
@@ -470,13 +486,12 @@ def _parquet(table) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = {}
+    table = table.copy()
     for column in table.columns:
         try:
-            columns[str(column)] = pa.array(table[column], from_pandas=True)
+            pa.array(table[column], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns[str(column)] = pa.array(table[column].map(lambda v: None if v is None or v != v else str(v)),
-                                            type=pa.string())
-    buffer = io.BytesIO()
-    pq.write_table(pa.table(columns), buffer, compression="zstd")
+            table[column] = table[column].map(lambda v: None if v is None or v != v else str(v)).astype("str")
+    buffer = io.BytesIO()  # pandas' metadata kept: read back, Int64 and the UTC times keep their dtypes
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), buffer, compression="zstd")
     return buffer.getvalue()

@@ -45,9 +45,10 @@ def test_a_row_per_run_holds_its_record_its_config_and_each_metric(asked):
     runs = api.runs(root=asked.repo).set_index("id")
     assert list(runs.columns[:len(table.RECORD_COLUMNS) - 1]) == list(table.RECORD_COLUMNS)[1:]
     assert {name: str(runs[name].dtype) for name in ("attempt", "created", "duration_s", "group", "config.lr",
-                                                      "val/loss.best", "val/loss.best_step")} == {
+                                                      "config.hidden", "val/loss.best", "val/loss.best_step")} == {
         "attempt": "Int64", "created": "datetime64[s, UTC]", "duration_s": "float64", "group": "str",
-        "config.lr": "float64", "val/loss.best": "float64", "val/loss.best_step": "Int64"}
+        "config.lr": "float64", "config.hidden": "Int64",  # an integer stays one where exp_003 has no value
+        "val/loss.best": "float64", "val/loss.best_step": "Int64"}
     first, second, unlaunched = runs.loc["exp_001"], runs.loc["exp_002"], runs.loc["exp_003"]
     assert (first["status"], first["tags"], first["attempt"], first["config.lr"], first["config.hidden"]) == \
         ("finished", "fast,cpu", 1, 0.1, 32)
@@ -193,6 +194,10 @@ def test_an_export_reads_back_without_the_lab(asked, tmp_path, output):
         return
     import pyarrow.parquet as pq
 
+    back = pd.read_parquet(tmp_path / "out" / "runs.parquet")  # the dtypes of lab.api.runs come back
+    assert {name: str(back[name].dtype) for name in ("attempt", "exit_code", "created", "config.hidden")} == {
+        "attempt": "Int64", "exit_code": "Int64", "config.hidden": "Int64",
+        "created": "datetime64[ms, UTC]"}  # Parquet has no unit of seconds: the times come back in ms
     runs = pq.read_table(tmp_path / "out" / "runs.parquet").to_pylist()
     assert [row["id"] for row in runs] == ["exp_001", "exp_002", "exp_003"] and runs[0]["val/loss.best_step"] == 20
     metrics = pq.read_table(tmp_path / "out" / "metrics.parquet")
@@ -217,3 +222,28 @@ def test_lab_show_of_a_running_attempt_gives_its_step_and_latest_metrics(running
     assert "    at step 3: val/loss=0.7" in running("show", "exp_004").stdout.splitlines()
     shown = json.loads(running("show", "exp_004", "--json").stdout)
     assert shown["attempts"][0]["latest"] == {"step": 3, "metrics": {"val/loss": 0.7}}
+
+
+def test_a_newline_a_user_typed_keeps_each_row_on_one_line_and_an_empty_answer_prints_nothing(asked):
+    asked("new-run", "exp_004", "--hypothesis", "two lines:\nthe second")
+    for output in ("md", "table"):
+        shown = asked("runs", "--columns", "id,hypothesis", "--format", output).stdout.splitlines()
+        assert len(shown) == (1 if output == "table" else 2) + 4 and any("two lines: the second" in line
+                                                                          for line in shown)
+    assert asked("runs", "--where", "id == 'none'", "--format", "jsonl").stdout == ""
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])  # UTC+14, UTC-11
+def test_since_and_until_read_days_in_the_labs_zone_as_the_daily_pages_do(script_lab, zone):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    settings = json.loads((script_lab.repo / "lab.json").read_text())
+    (script_lab.repo / "lab.json").write_text(json.dumps({**settings, "timezone": zone}))
+    script_lab("new-run", "exp_001", "--hypothesis", "h")
+    day = datetime.now(ZoneInfo(zone)).date().isoformat()
+    if datetime.now(ZoneInfo(zone)).strftime("%H:%M") == "23:59":
+        pytest.skip("the day may turn between the record and the question")
+    listed = script_lab("runs", "--since", day, "--until", day, "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["id"] for line in listed] == ["exp_001"]
+    assert Path(script_lab("log").stdout.split()[-1]).stem == day  # the daily page of the same day
