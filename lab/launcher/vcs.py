@@ -37,7 +37,8 @@ SCAN_CHUNK_BYTES = 1024 * 1024
 SCAN_OVERLAP_BYTES = 4096  # kept from the previous chunk, so a key across a chunk boundary is still found
 MB = 1_000_000
 NO_COMMIT = "0" * 40
-RECORD_FILES = ("metrics.jsonl", "events.jsonl", "stdout.log", "media.jsonl")  # under the lab's records folder
+# under the lab's records folder
+RECORD_FILES = ("metrics.jsonl", "events.jsonl", "stdout.log", "media.jsonl", "samples.jsonl")
 NUMBERS_ONLY = ("metrics.jsonl",)  # the tracker writes numbers only: nothing there to scan
 SPARSE_REFUSAL = "outside of your sparse-checkout definition"  # git's words for paths it will not stage
 BINARY_PROBE_BYTES = 8000  # as git: a NUL byte in the first 8000 bytes makes a file binary (not scanned)

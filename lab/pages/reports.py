@@ -11,7 +11,7 @@ from lab.errors import LabError
 from lab.families import registry
 from lab.health import rules as health
 from lab.health.diagnosis import chosen_attempt, run_findings, run_stages
-from lab.pages import plots, results, verdicts
+from lab.pages import listening, plots, results, verdicts
 from lab.pages.changelogs import baselines_in_use, changelog
 from lab.pages.comparisons import compare, compare_page, comparisons
 from lab.pages.context import (
@@ -22,6 +22,7 @@ from lab.pages.context import (
     display_title,
     duration_text,
     latest_profile,
+    listening_link,
     render,
     reproduce_text,
     resumed_text,
@@ -174,6 +175,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         failure=failure_tail(folder) if attempt.get("status") in ENDED_BADLY else None,
         verification=verification_rows(outcome["rows"]),
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
+        listening=listening_link(store, run_id),
         profile=latest_profile(store, run_id),
     )
 
@@ -272,4 +274,4 @@ def render_all(store: Store) -> list[Path]:
         if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):
             written.append(compare(store, specs, name))
     written += [report(store, rid) for rid in store.readable_run_ids() if store.attempts.latest_with_metrics(rid)]
-    return written
+    return written + listening.render_all(store)

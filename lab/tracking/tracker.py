@@ -566,6 +566,27 @@ class Tracker:
         if self.wandb is not None:
             self.wandb.media(name, Path(path), step, kind, sample_rate)
 
+    def sample(self, name: str, data: bytes, step: int, *, suffix: str = ".flac", **fields: Any) -> Path | None:
+        """Keep an encoded audio sample on the attempt (`lab.records.samples.keep`: in its records up to lab.json's
+        size limit, else in its artefacts folder) with `fields` (sample_rate, statistics, settings) in its
+        samples.jsonl line, and send it to W&B when on; returns where the file went (None without an attempt)."""
+        if self.attempt_dir is None:
+            return None
+        from lab.records import samples
+        from lab.records.store.names import now_iso
+
+        store, run_id, _ = self.identity()
+        artefacts = Path(read_json(self.attempt_dir / "attempt.json", {}).get("artefacts")
+                         or store.artefacts_root / run_id / self.attempt_dir.name)
+        file_name = f"{samples.file_stem(name)}_{samples.next_index(self.attempt_dir):03d}_step{int(step)}{suffix}"
+        line = samples.keep(self.attempt_dir, artefacts, store.root, file_name, data,
+                            {"step": int(step), "name": name, "source": "training", "time": now_iso(),
+                             **clean(fields)}, samples.max_bytes(store.settings))
+        path = samples.file_of(store.root, self.attempt_dir, line)
+        if self.wandb is not None and path is not None:
+            self.wandb.media(name, path, step, "audio", fields.get("sample_rate"))
+        return path
+
     def finish(self, status: str = "finished") -> None:
         """Close the streams; an attempt this tracker opened is marked `status`."""
         if self._metrics is not None:
@@ -742,6 +763,12 @@ def checkpoint(kind: str, path: str | Path, step: int, **info: Any) -> None:
 def media(name: str, path: str | Path, step: int, *, kind: str = "audio", sample_rate: int | None = None) -> None:
     """Record a sample file of the current attempt."""
     current().media(name, path, step, kind=kind, sample_rate=sample_rate)
+
+
+@shielded
+def sample(name: str, data: bytes, step: int, *, suffix: str = ".flac", **fields: Any) -> Path | None:
+    """Keep an encoded audio sample on the current attempt (see `Tracker.sample`)."""
+    return current().sample(name, data, step, suffix=suffix, **fields)
 
 
 def finish(status: str = "finished") -> None:
