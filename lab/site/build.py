@@ -7,6 +7,8 @@ index), with interactive charts (`lab.site.charts`, drawn by the vendored uPlot)
     logs/site/runs/<id>.html          a run: hypothesis, attempts, notes, config, charts of every attempt
     logs/site/groups/<name>.html      a group's runs, their charts overlaid (likewise baselines/, ablations/)
     logs/site/static/                 uPlot (MIT, its LICENSE beside it), site.js, site.css
+    logs/site/.lab-site-files         the files the build wrote: the next build removes only those of them it
+                                      does not write again, and `lab site --branch` publishes only them
 
 The same records give the same bytes (no build time on any page); a page is rewritten only when its bytes
 change. Nothing on a page asks another host for anything: it opens from a plain folder (`file://`).
@@ -14,13 +16,14 @@ change. Nothing on a page asks another host for anything: it opens from a plain 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from lab.site import charts
 from lab.site.frame import KINDS, STATIC, Page, PageKind, Site, register, render_page
 
 INDEX = "index.html"
+MANIFEST = ".lab-site-files"  # the files the last build wrote, one site path a line
+NOJEKYLL = ".nojekyll"
 
 
 def site_folder(store) -> Path:
@@ -30,7 +33,9 @@ def site_folder(store) -> Path:
 
 def build_site(store, out: Path | None = None) -> list[Path]:
     """Write every page of every registered kind, the index and the static files under `out` (default:
-    `site_folder`); returns the pages' paths, the index first. Files of pages that no longer exist are removed."""
+    `site_folder`); returns the pages' paths, the index first. The files this build wrote are listed in
+    `out/.lab-site-files` (MANIFEST); those the previous build listed and this one did not write (a removed run's page) are
+    removed, and no other file under `out` is ever touched."""
     site = Site(store, out or site_folder(store))
     by_kind = [(kind, kind.pages(site)) for kind in KINDS.values()]
     pages = [page for _, kind_pages in by_kind for page in kind_pages]
@@ -39,8 +44,11 @@ def build_site(store, out: Path | None = None) -> list[Path]:
     index = Page(INDEX, "Lab", "index.html.j2", {"sections": sections, "columns": columns, "rows": rows})
     navigation = [("Index", INDEX)] + [(label, f"{INDEX}#{name}") for name, label, _ in sections]
     written = [render_page(site, page, navigation, related(page, pages)) for page in [index, *pages]]
-    copy_static(site.out)
-    remove_stale(site.out, {path.relative_to(site.out).as_posix() for path in written})
+    copy_static(site)
+    write_if_changed(site.out / NOJEKYLL, "")  # a git host serves static/ and every file as it is
+    owned = {path.relative_to(site.out).as_posix() for path in written} | site.files | {NOJEKYLL, MANIFEST}
+    remove_stale(site.out, previous_files(site.out) - owned)
+    write_if_changed(site.out / MANIFEST, "".join(f"{name}\n" for name in sorted(owned)))
     return written
 
 
@@ -53,21 +61,45 @@ def related(page: Page, pages: list[Page]) -> list[Page]:
             ((folder == "runs" and key in other.runs) or (folder == "days" and key in other.days))]
 
 
-def copy_static(out: Path) -> None:
-    """Copy the site's static files into `out/static` (only those whose bytes differ)."""
-    target = out / "static"
-    target.mkdir(parents=True, exist_ok=True)
+def copy_static(site: Site) -> None:
+    """Copy the site's static files into `static/` of the site (only those whose bytes differ)."""
     for source in sorted(STATIC.iterdir()):
-        copy = target / source.name
-        if not copy.exists() or copy.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, copy)
+        site.copy(source, f"static/{source.name}")
 
 
-def remove_stale(out: Path, kept: set[str]) -> None:
-    """Delete the HTML files under `out` that no page of this build wrote (a removed or renamed run's)."""
-    for path in sorted(out.rglob("*.html")):
-        if path.relative_to(out).as_posix() not in kept:
+def write_if_changed(path: Path, text: str) -> None:
+    """Write `text` to `path` unless it already holds exactly that."""
+    from lab.records.files import write_text
+
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_text(path, text)
+
+
+def previous_files(out: Path) -> set[str]:
+    """The site paths the last build under `out` listed in its MANIFEST (none: no build yet, or a folder the
+    lab never wrote); a listed path outside `out` is ignored."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return set()
+    names = set(manifest.read_text(encoding="utf-8").splitlines())
+    return {name for name in names if name and not name.startswith("/") and ".." not in name.split("/")}
+
+
+def site_files(out: Path) -> list[str]:
+    """The site paths of the files the last build under `out` wrote (its MANIFEST, the MANIFEST included)."""
+    return sorted(name for name in previous_files(out) if (out / name).is_file())
+
+
+def remove_stale(out: Path, stale: set[str]) -> None:
+    """Delete the files `stale` (site paths an earlier build wrote) under `out`, and folders they leave empty."""
+    for name in sorted(stale):
+        path = out / name
+        if path.is_file() and not path.is_symlink():
             path.unlink()
+            for folder in path.parents:
+                if folder == out or not folder.is_relative_to(out) or any(folder.iterdir()):
+                    break
+                folder.rmdir()
 
 
 # -- the built-in kinds -----------------------------------------------------------------------------------

@@ -155,3 +155,35 @@ def test_site_branch_commits_the_pages_without_touching_the_work_tree_and_git_pu
     subprocess.run(["git", "clone", "-q", "--branch", "lab-pages", str(remote), str(clone)], check=True)
     page = (clone / "runs" / "x_001.html").read_text()
     assert page == (repo / "logs" / "site" / "runs" / "x_001.html").read_text() and "<h1>x_001: h</h1>" in page
+
+
+@pytest.mark.light
+def test_site_out_into_a_folder_of_other_files_removes_only_pages_it_wrote_and_publishes_only_them(lab, repo):
+    lab("new-run", "x_001", "--hypothesis", "h")
+    lab("new-run", "x_002", "--hypothesis", "h2")
+    out = repo.parent / "docs"
+    (out / "sub").mkdir(parents=True)
+    (out / "notes.html").write_text("mine")
+    (out / "sub" / "paper.html").write_text("mine too")
+    (out / "runs").mkdir()
+    (out / "runs" / "draft.html").write_text("a draft beside the lab's run pages")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    lab("site", "--out", str(out), "--branch")
+    assert (out / "runs" / "x_002.html").exists()
+    published = set(git(repo, "ls-tree", "-r", "--name-only", "lab-pages").split())
+    assert "runs/x_001.html" in published and not {"notes.html", "sub/paper.html", "runs/draft.html"} & published
+    lab("rm", "x_002", "--yes")
+    lab("site", "--out", str(out))
+    assert not (out / "runs" / "x_002.html").exists() and (out / "runs" / "x_001.html").exists()
+    assert [(out / name).read_text() for name in ("notes.html", "sub/paper.html", "runs/draft.html")] == [
+        "mine", "mine too", "a draft beside the lab's run pages"]
+
+
+@pytest.mark.light
+def test_site_branch_with_a_relative_out_from_a_subfolder(lab, repo):
+    lab("new-run", "x_001", "--hypothesis", "h")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    (repo / "sub").mkdir()
+    lab("site", "--branch", "--out", "rel", cwd=repo / "sub")
+    assert (repo / "sub" / "rel" / "runs" / "x_001.html").exists()
+    assert "runs/x_001.html" in git(repo, "ls-tree", "-r", "--name-only", "lab-pages").split()
