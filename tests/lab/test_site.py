@@ -71,6 +71,7 @@ def test_charts_draw_toggle_a_run_and_tables_sort_from_file_with_no_request_else
         view.page.locator(".panel").first.locator(".u-legend .u-series").nth(2).click()  # x_002's entry
         assert view.page.evaluate("labCharts[0].series[2].show") is False
         assert pixels(view.page, 0) < drawn
+        assert view.page.evaluate("labCharts[1].series[2].show") is False  # x_002 hidden in every panel
         view.page.select_option(".x-axis", "time")
         assert view.page.evaluate("labCharts[0].series[2].show") is False  # hidden stays hidden on redraw
         assert view.page.evaluate("labCharts[0].scales.x.time") is True
@@ -107,7 +108,7 @@ def test_every_text_a_user_typed_is_text_in_the_browser(lab, browser, repo):
     for name, path in pages.items():
         with open_page(browser, path) as view:
             text = view.page.inner_text("main")
-            assert view.page.evaluate("document.scripts.length") == 2 + view.page.evaluate(
+            assert view.page.evaluate("document.scripts.length") == 3 + view.page.evaluate(
                 "document.querySelectorAll('script.chart-data').length"), name
         assert not view.dialogs and not view.errors, name
         assert HOSTILE.replace('"', "") in text.replace('"', "") or name == "index.html", name
@@ -187,3 +188,44 @@ def test_site_branch_with_a_relative_out_from_a_subfolder(lab, repo):
     lab("site", "--branch", "--out", "rel", cwd=repo / "sub")
     assert (repo / "sub" / "rel" / "runs" / "x_001.html").exists()
     assert "runs/x_001.html" in git(repo, "ls-tree", "-r", "--name-only", "lab-pages").split()
+
+
+SPIKY = ("from lab import tracker\n"
+         "for step in range(10_000):\n"
+         "    tracker.log(step, **{f'm{k:02d}': (100.0 if step == 5003 and k == 0 else 1.0)\n"
+         "                         for k in range(30) if step % (k + 1) == 0})\n")
+
+
+def test_a_chart_of_series_with_different_steps_keeps_a_spike(lab, browser, monkeypatch):
+    from lab.site import charts
+
+    monkeypatch.setattr(charts, "PANELS", [*charts.PANELS])
+    charts.register_panel("spiky", ("m*",))  # 30 series of different steps in one panel: the browser thins them
+    lab("new-run", "x_001", "--hypothesis", "h")
+    lab("launch", "x_001", "--no-commit", "--", sys.executable, "-c", SPIKY)
+    pages = site_pages(lab)
+    with open_page(browser, pages["runs/x_001.html"]) as view:
+        kept = view.page.evaluate("""() => {
+            const u = labCharts.find(u => u.labPanel === 'spiky');
+            const k = u.series.findIndex(s => s.label === 'Test 1 m00');
+            const ys = u.data[k].filter(y => y !== null && y !== undefined);
+            return [ys.length, Math.max(...ys)];
+        }""")
+    assert kept[0] < 10_000 and kept[1] == 100.0
+
+
+def test_durations_sort_by_length_and_numbers_before_text(lab, browser):
+    lab("new-run", "x_001", "--hypothesis", "h")
+    pages = site_pages(lab)
+    with open_page(browser, pages["runs/x_001.html"]) as view:
+        view.page.evaluate("""() => {
+            const body = document.querySelector('table.sortable tbody');
+            body.innerHTML = '';
+            for (const text of ['1h 0m', '10', '5x', '9', '3m 12s', '59s', 'abc']) {
+                body.insertRow().insertCell().textContent = text;
+            }
+        }""")
+        view.page.locator("table.sortable").first.locator("th").first.click()
+        cells = view.page.evaluate("Array.from(document.querySelector('table.sortable tbody').rows)"
+                                   ".map(r => r.cells[0].textContent)")
+    assert cells == ["9", "10", "59s", "3m 12s", "1h 0m", "5x", "abc"]
