@@ -1,6 +1,6 @@
 """`lab site --branch`: the built site committed to the branch `lab-pages` with git plumbing (hash-object, mktree,
 commit-tree, update-ref), never touching the work tree or the index, so that the push a user makes anyway
-(`lab init` adds the branch to each remote's push refspecs) carries it and a colleague with only git and a
+(`lab site --branch` adds the branch to each remote's push refspecs) carries it and a colleague with only git and a
 browser opens it (`git worktree add ../pages lab-pages`, or a git host serving the branch as pages).
 
 The same site gives the same tree; a build that changed nothing makes no commit. Each commit's parent is the
@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.launcher.remote import BOOKKEEPING_IDENTITY
+from lab.launcher.remote import BOOKKEEPING_IDENTITY, PAGES_BRANCH
 
-BRANCH = "refs/heads/lab-pages"
+BRANCH = PAGES_BRANCH
 
 
 def git(root: Path, *args: str, text: str | None = None) -> str:

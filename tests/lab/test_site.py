@@ -229,3 +229,22 @@ def test_durations_sort_by_length_and_numbers_before_text(lab, browser):
         cells = view.page.evaluate("Array.from(document.querySelector('table.sortable tbody').rows)"
                                    ".map(r => r.cells[0].textContent)")
     assert cells == ["9", "10", "59s", "3m 12s", "1h 0m", "5x", "abc"]
+
+
+@pytest.mark.light
+def test_site_branch_sets_the_push_of_a_remote_added_after_init_and_only_for_its_own_branch(lab, repo):
+    remote = repo.parent / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "commit", "-q", "--allow-empty", "-m", "start")
+    git(repo, "branch", "lab-pages-redesign")  # the user's own branch, never pushed by the lab
+    lab("new-run", "x_001", "--hypothesis", "h")
+    said = lab("site", "--branch").stdout
+    assert "no remote yet" in said and "git push REMOTE lab-pages" in said
+    git(repo, "remote", "add", "origin", str(remote))  # after lab init
+    said = lab("site", "--branch").stdout
+    assert "already holds these pages" in said and "git push carries it to origin; set now for origin" in said
+    git(repo, "push", "-q")  # a plain push, as the user makes anyway
+    heads = git(repo, "ls-remote", "--heads", str(remote)).split()
+    assert "refs/heads/lab-pages" in heads and "refs/heads/main" in heads
+    assert "refs/heads/lab-pages-redesign" not in heads
+    assert "+refs/heads/lab-pages:refs/heads/lab-pages" in git(repo, "config", "--get-all", "remote.origin.push")
