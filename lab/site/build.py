@@ -145,24 +145,31 @@ def run_pages(site: Site) -> list[Page]:
 
 
 def compared(site: Site, kind: str, name: str, title: str, arms: list[tuple[str, int | None]],
-             note: str | None = None) -> Page:
-    """A page comparing runs (a group's, a baseline's, an ablation's arms): their table and overlaid charts."""
+             note: str | None = None, facts: list[tuple[str, str]] = ()) -> Page:
+    """A page comparing runs (a group's, a baseline's, an ablation's arms), at `<kind>s/<page_name(name)>.html`:
+    `note` and the (label, text) `facts` above their table and overlaid charts."""
     from lab.pages.context import display_title
     from lab.pages.results import run_result
 
     store = site.store
     rows = [{"id": rid, "attempt": number, "title": display_title(store.runs.load(rid)),
              "status": store.attempts.run_status(rid), "result": run_result(store, rid)} for rid, number in arms]
-    context = {"kind": kind, "name": name, "note": note, "rows": rows, "chart_data": charts.runs_charts(store, arms)}
-    return Page(f"{kind}s/{safe_name(name)}.html", title, "runs.html.j2", context,
+    context = {"note": note, "facts": list(facts), "rows": rows, "chart_data": charts.runs_charts(store, arms)}
+    return Page(f"{kind}s/{page_name(name)}.html", title, "runs.html.j2", context,
                 runs=tuple(dict.fromkeys(rid for rid, _ in arms)))
 
 
-def safe_name(name: str) -> str:
-    """A page file name from a group's or baseline's name: characters outside [A-Za-z0-9_.-] become `_`."""
+def page_name(name: str) -> str:
+    """A page file name from a group's, baseline's or comparison's name: the name itself when it is made of
+    [A-Za-z0-9_.-] (and does not start with `.`), else those characters with `_` for the others and 8 hex
+    digits of the name's SHA-256, so names that differ only in other characters (`a b`, `a_b`) get two pages."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or "_"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".")
+    if safe == name and safe:
+        return safe
+    return f"{safe or '_'}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def group_pages(site: Site) -> list[Page]:
@@ -178,6 +185,10 @@ def group_pages(site: Site) -> list[Page]:
     return pages
 
 
+PROVENANCE = (("repository", "Repository"), ("config_file", "Config file"), ("reference", "Reference"),
+              ("from_run", "From run"))  # a baseline snapshot's provenance, as `lab baseline add` records it
+
+
 def baseline_pages(site: Site) -> list[Page]:
     """A page per baseline the runs name: its provenance and the runs attached to it."""
     from lab.pages.changelogs import baselines_in_use
@@ -185,9 +196,10 @@ def baseline_pages(site: Site) -> list[Page]:
     store, pages = site.store, []
     for name in baselines_in_use(store):
         runs = [rid for rid in store.readable_run_ids() if store.runs.load(rid).get("baseline") == name]
-        snapshot = store.baselines.get(name) or {}
-        note = "; ".join(f"{key}: {snapshot[key]}" for key in ("repo", "reference") if snapshot.get(key)) or None
-        pages.append(compared(site, "baseline", name, f"Baseline: {name}", [(rid, None) for rid in runs], note))
+        provenance = (store.baselines.get(name) or {}).get("provenance") or {}
+        facts = [(label, str(provenance[key])) for key, label in PROVENANCE if provenance.get(key)]
+        pages.append(compared(site, "baseline", name, f"Baseline: {name}", [(rid, None) for rid in runs],
+                              facts=facts))
     return pages
 
 

@@ -248,3 +248,29 @@ def test_site_branch_sets_the_push_of_a_remote_added_after_init_and_only_for_its
     assert "refs/heads/lab-pages" in heads and "refs/heads/main" in heads
     assert "refs/heads/lab-pages-redesign" not in heads
     assert "+refs/heads/lab-pages:refs/heads/lab-pages" in git(repo, "config", "--get-all", "remote.origin.push")
+
+
+@pytest.mark.light
+def test_a_baseline_page_says_where_the_baseline_comes_from(lab):
+    lab("new-run", "x_001", "--hypothesis", "h")
+    launch(lab, "x_001", "val/acc", "--no-commit")
+    lab("baseline", "add", "base1", "--from-run", "x_001", "--repo", "https://example.org/base.git",
+        "--reference", "Smith et al. <2024>")
+    lab("baseline", "attach", "base1", "x_001")
+    page = site_pages(lab)["baselines/base1.html"].read_text()
+    assert "<strong>Repository:</strong> https://example.org/base.git" in page
+    assert "<strong>Reference:</strong> Smith et al. &lt;2024&gt;" in page
+    assert "<strong>From run:</strong> x_001" in page
+
+
+@pytest.mark.light
+def test_groups_whose_names_differ_only_in_replaced_characters_get_their_own_pages(lab):
+    for run_id, group in (("x_001", "a b"), ("x_002", "a_b"), ("x_003", "a/b")):
+        lab("new-run", run_id, "--hypothesis", f"h {run_id}", "--group", group)
+    pages = site_pages(lab)
+    groups = sorted(name for name in pages if name.startswith("groups/"))
+    assert len(groups) == 3 and "groups/a_b.html" in groups
+    headings = {pages[name].read_text().split("<h1>")[1].split("</h1>")[0] for name in groups}
+    assert headings == {"Group: a b", "Group: a_b", "Group: a/b"}
+    index = pages["index.html"].read_text()
+    assert all(f'href="{name}"' in index for name in groups)
