@@ -139,6 +139,7 @@ def render_page(site: Site, page: Page, navigation: list[tuple[str, str]], relat
     from lab.records.files import write_text
 
     def link(to_page: str) -> str:
+        """The relative href from this page to the site path `to_page`."""
         return href(page.path, to_page)
 
     context = {**page.context, "page": page, "link": link, "navigation": navigation, "related": related,

@@ -1,6 +1,7 @@
 """The HTML site (`lab site`), opened from `file://` in headless Chromium as a reader would: charts draw, a run
 toggles, a table sorts, nothing is asked of another host, and no text a user typed runs as script."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,9 @@ def test_site_lists_every_kind_of_page_and_links_them(lab):
         launch(lab, run_id, "val/acc", "--no-commit")
     lab("compare", "x_001", "x_002", "--name", "pair")
     pages = site_pages(lab)
-    assert sorted(pages) == ["ablations/pair.html", "days/" + next(p for p in pages if p.startswith("days/"))[5:],
-                             "groups/lr.html", "index.html", "runs/x_001.html", "runs/x_002.html"]
+    today = json.loads(lab("runs", "--format", "jsonl").stdout.splitlines()[0])["created"][:10]
+    assert sorted(pages) == ["ablations/pair.html", f"days/{today}.html", "groups/lr.html", "index.html",
+                             "runs/x_001.html", "runs/x_002.html"]
     index = pages["index.html"].read_text()
     for target in ("runs/x_001.html", "groups/lr.html", "ablations/pair.html"):
         assert f'href="{target}"' in index
@@ -77,6 +79,13 @@ def test_charts_draw_toggle_a_run_and_tables_sort_from_file_with_no_request_else
         assert view.page.evaluate("labCharts[0].scales.x.time") is True
         view.page.check(".log-y")
         assert view.page.evaluate("labCharts[0].scales.y.distr") == 3
+        view.page.select_option(".x-axis", "step")
+        view.page.check(".log-x")
+        assert view.page.evaluate("labCharts[0].scales.x.distr") == 3
+        raw = view.page.evaluate("labCharts[0].data[1].slice(0, 3)")
+        view.page.fill(".smoothing", "0.9")
+        smoothed = view.page.evaluate("labCharts[0].data[1].slice(0, 3)")
+        assert smoothed[0] == pytest.approx(raw[0]) and smoothed[2] > raw[2]  # a falling loss: the mean lags
     with open_page(browser, pages["index.html"]) as view:
         ids = "Array.from(document.querySelectorAll('table.runs tbody tr td:first-child')).map(c => c.textContent)"
         assert view.page.evaluate(ids) == ["x_001", "x_002"]
