@@ -195,3 +195,16 @@ def test_a_page_polls_nothing_from_a_plain_http_server_and_stops_when_a_poll_fai
     finally:
         (repo / "go").write_text("")
         child.wait(timeout=60)
+
+
+@pytest.mark.light
+def test_serve_listens_on_ipv6_loopback(two_runs):
+    server = api.serve(host="::1", port=0, root=two_runs.repo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, page = get(f"http://[::1]:{server.server_address[1]}/runs/x_001.html")
+        assert status == 200 and b"<h1>x_001: h x_001</h1>" in page
+    finally:
+        server.shutdown()
+        server.server_close()
