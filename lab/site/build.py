@@ -106,23 +106,16 @@ def remove_stale(out: Path, stale: set[str]) -> None:
 
 
 def day_pages(site: Site) -> list[Page]:
-    """A page per day with activity: its overview, the runs active that day, insights and commits."""
-    from lab.launcher import vcs
-    from lab.pages.context import active_days, run_view
+    """A page per day with activity: its overview, the runs active that day, insights and commits (what the
+    Markdown daily page shows, `pages.context.day_context`)."""
+    from lab.pages.context import active_days, day_context
 
-    store, found = site.store, []
-    for day in active_days(store):
-        events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day]
-                  for rid in store.readable_run_ids()}
-        first = {rid: min(e["time"] for e in on_day) for rid, on_day in events.items() if on_day}
-        journal = [e for e in store.events.journal() if store.day(e["time"]) == day]
-        context = {"day": day.isoformat(),
-                   "overview": [e["text"] for e in journal if e["kind"] == "overview"],
-                   "insights": [e["text"] for e in journal if e["kind"] == "insight"],
-                   "experiments": [run_view(store, rid, day) for rid in sorted(first, key=lambda r: (first[r], r))],
-                   "commits": vcs.commits_on(store.root, day, store.zone)}
+    found = []
+    for day in active_days(site.store):
+        context = day_context(site.store, day)
+        runs = tuple(sorted(view["run"]["id"] for view in context["experiments"]))
         found.append(Page(f"days/{day.isoformat()}.html", f"Research Log: {day.isoformat()}", "day.html.j2",
-                          context, runs=tuple(sorted(first)), days=(day.isoformat(),)))
+                          context, runs=runs, days=(day.isoformat(),)))
     return found
 
 

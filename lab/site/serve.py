@@ -32,7 +32,7 @@ LIVE = re.compile(r"^/live/([^/?#]+)\.json(?:\?.*)?$")
 
 class Pages:
     """The site of a lab being served: its folder, rebuilt when a page is asked and the last build is older
-    than REBUILD_S seconds (one build at a time)."""
+    than REBUILD_S seconds (one build at a time, the others served the pages as they are)."""
 
     def __init__(self, store):
         self.store, self.out = store, build.site_folder(store)
@@ -40,11 +40,16 @@ class Pages:
         self.refresh()
 
     def refresh(self) -> None:
-        """Rebuild the site unless the last build is younger than REBUILD_S seconds."""
-        with self.lock:
+        """Rebuild the site unless the last build is younger than REBUILD_S seconds; while another request's
+        build runs, the pages already built are served (no request waits on another's build)."""
+        if time.monotonic() - self.built < REBUILD_S or not self.lock.acquire(blocking=False):
+            return
+        try:
             if time.monotonic() - self.built >= REBUILD_S:
                 build.build_site(self.store, self.out)
                 self.built = time.monotonic()
+        finally:
+            self.lock.release()
 
 
 SERVED = b"window.labServed = true;  // from lab serve: a run's page polls its running attempt's rows\n"
