@@ -152,9 +152,12 @@ def pushed_by(root: Path) -> list[str]:
     repo = _open_repo(root)
     if repo is None:
         return []
-    return [remote.name for remote in repo.remotes
-            if PAGES_REFSPEC in subprocess.run(["git", "config", "--get-all", f"remote.{remote.name}.push"],
-                                               cwd=repo.working_tree_dir, capture_output=True, text=True).stdout.split()]
+    def pushes(name: str) -> list[str]:
+        """The push refspecs of remote `name`."""
+        return subprocess.run(["git", "config", "--get-all", f"remote.{name}.push"], cwd=repo.working_tree_dir,
+                              capture_output=True, text=True).stdout.split()
+
+    return [remote.name for remote in repo.remotes if PAGES_REFSPEC in pushes(remote.name)]
 
 
 def _git_ok(repo: Repo, *args: str) -> bool:

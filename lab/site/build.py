@@ -34,8 +34,8 @@ def site_folder(store) -> Path:
 def build_site(store, out: Path | None = None) -> list[Path]:
     """Write every page of every registered kind, the index and the static files under `out` (default:
     `site_folder`); returns the pages' paths, the index first. The files this build wrote are listed in
-    `out/.lab-site-files` (MANIFEST); those the previous build listed and this one did not write (a removed run's page) are
-    removed, and no other file under `out` is ever touched."""
+    `out/.lab-site-files` (MANIFEST); those the previous build listed and this one did not write (a removed
+    run's page) are removed, and no other file under `out` is ever touched."""
     site = Site(store, out or site_folder(store))
     by_kind = [(kind, kind.pages(site)) for kind in KINDS.values()]
     pages = [page for _, kind_pages in by_kind for page in kind_pages]

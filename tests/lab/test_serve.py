@@ -61,7 +61,8 @@ def test_serve_answers_pages_on_loopback_and_refuses_every_write(two_runs):
             urllib.request.urlopen(urllib.request.Request(f"{base}/index.html",
                                                           headers={"Host": "evil.example:" + base.rsplit(":", 1)[1]}))
         assert rebound.value.code == 403
-    assert (two_runs.repo / "logs" / "site" / "static" / "served.js").read_text().startswith("window.labServed = false;")
+    own = two_runs.repo / "logs" / "site" / "static" / "served.js"
+    assert own.read_text().startswith("window.labServed = false;")
     server = api.serve(port=0, root=two_runs.repo)
     assert server.server_address[0] == "127.0.0.1"
     server.server_close()
