@@ -47,7 +47,10 @@ def build_site(store, out: Path | None = None) -> list[Path]:
     copy_static(site)
     write_if_changed(site.out / NOJEKYLL, "")  # a git host serves static/ and every file as it is
     owned = {path.relative_to(site.out).as_posix() for path in written} | site.files | {NOJEKYLL, MANIFEST}
-    remove_stale(site.out, previous_files(site.out) - owned)
+    earlier = previous_files(site.out)
+    if not earlier and site.out == site_folder(store):  # the lab's own folder, built before manifests existed
+        earlier = {path.relative_to(site.out).as_posix() for path in site.out.rglob("*.html")}
+    remove_stale(site.out, earlier - owned)
     write_if_changed(site.out / MANIFEST, "".join(f"{name}\n" for name in sorted(owned)))
     return written
 

@@ -283,3 +283,13 @@ def test_groups_whose_names_differ_only_in_replaced_characters_get_their_own_pag
     assert headings == {"Group: a b", "Group: a_b", "Group: a/b"}
     index = pages["index.html"].read_text()
     assert all(f'href="{name}"' in index for name in groups)
+
+
+@pytest.mark.light
+def test_the_lab_s_own_site_folder_built_before_manifests_loses_its_stale_pages(lab):
+    lab("new-run", "x_001", "--hypothesis", "h")
+    folder = lab.repo / "logs" / "site"
+    site_pages(lab)
+    (folder / ".lab-site-files").unlink()  # as an earlier lab left it
+    (folder / "runs" / "x_009.html").write_text("a removed run's page")
+    assert "runs/x_009.html" not in site_pages(lab) and "runs/x_001.html" in site_pages(lab)
