@@ -270,15 +270,30 @@ def site(out: str | os.PathLike | None = None, *, branch: bool = False,
          root: str | os.PathLike | None = None) -> list[Path]:
     """`lab site`: write the lab's pages in HTML (interactive charts, sortable tables) under `out` (default:
     logs/site/); their paths, the index first (see `lab.site.build`). With `branch`, also commit the site to the
-    lab-pages branch (`lab.site.publish`; LabError outside a git repository)."""
+    lab-pages branch (`publish_site`; LabError outside a git repository)."""
+    from lab.site import build
+
+    store = lab_at(root)
+    pages = build.build_site(store, Path(out) if out is not None else build.site_folder(store))
+    if branch:
+        publish_site(out, root=root)
+    return pages
+
+
+def publish_site(out: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> dict:
+    """`lab site --branch` after the build: commit the site built under `out` (default: logs/site/) to the
+    lab-pages branch and make every remote's plain `git push` carry it (`remote.configure_remotes`). Returns
+    {"commit": sha, "new": whether a commit was made, "remotes": the remotes a push carries it to, "added":
+    the remotes whose push settings were added now}. LabError outside a git repository."""
+    from lab.launcher import remote
     from lab.site import build, publish
 
     store = lab_at(root)
-    folder = Path(out) if out is not None else build.site_folder(store)
-    pages = build.build_site(store, folder)
-    if branch:
-        publish.publish(store, folder)
-    return pages
+    commit, new = publish.publish(store, Path(out) if out is not None else build.site_folder(store))
+    before = remote.pushed_by(store.root)
+    remote.configure_remotes(store.root)
+    remotes = remote.pushed_by(store.root)
+    return {"commit": commit, "new": new, "remotes": remotes, "added": [name for name in remotes if name not in before]}
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, root: str | os.PathLike | None = None):

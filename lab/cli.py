@@ -278,10 +278,18 @@ def cmd_serve(args) -> int:
 
 
 def cmd_site(args) -> int:
-    pages = api.site(args.out, branch=args.branch)
+    pages = api.site(args.out)
     print(f"{len(pages)} pages; open {pages[0]}")
     if args.branch:
-        print("committed to the lab-pages branch; git push carries it")
+        done = api.publish_site(args.out)
+        said = (f"committed to the lab-pages branch ({done['commit'][:7]})" if done["new"]
+                else f"the lab-pages branch already holds these pages ({done['commit'][:7]})")
+        if done["remotes"]:
+            now = f"; set now for {', '.join(done['added'])}" if done["added"] else ""
+            print(f"{said}; git push carries it to {', '.join(done['remotes'])}{now}")
+        else:
+            print(f"{said}; no remote yet: after `git remote add`, run `lab site --branch` again and git push "
+                  "carries it (or push it yourself: git push REMOTE lab-pages)")
     return 0
 
 

@@ -99,15 +99,17 @@ def _fetch_ids(repo: Repo, remote: str, timeout: float) -> None:
 
 
 LAB_REFSPEC = "+refs/lab/*:refs/lab/*"
-PAGES_REFSPEC = "+refs/heads/lab-pages*:refs/heads/lab-pages*"  # `lab site --branch`'s pages (a glob: none yet is fine)
+PAGES_BRANCH = "refs/heads/lab-pages"  # `lab site --branch`'s pages
+PAGES_REFSPEC = f"+{PAGES_BRANCH}:{PAGES_BRANCH}"  # forced: the pages are derived from the records
+OLD_PAGES_REFSPEC = "+refs/heads/lab-pages*:refs/heads/lab-pages*"  # an earlier lab's, which caught any lab-pages-x
 
 
 def configure_clone(root: Path, logs: str) -> list[str]:
     """Set up this clone to share the lab through plain `git pull` and `git push`; returns what it changed.
 
     Committed (so every clone has it): `.gitattributes` merging the lab's append-only files by union. Per
-    clone (.git/config): each remote fetches refs/lab/* and pushes them beside the current branch, and the
-    lab-pages branch that `lab site --branch` commits (forced: the pages are derived from the records).
+    clone (.git/config): each remote fetches refs/lab/* and pushes them beside the current branch, and, once it
+    exists, the lab-pages branch that `lab site --branch` commits (`configure_remotes`).
     """
     changed = []
     attributes = Path(root) / ".gitattributes"
@@ -120,13 +122,24 @@ def configure_clone(root: Path, logs: str) -> list[str]:
         atomic_write(attributes, lambda stream: stream.write((text + separator + "".join(
             f"{line}\n" for line in missing)).encode("utf-8")))
         changed.append(".gitattributes")
+    return changed + configure_remotes(root)
+
+
+def configure_remotes(root: Path) -> list[str]:
+    """Make each remote of the repository at `root` fetch refs/lab/* and push them beside the current branch
+    (HEAD), and push the branch lab-pages, exactly that branch, when it exists (a refspec naming a missing
+    branch would fail every push); an earlier lab's glob refspec for it is replaced. Returns the settings added
+    ("remote.origin.push +refs/heads/lab-pages:refs/heads/lab-pages", ...); nothing outside a git repository."""
     repo = _open_repo(root)
     if repo is None:
-        return changed
+        return []
+    pages = _git_ok(repo, "rev-parse", "--verify", "-q", PAGES_BRANCH)
+    changed = []
     for remote in repo.remotes:
-        for key, value in ((f"remote.{remote.name}.fetch", LAB_REFSPEC), (f"remote.{remote.name}.push", "HEAD"),
-                           (f"remote.{remote.name}.push", "refs/lab/*:refs/lab/*"),
-                           (f"remote.{remote.name}.push", PAGES_REFSPEC)):
+        push = f"remote.{remote.name}.push"
+        _git_ok(repo, "config", "--fixed-value", "--unset-all", push, OLD_PAGES_REFSPEC)
+        wanted = [(f"remote.{remote.name}.fetch", LAB_REFSPEC), (push, "HEAD"), (push, "refs/lab/*:refs/lab/*")]
+        for key, value in wanted + ([(push, PAGES_REFSPEC)] if pages else []):
             present = subprocess.run(["git", "config", "--get-all", key], cwd=repo.working_tree_dir,
                                      capture_output=True, text=True).stdout.split()
             if value not in present:
@@ -136,6 +149,24 @@ def configure_clone(root: Path, logs: str) -> list[str]:
         if shared.mirror_lab_commits(Path(repo.working_tree_dir), remote, fetches):
             changed.append(f"remote.{remote}.fetch {shared.MIRROR.format(remote=remote)}")
     return changed
+
+
+def pushed_by(root: Path) -> list[str]:
+    """The remotes of the repository at `root` to which a plain `git push` sends the lab-pages branch."""
+    repo = _open_repo(root)
+    if repo is None:
+        return []
+    def pushes(name: str) -> list[str]:
+        """The push refspecs of remote `name`."""
+        return subprocess.run(["git", "config", "--get-all", f"remote.{name}.push"], cwd=repo.working_tree_dir,
+                              capture_output=True, text=True).stdout.split()
+
+    return [remote.name for remote in repo.remotes if PAGES_REFSPEC in pushes(remote.name)]
+
+
+def _git_ok(repo: Repo, *args: str) -> bool:
+    """Whether `git ARGS` succeeds in `repo` (its output dropped)."""
+    return subprocess.run(["git", *args], cwd=repo.working_tree_dir, capture_output=True).returncode == 0
 
 
 def untrack(root: Path, folders: list[Path], keep: list[str] = ()) -> list[str]:

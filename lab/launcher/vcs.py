@@ -451,7 +451,7 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
         return []
     start = datetime.combine(day, time.min, tzinfo=zone) if zone else datetime.combine(day, time.min).astimezone()
     end = start + timedelta(days=1)
-    heads = sorted((head for head in repo.heads if not head.name.startswith("lab-pages")),  # lab site --branch's
+    heads = sorted((head for head in repo.heads if head.name != "lab-pages"),  # lab site --branch's
                    key=lambda head: (head.name != branch_name(repo), head.name))
     scope = lab_scope(repo, root)
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties

@@ -260,19 +260,19 @@ def daily_logs(store: Store, day: date | None = None, every_day: bool = False) -
 
 def daily_log(store: Store, day: date) -> Path:
     """Write logs/daily/<day>.md from the records and return its path."""
+    return render(store, "daily.md.j2", store.logs_dir / "daily" / f"{day.isoformat()}.md", **day_context(store, day))
+
+
+def day_context(store: Store, day: date) -> dict:
+    """What a daily page shows (the Markdown one and the site's): {"day": ISO date, "overview" and "insights"
+    (texts of that day's journal), "experiments" (`run_view` of each run active that day, by its first event),
+    "commits" (`vcs.commits_on`)}."""
     events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day] for rid in store.readable_run_ids()}
     run_ids = [rid for rid, on_day in events.items() if on_day]
     first_event = {rid: min(e["time"] for e in events[rid]) for rid in run_ids}
-    experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]
     journal = [e for e in store.events.journal() if store.day(e["time"]) == day]
-    commits = vcs.commits_on(store.root, day, store.zone)
-    return render(
-        store,
-        "daily.md.j2",
-        store.logs_dir / "daily" / f"{day.isoformat()}.md",
-        day=day.isoformat(),
-        overview=[e["text"] for e in journal if e["kind"] == "overview"],
-        insights=[e["text"] for e in journal if e["kind"] == "insight"],
-        experiments=experiments,
-        commits=commits,
-    )
+    return {"day": day.isoformat(),
+            "overview": [e["text"] for e in journal if e["kind"] == "overview"],
+            "insights": [e["text"] for e in journal if e["kind"] == "insight"],
+            "experiments": [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda r: (first_event[r], r))],
+            "commits": vcs.commits_on(store.root, day, store.zone)}

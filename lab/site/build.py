@@ -7,6 +7,8 @@ index), with interactive charts (`lab.site.charts`, drawn by the vendored uPlot)
     logs/site/runs/<id>.html          a run: hypothesis, attempts, notes, config, charts of every attempt
     logs/site/groups/<name>.html      a group's runs, their charts overlaid (likewise baselines/, ablations/)
     logs/site/static/                 uPlot (MIT, its LICENSE beside it), site.js, site.css
+    logs/site/.lab-site-files         the files the build wrote: the next build removes only those of them it
+                                      does not write again, and `lab site --branch` publishes only them
 
 The same records give the same bytes (no build time on any page); a page is rewritten only when its bytes
 change. Nothing on a page asks another host for anything: it opens from a plain folder (`file://`).
@@ -14,13 +16,14 @@ change. Nothing on a page asks another host for anything: it opens from a plain 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from lab.site import charts
 from lab.site.frame import KINDS, STATIC, Page, PageKind, Site, register, render_page
 
 INDEX = "index.html"
+MANIFEST = ".lab-site-files"  # the files the last build wrote, one site path a line
+NOJEKYLL = ".nojekyll"
 
 
 def site_folder(store) -> Path:
@@ -30,7 +33,9 @@ def site_folder(store) -> Path:
 
 def build_site(store, out: Path | None = None) -> list[Path]:
     """Write every page of every registered kind, the index and the static files under `out` (default:
-    `site_folder`); returns the pages' paths, the index first. Files of pages that no longer exist are removed."""
+    `site_folder`); returns the pages' paths, the index first. The files this build wrote are listed in
+    `out/.lab-site-files` (MANIFEST); those the previous build listed and this one did not write (a removed
+    run's page) are removed, and no other file under `out` is ever touched."""
     site = Site(store, out or site_folder(store))
     by_kind = [(kind, kind.pages(site)) for kind in KINDS.values()]
     pages = [page for _, kind_pages in by_kind for page in kind_pages]
@@ -39,8 +44,14 @@ def build_site(store, out: Path | None = None) -> list[Path]:
     index = Page(INDEX, "Lab", "index.html.j2", {"sections": sections, "columns": columns, "rows": rows})
     navigation = [("Index", INDEX)] + [(label, f"{INDEX}#{name}") for name, label, _ in sections]
     written = [render_page(site, page, navigation, related(page, pages)) for page in [index, *pages]]
-    copy_static(site.out)
-    remove_stale(site.out, {path.relative_to(site.out).as_posix() for path in written})
+    copy_static(site)
+    write_if_changed(site.out / NOJEKYLL, "")  # a git host serves static/ and every file as it is
+    owned = {path.relative_to(site.out).as_posix() for path in written} | site.files | {NOJEKYLL, MANIFEST}
+    earlier = previous_files(site.out)
+    if not earlier and site.out == site_folder(store):  # the lab's own folder, built before manifests existed
+        earlier = {path.relative_to(site.out).as_posix() for path in site.out.rglob("*.html")}
+    remove_stale(site.out, earlier - owned)
+    write_if_changed(site.out / MANIFEST, "".join(f"{name}\n" for name in sorted(owned)))
     return written
 
 
@@ -53,44 +64,61 @@ def related(page: Page, pages: list[Page]) -> list[Page]:
             ((folder == "runs" and key in other.runs) or (folder == "days" and key in other.days))]
 
 
-def copy_static(out: Path) -> None:
-    """Copy the site's static files into `out/static` (only those whose bytes differ)."""
-    target = out / "static"
-    target.mkdir(parents=True, exist_ok=True)
+def copy_static(site: Site) -> None:
+    """Copy the site's static files into `static/` of the site (only those whose bytes differ)."""
     for source in sorted(STATIC.iterdir()):
-        copy = target / source.name
-        if not copy.exists() or copy.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, copy)
+        site.copy(source, f"static/{source.name}")
 
 
-def remove_stale(out: Path, kept: set[str]) -> None:
-    """Delete the HTML files under `out` that no page of this build wrote (a removed or renamed run's)."""
-    for path in sorted(out.rglob("*.html")):
-        if path.relative_to(out).as_posix() not in kept:
+def write_if_changed(path: Path, text: str) -> None:
+    """Write `text` to `path` unless it already holds exactly that."""
+    from lab.records.files import write_text
+
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_text(path, text)
+
+
+def previous_files(out: Path) -> set[str]:
+    """The site paths the last build under `out` listed in its MANIFEST (none: no build yet, or a folder the
+    lab never wrote); a listed path outside `out` is ignored."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return set()
+    names = set(manifest.read_text(encoding="utf-8").splitlines())
+    return {name for name in names if name and not name.startswith("/") and ".." not in name.split("/")}
+
+
+def site_files(out: Path) -> list[str]:
+    """The site paths of the files the last build under `out` wrote (its MANIFEST, the MANIFEST included)."""
+    return sorted(name for name in previous_files(out) if (out / name).is_file())
+
+
+def remove_stale(out: Path, stale: set[str]) -> None:
+    """Delete the files `stale` (site paths an earlier build wrote) under `out`, and folders they leave empty."""
+    for name in sorted(stale):
+        path = out / name
+        if path.is_file() and not path.is_symlink():
             path.unlink()
+            for folder in path.parents:
+                if folder == out or not folder.is_relative_to(out) or any(folder.iterdir()):
+                    break
+                folder.rmdir()
 
 
 # -- the built-in kinds -----------------------------------------------------------------------------------
 
 
 def day_pages(site: Site) -> list[Page]:
-    """A page per day with activity: its overview, the runs active that day, insights and commits."""
-    from lab.launcher import vcs
-    from lab.pages.context import active_days, run_view
+    """A page per day with activity: its overview, the runs active that day, insights and commits (what the
+    Markdown daily page shows, `pages.context.day_context`)."""
+    from lab.pages.context import active_days, day_context
 
-    store, found = site.store, []
-    for day in active_days(store):
-        events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day]
-                  for rid in store.readable_run_ids()}
-        first = {rid: min(e["time"] for e in on_day) for rid, on_day in events.items() if on_day}
-        journal = [e for e in store.events.journal() if store.day(e["time"]) == day]
-        context = {"day": day.isoformat(),
-                   "overview": [e["text"] for e in journal if e["kind"] == "overview"],
-                   "insights": [e["text"] for e in journal if e["kind"] == "insight"],
-                   "experiments": [run_view(store, rid, day) for rid in sorted(first, key=lambda r: (first[r], r))],
-                   "commits": vcs.commits_on(store.root, day, store.zone)}
+    found = []
+    for day in active_days(site.store):
+        context = day_context(site.store, day)
+        runs = tuple(sorted(view["run"]["id"] for view in context["experiments"]))
         found.append(Page(f"days/{day.isoformat()}.html", f"Research Log: {day.isoformat()}", "day.html.j2",
-                          context, runs=tuple(sorted(first)), days=(day.isoformat(),)))
+                          context, runs=runs, days=(day.isoformat(),)))
     return found
 
 
@@ -113,24 +141,31 @@ def run_pages(site: Site) -> list[Page]:
 
 
 def compared(site: Site, kind: str, name: str, title: str, arms: list[tuple[str, int | None]],
-             note: str | None = None) -> Page:
-    """A page comparing runs (a group's, a baseline's, an ablation's arms): their table and overlaid charts."""
+             note: str | None = None, facts: list[tuple[str, str]] = ()) -> Page:
+    """A page comparing runs (a group's, a baseline's, an ablation's arms), at `<kind>s/<page_name(name)>.html`:
+    `note` and the (label, text) `facts` above their table and overlaid charts."""
     from lab.pages.context import display_title
     from lab.pages.results import run_result
 
     store = site.store
     rows = [{"id": rid, "attempt": number, "title": display_title(store.runs.load(rid)),
              "status": store.attempts.run_status(rid), "result": run_result(store, rid)} for rid, number in arms]
-    context = {"kind": kind, "name": name, "note": note, "rows": rows, "chart_data": charts.runs_charts(store, arms)}
-    return Page(f"{kind}s/{safe_name(name)}.html", title, "runs.html.j2", context,
+    context = {"note": note, "facts": list(facts), "rows": rows, "chart_data": charts.runs_charts(store, arms)}
+    return Page(f"{kind}s/{page_name(name)}.html", title, "runs.html.j2", context,
                 runs=tuple(dict.fromkeys(rid for rid, _ in arms)))
 
 
-def safe_name(name: str) -> str:
-    """A page file name from a group's or baseline's name: characters outside [A-Za-z0-9_.-] become `_`."""
+def page_name(name: str) -> str:
+    """A page file name from a group's, baseline's or comparison's name: the name itself when it is made of
+    [A-Za-z0-9_.-] (and does not start with `.`), else those characters with `_` for the others and 8 hex
+    digits of the name's SHA-256, so names that differ only in other characters (`a b`, `a_b`) get two pages."""
+    import hashlib
     import re
 
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".") or "_"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".")
+    if safe == name and safe:
+        return safe
+    return f"{safe or '_'}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
 
 
 def group_pages(site: Site) -> list[Page]:
@@ -146,6 +181,10 @@ def group_pages(site: Site) -> list[Page]:
     return pages
 
 
+PROVENANCE = (("repository", "Repository"), ("config_file", "Config file"), ("reference", "Reference"),
+              ("from_run", "From run"))  # a baseline snapshot's provenance, as `lab baseline add` records it
+
+
 def baseline_pages(site: Site) -> list[Page]:
     """A page per baseline the runs name: its provenance and the runs attached to it."""
     from lab.pages.changelogs import baselines_in_use
@@ -153,9 +192,10 @@ def baseline_pages(site: Site) -> list[Page]:
     store, pages = site.store, []
     for name in baselines_in_use(store):
         runs = [rid for rid in store.readable_run_ids() if store.runs.load(rid).get("baseline") == name]
-        snapshot = store.baselines.get(name) or {}
-        note = "; ".join(f"{key}: {snapshot[key]}" for key in ("repo", "reference") if snapshot.get(key)) or None
-        pages.append(compared(site, "baseline", name, f"Baseline: {name}", [(rid, None) for rid in runs], note))
+        provenance = (store.baselines.get(name) or {}).get("provenance") or {}
+        facts = [(label, str(provenance[key])) for key, label in PROVENANCE if provenance.get(key)]
+        pages.append(compared(site, "baseline", name, f"Baseline: {name}", [(rid, None) for rid in runs],
+                              facts=facts))
     return pages
 
 

@@ -2,11 +2,12 @@
 group of metrics (`register_panel`), one series per attempt or per run. `static/site.js` draws them with uPlot.
 
     {"panels": [{"title": "loss", "series": [0, 1]}, ...],
-     "series": [{"label": "Test 1 train/loss", "step": [...], "time": [...], "value": [...]}, ...],
+     "series": [{"label": "Test 1 train/loss", "arm": "Test 1", "step": [...], "time": [...], "value": [...]}, ...],
      "run": "x_001" or null, "live": true or false}
 
-`time` is the row's wall-clock time (Unix seconds, as the tracker writes it); `run` is the run of a run's page,
-whose rows `lab serve` refreshes while `live` (an attempt is running).
+`arm` is the attempt or run a series is of (a legend click hides it in every panel); `time` is the row's
+wall-clock time (Unix seconds, as the tracker writes it); `run` is the run of a run's page, whose rows
+`lab serve` refreshes while `live` (an attempt is running).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def frame_series(frame, label: str) -> list[dict]:
             continue
         rows = rows.iloc[kept_positions(rows[metric].to_numpy(dtype=float), MAX_POINTS)]
         times = rows["time"].tolist() if "time" in rows else [None] * len(rows)
-        found.append({"label": f"{label} {metric}".strip(), "metric": metric,
+        found.append({"label": f"{label} {metric}".strip(), "arm": label, "metric": metric,
                       "step": [int(step) for step in rows["step"]], "time": times,
                       "value": rows[metric].astype(float).tolist()})
     return found
@@ -73,7 +74,7 @@ def chart_data(series: list[dict], run: str | None = None, live: bool = False) -
         titles.setdefault(panel_of(one["metric"]), []).append(index)
     order = [title for title, _ in PANELS if title in titles] + sorted(set(titles) - {t for t, _ in PANELS})
     return {"panels": [{"title": title, "series": titles[title]} for title in order],
-            "series": [{key: one[key] for key in ("label", "step", "time", "value")} for one in series],
+            "series": [{key: one[key] for key in ("label", "arm", "step", "time", "value")} for one in series],
             "run": run, "live": live}
 
 

@@ -70,10 +70,25 @@ def register(kind: PageKind) -> PageKind:
 
 @dataclass
 class Site:
-    """The site being built: the lab's `store` and the folder `out` the pages are written under."""
+    """The site being built: the lab's `store` and the folder `out` the pages are written under; `files` the
+    site paths of the other files the build wrote there (`copy`), which the manifest lists beside the pages."""
 
     store: Any
     out: Path
+    files: set[str] = field(default_factory=set)
+
+    def copy(self, source: Path, site_path: str) -> str:
+        """Copy the file `source` to `site_path` under the site (posix, like `media/x_001/1.flac`), only when
+        its bytes differ, and list it as the site's own (kept by the next build while still copied, removed
+        once not, published by `lab site --branch`); returns `site_path`, for `link`."""
+        import shutil
+
+        target = self.out / site_path
+        if not target.exists() or target.read_bytes() != Path(source).read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        self.files.add(site_path)
+        return site_path
 
 
 def href(from_page: str, to_page: str) -> str:
@@ -124,6 +139,7 @@ def render_page(site: Site, page: Page, navigation: list[tuple[str, str]], relat
     from lab.records.files import write_text
 
     def link(to_page: str) -> str:
+        """The relative href from this page to the site path `to_page`."""
         return href(page.path, to_page)
 
     context = {**page.context, "page": page, "link": link, "navigation": navigation, "related": related,
