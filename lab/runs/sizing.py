@@ -70,8 +70,8 @@ def sizes(family: str, configs: list[dict], *, plan: dict | None = None, seconds
 
 def cache_folder() -> Path | None:
     """Where this machine keeps the answers of `sizes`, for every lab and clone on it (out of git's reach: they
-    hold this machine's memory): `lab/sizes` in the user's cache folder (`lab.records.files.cache_home`); None
-    for a user without a home folder (nothing is kept)."""
+    hold this machine's memory): ~/.cache/lab/sizes, in the user's cache folder (`lab.records.files.cache_home`);
+    None for a user without a home folder (nothing is kept)."""
     try:
         return cache_home() / "lab" / "sizes"
     except RuntimeError:

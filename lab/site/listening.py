@@ -10,7 +10,6 @@ one step, side by side with players (`<audio controls>`), from the same records 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from lab.pages import listening
@@ -23,17 +22,11 @@ def media_path(line: dict, run_id: str) -> str:
 
 
 def copy_media(site: frame.Site, line: dict, run_id: str) -> str | None:
-    """Copy a sample's file into the site (when its bytes differ from the copy there); its site path, or None
-    where the file is not on this machine."""
+    """Copy a sample's file into the site as one of its own files (`Site.copy`: kept while still copied,
+    published with the pages); its site path, or None where the file is not on this machine."""
     if line.get("path") is None:
         return None
-    target = media_path(line, run_id)
-    copy = site.out / target
-    if not copy.exists() or copy.stat().st_size != line["path"].stat().st_size \
-            or copy.read_bytes() != line["path"].read_bytes():
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(line["path"], copy)
-    return target
+    return site.copy(line["path"], media_path(line, run_id))
 
 
 def shown(site: frame.Site, run_id: str, lines: list[dict]) -> list[dict]:
