@@ -7,6 +7,7 @@ Rendering the same records twice gives the same bytes: pages carry no generation
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import sys
 from datetime import date, datetime
@@ -40,8 +41,10 @@ NOTE_LABELS = {"findings": "Findings", "observations": "Observations", "conclusi
 
 
 @functools.lru_cache(maxsize=8)
-def environment(root: Path):
-    """The jinja2 environment of the lab at `root`: its own templates first, then the project's."""
+def environment(root: Path, own: tuple[str, ...] = ()):
+    """The jinja2 environment of the lab at `root`: its own templates first, then the project's. `own` (the names
+    in the lab's templates/, `own_templates`) keys the cache: a template the lab adds is found, not the project's
+    one already loaded."""
     import jinja2
 
     loader = jinja2.FileSystemLoader([str(root / "templates"), str(PACKAGE_TEMPLATES)])
@@ -55,9 +58,17 @@ def environment(root: Path):
     return env
 
 
+def own_templates(root: Path) -> tuple[str, ...]:
+    """The names of the files in the lab's own templates/ folder, sorted; () without one."""
+    try:
+        return tuple(sorted(os.listdir(root / "templates")))
+    except OSError:
+        return ()
+
+
 def render(store: Store, template: str, path: Path, **context) -> Path:
     """Render `template` with `context` to `path` (written only when the bytes changed)."""
-    text = environment(store.root).get_template(template).render(**context)
+    text = environment(store.root, own_templates(store.root)).get_template(template).render(**context)
     text = text.rstrip("\n") + "\n"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text(path, text)
