@@ -254,9 +254,11 @@ def daily_logs(store: Store, day: date | None = None, every_day: bool = False) -
     return [daily_log(store, one) for one in days]
 
 
-def daily_log(store: Store, day: date) -> Path:
-    """Write logs/daily/<day>.md from the records and return its path."""
-    events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day] for rid in store.readable_run_ids()}
+def daily_log(store: Store, day: date, run_ids: list[str] | None = None) -> Path:
+    """Write logs/daily/<day>.md from the records and return its path. `run_ids`: the runs with an event that day
+    when the caller knows them (`lab render`'s derived facts), else every readable run is read."""
+    candidates = store.readable_run_ids() if run_ids is None else run_ids
+    events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day] for rid in candidates}
     run_ids = [rid for rid, on_day in events.items() if on_day]
     first_event = {rid: min(e["time"] for e in events[rid]) for rid in run_ids}
     experiments = [run_view(store, rid, day) for rid in sorted(run_ids, key=lambda rid: (first_event[rid], rid))]

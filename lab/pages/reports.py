@@ -271,11 +271,13 @@ def render_all(store: Store) -> list[Path]:
             groups.setdefault(fact["group"], []).append(rid)
     days = sorted(set(by_day) | {store.day(event["time"]).isoformat() for event in store.events.journal()})
     written = [pages.write(f"daily:{day}", by_day.get(day, []),
-                           lambda day=day: daily_log(store, date.fromisoformat(day))) for day in days]
+                           lambda day=day: daily_log(store, date.fromisoformat(day), by_day.get(day, [])))
+               for day in days]
     for name in sorted({fact["baseline"] for fact in facts.values()} - {None}):
         on_baseline = [rid for rid, fact in facts.items() if fact["baseline"] == name]
         written.append(pages.write(f"changelog:{name}", on_baseline, lambda name=name: changelog(store, name)))
-    written += [pages.write(f"group:{group}", ids, lambda group=group: compare_page(store, group=group))
+    written += [pages.write(f"group:{group}", ids, lambda group=group: compare_page(store, group=group,
+                                                                                    members=groups[group]))
                 for group, ids in sorted(groups.items()) if len(ids) > 1]
     for name, specs in sorted(comparisons(store).items()):
         arms = [spec.partition(":")[0] for spec in specs]
