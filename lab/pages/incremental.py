@@ -7,17 +7,20 @@ what every page may read: the lab's code (`derived.lab_code`), the template file
 baselines and the local branches' heads (a daily page lists the day's commits). The
 derived index keeps key -> the versions (mtime, size) of the files the page wrote; a page whose key and files
 are unchanged is skipped. A run with a running attempt is always rendered again (its process may have ended).
-Without the index every page is rendered, to the same bytes.
+Without the index every page is rendered, to the same bytes. A run whose facts are kept under its current
+version was readable then and is not read again to list the readable runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from lab.errors import RecordError
 from lab.launcher import vcs
 from lab.pages.context import PACKAGE_TEMPLATES
 from lab.pages.versions import run_version
@@ -66,8 +69,14 @@ class Pages:
         self.store = store
         self.shared = shared_inputs(store)
         seen: dict = {}
-        self.versions = {rid: run_version(store, rid, seen) for rid in store.readable_run_ids()}
         kept = store.derived.every(FACTS)
+        versions = {}
+        for rid in store.run_ids():
+            with contextlib.suppress(RecordError):  # an unreadable run.json: readable_run_ids names it
+                versions[rid] = run_version(store, rid, seen)
+        known = {rid for rid, version in versions.items() if kept.get(rid, ("",))[0] == version}
+        self.versions = {rid: versions.get(rid) or run_version(store, rid, seen)
+                         for rid in store.readable_run_ids(known)}
         self.facts = {rid: run_facts(store, rid, version, kept) for rid, version in self.versions.items()}
         self.written = store.derived.every(PAGE)
 
