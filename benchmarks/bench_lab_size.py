@@ -2,7 +2,9 @@
 10, 2 attempts a run, 204 metric rows an attempt), then the time and peak memory of each reading command from a
 fresh process, against issue 31's targets at 10,000 runs. The first table derives every row (and keeps it in
 the lab's derived values); every later command reads what was kept. Then `lab render` cold (every page) and
-after one `lab note` (only the pages that changed: lab.pages.incremental).
+after one `lab note` (only the pages that changed: lab.pages.incremental). Beside them, when mlflow is importable
+(it is no dependency of the lab), MLflow's answer to the filtered, sorted question on the same runs logged to
+its sqlite store.
 
 A lab of more than TINY runs is generated once into ~/.cache/lab/bench-lab-<RUNS> and copied for each
 measurement (generating 10,000 runs takes long on a small machine).
@@ -12,6 +14,8 @@ measurement (generating 10,000 runs takes long on a small machine).
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import os
 import random
@@ -120,6 +124,46 @@ def generated(folder: Path) -> None:
         (cached / "built").touch()
 
 
+MLFLOW_QUESTION = ("import mlflow; mlflow.set_tracking_uri({uri!r}); "
+                   "mlflow.search_runs(experiment_names=['bench'], filter_string=\"metrics.`val/loss` < 1.0\", "
+                   "order_by=['metrics.`val/loss` ASC'])")
+
+
+def mlflow_store(root: Path, uri: str) -> None:
+    """The lab's runs logged to MLflow at `uri` (its sqlite store): one MLflow run per lab run, its lr as a param,
+    its group as a tag and the validation losses of its last attempt as metric history."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("bench")
+    store = Store.find(root)
+    for run_id in store.run_ids():
+        run = store.runs.load(run_id)
+        folder = store.attempt_folders(run_id)[-1]
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        losses = [Metric("val/loss", row["val/loss"], 0, row["step"]) for row in rows if "val/loss" in row]
+        made = client.create_run(experiment, tags={"mlflow.runName": run_id})
+        client.log_batch(made.info.run_id, metrics=losses, params=[Param("lr", str(run["config"]["lr"]))],
+                         tags=[RunTag("group", run["group"])])
+        client.set_terminated(made.info.run_id)
+
+
+def mlflow_beside(root: Path) -> None:
+    """MLflow's search_runs of the question (fresh process) beside the lab's, or why not."""
+    if importlib.util.find_spec("mlflow") is None:
+        print("mlflow: not installed, skipped")
+        return
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    started = time.perf_counter()
+    mlflow_store(root, uri)
+    print(f"mlflow: logged {RUNS:,} runs to its sqlite store in {time.perf_counter() - started:.0f} s")
+    report("mlflow.search_runs(filter_string=val/loss < 1.0, order_by=val/loss), fresh process",
+           *measure(root, code=MLFLOW_QUESTION.format(uri=uri)), 1.0)
+    report("lab runs --where 'val/loss.best < 1.0' --sort val/loss.best, fresh process",
+           *measure(root, "runs", "--where", "val/loss.best < 1.0", "--sort", "val/loss.best"), 1.0)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -136,6 +180,7 @@ def main() -> None:
         report("lab render cold, every page", *measure(root, "render"), 180.0)
         measure(root, "note", run_name(RUNS - 1), "--findings", "one more note")
         report("lab render after one lab note", *measure(root, "render"), 2.0)
+        mlflow_beside(root)
 
 
 if __name__ == "__main__":
