@@ -526,6 +526,17 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr:
             return 1
 
 
+def check_sharing() -> None:
+    """Warn of attempts whose launch commit is on no remote (lab.launcher.shared); nothing outside a lab."""
+    from lab.launcher import shared
+
+    try:
+        store = api.lab_at()
+    except LabError:
+        return
+    shared.check(store)
+
+
 def run_command(argv: list[str], own_stdout: bool) -> int:
     """`main` once its streams are in place; `own_stdout`: stdout is this process's own file descriptor 1."""
     trailing: list[str] = []
@@ -549,6 +560,8 @@ def run_command(argv: list[str], own_stdout: bool) -> int:
         print(f"lab: error: unexpected arguments after --: {shlex.join(trailing)}", file=sys.stderr)
         return 2
     try:
+        if args.name != "init":
+            check_sharing()
         return args.handler(args)
     except BrokenPipeError:
         if own_stdout:  # the reader went away (`lab runs | head`): nothing more reaches it, and no traceback

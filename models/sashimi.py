@@ -73,16 +73,24 @@ class S4D(nn.Module):
         """u (B, L, H) -> (B, L, H), by FFT convolution."""
         return convolve(self, u)
 
-    def initial_state(self, batch: int, device: torch.device) -> torch.Tensor:
-        return torch.zeros(batch, *self.log_a_real.shape, dtype=torch.complex64, device=device)  # (B, H, N/2)
+    def initial_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, tuple]:
+        """(zeros (B, H, N/2) complex, the step constants): the decay exp(dt A), the input gain
+        (exp(dt A) - 1) / A and C, each (H, N/2), computed once per generation rather than per sample."""
+        with torch.no_grad():
+            dt_a, _ = self.discretised()
+            a = torch.complex(-torch.exp(self.log_a_real), self.a_imag)
+            decay = torch.exp(dt_a)
+            constants = (decay, (decay - 1) / a, torch.view_as_complex(self.c.contiguous()))
+        zeros = torch.zeros(batch, *self.log_a_real.shape, dtype=torch.complex64, device=device)
+        return zeros, tuple(constant.to(device) for constant in constants)
 
-    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: u (B, H) -> (B, H), with the recurrent state (B, H, N/2)."""
-        dt_a, weight = self.discretised()
-        a = torch.complex(-torch.exp(self.log_a_real), self.a_imag)
-        state = torch.exp(dt_a) * state + (torch.exp(dt_a) - 1) / a * u.float().unsqueeze(-1)
-        y = 2 * (torch.view_as_complex(self.c.contiguous()) * state).sum(-1).real + u * self.d
-        return F.glu(self.output(F.gelu(y)), dim=-1), state
+    def step(self, u: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """One sample: u (B, H) -> (B, H), with the state from `initial_state` (or the previous step):
+        x_t = exp(dt A) x_{t-1} + (exp(dt A) - 1) / A u_t, y_t = 2 Re(C x_t) + D u_t."""
+        x, (decay, gain, c) = state
+        x = decay * x + gain * u.float().unsqueeze(-1)  # (B, H, N/2)
+        y = 2 * (c * x).sum(-1).real + u * self.d
+        return F.glu(self.output(F.gelu(y)), dim=-1), (x, (decay, gain, c))
 
 
 def _kernel_piece(dt_a: torch.Tensor, weight: torch.Tensor, start: int, stop: int) -> torch.Tensor:

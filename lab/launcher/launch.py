@@ -8,6 +8,7 @@ Works for any command (`lab launch ID -- python train.py ...`) and for a family'
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.metadata
 import json
 import os
@@ -25,10 +26,11 @@ from lab.families import registry
 from lab.launcher import printed, vcs, wandb_links
 from lab.launcher.output import HEAD_MB, MB, TAIL_MB, OutputLog
 from lab.launcher.supervise import KILL_GRACE_SECONDS, supervise
-from lab.records.config import apply_overrides, arguments_config
+from lab.records.config import apply_overrides, arguments_config, free_value, set_values
 from lab.records.files import TEMPORARY_SUFFIX, read_json, write_json, write_text
 from lab.records.store import Store
 from lab.tracking import autolog
+from lab.tracking.autolog.handed import SET_VARIABLE
 
 def package_version(name: str) -> str | None:
     try:
@@ -167,13 +169,15 @@ def launch_variables() -> dict:
 class Prepared:
     """A launch once everything that can be checked before the commit has been: the run, the attempt's config
     and where it came from ("run", or "command": guessed from the command's options until the script reports
-    its own), the metrics pattern of printed lines, and the checkpoint a resume starts from."""
+    its own), the metrics pattern of printed lines, the checkpoint a resume starts from, and the values `--set`
+    chose (the run's and the launch's, {dotted key: value}) that a wrapped command is handed (LAB_SET)."""
 
     run: dict
     config: dict
     config_source: str
     metrics_pattern: str | None
     resume_from: str | None
+    handed: dict
 
 
 def launch(
@@ -247,7 +251,47 @@ def prepare(store: Store, run_id: str, command: list[str] | None, overrides: lis
     if metrics_pattern:
         printed.compile_pattern(metrics_pattern)
     resume_from = store.attempts.latest_checkpoint(run_id, "last") if resume else None
-    return Prepared(run, config, config_source, metrics_pattern, resume_from)
+    handed = set_values(config, overrides, run.get("set")) if command else {}
+    check_command_agrees(command or [], handed)
+    return Prepared(run, config, config_source, metrics_pattern, resume_from, handed)
+
+
+def typed_values(command: list[str]) -> dict:
+    """What a command line itself sets: its options (`--lr 0.1`, `--lr=0.1`, as `arguments_config` reads them)
+    and its Hydra-style overrides (`optim.lr=0.1`, `+model.width=8`)."""
+    typed = arguments_config(command)
+    for token in command:
+        name, sep, text = token.partition("=")
+        if sep and not token.startswith("-") and name.lstrip("+~") and " " not in name:
+            typed[name.lstrip("+~")] = free_value(text)
+    return typed
+
+
+def typed_list(command: list[str], key: str) -> list | None:
+    """The values a command line types after `--key` up to its next option (`--layers 3 4 5`: [3, 4, 5]), or None
+    where it does not type `--key` alone."""
+    names = {f"--{key}", f"--{key.replace('_', '-')}"}
+    for index, token in enumerate(command):
+        if token in names:
+            values = []
+            for item in command[index + 1:]:
+                if item.startswith("--"):
+                    break
+                values.append(free_value(item))
+            return values
+    return None
+
+
+def check_command_agrees(command: list[str], handed: dict) -> None:
+    """LabError (nothing launched) when the command line gives a key `--set` chose another value for."""
+    typed = typed_values(command)
+    for key, value in handed.items():
+        got = typed.get(key, typed.get(key.replace("-", "_"), value))
+        if isinstance(value, list) and (many := typed_list(command, key)) is not None:
+            got = many
+        if got != value:
+            raise LabError(f"the command gives {key} {json.dumps(got)} but the run sets {key}={json.dumps(value)} "
+                           f"(--set); drop one of them (nothing was launched)")
 
 
 def look_around(store: Store, run_id: str, plan: dict | None) -> None:
@@ -290,6 +334,7 @@ def begin_attempt(store: Store, ready: Prepared, command: list[str] | None, git_
         config_source=ready.config_source,
         launch_environment=launch_variables(),
         metrics_pattern=ready.metrics_pattern,
+        **({"set": ready.handed} if ready.handed else {}),
         **({"scheduler": job} if (job := scheduler()) else {}),
         **({"memory_plan": {key: value for key, value in plan.items() if key != "lines"}} if plan else {}),
         **({"nodes": {"count": nodes.count, "main_address": nodes.main_address,
@@ -310,6 +355,8 @@ def command_and_environment(store: Store, ready: Prepared, attempt_dir: Path, co
     if builtin:
         env["LAB_AUTOLOG"] = "0"  # the trainer records through the tracker itself: its own options are not config
     env["LAB_CONFIG"] = json.dumps(store.redact(ready.config), sort_keys=True, default=str)
+    if ready.handed:
+        env[SET_VARIABLE] = json.dumps(store.redact(ready.handed), default=str)
     if ready.resume_from:
         env["LAB_RESUME_FROM"] = ready.resume_from
     return command, env, attempt
@@ -324,15 +371,58 @@ def close(store: Store, ready: Prepared, key: str, started_as: int, exit_code: i
         return
     number = store.attempt_number(run_id, key) or started_as
     ended_dir = store.attempt_dir(run_id, number)
-    if ready.metrics_pattern:
-        printed.record_printed_metrics(ended_dir, ready.metrics_pattern)
-    drop_unused_wandb_link(store, ended_dir)
-    report_health(store, run_id, number)
-    if commit:
-        commit_attempt_records(store, ready.run, number)
+    steps = [("the rows of printed lines", lambda: printed.record_printed_metrics(ended_dir, ready.metrics_pattern))
+             if ready.metrics_pattern else None,
+             ("dropping its unused W&B link", lambda: drop_unused_wandb_link(store, ended_dir)),
+             ("checking its --set values", lambda: confirm_handed(store, ended_dir)),
+             ("its end-of-attempt health check", lambda: report_health(store, run_id, number)),
+             ("committing its records", lambda: commit_attempt_records(store, ready.run, number)) if commit else None]
+    for what, step in filter(None, steps):
+        try:
+            step()
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            status = read_json(ended_dir / "attempt.json", {}).get("status")
+            warn(f"no space left on device: {run_id} Test {number} is recorded {status} (exit {exit_code}) in "
+                 f"{ended_dir.relative_to(store.root)}, but {what} and what follows it did not happen; free space, "
+                 f"then {'git add logs && git commit' if commit else 'lab log'}")
+            break
     if exit_code != 0:
         say(f"error: {run_id} Test {number} {failure(exit_code, ended_dir / 'stdout.log')}; its records are kept "
             f"in {ended_dir.relative_to(store.root)}")
+
+
+def confirm_handed(store: Store, attempt_dir: Path) -> None:
+    """Check that the script ran with the `--set` values it was handed: each must be what the script itself
+    reported for that key (argparse, Hydra, tracker.config, W&B config: attempt.json's `set_reported`), never the
+    run's config laid under it. The others are kept in attempt.json as `set_unconfirmed`, named in one warning
+    (with why, where the script's parser said: `set_unapplied`) and on the pages."""
+    record = read_json(attempt_dir / "attempt.json", {})
+    if not record.get("set"):
+        return
+    reported, why = record.get("set_reported") or {}, record.get("set_unapplied") or {}
+    unconfirmed = {key: value for key, value in record["set"].items()
+                   if not (key in reported and reported[key] == value)}
+    if unconfirmed:
+        store.attempts.update(attempt_dir, set_unconfirmed=unconfirmed)
+        warn(unconfirmed_line(unconfirmed, reported, why, bool(record.get("config_reported")), record.get("exit_code")))
+
+
+def unconfirmed_line(unconfirmed: dict, reported: dict, why: dict, read_config: bool, exit_code: int | None) -> str:
+    """The warning naming `--set` values the script did not report running with, each with what it reported
+    instead or why its parser did not take it (or that it ended, `exit_code`, before reporting any config)."""
+    if not read_config:
+        named = ", ".join(f"{key}={json.dumps(value)}" for key, value in unconfirmed.items())
+        read = (f"ended (exit {exit_code}) before it reported a config" if exit_code else
+                "read no config the lab could see")
+        return (f"the script {read}, so {named} (--set, handed to it in {SET_VARIABLE} and LAB_CONFIG) is not "
+                "confirmed as what it ran with")
+    parts = []
+    for key, value in unconfirmed.items():
+        told = f"it reported {key}={json.dumps(reported[key])}" if key in reported else f"it reported no {key}"
+        parts.append(f"{key}={json.dumps(value)} ({told}{'; ' + why[key] if key in why else ''})")
+    return f"the script's config does not confirm {', '.join(parts)} (--set) as what it ran with"
 
 
 def removed_while_running(store: Store, run: dict, key: str, number: int, commit: bool) -> None:
@@ -523,8 +613,24 @@ def _run_and_record(store: Store, attempt_dir: Path, command: list[str], env: di
         say(f"the command exited but left {len(left)} process{'es' if len(left) > 1 else ''} running "
             f"({named}); the attempt is closed without them. Stop them with `kill -- -{ended.pid}`")
     mark_wandb_copy(store, attempt_dir, exit_code)
-    store.attempts.end(attempt_dir, exit_code=exit_code, status=status)
-    if ended.log_error is not None:
-        problem = ended.log_error.strerror or ended.log_error
-        warn(f"stdout.log stopped early ({problem}); the attempt's other records are complete")
+    end_attempt(store, attempt_dir, exit_code, status, ended.log_error)
     return exit_code
+
+
+def end_attempt(store: Store, attempt_dir: Path, exit_code: int, status: str, log_error: OSError | None) -> None:
+    """Close the attempt as `status`; say how many rows a full disk cost the script (attempt.json `rows_lost`)
+    and whether stdout.log stopped early. LabError where the disk is too full even to close it."""
+    try:
+        lost = store.attempts.end(attempt_dir, exit_code=exit_code, status=status).get("rows_lost", 0)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise LabError(f"no space left on device: the command ended ({status}, exit {exit_code}) but its attempt "
+                       f"could not be closed; its records are in {attempt_dir} (the next lab command after space is "
+                       "freed marks it crashed)") from None
+    if lost:
+        warn(f"no space left on device: {lost} row{'s' if lost > 1 else ''} the script logged could not be written "
+             f"to metrics.jsonl (attempt.json rows_lost)")
+    if log_error is not None:
+        warn(f"stdout.log stopped early ({log_error.strerror or log_error})" +
+             ("" if lost else "; the attempt's other records are complete"))

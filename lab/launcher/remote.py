@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.launcher import shared
 from lab.launcher.vcs import _git, _open_repo
 from lab.records.files import atomic_write
 
@@ -131,6 +132,9 @@ def configure_clone(root: Path, logs: str) -> list[str]:
             if value not in present:
                 _git(repo, "config", "--add", key, value)
                 changed.append(f"{key} {value}")
+    for remote, fetches in shared.fetch_specs(Path(repo.working_tree_dir)).items():
+        if shared.mirror_lab_commits(Path(repo.working_tree_dir), remote, fetches):
+            changed.append(f"remote.{remote}.fetch {shared.MIRROR.format(remote=remote)}")
     return changed
 
 

@@ -37,7 +37,8 @@ SCAN_CHUNK_BYTES = 1024 * 1024
 SCAN_OVERLAP_BYTES = 4096  # kept from the previous chunk, so a key across a chunk boundary is still found
 MB = 1_000_000
 NO_COMMIT = "0" * 40
-RECORD_FILES = ("metrics.jsonl", "events.jsonl", "stdout.log", "media.jsonl")  # under the lab's records folder
+# under the lab's records folder
+RECORD_FILES = ("metrics.jsonl", "events.jsonl", "stdout.log", "media.jsonl", "samples.jsonl")
 NUMBERS_ONLY = ("metrics.jsonl",)  # the tracker writes numbers only: nothing there to scan
 SPARSE_REFUSAL = "outside of your sparse-checkout definition"  # git's words for paths it will not stage
 BINARY_PROBE_BYTES = 8000  # as git: a NUL byte in the first 8000 bytes makes a file binary (not scanned)
@@ -306,6 +307,31 @@ def wants_signing(repo: Repo) -> bool:
         return False
 
 
+def lab_scope(repo: Repo, root: Path) -> str | None:
+    """The lab's folder relative to the repository's top ('speech' for a lab in speech/), None for a lab at the
+    top: a launch commit and the daily page's commit list then hold that folder alone."""
+    inside = Path(root).resolve().relative_to(Path(repo.working_tree_dir).resolve()).as_posix()
+    return None if inside == "." else inside
+
+
+def finish_index(repo: Repo, staging: Path, scope: str | None, add: list[str]) -> None:
+    """After a launch commit: the staged copy becomes the user's index (a lab at the top), or, for a lab in
+    folder `scope`, the user's index takes the folder as committed (what is staged elsewhere kept) and one
+    warning names the modified tracked files outside it that the commit leaves out (a run importing them ran
+    code the recorded sha does not hold)."""
+    if not scope:
+        install_index(repo, staging)
+        return
+    _git(repo, *add)
+    outside = [name for name in _git(repo, "diff", "--name-only", "-z", "HEAD", "--", ".", f":(exclude){scope}")
+               .split("\0") if name]
+    if outside:
+        named = ", ".join(outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+        warn(f"the launch commit holds {scope}/ alone: {len(outside)} modified tracked file"
+             f"{'s' if len(outside) > 1 else ''} outside it ({named}) {'are' if len(outside) > 1 else 'is'} not in "
+             "it; if the run imports them, commit them first so the recorded sha is what ran")
+
+
 def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | None = None,
                         records_dir: Path | None = None) -> dict:
     """Commit everything git does not ignore with `message`, without disturbing the user's index on failure.
@@ -328,11 +354,15 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
             raise LabError(f"another git command is running ({git_dir / 'index.lock'} exists); try again when it "
                            "has finished, or remove the file if no git process is left")
         staging = git_dir / f"lab-index-{os.getpid()}"
-        if (git_dir / "index").exists():
+        scope = lab_scope(repo, root)
+        if (git_dir / "index").exists() and not scope:
             shutil.copyfile(git_dir / "index", staging)
+        add = ["add", "-A", "--", scope] if scope else ["add", "-A"]
         try:
             with repo.git.custom_environment(GIT_INDEX_FILE=str(staging)):
-                _git(repo, "add", "-A")
+                if scope and repo.head.is_valid():
+                    _git(repo, "read-tree", "HEAD")  # the lab's folder alone changes: nothing else is committed
+                _git(repo, *add)
                 parent = head_sha(repo)
                 staged = (_changed_paths(repo, "--cached") if parent
                           else [name for name in _git(repo, "ls-files", "-z").split("\0") if name])
@@ -345,16 +375,16 @@ def commit_working_tree(root: Path, message: str, *, policy: CapturePolicy | Non
                         keep_reachable(repo, parent)
                     return {"sha": parent, "branch": branch_name(repo), "committed": False, "files": 0}
                 if redacted:
-                    _git(repo, "add", "-A")  # again: redacted records changed on disk
+                    _git(repo, *add)  # again: redacted records changed on disk
                 if run_hook(repo, "pre-commit"):
-                    _git(repo, "add", "-A")  # and again: a pre-commit hook may have fixed files
+                    _git(repo, *add)  # and again: a pre-commit hook may have fixed files
                 message = checked_message(repo, message)
                 tree = _git(repo, "write-tree")
                 signing = ["-S"] if wants_signing(repo) else []
                 sha = _git(repo, "commit-tree", tree, *(["-p", parent] if parent else []), *signing, "-m", message)
                 _git(repo, "update-ref", "-m", f"lab launch: {message}", "HEAD", sha, parent or NO_COMMIT)
                 keep_reachable(repo, sha)
-            install_index(repo, staging)
+            finish_index(repo, staging, scope, add)
         finally:
             staging.unlink(missing_ok=True)
     return {"sha": sha, "branch": branch_name(repo), "committed": True, "files": len(staged),
@@ -419,8 +449,9 @@ def submodule_state(repo: Repo, detector: SecretDetector) -> dict:
 
 def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     """The commits made on `day` in `zone` (default: the local zone; a lab passes `Store.zone`, the zone of its
-    pages) on any local branch but the lab's pages (`lab-pages`), oldest first, without the lab's own records
-    commits.
+    pages) on any local branch but the lab's pages (`lab-pages`) that change the lab's folder (`lab_scope`; any
+    commit for a lab at the top), oldest first, without the lab's own records commits; `files` counts the files
+    changed in that folder.
 
     Each is {"time": "HH:MM", "sha": full sha, "branch", "message" (first line), "files"}.
     """
@@ -431,9 +462,10 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
     end = start + timedelta(days=1)
     heads = sorted((head for head in repo.heads if not head.name.startswith("lab-pages")),  # lab site --branch's
                    key=lambda head: (head.name != branch_name(repo), head.name))
+    scope = lab_scope(repo, root)
     found: dict[str, dict] = {}  # newest first, in git's order, so reversing it breaks same-second ties
     for head in heads:
-        for commit in repo.iter_commits(head, since=start.isoformat(), until=end.isoformat()):
+        for commit in repo.iter_commits(head, scope or "", since=start.isoformat(), until=end.isoformat()):
             when = commit.committed_datetime.astimezone(zone)
             if commit.hexsha in found or not start <= when < end or RECORDS_COMMIT in commit.message.partition("\n")[0]:
                 continue
@@ -443,7 +475,7 @@ def commits_on(root: Path, day: date, zone: tzinfo | None = None) -> list[dict]:
                 "sha": commit.hexsha,
                 "branch": head.name,
                 "message": commit.message.strip().splitlines()[0] if commit.message.strip() else "",
-                "files": changed_files(repo, commit),
+                "files": len(commit_files(root, commit.hexsha)) if scope else changed_files(repo, commit),
             }
     return sorted(reversed(found.values()), key=lambda entry: entry["timestamp"])
 

@@ -183,6 +183,7 @@ def attempt_view(store: Store, run: dict, attempt: dict, events: list[dict]) -> 
         "wandb": attempt.get("wandb"),
         "resumed": resumed_text(store, run["id"], attempt),
         "disagreements": attempt.get("config_disagreements") or {},
+        "unconfirmed": attempt.get("set_unconfirmed") or {},
         "git": attempt.get("git") or {},
         "notes": notes,
         "stopped": why_stopped(store, run["id"], attempt),
@@ -230,7 +231,21 @@ def run_view(store: Store, run_id: str, day: date | None = None) -> dict:
         "metrics": summary["rows"],
         "verdict": verdicts.run_verdict(store, run, headline),
         "report": f"../reports/{run_id}.md" if store.attempts.latest_with_metrics(run_id) else None,
+        "listening": listening_link(store, run_id, day),
     }
+
+
+def listening_link(store: Store, run_id: str, day: date | None = None) -> dict | None:
+    """{"page": the run's listening page (from a daily or report page), "made": how many samples it has (made on
+    `day`, when given)}, or None when there are none (then the run has no listening page)."""
+    from lab.records import samples
+
+    times = [line.get("time") for number in store.attempts.numbers(run_id)
+             for line in samples.of_attempt(store.attempt_dir(run_id, number))]
+    if not times:
+        return None
+    made = sum(1 for time in times if day is None or (time and store.day(time) == day))
+    return {"page": f"../listen/{run_id}.md", "made": made}
 
 
 def latest_profile(store: Store, run_id: str) -> dict | None:

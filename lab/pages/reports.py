@@ -12,7 +12,7 @@ from lab.errors import LabError
 from lab.families import registry
 from lab.health import rules as health
 from lab.health.diagnosis import chosen_attempt, run_findings, run_stages
-from lab.pages import plots, results, verdicts
+from lab.pages import listening, plots, results, verdicts
 from lab.pages.changelogs import changelog
 from lab.pages.comparisons import compare, compare_page, comparisons
 from lab.pages.incremental import Pages
@@ -23,6 +23,7 @@ from lab.pages.context import (
     display_title,
     duration_text,
     latest_profile,
+    listening_link,
     render,
     reproduce_text,
     resumed_text,
@@ -166,6 +167,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         reproduce=reproduce_text(attempt),
         resumed=resumed_text(store, run_id, attempt),
         disagreements=attempt.get("config_disagreements") or {},
+        unconfirmed=attempt.get("set_unconfirmed") or {},
         findings=findings,
         **metric_tables(outcome["rows"]),
         kept_step=kept_step,
@@ -174,6 +176,7 @@ def report(store: Store, run_id: str, attempt_number: int | None = None) -> Path
         failure=failure_tail(folder) if attempt.get("status") in ENDED_BADLY else None,
         verification=verification_rows(outcome["rows"]),
         media=list(read_jsonl(folder / "media.jsonl"))[-MEDIA_SHOWN:],
+        listening=listening_link(store, run_id),
         profile=latest_profile(store, run_id),
     )
 
@@ -287,4 +290,4 @@ def render_all(store: Store) -> list[Path]:
     reports = store.logs_dir / "reports"
     written += [pages.write(f"report:{rid}", [rid], lambda rid=rid: report(store, rid),
                             also=(reports / rid / "curves.svg",)) for rid, fact in facts.items() if fact["reported"]]
-    return written
+    return written + listening.render_all(store)

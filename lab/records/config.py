@@ -181,6 +181,14 @@ def apply_overrides(values: dict, assignments: list[str]) -> dict:
     return result
 
 
+def set_values(config: dict, assignments: list[str], inherited: dict | None = None) -> dict[str, Any]:
+    """The values `--set` chose: {dotted key: its value in `config`} for the keys of `assignments` ('key=value'),
+    over `inherited` (a parent run's own), in the order given."""
+    flat = flatten(config)
+    chosen = {key: flat[key] for key in (item.partition("=")[0].strip() for item in assignments) if key in flat}
+    return {**(inherited or {}), **chosen}
+
+
 def arguments_config(command: list[str]) -> dict:
     """The options of a command line as a config, for a script that reports none: `--lr 2e-4`, `--lr=2e-4`
     and a bare `--flag` (true) become {"lr": 0.0002, "flag": true}; dashes in names become underscores, as

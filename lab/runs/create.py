@@ -10,6 +10,7 @@ from lab.families import registry
 from lab.pages import expectations
 from lab.pages.results import ran_config
 from lab.records import config as config_tools
+from lab.records.config import set_values
 from lab.records.store import Store
 from lab.records.store.names import check_run_id
 from lab.runs.ids import id_reserver
@@ -61,6 +62,7 @@ def new_run(
     if expect is not None:
         expectations.parse(expect, store.exists)
     family, preset = starting_point(store, prefix, parent_record, family, preset)
+    user_overrides = list(overrides)  # what `--set` chose, handed to a wrapped script (run.json `set`)
     if init_from is not None:
         overrides = weights_overrides(store, family, init_from, parent, list(overrides))
     snapshot = store.baselines.get(baseline) if baseline is not None else None
@@ -86,6 +88,8 @@ def new_run(
         title_text=title, family=family, preset=preset, baseline=baseline, parent=parent, group=group,
         tags=list(dict.fromkeys(check_tag(name) for name in tags)), config_source=config_file,
         **({"expect": expect.strip()} if expect is not None else {}),
+        **({"set": chosen} if (chosen := set_values(values, user_overrides, (parent_record or {}).get("set")))
+           else {}),
         config=values,
     )
     for finding in findings:

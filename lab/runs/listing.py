@@ -3,6 +3,7 @@ recorded about one run) and `lab diff` (a run's config against its reference, or
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from lab.errors import LabError
@@ -126,6 +127,8 @@ def describe(info: dict) -> str:
                 f", id {other['run_id']} (no link: no W&B entity known)"
             lines.append(f"    also W&B run {other.get('name') or other['run_id']} (metrics as {other['prefix']}...)"
                          f"{where}")
+        if attempt.get("set"):
+            lines.append(f"    {set_text(attempt)}")
         if attempt.get("latest"):
             latest = attempt["latest"]
             values = "  ".join(f"{name}={format_number(value)}" for name, value in latest["metrics"].items())
@@ -135,6 +138,16 @@ def describe(info: dict) -> str:
             where = f" (test {event['attempt']})" if event.get("attempt") else ""
             lines.append(f"  {event['field']}{where}: {event['text']}")
     return "\n".join(lines)
+
+
+def set_text(attempt: dict) -> str:
+    """What became of the `--set` values handed to an attempt's script, e.g. 'set: hidden=16 (the script ran
+    with it)'."""
+    unconfirmed = attempt.get("set_unconfirmed") or {}
+    values = " ".join(f"{key}={json.dumps(value)}" for key, value in attempt["set"].items())
+    if unconfirmed:
+        return f"set: {values} (not confirmed for {', '.join(unconfirmed)}: the script reported no such value)"
+    return f"set: {values} (the script ran with {'it' if len(attempt['set']) == 1 else 'them'})"
 
 
 def diff_text(store: Store, first: str, second: str | None = None) -> str:

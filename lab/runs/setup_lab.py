@@ -14,7 +14,8 @@ from lab.records.store import Store
 from lab.records.store.names import PREFIX
 from lab.tracking.wandb_server import default_entity
 
-DERIVED_FOLDERS = ("daily", "reports", "changelogs", "site")  # pages rendered from the records, never committed
+# pages rendered from the records, never committed
+DERIVED_FOLDERS = ("daily", "reports", "changelogs", "site", "listen")
 
 
 def parse_prefixes(items: list[str]) -> dict[str, str]:

@@ -185,3 +185,5 @@ for built_in in (PageKind("day", day_pages, "Days"), PageKind("run", run_pages, 
                  PageKind("group", group_pages, "Groups"), PageKind("baseline", baseline_pages, "Baselines"),
                  PageKind("ablation", ablation_pages, "Ablations")):
     register(built_in)
+
+from lab.site import listening  # noqa: E402,F401  (registers the listening pages after the built-in kinds)

@@ -20,6 +20,7 @@ attempts itself makes its own `Tracker(attempt_dir)`.
 from __future__ import annotations
 
 import atexit
+import errno
 import functools
 import json
 import math
@@ -61,6 +62,11 @@ def clean(metrics: dict[str, Any]) -> dict[str, Any]:
             value = str(value)
         cleaned[key] = value
     return cleaned
+
+
+def set_keys(record: dict) -> set[str]:
+    """The dotted keys `--set` handed the attempt's script (attempt.json's `set`)."""
+    return set(record.get("set") or {})
 
 
 def numbers(metrics: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -282,6 +288,7 @@ class Tracker:
         self.wandb = WandbMirror(self.mark_wandb_finished, self._mark_started, self._mark_mirrored) \
             if wandb and self.attempt_dir is not None else None
         self._metrics: TextIO | None = None
+        self._rows_lost = 0  # rows a full disk refused
         self._warned: set[str] = set()
         self._identity: tuple[Store, str, int] | None = None
         self._keys: dict[str, str] = {}
@@ -395,12 +402,6 @@ class Tracker:
                 metrics = self._owned(metrics, source)
                 if not metrics:
                     return
-        if self._metrics is None:
-            path = self.attempt_dir / "metrics.jsonl"
-            with open(path, "a+b") as probe:
-                prefix = fresh_line_prefix(probe)
-            self._metrics = open(path, "a", buffering=1, encoding="utf-8")
-            self._metrics.write(prefix)
         fields = self._plain_fields(metrics)
         if fields is None:
             row, skipped = numbers(metrics)
@@ -412,10 +413,46 @@ class Tracker:
             fields = "".join(f", {self._json_key(key)}: {json.dumps(value)}" for key, value in row.items())
         else:
             row = metrics
-        self._metrics.write(f'{{"step": {int(step)}, "time": {self._now():.3f}{fields}}}\n')
+        self._append_row(f'{{"step": {int(step)}, "time": {self._now():.3f}{fields}}}\n')
         if self.wandb is not None and source == "tracker.log":
             finite = {key: value for key, value in row.items() if isinstance(value, (int, float))}
             self.wandb.call("log", finite, step=int(step))
+
+    def _open_metrics(self) -> TextIO:
+        """metrics.jsonl, open for appending whole lines (a line a crash left unfinished is ended first)."""
+        if self._metrics is None:
+            path = self.attempt_dir / "metrics.jsonl"
+            with open(path, "a+b") as probe:
+                prefix = fresh_line_prefix(probe)
+            self._metrics = open(path, "a", buffering=1, encoding="utf-8")
+            self._metrics.write(prefix)
+        return self._metrics
+
+    def _append_row(self, line: str) -> None:
+        """Append one row to metrics.jsonl. On a full disk the attempt's space reserve gives the script its bytes
+        beyond what closing the attempt needs and the row is tried again; a row refused even then is counted, in
+        place in the reserve (no free block needed), which the attempt's close records as `rows_lost`."""
+        for last_try in (False, True):
+            try:
+                self._open_metrics().write(line)
+                return
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+                from lab.records.store.attempts import RESERVE_NAME, shrink_reserve
+
+                stream, self._metrics = self._metrics, None
+                try:
+                    if stream is not None:
+                        stream.close()  # what its buffer holds is the row refused
+                except OSError:
+                    pass
+                if last_try or not shrink_reserve(self.attempt_dir / RESERVE_NAME):
+                    break
+        from lab.records.store.attempts import RESERVE_NAME, note_lost_rows
+
+        self._rows_lost += 1
+        note_lost_rows(self.attempt_dir / RESERVE_NAME, self._rows_lost)
 
     def _owned(self, metrics: dict[str, Any], source: str) -> dict[str, Any]:
         """The metrics of a row that `source` owns: it logged them first (a name written before a second
@@ -436,7 +473,9 @@ class Tracker:
         The first report replaces a config the launcher only guessed from the command line's options
         (`config_source: "command"` in attempt.json); later reports merge in. A key of the run's config (what
         `--from`, `--baseline` or `--set` made it, passed as LAB_CONFIG) that the script reports with another
-        value is named in a warning and in attempt.json's `config_disagreements`, which the pages show.
+        value is named in a warning and in attempt.json's `config_disagreements`, which the pages show. A key
+        `--set` handed the script (attempt.json's `set`) is kept with the value reported in `set_reported`: what
+        confirms that the script ran with it.
         """
         if not isinstance(values, dict):
             values = vars(values)
@@ -462,10 +501,13 @@ class Tracker:
             warn("the script reports " + ", ".join(f"{key}={value['script']!r}" for key, value in fresh.items()) +
                  " but the lab recorded " + ", ".join(f"{value['lab']!r}" for value in fresh.values()) +
                  "; the pages show what the script ran")
-        if fresh or not record.get("config_reported"):
+        handed = set_keys(record) & flatten(reported).keys()
+        if fresh or handed or not record.get("config_reported"):
             def add_disagreements(now: dict) -> dict:
-                known = now.get("config_disagreements", {})
-                return {"config_disagreements": {**known, **store.redact(fresh)}} if fresh else {}
+                known, told = now.get("config_disagreements", {}), flatten(reported)
+                seen = {**now.get("set_reported", {}), **store.redact({key: told[key] for key in handed})}
+                return {**({"config_disagreements": {**known, **store.redact(fresh)}} if fresh else {}),
+                        **({"set_reported": seen} if handed else {})}
 
             store.attempts.update(self.attempt_dir, config_reported=True, merge=add_disagreements)
         if self.wandb is not None and source == "tracker.config":
@@ -523,6 +565,27 @@ class Tracker:
         append_jsonl(self.attempt_dir / "media.jsonl", entry)
         if self.wandb is not None:
             self.wandb.media(name, Path(path), step, kind, sample_rate)
+
+    def sample(self, name: str, data: bytes, step: int, *, suffix: str = ".flac", **fields: Any) -> Path | None:
+        """Keep an encoded audio sample on the attempt (`lab.records.samples.keep`: in its records up to lab.json's
+        size limit, else in its artefacts folder) with `fields` (sample_rate, statistics, settings) in its
+        samples.jsonl line, and send it to W&B when on; returns where the file went (None without an attempt)."""
+        if self.attempt_dir is None:
+            return None
+        from lab.records import samples
+        from lab.records.store.names import now_iso
+
+        store, run_id, _ = self.identity()
+        artefacts = Path(read_json(self.attempt_dir / "attempt.json", {}).get("artefacts")
+                         or store.artefacts_root / run_id / self.attempt_dir.name)
+        file_name = f"{samples.file_stem(name)}_{samples.next_index(self.attempt_dir):03d}_step{int(step)}{suffix}"
+        line = samples.keep(self.attempt_dir, artefacts, store.root, file_name, data,
+                            {"step": int(step), "name": name, "source": "training", "time": now_iso(),
+                             **clean(fields)}, samples.max_bytes(store.settings))
+        path = samples.file_of(store.root, self.attempt_dir, line)
+        if self.wandb is not None and path is not None:
+            self.wandb.media(name, path, step, "audio", fields.get("sample_rate"))
+        return path
 
     def finish(self, status: str = "finished") -> None:
         """Close the streams; an attempt this tracker opened is marked `status`."""
@@ -700,6 +763,12 @@ def checkpoint(kind: str, path: str | Path, step: int, **info: Any) -> None:
 def media(name: str, path: str | Path, step: int, *, kind: str = "audio", sample_rate: int | None = None) -> None:
     """Record a sample file of the current attempt."""
     current().media(name, path, step, kind=kind, sample_rate=sample_rate)
+
+
+@shielded
+def sample(name: str, data: bytes, step: int, *, suffix: str = ".flac", **fields: Any) -> Path | None:
+    """Keep an encoded audio sample on the current attempt (see `Tracker.sample`)."""
+    return current().sample(name, data, step, suffix=suffix, **fields)
 
 
 def finish(status: str = "finished") -> None:

@@ -223,7 +223,8 @@ def test_launcher_options_are_not_config(lab, repo):
 
 def test_a_disagreement_with_the_runs_config_is_named_on_the_launch_and_the_pages(lab, repo):
     (repo / "args.py").write_text(ARGPARSE)
-    lab("new-run", "ap_004", "--hypothesis", "h", "--set", "learning_rate=6e-3")
+    (repo / "planned.json").write_text('{"learning_rate": 6e-3}')  # a config file's value is not handed over
+    lab("new-run", "ap_004", "--hypothesis", "h", "--config", "planned.json")
     out = lab("launch", "ap_004", "--no-commit", "--", sys.executable, "args.py", "--learning_rate=1e-2",
               "--name", "logged")
     assert "the script reports learning_rate=0.01 but the lab recorded 0.006" in out.stderr + out.stdout
@@ -390,7 +391,8 @@ def test_captured_rows_feed_the_live_health_checks(lab, repo):
 @pytest.mark.light
 def test_a_script_reports_its_config_and_a_disagreement_is_named(script_lab):
     lab = script_lab
-    lab("new-run", "sin_003", "--hypothesis", "h", "--set", "hidden=128")
+    (lab.repo / "planned.json").write_text('{"hidden": 128}')
+    lab("new-run", "sin_003", "--hypothesis", "h", "--config", "planned.json")
     result = lab("launch", "sin_003", "--no-commit", "--", sys.executable, "train.py", "--hidden", "16")
     assert "the script reports hidden=16 but the lab recorded 128" in result.stdout + result.stderr
     config = json.loads((Store(lab.repo).attempt_dir("sin_003", 1) / "config.json").read_text())

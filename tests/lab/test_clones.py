@@ -6,6 +6,7 @@ on both sides, git state and one-line errors.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -451,3 +452,84 @@ def test_an_rm_merged_against_a_new_attempt_from_the_other_clone_is_said_in_one_
     assert json.loads((kept / "attempt.json").read_text())["status"] == "finished"
     assert not (a.path / "logs" / "runs" / "nsd_001").exists()
     assert a.lab("runs").stderr == ""
+
+
+SHARE_LINE = ("lab: warning: the launch commit of 1 attempt is on no remote (exp_001 Test {n}): share it with git "
+              "push origin 'refs/lab/*:refs/lab/*'")
+
+
+def rebase_over_b(a: Clone, b: Clone, name: str) -> str:
+    """a launches exp_001 while b pushes a commit, then a rebases onto it; returns the sha a's attempt recorded."""
+    (a.path / "model.py").write_text(f"WIDTH = {len(name)}\n")  # an edit the launch commits
+    a.lab("launch", "exp_001", "--", sys.executable, "train.py")
+    b.git("pull", "-q", "--no-rebase")
+    (b.path / f"{name}.txt").write_text("b's change\n")
+    commit(b, f"b: {name}")
+    b.git("push", "-q")
+    sha = attempts_of(a, "exp_001")[-1]["git"]["sha"]
+    assert "on no remote" not in a.lab("runs").stderr  # not pushed yet, but on the branch a push carries
+    a.git("pull", "-q", "--rebase")  # rewrites a's unpushed launch commit
+    assert sha not in a.git("log", "--format=%H").split()  # no branch holds the recorded commit any more
+    return sha
+
+
+def test_a_launch_commit_that_a_rebase_and_an_explicit_push_leave_behind_is_named_until_it_is_shared(clones):
+    a, b = clones
+    shared_run(a, b, "exp_001", "h")
+    sha = rebase_over_b(a, b, "first")
+    a.git("push", "-q", "origin", "main")  # an explicit refspec: refs/lab/* stay behind
+    first = a.lab("runs")
+    assert SHARE_LINE.format(n=1) in first.stderr.splitlines()
+    assert "on no remote" not in a.lab("runs").stderr  # said once
+    b.git("pull", "-q", "--no-rebase")
+    assert subprocess.run(["git", "cat-file", "-e", sha], cwd=b.path).returncode != 0  # b cannot see it yet
+    a.git("push", "-q", "origin", "refs/lab/*:refs/lab/*")  # the command the warning names
+    assert "on no remote" not in a.lab("runs").stderr
+    b.git("pull", "-q", "--no-rebase")
+    b.git("cat-file", "-e", sha)  # the colleague has the recorded commit
+
+
+def test_a_plain_push_after_a_rebase_shares_the_launch_commit_without_a_word(clones):
+    a, b = clones
+    shared_run(a, b, "exp_001", "h")
+    sha = rebase_over_b(a, b, "second")
+    a.git("push", "-q")  # lab init's push refspecs carry refs/lab/* beside the branch
+    assert "on no remote" not in a.lab("runs").stderr
+    b.git("pull", "-q", "--no-rebase")
+    b.git("cat-file", "-e", sha)
+
+
+def test_the_sharing_check_adds_its_mirror_and_keeps_every_remotes_own_refspecs(clones):
+    a, _ = clones
+    remote_url = a.git("remote", "get-url", "origin").strip()
+    a.git("remote", "add", "upstream", remote_url)
+    before = {name: a.git("config", "--get-all", f"remote.{name}.fetch").split() for name in ("origin", "upstream")}
+    a.lab("runs")
+    after = {name: a.git("config", "--get-all", f"remote.{name}.fetch").split() for name in ("origin", "upstream")}
+    assert after["upstream"] == [*before["upstream"], "+refs/lab/commits/*:refs/remotes/upstream/lab/commits/*"]
+    assert "+refs/heads/*:refs/remotes/origin/*" in after["origin"]
+    mirror = after["origin"].index("+refs/lab/commits/*:refs/remotes/origin/lab/commits/*")
+    assert mirror < after["origin"].index("+refs/lab/*:refs/lab/*")  # the mirror maps the launch commits first
+    a.lab("runs")
+    assert a.git("config", "--get-all", "remote.upstream.fetch").split() == after["upstream"]  # nothing more
+
+
+def test_the_reminder_repeats_once_a_day_and_never_storms_when_its_cache_cannot_be_written(clones, monkeypatch):
+    a, b = clones
+    shared_run(a, b, "exp_001", "h")
+    rebase_over_b(a, b, "third")
+    a.git("push", "-q", "origin", "main")
+    assert SHARE_LINE.format(n=1) in a.lab("runs").stderr.splitlines()
+    assert "on no remote" not in a.lab("runs").stderr
+    cache_path = Store(a.path).lab_dir / "cache" / "shared.json"
+    cache = json.loads(cache_path.read_text())
+    cache_path.write_text(json.dumps({**cache, "warned_at": cache["warned_at"] - 25 * 3600}))  # a day later
+    assert SHARE_LINE.format(n=1) in a.lab("runs").stderr.splitlines()
+    assert "on no remote" not in a.lab("runs").stderr
+    cache_path.unlink()
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("lab.launcher.shared.write_json", full)
+    assert ["on no remote" in a.lab("runs").stderr for _ in range(3)] == [False] * 3

@@ -407,3 +407,36 @@ def test_two_labs_in_one_repository_keep_their_running_attempts_apart(repo):
         (repo / "vision" / "release").write_text("1")
         launch.wait(timeout=60)
     assert json.loads(run_lab("show", "exp_001", "--json", cwd=repo / "vision").stdout)["status"] == "finished"
+
+
+@pytest.mark.light
+def test_a_launch_commit_and_the_daily_commit_list_hold_the_labs_own_folder(repo):
+    """vision/ and speech/ each a lab of one repository: speech's launch commits speech/ alone (vision's edits
+    stay as they were, staged or not), and each lab's daily page lists the commits of its own folder."""
+    for name in ("vision", "speech"):
+        (repo / name).mkdir()
+        assert run_lab("init", cwd=repo / name).returncode == 0
+        (repo / name / "train.py").write_text(f"print('{name}')\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two labs")
+    (repo / "vision" / "train.py").write_text("print('vision, staged')\n")
+    git(repo, "add", "vision/train.py")
+    (repo / "vision" / "model.py").write_text("WIDTH = 8\n")
+    (repo / "speech" / "model.py").write_text("WIDTH = 16\n")
+    (repo / "README.md").write_text("both labs\n")
+    assert run_lab("new-run", "exp_001", "--hypothesis", "speech works", cwd=repo / "speech").returncode == 0
+    launched = run_lab("launch", "exp_001", "--", sys.executable, "train.py", cwd=repo / "speech")
+    assert launched.returncode == 0
+    assert ("lab: warning: the launch commit holds speech/ alone: 1 modified tracked file outside it "
+            "(vision/train.py) is not in it; if the run imports them, commit them first so the recorded sha is what "
+            "ran") in launched.stderr
+    sha = Store(repo / "speech").attempts.of("exp_001")[0]["git"]["sha"]
+    committed = git(repo, "show", "--name-only", "--format=", sha).split()
+    assert committed and all(path.startswith("speech/") for path in committed)
+    assert "speech/model.py" in committed
+    assert git(repo, "status", "--porcelain").splitlines() == ["M  vision/train.py", "?? README.md",
+                                                               "?? vision/model.py"]
+    assert run_lab("new-run", "exp_001", "--hypothesis", "vision works", cwd=repo / "vision").returncode == 0
+    speech_page = Path(run_lab("log", cwd=repo / "speech").stdout.strip()).read_text()
+    vision_page = Path(run_lab("log", cwd=repo / "vision").stdout.strip()).read_text()
+    assert sha[:7] in speech_page and sha[:7] not in vision_page

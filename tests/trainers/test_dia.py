@@ -166,6 +166,12 @@ def test_lab_generate_from_a_run(tmp_path, family_lab, lab_environment):
     assert re.search(r"^generate: \d+/(\d+) steps in [\d.]+ s$", done.stderr, re.M)[1] == str(86 + 8 + 1)
     stopped = f"lab: generate: stopped at EOS after {seconds:.2f} s of the 1 s asked"
     assert (stopped in done.stderr) == (seconds < 1 - 0.05), done.stderr  # a sample cut at EOS says so
+    lab("generate", "dia_009", "--tags", "drums", "--seconds", "0.1", "--num", "2", "--seed", "5")
+    lines = [json.loads(line) for line in (Store(lab.repo).attempt_dir("dia_009", 1) / "samples.jsonl").open()]
+    generated = [line for line in lines if line["source"] == "generate"]
+    assert [(line["seed"], line["settings"]["tags"]) for line in generated] == [
+        (0, "drums, bass, 120 bpm"), (5, "drums"), (6, "drums")]  # one after another: seed, seed + 1
+    assert generated[0]["settings"]["cfg_scale"] == 3.0 and generated[0]["sample_rate"] == 44100
 
 
 def test_lab_generate_checks_the_conditioning_against_what_the_model_was_trained_on(tmp_path, family_lab,
@@ -180,7 +186,7 @@ def test_lab_generate_checks_the_conditioning_against_what_the_model_was_trained
     lab("launch", "dia_001", "--no-commit")
     known = json.loads((Store(lab.repo).attempt_dir("dia_001", 1) / "summary.json").read_text())["data"]["tags"]
     assert "drums" in known and "kazoo" not in known
-    media = (Store(lab.repo).attempt_dir("dia_001", 1) / "media.jsonl").read_text()
+    media = (Store(lab.repo).attempt_dir("dia_001", 1) / "samples.jsonl").read_text()
     assert "samples/conditional" in media and "samples/unconditional" in media
 
     def generate(*args: str) -> subprocess.CompletedProcess:

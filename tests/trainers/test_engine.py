@@ -7,6 +7,7 @@ subprocesses, as the lab runs them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -443,14 +444,18 @@ def test_evaluation_stages_run_on_their_own_cadence_and_log_media(tmp_path, monk
     rows = [json.loads(line) for line in (attempt / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if "val/loss" in row] == [2, 4, 6, 8, 10]
     assert [row["step"] for row in rows if "val/probe" in row] == [2, 4, 8, 10]  # first, every 4th, last
-    media = [json.loads(line) for line in (attempt / "media.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in media] == [2, 4, 8, 10]
-    assert {entry["name"] for entry in media} == {"probe/tone"} and media[0]["sample_rate"] == 8000
-    import wave
+    samples = [json.loads(line) for line in (attempt / "samples.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in samples] == [2, 4, 8, 10]
+    assert {entry["name"] for entry in samples} == {"probe/tone"} and samples[0]["sample_rate"] == 8000
+    last = samples[-1]
+    assert last["source"] == "training" and last["stored"] == "records" and last["file"].endswith("_step10.flac")
+    assert last["seconds"] == 0.1 and 0.34 < last["rms"] < 0.36 and 0.49 < last["peak"] <= 0.5  # 0.5 sin: 0.5/sqrt 2
+    data = (attempt / last["file"]).read_bytes()
+    assert last["bytes"] == len(data) and last["sha256"] == hashlib.sha256(data).hexdigest()
+    import soundfile
 
-    with wave.open(media[-1]["path"]) as sound:
-        assert sound.getframerate() == 8000 and sound.getnframes() == 800
-    assert Path(media[-1]["path"]).is_relative_to(artefacts)
+    sound, rate = soundfile.read(attempt / last["file"])
+    assert rate == 8000 and sound.shape == (800,) and abs(sound[10] - 0.5 * math.sin(1.0)) < 1e-4
 
 
 def test_a_stage_turned_off_never_runs(tmp_path):

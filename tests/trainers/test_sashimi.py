@@ -134,12 +134,47 @@ def test_generate_and_profile_from_a_lab_run(tmp_path, family_lab, lab_environme
     assert "EOS" not in done.stderr
     with wave.open(str(tmp_path / "sample.wav")) as sound:
         assert sound.getframerate() == 16000 and sound.getnframes() == 800
-    media_log = Store(repo).attempt_dir("sash_001", 1) / "media.jsonl"
-    media = [json.loads(line) for line in media_log.read_text().splitlines()]
-    assert [entry["step"] for entry in media] == [2, 4] and Path(media[0]["path"]).is_file()
+    attempt = Store(repo).attempt_dir("sash_001", 1)
+    samples = [json.loads(line) for line in (attempt / "samples.jsonl").read_text().splitlines()]
+    training, generated = samples[:2], samples[2:]
+    assert [(entry["source"], entry["step"]) for entry in training] == [("training", 2), ("training", 4)]
+    assert [(entry["source"], entry["step"], entry["checkpoint"]) for entry in generated] == [("generate", 4, "best")]
+    made = generated[0]
+    assert made["settings"] == {"seconds": 0.05, "temperature": 1.0, "seed": 0} and made["seed"] == 0
+    assert made["seconds"] == 0.05 and made["sample_rate"] == 16000 and 0 <= made["silence"] <= 1
+    assert made["stored"] == "records" and (attempt / made["file"]).is_file() and made["file"].endswith(".flac")
     profile = lab("profile", "sash_001")
     assert "backbone forward" in profile and "head + loss" in profile and "MiB" in profile
     lab("report", "sash_001")  # the profile is recorded on the run, so its report shows it
     report = (repo / "logs/reports/sash_001.md").read_text()
     assert re.search(r"- Peak tensor memory of one training step \(`lab profile`\): .*backbone forward [\d.]+ MiB",
                      report)
+
+
+def test_generate_num_makes_a_batch_and_large_samples_stay_local(family_lab, lab_environment):
+    lab = family_lab("sash", "sashimi")
+    lab("new-run", "sash_001", "--preset", "tiny", "--hypothesis", "tones", "--set", "train.max_steps=2",
+        "--set", "train.eval_every=2")
+    lab("launch", "sash_001", "--no-commit")
+    settings = json.loads((lab.repo / "lab.json").read_text())
+    (lab.repo / "lab.json").write_text(json.dumps({**settings, "samples": {"max_mb": 0.001}}))  # 1 kB
+    done = run_lab("generate", "sash_001", "--seconds", "0.01", "--num", "2", "--seed", "7", "--temperature", "0.9",
+                   cwd=lab.repo, env=lab_environment)
+    assert done.returncode == 0, done.stderr
+    wrote = [line for line in done.stdout.splitlines() if line.startswith("wrote ")]
+    assert not list(lab.repo.glob("*.wav"))  # nothing lands in the working folder unless --out asks
+    assert len(wrote) == 2 and all("(0.01 s, step 2, in the records) from " in line for line in wrote), done.stdout
+    store = Store(lab.repo)
+    lines = [json.loads(line) for line in (store.attempt_dir("sash_001", 1) / "samples.jsonl").read_text().splitlines()]
+    assert [(line["index"], line["seed"], line["settings"]["temperature"]) for line in lines] == [(0, 7, 0.9),
+                                                                                                   (1, 7, 0.9)]
+    for line in lines:  # 160 samples of 16 bits: a few hundred bytes of FLAC
+        assert line["stored"] == "records" and line["bytes"] < 1000 and len(line["sha256"]) == 64
+        assert (store.attempt_dir("sash_001", 1) / line["file"]).stat().st_size == line["bytes"]
+    lab("generate", "sash_001", "--seconds", "0.5")
+    last = json.loads((store.attempt_dir("sash_001", 1) / "samples.jsonl").read_text().splitlines()[-1])
+    assert last["stored"] == "local" and last["file"].startswith("artefacts/sash_001/")  # 8,000 samples: several kB
+    assert (lab.repo / last["file"]).is_file()
+    bad = run_lab("generate", "sash_001", "--num", "0", cwd=lab.repo, env=lab_environment)
+    assert bad.returncode == 2 and bad.stderr.strip() == "lab: error: --num must be 1 or more, not 0"
+    assert len((store.attempt_dir("sash_001", 1) / "samples.jsonl").read_text().splitlines()) == 3

@@ -26,7 +26,9 @@ def run_store(run_id: str) -> Store:
 
 def generate_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("id")
-    sub.add_argument("--out", default="sample.wav", help="wav file to write (default: sample.wav)")
+    sub.add_argument("--num", type=int, default=1, help="how many samples to make at once (default: 1)")
+    sub.add_argument("--out", help="also write a wav copy here (several samples: OUT_1.wav, OUT_2.wav ...); the "
+                                   "samples themselves are recorded on the run")
     sub.add_argument("--seconds", type=float, help="length of the audio")
     sub.add_argument("--temperature", type=float, help="sampling temperature")
     sub.add_argument("--seed", type=int, help="random seed of the sampling")
@@ -45,11 +47,17 @@ def run_generate(args: argparse.Namespace) -> int:
     request = {key: value for key, value in (("seconds", args.seconds), ("temperature", args.temperature),
                                               ("seed", args.seed), ("tags", args.tags), ("text", args.text),
                                               ("cfg_scale", args.cfg_scale)) if value is not None}
-    path, seconds, asked, source = write_generated(store, args.id, args.out, **request)
-    print(f"wrote {path} ({seconds:.2f} s) from {source}")
-    if asked is not None and seconds < asked - SHORT_BY:
-        print(f"lab: generate: stopped at EOS after {seconds:.2f} s of the {asked:g} s asked (the model ended the "
-              "sample)", file=sys.stderr)
+    if args.num < 1:
+        print(f"lab: error: --num must be 1 or more, not {args.num}", file=sys.stderr)
+        return 2
+    lines, asked, source = write_generated(store, args.id, args.out, num=args.num, **request)
+    for line in lines:
+        where = "in the records" if line["stored"] == "records" else "kept locally (over the records' size limit)"
+        copy = f", copied to {line['copy']}" if line.get("copy") else ""
+        print(f"wrote {line['file']} ({line['seconds']:.2f} s, step {line['step']}, {where}{copy}) from {source}")
+        if asked is not None and line["seconds"] < asked - SHORT_BY:
+            print(f"lab: generate: stopped at EOS after {line['seconds']:.2f} s of the {asked:g} s asked (the model "
+                  "ended the sample)", file=sys.stderr)
     return 0
 
 
@@ -117,8 +125,8 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-GENERATE = Command("generate", "Generate audio with a run's best checkpoint and write a wav.",
-                   'lab generate sash_001 --seconds 4 --out sample.wav   |   lab generate dia_009 --tags "drums, bass"',
+GENERATE = Command("generate", "Generate audio with a run's best checkpoint and record it on the run.",
+                   'lab generate sash_001 --seconds 4 --num 4   |   lab generate dia_009 --tags "drums" --out a.wav',
                    generate_arguments, run_generate)
 PROFILE = Command("profile", "Peak memory of one training step of a run, by component.", "lab profile sash_001",
                   profile_arguments, run_profile)

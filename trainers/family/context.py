@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from lab import tracker
 from lab.records.files import atomic_write
-from trainers.formats.audio import wav_bytes
+from trainers.formats.audio import audio_stats, flac_bytes, wav_bytes
 
 # (dataset, batch_size, seed, epoch, rank, processes) -> this process's index batches for the epoch
 BatchSampler = Callable[[Any, int, int, int, int, int], list[list[int]]]
@@ -68,11 +68,13 @@ class Context:
     def log_media(self, name: str, media: str | Path | Any, step: int | None = None, *,
                   kind: str = "audio", sample_rate: int | None = None) -> Path | None:
         """Record a sample: a file path, or an array (audio: (samples,) or (channels, samples) floats in
-        [-1, 1] with `sample_rate`; image: (H, W) or (H, W, 3)) written to the artefacts folder first.
-        Returns the file's path (None off the main process)."""
+        [-1, 1] with `sample_rate`, kept as FLAC on the attempt by `log_audio`; image: (H, W) or (H, W, 3),
+        written to the artefacts folder first). Returns the file's path (None off the main process)."""
         if not self.is_main:
             return None
         step = self.step if step is None else step
+        if kind == "audio" and not isinstance(media, (str, Path)):
+            return self.log_audio(name, media, step, sample_rate)
         if isinstance(media, (str, Path)):
             path = Path(media)
         else:
@@ -80,6 +82,29 @@ class Context:
             write_media(path, media, kind, sample_rate)
         tracker.media(name, path, step, kind=kind, sample_rate=sample_rate)
         return path
+
+
+    def log_audio(self, name: str, audio: Any, step: int, sample_rate: int | None) -> Path | None:
+        """Record a generated sample as a FLAC file on the attempt, with its length and level (`audio_stats`),
+        through `tracker.sample` (`lab.records.samples`); returns the file's path."""
+        if not sample_rate:
+            raise ValueError("log_media of an audio array needs sample_rate")
+        array = as_array(audio)
+        data = flac_bytes(array, sample_rate)
+        kept = tracker.sample(name, data, step, sample_rate=sample_rate, **audio_stats(array, sample_rate))
+        if kept is None:  # no attempt (a standalone run): the file still goes to the artefacts folder
+            kept = self.artefacts / "media" / f"{safe_name(name)}_{step}.flac"
+            atomic_write(kept, lambda stream: stream.write(data))
+        return kept
+
+
+def as_array(data: Any):
+    """A tensor or array-like as a float32 numpy array (on the host)."""
+    import numpy as np
+
+    if hasattr(data, "detach"):  # a tensor
+        data = data.detach().float().cpu().numpy()
+    return np.asarray(data, dtype=np.float32)
 
 
 def standard_error(values: list[float]) -> float | None:
@@ -107,9 +132,7 @@ def write_media(path: Path, data: Any, kind: str, sample_rate: int | None) -> No
     """Write an array as a 16-bit PCM wav (`kind` 'audio') or a PNG ('image'), atomically."""
     import numpy as np
 
-    if hasattr(data, "detach"):  # a tensor
-        data = data.detach().float().cpu().numpy()
-    array = np.asarray(data, dtype=np.float32)
+    array = as_array(data)
     if kind == "audio":
         if not sample_rate:
             raise ValueError("log_media of an audio array needs sample_rate")

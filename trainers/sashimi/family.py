@@ -6,6 +6,7 @@ and predicts each code. Loss and metrics are in nats and bits per sample, compar
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable
 
@@ -82,32 +83,63 @@ def evaluate(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:
 
 @torch.no_grad()
 def generate(model: SaShiMi, config: Config, seconds: float, temperature: float = 1.0,
-             seed: int = 0, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
-    """`seconds` of audio sampled one code at a time through the recurrence: ((channels, frames), rate).
+             seed: int = 0, progress: Callable[[int, int], None] | None = None,
+             num: int | None = None) -> tuple[np.ndarray, int]:
+    """`seconds` of audio sampled one code at a time through the recurrence (`SaShiMi.step`): ((channels,
+    frames), rate); with `num`, that many samples in one batch: ((num, channels, frames), rate).
     `progress(codes done, codes in all)` is called after each code."""
     model.eval()
     channels = 2 if config.data.stereo else 1
     positions = int(seconds * config.data.sample_rate) * channels
+    batch = 1 if num is None else num
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
+    device = next(model.parameters()).device
     try:
-        device = next(model.parameters()).device
-        state = model.initial_state(1, device)
-        code = torch.full((1,), 2 ** (config.model.bits - 1), dtype=torch.long, device=device)
-        codes = []
-        for position in range(positions):
-            outputs, state = model.step(code, state)  # (1, outputs)
-            if config.model.head == "dml":
-                code = dml_sample(outputs, config.model.bits, temperature)
-            else:
-                code = torch.distributions.Categorical(logits=outputs.float() / temperature).sample()
-            codes.append(code)
-            if progress is not None:
-                progress(position + 1, positions)
+        with one_cpu_thread(device):
+            codes = sample_codes(model, config, batch, positions, temperature, progress)  # (batch, positions)
     finally:
         torch.random.set_rng_state(generator_state)
-    samples = dequantize(torch.cat(codes), config.model.bits, config.data.quantization).cpu().numpy()
-    return data.deinterleave(samples, channels), config.data.sample_rate
+    samples = dequantize(codes, config.model.bits, config.data.quantization).cpu().numpy()
+    made = np.stack([data.deinterleave(row, channels) for row in samples])  # (batch, channels, frames)
+    return (made[0] if num is None else made), config.data.sample_rate
+
+
+def sample_codes(model: SaShiMi, config: Config, batch: int, positions: int, temperature: float,
+                 progress: Callable[[int, int], None] | None) -> torch.Tensor:
+    """(batch, positions) codes drawn one position at a time, each from the model's output given the codes
+    before it (the first input: the middle code, silence)."""
+    device = next(model.parameters()).device
+    state = model.initial_state(batch, device)
+    code = torch.full((batch,), 2 ** (config.model.bits - 1), dtype=torch.long, device=device)
+    codes = []
+    for position in range(positions):
+        outputs, state = model.step(code, state)  # (batch, outputs)
+        if config.model.head == "dml":
+            code = dml_sample(outputs, config.model.bits, temperature)
+        else:
+            code = torch.multinomial(torch.softmax(outputs.float() / temperature, dim=-1), 1).squeeze(-1)
+        codes.append(code)  # (batch,)
+        if progress is not None:
+            progress(position + 1, positions)
+    return torch.stack(codes, dim=1)
+
+
+@contextlib.contextmanager
+def one_cpu_thread(device: torch.device):
+    """On the CPU, one intra-op thread for the duration (restored after). A generation step's tensors hold a few
+    hundred values, too few to share across threads, and where other jobs share the cores the threads' waits at
+    each op dominate: 0.25 s of tiny's audio (4,000 samples) took 62 s with torch's 2 threads against 4.9 s with
+    one, on a 2-core machine other jobs loaded (the issue's 66 samples/s)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def samples_stage(model: torch.nn.Module, batches, ctx: Context) -> dict[str, float]:

@@ -10,6 +10,7 @@ run's status are read from its attempts here.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -94,6 +95,56 @@ def intact_checkpoint(path: Path) -> bool:
         return False
 
 
+RESERVE_NAME = ".space-reserve"  # in a running attempt's folder: deleted first when the attempt ends
+RESERVE_BYTES = 512 * 1024  # what closing an attempt writes (attempt.json, events, printed rows, health), with room
+RESERVE_KEPT = 64 * 1024  # what the reserve keeps once the script's own rows needed the rest (the closing writes)
+
+
+def reserve_space(path: Path) -> None:
+    """Allocate RESERVE_BYTES at `path` (real blocks, not a sparse file), so that an attempt whose script filled the
+    disk can still close as what it was once the file is deleted; nothing when the disk has no room even now."""
+    try:
+        with open(path, "xb") as stream:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(stream.fileno(), 0, RESERVE_BYTES)
+            else:  # macOS: zeros written are blocks allocated
+                stream.write(bytes(RESERVE_BYTES))
+    except OSError:
+        path.unlink(missing_ok=True)  # no room even now: the attempt opens without it
+
+
+def shrink_reserve(path: Path) -> bool:
+    """Give the script the reserve's bytes beyond RESERVE_KEPT (its rows come before the lab's closing writes);
+    returns whether any were freed."""
+    try:
+        if path.stat().st_size <= RESERVE_KEPT:
+            return False
+        os.truncate(path, RESERVE_KEPT)
+        return True
+    except OSError:
+        return False
+
+
+def note_lost_rows(path: Path, count: int) -> None:
+    """Write `count` (rows the full disk refused) in place at the start of the reserve, which needs no free block;
+    nothing where the reserve is gone."""
+    try:
+        with open(path, "r+b") as stream:
+            stream.write(json.dumps({"rows_lost": count}).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def lost_rows(path: Path) -> int:
+    """The count `note_lost_rows` left in the reserve at `path` (0 for none, or no reserve)."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(64).split(b"\n")[0]
+        return int(json.loads(head)["rows_lost"]) if head.startswith(b"{") else 0
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 class Attempts:
     """The attempts of each run of a lab (`store.attempts`)."""
 
@@ -127,6 +178,7 @@ class Attempts:
                 "artefacts": str(self.place.artefacts_root / run_id / key), **clock_fields(), **fields,
             }
             write_json(partial / "attempt.json", record)
+            reserve_space(partial / RESERVE_NAME)
             folder = running / key
             partial.rename(folder)  # the attempt appears whole, record included, or not at all
             self.place.forget_folders(run_id)
@@ -147,7 +199,8 @@ class Attempts:
 
     def end(self, attempt_dir: Path, *, exit_code: int | None, status: str) -> dict:
         """Mark an attempt ended with `status` (one of FINAL_STATUSES), move it from the running folder into
-        logs/ (where git carries it), and record the event; returns its record.
+        logs/ (where git carries it), and record the event; returns its record. Rows of metrics.jsonl a full disk
+        refused the script are counted in it as `rows_lost`.
 
         An attempt that has already ended is left as it is (two processes may notice a crash at once).
         """
@@ -158,9 +211,12 @@ class Attempts:
                 ended.append(True)
                 return {}
             ended_at = now_iso()
-            return {"status": status, "ended": ended_at, "exit_code": exit_code, **elapsed(record, ended_at)}
+            return {"status": status, "ended": ended_at, "exit_code": exit_code, **elapsed(record, ended_at),
+                    **({"rows_lost": lost} if lost else {})}
 
         attempt_dir = Path(attempt_dir)
+        lost = lost_rows(attempt_dir / RESERVE_NAME)  # rows of metrics.jsonl a full disk refused the script
+        (attempt_dir / RESERVE_NAME).unlink(missing_ok=True)  # the room its closing writes need on a full disk
         record = self.update(attempt_dir, merge=close)
         self.settle(attempt_dir)
         if not ended:
@@ -177,6 +233,7 @@ class Attempts:
         if attempt_dir.parent != self.place.running_dir(run_id) or not attempt_dir.is_dir():
             return attempt_dir
         target = self.place.home(run_id) / "attempts" / attempt_dir.name
+        (attempt_dir / RESERVE_NAME).unlink(missing_ok=True)
         with self.place.lock(f"attempt_{run_id}_{attempt_dir.name}"):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(attempt_dir, target)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from lab.errors import LabError
 
 SETTINGS_FILE = "lab.json"
-SECTIONS = ("wandb", "prefixes", "launch", "capture", "remote", "commit", "secrets")  # keys holding objects
+SECTIONS = ("wandb", "prefixes", "launch", "capture", "remote", "commit", "secrets", "samples")  # keys holding objects
 TEXTS = ("logs", "artefacts", "timezone")  # ... holding text
 NUMBERS = {("launch", "kill_grace_seconds"): 0, ("launch", "output_head_mb"): 0, ("launch", "output_tail_mb"): 0,
-           ("remote", "timeout_s"): 0, (None, "device_memory_gb"): 0}  # numbers and their least value (exclusive
+           ("remote", "timeout_s"): 0, (None, "device_memory_gb"): 0,
+           ("samples", "max_mb"): 0}  # numbers and their least value (exclusive
 # for the device size and the remote's timeout)
 DEFAULTS = {"logs": "logs", "artefacts": "artefacts", "prefixes": {}, "wandb": {}}  # a new lab's lab.json
 

@@ -1,7 +1,8 @@
 """The patches: each wraps a library's own method, calls it first with what the script passed, returns what it
 returned, and records after (through `rows.guarded`, so a failure of the lab's part never reaches the script).
 
-- argparse: the parsed namespace, defaults included, as the attempt's config (not a launcher's own options).
+- argparse: the parsed namespace, defaults included, as the attempt's config (not a launcher's own options);
+  the run's `--set` values are the values of the options they name, and Hydra's overrides (lab.tracking.autolog.handed).
 - wandb: `Run.log` rows (explicit and implicit steps, `commit=False` merged, each metric on the step axis
   `define_metric` declared), config at init and on updates, summary updates, and the W&B runs the script really
   opened: the first as the attempt's link, every further one listed beside it, its rows under its name.
@@ -24,7 +25,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from lab.tracking import tracker, wandb_server
-from lab.tracking.autolog import rows
+from lab.tracking.autolog import handed, rows
 from lab.tracking.autolog.rows import Stream, guarded
 
 # Packages whose argparse options are a launcher's, a kernel's or a tool's own (torchrun's, Hydra's overrides, a
@@ -59,13 +60,21 @@ def patch_argparse(module: ModuleType) -> None:
 
     @functools.wraps(parse_known_args)
     def patched(self, args=None, namespace=None):
-        depth.value = getattr(depth, "value", 0) + 1  # a subparser's parse runs inside its parent's
+        outer = getattr(depth, "value", 0) == 0  # a subparser's parse runs inside its parent's
+        caller = caller_module(sys._getframe(1)) if outer else ""
+        script = outer and not is_tool_module(caller)
+        changed = (guarded(handed.prepared_defaults, self, args) or []) if script else []
+        depth.value = getattr(depth, "value", 0) + 1
         try:
             result = parse_known_args(self, args, namespace)
         finally:
             depth.value -= 1
-        if depth.value == 0 and not is_tool_module(caller_module(sys._getframe(1))):
+            handed.restore_defaults(self, changed)
+        if script:
+            guarded(handed.check_parsed, self, result[0], args, changed)
             guarded(rows.report_config, vars(result[0]), "argparse")
+        elif outer and caller.startswith("hydra"):
+            guarded(handed.hydra_overrides, result[0])
         return result
 
     module.ArgumentParser.parse_known_args = patched
