@@ -147,6 +147,15 @@ def branch_name(repo: Repo) -> str:
     return "detached" if repo.head.is_detached else repo.active_branch.name
 
 
+def heads(root: Path) -> list[list[str]]:
+    """[[branch, sha], ...] of the local branches of the repository at `root`, sorted; [] outside git (what the
+    daily pages' commit lists are read from, as a version)."""
+    repo = _open_repo(root)
+    if repo is None:
+        return []
+    return sorted([head.name, head.object.hexsha] for head in repo.heads)
+
+
 def head_sha(repo: Repo) -> str | None:
     return repo.head.commit.hexsha if repo.head.is_valid() else None
 

@@ -40,14 +40,15 @@ def comparisons(store: Store) -> dict[str, list[str]]:
     return found
 
 
-def compare_page(store: Store, specs: list[str] = (), group: str | None = None, name: str | None = None) -> Path:
+def compare_page(store: Store, specs: list[str] = (), group: str | None = None, name: str | None = None,
+                 members: list[str] | None = None) -> Path:
     """`lab compare`: the comparison of the runs `specs` (`RUN` or `RUN:ATTEMPT`), or of a `group`'s runs (led
-    by the run they all branch from), named `name` (default: the group, or the arms joined by _vs_). LabError
-    for both or neither, or as `compare`."""
+    by the run they all branch from; `members`, its runs in the lab's order, when the caller knows them), named
+    `name` (default: the group, or the arms joined by _vs_). LabError for both or neither, or as `compare`."""
     if group and specs:
         raise LabError("give run ids or --group, not both")
     if group:
-        arms, reference = group_arms(store, group)
+        arms, reference = group_arms(store, group, members)
         return compare(store, arms, name or group, reference)
     return compare(store, list(specs), name)
 
@@ -258,10 +259,11 @@ def same_config_arms(store: Store, arms: list[tuple[str, int | None]], labels: l
             for label, config in zip(labels[1:], configs[1:]) if config == configs[0]]
 
 
-def group_arms(store: Store, group: str) -> tuple[list[str], str]:
+def group_arms(store: Store, group: str, members: list[str] | None = None) -> tuple[list[str], str]:
     """(a group's runs for a comparison, which is its reference and why): led by the run they all branch from
-    when it is outside the group, else by the group's first run."""
-    ids = group_runs(store, group)
+    when it is outside the group, else by the group's first run. `members`: the group's runs when known, else
+    every readable run is read."""
+    ids = members or group_runs(store, group)
     parents = {store.runs.load(rid).get("parent") for rid in ids}
     if len(parents) == 1 and (parent := parents.pop()) and parent not in ids and store.exists(parent):
         return [parent, *ids], f"reference: {parent}, the run the group branched from (added to the group's runs)"

@@ -7,6 +7,7 @@ Rendering the same records twice gives the same bytes: pages carry no generation
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 import sys
 from datetime import date, datetime
@@ -40,8 +41,10 @@ NOTE_LABELS = {"findings": "Findings", "observations": "Observations", "conclusi
 
 
 @functools.lru_cache(maxsize=8)
-def environment(root: Path):
-    """The jinja2 environment of the lab at `root`: its own templates first, then the project's."""
+def environment(root: Path, own: tuple[str, ...] = ()):
+    """The jinja2 environment of the lab at `root`: its own templates first, then the project's. `own` (the names
+    in the lab's templates/, `own_templates`) keys the cache: a template the lab adds is found, not the project's
+    one already loaded."""
     import jinja2
 
     loader = jinja2.FileSystemLoader([str(root / "templates"), str(PACKAGE_TEMPLATES)])
@@ -55,9 +58,17 @@ def environment(root: Path):
     return env
 
 
+def own_templates(root: Path) -> tuple[str, ...]:
+    """The names of the files in the lab's own templates/ folder, sorted; () without one."""
+    try:
+        return tuple(sorted(os.listdir(root / "templates")))
+    except OSError:
+        return ()
+
+
 def render(store: Store, template: str, path: Path, **context) -> Path:
     """Render `template` with `context` to `path` (written only when the bytes changed)."""
-    text = environment(store.root).get_template(template).render(**context)
+    text = environment(store.root, own_templates(store.root)).get_template(template).render(**context)
     text = text.rstrip("\n") + "\n"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text(path, text)
@@ -258,16 +269,19 @@ def daily_logs(store: Store, day: date | None = None, every_day: bool = False) -
     return [daily_log(store, one) for one in days]
 
 
-def daily_log(store: Store, day: date) -> Path:
-    """Write logs/daily/<day>.md from the records and return its path."""
-    return render(store, "daily.md.j2", store.logs_dir / "daily" / f"{day.isoformat()}.md", **day_context(store, day))
+def daily_log(store: Store, day: date, run_ids: list[str] | None = None) -> Path:
+    """Write logs/daily/<day>.md from the records and return its path. `run_ids`: the runs with an event that day
+    when the caller knows them (`lab render`'s derived facts), else every readable run is read."""
+    return render(store, "daily.md.j2", store.logs_dir / "daily" / f"{day.isoformat()}.md",
+                  **day_context(store, day, run_ids))
 
 
-def day_context(store: Store, day: date) -> dict:
+def day_context(store: Store, day: date, run_ids: list[str] | None = None) -> dict:
     """What a daily page shows (the Markdown one and the site's): {"day": ISO date, "overview" and "insights"
     (texts of that day's journal), "experiments" (`run_view` of each run active that day, by its first event),
-    "commits" (`vcs.commits_on`)}."""
-    events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day] for rid in store.readable_run_ids()}
+    "commits" (`vcs.commits_on`)}; `run_ids` as `daily_log`."""
+    candidates = store.readable_run_ids() if run_ids is None else run_ids
+    events = {rid: [e for e in store.events.of(rid) if store.day(e["time"]) == day] for rid in candidates}
     run_ids = [rid for rid, on_day in events.items() if on_day]
     first_event = {rid: min(e["time"] for e in events[rid]) for rid in run_ids}
     journal = [e for e in store.events.journal() if store.day(e["time"]) == day]

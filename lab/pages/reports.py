@@ -5,6 +5,7 @@ rebuilds every page from the records."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 from lab.errors import LabError
@@ -12,11 +13,11 @@ from lab.families import registry
 from lab.health import rules as health
 from lab.health.diagnosis import chosen_attempt, run_findings, run_stages
 from lab.pages import listening, plots, results, verdicts
-from lab.pages.changelogs import baselines_in_use, changelog
+from lab.pages.changelogs import changelog
 from lab.pages.comparisons import compare, compare_page, comparisons
+from lab.pages.incremental import Pages
 from lab.pages.context import (
     NOTE_LABELS,
-    active_days,
     command_text,
     daily_log,
     display_title,
@@ -260,18 +261,33 @@ def verification_rows(rows: list[dict]) -> list[dict]:
 
 
 def render_all(store: Store) -> list[Path]:
-    """Rebuild every page from the records: daily logs, changelogs, group ablations, reports."""
-    written = [daily_log(store, day) for day in active_days(store)]
-    written += [changelog(store, name) for name in baselines_in_use(store)]
+    """Rebuild the pages whose records changed (`incremental.Pages`): daily logs, changelogs, group ablations,
+    named comparisons, reports; every page's path."""
+    pages = Pages(store)
+    facts = pages.facts
+    by_day: dict[str, list[str]] = {}
     groups: dict[str, list[str]] = {}
-    for rid in store.readable_run_ids():
-        group = store.runs.load(rid).get("group")
-        if group:
-            groups.setdefault(group, []).append(rid)
-    written += [compare_page(store, group=group) for group, ids in sorted(groups.items()) if len(ids) > 1]
-    readable = set(store.readable_run_ids())
+    for rid, fact in facts.items():
+        for day in fact["days"]:
+            by_day.setdefault(day, []).append(rid)
+        if fact["group"]:
+            groups.setdefault(fact["group"], []).append(rid)
+    days = sorted(set(by_day) | {store.day(event["time"]).isoformat() for event in store.events.journal()})
+    written = [pages.write(f"daily:{day}", by_day.get(day, []),
+                           lambda day=day: daily_log(store, date.fromisoformat(day), by_day.get(day, [])))
+               for day in days]
+    for name in sorted({fact["baseline"] for fact in facts.values()} - {None}):
+        on_baseline = [rid for rid, fact in facts.items() if fact["baseline"] == name]
+        written.append(pages.write(f"changelog:{name}", on_baseline, lambda name=name: changelog(store, name)))
+    written += [pages.write(f"group:{group}", ids, lambda group=group: compare_page(store, group=group,
+                                                                                    members=groups[group]))
+                for group, ids in sorted(groups.items()) if len(ids) > 1]
     for name, specs in sorted(comparisons(store).items()):
-        if name not in groups and all(spec.partition(":")[0] in readable for spec in specs):
-            written.append(compare(store, specs, name))
-    written += [report(store, rid) for rid in store.readable_run_ids() if store.attempts.latest_with_metrics(rid)]
+        arms = [spec.partition(":")[0] for spec in specs]
+        if name not in groups and all(arm in facts for arm in arms):
+            written.append(pages.write(f"compare:{name}", arms, inputs=specs,
+                                       make=lambda specs=specs, name=name: compare(store, specs, name)))
+    reports = store.logs_dir / "reports"
+    written += [pages.write(f"report:{rid}", [rid], lambda rid=rid: report(store, rid),
+                            also=(reports / rid / "curves.svg",)) for rid, fact in facts.items() if fact["reported"]]
     return written + listening.render_all(store)

@@ -80,6 +80,18 @@ class Derived:
         except (sqlite3.Error, ValueError):
             return None
 
+    def every(self, kind: str) -> dict[str, tuple[str, Any]]:
+        """{name: (version, value)} of every value kept of `kind` (one query, for a reader that checks many);
+        empty when the database cannot be read."""
+        connection = self._connect()
+        if connection is None:
+            return {}
+        try:
+            rows = connection.execute("select name, version, value from derived where kind = ?", (kind,)).fetchall()
+            return {name: (version, json.loads(value)) for name, version, value in rows}
+        except (sqlite3.Error, ValueError):
+            return {}
+
     def put(self, kind: str, name: str, version: str, value: Any) -> None:
         """Keep `value` (derived from `version`) for (kind, name); silently nothing when the database cannot be
         written now or the value is not JSON."""

@@ -29,6 +29,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 from lab.errors import LabError, RecordError, warn
@@ -92,15 +93,19 @@ class Store(Place):
     def baselines(self) -> Baselines:
         return Baselines(self)
 
-    def readable_run_ids(self) -> list[str]:
+    def readable_run_ids(self, known: Collection[str] = ()) -> list[str]:
         """The runs whose records can be read; each unreadable one is named once in a warning and left out (its
         reason in `unreadable`), so one damaged run does not stop a page command for the whole lab. Checked
-        once per set of runs."""
+        once per set of runs; the runs in `known` (found readable under their files' current versions, e.g. by
+        `lab render`'s derived facts) are not read again."""
         run_ids = tuple(self.run_ids())
         if self._readable is not None and self._readable[0] == run_ids:
             return list(self._readable[1])
         readable = []
         for run_id in run_ids:
+            if run_id in known:
+                readable.append(run_id)
+                continue
             try:
                 self.runs.load(run_id)
                 self.attempts.of(run_id)
