@@ -179,7 +179,7 @@ def test_init_keeps_an_unterminated_gitignore_intact(repo):
     assert (repo / ".gitignore").read_text().splitlines() == [
         "*.tmp", "artefacts/", ".env", "wandb/", "/outputs/", "/multirun/", "/lightning_logs/", "logs/daily/",
         "logs/reports/",
-        "logs/changelogs/", "logs/site/", "logs/ablations/*", "!logs/ablations/index.json*"]
+        "logs/changelogs/", "logs/site/", "logs/listen/", "logs/ablations/*", "!logs/ablations/index.json*"]
 
 
 def test_a_gitignore_that_is_a_folder_is_one_line(lab):
